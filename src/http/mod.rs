@@ -1,0 +1,27 @@
+//! HTTP: the axum router and thin handlers over the current [`World`](crate::world::World).
+//! Only this module knows axum; domain errors become statuses in [`error`].
+
+pub mod error;
+mod health;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::world::WorldHandle;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub world: WorldHandle,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .fallback(error::no_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

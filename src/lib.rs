@@ -1,0 +1,10 @@
+//! citygrid: a geospatial tile and spatial-query server for grid-based city management
+//! (网格化管理 / 数字城管). See README.md for the architecture.
+
+pub mod config;
+pub mod crs;
+pub mod demo;
+pub mod http;
+pub mod model;
+pub mod store;
+pub mod world;

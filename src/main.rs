@@ -1,0 +1,209 @@
+//! The `citygrid` command: serve a data directory, generate a demo city.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::info;
+
+use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, ServerConfig};
+use citygrid::demo::{DemoSpec, Preset};
+use citygrid::http::{AppState, router};
+use citygrid::store::{CityMeta, Store};
+use citygrid::world::{World, WorldHandle};
+
+/// citygrid: vector tiles, lookups and case routing for grid-based city management (网格化管理).
+///
+/// A city is cut into a hierarchy of grids (区 district › 街道 street › 社区 community › 网格 unit grid)
+/// and holds its components (部件: manhole covers, lamps, cameras…). citygrid keeps them in memory
+/// and answers over HTTP. Start with:
+///
+///   citygrid serve --demo          # generate the Wuzhong demo city into ./citygrid-data and serve it
+///
+///   curl http://127.0.0.1:8080/health
+#[derive(Parser)]
+#[command(name = "citygrid", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a data directory over HTTP (health, lookups, tiles as they are built).
+    Serve(ServeArgs),
+    /// Generate a synthetic demo city (grids, components, responsibility list) into a data directory.
+    ///
+    /// Same preset and seed, same layer files, byte for byte. Writing into an existing data
+    /// directory adds new versions and makes them current; older versions stay for rollback.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data directory (layers, manifest). [env: CITYGRID_DATA] [default: ./citygrid-data]
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
+    data: Option<PathBuf>,
+    /// Address to listen on; use 0.0.0.0:8080 to serve the LAN. Port 0 picks a free port.
+    /// [env: CITYGRID_BIND] [default: 127.0.0.1:8080]
+    #[arg(long, env = "CITYGRID_BIND", hide_env = true)]
+    bind: Option<String>,
+    /// TOML configuration file (keys: bind, data); flags and environment override it.
+    #[arg(long, env = "CITYGRID_CONFIG", hide_env = true)]
+    config: Option<PathBuf>,
+    /// If the data directory is empty or missing, generate the demo city there first.
+    #[arg(long)]
+    demo: bool,
+    /// Which demo city `--demo` generates.
+    #[arg(long, value_enum, default_value = "wuzhong", requires = "demo")]
+    demo_preset: Preset,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Data directory to write (created if missing).
+    #[arg(long, default_value = DEFAULT_DATA_DIR)]
+    out: PathBuf,
+    /// tiny: ~30 grids, 2,000 components (tests); wuzhong: 945 unit grids, ~231,000 components
+    /// (Suzhou Wuzhong pilot); xicheng: 1,623 unit grids, ~610,000 components (Beijing Xicheng).
+    #[arg(long, value_enum, default_value = "wuzhong")]
+    preset: Preset,
+    /// Number of components instead of the preset's (up to 10,000,000, for benchmarks).
+    #[arg(long)]
+    components: Option<usize>,
+    /// Random seed; the same seed gives the same city.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Demo(args) => {
+            let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
+            generate_demo(&args.out, &spec)
+        }
+    }
+}
+
+fn progress_bar(message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0).with_message(message);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {human_pos}/{human_len} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Calls `bar` with (done, total) from a domain progress callback.
+fn ticker(bar: &ProgressBar) -> impl Fn(u64, u64) + '_ {
+    move |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    }
+}
+
+fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
+    let started = Instant::now();
+    let bar = progress_bar("generating");
+    let demo = citygrid::demo::generate(spec, &ticker(&bar)).context("generating the demo city")?;
+    bar.finish_and_clear();
+    let mut store = Store::open(out).with_context(|| format!("opening data directory {}", out.display()))?;
+    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let source = format!("citygrid demo --preset {:?} --seed {}", spec.preset, spec.seed).to_lowercase();
+    let bar = progress_bar("writing");
+    let versions = store
+        .save_city(&meta, &demo.city, Some(&demo.rules_csv), &source, &ticker(&bar))
+        .with_context(|| format!("writing the demo city to {}", out.display()))?;
+    bar.finish_and_clear();
+    let counts = demo.city.level_counts();
+    info!(
+        dir = %out.display(),
+        grids_per_level = ?counts,
+        components = demo.city.components.len(),
+        versions = ?versions,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "demo city {} written",
+        demo.name
+    );
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let file = args.config.as_deref().map(FileConfig::load).transpose()?;
+    let config = ServerConfig::resolve(args.bind, args.data, file)?;
+    let store = Store::open(&config.data).with_context(|| format!("opening data directory {}", config.data.display()))?;
+    let store = if store.is_empty() {
+        if !args.demo {
+            bail!(
+                "data directory {} holds no city yet: run `citygrid demo --out {}` or `citygrid serve --demo`",
+                config.data.display(),
+                config.data.display()
+            );
+        }
+        info!(dir = %config.data.display(), preset = ?args.demo_preset, "empty data directory: generating the demo city");
+        drop(store);
+        generate_demo(&config.data, &DemoSpec { preset: args.demo_preset, components: None, seed: 1 })?;
+        Store::open(&config.data)?
+    } else {
+        store
+    };
+
+    let started = Instant::now();
+    let bar = progress_bar("loading");
+    let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", config.data.display()))?;
+    bar.finish_and_clear();
+    let world = World::new(loaded);
+    info!(
+        city = %world.meta.name,
+        grids = world.city.grids.len(),
+        components = world.city.components.len(),
+        seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+        "loaded"
+    );
+    let state = AppState { world: WorldHandle::new(world) };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let addr = listener.local_addr()?;
+        // Tests and scripts read this line to learn the port when binding to port 0.
+        println!("citygrid listening on http://{addr}");
+        info!(%addr, "listening; GET /health");
+        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        info!("shut down");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.expect("install Ctrl-C handler");
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler")
+            .recv()
+            .await;
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received, shutting down"),
+        _ = terminate => info!("SIGTERM received, shutting down"),
+    }
+}
