@@ -5,6 +5,7 @@ pub mod config;
 pub mod crs;
 pub mod demo;
 pub mod http;
+pub mod index;
 pub mod model;
 pub mod store;
 pub mod world;

@@ -1,5 +1,9 @@
-//! Coordinates: datums (WGS84 ≡ CGCS2000, GCJ-02, BD-09).
+//! Coordinates: datums (WGS84 ≡ CGCS2000, GCJ-02, BD-09) and distances on the earth.
 
 pub mod datum;
+pub mod distance;
 
 pub use datum::{Datum, UnknownDatum};
+pub use distance::{
+    DistanceFrom, EARTH_MEAN_RADIUS_M, LocalPlane, METRES_PER_DEGREE, haversine_m, segment_distance_m,
+};
