@@ -6,6 +6,7 @@ pub mod crs;
 pub mod demo;
 pub mod http;
 pub mod index;
+pub mod lookup;
 pub mod model;
 pub mod store;
 pub mod world;

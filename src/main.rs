@@ -39,6 +39,31 @@ enum Command {
     /// Same preset and seed, same layer files, byte for byte. Writing into an existing data
     /// directory adds new versions and makes them current; older versions stay for rollback.
     Demo(DemoArgs),
+    /// Which grid is this point in, and who is responsible? Prints the answer of
+    /// `GET /v1/locate` as JSON (an error as `{"error": …}`, with exit status 2).
+    ///
+    /// Example: citygrid locate 120.6312 31.2702 --crs gcj02 --accuracy 15
+    #[command(verbatim_doc_comment)]
+    Locate(LocateArgs),
+}
+
+#[derive(Args)]
+struct LocateArgs {
+    /// Longitude in degrees.
+    #[arg(allow_hyphen_values = true)]
+    lon: f64,
+    /// Latitude in degrees.
+    #[arg(allow_hyphen_values = true)]
+    lat: f64,
+    /// Datum of LON LAT: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu).
+    #[arg(long, default_value = "wgs84")]
+    crs: citygrid::crs::Datum,
+    /// GPS accuracy radius in metres: also list every grid within it.
+    #[arg(long, default_value_t = 0.0)]
+    accuracy: f64,
+    /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -88,6 +113,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Locate(args) => locate(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             generate_demo(&args.out, &spec)
@@ -186,6 +212,34 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!("shut down");
         Ok(())
     })
+}
+
+fn load_world(data: &Path) -> Result<World> {
+    let store = Store::open(data).with_context(|| format!("opening data directory {}", data.display()))?;
+    if store.is_empty() {
+        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
+    }
+    let bar = progress_bar("loading");
+    let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data.display()))?;
+    bar.finish_and_clear();
+    Ok(World::new(loaded))
+}
+
+fn locate(args: LocateArgs) -> Result<()> {
+    let data = args.data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let world = load_world(&data)?;
+    let answer = citygrid::lookup::PointEcho::new(args.lon, args.lat, args.crs)
+        .and_then(|p| citygrid::lookup::locate(&world, p, args.accuracy));
+    match answer {
+        Ok(located) => {
+            println!("{}", serde_json::to_string_pretty(&located)?);
+            Ok(())
+        }
+        Err(e) => {
+            println!("{}", serde_json::to_string_pretty(&citygrid::http::error::ApiError::from(e).body())?);
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.

@@ -10,10 +10,11 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::model::City;
+use crate::index::{ComponentIndex, GridIndex, Location};
+use crate::model::{City, ClassCode};
 use crate::store::{CityMeta, LoadedCity, Versions};
 
-/// One consistent snapshot of the city's layers.
+/// One consistent snapshot of the city's layers, with its spatial indexes.
 pub struct World {
     pub city: City,
     pub meta: CityMeta,
@@ -21,16 +22,37 @@ pub struct World {
     pub versions: Versions,
     pub rules_csv: Option<String>,
     pub loaded_at: DateTime<Utc>,
+    /// Point → unit grid.
+    pub grids: GridIndex,
+    /// Components near a point, in a box.
+    pub components: ComponentIndex,
+    /// Per grid (by `GridId`), its components counted by subclass, ascending class code.
+    pub class_counts: Vec<Vec<(ClassCode, u32)>>,
+    /// Number of direct children per grid (by `GridId`).
+    pub child_counts: Vec<u32>,
 }
 
 impl World {
+    /// Builds the snapshot and its indexes (the two indexes in parallel).
     pub fn new(loaded: LoadedCity) -> World {
+        let city = loaded.city;
+        let (grids, components) = std::thread::scope(|s| {
+            let components = s.spawn(|| ComponentIndex::build(&city));
+            let grids = GridIndex::build(&city);
+            (grids, components.join().expect("component index build"))
+        });
+        let class_counts = count_components_per_grid(&city, &grids);
+        let child_counts = city.children().iter().map(|c| c.len() as u32).collect();
         World {
-            city: loaded.city,
+            city,
             meta: loaded.meta,
             versions: loaded.versions,
             rules_csv: loaded.rules_csv,
             loaded_at: Utc::now(),
+            grids,
+            components,
+            class_counts,
+            child_counts,
         }
     }
 
@@ -57,6 +79,34 @@ impl World {
             loaded_at: self.loaded_at,
         }
     }
+}
+
+/// Components per grid and subclass. A component counts in the unit grid its record names
+/// (所在单元网格) and in that grid's ancestors; a component whose record names no grid counts
+/// where it lies ([`GridIndex::locate`], nowhere if outside every grid).
+fn count_components_per_grid(city: &City, index: &GridIndex) -> Vec<Vec<(ClassCode, u32)>> {
+    use std::collections::BTreeMap;
+    let mut counts: Vec<BTreeMap<ClassCode, u32>> = vec![BTreeMap::new(); city.grids.len()];
+    for c in &city.components {
+        let grid = c.grid.or_else(|| match index.locate(city, c.location) {
+            Location::Inside { grid, .. } => Some(grid),
+            _ => None,
+        });
+        if let Some(g) = grid {
+            *counts[g.0 as usize].entry(c.class).or_insert(0) += 1;
+        }
+    }
+    // Grids are ordered by level, so walking backwards adds every child before its parent.
+    for i in (0..city.grids.len()).rev() {
+        if let Some(parent) = city.grids[i].parent {
+            let child = std::mem::take(&mut counts[i]);
+            for (&class, &n) in &child {
+                *counts[parent.0 as usize].entry(class).or_insert(0) += n;
+            }
+            counts[i] = child;
+        }
+    }
+    counts.into_iter().map(|m| m.into_iter().collect()).collect()
 }
 
 #[derive(Debug, Serialize)]

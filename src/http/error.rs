@@ -6,6 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::lookup::LookupError;
+use crate::model::ModelError;
+
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
 pub struct ApiError {
@@ -28,12 +31,52 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            LookupError::InvalidParameter { parameter, value, reason } => {
+                ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value}))
+            }
+            LookupError::MalformedCode(ModelError::MalformedCode { what, code, reason }) => {
+                ApiError::bad_request("malformed_code", message)
+                    .with_details(json!({"kind": what, "code": code, "reason": reason}))
+            }
+            LookupError::MalformedCode(_) => ApiError::bad_request("malformed_code", message),
+            LookupError::UnknownClass(code) => {
+                ApiError::bad_request("unknown_class", message).with_details(json!({"parameter": "class", "value": code}))
+            }
+            LookupError::UnknownGrid(code) => {
+                ApiError::new(StatusCode::NOT_FOUND, "grid_not_found", message).with_details(json!({"code": code}))
+            }
+            LookupError::UnknownComponent(code) => {
+                ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code}))
+            }
+            LookupError::OutsideCoverage { point, nearest, candidates } => {
+                ApiError::new(StatusCode::NOT_FOUND, "outside_coverage", message)
+                    .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates}))
+            }
+            LookupError::NoCoverage => ApiError::new(StatusCode::NOT_FOUND, "no_coverage", message),
+        }
+    }
+}
+
+impl ApiError {
+    /// The JSON body: `{"error": {"code", "message", "details"}}`.
+    pub fn body(&self) -> Value {
+        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self.body())).into_response()
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod error;
 mod health;
+mod lookup;
+mod params;
 
 use axum::Router;
 use axum::routing::get;
@@ -20,6 +22,11 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/v1/locate", get(lookup::locate))
+        .route("/v1/grids/{code}", get(lookup::grid))
+        .route("/v1/components", get(lookup::in_bbox))
+        .route("/v1/components/nearest", get(lookup::nearest))
+        .route("/v1/components/{code}", get(lookup::component))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,82 @@
+//! The lookup API, thin over [`crate::lookup`]: `/v1/locate`, `/v1/grids/{code}`,
+//! `/v1/components/{code}`, `/v1/components/nearest`, `/v1/components?bbox=`.
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use crate::lookup::{self, PointEcho};
+
+/// The point of a query: `lon`, `lat`, `crs`.
+fn point(p: &Params) -> Result<PointEcho, ApiError> {
+    let (lon, lat, crs) = (p.required_f64("lon")?, p.required_f64("lat")?, p.datum()?);
+    Ok(PointEcho::new(lon, lat, crs)?)
+}
+
+/// `GET /v1/locate?lon=&lat=[&crs=][&accuracy=]`
+pub async fn locate(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<lookup::Located>, ApiError> {
+    let p = Params::parse(q.as_deref())?;
+    let point = point(&p)?;
+    let accuracy = p.parsed::<f64>("accuracy", "metres (a decimal number)")?.unwrap_or(0.0);
+    let world = state.world.load();
+    Ok(Json(lookup::locate(&world, point, accuracy)?))
+}
+
+/// `GET /v1/grids/{code}`
+pub async fn grid(State(state): State<AppState>, Path(code): Path<String>) -> Result<Json<lookup::GridDetail>, ApiError> {
+    let world = state.world.load();
+    Ok(Json(lookup::grid_detail(&world, &code)?))
+}
+
+/// `GET /v1/components/{code}`
+pub async fn component(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<lookup::ComponentDetail>, ApiError> {
+    let world = state.world.load();
+    Ok(Json(lookup::component_detail(&world, &code)?))
+}
+
+/// `GET /v1/components/nearest?lon=&lat=[&crs=][&k=][&class=][&max_distance=]`
+pub async fn nearest(
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+) -> Result<Json<lookup::NearestComponents>, ApiError> {
+    let p = Params::parse(q.as_deref())?;
+    let point = point(&p)?;
+    let k = p.parsed::<usize>("k", "a whole number")?.unwrap_or(10);
+    let max_distance = p.parsed::<f64>("max_distance", "metres (a decimal number)")?;
+    let world = state.world.load();
+    let classes = lookup::parse_classes(&world, p.get("class").unwrap_or(""))?;
+    Ok(Json(lookup::nearest_components(&world, point, k, &classes, max_distance)?))
+}
+
+/// `GET /v1/components?bbox=minlon,minlat,maxlon,maxlat[&crs=][&class=][&limit=][&cursor=]`.
+/// With a `crs` other than WGS84 the two corners are converted (the box stays axis-aligned).
+pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Json<lookup::ComponentPage>, ApiError> {
+    let p = Params::parse(q.as_deref())?;
+    let raw = p.required("bbox")?;
+    let bbox = parse_bbox(raw)?;
+    let crs = p.datum()?;
+    let (a, b) = (PointEcho::new(bbox[0], bbox[1], crs)?, PointEcho::new(bbox[2], bbox[3], crs)?);
+    let bbox = if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
+        bbox // rejected with its own message below
+    } else {
+        [a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat]
+    };
+    let limit = p.parsed::<usize>("limit", "a whole number")?.unwrap_or(lookup::DEFAULT_PAGE);
+    let world = state.world.load();
+    let classes = lookup::parse_classes(&world, p.get("class").unwrap_or(""))?;
+    Ok(Json(lookup::components_in_bbox(&world, bbox, &classes, p.get("cursor"), limit)?))
+}
+
+fn parse_bbox(raw: &str) -> Result<[f64; 4], ApiError> {
+    let bad = || {
+        ApiError::bad_request("invalid_parameter", "bbox must be four decimal numbers: minlon,minlat,maxlon,maxlat")
+            .with_details(serde_json::json!({"parameter": "bbox", "value": raw}))
+    };
+    let parts: Vec<f64> = raw.split(',').map(|s| s.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    <[f64; 4]>::try_from(parts).map_err(|_| bad())
+}

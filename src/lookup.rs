@@ -1,0 +1,532 @@
+//! Lookups: "which grid is this, who is its chief, who owns this cover". The answers of the
+//! lookup API (`/v1/locate`, `/v1/grids/{code}`, `/v1/components…`) and of `citygrid locate`,
+//! built from one [`World`] snapshot. No HTTP here: [`crate::http`] only parses and serialises.
+//!
+//! # Conventions of every answer
+//! - Points come in any [`Datum`] and are converted to WGS84 first (GCJ-02 / BD-09 with the
+//!   iterative inverse); answers give locations in WGS84 and echo the input.
+//! - Levels are numbered from 1 (district) to the unit-grid level, as the field does
+//!   (1 区 / 2 街道 / 3 社区 / 4 网格).
+//! - Distances are metres: haversine on the mean earth sphere (≤ 0.5% from the ellipsoid,
+//!   see [`crate::crs::haversine_m`]).
+//! - Every answer names the layer versions it was computed from (`versions`).
+
+use chrono::NaiveDate;
+use geo::GeodesicArea;
+use geo::BoundingRect;
+use geo_types::{Coord, Rect};
+use serde::Serialize;
+
+use crate::crs::Datum;
+use crate::index::Location;
+use crate::model::{Chief, ClassCode, Component, ComponentCode, Grid, GridCode, GridId, ModelError, UnitId};
+use crate::store::Versions;
+use crate::world::World;
+
+/// Largest `k` of a nearest-components query.
+pub const MAX_K: usize = 1000;
+/// Largest page of a bounding-box query.
+pub const MAX_PAGE: usize = 10_000;
+/// Default page of a bounding-box query.
+pub const DEFAULT_PAGE: usize = 1000;
+/// Largest accuracy radius, metres: a GPS error beyond this says nothing about a grid.
+pub const MAX_ACCURACY_M: f64 = 10_000.0;
+/// Largest search radius of a nearest-components query, metres.
+pub const MAX_DISTANCE_M: f64 = 100_000.0;
+
+/// What is wrong with a lookup.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// A parameter has a value the lookup cannot use (out of range, not finite, too large).
+    #[error("{parameter} = {value:?}: {reason}")]
+    InvalidParameter { parameter: &'static str, value: String, reason: String },
+    /// A code that is not well-formed.
+    #[error("{0}")]
+    MalformedCode(ModelError),
+    /// A well-formed class code that the city's class table does not have.
+    #[error("unknown component class {0}: not in the class table")]
+    UnknownClass(String),
+    #[error("no grid with code {0}")]
+    UnknownGrid(String),
+    #[error("no component with code {0}")]
+    UnknownComponent(String),
+    /// The point is in no unit grid; the nearest one and its distance are given.
+    #[error("the point is outside every grid; the nearest grid {} is {:.1} m away", .nearest.grid.code, .nearest.distance_m)]
+    OutsideCoverage { point: PointEcho, nearest: NearestGrid, candidates: Vec<CandidateView> },
+    /// The city has no unit grid geometry at all.
+    #[error("the city has no unit grids to locate in")]
+    NoCoverage,
+}
+
+impl LookupError {
+    fn invalid(parameter: &'static str, value: impl ToString, reason: impl Into<String>) -> LookupError {
+        LookupError::InvalidParameter { parameter, value: value.to_string(), reason: reason.into() }
+    }
+}
+
+/// A point as given (lon, lat in `crs`), checked and converted to WGS84.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PointEcho {
+    /// As given.
+    pub input: LonLat,
+    pub crs: DatumName,
+    /// WGS84, what the lookup used.
+    pub wgs84: LonLat,
+}
+
+/// A lon/lat pair in degrees.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LonLat {
+    pub lon: f64,
+    pub lat: f64,
+}
+
+impl From<Coord<f64>> for LonLat {
+    fn from(c: Coord<f64>) -> LonLat {
+        LonLat { lon: c.x, lat: c.y }
+    }
+}
+
+/// A datum, serialised by its API name (`wgs84`, `gcj02`, …).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DatumName(pub Datum);
+
+impl Serialize for DatumName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl PointEcho {
+    /// Checks `lon` ∈ [-180, 180] and `lat` ∈ [-90, 90] (finite) and converts to WGS84.
+    pub fn new(lon: f64, lat: f64, crs: Datum) -> Result<PointEcho, LookupError> {
+        if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+            return Err(LookupError::invalid("lon", lon, "longitude must be a number in [-180, 180]"));
+        }
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            return Err(LookupError::invalid("lat", lat, "latitude must be a number in [-90, 90]"));
+        }
+        let (x, y) = crs.to_wgs84(lon, lat);
+        Ok(PointEcho { input: LonLat { lon, lat }, crs: DatumName(crs), wgs84: LonLat { lon: x, lat: y } })
+    }
+
+    pub fn coord(&self) -> Coord<f64> {
+        Coord { x: self.wgs84.lon, y: self.wgs84.lat }
+    }
+}
+
+/// A unit as answers show it: code (if the register has one), name, duty phone.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UnitView {
+    pub code: Option<String>,
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+/// One grid of a chain: district first, the unit grid last.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChainEntry {
+    /// 1 = top level (district).
+    pub level: usize,
+    pub level_name: String,
+    pub level_name_en: String,
+    pub code: GridCode,
+    pub name: String,
+    /// The grid's own responsible unit; `null` means it falls back to its street (属地兜底).
+    pub unit: Option<UnitView>,
+    pub chief: Option<Chief>,
+}
+
+/// A grid's own attributes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GridView {
+    pub code: GridCode,
+    pub name: String,
+    /// 1 = top level (district).
+    pub level: usize,
+    pub level_name: String,
+    pub level_name_en: String,
+    /// Code of the enclosing grid one level up (`null` at the top).
+    pub parent: Option<GridCode>,
+    pub unit: Option<UnitView>,
+    pub chief: Option<Chief>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_to: Option<NaiveDate>,
+    /// Area on the WGS84 ellipsoid, m².
+    pub area_m2: f64,
+    /// min lon, min lat, max lon, max lat (WGS84).
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// A grid an accuracy disc touches.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CandidateView {
+    pub code: GridCode,
+    pub name: String,
+    /// 0 when the grid contains the point, else metres to its nearest edge.
+    pub distance_m: f64,
+}
+
+/// The nearest grid to a point outside the coverage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NearestGrid {
+    pub grid: CandidateRef,
+    /// Metres from the point to the grid's nearest edge.
+    pub distance_m: f64,
+}
+
+/// A grid named by code and name.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CandidateRef {
+    pub code: GridCode,
+    pub name: String,
+}
+
+/// `/v1/locate`: the unit grid of a point and its chain.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Located {
+    pub point: PointEcho,
+    /// The unit grid (on a shared edge or vertex: the smallest code among the grids touching it).
+    pub grid: GridView,
+    /// District first, the unit grid last.
+    pub chain: Vec<ChainEntry>,
+    /// The point is exactly on an edge or vertex of the grid.
+    pub on_boundary: bool,
+    /// More than one grid is within the accuracy radius (or the point is on a shared edge).
+    pub ambiguous: bool,
+    /// The accuracy radius used, metres.
+    pub accuracy_m: f64,
+    /// Every unit grid within the accuracy radius, nearest first then by code.
+    pub candidates: Vec<CandidateView>,
+    pub versions: Versions,
+}
+
+/// Components counted by subclass.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassCount {
+    pub class: ClassCode,
+    pub name: String,
+    pub count: u32,
+}
+
+/// `/v1/grids/{code}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GridDetail {
+    #[serde(flatten)]
+    pub grid: GridView,
+    pub chain: Vec<ChainEntry>,
+    /// Number of direct children (one level down).
+    pub children: u32,
+    /// Components in the grid (recorded unit grid in it), total and per subclass.
+    pub components: ComponentCounts,
+    pub versions: Versions,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentCounts {
+    pub total: u64,
+    pub by_class: Vec<ClassCount>,
+}
+
+/// A class named by code and names.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassView {
+    pub code: ClassCode,
+    pub name: String,
+    pub name_en: String,
+}
+
+/// A component's attributes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentView {
+    pub code: ComponentCode,
+    pub name: String,
+    pub class: ClassView,
+    pub major_class: ClassView,
+    /// `intact` / `damaged` / `missing` / `occupied`.
+    pub status: &'static str,
+    /// 完好 / 破损 / 丢失 / 占用.
+    pub status_zh: &'static str,
+    /// Positional accuracy class A (±0.5 m) / B (±1 m) / C (±10 m).
+    pub accuracy: Option<&'static str>,
+    /// WGS84.
+    pub location: LonLat,
+    /// 主管部门
+    pub dept: Option<UnitView>,
+    /// 权属单位
+    pub owner: Option<UnitView>,
+    /// 养护单位
+    pub maintainer: Option<UnitView>,
+    /// The unit grid the record names (所在单元网格).
+    pub grid: Option<GridCode>,
+    pub created: Option<NaiveDate>,
+    pub updated: Option<NaiveDate>,
+}
+
+/// `/v1/components/{code}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentDetail {
+    #[serde(flatten)]
+    pub component: ComponentView,
+    /// Chain of the recorded unit grid (of the grid it lies in, if the record names none).
+    pub chain: Vec<ChainEntry>,
+    /// The unit grid the component lies in by its location, when that differs from the
+    /// recorded one (a data error for GIS staff to fix); absent when they agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub located_grid: Option<GridCode>,
+    pub versions: Versions,
+}
+
+/// A component with its distance from the query point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentHit {
+    #[serde(flatten)]
+    pub component: ComponentView,
+    pub distance_m: f64,
+}
+
+/// `/v1/components/nearest`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NearestComponents {
+    pub point: PointEcho,
+    /// Nearest first; equal distances by code.
+    pub components: Vec<ComponentHit>,
+    pub versions: Versions,
+}
+
+/// `/v1/components?bbox=`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentPage {
+    /// The box searched, WGS84.
+    pub bbox: [f64; 4],
+    /// In component code order.
+    pub components: Vec<ComponentView>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<ComponentCode>,
+    pub versions: Versions,
+}
+
+/// A parsed class filter: subclasses (`0101`) and/or major classes (`01`), each known to the
+/// city's class table. Empty = every class.
+pub fn parse_classes(world: &World, list: &str) -> Result<Vec<ClassCode>, LookupError> {
+    let mut out = Vec::new();
+    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let code = ClassCode::parse(part).map_err(LookupError::MalformedCode)?;
+        if world.city.component_classes.get(code).is_none() {
+            return Err(LookupError::UnknownClass(part.to_owned()));
+        }
+        out.push(code);
+    }
+    Ok(out)
+}
+
+/// The unit grid of `point` and its chain; with `accuracy_m` > 0, every grid the error disc
+/// touches. See [`crate::index::GridIndex`] for the rules on shared edges.
+pub fn locate(world: &World, point: PointEcho, accuracy_m: f64) -> Result<Located, LookupError> {
+    if !(accuracy_m.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&accuracy_m)) {
+        return Err(LookupError::invalid("accuracy", accuracy_m, format!("accuracy must be metres in [0, {MAX_ACCURACY_M}]")));
+    }
+    let answer = world.grids.locate_within(&world.city, point.coord(), accuracy_m);
+    let candidates = answer
+        .candidates
+        .iter()
+        .map(|c| {
+            let g = world.city.grid(c.grid);
+            CandidateView { code: g.code, name: g.name.clone(), distance_m: c.distance_m }
+        })
+        .collect();
+    match answer.location {
+        Location::Inside { grid, on_boundary } => Ok(Located {
+            point,
+            grid: grid_view(world, grid),
+            chain: chain(world, grid),
+            on_boundary,
+            ambiguous: answer.ambiguous,
+            accuracy_m,
+            candidates,
+            versions: world.versions.clone(),
+        }),
+        Location::Outside { nearest, distance_m } => {
+            let g = world.city.grid(nearest);
+            Err(LookupError::OutsideCoverage {
+                point,
+                nearest: NearestGrid { grid: CandidateRef { code: g.code, name: g.name.clone() }, distance_m },
+                candidates,
+            })
+        }
+        Location::Nowhere => Err(LookupError::NoCoverage),
+    }
+}
+
+/// A grid of any level by its code, with its chain, children count and component counts.
+pub fn grid_detail(world: &World, code: &str) -> Result<GridDetail, LookupError> {
+    let (parsed, _) = GridCode::parse(code, &world.city.hierarchy).map_err(LookupError::MalformedCode)?;
+    let id = world.city.grid_by_code(parsed).ok_or_else(|| LookupError::UnknownGrid(code.to_owned()))?;
+    let counts = &world.class_counts[id.0 as usize];
+    let by_class = counts
+        .iter()
+        .map(|&(class, count)| ClassCount { class, name: class_name(world, class), count })
+        .collect();
+    Ok(GridDetail {
+        grid: grid_view(world, id),
+        chain: chain(world, id),
+        children: world.child_counts[id.0 as usize],
+        components: ComponentCounts { total: counts.iter().map(|&(_, n)| n as u64).sum(), by_class },
+        versions: world.versions.clone(),
+    })
+}
+
+/// A component by its 16-digit code, with its units and its grid chain.
+pub fn component_detail(world: &World, code: &str) -> Result<ComponentDetail, LookupError> {
+    let parsed = ComponentCode::parse(code).map_err(LookupError::MalformedCode)?;
+    let c = world.city.component_by_code(parsed).ok_or_else(|| LookupError::UnknownComponent(code.to_owned()))?;
+    let located = world.grids.locate(&world.city, c.location).grid();
+    let grid = c.grid.or(located);
+    Ok(ComponentDetail {
+        component: component_view(world, c),
+        chain: grid.map(|g| chain(world, g)).unwrap_or_default(),
+        located_grid: match (c.grid, located) {
+            (Some(recorded), Some(l)) if recorded != l => Some(world.city.grid(l).code),
+            _ => None,
+        },
+        versions: world.versions.clone(),
+    })
+}
+
+/// The `k` components nearest `point` (of `classes`, within `max_distance_m` if given).
+pub fn nearest_components(
+    world: &World,
+    point: PointEcho,
+    k: usize,
+    classes: &[ClassCode],
+    max_distance_m: Option<f64>,
+) -> Result<NearestComponents, LookupError> {
+    if !(1..=MAX_K).contains(&k) {
+        return Err(LookupError::invalid("k", k, format!("k must be between 1 and {MAX_K}")));
+    }
+    if let Some(d) = max_distance_m
+        && !(d.is_finite() && (0.0..=MAX_DISTANCE_M).contains(&d))
+    {
+        return Err(LookupError::invalid("max_distance", d, format!("max_distance must be metres in [0, {MAX_DISTANCE_M}]")));
+    }
+    let hits = world.components.nearest(&world.city, point.coord(), k, Some(classes), max_distance_m);
+    Ok(NearestComponents {
+        point,
+        components: hits
+            .into_iter()
+            .map(|(i, d)| ComponentHit { component: component_view(world, &world.city.components[i as usize]), distance_m: d })
+            .collect(),
+        versions: world.versions.clone(),
+    })
+}
+
+/// A page of the components in a WGS84 box, in code order after `cursor`.
+pub fn components_in_bbox(
+    world: &World,
+    bbox: [f64; 4],
+    classes: &[ClassCode],
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<ComponentPage, LookupError> {
+    let [x0, y0, x1, y1] = bbox;
+    let text = || format!("{x0},{y0},{x1},{y1}");
+    if !bbox.iter().all(|v| v.is_finite()) || !(-180.0..=180.0).contains(&x0) || !(-180.0..=180.0).contains(&x1)
+        || !(-90.0..=90.0).contains(&y0) || !(-90.0..=90.0).contains(&y1)
+    {
+        return Err(LookupError::invalid("bbox", text(), "bbox must be minlon,minlat,maxlon,maxlat in degrees"));
+    }
+    if x0 > x1 || y0 > y1 {
+        return Err(LookupError::invalid("bbox", text(), "bbox minimum is greater than its maximum"));
+    }
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(LookupError::invalid("limit", limit, format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(ComponentCode::parse(c).map_err(|_| {
+            LookupError::invalid("cursor", c, "cursor must be the next_cursor of a previous page (a component code)")
+        })?),
+    };
+    let rect = Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
+    let (indices, next) = world.components.in_bbox(&world.city, rect, Some(classes), after, limit);
+    Ok(ComponentPage {
+        bbox,
+        components: indices.into_iter().map(|i| component_view(world, &world.city.components[i as usize])).collect(),
+        next_cursor: next,
+        versions: world.versions.clone(),
+    })
+}
+
+/// The chain of a grid, district first.
+pub fn chain(world: &World, id: GridId) -> Vec<ChainEntry> {
+    world
+        .city
+        .chain(id)
+        .into_iter()
+        .map(|g| {
+            let grid = world.city.grid(g);
+            let level = &world.city.hierarchy.levels[grid.level as usize];
+            ChainEntry {
+                level: grid.level as usize + 1,
+                level_name: level.name.clone(),
+                level_name_en: level.name_en.clone(),
+                code: grid.code,
+                name: grid.name.clone(),
+                unit: grid.unit.map(|u| unit_view(world, u)),
+                chief: grid.chief.clone(),
+            }
+        })
+        .collect()
+}
+
+pub fn grid_view(world: &World, id: GridId) -> GridView {
+    let grid: &Grid = world.city.grid(id);
+    let level = &world.city.hierarchy.levels[grid.level as usize];
+    GridView {
+        code: grid.code,
+        name: grid.name.clone(),
+        level: grid.level as usize + 1,
+        level_name: level.name.clone(),
+        level_name_en: level.name_en.clone(),
+        parent: grid.parent.map(|p| world.city.grid(p).code),
+        unit: grid.unit.map(|u| unit_view(world, u)),
+        chief: grid.chief.clone(),
+        valid_from: grid.valid_from,
+        valid_to: grid.valid_to,
+        area_m2: grid.geometry.geodesic_area_unsigned(),
+        bbox: grid.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
+    }
+}
+
+pub fn component_view(world: &World, c: &Component) -> ComponentView {
+    let table = &world.city.component_classes;
+    let class_view = |code: ClassCode| {
+        let (name, name_en) = table.get(code).map(|e| (e.name.clone(), e.name_en.clone())).unwrap_or_default();
+        ClassView { code, name, name_en }
+    };
+    ComponentView {
+        code: c.code,
+        name: world.city.names.get(c.name).to_owned(),
+        class: class_view(c.class),
+        major_class: class_view(c.class.major_class()),
+        status: c.status.en(),
+        status_zh: c.status.zh(),
+        accuracy: c.accuracy.map(|a| a.as_str()),
+        location: c.location.into(),
+        dept: c.dept.map(|u| unit_view(world, u)),
+        owner: c.owner.map(|u| unit_view(world, u)),
+        maintainer: c.maintainer.map(|u| unit_view(world, u)),
+        grid: c.grid.map(|g| world.city.grid(g).code),
+        created: c.created,
+        updated: c.updated,
+    }
+}
+
+fn unit_view(world: &World, id: UnitId) -> UnitView {
+    let u = world.city.units.get(id);
+    UnitView { code: u.code.clone(), name: u.name.clone(), phone: u.phone.clone() }
+}
+
+fn class_name(world: &World, class: ClassCode) -> String {
+    world.city.component_classes.get(class).map(|e| e.name.clone()).unwrap_or_default()
+}
