@@ -1,5 +1,5 @@
 //! The real `citygrid` binary: `serve --demo` on an empty directory, /health over a socket,
-//! graceful shutdown on SIGTERM, and a clear refusal on an empty directory without `--demo`.
+//! a lookup over the socket and the same answer from `citygrid locate`, graceful shutdown on SIGTERM, and a clear refusal on an empty directory without `--demo`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -40,6 +40,27 @@ fn serve_demo_generates_serves_health_and_shuts_down_on_sigterm() {
     assert_eq!(health["layers"][0]["name"], "grids");
     assert_eq!(health["layers"][0]["version"], 1);
     assert!(data.join("manifest.json").exists(), "--demo wrote the data directory");
+
+    // A lookup over the socket, and the same answer from `citygrid locate` on the same data.
+    let (status, body) = http_get(&addr, "/v1/components?bbox=-180,-90,180,90&limit=1");
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    let at = &page["components"][0]["location"];
+    let (lon, lat) = (at["lon"].to_string(), at["lat"].to_string());
+    let (status, body) = http_get(&addr, &format!("/v1/locate?lon={lon}&lat={lat}"));
+    assert_eq!(status, 200, "{body}");
+    let over_http: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert_eq!(over_http["grid"]["code"], page["components"][0]["grid"], "a component lies in its recorded grid");
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["locate", &lon, &lat, "--data"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let on_cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(on_cli["grid"], over_http["grid"]);
+    assert_eq!(on_cli["chain"], over_http["chain"]);
+    // Outside the city: the error JSON and exit status 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["locate", "0", "0", "--data"]).arg(&data).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "outside_coverage");
 
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
