@@ -12,8 +12,6 @@
 //! - Every answer names the layer versions it was computed from (`versions`).
 
 use chrono::NaiveDate;
-use geo::GeodesicArea;
-use geo::BoundingRect;
 use geo_types::{Coord, Rect};
 use serde::Serialize;
 
@@ -51,8 +49,8 @@ pub enum LookupError {
     #[error("no component with code {0}")]
     UnknownComponent(String),
     /// The point is in no unit grid; the nearest one and its distance are given.
-    #[error("the point is outside every grid; the nearest grid {} is {:.1} m away", .nearest.grid.code, .nearest.distance_m)]
-    OutsideCoverage { point: PointEcho, nearest: NearestGrid, candidates: Vec<CandidateView> },
+    #[error("the point is outside every grid; the nearest grid {} is {:.1} m away", .nearest.code, .nearest.distance_m)]
+    OutsideCoverage { point: PointEcho, nearest: GridNear, candidates: Vec<GridNear> },
     /// The city has no unit grid geometry at all.
     #[error("the city has no unit grids to locate in")]
     NoCoverage,
@@ -117,39 +115,39 @@ impl PointEcho {
 
 /// A unit as answers show it: code (if the register has one), name, duty phone.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct UnitView {
-    pub code: Option<String>,
-    pub name: String,
-    pub phone: Option<String>,
+pub struct UnitView<'a> {
+    pub code: Option<&'a str>,
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
 }
 
 /// One grid of a chain: district first, the unit grid last.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ChainEntry {
+pub struct ChainEntry<'a> {
     /// 1 = top level (district).
     pub level: usize,
-    pub level_name: String,
-    pub level_name_en: String,
+    pub level_name: &'a str,
+    pub level_name_en: &'a str,
     pub code: GridCode,
-    pub name: String,
+    pub name: &'a str,
     /// The grid's own responsible unit; `null` means it falls back to its street (属地兜底).
-    pub unit: Option<UnitView>,
-    pub chief: Option<Chief>,
+    pub unit: Option<UnitView<'a>>,
+    pub chief: Option<&'a Chief>,
 }
 
 /// A grid's own attributes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GridView {
+pub struct GridView<'a> {
     pub code: GridCode,
-    pub name: String,
+    pub name: &'a str,
     /// 1 = top level (district).
     pub level: usize,
-    pub level_name: String,
-    pub level_name_en: String,
+    pub level_name: &'a str,
+    pub level_name_en: &'a str,
     /// Code of the enclosing grid one level up (`null` at the top).
     pub parent: Option<GridCode>,
-    pub unit: Option<UnitView>,
-    pub chief: Option<Chief>,
+    pub unit: Option<UnitView<'a>>,
+    pub chief: Option<&'a Chief>,
     pub valid_from: Option<NaiveDate>,
     pub valid_to: Option<NaiveDate>,
     /// Area on the WGS84 ellipsoid, m².
@@ -160,36 +158,30 @@ pub struct GridView {
 
 /// A grid an accuracy disc touches.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CandidateView {
+pub struct CandidateView<'a> {
     pub code: GridCode,
-    pub name: String,
+    pub name: &'a str,
     /// 0 when the grid contains the point, else metres to its nearest edge.
     pub distance_m: f64,
 }
 
-/// The nearest grid to a point outside the coverage.
+/// A grid near a point outside the coverage (owned: it travels in [`LookupError`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NearestGrid {
-    pub grid: CandidateRef,
+pub struct GridNear {
+    pub code: GridCode,
+    pub name: String,
     /// Metres from the point to the grid's nearest edge.
     pub distance_m: f64,
 }
 
-/// A grid named by code and name.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CandidateRef {
-    pub code: GridCode,
-    pub name: String,
-}
-
 /// `/v1/locate`: the unit grid of a point and its chain.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Located {
+pub struct Located<'a> {
     pub point: PointEcho,
     /// The unit grid (on a shared edge or vertex: the smallest code among the grids touching it).
-    pub grid: GridView,
+    pub grid: GridView<'a>,
     /// District first, the unit grid last.
-    pub chain: Vec<ChainEntry>,
+    pub chain: Vec<ChainEntry<'a>>,
     /// The point is exactly on an edge or vertex of the grid.
     pub on_boundary: bool,
     /// More than one grid is within the accuracy radius (or the point is on a shared edge).
@@ -197,52 +189,52 @@ pub struct Located {
     /// The accuracy radius used, metres.
     pub accuracy_m: f64,
     /// Every unit grid within the accuracy radius, nearest first then by code.
-    pub candidates: Vec<CandidateView>,
-    pub versions: Versions,
+    pub candidates: Vec<CandidateView<'a>>,
+    pub versions: &'a Versions,
 }
 
 /// Components counted by subclass.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClassCount {
+pub struct ClassCount<'a> {
     pub class: ClassCode,
-    pub name: String,
+    pub name: &'a str,
     pub count: u32,
 }
 
 /// `/v1/grids/{code}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct GridDetail {
+pub struct GridDetail<'a> {
     #[serde(flatten)]
-    pub grid: GridView,
-    pub chain: Vec<ChainEntry>,
+    pub grid: GridView<'a>,
+    pub chain: Vec<ChainEntry<'a>>,
     /// Number of direct children (one level down).
     pub children: u32,
     /// Components in the grid (recorded unit grid in it), total and per subclass.
-    pub components: ComponentCounts,
-    pub versions: Versions,
+    pub components: ComponentCounts<'a>,
+    pub versions: &'a Versions,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ComponentCounts {
+pub struct ComponentCounts<'a> {
     pub total: u64,
-    pub by_class: Vec<ClassCount>,
+    pub by_class: Vec<ClassCount<'a>>,
 }
 
 /// A class named by code and names.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ClassView {
+pub struct ClassView<'a> {
     pub code: ClassCode,
-    pub name: String,
-    pub name_en: String,
+    pub name: &'a str,
+    pub name_en: &'a str,
 }
 
 /// A component's attributes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ComponentView {
+pub struct ComponentView<'a> {
     pub code: ComponentCode,
-    pub name: String,
-    pub class: ClassView,
-    pub major_class: ClassView,
+    pub name: &'a str,
+    pub class: ClassView<'a>,
+    pub major_class: ClassView<'a>,
     /// `intact` / `damaged` / `missing` / `occupied`.
     pub status: &'static str,
     /// 完好 / 破损 / 丢失 / 占用.
@@ -252,11 +244,11 @@ pub struct ComponentView {
     /// WGS84.
     pub location: LonLat,
     /// 主管部门
-    pub dept: Option<UnitView>,
+    pub dept: Option<UnitView<'a>>,
     /// 权属单位
-    pub owner: Option<UnitView>,
+    pub owner: Option<UnitView<'a>>,
     /// 养护单位
-    pub maintainer: Option<UnitView>,
+    pub maintainer: Option<UnitView<'a>>,
     /// The unit grid the record names (所在单元网格).
     pub grid: Option<GridCode>,
     pub created: Option<NaiveDate>,
@@ -265,45 +257,45 @@ pub struct ComponentView {
 
 /// `/v1/components/{code}`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ComponentDetail {
+pub struct ComponentDetail<'a> {
     #[serde(flatten)]
-    pub component: ComponentView,
+    pub component: ComponentView<'a>,
     /// Chain of the recorded unit grid (of the grid it lies in, if the record names none).
-    pub chain: Vec<ChainEntry>,
+    pub chain: Vec<ChainEntry<'a>>,
     /// The unit grid the component lies in by its location, when that differs from the
     /// recorded one (a data error for GIS staff to fix); absent when they agree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub located_grid: Option<GridCode>,
-    pub versions: Versions,
+    pub versions: &'a Versions,
 }
 
 /// A component with its distance from the query point.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ComponentHit {
+pub struct ComponentHit<'a> {
     #[serde(flatten)]
-    pub component: ComponentView,
+    pub component: ComponentView<'a>,
     pub distance_m: f64,
 }
 
 /// `/v1/components/nearest`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct NearestComponents {
+pub struct NearestComponents<'a> {
     pub point: PointEcho,
     /// Nearest first; equal distances by code.
-    pub components: Vec<ComponentHit>,
-    pub versions: Versions,
+    pub components: Vec<ComponentHit<'a>>,
+    pub versions: &'a Versions,
 }
 
 /// `/v1/components?bbox=`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ComponentPage {
+pub struct ComponentPage<'a> {
     /// The box searched, WGS84.
     pub bbox: [f64; 4],
     /// In component code order.
-    pub components: Vec<ComponentView>,
+    pub components: Vec<ComponentView<'a>>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<ComponentCode>,
-    pub versions: Versions,
+    pub versions: &'a Versions,
 }
 
 /// A parsed class filter: subclasses (`0101`) and/or major classes (`01`), each known to the
@@ -322,19 +314,11 @@ pub fn parse_classes(world: &World, list: &str) -> Result<Vec<ClassCode>, Lookup
 
 /// The unit grid of `point` and its chain; with `accuracy_m` > 0, every grid the error disc
 /// touches. See [`crate::index::GridIndex`] for the rules on shared edges.
-pub fn locate(world: &World, point: PointEcho, accuracy_m: f64) -> Result<Located, LookupError> {
+pub fn locate(world: &World, point: PointEcho, accuracy_m: f64) -> Result<Located<'_>, LookupError> {
     if !(accuracy_m.is_finite() && (0.0..=MAX_ACCURACY_M).contains(&accuracy_m)) {
         return Err(LookupError::invalid("accuracy", accuracy_m, format!("accuracy must be metres in [0, {MAX_ACCURACY_M}]")));
     }
     let answer = world.grids.locate_within(&world.city, point.coord(), accuracy_m);
-    let candidates = answer
-        .candidates
-        .iter()
-        .map(|c| {
-            let g = world.city.grid(c.grid);
-            CandidateView { code: g.code, name: g.name.clone(), distance_m: c.distance_m }
-        })
-        .collect();
     match answer.location {
         Location::Inside { grid, on_boundary } => Ok(Located {
             point,
@@ -343,15 +327,25 @@ pub fn locate(world: &World, point: PointEcho, accuracy_m: f64) -> Result<Locate
             on_boundary,
             ambiguous: answer.ambiguous,
             accuracy_m,
-            candidates,
-            versions: world.versions.clone(),
+            candidates: answer
+                .candidates
+                .iter()
+                .map(|c| {
+                    let g = world.city.grid(c.grid);
+                    CandidateView { code: g.code, name: &g.name, distance_m: c.distance_m }
+                })
+                .collect(),
+            versions: &world.versions,
         }),
         Location::Outside { nearest, distance_m } => {
-            let g = world.city.grid(nearest);
+            let near = |id: GridId, distance_m: f64| {
+                let g = world.city.grid(id);
+                GridNear { code: g.code, name: g.name.clone(), distance_m }
+            };
             Err(LookupError::OutsideCoverage {
                 point,
-                nearest: NearestGrid { grid: CandidateRef { code: g.code, name: g.name.clone() }, distance_m },
-                candidates,
+                nearest: near(nearest, distance_m),
+                candidates: answer.candidates.iter().map(|c| near(c.grid, c.distance_m)).collect(),
             })
         }
         Location::Nowhere => Err(LookupError::NoCoverage),
@@ -359,7 +353,7 @@ pub fn locate(world: &World, point: PointEcho, accuracy_m: f64) -> Result<Locate
 }
 
 /// A grid of any level by its code, with its chain, children count and component counts.
-pub fn grid_detail(world: &World, code: &str) -> Result<GridDetail, LookupError> {
+pub fn grid_detail<'a>(world: &'a World, code: &str) -> Result<GridDetail<'a>, LookupError> {
     let (parsed, _) = GridCode::parse(code, &world.city.hierarchy).map_err(LookupError::MalformedCode)?;
     let id = world.city.grid_by_code(parsed).ok_or_else(|| LookupError::UnknownGrid(code.to_owned()))?;
     let counts = &world.class_counts[id.0 as usize];
@@ -372,12 +366,12 @@ pub fn grid_detail(world: &World, code: &str) -> Result<GridDetail, LookupError>
         chain: chain(world, id),
         children: world.child_counts[id.0 as usize],
         components: ComponentCounts { total: counts.iter().map(|&(_, n)| n as u64).sum(), by_class },
-        versions: world.versions.clone(),
+        versions: &world.versions,
     })
 }
 
 /// A component by its 16-digit code, with its units and its grid chain.
-pub fn component_detail(world: &World, code: &str) -> Result<ComponentDetail, LookupError> {
+pub fn component_detail<'a>(world: &'a World, code: &str) -> Result<ComponentDetail<'a>, LookupError> {
     let parsed = ComponentCode::parse(code).map_err(LookupError::MalformedCode)?;
     let c = world.city.component_by_code(parsed).ok_or_else(|| LookupError::UnknownComponent(code.to_owned()))?;
     let located = world.grids.locate(&world.city, c.location).grid();
@@ -389,18 +383,18 @@ pub fn component_detail(world: &World, code: &str) -> Result<ComponentDetail, Lo
             (Some(recorded), Some(l)) if recorded != l => Some(world.city.grid(l).code),
             _ => None,
         },
-        versions: world.versions.clone(),
+        versions: &world.versions,
     })
 }
 
 /// The `k` components nearest `point` (of `classes`, within `max_distance_m` if given).
-pub fn nearest_components(
-    world: &World,
+pub fn nearest_components<'a>(
+    world: &'a World,
     point: PointEcho,
     k: usize,
     classes: &[ClassCode],
     max_distance_m: Option<f64>,
-) -> Result<NearestComponents, LookupError> {
+) -> Result<NearestComponents<'a>, LookupError> {
     if !(1..=MAX_K).contains(&k) {
         return Err(LookupError::invalid("k", k, format!("k must be between 1 and {MAX_K}")));
     }
@@ -416,18 +410,18 @@ pub fn nearest_components(
             .into_iter()
             .map(|(i, d)| ComponentHit { component: component_view(world, &world.city.components[i as usize]), distance_m: d })
             .collect(),
-        versions: world.versions.clone(),
+        versions: &world.versions,
     })
 }
 
 /// A page of the components in a WGS84 box, in code order after `cursor`.
-pub fn components_in_bbox(
-    world: &World,
+pub fn components_in_bbox<'a>(
+    world: &'a World,
     bbox: [f64; 4],
     classes: &[ClassCode],
     cursor: Option<&str>,
     limit: usize,
-) -> Result<ComponentPage, LookupError> {
+) -> Result<ComponentPage<'a>, LookupError> {
     let [x0, y0, x1, y1] = bbox;
     let text = || format!("{x0},{y0},{x1},{y1}");
     if !bbox.iter().all(|v| v.is_finite()) || !(-180.0..=180.0).contains(&x0) || !(-180.0..=180.0).contains(&x1)
@@ -453,12 +447,12 @@ pub fn components_in_bbox(
         bbox,
         components: indices.into_iter().map(|i| component_view(world, &world.city.components[i as usize])).collect(),
         next_cursor: next,
-        versions: world.versions.clone(),
+        versions: &world.versions,
     })
 }
 
 /// The chain of a grid, district first.
-pub fn chain(world: &World, id: GridId) -> Vec<ChainEntry> {
+pub fn chain(world: &World, id: GridId) -> Vec<ChainEntry<'_>> {
     world
         .city
         .chain(id)
@@ -468,45 +462,45 @@ pub fn chain(world: &World, id: GridId) -> Vec<ChainEntry> {
             let level = &world.city.hierarchy.levels[grid.level as usize];
             ChainEntry {
                 level: grid.level as usize + 1,
-                level_name: level.name.clone(),
-                level_name_en: level.name_en.clone(),
+                level_name: &level.name,
+                level_name_en: &level.name_en,
                 code: grid.code,
-                name: grid.name.clone(),
+                name: &grid.name,
                 unit: grid.unit.map(|u| unit_view(world, u)),
-                chief: grid.chief.clone(),
+                chief: grid.chief.as_ref(),
             }
         })
         .collect()
 }
 
-pub fn grid_view(world: &World, id: GridId) -> GridView {
+pub fn grid_view(world: &World, id: GridId) -> GridView<'_> {
     let grid: &Grid = world.city.grid(id);
     let level = &world.city.hierarchy.levels[grid.level as usize];
     GridView {
         code: grid.code,
-        name: grid.name.clone(),
+        name: &grid.name,
         level: grid.level as usize + 1,
-        level_name: level.name.clone(),
-        level_name_en: level.name_en.clone(),
+        level_name: &level.name,
+        level_name_en: &level.name_en,
         parent: grid.parent.map(|p| world.city.grid(p).code),
         unit: grid.unit.map(|u| unit_view(world, u)),
-        chief: grid.chief.clone(),
+        chief: grid.chief.as_ref(),
         valid_from: grid.valid_from,
         valid_to: grid.valid_to,
-        area_m2: grid.geometry.geodesic_area_unsigned(),
-        bbox: grid.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
+        area_m2: world.grid_shapes[id.0 as usize].area_m2,
+        bbox: world.grid_shapes[id.0 as usize].bbox,
     }
 }
 
-pub fn component_view(world: &World, c: &Component) -> ComponentView {
+pub fn component_view<'a>(world: &'a World, c: &Component) -> ComponentView<'a> {
     let table = &world.city.component_classes;
     let class_view = |code: ClassCode| {
-        let (name, name_en) = table.get(code).map(|e| (e.name.clone(), e.name_en.clone())).unwrap_or_default();
+        let (name, name_en) = table.get(code).map(|e| (e.name.as_str(), e.name_en.as_str())).unwrap_or_default();
         ClassView { code, name, name_en }
     };
     ComponentView {
         code: c.code,
-        name: world.city.names.get(c.name).to_owned(),
+        name: world.city.names.get(c.name),
         class: class_view(c.class),
         major_class: class_view(c.class.major_class()),
         status: c.status.en(),
@@ -522,11 +516,11 @@ pub fn component_view(world: &World, c: &Component) -> ComponentView {
     }
 }
 
-fn unit_view(world: &World, id: UnitId) -> UnitView {
+fn unit_view(world: &World, id: UnitId) -> UnitView<'_> {
     let u = world.city.units.get(id);
-    UnitView { code: u.code.clone(), name: u.name.clone(), phone: u.phone.clone() }
+    UnitView { code: u.code.as_deref(), name: &u.name, phone: u.phone.as_deref() }
 }
 
-fn class_name(world: &World, class: ClassCode) -> String {
-    world.city.component_classes.get(class).map(|e| e.name.clone()).unwrap_or_default()
+fn class_name(world: &World, class: ClassCode) -> &str {
+    world.city.component_classes.get(class).map(|e| e.name.as_str()).unwrap_or_default()
 }

@@ -10,6 +10,8 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use geo::{BoundingRect, GeodesicArea};
+
 use crate::index::{ComponentIndex, GridIndex, Location};
 use crate::model::{City, ClassCode};
 use crate::store::{CityMeta, LoadedCity, Versions};
@@ -30,6 +32,17 @@ pub struct World {
     pub class_counts: Vec<Vec<(ClassCode, u32)>>,
     /// Number of direct children per grid (by `GridId`).
     pub child_counts: Vec<u32>,
+    /// Per grid (by `GridId`): area on the WGS84 ellipsoid in m², and its lon/lat bounding box.
+    pub grid_shapes: Vec<GridShape>,
+}
+
+/// Measures of a grid's polygon, computed once per snapshot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GridShape {
+    /// Area on the WGS84 ellipsoid (geodesic), m².
+    pub area_m2: f64,
+    /// min lon, min lat, max lon, max lat; `None` for an empty geometry.
+    pub bbox: Option<[f64; 4]>,
 }
 
 impl World {
@@ -43,6 +56,14 @@ impl World {
         });
         let class_counts = count_components_per_grid(&city, &grids);
         let child_counts = city.children().iter().map(|c| c.len() as u32).collect();
+        let grid_shapes = city
+            .grids
+            .iter()
+            .map(|g| GridShape {
+                area_m2: g.geometry.geodesic_area_unsigned(),
+                bbox: g.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
+            })
+            .collect();
         World {
             city,
             meta: loaded.meta,
@@ -53,6 +74,7 @@ impl World {
             components,
             class_counts,
             child_counts,
+            grid_shapes,
         }
     }
 
@@ -69,6 +91,8 @@ impl World {
             .collect();
         WorldSummary {
             city: self.meta.name.clone(),
+            center: self.meta.center,
+            extent: self.grids.extent().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
             layers: vec![
                 LayerSummary { name: "grids", version: version("grids"), features: self.city.grids.len() },
                 LayerSummary { name: "components", version: version("components"), features: self.city.components.len() },
@@ -112,6 +136,10 @@ fn count_components_per_grid(city: &City, index: &GridIndex) -> Vec<Vec<(ClassCo
 #[derive(Debug, Serialize)]
 pub struct WorldSummary {
     pub city: String,
+    /// lon, lat (WGS84) of the city centre.
+    pub center: [f64; 2],
+    /// min lon, min lat, max lon, max lat (WGS84) of the unit grids; `null` without grids.
+    pub extent: Option<[f64; 4]>,
     pub layers: Vec<LayerSummary>,
     pub rules_version: Option<u64>,
     pub levels: Vec<LevelSummary>,
