@@ -298,6 +298,17 @@ pub struct ComponentPage<'a> {
     pub versions: &'a Versions,
 }
 
+/// `/v1/components/counts?bbox=`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentCountsInBox<'a> {
+    /// The box counted, WGS84.
+    pub bbox: [f64; 4],
+    pub total: u64,
+    /// Per subclass, ascending code; classes with no component in the box are absent.
+    pub by_class: Vec<ClassCount<'a>>,
+    pub versions: &'a Versions,
+}
+
 /// A parsed class filter: subclasses (`0101`) and/or major classes (`01`), each known to the
 /// city's class table. Empty = every class.
 pub fn parse_classes(world: &World, list: &str) -> Result<Vec<ClassCode>, LookupError> {
@@ -414,14 +425,22 @@ pub fn nearest_components<'a>(
     })
 }
 
-/// A page of the components in a WGS84 box, in code order after `cursor`.
-pub fn components_in_bbox<'a>(
-    world: &'a World,
-    bbox: [f64; 4],
-    classes: &[ClassCode],
-    cursor: Option<&str>,
-    limit: usize,
-) -> Result<ComponentPage<'a>, LookupError> {
+/// Components in a WGS84 box (edges included) counted by subclass.
+pub fn count_in_bbox<'a>(world: &'a World, bbox: [f64; 4], classes: &[ClassCode]) -> Result<ComponentCountsInBox<'a>, LookupError> {
+    let rect = check_bbox(bbox)?;
+    let counts = world.components.count_by_class(&world.city, rect, Some(classes));
+    Ok(ComponentCountsInBox {
+        bbox,
+        total: counts.values().map(|&n| n as u64).sum(),
+        by_class: counts
+            .into_iter()
+            .map(|(class, n)| ClassCount { class, name: class_name(world, class), count: n as u32 })
+            .collect(),
+        versions: &world.versions,
+    })
+}
+
+fn check_bbox(bbox: [f64; 4]) -> Result<Rect<f64>, LookupError> {
     let [x0, y0, x1, y1] = bbox;
     let text = || format!("{x0},{y0},{x1},{y1}");
     if !bbox.iter().all(|v| v.is_finite()) || !(-180.0..=180.0).contains(&x0) || !(-180.0..=180.0).contains(&x1)
@@ -432,6 +451,18 @@ pub fn components_in_bbox<'a>(
     if x0 > x1 || y0 > y1 {
         return Err(LookupError::invalid("bbox", text(), "bbox minimum is greater than its maximum"));
     }
+    Ok(Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 }))
+}
+
+/// A page of the components in a WGS84 box, in code order after `cursor`.
+pub fn components_in_bbox<'a>(
+    world: &'a World,
+    bbox: [f64; 4],
+    classes: &[ClassCode],
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<ComponentPage<'a>, LookupError> {
+    let rect = check_bbox(bbox)?;
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(LookupError::invalid("limit", limit, format!("limit must be between 1 and {MAX_PAGE}")));
     }
@@ -441,7 +472,6 @@ pub fn components_in_bbox<'a>(
             LookupError::invalid("cursor", c, "cursor must be the next_cursor of a previous page (a component code)")
         })?),
     };
-    let rect = Rect::new(Coord { x: x0, y: y0 }, Coord { x: x1, y: y1 });
     let (indices, next) = world.components.in_bbox(&world.city, rect, Some(classes), after, limit);
     Ok(ComponentPage {
         bbox,

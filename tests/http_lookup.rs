@@ -416,6 +416,42 @@ async fn bbox_pages_return_every_component_in_the_box_once_in_code_order() {
 }
 
 #[tokio::test]
+async fn component_counts_in_a_box_equal_brute_force() {
+    let f = fixture();
+    let city = &f.world.city;
+    let e = extent(city);
+    let bbox = [e[0] + 0.001, e[1] + 0.002, (e[0] + e[2]) / 2.0 + 0.003, e[3] - 0.001];
+    for class in ["", "01", "0118,0402"] {
+        let mut uri = format!("/v1/components/counts?bbox={},{},{},{}", bbox[0], bbox[1], bbox[2], bbox[3]);
+        if !class.is_empty() {
+            uri += &format!("&class={class}");
+        }
+        let (status, body) = get(&f.app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let wanted: Vec<&str> = class.split(',').filter(|c| !c.is_empty()).collect();
+        let mut expected = std::collections::BTreeMap::<String, u64>::new();
+        for c in &city.components {
+            let (x, y) = (c.location.x, c.location.y);
+            let code = c.class.to_string();
+            if x >= bbox[0] && x <= bbox[2] && y >= bbox[1] && y <= bbox[3]
+                && (wanted.is_empty() || wanted.iter().any(|w| code.starts_with(w)))
+            {
+                *expected.entry(code).or_default() += 1;
+            }
+        }
+        let got: std::collections::BTreeMap<String, u64> = body["by_class"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["class"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(got, expected, "{uri}");
+        assert_eq!(body["total"], expected.values().sum::<u64>());
+        assert!(body["total"].as_u64().unwrap() > 0);
+    }
+}
+
+#[tokio::test]
 async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
     let f = fixture();
     let cases: &[(&str, u16, &str)] = &[
@@ -449,6 +485,9 @@ async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
         ("/v1/components?bbox=120.6,31.2,120.7,31.3&limit=0", 400, "invalid_parameter"),
         ("/v1/components?bbox=120.6,31.2,120.7,31.3&limit=1000000", 400, "invalid_parameter"),
         ("/v1/components?bbox=120.6,31.2,120.7,31.3&cursor=garbage", 400, "invalid_parameter"),
+        ("/v1/components/counts?bbox=120.7,31.2,120.6,31.3", 400, "invalid_parameter"),
+        ("/v1/components/counts", 400, "missing_parameter"),
+        ("/v1/components?bbox=120.6,31.2,120.7,31.3&crs=gcj02&limit=x", 400, "invalid_parameter"),
         ("/v1/grids/abc", 400, "malformed_code"),
         ("/v1/grids/32050610109999", 404, "grid_not_found"),
         ("/v1/components/3205060101999999", 404, "component_not_found"),

@@ -59,19 +59,37 @@ pub async fn nearest(
 /// With a `crs` other than WGS84 the two corners are converted (the box stays axis-aligned).
 pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
-    let raw = p.required("bbox")?;
-    let bbox = parse_bbox(raw)?;
-    let crs = p.datum()?;
-    let (a, b) = (PointEcho::new(bbox[0], bbox[1], crs)?, PointEcho::new(bbox[2], bbox[3], crs)?);
-    let bbox = if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
-        bbox // rejected with its own message below
-    } else {
-        [a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat]
-    };
+    let bbox = bbox(&p)?;
     let limit = p.parsed::<usize>("limit", "a whole number")?.unwrap_or(lookup::DEFAULT_PAGE);
     let world = state.world.load();
     let classes = lookup::parse_classes(&world, p.get("class").unwrap_or(""))?;
     Ok(json(&lookup::components_in_bbox(&world, bbox, &classes, p.get("cursor"), limit)?))
+}
+
+/// `GET /v1/components/counts?bbox=minlon,minlat,maxlon,maxlat[&crs=][&class=]`.
+pub async fn counts(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref())?;
+    let bbox = bbox(&p)?;
+    let world = state.world.load();
+    let classes = lookup::parse_classes(&world, p.get("class").unwrap_or(""))?;
+    Ok(json(&lookup::count_in_bbox(&world, bbox, &classes)?))
+}
+
+/// `bbox` (and `crs`): with a datum other than WGS84 the two corners are converted.
+fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
+    let bbox = parse_bbox(p.required("bbox")?)?;
+    let crs = p.datum()?;
+    if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
+        return Ok(bbox); // the lookup rejects it with its own message
+    }
+    let corner = |lon, lat| {
+        PointEcho::new(lon, lat, crs).map_err(|_| {
+            ApiError::bad_request("invalid_parameter", "bbox corners must be longitudes in [-180, 180] and latitudes in [-90, 90]")
+                .with_details(serde_json::json!({"parameter": "bbox", "value": p.get("bbox")}))
+        })
+    };
+    let (a, b) = (corner(bbox[0], bbox[1])?, corner(bbox[2], bbox[3])?);
+    Ok([a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat])
 }
 
 fn parse_bbox(raw: &str) -> Result<[f64; 4], ApiError> {

@@ -26,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/grids/{code}", get(lookup::grid))
         .route("/v1/components", get(lookup::in_bbox))
         .route("/v1/components/nearest", get(lookup::nearest))
+        .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
