@@ -9,4 +9,5 @@ pub mod index;
 pub mod lookup;
 pub mod model;
 pub mod store;
+pub mod tiles;
 pub mod world;
