@@ -197,7 +197,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "loaded"
     );
-    let state = AppState { world: WorldHandle::new(world) };
+    let state = AppState::new(WorldHandle::new(world));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

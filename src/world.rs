@@ -15,6 +15,7 @@ use geo::{BoundingRect, GeodesicArea};
 use crate::index::{ComponentIndex, GridIndex, Location};
 use crate::model::{City, ClassCode};
 use crate::store::{CityMeta, LoadedCity, Versions};
+use crate::tiles::{TileConfig, TileSet};
 
 /// One consistent snapshot of the city's layers, with its spatial indexes.
 pub struct World {
@@ -34,6 +35,8 @@ pub struct World {
     pub child_counts: Vec<u32>,
     /// Per grid (by `GridId`): area on the WGS84 ellipsoid in m², and its lon/lat bounding box.
     pub grid_shapes: Vec<GridShape>,
+    /// Vector tiles of the grids and components.
+    pub tiles: TileSet,
 }
 
 /// Measures of a grid's polygon, computed once per snapshot.
@@ -46,13 +49,14 @@ pub struct GridShape {
 }
 
 impl World {
-    /// Builds the snapshot and its indexes (the two indexes in parallel).
+    /// Builds the snapshot, its indexes and its tile set (in parallel).
     pub fn new(loaded: LoadedCity) -> World {
         let city = loaded.city;
-        let (grids, components) = std::thread::scope(|s| {
+        let (grids, components, tiles) = std::thread::scope(|s| {
             let components = s.spawn(|| ComponentIndex::build(&city));
+            let tiles = s.spawn(|| TileSet::build(&city, TileConfig::default()));
             let grids = GridIndex::build(&city);
-            (grids, components.join().expect("component index build"))
+            (grids, components.join().expect("component index build"), tiles.join().expect("tile set build"))
         });
         let class_counts = count_components_per_grid(&city, &grids);
         let child_counts = city.children().iter().map(|c| c.len() as u32).collect();
@@ -75,6 +79,7 @@ impl World {
             class_counts,
             child_counts,
             grid_shapes,
+            tiles,
         }
     }
 

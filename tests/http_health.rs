@@ -22,7 +22,7 @@ async fn health_names_each_layer_version_and_count() {
     let dir = tempfile::tempdir().unwrap();
     let world = common::tiny_world(dir.path());
     let expected = world.load();
-    let app = router(AppState { world: world.clone() });
+    let app = router(AppState::new(world.clone()));
     let (status, body) = get(app, "GET", "/health").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["status"], "ok");
@@ -43,7 +43,7 @@ async fn health_names_each_layer_version_and_count() {
 #[tokio::test]
 async fn unknown_paths_and_methods_answer_in_the_error_format() {
     let dir = tempfile::tempdir().unwrap();
-    let app = router(AppState { world: common::tiny_world(dir.path()) });
+    let app = router(AppState::new(common::tiny_world(dir.path())));
     let (status, body) = get(app.clone(), "GET", "/v1/nothing-here").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "not_found");

@@ -32,7 +32,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let handle = common::tiny_world(dir.path());
     let world = handle.load();
-    Fixture { app: router(AppState { world: handle }), world, _dir: dir }
+    Fixture { app: router(AppState::new(handle)), world, _dir: dir }
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {

@@ -5,6 +5,7 @@ pub mod error;
 mod health;
 mod lookup;
 mod params;
+pub mod tiles;
 
 use axum::Router;
 use axum::routing::get;
@@ -16,6 +17,15 @@ use crate::world::WorldHandle;
 #[derive(Clone)]
 pub struct AppState {
     pub world: WorldHandle,
+    /// Encoded, compressed tiles (keys carry the layer versions).
+    pub tiles: tiles::TileCache,
+}
+
+impl AppState {
+    /// State over `world` with a tile cache of the default size.
+    pub fn new(world: WorldHandle) -> AppState {
+        AppState { world, tiles: tiles::TileCache::new(tiles::DEFAULT_TILE_CACHE_BYTES) }
+    }
 }
 
 /// The whole HTTP surface.
@@ -28,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/nearest", get(lookup::nearest))
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
+        .route("/tiles", get(tiles::catalog))
+        .route("/tiles/{layers}", get(tiles::tilejson_handler))
+        .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
+        .route("/styles/citygrid.json", get(tiles::style))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,332 @@
+//! Vector tiles over HTTP: `GET /tiles` (catalog), `GET /tiles/{layers}` (TileJSON 3.0),
+//! `GET /tiles/{layers}/{z}/{x}/{y}.mvt`, and `GET /styles/citygrid.json`.
+//!
+//! Encoded tiles are cached in memory, size-bounded (moka, weighed by bytes), pre-compressed:
+//! gzip always, brotli on the first request that asks for it. The cache key and the ETag carry
+//! the grids and components layer versions, so a new layer version is never answered from an
+//! old entry, and a client's `If-None-Match` with an old ETag gets the new tile, not a 304.
+
+use std::io::Write;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use crate::crs::Datum;
+use crate::tiles::{Layer, TileError};
+use crate::world::World;
+
+/// Default size bound of the tile cache, bytes (raw + compressed copies).
+pub const DEFAULT_TILE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// `Cache-Control` of tiles: clients and CDNs may keep a tile 5 minutes, then revalidate with
+/// its ETag (cheap: a 304 from the in-memory cache).
+const TILE_CACHE_CONTROL: &str = "public, max-age=300";
+const MVT_TYPE: &str = "application/vnd.mapbox-vector-tile";
+/// The MapLibre style, with `{{BASE_URL}}` where the server's own URL goes.
+const STYLE_TEMPLATE: &str = include_str!("../../styles/citygrid.json");
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TileKey {
+    grids_version: Option<u64>,
+    components_version: Option<u64>,
+    layers: Vec<Layer>,
+    datum: Datum,
+    z: u8,
+    x: u32,
+    y: u32,
+}
+
+/// One encoded tile; `raw: None` is an empty tile (204).
+struct CachedTile {
+    raw: Option<Bytes>,
+    gzip: Option<Bytes>,
+    brotli: OnceLock<Bytes>,
+    etag: HeaderValue,
+}
+
+impl CachedTile {
+    fn weight(&self) -> u32 {
+        let n = self.raw.as_ref().map_or(0, Bytes::len) + self.gzip.as_ref().map_or(0, Bytes::len);
+        // Brotli copies come later; count them as about a gzip copy.
+        (n + self.gzip.as_ref().map_or(0, Bytes::len) + 128).min(u32::MAX as usize) as u32
+    }
+}
+
+/// The in-memory tile cache, shared by all handlers.
+#[derive(Clone)]
+pub struct TileCache(moka::sync::Cache<TileKey, Arc<CachedTile>>);
+
+impl TileCache {
+    pub fn new(max_bytes: u64) -> TileCache {
+        TileCache(
+            moka::sync::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_: &TileKey, t: &Arc<CachedTile>| t.weight())
+                .build(),
+        )
+    }
+}
+
+/// The layer list of a URL: `grids`, `components`, or both comma-joined (in any order; each at
+/// most once).
+fn parse_layers(spec: &str) -> Result<Vec<Layer>, ApiError> {
+    let mut layers = Vec::new();
+    for name in spec.split(',') {
+        let layer = Layer::from_name(name.trim()).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", format!("no tile layer {name:?}: the layers are grids and components"))
+                .with_details(json!({"layer": name, "layers": ["grids", "components"]}))
+        })?;
+        if layers.contains(&layer) {
+            return Err(ApiError::bad_request("invalid_layers", format!("layer {name} is listed twice")));
+        }
+        layers.push(layer);
+    }
+    layers.sort();
+    Ok(layers)
+}
+
+/// `datum`: wgs84 (default) or gcj02 (AMap / Tencent base maps).
+fn tile_datum(p: &Params) -> Result<Datum, ApiError> {
+    match p.get("datum").map(str::to_ascii_lowercase).as_deref() {
+        None | Some("wgs84") | Some("cgcs2000") => Ok(Datum::Wgs84),
+        Some("gcj02") | Some("gcj-02") => Ok(Datum::Gcj02),
+        Some(other) => Err(ApiError::bad_request("unknown_datum", format!("unknown tile datum {other:?}: use wgs84 or gcj02"))
+            .with_details(json!({"parameter": "datum", "value": other, "accepted": ["wgs84", "gcj02"]}))),
+    }
+}
+
+fn tile_error(e: TileError) -> ApiError {
+    match e {
+        TileError::OutOfRange { z, x, y, max_zoom } => ApiError::bad_request("tile_out_of_range", e.to_string())
+            .with_details(json!({"z": z, "x": x, "y": y, "max_zoom": max_zoom})),
+    }
+}
+
+fn out_of_range(what: &str, value: &str) -> ApiError {
+    ApiError::bad_request("tile_out_of_range", format!("tile {what} {value:?} is not a valid tile coordinate"))
+        .with_details(json!({"parameter": what, "value": value}))
+}
+
+/// `GET /tiles/{layers}/{z}/{x}/{y}.mvt[?datum=gcj02]`
+pub async fn tile(
+    State(state): State<AppState>,
+    Path((layers, z, x, y)): Path<(String, String, String, String)>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let layers = parse_layers(&layers)?;
+    let datum = tile_datum(&Params::parse(q.as_deref())?)?;
+    let y = y.strip_suffix(".mvt").ok_or_else(|| {
+        ApiError::not_found(format!("tiles end in .mvt: /tiles/…/{z}/{x}/{y}.mvt")).with_details(json!({"path": format!("{z}/{x}/{y}")}))
+    })?;
+    let z: u8 = z.parse().map_err(|_| out_of_range("z", &z))?;
+    let x: u32 = x.parse().map_err(|_| out_of_range("x", &x))?;
+    let y: u32 = y.parse().map_err(|_| out_of_range("y", y))?;
+
+    let world = state.world.load();
+    let key = TileKey {
+        grids_version: world.versions.get("grids"),
+        components_version: world.versions.get("components"),
+        layers,
+        datum,
+        z,
+        x,
+        y,
+    };
+    let cached = match state.tiles.0.get(&key) {
+        Some(t) => t,
+        None => {
+            let world = world.clone();
+            let key2 = key.clone();
+            // Encoding and compressing is CPU work: keep it off the async workers.
+            let tile = tokio::task::spawn_blocking(move || encode(&world, &key2))
+                .await
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("tile encoder failed: {e}")))?
+                .map_err(tile_error)?;
+            let tile = Arc::new(tile);
+            state.tiles.0.insert(key, tile.clone());
+            tile
+        }
+    };
+    Ok(respond(&cached, &headers))
+}
+
+fn encode(world: &World, key: &TileKey) -> Result<CachedTile, TileError> {
+    let raw = world.tiles.encode(&world.city, &key.layers, key.z, key.x, key.y, key.datum)?;
+    let checksum = raw.as_deref().map_or(0, crc32fast::hash);
+    let etag = format!(
+        "\"g{}-c{}-{checksum:08x}\"",
+        key.grids_version.unwrap_or(0),
+        key.components_version.unwrap_or(0)
+    );
+    let gzip = raw.as_ref().map(|r| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(r.len() / 2 + 64), flate2::Compression::new(6));
+        enc.write_all(r).expect("in-memory write");
+        Bytes::from(enc.finish().expect("in-memory write"))
+    });
+    Ok(CachedTile {
+        raw: raw.map(Bytes::from),
+        gzip,
+        brotli: OnceLock::new(),
+        etag: HeaderValue::from_str(&etag).expect("ASCII etag"),
+    })
+}
+
+fn brotli(raw: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+    {
+        let mut w = brotli::CompressorWriter::new(&mut out, 4096, 6, 22);
+        w.write_all(raw).expect("in-memory write");
+    }
+    Bytes::from(out)
+}
+
+/// Which encodings the client accepts (`br` preferred over `gzip`); `q=0` refuses.
+fn accepts(headers: &HeaderMap, coding: &str) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|part| {
+        let mut it = part.split(';');
+        let name = it.next().unwrap_or("").trim();
+        let refused = it.any(|p| p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0)));
+        (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
+    })
+}
+
+fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
+    let not_modified = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == tile.etag.to_str().unwrap_or("")
+        });
+    let common = [
+        (header::ETAG, tile.etag.clone()),
+        (header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL)),
+        (header::VARY, HeaderValue::from_static("accept-encoding")),
+    ];
+    if not_modified {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    let Some(raw) = &tile.raw else {
+        return (StatusCode::NO_CONTENT, common).into_response();
+    };
+    let mut response = if accepts(headers, "br") {
+        let body = tile.brotli.get_or_init(|| brotli(raw)).clone();
+        (common, [(header::CONTENT_ENCODING, HeaderValue::from_static("br"))], body).into_response()
+    } else if accepts(headers, "gzip") {
+        let body = tile.gzip.clone().expect("gzip of a non-empty tile");
+        (common, [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))], body).into_response()
+    } else {
+        (common, raw.clone()).into_response()
+    };
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MVT_TYPE));
+    response
+}
+
+/// The server's own base URL as the client reached it: `Host` (or `X-Forwarded-Host`) and
+/// `X-Forwarded-Proto` (default http).
+fn base_url(headers: &HeaderMap) -> String {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
+    let host = get("x-forwarded-host").or_else(|| get("host")).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let proto = get("x-forwarded-proto").filter(|p| p == "https" || p == "http").unwrap_or_else(|| "http".into());
+    format!("{proto}://{host}")
+}
+
+fn datum_query(datum: Datum) -> &'static str {
+    if datum == Datum::Gcj02 { "?datum=gcj02" } else { "" }
+}
+
+fn tilejson(world: &World, base: &str, layers: &[Layer], datum: Datum) -> Value {
+    let names: Vec<&str> = layers.iter().map(|l| l.name()).collect();
+    let joined = names.join(",");
+    let shift = |lon: f64, lat: f64| if datum == Datum::Gcj02 { Datum::Gcj02.from_wgs84(lon, lat) } else { (lon, lat) };
+    let bounds = world.grids.extent().map(|r| {
+        let (x0, y0) = shift(r.min().x, r.min().y);
+        let (x1, y1) = shift(r.max().x, r.max().y);
+        [x0, y0, x1, y1]
+    });
+    let (cx, cy) = shift(world.meta.center[0], world.meta.center[1]);
+    let mut vector_layers = Vec::new();
+    for &layer in layers {
+        let info = world.tiles.layer_info(layer);
+        let fields: serde_json::Map<String, Value> =
+            info.fields.iter().map(|(k, t)| ((*k).to_owned(), Value::from(*t))).collect();
+        vector_layers.push(json!({
+            "id": info.id, "description": info.description, "fields": fields,
+            "minzoom": info.minzoom, "maxzoom": info.maxzoom,
+        }));
+    }
+    let config = world.tiles.config();
+    let versions: serde_json::Map<String, Value> = layers
+        .iter()
+        .map(|l| (l.name().to_owned(), json!(world.versions.get(l.name()))))
+        .collect();
+    json!({
+        "tilejson": "3.0.0",
+        "name": format!("{} — {}", world.meta.name, joined),
+        "description": format!("citygrid vector tiles of {} ({})", world.meta.name, if datum == Datum::Gcj02 { "GCJ-02, for AMap/Tencent base maps" } else { "WGS84" }),
+        "version": "1.0.0",
+        "attribution": "citygrid",
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/{joined}/{{z}}/{{x}}/{{y}}.mvt{}", datum_query(datum))],
+        "minzoom": 0,
+        "maxzoom": config.max_zoom,
+        "bounds": bounds.unwrap_or([-180.0, -85.051129, 180.0, 85.051129]),
+        "center": [cx, cy, 13],
+        "vector_layers": vector_layers,
+        "versions": versions,
+    })
+}
+
+/// `GET /tiles/{layers}[?datum=gcj02]`: TileJSON 3.0.
+pub async fn tilejson_handler(
+    State(state): State<AppState>,
+    Path(layers): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let layers = parse_layers(&layers)?;
+    let datum = tile_datum(&Params::parse(q.as_deref())?)?;
+    let world = state.world.load();
+    Ok(axum::Json(tilejson(&world, &base_url(&headers), &layers, datum)).into_response())
+}
+
+/// `GET /tiles`: the tilesets this server offers, each with its TileJSON URL.
+pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let base = base_url(&headers);
+    let world = state.world.load();
+    let sets: Vec<Value> = ["grids", "components", "grids,components"]
+        .iter()
+        .map(|set| {
+            json!({
+                "id": set,
+                "tilejson": format!("{base}/tiles/{set}"),
+                "tilejson_gcj02": format!("{base}/tiles/{set}?datum=gcj02"),
+                "tiles": format!("{base}/tiles/{set}/{{z}}/{{x}}/{{y}}.mvt"),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "city": world.meta.name,
+        "tilesets": sets,
+        "style": format!("{base}/styles/citygrid.json"),
+    }))
+    .into_response()
+}
+
+/// `GET /styles/citygrid.json[?datum=gcj02]`: the MapLibre style with this server's URLs.
+pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+    let datum = tile_datum(&Params::parse(q.as_deref())?)?;
+    let body = STYLE_TEMPLATE
+        .replace("{{BASE_URL}}", &base_url(&headers))
+        .replace("{{DATUM_QUERY}}", datum_query(datum));
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
