@@ -1,12 +1,72 @@
 //! Vector tiles (Mapbox Vector Tile 2.1) of the grids and components of one [`City`].
 //!
-//! STUB: the public API the HTTP layer builds on; the encoder is being written (issue: tiles).
-//! Until then every tile is empty.
+//! # Tiles
+//! XYZ scheme (y = 0 at the north), Web Mercator (EPSG:3857), extent and buffer from
+//! [`TileConfig`] (default 4096 units, buffer 64). Polygons are clipped to the tile plus the
+//! buffer; exterior rings wind clockwise on screen (positive surveyor's area in tile
+//! coordinates, y down), holes the other way, as MVT 2.1 requires. Points (components,
+//! clusters, label points) are not repeated in the buffer: each lies in exactly one tile per
+//! zoom, the one containing it. Tiles are half-open, `x0 ≤ x < x1`, `y0 ≤ y < y1` in Web
+//! Mercator quantised to 2^-32 of the world (~1 cm), so a point on a tile edge belongs to
+//! the tile east / south of it. The same tile always gives the same bytes.
+//!
+//! # Datum
+//! Coordinates are WGS84 ≡ CGCS2000 ([`Datum::Wgs84`], [`Datum::Cgcs2000`]: no shift). With
+//! [`Datum::Gcj02`] (AMap, Tencent) or [`Datum::Bd09`] (Baidu) tile z/x/y is a tile of that
+//! map: every vertex and point is shifted with [`Datum::from_wgs84`] before projecting and
+//! clipping, so the layers sit on those base maps. Clusters there are the WGS84 clusters
+//! (same members and counts) placed at their shifted mean, in the tile that contains it.
+//!
+//! # Layer `grids` ([`Layer::Grids`])
+//! Polygons of every hierarchy level from its own zoom ([`TileConfig::level_min_zoom`]) with
+//! `code` (string), `name`, `level` (number, 1 = district) and `level_name` (e.g. `街道`);
+//! feature id = the grid code as a number. The same layer holds one label point per grid
+//! (geometry type Point, same id and properties): the pole of inaccessibility of the grid's
+//! largest polygon, in the one tile containing it. Styles select polygons with
+//! `["==", ["geometry-type"], "Polygon"]` and labels with `["==", ["geometry-type"], "Point"]`.
+//!
+//! Polygons are simplified per zoom (Douglas–Peucker, tolerance one tile unit), precomputed
+//! at [`TileSet::build`] and topology-preserving: a level's rings are cut into arcs at the
+//! vertices where their neighbours differ, each arc is simplified once with its ends fixed,
+//! and rings are rebuilt from the shared arcs, so neighbouring grids of a level meet along
+//! the identical simplified seam (no gaps, no overlaps). Rings that collapse at a zoom are
+//! dropped.
+//!
+//! # Layer `components` ([`Layer::Components`])
+//! From [`TileConfig::component_full_zoom`] on: one point per component with `code`,
+//! `class` (4 digits), `major` (2 digits), `status` (`intact`, `damaged`, `missing`,
+//! `occupied`) and `name`; feature id = the component code as a number.
+//!
+//! Below it: clusters. Each tile is cut into 16 × 16 cells; each non-empty cell is one point
+//! at the mean Web Mercator position of its components, with `point_count`, `damaged`,
+//! `missing`, `occupied`, and `count_XX` per major class `XX` (absent when 0). A cluster
+//! holds exactly the components whose position lies in its cell, so a tile's clusters count
+//! exactly the components in the tile, and all tiles of a zoom count each component once.
 
+mod clip;
+mod components;
+mod encoder;
+mod grids;
+pub mod mercator;
+mod polylabel;
+mod topology;
+pub mod vector_tile;
+
+use std::sync::LazyLock;
+
+use prost::Message;
 use serde::Serialize;
 
 use crate::crs::Datum;
 use crate::model::City;
+
+use components::ComponentLayer;
+use encoder::LayerBuilder;
+use grids::GridLayer;
+use mercator::TileFrame;
+
+pub use components::CELLS as CLUSTER_CELLS;
+pub use topology::TOLERANCE_UNITS as SIMPLIFY_TOLERANCE_UNITS;
 
 /// A tile layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -47,10 +107,14 @@ pub struct LayerInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TileConfig {
     /// Per hierarchy level (0 = district), the first zoom at which that level's grids appear.
+    /// Levels past the end of the list use its last entry. The default suits the 4-level
+    /// CJ/T 213 and DB11 hierarchies (district 0, street 10, community 12, unit grid 13: a
+    /// ~150 m unit grid is ~15 px wide at z13), with two more levels at 15 and 16.
     pub level_min_zoom: Vec<u8>,
-    /// From this zoom on, components are drawn one by one; below it, thinned or clustered.
+    /// From this zoom on, components are drawn one by one; below it, clustered.
+    /// At most 28.
     pub component_full_zoom: u8,
-    /// Highest zoom served.
+    /// Highest zoom served (at most 32).
     pub max_zoom: u8,
     /// Tile extent (MVT units per tile side).
     pub extent: u32,
@@ -64,6 +128,13 @@ impl Default for TileConfig {
     }
 }
 
+impl TileConfig {
+    /// The first zoom showing grids of `level` (0 = district).
+    pub fn min_zoom_of_level(&self, level: usize) -> u8 {
+        self.level_min_zoom.get(level).or(self.level_min_zoom.last()).copied().unwrap_or(0)
+    }
+}
+
 /// What is wrong with a tile request.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum TileError {
@@ -71,33 +142,159 @@ pub enum TileError {
     OutOfRange { z: u8, x: u32, y: u32, max_zoom: u8 },
 }
 
+/// Sizes of a built [`TileSet`], for reports and benchmarks.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TileSetStats {
+    /// Heap bytes held by the grid geometry (arcs, rings, indexes).
+    pub grid_bytes: usize,
+    /// Heap bytes held by the component index and precomputed clusters.
+    pub component_bytes: usize,
+    /// Arcs and arc vertices after sharing seams.
+    pub arcs: usize,
+    pub arc_vertices: usize,
+    /// Zooms whose clusters are precomputed (the others aggregate on the fly).
+    pub precomputed_cluster_zooms: Vec<u8>,
+}
+
 /// A city's tiles: geometry prepared once per snapshot (simplified per zoom band), encoded
 /// per request.
 pub struct TileSet {
     config: TileConfig,
+    grids: GridLayer,
+    components: ComponentLayer,
+    levels: usize,
+    grid_count: usize,
+    component_count: usize,
 }
 
+/// `count_00` … `count_99`, the per-major-class cluster keys.
+static COUNT_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| (0..100).map(|m| &*Box::leak(format!("count_{m:02}").into_boxed_str())).collect());
+
 impl TileSet {
-    pub fn build(_city: &City, config: TileConfig) -> TileSet {
-        TileSet { config }
+    /// Prepares `city`'s tiles: projects, indexes and simplifies once. Encoding must then be
+    /// given the same city.
+    pub fn build(city: &City, config: TileConfig) -> TileSet {
+        let extent = config.extent.max(1);
+        let max_zoom = config.max_zoom.min(32);
+        let full_zoom = config.component_full_zoom.min(28);
+        let (grids, components) = std::thread::scope(|s| {
+            let g = s.spawn(|| GridLayer::build(city, extent, max_zoom));
+            let c = ComponentLayer::build(city, full_zoom);
+            (g.join().expect("grid tiles build"), c)
+        });
+        TileSet {
+            levels: city.hierarchy.levels.len(),
+            grid_count: city.grids.len(),
+            component_count: city.components.len(),
+            config,
+            grids,
+            components,
+        }
     }
 
     pub fn config(&self) -> &TileConfig {
         &self.config
     }
 
+    /// Sizes of the prepared data.
+    pub fn stats(&self) -> TileSetStats {
+        let (arcs, arc_vertices) = self.grids.topology_sizes();
+        TileSetStats {
+            grid_bytes: self.grids.heap_bytes(),
+            component_bytes: self.components.heap_bytes(),
+            arcs,
+            arc_vertices,
+            precomputed_cluster_zooms: self.components.precomputed_zooms(),
+        }
+    }
+
     /// The layers' descriptions for TileJSON.
     pub fn layer_info(&self, layer: Layer) -> LayerInfo {
-        LayerInfo { id: layer.name(), description: "", fields: Vec::new(), minzoom: 0, maxzoom: self.config.max_zoom }
+        let maxzoom = self.config.max_zoom;
+        match layer {
+            Layer::Grids => LayerInfo {
+                id: layer.name(),
+                description: "Grid polygons of every level from its own zoom (level 1 = district), and one label \
+                              point per grid (geometry type Point) with the same properties",
+                fields: vec![("code", "String"), ("name", "String"), ("level", "Number"), ("level_name", "String")],
+                minzoom: (0..self.levels.max(1)).map(|l| self.config.min_zoom_of_level(l)).min().unwrap_or(0),
+                maxzoom,
+            },
+            Layer::Components => {
+                let mut fields = vec![
+                    ("code", "String"),
+                    ("class", "String"),
+                    ("major", "String"),
+                    ("status", "String"),
+                    ("name", "String"),
+                    ("point_count", "Number"),
+                    ("damaged", "Number"),
+                    ("missing", "Number"),
+                    ("occupied", "Number"),
+                ];
+                fields.extend(self.components.majors().iter().map(|&m| (COUNT_KEYS[m as usize % 100], "Number")));
+                LayerInfo {
+                    id: layer.name(),
+                    description: "Components (code, class, major, status, name) from component_full_zoom on; below \
+                                  it clusters of a 16x16 grid of cells per tile with point_count, damaged, missing, \
+                                  occupied and count_XX per major class (absent = 0)",
+                    fields,
+                    minzoom: 0,
+                    maxzoom,
+                }
+            }
+        }
     }
 
     /// The uncompressed MVT bytes of tile z/x/y (XYZ scheme) holding `layers`, with coordinates
-    /// in `datum` (WGS84, or shifted to GCJ-02 to sit on AMap/Tencent base maps). `Ok(None)`:
-    /// the tile is empty. The same inputs give the same bytes.
-    pub fn encode(&self, _city: &City, _layers: &[Layer], z: u8, x: u32, y: u32, _datum: Datum) -> Result<Option<Vec<u8>>, TileError> {
-        if z > self.config.max_zoom || (x as u64) >= (1u64 << z) || (y as u64) >= (1u64 << z) {
+    /// in `datum` (WGS84, or shifted to GCJ-02 to sit on AMap/Tencent base maps, or BD-09).
+    /// `Ok(None)`: the tile is empty. The same inputs give the same bytes. `city` must be the
+    /// city the set was built from.
+    pub fn encode(&self, city: &City, layers: &[Layer], z: u8, x: u32, y: u32, datum: Datum) -> Result<Option<Vec<u8>>, TileError> {
+        if z > self.config.max_zoom || z > 32 || (x as u64) >= (1u64 << z) || (y as u64) >= (1u64 << z) {
             return Err(TileError::OutOfRange { z, x, y, max_zoom: self.config.max_zoom });
         }
-        Ok(None)
+        assert!(
+            city.grids.len() == self.grid_count && city.components.len() == self.component_count,
+            "TileSet::encode was given another city than the one it was built from"
+        );
+        let extent = self.config.extent.max(1);
+        let frame = TileFrame::new(z, x, y, extent);
+        let mut out = Vec::new();
+        let mut done = [false; 2];
+        for &layer in layers {
+            if std::mem::replace(&mut done[layer as usize], true) {
+                continue;
+            }
+            let built = match layer {
+                Layer::Grids => {
+                    let mut b = LayerBuilder::new(layer.name(), extent, &grids::KEYS);
+                    self.grids.encode(city, &frame, datum, extent, self.config.buffer, |l| self.config.min_zoom_of_level(l), &mut b);
+                    b
+                }
+                Layer::Components => {
+                    let mut b = if z >= self.config.component_full_zoom.min(28) {
+                        LayerBuilder::new(layer.name(), extent, &components::KEYS)
+                    } else {
+                        let keys = self.components.cluster_keys();
+                        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                        LayerBuilder::new(layer.name(), extent, &keys)
+                    };
+                    self.components.encode(city, &frame, datum, &mut b);
+                    b
+                }
+            };
+            if !built.is_empty() {
+                out.push(built.finish());
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(vector_tile::Tile { layers: out }.encode_to_vec()))
     }
 }
+
+#[cfg(test)]
+mod tests;

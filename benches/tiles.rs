@@ -1,0 +1,130 @@
+//! Tile encoding on the Xicheng preset (1,902 grids, 610,440 components), uncached.
+//!
+//! `cargo bench --bench tiles` prints, before criterion's own lines:
+//! - the TileSet build time and the heap it holds (grid geometry, component index, clusters);
+//! - per zoom, over a fixed sample of tiles (the densest and an even spread of the rest):
+//!   tile size max / median and encode time p50 / p99 / max, timed tile by tile;
+//!
+//! then criterion measures `tiles/build`, `tiles/components/zN` (z12–z18, one sample tile after
+//! another), `tiles/components_gcj02/z16`, `tiles/grids/zN` (z0–z18) and `tiles/grids_gcj02/z13`.
+
+use std::collections::HashMap;
+use std::f64::consts::PI;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use citygrid::crs::Datum;
+use citygrid::demo::{DemoSpec, Preset, generate};
+use citygrid::model::City;
+use citygrid::tiles::{Layer, TileConfig, TileSet};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let phi = lat.to_radians();
+    let n = (1u64 << z) as f64;
+    (((lon + 180.0) / 360.0 * n).floor() as u32, ((1.0 - (phi.tan() + 1.0 / phi.cos()).ln() / PI) / 2.0 * n).floor() as u32)
+}
+
+/// Up to 64 tiles at zoom z over the city (in `datum`'s map): the 32 with most components,
+/// then an even spread.
+fn sample(city: &City, z: u8, datum: Datum) -> Vec<(u32, u32)> {
+    let mut count: HashMap<(u32, u32), usize> = HashMap::new();
+    for c in &city.components {
+        let (lon, lat) = datum.from_wgs84(c.location.x, c.location.y);
+        *count.entry(tile_of(lon, lat, z)).or_default() += 1;
+    }
+    let mut tiles: Vec<((u32, u32), usize)> = count.into_iter().collect();
+    tiles.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if tiles.len() <= 64 {
+        return tiles.into_iter().map(|t| t.0).collect();
+    }
+    let step = (tiles.len() - 32) / 32;
+    tiles.iter().take(32).chain(tiles.iter().skip(32).step_by(step.max(1)).take(32)).map(|t| t.0).collect()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Sizes and per-tile times over the sample (each tile encoded `rounds` times).
+fn report(city: &City, set: &TileSet, layer: Layer, zooms: std::ops::RangeInclusive<u8>, datum: Datum) {
+    println!("{} ({datum}): zoom | tiles | size max / median B | encode p50 / p99 / max ms", layer.name());
+    for z in zooms {
+        let tiles = sample(city, z, datum);
+        let mut sizes = Vec::new();
+        let mut times = Vec::new();
+        for &(x, y) in &tiles {
+            for round in 0..5 {
+                let t = Instant::now();
+                let b = set.encode(city, &[layer], z, x, y, datum).unwrap();
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+                if round == 0 {
+                    sizes.push(b.map_or(0, |b| b.len()));
+                }
+            }
+        }
+        sizes.sort_unstable();
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  z{z:<2} | {:>3} | {:>7} / {:>7} | {:.3} / {:.3} / {:.3}",
+            tiles.len(),
+            sizes[sizes.len() - 1],
+            sizes[sizes.len() / 2],
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+            times[times.len() - 1]
+        );
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let t = Instant::now();
+    let demo = generate(&DemoSpec { preset: Preset::Xicheng, components: None, seed: 1 }, &|_, _| {}).unwrap();
+    let city = demo.city;
+    println!("xicheng: {} grids, {} components, generated in {:.2?}", city.grids.len(), city.components.len(), t.elapsed());
+    let t = Instant::now();
+    let set = TileSet::build(&city, TileConfig::default());
+    let build = t.elapsed();
+    let s = set.stats();
+    println!(
+        "TileSet::build {build:.2?}: grids {} KB ({} arcs, {} arc vertices), components {} KB ({:.1} B/component), \
+         clusters precomputed for z{:?}",
+        s.grid_bytes / 1024,
+        s.arcs,
+        s.arc_vertices,
+        s.component_bytes / 1024,
+        s.component_bytes as f64 / city.components.len() as f64,
+        s.precomputed_cluster_zooms
+    );
+    report(&city, &set, Layer::Components, 0..=18, Datum::Wgs84);
+    report(&city, &set, Layer::Components, 14..=18, Datum::Gcj02);
+    report(&city, &set, Layer::Grids, 0..=18, Datum::Wgs84);
+    report(&city, &set, Layer::Grids, 10..=18, Datum::Gcj02);
+
+    let mut g = c.benchmark_group("tiles");
+    g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    g.bench_function("build", |b| b.iter(|| black_box(TileSet::build(&city, TileConfig::default()))));
+    let mut run = |name: String, layer: Layer, z: u8, datum: Datum| {
+        let tiles = sample(&city, z, datum);
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (x, y) = tiles[i % tiles.len()];
+                i += 1;
+                black_box(set.encode(&city, &[layer], z, x, y, datum).unwrap())
+            })
+        });
+    };
+    for z in 12..=18 {
+        run(format!("components/z{z}"), Layer::Components, z, Datum::Wgs84);
+    }
+    run("components_gcj02/z16".into(), Layer::Components, 16, Datum::Gcj02);
+    for z in 0..=18 {
+        run(format!("grids/z{z}"), Layer::Grids, z, Datum::Wgs84);
+    }
+    run("grids_gcj02/z13".into(), Layer::Grids, 13, Datum::Gcj02);
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

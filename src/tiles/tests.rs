@@ -1,0 +1,220 @@
+//! Unit tests of the tile set on a small hand-made city (the demo cities are tested in
+//! tests/tiles_encode.rs).
+
+use geo_types::{LineString, MultiPolygon, Polygon};
+use prost::Message;
+
+use super::mercator::{Q, to_world};
+use super::vector_tile::Tile;
+use super::*;
+use crate::model::{CityBuilder, ClassTable, ComponentFields, GridFields, Hierarchy};
+
+fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> LineString<f64> {
+    LineString::from(vec![(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)])
+}
+
+/// A district (with a lake), one street, one community, two unit grids (the west one holding
+/// the lake as a hole) and a few components.
+fn city(components: &[(&str, f64, f64)]) -> City {
+    let mut b = CityBuilder::new(Hierarchy::cjt213(), ClassTable::builtin_components(), ClassTable::builtin_events());
+    let lake = rect(120.605, 31.275, 120.610, 31.285);
+    let whole = MultiPolygon(vec![Polygon::new(rect(120.60, 31.26, 120.64, 31.30), vec![lake.clone()])]);
+    let add = |b: &mut CityBuilder, code: &str, parent: &str, g: MultiPolygon<f64>| {
+        b.add_grid(&GridFields { code, name: code, parent, ..Default::default() }, g).unwrap();
+    };
+    add(&mut b, "320506", "", whole.clone());
+    add(&mut b, "320506001", "320506", whole.clone());
+    add(&mut b, "320506001001", "320506001", whole);
+    add(&mut b, "32050600100101", "320506001001", MultiPolygon(vec![Polygon::new(rect(120.60, 31.26, 120.62, 31.30), vec![lake])]));
+    add(&mut b, "32050600100102", "320506001001", MultiPolygon(vec![Polygon::new(rect(120.62, 31.26, 120.64, 31.30), vec![])]));
+    for (code, lon, lat) in components {
+        b.add_component(&ComponentFields { code, lon: *lon, lat: *lat, ..Default::default() }).unwrap();
+    }
+    b.finish().unwrap()
+}
+
+fn tile_of(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let w = to_world(lon, lat);
+    let n = (1u64 << z) as f64;
+    ((w[0] * n).floor() as u32, (w[1] * n).floor() as u32)
+}
+
+/// Layers by name → features as (properties, geometry type, rings or points).
+type Decoded = Vec<(String, Vec<(Vec<(String, String)>, i32, Vec<Vec<[i32; 2]>>)>)>;
+
+fn decode(bytes: &[u8]) -> Decoded {
+    let tile = Tile::decode(bytes).unwrap();
+    tile.layers
+        .into_iter()
+        .map(|l| {
+            let feats = l
+                .features
+                .iter()
+                .map(|f| {
+                    let props = f
+                        .tags
+                        .chunks(2)
+                        .map(|kv| {
+                            let v = &l.values[kv[1] as usize];
+                            let v = v.string_value.clone().unwrap_or_else(|| v.uint_value.unwrap().to_string());
+                            (l.keys[kv[0] as usize].clone(), v)
+                        })
+                        .collect();
+                    let mut parts: Vec<Vec<[i32; 2]>> = Vec::new();
+                    let (mut x, mut y, mut i) = (0, 0, 0);
+                    while i < f.geometry.len() {
+                        let (cmd, n) = (f.geometry[i] & 7, f.geometry[i] >> 3);
+                        i += 1;
+                        if cmd == 7 {
+                            continue;
+                        }
+                        if cmd == 1 {
+                            parts.push(Vec::new());
+                        }
+                        for _ in 0..n {
+                            let zz = |v: u32| ((v >> 1) as i32) ^ -((v & 1) as i32);
+                            x += zz(f.geometry[i]);
+                            y += zz(f.geometry[i + 1]);
+                            i += 2;
+                            parts.last_mut().unwrap().push([x, y]);
+                        }
+                    }
+                    (props, f.r#type.unwrap(), parts)
+                })
+                .collect();
+            (l.name, feats)
+        })
+        .collect()
+}
+
+fn area2(r: &[[i32; 2]]) -> i64 {
+    (0..r.len()).map(|i| r[i][0] as i64 * r[(i + 1) % r.len()][1] as i64 - r[(i + 1) % r.len()][0] as i64 * r[i][1] as i64).sum()
+}
+
+/// A longitude whose Web Mercator x is exactly the west edge of tile `tx` at zoom z.
+fn lon_on_edge(tx: u32, z: u8) -> f64 {
+    let want = tx as f64 / (1u64 << z) as f64;
+    let mut lon = want * 360.0 - 180.0;
+    for _ in 0..8 {
+        let w = to_world(lon, 31.28)[0];
+        if w == want {
+            return lon;
+        }
+        lon = if w < want { lon.next_up() } else { lon.next_down() };
+    }
+    panic!("no longitude maps exactly onto the tile edge")
+}
+
+#[test]
+fn a_point_on_a_tile_edge_belongs_to_the_tile_east_of_it() {
+    let z = 16;
+    let (tx, _) = tile_of(120.63, 31.28, z);
+    let lon = lon_on_edge(tx, z);
+    assert_eq!((to_world(lon, 31.28)[0] * Q) as u64, (tx as u64) << 16);
+    let c = city(&[("3205060118000001", lon, 31.28)]);
+    let set = TileSet::build(&c, TileConfig::default());
+    let (_, ty) = tile_of(lon, 31.28, z);
+    let east = set.encode(&c, &[Layer::Components], z, tx, ty, Datum::Wgs84).unwrap();
+    let west = set.encode(&c, &[Layer::Components], z, tx - 1, ty, Datum::Wgs84).unwrap();
+    assert!(west.is_none(), "the tile west of the edge must not hold it");
+    let east = decode(&east.expect("the tile east of the edge holds it"));
+    let (_, feats) = &east[0];
+    assert_eq!(feats.len(), 1);
+    assert_eq!(feats[0].2[0][0][0], 0, "at x = 0 of its tile");
+    // Its cluster at every lower zoom is in the tile holding the edge's east side too.
+    for z in 0..16u8 {
+        let (x, y) = (tx >> (16 - z), ty >> (16 - z));
+        let t = decode(&set.encode(&c, &[Layer::Components], z, x, y, Datum::Wgs84).unwrap().expect("cluster"));
+        let count: Vec<&String> = t[0].1[0].0.iter().filter(|(k, _)| k == "point_count").map(|(_, v)| v).collect();
+        assert_eq!(count, ["1"], "z{z}");
+    }
+}
+
+#[test]
+fn holes_wind_against_their_exterior_and_polygons_are_clipped_to_the_buffer() {
+    let c = city(&[]);
+    let set = TileSet::build(&c, TileConfig::default());
+    for z in [12u8, 13, 14, 15, 16] {
+        let (x0, y0) = tile_of(120.60, 31.30, z);
+        let (x1, y1) = tile_of(120.64, 31.26, z);
+        let mut holes = 0;
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let Some(bytes) = set.encode(&c, &[Layer::Grids], z, x, y, Datum::Wgs84).unwrap() else { continue };
+                for (_, feats) in decode(&bytes) {
+                    for (props, kind, rings) in feats.iter().filter(|f| f.1 == 3) {
+                        let _ = (props, kind);
+                        assert!(area2(&rings[0]) > 0, "z{z}: exterior first, positive");
+                        for r in rings {
+                            assert!(r.iter().all(|p| p.iter().all(|v| (-64..=4160).contains(v))), "z{z}: {r:?}");
+                        }
+                        holes += rings.iter().filter(|r| area2(r) < 0).count();
+                    }
+                }
+            }
+        }
+        // The lake is a hole of the district, the street, the community and grid 01.
+        assert!(holes >= 4, "z{z}: {holes} holes");
+    }
+}
+
+#[test]
+fn rings_that_collapse_are_dropped_but_the_label_stays() {
+    let c = city(&[]);
+    let config = TileConfig { level_min_zoom: vec![0], ..TileConfig::default() };
+    let set = TileSet::build(&c, config);
+    // At z0 the 4 km district is ~0.4 units wide: every ring collapses.
+    let t = decode(&set.encode(&c, &[Layer::Grids], 0, 0, 0, Datum::Wgs84).unwrap().unwrap());
+    let (name, feats) = &t[0];
+    assert_eq!(name, "grids");
+    assert!(feats.iter().all(|f| f.1 == 1), "only label points at z0");
+    assert_eq!(feats.len(), 5, "one label per grid");
+    // At z12 every grid is a polygon.
+    let (x, y) = tile_of(120.62, 31.28, 12);
+    let t = decode(&set.encode(&c, &[Layer::Grids], 12, x, y, Datum::Wgs84).unwrap().unwrap());
+    assert_eq!(t[0].1.iter().filter(|f| f.1 == 3).count(), 5);
+}
+
+#[test]
+fn levels_appear_from_their_zoom_and_the_list_extends_with_its_last_entry() {
+    let config = TileConfig { level_min_zoom: vec![0, 11], ..TileConfig::default() };
+    assert_eq!((0..6).map(|l| config.min_zoom_of_level(l)).collect::<Vec<_>>(), [0, 11, 11, 11, 11, 11]);
+    assert_eq!(TileConfig { level_min_zoom: vec![], ..TileConfig::default() }.min_zoom_of_level(3), 0);
+    let c = city(&[]);
+    let set = TileSet::build(&c, config);
+    let levels = |z: u8| {
+        let (x, y) = tile_of(120.62, 31.28, z);
+        let t = decode(&set.encode(&c, &[Layer::Grids], z, x, y, Datum::Wgs84).unwrap().unwrap());
+        let mut l: Vec<String> = t[0].1.iter().map(|f| f.0.iter().find(|(k, _)| k == "level").unwrap().1.clone()).collect();
+        l.sort();
+        l.dedup();
+        l
+    };
+    assert_eq!(levels(10), ["1"]);
+    assert_eq!(levels(11), ["1", "2", "3", "4"]);
+}
+
+#[test]
+fn layer_info_describes_every_property_and_the_majors_present() {
+    let c = city(&[("3205060118000001", 120.61, 31.27), ("3205060301000001", 120.63, 31.29)]);
+    let set = TileSet::build(&c, TileConfig::default());
+    let info = set.layer_info(Layer::Components);
+    let names: Vec<&str> = info.fields.iter().map(|f| f.0).collect();
+    assert!(names.ends_with(&["count_01", "count_03"]), "{names:?}");
+    assert_eq!(set.layer_info(Layer::Grids).minzoom, 0);
+    assert_eq!(set.layer_info(Layer::Grids).maxzoom, 20);
+    let stats = set.stats();
+    assert!(stats.arcs > 0 && stats.arc_vertices > 0);
+    assert_eq!(stats.precomputed_cluster_zooms, (0..16).collect::<Vec<u8>>());
+}
+
+#[test]
+fn a_city_without_components_has_no_component_layer() {
+    let c = city(&[]);
+    let set = TileSet::build(&c, TileConfig::default());
+    let (x, y) = tile_of(120.62, 31.28, 14);
+    assert_eq!(set.encode(&c, &[Layer::Components], 14, x, y, Datum::Wgs84).unwrap(), None);
+    assert_eq!(set.encode(&c, &[Layer::Components], 8, x >> 6, y >> 6, Datum::Gcj02).unwrap(), None);
+    let t = decode(&set.encode(&c, &Layer::ALL, 14, x, y, Datum::Wgs84).unwrap().unwrap());
+    assert_eq!(t.len(), 1);
+}
