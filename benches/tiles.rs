@@ -3,7 +3,8 @@
 //! `cargo bench --bench tiles` prints, before criterion's own lines:
 //! - the TileSet build time and the heap it holds (grid geometry, component index, clusters);
 //! - per zoom, over a fixed sample of tiles (the densest and an even spread of the rest):
-//!   tile size max / median and encode time p50 / p99 / max, timed tile by tile;
+//!   tile size max / median and encode time p50 / p99 / max over the tiles (each tile's time
+//!   is the median of 7 runs);
 //!
 //! then criterion measures `tiles/build`, `tiles/components/zN` (z12–z18, one sample tile after
 //! another), `tiles/components_gcj02/z16`, `tiles/grids/zN` (z0–z18) and `tiles/grids_gcj02/z13`.
@@ -46,22 +47,27 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Sizes and per-tile times over the sample (each tile encoded `rounds` times).
+/// Sizes and encode times over the sample. Each tile is encoded 7 times and its median kept
+/// (on a shared 2-core machine a single run can lose the CPU for a whole time slice); the
+/// p50 / p99 / max are then over the tiles.
 fn report(city: &City, set: &TileSet, layer: Layer, zooms: std::ops::RangeInclusive<u8>, datum: Datum) {
-    println!("{} ({datum}): zoom | tiles | size max / median B | encode p50 / p99 / max ms", layer.name());
+    println!("{} ({datum}): zoom | tiles | size max / median B | encode p50 / p99 / max ms (per-tile median of 7)", layer.name());
     for z in zooms {
         let tiles = sample(city, z, datum);
         let mut sizes = Vec::new();
         let mut times = Vec::new();
         for &(x, y) in &tiles {
-            for round in 0..5 {
+            let mut runs = Vec::new();
+            for round in 0..7 {
                 let t = Instant::now();
                 let b = set.encode(city, &[layer], z, x, y, datum).unwrap();
-                times.push(t.elapsed().as_secs_f64() * 1e3);
+                runs.push(t.elapsed().as_secs_f64() * 1e3);
                 if round == 0 {
                     sizes.push(b.map_or(0, |b| b.len()));
                 }
             }
+            runs.sort_by(f64::total_cmp);
+            times.push(runs[runs.len() / 2]);
         }
         sizes.sort_unstable();
         times.sort_by(f64::total_cmp);

@@ -1,6 +1,8 @@
 //! The `grids` layer: grid polygons of every level shown at the zoom, and one label point
 //! per grid.
 
+use std::sync::OnceLock;
+
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
 use super::clip::{area2, clip_ring, round_ring};
@@ -40,6 +42,9 @@ pub struct GridLayer {
     topo: Topology,
     levels: Vec<Level>,
     level_names: Vec<String>,
+    /// Every arc vertex shifted to GCJ-02 / BD-09 (world coordinates), computed on the first
+    /// tile asked in that datum: the shift is the costly part of drawing a vertex.
+    shifted: [OnceLock<Vec<[f64; 2]>>; 2],
 }
 
 /// Reused buffers.
@@ -104,12 +109,13 @@ impl GridLayer {
             levels.push(Level { features, tree: RTree::bulk_load(entries) });
         }
         let level_names = city.hierarchy.levels.iter().map(|l| l.name.clone()).collect();
-        GridLayer { topo, levels, level_names }
+        GridLayer { topo, levels, level_names, shifted: [OnceLock::new(), OnceLock::new()] }
     }
 
     /// Heap bytes held (approximate).
     pub fn heap_bytes(&self) -> usize {
         self.topo.heap_bytes()
+            + self.shifted.iter().filter_map(OnceLock::get).map(|v| v.capacity() * 16).sum::<usize>()
             + self.levels.iter().map(|l| l.features.capacity() * std::mem::size_of::<GridFeature>() + l.features.len() * 64).sum::<usize>()
     }
 
@@ -129,7 +135,14 @@ impl GridLayer {
         let env = AABB::from_corners([q(b[0]), q(b[1])], [q(b[2]) + 1, q(b[3]) + 1]);
         let (lo, hi) = (-(buffer as f64), extent as f64 + buffer as f64);
         let wgs = is_wgs84(datum);
-        let map = |p: [u32; 2]| if wgs { frame.q_to_tile(p) } else { frame.to_tile(shifted(p, datum)) };
+        let moved: &[[f64; 2]] = match datum {
+            Datum::Gcj02 | Datum::Bd09 => {
+                let slot = &self.shifted[usize::from(datum == Datum::Bd09)];
+                slot.get_or_init(|| self.topo.points().iter().map(|&p| shifted(p, datum)).collect())
+            }
+            Datum::Wgs84 | Datum::Cgcs2000 => &[],
+        };
+        let map = |i: usize, p: [u32; 2]| if wgs { frame.q_to_tile(p) } else { frame.to_tile(moved[i]) };
         let mut s = Scratch::default();
         let mut shown: Vec<(usize, Vec<u32>)> = Vec::new();
         for (level, data) in self.levels.iter().enumerate() {

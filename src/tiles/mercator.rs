@@ -113,7 +113,7 @@ pub fn tile_key_range(z: u8, x: u32, y: u32) -> (u64, u64) {
 }
 
 /// The tile at zoom z holding a quantised point (x, y).
-#[inline]
+#[cfg(test)]
 pub fn tile_of(p: [u32; 2], z: u8) -> (u32, u32) {
     let shift = 32 - z as u32;
     (((p[0] as u64) >> shift) as u32, ((p[1] as u64) >> shift) as u32)
@@ -136,7 +136,7 @@ impl TileFrame {
 
     /// World → tile coordinates (not rounded).
     #[inline]
-    pub fn to_tile(&self, w: [f64; 2]) -> [f64; 2] {
+    pub fn to_tile(self, w: [f64; 2]) -> [f64; 2] {
         [(w[0] * self.scale - self.x as f64) * self.extent, (w[1] * self.scale - self.y as f64) * self.extent]
     }
 
@@ -148,7 +148,7 @@ impl TileFrame {
 
     /// Tile → world coordinates.
     #[inline]
-    pub fn to_world(&self, t: [f64; 2]) -> [f64; 2] {
+    pub fn to_world(self, t: [f64; 2]) -> [f64; 2] {
         [(t[0] / self.extent + self.x as f64) / self.scale, (t[1] / self.extent + self.y as f64) / self.scale]
     }
 

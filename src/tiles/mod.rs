@@ -47,7 +47,7 @@ mod clip;
 mod components;
 mod encoder;
 mod grids;
-pub mod mercator;
+mod mercator;
 mod polylabel;
 mod topology;
 pub mod vector_tile;

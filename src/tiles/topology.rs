@@ -210,12 +210,13 @@ impl Topology {
     }
 
     /// Appends ring `r` as drawn at zoom `z` (closing point not repeated) to `out`, each vertex
-    /// mapped through `f`.
-    pub fn ring_at<T>(&self, r: u32, z: u8, out: &mut Vec<T>, mut f: impl FnMut([u32; 2]) -> T) {
+    /// mapped through `f(vertex index in [`Topology::points`], point)`.
+    pub fn ring_at<T>(&self, r: u32, z: u8, out: &mut Vec<T>, mut f: impl FnMut(usize, [u32; 2]) -> T) {
         let arcs = &self.ring_arcs[self.ring_start[r as usize] as usize..self.ring_start[r as usize + 1] as usize];
         for (k, &a) in arcs.iter().enumerate() {
             let (id, reversed) = ((a >> 1) as usize, a & 1 == 1);
             let range = self.arc_start[id] as usize..self.arc_start[id + 1] as usize;
+            let base = range.start;
             let (pts, minz) = (&self.pts[range.clone()], &self.minz[range]);
             let n = pts.len();
             // The first vertex of each arc after the first repeats the previous arc's last.
@@ -223,19 +224,24 @@ impl Topology {
             if reversed {
                 for i in (0..n - skip).rev() {
                     if minz[i] <= z {
-                        out.push(f(pts[i]));
+                        out.push(f(base + i, pts[i]));
                     }
                 }
             } else {
                 for i in skip..n {
                     if minz[i] <= z {
-                        out.push(f(pts[i]));
+                        out.push(f(base + i, pts[i]));
                     }
                 }
             }
         }
         // The last arc ends where the first began.
         out.pop();
+    }
+
+    /// Every arc vertex, arc after arc (quantised world coordinates).
+    pub fn points(&self) -> &[[u32; 2]] {
+        &self.pts
     }
 
     /// Number of arcs and of arc vertices (for reports).
@@ -371,17 +377,17 @@ mod tests {
         let (arcs, _) = t.sizes();
         assert_eq!(arcs, 6, "3 outer arcs, 3 shared ones");
         let mut ring = Vec::new();
-        t.ring_at(0, 30, &mut ring, |p| p);
+        t.ring_at(0, 30, &mut ring, |_, p| p);
         assert_eq!(ring.len(), 4, "the collinear vertex (10,5) is dropped: {ring:?}");
         assert!(signed_area(&ring) > 0.0, "exterior clockwise on screen");
         // A lone square becomes one closed arc.
         let mut t = Topology::new();
         t.add_level(&[PolygonIn { rings: vec![sq(0, 0, 100), vec![[10, 10], [10, 20], [20, 20], [20, 10]]] }], 4096, 20);
         let mut ring = Vec::new();
-        t.ring_at(0, 30, &mut ring, |p| p);
+        t.ring_at(0, 30, &mut ring, |_, p| p);
         assert_eq!(ring.len(), 4);
         let mut hole = Vec::new();
-        t.ring_at(1, 30, &mut hole, |p| p);
+        t.ring_at(1, 30, &mut hole, |_, p| p);
         assert!(signed_area(&hole) < 0.0, "holes counter-clockwise on screen");
     }
 }
