@@ -33,6 +33,7 @@ pids+=($!)
 city=$(wait_addr "$tmp/serve.out"); trivial=$(wait_addr "$tmp/trivial.out")
 # Query points: 4,000 component locations (every one lies in a unit grid, so every locate is
 # a 200), and the same points converted to GCJ-02 for the crs=gcj02 runs.
+extent_center=$(curl -fsS "http://$city/health" | python3 -c 'import json,sys; c=json.load(sys.stdin)["center"]; print(f"{c[0]},{c[1]}")')
 curl -fsS "http://$city/v1/components?bbox=-180,-90,180,90&limit=10000" >"$tmp/page.json"
 for datum in wgs84 gcj02; do
   python3 - "$tmp/page.json" "$datum" >"$tmp/points_$datum.lua" <<'PY'
@@ -84,7 +85,29 @@ run locate "http://$city" "/v1/locate?lon=%.8f&lat=%.8f"
 run locate_gcj02_accuracy30 "http://$city" "/v1/locate?lon=%.8f&lat=%.8f&crs=gcj02&accuracy=30" gcj02
 run nearest_k10 "http://$city" "/v1/components/nearest?lon=%.8f&lat=%.8f&k=10"
 run health "http://$city/health"
+
+# Cached tiles: 64 tiles around the centre at z14 and at z16 (the densest component zoom),
+# warmed once, then asked for with Accept-Encoding: gzip as a browser does.
+for z in 14 16; do
+  python3 - "$city" "$z" "$extent_center" >"$tmp/tiles_$z.lua" <<'PY'
+import math, sys
+z = int(sys.argv[2]); lon, lat = map(float, sys.argv[3].split(","))
+n = 2 ** z; r = math.radians(lat)
+cx, cy = int((lon + 180) / 360 * n), int((1 - math.log(math.tan(r) + 1 / math.cos(r)) / math.pi) / 2 * n)
+tiles = [(cx + dx, cy + dy) for dx in range(-4, 4) for dy in range(-4, 4)]
+print("local t = {" + ",".join("{%d,%d}" % t for t in tiles) + "}")
+print("local i = 0")
+print("request = function() i = i %% #t + 1; return wrk.format('GET', string.format('/tiles/grids,components/%d/%%d/%%d.mvt', t[i][1], t[i][2]), {['Accept-Encoding'] = 'gzip'}) end" % z)
+PY
+  grep -o "{[0-9]*,[0-9]*}" "$tmp/tiles_$z.lua" | tr -d '{}' | while IFS=, read -r x y; do
+    curl -fsS -o /dev/null -H 'Accept-Encoding: gzip' "http://$city/tiles/grids,components/$z/$x/$y.mvt"
+  done
+  out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$tmp/tiles_$z.lua" "http://$city")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  printf '%-34s %10s req/s  p50 %8s  p99 %8s\n' "tiles_cached_z$z" "$rps" "$(echo "$out" | awk '$1=="50%" {print $2}')" "$(echo "$out" | awk '$1=="99%" {print $2}')"
+  echo "$rps" >"$tmp/tiles_cached_z$z.rps"
+done
 base=$(cat "$tmp/trivial.rps")
-for n in locate locate_gcj02_accuracy30 nearest_k10 health; do
+for n in locate locate_gcj02_accuracy30 nearest_k10 health tiles_cached_z14 tiles_cached_z16; do
   python3 -c "print(f'{\"$n\":<34} {float(\"$(cat "$tmp/$n.rps")\") / float(\"$base\"):.2f} × trivial')"
 done
