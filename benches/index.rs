@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench index                          # xicheng (1,623 grids, 610k components) + 10k-grid mesh
-//! CITYGRID_BENCH_BIG=1 cargo bench --bench index     # also 10,000,000 components (several GiB, minutes)
+//! CITYGRID_BENCH_BIG=1 cargo bench --bench index     # also ~10M components, two ways (~1.8 GiB, ~8 min)
 //! CITYGRID_BENCH_BIG=1 CITYGRID_BENCH_COMPONENTS=5000000 cargo bench --bench index   # another big size
 //! cargo bench --bench index -- 'grid/'               # criterion filter (the printed reports still run)
 //! ```
@@ -16,6 +16,11 @@
 //! - `edge`: within 2 m of a random unit-grid edge (10% exactly on the edge up to rounding);
 //! - `outside`: uniform in the bounding box enlarged by 10% on each side, kept if outside every
 //!   unit grid.
+//!
+//! The ~10M-component cities (big mode): `10M` is the demo generator's xicheng with
+//! `components = 10,000,000`, i.e. xicheng's 50.7 km² at 16× its density (~200,000 per km²);
+//! `tiled9.8M` is 4 × 4 copies of xicheng's 610,440 components side by side, i.e. xicheng's
+//! density (~12,000 per km²) over 16× the area.
 //!
 //! The 10k-grid city is a synthetic 100 × 100 mesh of jittered quads with some curved edges
 //! (copied from src/index/fixtures.rs): the demo generator's presets have fixed grid counts
@@ -33,7 +38,7 @@ use rand_chacha::ChaCha8Rng;
 use citygrid::crs::METRES_PER_DEGREE;
 use citygrid::demo::{DemoSpec, Preset, generate};
 use citygrid::index::{ComponentIndex, GridIndex, Location};
-use citygrid::model::{City, CityBuilder, ClassCode, ClassTable, GridFields, GridId, Hierarchy};
+use citygrid::model::{City, CityBuilder, ClassCode, ClassTable, ComponentCode, ComponentFields, GridFields, GridId, Hierarchy};
 
 /// Queries per scenario in the percentile loop (bench mode).
 const PCT_QUERIES: usize = 100_000;
@@ -70,7 +75,7 @@ fn main() {
     {
         let city = demo_city(preset, None);
         grid_benches(&mut c, &mode, preset.as_str(), &city);
-        component_benches(&mut c, &mode, preset.as_str(), &city);
+        component_benches(&mut c, &mode, preset.as_str(), &city, None);
     }
     {
         let t = Instant::now();
@@ -82,9 +87,18 @@ fn main() {
     // 4–5 at 10M components.
     if mode.big {
         let n: usize = std::env::var("CITYGRID_BENCH_COMPONENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-        let city = demo_city(Preset::Xicheng, Some(n));
-        component_benches(&mut c, &mode, &format!("{}M", n as f64 / 1e6), &city);
-        // Grid answers do not depend on the component count; only the build is reported.
+        {
+            let city = demo_city(Preset::Xicheng, Some(n));
+            component_benches(&mut c, &mode, &format!("{}M", n as f64 / 1e6), &city, None);
+            // Grid answers do not depend on the component count; only the build is reported.
+        }
+        // The demo spreads `n` over the preset's 50.7 km² (16× xicheng's density at 10M); this
+        // one keeps xicheng's density over 16× the area.
+        let base = demo_city(if mode.bench { Preset::Xicheng } else { Preset::Tiny }, None);
+        let (city, pts) = tiled_city(&base, 4, 4, if mode.bench { POINTS } else { 200 });
+        drop(base);
+        let name = format!("tiled{:.1}M", city.components.len() as f64 / 1e6);
+        component_benches(&mut c, &mode, &name, &city, Some(pts));
     } else if mode.bench {
         println!("== CITYGRID_BENCH_BIG not set: skipping the 10M-component city");
     }
@@ -378,15 +392,20 @@ fn grid_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City) {
 // ---------------------------------------------------------------------------------------------
 // 4–5: ComponentIndex
 
-fn component_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City) {
+/// Component benchmarks; query points are `pts` if given, else points inside the city's unit grids.
+fn component_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City, pts: Option<Vec<Coord<f64>>>) {
     let n_comp = city.components.len();
-    let (grid_index, grid_s) = timed(|| GridIndex::build(city));
-    println!(
-        "BUILD GridIndex {name} ({} components): build {:.1} ms, memory_bytes {:.2} MiB",
-        n_comp,
-        grid_s * 1e3,
-        grid_index.memory_bytes() as f64 / (1 << 20) as f64
-    );
+    let n = if mode.bench { POINTS } else { 200 };
+    let pts = pts.unwrap_or_else(|| {
+        let (grid_index, grid_s) = timed(|| GridIndex::build(city));
+        println!(
+            "BUILD GridIndex {name} ({} components): build {:.1} ms, memory_bytes {:.2} MiB",
+            n_comp,
+            grid_s * 1e3,
+            grid_index.memory_bytes() as f64 / (1 << 20) as f64
+        );
+        query_points(city, &grid_index, n, 43).inside
+    });
     let reps = if !mode.bench { 1 } else if n_comp > 2_000_000 { 2 } else { 3 };
     let mut builds = Vec::new();
     let mut index = None;
@@ -399,9 +418,9 @@ fn component_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City) {
     let index: ComponentIndex = index.expect("built");
     let mem = index.memory_bytes();
     println!(
-        "BUILD ComponentIndex {name}: {} components, build median {:.2} s (all: {}), memory_bytes {:.1} MiB = {:.1} B/component; own trees for {:?}; process RSS {:.0} MiB, peak {:.0} MiB",
+        "BUILD ComponentIndex {name}: {} components, build min {:.2} s (all: {}), memory_bytes {:.1} MiB = {:.1} B/component; own trees for {:?}; process RSS {:.0} MiB, peak {:.0} MiB",
         n_comp,
-        median(builds.clone()),
+        builds.iter().copied().fold(f64::INFINITY, f64::min),
         builds.iter().map(|s| format!("{s:.2} s")).collect::<Vec<_>>().join(", "),
         mem as f64 / (1 << 20) as f64,
         mem as f64 / n_comp as f64,
@@ -423,9 +442,6 @@ fn component_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City) {
         100.0 * counts.get(&common).copied().unwrap_or(0) as f64 / n_comp as f64,
     );
 
-    let n = if mode.bench { POINTS } else { 200 };
-    let pts = query_points(city, &grid_index, n, 43).inside;
-    drop(grid_index);
     let cos = pts[0].y.to_radians().cos();
     let km_box = |p: Coord<f64>| {
         let (hx, hy) = (500.0 / METRES_PER_DEGREE / cos, 500.0 / METRES_PER_DEGREE);
@@ -590,4 +606,59 @@ fn mesh_city(nx: usize, ny: usize, seed: u64) -> City {
     b.add_grid(&GridFields { code: &COUNTY.to_string(), name: "区", ..Default::default() }, rect_geometry(district))
         .expect("district");
     b.finish().expect("mesh city")
+}
+
+// ---------------------------------------------------------------------------------------------
+// ~10M components at a real city's density: `nx × ny` copies of a city's components side by side
+// (each copy shifted by the components' extent, its codes under county code + copy number), no
+// grids. Query points: points inside the original's unit grids, shifted into a random copy.
+
+fn tiled_city(base: &City, nx: usize, ny: usize, n_points: usize) -> (City, Vec<Coord<f64>>) {
+    let t = Instant::now();
+    let (mut lo, mut hi) = (Coord { x: f64::INFINITY, y: f64::INFINITY }, Coord { x: f64::NEG_INFINITY, y: f64::NEG_INFINITY });
+    for comp in &base.components {
+        lo = Coord { x: lo.x.min(comp.location.x), y: lo.y.min(comp.location.y) };
+        hi = Coord { x: hi.x.max(comp.location.x), y: hi.y.max(comp.location.y) };
+    }
+    let (w, h) = (hi.x - lo.x, hi.y - lo.y);
+    let mut b = CityBuilder::new(Hierarchy::cjt213(), ClassTable::builtin_components(), ClassTable::builtin_events());
+    b.reserve_components(base.components.len() * nx * ny);
+    for j in 0..ny {
+        for i in 0..nx {
+            let copy = (j * nx + i) as u32;
+            for comp in &base.components {
+                let code = ComponentCode::new(comp.code.county() + copy, comp.class, comp.code.serial()).to_string();
+                let class = comp.class.to_string();
+                b.add_component(&ComponentFields {
+                    code: &code,
+                    class: &class,
+                    lon: comp.location.x + i as f64 * w,
+                    lat: comp.location.y + j as f64 * h,
+                    ..Default::default()
+                })
+                .expect("component");
+            }
+        }
+    }
+    let city = b.finish().expect("tiled city");
+    let grid_index = GridIndex::build(base);
+    let mut rng = ChaCha8Rng::seed_from_u64(44);
+    let pts = query_points(base, &grid_index, n_points, 43)
+        .inside
+        .into_iter()
+        .map(|p| Coord { x: p.x + rng.random_range(0..nx) as f64 * w, y: p.y + rng.random_range(0..ny) as f64 * h })
+        .collect();
+    let cos = ((lo.y + hi.y) / 2.0).to_radians().cos();
+    let km2 = (nx as f64 * w * cos * METRES_PER_DEGREE) * (ny as f64 * h * METRES_PER_DEGREE) / 1e6;
+    println!(
+        "== tiled city: {nx}×{ny} copies of {} components = {} components over {:.0} km² ({:.0} per km²): built in {:.2} s; process RSS {:.0} MiB, peak {:.0} MiB",
+        base.components.len(),
+        city.components.len(),
+        km2,
+        city.components.len() as f64 / km2,
+        t.elapsed().as_secs_f64(),
+        proc_mib("VmRSS:"),
+        proc_mib("VmHWM:"),
+    );
+    (city, pts)
 }
