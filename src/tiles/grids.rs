@@ -3,12 +3,13 @@
 
 use std::sync::OnceLock;
 
+use geo::{Area, BoundingRect};
+
 use rstar::{AABB, RTree, primitives::GeomWithData, primitives::Rectangle};
 
 use super::clip::{area2, clip_ring, round_ring};
 use super::encoder::{LayerBuilder, str_value, uint_value};
 use super::mercator::{TileFrame, dequantize, is_wgs84, shifted, source_bbox, to_quantized};
-use super::polylabel::polylabel;
 use super::topology::{PolygonIn, Topology};
 use super::vector_tile::tile::GeomType;
 use crate::crs::Datum;
@@ -67,23 +68,28 @@ impl GridLayer {
             let mut grids: Vec<(u32, usize, usize, [u32; 2])> = Vec::new();
             for (id, g) in city.grids_at(level) {
                 let first = polys.len();
-                let mut best: Option<(f64, Vec<Vec<[f64; 2]>>)> = None;
+                let mut best: Option<(f64, geo_types::Polygon<f64>)> = None;
                 for p in &g.geometry {
                     let q = |ls: &geo_types::LineString<f64>| ls.0.iter().map(|c| to_quantized(c.x, c.y)).collect::<Vec<_>>();
                     let rings: Vec<Vec<[u32; 2]>> = std::iter::once(q(p.exterior())).chain(p.interiors().iter().map(q)).collect();
-                    let f: Vec<Vec<[f64; 2]>> =
-                        rings.iter().map(|r| r.iter().map(|p| [p[0] as f64, p[1] as f64]).collect()).collect();
-                    let area = planar_area(&f[0]).abs() - f[1..].iter().map(|r| planar_area(r).abs()).sum::<f64>();
-                    if best.as_ref().is_none_or(|b| area > b.0) && f[0].len() >= 3 {
+                    let ring = |r: &Vec<[u32; 2]>| -> geo_types::LineString<f64> {
+                        r.iter().map(|p| geo_types::Coord { x: p[0] as f64, y: p[1] as f64 }).collect()
+                    };
+                    let f = geo_types::Polygon::new(ring(&rings[0]), rings[1..].iter().map(ring).collect());
+                    let area = f.unsigned_area();
+                    if best.as_ref().is_none_or(|b| area > b.0) && rings[0].len() >= 3 {
                         best = Some((area, f));
                     }
                     polys.push(PolygonIn { rings });
                 }
                 let label = match best {
-                    Some((_, rings)) => {
-                        let (w, h) = span(&rings[0]);
-                        let p = polylabel(&rings, (w.max(h) / 200.0).max(1.0));
-                        [p[0].clamp(0.0, u32::MAX as f64) as u32, p[1].clamp(0.0, u32::MAX as f64) as u32]
+                    Some((_, polygon)) => {
+                        // The pole of inaccessibility (Mapbox's polylabel), to 1/200 of the
+                        // polygon's size; the first vertex if the search cannot run.
+                        let size = polygon.bounding_rect().map_or(0.0, |r| r.width().max(r.height()));
+                        let first = polygon.exterior().0[0];
+                        let p = polylabel::polylabel(&polygon, &(size / 200.0).max(1.0)).map_or(first, |p| p.0);
+                        [p.x.clamp(0.0, u32::MAX as f64) as u32, p.y.clamp(0.0, u32::MAX as f64) as u32]
                     }
                     None => [0, 0],
                 };
@@ -232,25 +238,3 @@ impl GridLayer {
     }
 }
 
-fn planar_area(r: &[[f64; 2]]) -> f64 {
-    if r.len() < 3 {
-        return 0.0;
-    }
-    let o = r[0];
-    let mut s = 0.0;
-    for w in r.windows(2) {
-        s += (w[0][0] - o[0]) * (w[1][1] - o[1]) - (w[1][0] - o[0]) * (w[0][1] - o[1]);
-    }
-    s / 2.0
-}
-
-fn span(r: &[[f64; 2]]) -> (f64, f64) {
-    let (mut x0, mut y0, mut x1, mut y1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
-    for p in r {
-        x0 = x0.min(p[0]);
-        y0 = y0.min(p[1]);
-        x1 = x1.max(p[0]);
-        y1 = y1.max(p[1]);
-    }
-    (x1 - x0, y1 - y0)
-}

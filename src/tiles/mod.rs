@@ -48,7 +48,6 @@ mod components;
 mod encoder;
 mod grids;
 mod mercator;
-mod polylabel;
 mod topology;
 pub mod vector_tile;
 
