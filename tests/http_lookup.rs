@@ -372,6 +372,27 @@ async fn nearest_components_equal_a_brute_force_scan() {
 }
 
 #[tokio::test]
+async fn nearest_and_bbox_take_gcj02_points_too() {
+    let f = fixture();
+    let city = &f.world.city;
+    for c in city.components.iter().step_by(211) {
+        let (lon, lat) = Datum::Gcj02.from_wgs84(c.location.x, c.location.y);
+        let (status, body) = get(&f.app, &format!("/v1/components/nearest?lon={lon}&lat={lat}&crs=gcj02&k=1")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["components"][0]["distance_m"].as_f64().unwrap() < 0.01, "{body}");
+        let d = 0.0002;
+        let uri = format!("/v1/components?bbox={},{},{},{}&crs=gcj02&limit=10000", lon - d, lat - d, lon + d, lat + d);
+        let (status, body) = get(&f.app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let codes: Vec<&str> = body["components"].as_array().unwrap().iter().map(|x| x["code"].as_str().unwrap()).collect();
+        assert!(codes.contains(&c.code.to_string().as_str()), "{uri}: {codes:?}");
+        // The same numbers read as WGS84 are ~470 m away: the component is not in that box.
+        let (_, body) = get(&f.app, &uri.replace("&crs=gcj02", "")).await;
+        assert!(!body["components"].as_array().unwrap().iter().any(|x| x["code"] == c.code.to_string()));
+    }
+}
+
+#[tokio::test]
 async fn bbox_pages_return_every_component_in_the_box_once_in_code_order() {
     let f = fixture();
     let city = &f.world.city;
