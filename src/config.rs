@@ -8,22 +8,46 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::tiles::TileConfig;
+
 /// Default data directory, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "citygrid-data";
 /// Default listen address: loopback only; put a reverse proxy in front for the LAN.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default size of the in-memory tile cache, in MiB of compressed tiles.
+pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 
 /// What a configuration file may hold. Every key is optional.
 ///
 /// ```toml
 /// bind = "0.0.0.0:8080"
 /// data = "/var/lib/citygrid"
+///
+/// [tiles]
+/// cache_mb = 512                       # compressed tiles kept in memory
+/// level_min_zoom = [0, 10, 12, 13]     # first zoom of each grid level, district first
+/// component_full_zoom = 16             # one point per component from here; clusters below
+/// max_zoom = 20
+/// max_points_per_tile = 8000           # denser full-detail tiles are clustered instead
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
+    #[serde(default)]
+    pub tiles: TilesSection,
+}
+
+/// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TilesSection {
+    pub cache_mb: Option<u64>,
+    pub level_min_zoom: Option<Vec<u8>>,
+    pub component_full_zoom: Option<u8>,
+    pub max_zoom: Option<u8>,
+    pub max_points_per_tile: Option<u32>,
 }
 
 /// Errors reading the configuration.
@@ -35,6 +59,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("bad listen address {value:?}: {message} (expected e.g. 127.0.0.1:8080)")]
     Bind { value: String, message: String },
+    #[error("[tiles] {0}")]
+    Tiles(String),
 }
 
 impl FileConfig {
@@ -50,18 +76,46 @@ impl FileConfig {
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub data: PathBuf,
+    /// Zoom rules of the tiles.
+    pub tiles: TileConfig,
+    /// Bound of the in-memory tile cache, bytes of compressed tiles.
+    pub tile_cache_bytes: u64,
+}
+
+/// Values given on the command line or in the environment (`None`: not given).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub data: Option<PathBuf>,
+    pub tile_cache_mb: Option<u64>,
 }
 
 impl ServerConfig {
     /// Resolves flag/env values (already merged by the CLI parser) over the file and defaults.
-    pub fn resolve(bind: Option<String>, data: Option<PathBuf>, file: Option<FileConfig>) -> Result<ServerConfig, ConfigError> {
+    pub fn resolve(flags: Overrides, file: Option<FileConfig>) -> Result<ServerConfig, ConfigError> {
         let file = file.unwrap_or_default();
-        let bind_text = bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind_text = flags.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.to_owned());
         let bind = bind_text
             .parse()
             .map_err(|e: std::net::AddrParseError| ConfigError::Bind { value: bind_text.clone(), message: e.to_string() })?;
-        let data = data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        Ok(ServerConfig { bind, data })
+        let data = flags.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let t = file.tiles;
+        let cache_mb = flags.tile_cache_mb.or(t.cache_mb).unwrap_or(DEFAULT_TILE_CACHE_MB);
+        let mut tiles = TileConfig::default();
+        if let Some(v) = t.level_min_zoom {
+            tiles.level_min_zoom = v;
+        }
+        if let Some(v) = t.component_full_zoom {
+            tiles.component_full_zoom = v;
+        }
+        if let Some(v) = t.max_zoom {
+            tiles.max_zoom = v;
+        }
+        if let Some(v) = t.max_points_per_tile {
+            tiles.max_points_per_tile = v;
+        }
+        tiles.validate().map_err(ConfigError::Tiles)?;
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024) })
     }
 }
 
@@ -71,19 +125,55 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_file_overrides_defaults() {
-        let file = FileConfig { bind: Some("0.0.0.0:9000".into()), data: Some("/srv/city".into()) };
-        let c = ServerConfig::resolve(None, None, Some(file)).unwrap();
+        let file = FileConfig { bind: Some("0.0.0.0:9000".into()), data: Some("/srv/city".into()), ..Default::default() };
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
         assert_eq!(c.bind.to_string(), "0.0.0.0:9000");
         assert_eq!(c.data, PathBuf::from("/srv/city"));
-        let file = FileConfig { bind: Some("0.0.0.0:9000".into()), data: None };
-        let c = ServerConfig::resolve(Some("127.0.0.1:1234".into()), None, Some(file)).unwrap();
+        assert_eq!(c.tiles, TileConfig::default());
+        assert_eq!(c.tile_cache_bytes, DEFAULT_TILE_CACHE_MB * 1024 * 1024);
+        let file = FileConfig { bind: Some("0.0.0.0:9000".into()), ..Default::default() };
+        let flags = Overrides { bind: Some("127.0.0.1:1234".into()), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:1234");
         assert_eq!(c.data, PathBuf::from(DEFAULT_DATA_DIR));
     }
 
     #[test]
+    fn the_tiles_section_sets_zoom_rules_and_the_cache() {
+        let file: FileConfig = toml::from_str(
+            "[tiles]\ncache_mb = 64\nlevel_min_zoom = [0, 11, 13, 14]\ncomponent_full_zoom = 17\nmax_zoom = 19\nmax_points_per_tile = 500\n",
+        )
+        .unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
+        assert_eq!(c.tiles.level_min_zoom, vec![0, 11, 13, 14]);
+        assert_eq!((c.tiles.component_full_zoom, c.tiles.max_zoom, c.tiles.max_points_per_tile), (17, 19, 500));
+        assert_eq!(c.tile_cache_bytes, 64 << 20);
+        // The flag (or CITYGRID_TILE_CACHE_MB) wins over the file.
+        let file: FileConfig = toml::from_str("[tiles]\ncache_mb = 64\n").unwrap();
+        let flags = Overrides { tile_cache_mb: Some(8), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, Some(file)).unwrap().tile_cache_bytes, 8 << 20);
+    }
+
+    #[test]
+    fn impossible_zoom_rules_are_refused() {
+        for (text, needle) in [
+            ("[tiles]\nlevel_min_zoom = [0, 12, 10]\n", "level_min_zoom"),
+            ("[tiles]\nlevel_min_zoom = []\n", "level_min_zoom"),
+            ("[tiles]\nmax_zoom = 30\n", "max_zoom"),
+            ("[tiles]\ncomponent_full_zoom = 21\n", "component_full_zoom"),
+            ("[tiles]\nmax_points_per_tile = 0\n", "max_points_per_tile"),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let e = toml::from_str::<FileConfig>("[tiles]\ncache = 5\n").unwrap_err().to_string();
+        assert!(e.contains("cache"), "{e}");
+    }
+
+    #[test]
     fn bad_values_say_what_is_wrong() {
-        let e = ServerConfig::resolve(Some("localhost".into()), None, None).unwrap_err();
+        let e = ServerConfig::resolve(Overrides { bind: Some("localhost".into()), ..Default::default() }, None).unwrap_err();
         assert!(e.to_string().contains("127.0.0.1:8080"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
-use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, ServerConfig};
+use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, Overrides, ServerConfig};
 use citygrid::demo::{DemoSpec, Preset};
 use citygrid::http::{AppState, router};
 use citygrid::store::{CityMeta, Store};
@@ -75,9 +75,14 @@ struct ServeArgs {
     /// [env: CITYGRID_BIND] [default: 127.0.0.1:8080]
     #[arg(long, env = "CITYGRID_BIND", hide_env = true)]
     bind: Option<String>,
-    /// TOML configuration file (keys: bind, data); flags and environment override it.
+    /// TOML configuration file (keys: bind, data, and a [tiles] section with zoom rules; see
+    /// the README); flags and environment override it. [env: CITYGRID_CONFIG]
     #[arg(long, env = "CITYGRID_CONFIG", hide_env = true)]
     config: Option<PathBuf>,
+    /// Memory for cached tiles, MiB of compressed tiles. [env: CITYGRID_TILE_CACHE_MB]
+    /// [default: 256]
+    #[arg(long, env = "CITYGRID_TILE_CACHE_MB", hide_env = true)]
+    tile_cache_mb: Option<u64>,
     /// If the data directory is empty or missing, generate the demo city there first.
     #[arg(long)]
     demo: bool,
@@ -167,7 +172,8 @@ fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let file = args.config.as_deref().map(FileConfig::load).transpose()?;
-    let config = ServerConfig::resolve(args.bind, args.data, file)?;
+    let flags = Overrides { bind: args.bind, data: args.data, tile_cache_mb: args.tile_cache_mb };
+    let config = ServerConfig::resolve(flags, file)?;
     let store = Store::open(&config.data).with_context(|| format!("opening data directory {}", config.data.display()))?;
     let store = if store.is_empty() {
         if !args.demo {
@@ -189,7 +195,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let bar = progress_bar("loading");
     let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", config.data.display()))?;
     bar.finish_and_clear();
-    let world = World::new(loaded);
+    let world = World::with_tiles(loaded, config.tiles.clone());
     info!(
         city = %world.meta.name,
         grids = world.city.grids.len(),
@@ -197,7 +203,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "loaded"
     );
-    let state = AppState::new(WorldHandle::new(world));
+    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

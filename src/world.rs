@@ -49,12 +49,17 @@ pub struct GridShape {
 }
 
 impl World {
-    /// Builds the snapshot, its indexes and its tile set (in parallel).
+    /// Builds the snapshot, its indexes and its tile set with the default zoom rules.
     pub fn new(loaded: LoadedCity) -> World {
+        World::with_tiles(loaded, TileConfig::default())
+    }
+
+    /// Builds the snapshot, its indexes and its tile set (in parallel) with these zoom rules.
+    pub fn with_tiles(loaded: LoadedCity, tile_config: TileConfig) -> World {
         let city = loaded.city;
         let (grids, components, tiles) = std::thread::scope(|s| {
             let components = s.spawn(|| ComponentIndex::build(&city));
-            let tiles = s.spawn(|| TileSet::build(&city, TileConfig::default()));
+            let tiles = s.spawn(|| TileSet::build(&city, tile_config));
             let grids = GridIndex::build(&city);
             (grids, components.join().expect("component index build"), tiles.join().expect("tile set build"))
         });

@@ -19,9 +19,14 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 fn serve_demo_generates_serves_health_and_shuts_down_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Zoom rules from the config file's [tiles] section.
+    let config = dir.path().join("citygrid.toml");
+    std::fs::write(&config, "[tiles]\nmax_zoom = 18\ncomponent_full_zoom = 17\ncache_mb = 16\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
         .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
         .arg(&data)
+        .arg("--config")
+        .arg(&config)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -40,6 +45,14 @@ fn serve_demo_generates_serves_health_and_shuts_down_on_sigterm() {
     assert_eq!(health["layers"][0]["name"], "grids");
     assert_eq!(health["layers"][0]["version"], 1);
     assert!(data.join("manifest.json").exists(), "--demo wrote the data directory");
+
+    let (status, body) = http_get(&addr, "/tiles/components");
+    assert_eq!(status, 200, "{body}");
+    let tilejson: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
+    assert_eq!(tilejson["maxzoom"], 18, "max_zoom from the config file: {tilejson}");
+    let (status, body) = http_get(&addr, "/tiles/components/19/0/0.mvt");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("tile_out_of_range"), "{body}");
 
     // A lookup over the socket, and the same answer from `citygrid locate` on the same data.
     let (status, body) = http_get(&addr, "/v1/components?bbox=-180,-90,180,90&limit=1");
@@ -83,6 +96,24 @@ fn serve_refuses_an_empty_directory_without_demo() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds no city yet") && err.contains("citygrid demo"), "{err}");
+}
+
+#[test]
+fn serve_refuses_impossible_zoom_rules_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("citygrid.toml");
+    std::fs::write(&config, "[tiles]\nlevel_min_zoom = [0, 13, 12]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+        .args(["serve", "--demo", "--bind", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[tiles]") && err.contains("level_min_zoom"), "{err}");
+    assert!(!dir.path().join("data").exists(), "nothing generated with a bad config");
 }
 
 #[test]

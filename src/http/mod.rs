@@ -24,7 +24,12 @@ pub struct AppState {
 impl AppState {
     /// State over `world` with a tile cache of the default size.
     pub fn new(world: WorldHandle) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(tiles::DEFAULT_TILE_CACHE_BYTES) }
+        AppState::with_tile_cache(world, tiles::DEFAULT_TILE_CACHE_BYTES)
+    }
+
+    /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
+    pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
+        AppState { world, tiles: tiles::TileCache::new(max_bytes) }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::tiles::{Layer, TileError};
 use crate::world::World;
 
 /// Default size bound of the tile cache, bytes (raw + compressed copies).
-pub const DEFAULT_TILE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_TILE_CACHE_BYTES: u64 = crate::config::DEFAULT_TILE_CACHE_MB * 1024 * 1024;
 /// `Cache-Control` of tiles: clients and CDNs may keep a tile 5 minutes, then revalidate with
 /// its ETag (cheap: a 304 from the in-memory cache).
 const TILE_CACHE_CONTROL: &str = "public, max-age=300";

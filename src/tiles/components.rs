@@ -24,14 +24,15 @@ use super::mercator::{
 };
 use super::vector_tile::tile::GeomType;
 use crate::crs::Datum;
-use crate::model::{City, ClassCode, ComponentCode, NameId, Status};
+use crate::model::{City, ClassCode, ComponentCode, Status};
 
 /// Cells per tile side for clusters (a power of two).
 pub const CELLS: u32 = 16;
 const CELL_BITS: u8 = 4;
 
-/// Property keys of component features.
-pub const KEYS: [&str; 5] = ["code", "class", "major", "status", "name"];
+/// Property keys of component features. The name and the three units are not in the tile:
+/// a popup asks `/v1/components/{code}` (this keeps a dense z16 tile ~25% smaller).
+pub const KEYS: [&str; 4] = ["code", "class", "major", "status"];
 /// Property keys of cluster features before the per-major counts (`count_01`, …).
 pub const CLUSTER_KEYS: [&str; 4] = ["point_count", "damaged", "missing", "occupied"];
 
@@ -197,25 +198,44 @@ impl ComponentLayer {
     }
 
     /// Adds tile z/x/y's component or cluster features.
-    pub fn encode(&self, city: &City, frame: &TileFrame, datum: Datum, out: &mut LayerBuilder) {
-        let z = frame.z;
-        let wgs = is_wgs84(datum);
-        // The tiles of the WGS84 map whose components can land in this tile.
-        let bbox = (!wgs).then(|| source_bbox(frame, datum, 0.0));
-        let sources: Vec<(u32, u32)> = match bbox {
-            None => vec![(frame.x, frame.y)],
-            Some(b) => {
-                let (xs, ys) = tiles_covering(b, z);
-                ys.flat_map(|ty| xs.clone().map(move |tx| (tx, ty))).collect()
-            }
-        };
-        if z >= self.full_zoom {
-            for (tx, ty) in sources {
-                self.encode_points(city, frame, datum, bbox, tx, ty, out);
-            }
-        } else {
-            for (tx, ty) in sources {
+    /// The tiles of the WGS84 map whose components can land in `frame` (just itself in
+    /// WGS84), and for a shifted datum the source box to filter them by.
+    fn sources(frame: &TileFrame, datum: Datum) -> (Vec<(u32, u32)>, Option<[f64; 4]>) {
+        if is_wgs84(datum) {
+            return (vec![(frame.x, frame.y)], None);
+        }
+        let b = source_bbox(frame, datum, 0.0);
+        let (xs, ys) = tiles_covering(b, frame.z);
+        (ys.flat_map(|ty| xs.clone().map(move |tx| (tx, ty))).collect(), Some(b))
+    }
+
+    /// Whether tile `frame` is drawn as clusters: below the full zoom always; from it on when
+    /// the tile's source area holds more than `max_points` components (the density guard;
+    /// in a shifted datum the area is the WGS84 tiles it draws from, so it may cluster a
+    /// little earlier than the WGS84 tile).
+    pub fn clustered(&self, frame: &TileFrame, datum: Datum, max_points: u32) -> bool {
+        if frame.z < self.full_zoom {
+            return true;
+        }
+        let (sources, _) = Self::sources(frame, datum);
+        let n: usize = sources
+            .iter()
+            .map(|&(tx, ty)| {
+                let (a, b) = self.run(frame.z, tx, ty);
+                b - a
+            })
+            .sum();
+        n > max_points as usize
+    }
+
+    /// Encodes the tile's components, one point each or as clusters (see [`Self::clustered`]).
+    pub fn encode(&self, city: &City, frame: &TileFrame, datum: Datum, clustered: bool, out: &mut LayerBuilder) {
+        let (sources, bbox) = Self::sources(frame, datum);
+        for (tx, ty) in sources {
+            if clustered {
                 self.encode_clusters(frame, datum, tx, ty, out);
+            } else {
+                self.encode_points(city, frame, datum, bbox, tx, ty, out);
             }
         }
     }
@@ -243,7 +263,7 @@ impl ComponentLayer {
             })
             .map(|i| {
                 let c = &city.components[self.idx[i] as usize];
-                (i, Component { code: c.code, class: c.class, status: c.status, name: c.name, lon: c.location.x, lat: c.location.y })
+                (i, Component { code: c.code, class: c.class, status: c.status, lon: c.location.x, lat: c.location.y })
             })
             .collect();
         let mut digits = String::with_capacity(16);
@@ -261,19 +281,19 @@ impl ComponentLayer {
             let t = frame.to_tile(w);
             let code = c.code;
             let class = code.class();
-            let id = code.county() as u64 * 10_000_000_000 + (class.major() as u64 * 100 + class.minor() as u64) * 1_000_000 + code.serial() as u64;
-            let mut f = out.begin_feature(Some(id), GeomType::Point);
+            let number = code.county() as u64 * 10_000_000_000 + (class.major() as u64 * 100 + class.minor() as u64) * 1_000_000 + code.serial() as u64;
+            // No feature id: the code string is the key (a 16-digit id would repeat it in
+            // ~9 bytes that compress badly, and 17-digit codes lose precision in JavaScript).
+            let mut f = out.begin_feature(None, GeomType::Point);
             digits.clear();
-            push_digits(&mut digits, id, 16);
+            push_digits(&mut digits, number, 16);
             let v_code = out.unique(str_value(digits.as_str()));
             let class = c.class;
             let v_class = out.shared(1, (class.major() as u64) * 100 + class.minor() as u64, || str_value(class.to_string()));
             let v_major = out.shared(2, class.major() as u64, || str_value(format!("{:02}", class.major())));
             let status = c.status;
             let v_status = out.shared(3, status_index(status) as u64, || str_value(status.en()));
-            let name = c.name;
-            let v_name = out.shared(4, name.0 as u64, || str_value(city.names.get(name)));
-            f.tags.extend_from_slice(&[0, v_code, 1, v_class, 2, v_major, 3, v_status, 4, v_name]);
+            f.tags.extend_from_slice(&[0, v_code, 1, v_class, 2, v_major, 3, v_status]);
             out.point(&mut f, [t[0].floor() as i32, t[1].floor() as i32]);
             out.end_feature(f);
         }
@@ -283,7 +303,7 @@ impl ComponentLayer {
         let z = frame.z;
         let m = self.majors.len();
         let owned;
-        let level = match &self.clusters[z as usize] {
+        let level = match self.clusters.get(z as usize).and_then(Option::as_ref) {
             Some(l) => l,
             None => {
                 let (a, b) = self.run(z, tx, ty);
@@ -336,7 +356,6 @@ struct Component {
     code: ComponentCode,
     class: ClassCode,
     status: Status,
-    name: NameId,
     lon: f64,
     lat: f64,
 }

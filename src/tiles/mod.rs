@@ -34,10 +34,12 @@
 //!
 //! # Layer `components` ([`Layer::Components`])
 //! From [`TileConfig::component_full_zoom`] on: one point per component with `code`,
-//! `class` (4 digits), `major` (2 digits), `status` (`intact`, `damaged`, `missing`,
-//! `occupied`) and `name`; feature id = the component code as a number.
+//! `class` (4 digits), `major` (2 digits) and `status` (`intact`, `damaged`, `missing`,
+//! `occupied`); no feature id (the `code` string is the key: MapLibre's `promoteId`). Names
+//! and units are left to `/v1/components/{code}`.
 //!
-//! Below it: clusters. Each tile is cut into 16 × 16 cells; each non-empty cell is one point
+//! Below it, and in any tile holding more than [`TileConfig::max_points_per_tile`]
+//! components (the density guard): clusters. Each tile is cut into 16 × 16 cells; each non-empty cell is one point
 //! at the mean Web Mercator position of its components, with `point_count`, `damaged`,
 //! `missing`, `occupied`, and `count_XX` per major class `XX` (absent when 0). A cluster
 //! holds exactly the components whose position lies in its cell, so a tile's clusters count
@@ -113,8 +115,13 @@ pub struct TileConfig {
     /// From this zoom on, components are drawn one by one; below it, clustered.
     /// At most 28.
     pub component_full_zoom: u8,
-    /// Highest zoom served (at most 32).
+    /// Highest zoom served (at most [`MAX_ZOOM_LIMIT`]).
     pub max_zoom: u8,
+    /// Density guard: a tile at or above `component_full_zoom` whose area holds more
+    /// components than this is drawn as clusters (like the zooms below) instead of one point
+    /// each, so that no tile passes ~500 KB however dense the city (a full-detail point costs
+    /// ~45 bytes). Deterministic: the same tile is always drawn the same way.
+    pub max_points_per_tile: u32,
     /// Tile extent (MVT units per tile side).
     pub extent: u32,
     /// Buffer around the tile, in MVT units.
@@ -123,11 +130,54 @@ pub struct TileConfig {
 
 impl Default for TileConfig {
     fn default() -> TileConfig {
-        TileConfig { level_min_zoom: vec![0, 10, 12, 13, 15, 16], component_full_zoom: 16, max_zoom: 20, extent: 4096, buffer: 64 }
+        TileConfig {
+            level_min_zoom: vec![0, 10, 12, 13, 15, 16],
+            component_full_zoom: 16,
+            max_zoom: 20,
+            max_points_per_tile: 8000,
+            extent: 4096,
+            buffer: 64,
+        }
     }
 }
 
+/// Highest `max_zoom` a [`TileConfig`] may ask for (~15 cm per pixel at the equator).
+pub const MAX_ZOOM_LIMIT: u8 = 24;
+
 impl TileConfig {
+    /// Checks that the rules make sense: levels appear in order, nothing starts past
+    /// `max_zoom`, the guard lets at least one point through. The message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_zoom > MAX_ZOOM_LIMIT {
+            return Err(format!("max_zoom = {} is above {MAX_ZOOM_LIMIT}", self.max_zoom));
+        }
+        if self.level_min_zoom.is_empty() {
+            return Err("level_min_zoom is empty: give the first zoom of each grid level, district first".into());
+        }
+        if let Some(w) = self.level_min_zoom.windows(2).find(|w| w[1] < w[0]) {
+            return Err(format!(
+                "level_min_zoom = {:?} goes down ({} after {}): a finer level cannot appear before its parent",
+                self.level_min_zoom, w[1], w[0]
+            ));
+        }
+        if let Some(&z) = self.level_min_zoom.iter().find(|&&z| z > self.max_zoom) {
+            return Err(format!("level_min_zoom has {z}, above max_zoom = {}", self.max_zoom));
+        }
+        if self.component_full_zoom > self.max_zoom {
+            return Err(format!(
+                "component_full_zoom = {} is above max_zoom = {}: components would never be drawn one by one",
+                self.component_full_zoom, self.max_zoom
+            ));
+        }
+        if self.max_points_per_tile == 0 {
+            return Err("max_points_per_tile = 0 would cluster every tile; use at least 1".into());
+        }
+        if self.extent == 0 {
+            return Err("extent = 0".into());
+        }
+        Ok(())
+    }
+
     /// The first zoom showing grids of `level` (0 = district).
     pub fn min_zoom_of_level(&self, level: usize) -> u8 {
         self.level_min_zoom.get(level).or(self.level_min_zoom.last()).copied().unwrap_or(0)
@@ -226,7 +276,6 @@ impl TileSet {
                     ("class", "String"),
                     ("major", "String"),
                     ("status", "String"),
-                    ("name", "String"),
                     ("point_count", "Number"),
                     ("damaged", "Number"),
                     ("missing", "Number"),
@@ -235,9 +284,10 @@ impl TileSet {
                 fields.extend(self.components.majors().iter().map(|&m| (COUNT_KEYS[m as usize % 100], "Number")));
                 LayerInfo {
                     id: layer.name(),
-                    description: "Components (code, class, major, status, name) from component_full_zoom on; below \
-                                  it clusters of a 16x16 grid of cells per tile with point_count, damaged, missing, \
-                                  occupied and count_XX per major class (absent = 0)",
+                    description: "Components (code, class, major, status) from component_full_zoom on; below \
+                                  it, and in tiles denser than max_points_per_tile, clusters of a 16x16 grid of cells \
+                                  per tile with point_count, damaged, missing, occupied and count_XX per major class \
+                                  (absent = 0)",
                     fields,
                     minzoom: 0,
                     maxzoom,
@@ -273,14 +323,15 @@ impl TileSet {
                     b
                 }
                 Layer::Components => {
-                    let mut b = if z >= self.config.component_full_zoom.min(28) {
-                        LayerBuilder::new(layer.name(), extent, &components::KEYS)
-                    } else {
+                    let clustered = self.components.clustered(&frame, datum, self.config.max_points_per_tile);
+                    let mut b = if clustered {
                         let keys = self.components.cluster_keys();
                         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
                         LayerBuilder::new(layer.name(), extent, &keys)
+                    } else {
+                        LayerBuilder::new(layer.name(), extent, &components::KEYS)
                     };
-                    self.components.encode(city, &frame, datum, &mut b);
+                    self.components.encode(city, &frame, datum, clustered, &mut b);
                     b
                 }
             };
