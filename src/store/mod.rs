@@ -21,6 +21,7 @@
 //! whether a leftover `city.toml.tmp` belongs to a committed save (it finishes the rename) or
 //! not (it removes it).
 
+pub mod audit;
 mod atomic;
 mod fgb;
 mod manifest;
