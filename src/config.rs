@@ -22,6 +22,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// ```toml
 /// bind = "0.0.0.0:8080"
 /// data = "/var/lib/citygrid"
+/// admin_tokens = ["a-long-random-string"]   # bearer tokens for writes (and CITYGRID_ADMIN_TOKEN)
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -35,6 +36,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 pub struct FileConfig {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
+    pub admin_tokens: Option<Vec<String>>,
     #[serde(default)]
     pub tiles: TilesSection,
 }
@@ -61,6 +63,8 @@ pub enum ConfigError {
     Bind { value: String, message: String },
     #[error("[tiles] {0}")]
     Tiles(String),
+    #[error("admin_tokens / CITYGRID_ADMIN_TOKEN: {0}")]
+    Token(String),
 }
 
 impl FileConfig {
@@ -80,6 +84,8 @@ pub struct ServerConfig {
     pub tiles: TileConfig,
     /// Bound of the in-memory tile cache, bytes of compressed tiles.
     pub tile_cache_bytes: u64,
+    /// Bearer tokens that may write: the file's `admin_tokens` plus `CITYGRID_ADMIN_TOKEN`.
+    pub admin_tokens: Vec<String>,
 }
 
 /// Values given on the command line or in the environment (`None`: not given).
@@ -88,6 +94,8 @@ pub struct Overrides {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
     pub tile_cache_mb: Option<u64>,
+    /// `CITYGRID_ADMIN_TOKEN` (environment only: a flag would show in `ps`).
+    pub admin_token: Option<String>,
 }
 
 impl ServerConfig {
@@ -115,7 +123,16 @@ impl ServerConfig {
             tiles.max_points_per_tile = v;
         }
         tiles.validate().map_err(ConfigError::Tiles)?;
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024) })
+        let mut admin_tokens = file.admin_tokens.unwrap_or_default();
+        admin_tokens.extend(flags.admin_token.filter(|t| !t.trim().is_empty()));
+        if let Some(t) = admin_tokens.iter().find(|t| t.trim().len() < 16) {
+            return Err(ConfigError::Token(format!(
+                "an admin token of {} characters is too easy to guess: use at least 16 (e.g. `openssl rand -hex 24`)",
+                t.trim().len()
+            )));
+        }
+        let admin_tokens = admin_tokens.into_iter().map(|t| t.trim().to_owned()).collect();
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens })
     }
 }
 
@@ -169,6 +186,18 @@ mod tests {
         }
         let e = toml::from_str::<FileConfig>("[tiles]\ncache = 5\n").unwrap_err().to_string();
         assert!(e.contains("cache"), "{e}");
+    }
+
+    #[test]
+    fn admin_tokens_come_from_the_file_and_the_environment_and_must_be_long() {
+        let file: FileConfig = toml::from_str("admin_tokens = [\"0123456789abcdef-file\"]\n").unwrap();
+        let flags = Overrides { admin_token: Some("0123456789abcdef-env".into()), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
+        assert_eq!(c.admin_tokens, ["0123456789abcdef-file", "0123456789abcdef-env"]);
+        assert!(ServerConfig::resolve(Overrides::default(), None).unwrap().admin_tokens.is_empty());
+        let flags = Overrides { admin_token: Some("short".into()), ..Default::default() };
+        let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
+        assert!(e.contains("CITYGRID_ADMIN_TOKEN") && e.contains("16"), "{e}");
     }
 
     #[test]

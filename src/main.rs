@@ -172,7 +172,12 @@ fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let file = args.config.as_deref().map(FileConfig::load).transpose()?;
-    let flags = Overrides { bind: args.bind, data: args.data, tile_cache_mb: args.tile_cache_mb };
+    let flags = Overrides {
+        bind: args.bind,
+        data: args.data,
+        tile_cache_mb: args.tile_cache_mb,
+        admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
+    };
     let config = ServerConfig::resolve(flags, file)?;
     let store = Store::open(&config.data).with_context(|| format!("opening data directory {}", config.data.display()))?;
     let store = if store.is_empty() {
@@ -203,7 +208,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
         "loaded"
     );
-    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes);
+    if config.admin_tokens.is_empty() {
+        info!("no admin token configured: writes (rules, layers) are refused; set CITYGRID_ADMIN_TOKEN to allow them");
+    }
+    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes).with_admin_tokens(config.admin_tokens.clone());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -1,6 +1,7 @@
 //! HTTP: the axum router and thin handlers over the current [`World`](crate::world::World).
 //! Only this module knows axum; domain errors become statuses in [`error`].
 
+pub mod auth;
 pub mod error;
 mod health;
 mod lookup;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub world: WorldHandle,
     /// Encoded, compressed tiles (keys carry the layer versions).
     pub tiles: tiles::TileCache,
+    /// Who may write (rules, layers). None configured: writes are refused.
+    pub admin: auth::AdminTokens,
 }
 
 impl AppState {
@@ -29,7 +32,13 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(max_bytes) }
+        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default() }
+    }
+
+    /// The same state, accepting these bearer tokens for writes.
+    pub fn with_admin_tokens(mut self, tokens: Vec<String>) -> AppState {
+        self.admin = auth::AdminTokens::new(tokens);
+        self
     }
 }
 
