@@ -25,6 +25,7 @@ pub mod audit;
 mod atomic;
 mod fgb;
 mod manifest;
+mod versions;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub enum StoreError {
     Empty(PathBuf),
     #[error("cannot save: {0}")]
     Invalid(String),
+    #[error("{dataset} has no version {version} (kept: {})", known.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    UnknownVersion { dataset: String, version: u64, known: Vec<u64> },
     /// Only from [`Store::save_city_with_crash`].
     #[doc(hidden)]
     #[error("simulated crash at {0:?}")]
