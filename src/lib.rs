@@ -1,6 +1,7 @@
 //! citygrid: a geospatial tile and spatial-query server for grid-based city management
 //! (网格化管理 / 数字城管). See README.md for the architecture.
 
+pub mod caselog;
 pub mod config;
 pub mod crs;
 pub mod demo;
