@@ -211,7 +211,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     if config.admin_tokens.is_empty() {
         info!("no admin token configured: writes (rules, layers) are refused; set CITYGRID_ADMIN_TOKEN to allow them");
     }
-    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes).with_admin_tokens(config.admin_tokens.clone());
+    let audit = citygrid::store::audit::AuditLog::open(&config.data)
+        .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
+    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes)
+        .with_admin_tokens(config.admin_tokens.clone())
+        .with_audit(audit);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

@@ -2,6 +2,7 @@
 //! Only this module knows axum; domain errors become statuses in [`error`].
 
 pub mod auth;
+mod cases;
 pub mod error;
 mod health;
 mod lookup;
@@ -22,6 +23,9 @@ pub struct AppState {
     pub tiles: tiles::TileCache,
     /// Who may write (rules, layers). None configured: writes are refused.
     pub admin: auth::AdminTokens,
+    /// The audit log of routing decisions (`None`: not kept, e.g. a server without a data
+    /// directory in tests).
+    pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
 }
 
 impl AppState {
@@ -32,7 +36,13 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default() }
+        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None }
+    }
+
+    /// The same state, appending routing decisions to `log`.
+    pub fn with_audit(mut self, log: crate::store::audit::AuditLog) -> AppState {
+        self.audit = Some(std::sync::Arc::new(log));
+        self
     }
 
     /// The same state, accepting these bearer tokens for writes.
@@ -52,6 +62,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/nearest", get(lookup::nearest))
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
+        .route("/v1/cases/routes", get(cases::routes))
+        .route("/v1/stats/cases", get(cases::stats))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))

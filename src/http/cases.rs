@@ -1,0 +1,103 @@
+//! The case log over HTTP: `GET /v1/cases/routes` (the audit log read back) and
+//! `GET /v1/stats/cases` (counts by area and type, and the per-grid heat).
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::params::Params;
+use crate::caselog::{self, StatsLevel};
+use crate::store::audit::{AuditLog, AuditRead};
+
+/// Most records one `GET /v1/cases/routes` returns.
+pub const MAX_ROUTES: usize = 10_000;
+const DEFAULT_ROUTES: usize = 1_000;
+
+/// `since` / `until`: RFC 3339 (`2026-11-01T00:00:00+08:00`) or a date (`2026-11-01`, midnight
+/// China Standard Time). `since` is inclusive, `until` exclusive.
+fn time(params: &Params, name: &'static str) -> Result<Option<DateTime<FixedOffset>>, ApiError> {
+    let Some(v) = params.get(name) else { return Ok(None) };
+    let v = v.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        let t = d.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(caselog::china_time()).single();
+        return Ok(t);
+    }
+    Err(ApiError::bad_request(
+        "invalid_parameter",
+        format!("{name} must be a date (2026-11-01) or an RFC 3339 time (2026-11-01T08:00:00+08:00)"),
+    )
+    .with_details(json!({"parameter": name, "value": v})))
+}
+
+fn audit(state: &AppState) -> Result<Arc<AuditLog>, ApiError> {
+    state.audit.clone().ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "this server keeps no audit log (no data directory)")
+    })
+}
+
+async fn read(
+    log: Arc<AuditLog>,
+    since: Option<DateTime<FixedOffset>>,
+    until: Option<DateTime<FixedOffset>>,
+    unit: Option<String>,
+) -> Result<AuditRead, ApiError> {
+    tokio::task::spawn_blocking(move || log.read(since, until, |r| unit.as_deref().is_none_or(|u| caselog::is_for_unit(r, u))))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit reader failed: {e}")))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e.to_string()))
+}
+
+/// `GET /v1/cases/routes?since=&until=&unit=&limit=`: routing decisions, oldest first.
+pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref())?;
+    let (since, until) = (time(&params, "since")?, time(&params, "until")?);
+    let unit = params.get("unit").map(str::to_owned);
+    let limit = params.parsed::<usize>("limit", "a whole number")?.unwrap_or(DEFAULT_ROUTES);
+    if limit == 0 || limit > MAX_ROUTES {
+        return Err(ApiError::bad_request("invalid_parameter", format!("limit must be 1 to {MAX_ROUTES}"))
+            .with_details(json!({"parameter": "limit", "value": limit})));
+    }
+    let mut found = read(audit(&state)?, since, until, unit.clone()).await?;
+    let total = found.records.len();
+    found.records.truncate(limit);
+    Ok(axum::Json(json!({
+        "since": since.map(|t| t.to_rfc3339()),
+        "until": until.map(|t| t.to_rfc3339()),
+        "unit": unit,
+        "total": total,
+        "truncated": total > limit,
+        "skipped_lines": found.skipped_lines,
+        "routes": found.records,
+    }))
+    .into_response())
+}
+
+/// `GET /v1/stats/cases?level=street|community|grid&since=&until=`.
+pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let params = Params::parse(q.as_deref())?;
+    let level = match params.get("level") {
+        None => StatsLevel::Street,
+        Some(v) => StatsLevel::parse(v.trim()).ok_or_else(|| {
+            ApiError::bad_request("invalid_parameter", "level must be street, community or grid")
+                .with_details(json!({"parameter": "level", "value": v}))
+        })?,
+    };
+    let (since, until) = (time(&params, "since")?, time(&params, "until")?);
+    let found = read(audit(&state)?, since, until, None).await?;
+    let stats = caselog::stats(&found.records, level);
+    let mut body = serde_json::to_value(&stats).expect("stats serialize");
+    if let Value::Object(m) = &mut body {
+        m.insert("since".into(), json!(since.map(|t| t.to_rfc3339())));
+        m.insert("until".into(), json!(until.map(|t| t.to_rfc3339())));
+    }
+    Ok(axum::Json(body).into_response())
+}
