@@ -4,6 +4,7 @@
 pub mod caselog;
 pub mod config;
 pub mod crs;
+pub mod datasets;
 pub mod demo;
 pub mod http;
 pub mod index;

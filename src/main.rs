@@ -213,9 +213,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let audit = citygrid::store::audit::AuditLog::open(&config.data)
         .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
-    let state = AppState::with_tile_cache(WorldHandle::new(world), config.tile_cache_bytes)
+    let handle = WorldHandle::new(world);
+    let datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
+    let state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
-        .with_audit(audit);
+        .with_audit(audit)
+        .with_datasets(datasets);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

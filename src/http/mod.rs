@@ -2,15 +2,17 @@
 //! Only this module knows axum; domain errors become statuses in [`error`].
 
 pub mod auth;
+mod body;
 mod cases;
 pub mod error;
 mod health;
+mod layers;
 mod lookup;
 mod params;
 pub mod tiles;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
@@ -26,6 +28,8 @@ pub struct AppState {
     /// The audit log of routing decisions (`None`: not kept, e.g. a server without a data
     /// directory in tests).
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
+    /// The data directory's versioned datasets (`None`: an in-memory server, nothing to switch).
+    pub datasets: Option<std::sync::Arc<crate::datasets::Datasets>>,
 }
 
 impl AppState {
@@ -36,7 +40,14 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None }
+        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None, datasets: None }
+    }
+
+    /// The same state, versioning and switching the datasets of `datasets` (whose handle must
+    /// be this state's `world`).
+    pub fn with_datasets(mut self, datasets: crate::datasets::Datasets) -> AppState {
+        self.datasets = Some(std::sync::Arc::new(datasets));
+        self
     }
 
     /// The same state, appending routing decisions to `log`.
@@ -62,6 +73,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/nearest", get(lookup::nearest))
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
+        .route("/v1/layers", get(layers::list))
+        .route("/v1/layers/{name}/versions", get(layers::versions))
+        .route("/v1/layers/{name}/rollback", post(layers::rollback))
+        .route("/v1/rules/versions", get(layers::rules_versions))
+        .route("/v1/rules/rollback", post(layers::rules_rollback))
         .route("/v1/cases/routes", get(cases::routes))
         .route("/v1/stats/cases", get(cases::stats))
         .route("/tiles", get(tiles::catalog))

@@ -1,0 +1,138 @@
+//! Changing what is served: the versioned datasets of the data directory (`grids`,
+//! `components`, `units`, `rules`) and the switch of the running server to another version.
+//!
+//! One change at a time (a mutex around the [`Store`]). A change commits the new current
+//! version in the store, builds the new [`World`] from it off the request path, and swaps it
+//! in with one pointer store: requests in flight finish on the old snapshot, later ones see
+//! the new one, none sees a mix. If the new snapshot cannot be built, the store is set back to
+//! the versions that were current, and the old snapshot stays served.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::store::{Store, StoreError, VersionInfo, Versions};
+use crate::tiles::TileConfig;
+use crate::world::{World, WorldHandle};
+
+/// The datasets a data directory versions.
+pub const DATASETS: [&str; 4] = ["grids", "components", "units", "rules"];
+
+/// Why a change was refused. Nothing changed when this is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("no dataset {0:?}: the datasets are grids, components, units, rules")]
+    UnknownDataset(String),
+    #[error("{dataset} has no version {version} (kept: {})", kept.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    UnknownVersion { dataset: String, version: u64, kept: Vec<u64> },
+    #[error("version {version} of {dataset} cannot be served: {message}; version {previous} stays current")]
+    Unloadable { dataset: String, version: u64, previous: u64, message: String },
+    #[error("the data directory: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// A dataset's history as the API shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatasetHistory {
+    pub name: &'static str,
+    pub current: Option<u64>,
+    /// Oldest first.
+    pub versions: Vec<VersionView>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VersionView {
+    #[serde(flatten)]
+    pub info: VersionInfo,
+    pub current: bool,
+}
+
+/// What a switch did.
+#[derive(Clone, Debug, Serialize)]
+pub struct Switched {
+    pub dataset: &'static str,
+    pub previous: u64,
+    pub current: u64,
+    /// Every dataset's version now served.
+    pub versions: Versions,
+}
+
+/// The data directory behind a running server, and the handle it serves from.
+pub struct Datasets {
+    store: Mutex<Store>,
+    world: WorldHandle,
+    tiles: TileConfig,
+}
+
+impl Datasets {
+    pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
+        Datasets { store: Mutex::new(store), world, tiles }
+    }
+
+    fn name(dataset: &str) -> Result<&'static str, DatasetError> {
+        DATASETS.iter().copied().find(|d| *d == dataset).ok_or_else(|| DatasetError::UnknownDataset(dataset.to_owned()))
+    }
+
+    /// Every dataset's history.
+    pub fn list(&self) -> Vec<DatasetHistory> {
+        let store = self.store.lock().expect("store lock");
+        DATASETS.iter().map(|&d| history(&store, d)).collect()
+    }
+
+    /// One dataset's history.
+    pub fn history(&self, dataset: &str) -> Result<DatasetHistory, DatasetError> {
+        let name = Self::name(dataset)?;
+        Ok(history(&self.store.lock().expect("store lock"), name))
+    }
+
+    /// Makes a kept version of `dataset` current and serves it. Blocks while the new snapshot
+    /// is built (seconds for a large city): call it off the async workers.
+    pub fn rollback(&self, dataset: &str, version: u64) -> Result<Switched, DatasetError> {
+        let name = Self::name(dataset)?;
+        let mut store = self.store.lock().expect("store lock");
+        let previous = store.versions().get(name).unwrap_or(0);
+        store.set_current(name, version).map_err(|e| match e {
+            StoreError::UnknownVersion { dataset, version, known } => DatasetError::UnknownVersion { dataset, version, kept: known },
+            e => DatasetError::Store(e),
+        })?;
+        if let Err(message) = self.reload(&store) {
+            // Put back what was current; the old snapshot was never replaced.
+            store.set_current(name, previous)?;
+            return Err(DatasetError::Unloadable { dataset: name.to_owned(), version, previous, message });
+        }
+        Ok(Switched { dataset: name, previous, current: version, versions: store.versions() })
+    }
+
+    /// Saves `csv` as the next version of the responsibility list and serves it. The caller
+    /// has validated it. Returns the new version.
+    pub fn save_rules(&self, csv: &str, rules: u64, source: &str) -> Result<Switched, DatasetError> {
+        let mut store = self.store.lock().expect("store lock");
+        let previous = store.versions().get("rules").unwrap_or(0);
+        let version = store.save_rules(csv, rules, source)?;
+        if let Err(message) = self.reload(&store) {
+            store.set_current("rules", previous)?;
+            return Err(DatasetError::Unloadable { dataset: "rules".into(), version, previous, message });
+        }
+        Ok(Switched { dataset: "rules", previous, current: version, versions: store.versions() })
+    }
+
+    /// Builds the snapshot of the store's current versions and swaps it in.
+    fn reload(&self, store: &Store) -> Result<(), String> {
+        let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
+        let world = World::with_tiles(loaded, self.tiles.clone());
+        tracing::info!(versions = ?world.versions, "switching to a new snapshot");
+        self.world.replace(world);
+        Ok(())
+    }
+}
+
+fn history(store: &Store, name: &'static str) -> DatasetHistory {
+    match store.dataset(name) {
+        None => DatasetHistory { name, current: None, versions: Vec::new() },
+        Some(d) => DatasetHistory {
+            name,
+            current: Some(d.current),
+            versions: d.versions.iter().map(|v| VersionView { info: v.clone(), current: v.version == d.current }).collect(),
+        },
+    }
+}
