@@ -65,7 +65,7 @@ impl StatsLevel {
     }
 
     /// The area code of a record's chain at this level.
-    fn area<'a>(self, chain: &'a [Value]) -> Option<&'a str> {
+    fn area(self, chain: &[Value]) -> Option<&str> {
         match self {
             StatsLevel::Street => chain.get(1),
             StatsLevel::Community => chain.get(2),
