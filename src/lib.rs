@@ -8,6 +8,7 @@ pub mod http;
 pub mod index;
 pub mod lookup;
 pub mod model;
+pub mod routing;
 pub mod store;
 pub mod tiles;
 pub mod world;
