@@ -5,10 +5,11 @@ pub mod error;
 mod health;
 mod lookup;
 mod params;
+mod routing;
 pub mod tiles;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
@@ -38,6 +39,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/nearest", get(lookup::nearest))
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
+        .route("/v1/cases/route", post(routing::route))
+        .route("/v1/cases/types", get(routing::types))
+        .route("/v1/rules", get(routing::rules))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
