@@ -387,7 +387,7 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
             if levels.is_empty() || levels.contains(&Urgency::Normal) {
                 Urgency::Normal
             } else {
-                warnings.push(format!("{class} {case_name} has no 一般 level; routed as {} (its lowest)", levels[0]));
+                explanation.push(format!("{class} {case_name} has no 一般 level: routed as {} (its lowest level).", levels[0]));
                 levels[0]
             }
         }
