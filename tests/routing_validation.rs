@@ -109,3 +109,62 @@ fn an_unreadable_list_names_its_lines_and_a_failing_list_does_not_replace_the_cu
     assert_eq!(&good.rules, &world.routing.rules.as_ref().unwrap().rules);
     assert_eq!(validate(&good, &world.city), report);
 }
+
+/// A world over the tiny city whose stored list is `edit`ed first.
+fn world_with_rules(edit: impl Fn(&str) -> String) -> (World, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny(dir.path());
+    let mut loaded = citygrid::store::Store::open(dir.path()).unwrap().load_city(&|_, _| {}).unwrap();
+    loaded.rules_csv = loaded.rules_csv.map(|c| edit(&c));
+    (World::new(loaded), dir)
+}
+
+fn case_at_street_001(world: &World, at: &str) -> citygrid::routing::CaseInput {
+    use geo::InteriorPoint;
+    let (code, _) = citygrid::model::GridCode::parse("32050600100101", &world.city.hierarchy).unwrap();
+    let p = world.city.grid(world.city.grid_by_code(code).unwrap()).geometry.interior_point().unwrap().0;
+    citygrid::routing::CaseInput {
+        point: Some(citygrid::lookup::PointEcho::new(p.x, p.y, citygrid::crs::Datum::Wgs84).unwrap()),
+        accuracy_m: 0.0,
+        subject: citygrid::routing::CaseSubject::Event("0102".into()),
+        urgency: None,
+        reported_at: Some(chrono::DateTime::parse_from_rfc3339(at).unwrap()),
+    }
+}
+
+#[test]
+fn a_time_of_day_condition_wins_inside_its_window_only() {
+    // A night rule (condition column added) for 0102 in 长桥街道: the district's night shift.
+    let (world, _dir) = world_with_rules(|csv| {
+        let mut out = String::new();
+        for (i, line) in csv.lines().enumerate() {
+            out.push_str(line);
+            out.push_str(if i == 0 { ",condition\n" } else { ",\n" });
+        }
+        out.push_str("event,0102,暴露垃圾,320506001,吴中区环境卫生管理处,一般,2wh,吴中区城市管理局,22:00-06:00\n");
+        out
+    });
+    assert!(world.routing.report.as_ref().unwrap().ok, "{:#?}", world.routing.report);
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+    let night = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T23:30:00+08:00"), now).unwrap();
+    assert_eq!(night.responsible_unit.name, "吴中区环境卫生管理处");
+    assert_eq!(night.rule.as_ref().unwrap().line, 161);
+    // 2 wh from 23:30 Monday: Tuesday 08:30 → 10:30.
+    assert_eq!(night.deadline.due, "2026-11-24T10:30:00+08:00");
+    let day = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now).unwrap();
+    assert_eq!(day.responsible_unit.name, "长桥街道环卫所");
+    assert_eq!(day.rule.as_ref().unwrap().line, 157);
+}
+
+#[test]
+fn a_snapshot_whose_stored_list_fails_validation_does_not_route_with_it() {
+    let (world, _dir) =
+        world_with_rules(|csv| format!("{csv}event,0102,暴露垃圾,320506001,吴中区环境卫生管理处,一般,1wd,吴中区城市管理局\n"));
+    assert!(world.routing.rules.is_err());
+    assert!(!world.routing.report.as_ref().unwrap().ok);
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+    let err = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now).unwrap_err();
+    assert!(matches!(err, RoutingError::RulesUnavailable(_)), "{err}");
+    let api = citygrid::http::error::ApiError::from(err);
+    assert_eq!((api.status.as_u16(), api.code), (503, "rules_unavailable"));
+}
