@@ -35,6 +35,11 @@ pub fn china_tz() -> FixedOffset {
 /// reprints of the notice. Later years must be added as data (`calendar.toml`) once published.
 pub const DEFAULT_CALENDAR_TOML: &str = include_str!("../../fixtures/routing/calendar.toml");
 
+/// Largest limits accepted (about a year each): a longer one is a typo.
+pub const MAX_WORKING_HOURS: u32 = 2000;
+pub const MAX_WORKING_DAYS: u32 = 250;
+pub const MAX_CALENDAR_DAYS: u32 = 366;
+
 /// How a time limit is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,6 +75,14 @@ impl TimeLimit {
         let amount: u32 = n.parse().map_err(|_| format!("time limit {s:?} must start with a whole number"))?;
         if amount == 0 {
             return Err(format!("time limit {s:?} must be positive"));
+        }
+        let max = match unit {
+            LimitUnit::WorkingHours => MAX_WORKING_HOURS,
+            LimitUnit::WorkingDays => MAX_WORKING_DAYS,
+            LimitUnit::CalendarDays => MAX_CALENDAR_DAYS,
+        };
+        if amount > max {
+            return Err(format!("time limit {s:?} is longer than the largest accepted ({max}{})", &s[split..]));
         }
         Ok(TimeLimit { amount, unit })
     }
@@ -175,6 +188,12 @@ impl WorkCalendar {
             .iter()
             .map(|d| d.parse::<Weekday>().map_err(|_| bad(format!("weekend day {d:?} is not a weekday name"))))
             .collect::<Result<Vec<_>, _>>()?;
+        if [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun]
+            .iter()
+            .all(|d| weekend.contains(d))
+        {
+            return Err(bad("every day of the week is a weekend day".into()));
+        }
         let holidays: BTreeSet<NaiveDate> = file.holidays.into_iter().collect();
         let workdays: BTreeSet<NaiveDate> = file.workdays.into_iter().collect();
         if let Some(d) = holidays.intersection(&workdays).next() {
@@ -222,8 +241,8 @@ impl WorkCalendar {
         let mut left = Duration::minutes(minutes);
         let mut day = start.date_naive();
         let mut from = start.time();
-        // Ten years of days is far beyond any time limit; guards a calendar with no working day.
-        for _ in 0..3660 {
+        // Terminates: some weekday is not weekend and the holiday list is finite.
+        loop {
             if self.is_working_day(day) {
                 for &(a, b) in &self.periods {
                     if from >= b {
@@ -240,7 +259,6 @@ impl WorkCalendar {
             day = day.succ_opt().expect("date in range");
             from = NaiveTime::MIN;
         }
-        panic!("the working calendar has no working day in ten years");
     }
 }
 
@@ -263,7 +281,8 @@ mod tests {
         assert_eq!(lim("4wh"), TimeLimit { amount: 4, unit: LimitUnit::WorkingHours });
         assert_eq!(lim(" 20WD "), TimeLimit { amount: 20, unit: LimitUnit::WorkingDays });
         assert_eq!(lim("7cd").code(), "7cd");
-        for bad in ["", "0wh", "4", "wh", "4wk", "-1wd", "1.5wh"] {
+        assert_eq!(lim("2000wh").amount, 2000);
+        for bad in ["", "0wh", "4", "wh", "4wk", "-1wd", "1.5wh", "2001wh", "251wd", "367cd", "99999999999wh"] {
             assert!(TimeLimit::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(lim("1wd").to_string(), "1 working day (1个工作日)");
@@ -344,6 +363,7 @@ mod tests {
             "working_hours = [\"12:00-09:00\"]",
             "working_hours = [\"08:00-12:00\", \"11:00-14:00\"]",
             "weekend = [\"someday\"]",
+            "weekend = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]",
             "holidays = [\"2026-10-10\"]\nworkdays = [\"2026-10-10\"]",
             "hollidays = []",
         ] {

@@ -29,7 +29,7 @@ use serde::Serialize;
 use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 use super::validate::applies_to_grid;
 use super::{Routing, RoutingError, TimeLimit, china_tz};
-use crate::lookup::{self, ChainEntry, ComponentView, GridNear, LookupError, PointEcho};
+use crate::lookup::{self, ChainEntry, ComponentView, LookupError, PointEcho};
 use crate::model::{ClassCode, Component, ComponentCode, GridCode, GridId, UnitId};
 use crate::store::Versions;
 use crate::world::World;
@@ -620,6 +620,3 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
         versions: &world.versions,
     })
 }
-
-/// For errors: the nearest grid, owned.
-pub type Nearest = GridNear;
