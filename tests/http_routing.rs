@@ -173,3 +173,24 @@ async fn types_and_rules_are_listed() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(e["error"]["code"], "method_not_allowed");
 }
+
+#[tokio::test]
+async fn on_a_vertex_shared_by_streets_every_candidate_grid_names_its_own_unit() {
+    let f = fixture();
+    // The acceptance table's B05 point: a vertex of grids in 长桥街道, 郭巷街道 and 木渎镇.
+    let row = include_str!("../fixtures/routing/expected.csv").lines().find(|l| l.starts_with("B05,")).unwrap();
+    let cols: Vec<&str> = row.split(',').collect();
+    let (lon, lat): (f64, f64) = (cols[1].parse().unwrap(), cols[2].parse().unwrap());
+    let (status, a) = post(&f.app, json!({"lon": lon, "lat": lat, "event_type": "0102"})).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["grid"]["code"], "32050600100201");
+    let candidates = a["candidates"].as_array().unwrap();
+    let unit_of = |code: &str| candidates.iter().find(|c| c["code"] == code).unwrap()["responsible_unit"].clone();
+    assert_eq!(candidates.len(), 4, "{a}");
+    assert!(candidates.iter().all(|c| c["distance_m"] == 0.0));
+    // 长桥街道 has its own station for 0102 (line 157); the others get the district's (line 4).
+    assert_eq!(unit_of("32050600100201"), "长桥街道环卫所");
+    assert_eq!(unit_of("32050600200103"), "吴中区环境卫生管理处");
+    assert_eq!(unit_of("32050610100206"), "吴中区环境卫生管理处");
+    assert!(a["warnings"][0].as_str().unwrap().starts_with("on_boundary"), "{a}");
+}
