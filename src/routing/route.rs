@@ -512,6 +512,9 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
             Some(b) => why.push_str(&format!(" wins over the {} rule on line {}.", b.scope_words(&world.city), b.line)),
             None => why.push_str(" is the only rule that applies."),
         }
+        if outside || no_component_for_class {
+            why.push_str(" It gives the urgency and time limit only: the case goes to the street office (属地兜底).");
+        }
         RuleView {
             case_kind: r.kind,
             case_type: r.case_type,
