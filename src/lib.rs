@@ -10,6 +10,7 @@ pub mod http;
 pub mod index;
 pub mod lookup;
 pub mod model;
+pub mod routing;
 pub mod store;
 pub mod tiles;
 pub mod world;

@@ -45,6 +45,48 @@ enum Command {
     /// Example: citygrid locate 120.6312 31.2702 --crs gcj02 --accuracy 15
     #[command(verbatim_doc_comment)]
     Locate(LocateArgs),
+    /// Route a case: the one responsible unit, its deadline and why. Prints the answer of
+    /// `POST /v1/cases/route` as JSON (an error as `{"error": …}`, with exit status 2).
+    ///
+    /// Examples: citygrid route 120.6312 31.2702 --type 0102 --urgency 紧急
+    ///           citygrid route 120.6312 31.2702 --class 0101 --crs gcj02
+    ///           citygrid route --component 3205060101000001
+    #[command(verbatim_doc_comment)]
+    Route(RouteArgs),
+}
+
+#[derive(Args)]
+struct RouteArgs {
+    /// Longitude in degrees (not needed with --component).
+    #[arg(allow_hyphen_values = true)]
+    lon: Option<f64>,
+    /// Latitude in degrees.
+    #[arg(allow_hyphen_values = true)]
+    lat: Option<f64>,
+    /// Event type (事件小类), e.g. 0102 暴露垃圾.
+    #[arg(long = "type", group = "subject")]
+    event_type: Option<String>,
+    /// Component class (部件小类), e.g. 0101: snaps to the nearest such component.
+    #[arg(long = "class", group = "subject")]
+    component_class: Option<String>,
+    /// Component code (16 digits).
+    #[arg(long = "component", group = "subject")]
+    component_code: Option<String>,
+    /// 一般, 紧急, 非常紧急 (or normal, urgent, very_urgent); default: the type's lowest level.
+    #[arg(long)]
+    urgency: Option<String>,
+    /// Report time, RFC 3339 (default: now), e.g. 2026-11-23T10:00:00+08:00.
+    #[arg(long)]
+    at: Option<String>,
+    /// Datum of LON LAT: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu).
+    #[arg(long, default_value = "wgs84")]
+    crs: citygrid::crs::Datum,
+    /// GPS accuracy radius in metres: also list every grid within it, with its unit.
+    #[arg(long, default_value_t = 0.0)]
+    accuracy: f64,
+    /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -119,6 +161,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Locate(args) => locate(args),
+        Command::Route(args) => route(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             generate_demo(&args.out, &spec)
@@ -260,6 +303,52 @@ fn locate(args: LocateArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&citygrid::http::error::ApiError::from(e).body())?);
             std::process::exit(2);
         }
+    }
+}
+
+fn route(args: RouteArgs) -> Result<()> {
+    use citygrid::http::error::ApiError;
+    use citygrid::routing::{CaseInput, CaseSubject, RoutingError, Urgency};
+    let data = args.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let fail = |e: ApiError| -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(&e.body())?);
+        std::process::exit(2);
+    };
+    let invalid = |parameter: &'static str, value: &str, reason: &str| {
+        ApiError::from(RoutingError::InvalidParameter { parameter, value: value.to_owned(), reason: reason.to_owned() })
+    };
+    let subject = match (args.event_type, args.component_class, args.component_code) {
+        (Some(t), _, _) => CaseSubject::Event(t),
+        (_, Some(c), _) => CaseSubject::ComponentClass(c),
+        (_, _, Some(c)) => CaseSubject::Component(c),
+        _ => return fail(ApiError::from(RoutingError::MissingParameter("--type, --class or --component"))),
+    };
+    let urgency = match args.urgency.as_deref().map(|u| (u, Urgency::parse(u))) {
+        None => None,
+        Some((_, Some(u))) => Some(u),
+        Some((u, None)) => return fail(invalid("urgency", u, "urgency must be 一般, 紧急 or 非常紧急")),
+    };
+    let reported_at = match args.at.as_deref().map(|t| (t, chrono::DateTime::parse_from_rfc3339(t))) {
+        None => None,
+        Some((_, Ok(t))) => Some(t),
+        Some((t, Err(_))) => return fail(invalid("reported_at", t, "--at must be RFC 3339, e.g. 2026-11-23T10:00:00+08:00")),
+    };
+    let point = match (args.lon, args.lat) {
+        (Some(lon), Some(lat)) => match citygrid::lookup::PointEcho::new(lon, lat, args.crs) {
+            Ok(p) => Some(p),
+            Err(e) => return fail(ApiError::from(e)),
+        },
+        _ => None,
+    };
+    let world = load_world(&data)?;
+    let case = CaseInput { point, accuracy_m: args.accuracy, subject, urgency, reported_at };
+    let now = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz());
+    match citygrid::routing::route(&world, &case, now) {
+        Ok(answer) => {
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
+        Err(e) => fail(ApiError::from(e)),
     }
 }
 

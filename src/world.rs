@@ -14,6 +14,7 @@ use geo::{BoundingRect, GeodesicArea};
 
 use crate::index::{ComponentIndex, GridIndex, Location};
 use crate::model::{City, ClassCode};
+use crate::routing::Routing;
 use crate::store::{CityMeta, LoadedCity, Versions};
 use crate::tiles::{TileConfig, TileSet};
 
@@ -24,6 +25,8 @@ pub struct World {
     /// Version of each dataset this snapshot was built from.
     pub versions: Versions,
     pub rules_csv: Option<String>,
+    /// The responsibility list parsed and validated once per snapshot, with the calendar.
+    pub routing: Routing,
     pub loaded_at: DateTime<Utc>,
     /// Point → unit grid.
     pub grids: GridIndex,
@@ -73,7 +76,9 @@ impl World {
                 bbox: g.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
             })
             .collect();
+        let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city);
         World {
+            routing,
             city,
             meta: loaded.meta,
             versions: loaded.versions,

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::lookup::LookupError;
 use crate::model::ModelError;
+use crate::routing::RoutingError;
 
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
@@ -63,6 +64,37 @@ impl From<LookupError> for ApiError {
                     .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates}))
             }
             LookupError::NoCoverage => ApiError::new(StatusCode::NOT_FOUND, "no_coverage", message),
+        }
+    }
+}
+
+impl From<RoutingError> for ApiError {
+    fn from(e: RoutingError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            RoutingError::MissingParameter(parameter) => {
+                ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter}))
+            }
+            RoutingError::InvalidParameter { parameter, value, reason } => {
+                ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value}))
+            }
+            RoutingError::UnknownCaseType { kind, code } => ApiError::bad_request("unknown_case_type", message)
+                .with_details(json!({"kind": kind, "code": code, "types": "/v1/cases/types"})),
+            RoutingError::ComponentNotFound(code) => {
+                ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code}))
+            }
+            RoutingError::OutsideCoverage { nearest, max_m } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "outside_coverage", message)
+                .with_details(json!({"nearest": nearest, "max_outside_m": max_m})),
+            RoutingError::RulesUnavailable(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_unavailable", message)
+                .with_details(json!({"reason": reason, "rules": "/v1/rules"})),
+            RoutingError::BadRules(lines) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", message).with_details(json!({"lines": lines}))
+            }
+            RoutingError::InvalidRules(report) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", message).with_details(json!({"report": report}))
+            }
+            RoutingError::Calendar(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_calendar", message),
+            RoutingError::Lookup(e) => ApiError::from(e),
         }
     }
 }

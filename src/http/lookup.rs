@@ -103,7 +103,7 @@ fn parse_bbox(raw: &str) -> Result<[f64; 4], ApiError> {
 
 /// Serialises an answer that borrows from the snapshot, into one buffer sized for a typical
 /// answer (axum's `Json` starts at 128 bytes and regrows several times for a 3 KB chain).
-fn json<T: Serialize>(value: &T) -> Response {
+pub(super) fn json<T: Serialize>(value: &T) -> Response {
     let mut buf = Vec::with_capacity(4096);
     match serde_json::to_writer(&mut buf, value) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/json")], buf).into_response(),

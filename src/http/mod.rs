@@ -9,6 +9,7 @@ mod health;
 mod layers;
 mod lookup;
 mod params;
+mod routing;
 pub mod tiles;
 
 use axum::Router;
@@ -80,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rules/rollback", post(layers::rules_rollback))
         .route("/v1/cases/routes", get(cases::routes))
         .route("/v1/stats/cases", get(cases::stats))
+        .route("/v1/cases/route", post(routing::route))
+        .route("/v1/cases/types", get(routing::types))
+        .route("/v1/rules", get(routing::rules))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))

@@ -1,0 +1,226 @@
+//! 指向唯一: checks that a responsibility list sends every case to exactly one unit.
+//!
+//! For every case type with rules, every urgency level it has, and every unit grid: exactly
+//! one rule without a condition must apply at the highest specificity (no hole, no tie), and
+//! no two conditional rules of equal specificity may have overlapping windows. Units, scopes,
+//! roles, zone layers and class codes must exist. Errors make the list unusable; warnings do
+//! not (e.g. a class with no rule at all, which falls back to the street office, 属地兜底).
+
+use serde::Serialize;
+
+use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
+use crate::model::{City, ClassCode, GridCode};
+
+/// How bad an issue is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// The list cannot be used.
+    Error,
+    /// Worth fixing; routing still works.
+    Warning,
+}
+
+/// One finding, naming the type and the grid it concerns where it has them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Issue {
+    pub severity: Severity,
+    /// `no_rule`, `conflict`, `unknown_unit`, `unknown_scope`, `zone_layer_not_loaded`,
+    /// `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
+    pub code: &'static str,
+    pub message: String,
+    pub case_kind: Option<CaseKind>,
+    pub case_type: Option<String>,
+    pub urgency: Option<Urgency>,
+    /// The unit grid (or scope grid) concerned.
+    pub grid: Option<String>,
+    /// CSV line numbers of the rules concerned.
+    pub lines: Vec<usize>,
+}
+
+/// The result of [`validate`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ValidationReport {
+    /// No errors: the list may be used.
+    pub ok: bool,
+    pub rules: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub issues: Vec<Issue>,
+}
+
+impl ValidationReport {
+    /// The issues of one code.
+    pub fn with_code<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a Issue> + 'a {
+        self.issues.iter().filter(move |i| i.code == code)
+    }
+}
+
+fn issue(severity: Severity, code: &'static str, message: String, rule: Option<&Rule>) -> Issue {
+    Issue {
+        severity,
+        code,
+        message,
+        case_kind: rule.map(|r| r.kind),
+        case_type: rule.map(|r| r.case_type.to_string()),
+        urgency: rule.map(|r| r.urgency),
+        grid: None,
+        lines: rule.map(|r| vec![r.line]).unwrap_or_default(),
+    }
+}
+
+/// Checks `set` against `city` (see the [module documentation](self)). Zone layers are not
+/// loaded in this version, so a `zone:` scope is an error (its rule could never apply).
+pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
+    let mut issues = Vec::new();
+    let unit_grids: Vec<&crate::model::Grid> = city.grids_at(city.hierarchy.unit_level()).map(|(_, g)| g).collect();
+
+    for r in &set.rules {
+        let table = match r.kind {
+            CaseKind::Event => &city.event_classes,
+            CaseKind::Component => &city.component_classes,
+        };
+        if table.get(r.case_type).is_none() {
+            issues.push(issue(
+                Severity::Error,
+                "unknown_case_type",
+                format!("line {}: {} class {} is not in the class table", r.line, r.kind.as_str(), r.case_type),
+                Some(r),
+            ));
+        }
+        match &r.scope {
+            Scope::Grid(code) if city.grid_by_code(*code).is_none() => {
+                let mut i = issue(Severity::Error, "unknown_scope", format!("line {}: scope {code} is not a grid of this city", r.line), Some(r));
+                i.grid = Some(code.to_string());
+                issues.push(i);
+            }
+            Scope::Zone { layer, .. } => issues.push(issue(
+                Severity::Error,
+                "zone_layer_not_loaded",
+                format!("line {}: zone layer {layer:?} is not loaded (responsibility polygons are not supported yet)", r.line),
+                Some(r),
+            )),
+            _ => {}
+        }
+        let names = std::iter::once(match &r.unit {
+            UnitRef::Named(n) => Some(n.as_str()),
+            UnitRef::Role(_) => None,
+        })
+        .chain(std::iter::once(r.escalation.as_deref()))
+        .flatten();
+        for name in names {
+            if city.units.find(name).is_none() {
+                issues.push(issue(Severity::Error, "unknown_unit", format!("line {}: unit {name:?} is not in the unit register", r.line), Some(r)));
+            }
+        }
+        if let UnitRef::Role(role) = r.unit {
+            let wrong = match role {
+                Role::Maintainer | Role::Owner | Role::Dept => r.kind == CaseKind::Event,
+                Role::Zone => !matches!(r.scope, Scope::Zone { .. }),
+                Role::Street | Role::Chief => false,
+            };
+            if wrong {
+                issues.push(issue(
+                    Severity::Error,
+                    "role_not_applicable",
+                    format!("line {}: role {} does not apply to a{} {} rule", r.line, role.as_str(), if r.kind == CaseKind::Event { "n" } else { "" }, r.kind.as_str()),
+                    Some(r),
+                ));
+            }
+        }
+    }
+
+    // Uniqueness per (kind, type, urgency) and unit grid.
+    let mut groups: Vec<(CaseKind, ClassCode, Urgency)> = set.rules.iter().map(|r| (r.kind, r.case_type, r.urgency)).collect();
+    groups.sort();
+    groups.dedup();
+    for (kind, class, urgency) in groups {
+        let group: Vec<&Rule> = set.rules.iter().filter(|r| r.kind == kind && r.case_type == class && r.urgency == urgency).collect();
+        for g in &unit_grids {
+            let applicable: Vec<&Rule> = group.iter().copied().filter(|r| applies_to_grid(r, g.code)).collect();
+            let plain: Vec<&Rule> = applicable.iter().copied().filter(|r| r.condition.is_none()).collect();
+            let name = &group[0].case_name;
+            let place = format!("grid {} {}", g.code, g.name);
+            let mut push = |code: &'static str, message: String, lines: Vec<usize>| {
+                issues.push(Issue {
+                    severity: Severity::Error,
+                    code,
+                    message,
+                    case_kind: Some(kind),
+                    case_type: Some(class.to_string()),
+                    urgency: Some(urgency),
+                    grid: Some(g.code.to_string()),
+                    lines,
+                })
+            };
+            match plain.iter().map(|r| r.specificity()).max() {
+                None => push(
+                    "no_rule",
+                    format!("{} {class} {name} ({urgency}) in {place}: no rule applies (the type has rules for other areas)", kind.as_str()),
+                    group.iter().map(|r| r.line).collect(),
+                ),
+                Some(best) => {
+                    let top: Vec<usize> = plain.iter().filter(|r| r.specificity() == best).map(|r| r.line).collect();
+                    if top.len() > 1 {
+                        push(
+                            "conflict",
+                            format!("{} {class} {name} ({urgency}) in {place}: lines {top:?} apply with equal specificity", kind.as_str()),
+                            top,
+                        );
+                    }
+                }
+            }
+            let conditional: Vec<&Rule> = applicable.iter().copied().filter(|r| r.condition.is_some()).collect();
+            for (i, a) in conditional.iter().enumerate() {
+                for b in &conditional[i + 1..] {
+                    if a.specificity() == b.specificity() && windows_overlap(a, b) {
+                        push(
+                            "conflict",
+                            format!("{} {class} {name} ({urgency}) in {place}: lines {} and {} have overlapping conditions at equal specificity", kind.as_str(), a.line, b.line),
+                            vec![a.line, b.line],
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // Classes without any rule: routed to the street office (events) or the component's own units.
+    for (kind, table) in [(CaseKind::Event, &city.event_classes), (CaseKind::Component, &city.component_classes)] {
+        for e in table.subclasses() {
+            if set.of_type(kind, e.code).next().is_none() {
+                issues.push(Issue {
+                    severity: Severity::Warning,
+                    code: "type_without_rules",
+                    message: format!("{} {} {} has no rule: it falls back to the street office (属地兜底) or, for a component, to its own units", kind.as_str(), e.code, e.name),
+                    case_kind: Some(kind),
+                    case_type: Some(e.code.to_string()),
+                    urgency: None,
+                    grid: None,
+                    lines: Vec::new(),
+                });
+            }
+        }
+    }
+
+    let errors = issues.iter().filter(|i| i.severity == Severity::Error).count();
+    ValidationReport { ok: errors == 0, rules: set.rules.len(), errors, warnings: issues.len() - errors, issues }
+}
+
+/// Whether a rule's scope covers a unit grid (zones never do: not loaded).
+pub(crate) fn applies_to_grid(r: &Rule, grid: GridCode) -> bool {
+    match &r.scope {
+        Scope::City => true,
+        Scope::Grid(code) => grid.extends(*code),
+        Scope::Zone { .. } => false,
+    }
+}
+
+/// Whether two conditional rules' windows share a minute (sampled per minute of the day).
+fn windows_overlap(a: &Rule, b: &Rule) -> bool {
+    let (Some(x), Some(y)) = (a.condition, b.condition) else { return false };
+    (0..24 * 60).any(|m| {
+        let t = chrono::NaiveTime::from_num_seconds_from_midnight_opt(m * 60, 0).expect("valid");
+        x.contains(t) && y.contains(t)
+    })
+}
