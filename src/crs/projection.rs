@@ -59,6 +59,12 @@ pub enum CrsError {
          (tens to hundreds of metres, not a constant); build with --features proj"
     )]
     LegacyDatum { code: u32, name: &'static str },
+    #[error(
+        "{0}: PROJ knows no datum shift to WGS84 for it other than a ballpark (zero) one, which \
+         would be tens to hundreds of metres off; give the layer's CRS as a PROJ string with its \
+         +towgs84=dx,dy,dz[,rx,ry,rz,ds]"
+    )]
+    NoDatumShift(String),
     #[error("invalid PROJ string {text:?}: {reason}")]
     InvalidProjString { text: String, reason: String },
     #[error("unsupported WKT: {0}")]
@@ -177,6 +183,7 @@ impl FromStr for Crs {
 }
 
 /// Legacy Chinese datums: their shift to WGS84 is regional (no published constant Helmert).
+#[cfg_attr(feature = "proj", allow(dead_code))]
 fn legacy_datum(code: u32) -> Option<&'static str> {
     match code {
         4610 | 2327..=2399 => Some("Xian 1980"),
@@ -979,7 +986,7 @@ mod wkt {
 /// The system PROJ (feature `proj`).
 #[cfg(feature = "proj")]
 mod with_proj {
-    use super::{Area, AxisOrder, Crs, CrsError, Engine, legacy_datum};
+    use super::{Area, AxisOrder, Crs, CrsError, Engine};
 
     /// PROJ transformations to and from WGS84 lon/lat (normalised: easting/lon first).
     pub struct Pair {
@@ -1061,6 +1068,53 @@ mod with_proj {
                 }
                 proj_destroy(cs);
             }
+            // Is PROJ's way to WGS84 only a "ballpark" (no datum shift) from an ellipsoid other
+            // than GRS80/WGS84 (Beijing 1954, Xian 1980, …)? That would be silently wrong by
+            // tens to hundreds of metres.
+            let mut semi_major = 6_378_137.0;
+            let ellps = proj_get_ellipsoid(ctx, crs);
+            if !ellps.is_null() {
+                proj_ellipsoid_get_parameters(
+                    ctx,
+                    ellps,
+                    &mut semi_major,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+                proj_destroy(ellps);
+            }
+            // The best operation valid over the whole of the CRS's area (PROJ's default strict
+            // containment, as `projinfo -s CRS -t EPSG:4326` lists them) decides: operations of a
+            // few oil fields do not make a city's layer right.
+            let mut ballpark = false;
+            if (semi_major - 6_378_137.0).abs() > 1.0 {
+                let wgs84_name = CString::new("EPSG:4326").expect("no NUL");
+                let wgs84 = proj_create(ctx, wgs84_name.as_ptr());
+                let fctx = proj_create_operation_factory_context(ctx, std::ptr::null());
+                let ops = if wgs84.is_null() || fctx.is_null() {
+                    std::ptr::null_mut()
+                } else {
+                    proj_create_operations(ctx, crs, wgs84, fctx)
+                };
+                ballpark = true;
+                if !ops.is_null() {
+                    if proj_list_get_count(ops) > 0 {
+                        let op = proj_list_get(ctx, ops, 0);
+                        if !op.is_null() {
+                            ballpark = proj_coordoperation_has_ballpark_transformation(ctx, op) != 0;
+                            proj_destroy(op);
+                        }
+                    }
+                    proj_list_destroy(ops);
+                }
+                if !fctx.is_null() {
+                    proj_operation_factory_context_destroy(fctx);
+                }
+                if !wgs84.is_null() {
+                    proj_destroy(wgs84);
+                }
+            }
             let (mut w, mut s, mut e, mut n) = (0.0, 0.0, 0.0, 0.0);
             let has_area = proj_get_area_of_use(
                 ctx,
@@ -1083,15 +1137,20 @@ mod with_proj {
             } else {
                 Area::WORLD
             };
+            if ballpark {
+                return Err(CrsError::NoDatumShift(name));
+            }
             Ok((name, axis, area))
         }
     }
 
     pub fn from_epsg(code: u32) -> Result<Crs, CrsError> {
         let def = format!("EPSG:{code}");
-        let (name, axis, area) = describe(&def).map_err(|_| CrsError::UnknownEpsg(code))?;
+        let (name, axis, area) = describe(&def).map_err(|e| match e {
+            CrsError::Proj(_) => CrsError::UnknownEpsg(code),
+            e => e,
+        })?;
         Pair::new(&def)?;
-        let _ = legacy_datum(code);
         Ok(Crs { name, epsg: Some(code), axis, area, definition: None, engine: Engine::Proj { def } })
     }
 

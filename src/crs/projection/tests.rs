@@ -129,8 +129,10 @@ fn errors_for_unknown_codes_legacy_datums_and_garbage() {
     assert!(Crs::parse("mars").unwrap_err().to_string().contains("EPSG:nnnn"));
     assert!(matches!(Crs::parse("+proj=nonsense +ellps=GRS80"), Err(CrsError::InvalidProjString { .. })));
     assert!(matches!(Crs::parse("+init=epsg:4549"), Err(CrsError::InvalidProjString { .. })));
-    assert!(matches!(Crs::parse("PROJCS[\"x\""), Err(CrsError::UnsupportedWkt(_))));
-    assert!(matches!(Crs::parse("PROJCS[\"x\"]]"), Err(CrsError::UnsupportedWkt(_))));
+    // (With the `proj` feature, WKT the built-in reader refuses goes to PROJ, which refuses it too.)
+    for wkt in ["PROJCS[\"x\"", "PROJCS[\"x\"]]", "PROJCS[\"x\"]"] {
+        assert!(matches!(Crs::parse(wkt), Err(CrsError::UnsupportedWkt(_)) | Err(CrsError::Proj(_))), "{wkt}");
+    }
 }
 
 #[test]
@@ -418,18 +420,24 @@ mod oracle {
 
     #[test]
     fn other_codes_go_through_proj() {
-        // Beijing 1954 / 3-degree Gauss-Kruger CM 117E: northing first in EPSG.
-        let c = Crs::parse("EPSG:2435").unwrap();
-        assert_eq!(c.epsg(), Some(2435));
-        assert_eq!(c.axis_order(), AxisOrder::NorthEast);
-        assert!(c.name().contains("Beijing 1954"), "{}", c.name());
-        let (x, y) = c.from_wgs84(116.366, 39.912).unwrap();
+        // ETRS89 / UTM zone 32N (GRS80): easting first; NAD83 / California zone 6 (ftUS).
+        let c = Crs::parse("EPSG:25832").unwrap();
+        assert_eq!(c.epsg(), Some(25832));
+        assert_eq!(c.axis_order(), AxisOrder::EastNorth);
+        assert_eq!(c.name(), "ETRS89 / UTM zone 32N");
+        let (x, y) = c.from_wgs84(9.0, 48.0).unwrap();
         let (lon, lat) = c.to_wgs84(x, y).unwrap();
-        assert!((lon - 116.366).abs() < 1e-8 && (lat - 39.912).abs() < 1e-8);
+        assert!((lon - 9.0).abs() < 1e-8 && (lat - 48.0).abs() < 1e-8);
         let t = c.transformer().unwrap();
         assert_eq!(t.to_wgs84(x, y).unwrap(), (lon, lat));
-        // Outside its area.
-        assert!(c.from_wgs84(100.0, 39.9).is_err());
+        assert!(c.from_wgs84(100.0, 39.9).is_err(), "outside its area");
+        // GDA2020 / MGA zone 55: northing? No: easting first. EPSG:2193 NZTM: northing first.
+        assert_eq!(Crs::parse("EPSG:2193").unwrap().axis_order(), AxisOrder::NorthEast);
+        // Beijing 1954 / 3-degree Gauss-Kruger CM 117E: PROJ has only a ballpark shift
+        // onshore, which would be ~100 m off: refused.
+        let e = Crs::parse("EPSG:2435").unwrap_err();
+        assert!(matches!(e, CrsError::NoDatumShift(_)), "{e}");
+        assert!(e.to_string().contains("Beijing 1954") && e.to_string().contains("+towgs84"), "{e}");
         // A WKT the built-in reader does not do (Lambert) goes to PROJ.
         let lcc = ESRI_4549.replace("Gauss_Kruger", "Lambert_Conformal_Conic").replace(
             "PARAMETER[\"Scale_Factor\",1.0]",
