@@ -422,6 +422,14 @@ impl Crs {
         self.area
     }
 
+    /// The datum, if this is lon/lat in one of citygrid's datums (the names, EPSG:4326, 4490).
+    pub fn datum_engine(&self) -> Option<Datum> {
+        match self.engine {
+            Engine::Datum(d) => Some(d),
+            _ => None,
+        }
+    }
+
     /// True for lon/lat CRSs (the datums, EPSG:4326, EPSG:4490), false for projected ones.
     pub fn is_geographic(&self) -> bool {
         match &self.engine {
