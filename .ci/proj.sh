@@ -20,3 +20,5 @@ echo "== PROJ $(pkg-config --modversion proj)"
 
 echo "== CRS tests with the system PROJ as oracle (cargo test --features proj --lib crs)"
 cargo test --locked --features proj --lib crs -- --nocapture
+echo "== the lookup API with PROJ-only EPSG codes"
+cargo test --locked --features proj --test http_lookup

@@ -127,18 +127,22 @@ impl PointEcho {
         Ok(PointEcho { input: Input::LonLat(LonLat { lon, lat }), crs: CrsName::Datum(crs), wgs84: LonLat { lon: x, lat: y } })
     }
 
-    /// `x` (easting) and `y` (northing), metres, in a projected CRS (e.g. EPSG:4549), converted
-    /// to WGS84. A point outside the CRS's area (a wrong zone, swapped axes) is refused.
+    /// `x` (easting) and `y` (northing), metres, in a projected CRS (e.g. EPSG:4549) — or lon,
+    /// lat in a geographic CRS that is not one of the datums (only with the `proj` feature) —
+    /// converted to WGS84. A point outside the CRS's area (a wrong zone, swapped axes) is refused.
     pub fn projected(x: f64, y: f64, crs: &Crs) -> Result<PointEcho, LookupError> {
+        let geographic = crs.is_geographic();
+        let (xn, yn) = if geographic { ("lon", "lat") } else { ("x", "y") };
         if !x.is_finite() {
-            return Err(LookupError::invalid("x", x, "x (easting) must be a finite number of metres"));
+            return Err(LookupError::invalid(xn, x, format!("{xn} must be a finite number")));
         }
         if !y.is_finite() {
-            return Err(LookupError::invalid("y", y, "y (northing) must be a finite number of metres"));
+            return Err(LookupError::invalid(yn, y, format!("{yn} must be a finite number")));
         }
-        let (lon, lat) = crs.to_wgs84(x, y).map_err(|e| LookupError::invalid("x", format!("{x}, {y}"), e.to_string()))?;
+        let (lon, lat) = crs.to_wgs84(x, y).map_err(|e| LookupError::invalid(xn, format!("{x}, {y}"), e.to_string()))?;
         let name = crs.epsg().map_or(CrsName::Other, CrsName::Epsg);
-        Ok(PointEcho { input: Input::Xy { x, y }, crs: name, wgs84: LonLat { lon, lat } })
+        let input = if geographic { Input::LonLat(LonLat { lon: x, lat: y }) } else { Input::Xy { x, y } };
+        Ok(PointEcho { input, crs: name, wgs84: LonLat { lon, lat } })
     }
 
     pub fn coord(&self) -> Coord<f64> {

@@ -527,7 +527,7 @@ async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
         ("/v1/locate?lon=181&lat=31.27", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&lon=120.7", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&crs=mars", 400, "unknown_crs"),
-        ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:2000", 400, "unknown_crs"),
+        ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:999999", 400, "unknown_crs"),
         ("/v1/locate?lon=120.6&lat=31.27&crs=%2Bproj%3Dtmerc", 400, "unknown_crs"),
         ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:4549", 400, "invalid_parameter"),
         ("/v1/locate?x=557140.955&lat=31.27&crs=EPSG:4549", 400, "invalid_parameter"),
@@ -572,4 +572,20 @@ async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
         assert!(message.len() > 10 && !message.contains("Failed to deserialize"), "{uri}: a human sentence: {message}");
         assert!(body["error"]["details"].is_object(), "{uri}");
     }
+}
+
+/// With the `proj` feature, other EPSG codes reach the API too: ETRS89 geographic takes lon/lat.
+#[cfg(feature = "proj")]
+#[tokio::test]
+async fn other_geographic_codes_take_lon_lat_with_the_proj_feature() {
+    let f = fixture();
+    let city = &f.world.city;
+    let g = unit_grids(city)[0];
+    let p = city.grid(g).geometry.interior_point().unwrap().0;
+    let (status, body) = get(&f.app, &format!("/v1/locate?lon={}&lat={}&crs=EPSG:4258", p.x, p.y)).await;
+    // ETRS89's area is Europe: a Chinese point is refused, with the reason.
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("outside the CRS's area"), "{body}");
+    let (status, body) = get(&f.app, "/v1/locate?x=1&y=2&crs=EPSG:4258").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

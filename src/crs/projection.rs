@@ -124,7 +124,7 @@ enum Engine {
     Builtin(Arc<Proj>),
     /// The system PROJ: `def` is what PROJ is given ("EPSG:nnnn" or a WKT text).
     #[cfg(feature = "proj")]
-    Proj { def: String },
+    Proj { def: String, geographic: bool },
 }
 
 impl fmt::Debug for Engine {
@@ -133,7 +133,7 @@ impl fmt::Debug for Engine {
             Engine::Datum(d) => write!(f, "Datum({d})"),
             Engine::Builtin(_) => f.write_str("Builtin"),
             #[cfg(feature = "proj")]
-            Engine::Proj { def } => write!(f, "Proj({def:?})"),
+            Engine::Proj { def, .. } => write!(f, "Proj({def:?})"),
         }
     }
 }
@@ -160,7 +160,7 @@ impl PartialEq for Crs {
                 (Engine::Datum(a), Engine::Datum(b)) => a == b,
                 (Engine::Builtin(_), Engine::Builtin(_)) => true,
                 #[cfg(feature = "proj")]
-                (Engine::Proj { def: a }, Engine::Proj { def: b }) => a == b,
+                (Engine::Proj { def: a, .. }, Engine::Proj { def: b, .. }) => a == b,
                 _ => false,
             }
     }
@@ -436,7 +436,7 @@ impl Crs {
             Engine::Datum(_) => true,
             Engine::Builtin(p) => p.is_latlong(),
             #[cfg(feature = "proj")]
-            Engine::Proj { .. } => false,
+            Engine::Proj { geographic, .. } => *geographic,
         }
     }
 
@@ -489,7 +489,7 @@ impl Crs {
     pub fn transformer(&self) -> Result<Transformer, CrsError> {
         let inner = match &self.engine {
             #[cfg(feature = "proj")]
-            Engine::Proj { def } => Some(with_proj::Pair::new(def)?),
+            Engine::Proj { def, .. } => Some(with_proj::Pair::new(def)?),
             _ => None,
         };
         #[cfg(not(feature = "proj"))]
@@ -593,7 +593,7 @@ fn convert(crs: &Crs, inner: InnerRef<'_>, x: f64, y: f64, inverse: bool) -> Res
             }
         }
         #[cfg(feature = "proj")]
-        Engine::Proj { def } => {
+        Engine::Proj { def, .. } => {
             let owned;
             let pair = match inner {
                 Some(p) => p,
@@ -1032,8 +1032,8 @@ mod with_proj {
         }
     }
 
-    /// What PROJ's database says about a CRS: name, EPSG axis order, area of use.
-    fn describe(def: &str) -> Result<(String, AxisOrder, Area), CrsError> {
+    /// What PROJ's database says about a CRS: name, EPSG axis order, area of use, geographic?
+    fn describe(def: &str) -> Result<(String, AxisOrder, Area, bool), CrsError> {
         use proj_sys::*;
         use std::ffi::{CStr, CString};
         let c = CString::new(def).map_err(|_| CrsError::Unrecognized(def.to_owned()))?;
@@ -1046,6 +1046,10 @@ mod with_proj {
                 proj_context_destroy(ctx);
                 return Err(CrsError::Proj(format!("PROJ does not know {def:?}")));
             }
+            let geographic = matches!(
+                proj_get_type(crs),
+                PJ_TYPE_PJ_TYPE_GEOGRAPHIC_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_2D_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_3D_CRS
+            );
             let name_ptr = proj_get_name(crs);
             let name = if name_ptr.is_null() {
                 def.to_owned()
@@ -1148,22 +1152,22 @@ mod with_proj {
             if ballpark {
                 return Err(CrsError::NoDatumShift(name));
             }
-            Ok((name, axis, area))
+            Ok((name, axis, area, geographic))
         }
     }
 
     pub fn from_epsg(code: u32) -> Result<Crs, CrsError> {
         let def = format!("EPSG:{code}");
-        let (name, axis, area) = describe(&def).map_err(|e| match e {
+        let (name, axis, area, geographic) = describe(&def).map_err(|e| match e {
             CrsError::Proj(_) => CrsError::UnknownEpsg(code),
             e => e,
         })?;
         Pair::new(&def)?;
-        Ok(Crs { name, epsg: Some(code), axis, area, definition: None, engine: Engine::Proj { def } })
+        Ok(Crs { name, epsg: Some(code), axis, area, definition: None, engine: Engine::Proj { def, geographic } })
     }
 
     pub fn from_wkt(text: &str) -> Result<Crs, CrsError> {
-        let (name, _, area) = describe(text)?;
+        let (name, _, area, geographic) = describe(text)?;
         Pair::new(text)?;
         Ok(Crs {
             name,
@@ -1172,7 +1176,7 @@ mod with_proj {
             axis: AxisOrder::EastNorth,
             area,
             definition: None,
-            engine: Engine::Proj { def: text.to_owned() },
+            engine: Engine::Proj { def: text.to_owned(), geographic },
         })
     }
 }

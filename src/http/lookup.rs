@@ -22,6 +22,14 @@ fn point(p: &Params) -> Result<PointEcho, ApiError> {
             let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
             Ok(PointEcho::new(lon, lat, crs)?)
         }
+        // A geographic CRS other than the datums (only with the `proj` feature) takes lon/lat.
+        PointCrs::Projected(crs) if crs.is_geographic() => {
+            if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
+                return Err(wrong_pair(name, p, &format!("{crs} is a geographic CRS: give lon and lat, not x and y")));
+            }
+            let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
+            Ok(PointEcho::projected(lon, lat, &crs)?)
+        }
         PointCrs::Projected(crs) => {
             if let Some(name) = ["lon", "lat"].into_iter().find(|n| p.get(n).is_some()) {
                 let message = format!("{crs} is a projected CRS: give x (easting) and y (northing) in metres, not lon and lat");

@@ -431,8 +431,12 @@ mod oracle {
         let t = c.transformer().unwrap();
         assert_eq!(t.to_wgs84(x, y).unwrap(), (lon, lat));
         assert!(c.from_wgs84(100.0, 39.9).is_err(), "outside its area");
-        // GDA2020 / MGA zone 55: northing? No: easting first. EPSG:2193 NZTM: northing first.
+        // NZGD2000 / New Zealand Transverse Mercator: northing first.
         assert_eq!(Crs::parse("EPSG:2193").unwrap().axis_order(), AxisOrder::NorthEast);
+        // ETRS89 geographic: lat first, and geographic (the API then takes lon/lat).
+        let etrs = Crs::parse("EPSG:4258").unwrap();
+        assert!(etrs.is_geographic() && !c.is_geographic());
+        assert_eq!(etrs.axis_order(), AxisOrder::NorthEast);
         // Beijing 1954 / 3-degree Gauss-Kruger CM 117E: PROJ has only a ballpark shift
         // onshore, which would be ~100 m off: refused.
         let e = Crs::parse("EPSG:2435").unwrap_err();
