@@ -3,8 +3,9 @@
 //! built from one [`World`] snapshot. No HTTP here: [`crate::http`] only parses and serialises.
 //!
 //! # Conventions of every answer
-//! - Points come in any [`Datum`] and are converted to WGS84 first (GCJ-02 / BD-09 with the
-//!   iterative inverse); answers give locations in WGS84 and echo the input.
+//! - Points come in any [`Datum`] (lon/lat) or a projected [`Crs`] (x/y, e.g. EPSG:4549) and
+//!   are converted to WGS84 first (GCJ-02 / BD-09 with the iterative inverse); answers give
+//!   locations in WGS84 and echo the input.
 //! - Levels are numbered from 1 (district) to the unit-grid level, as the field does
 //!   (1 区 / 2 街道 / 3 社区 / 4 网格).
 //! - Distances are metres: haversine on the mean earth sphere (≤ 0.5% from the ellipsoid,
@@ -15,7 +16,7 @@ use chrono::NaiveDate;
 use geo_types::{Coord, Rect};
 use serde::Serialize;
 
-use crate::crs::Datum;
+use crate::crs::{Crs, Datum};
 use crate::index::Location;
 use crate::model::{Chief, ClassCode, Component, ComponentCode, Grid, GridCode, GridId, ModelError, UnitId};
 use crate::store::Versions;
@@ -62,14 +63,23 @@ impl LookupError {
     }
 }
 
-/// A point as given (lon, lat in `crs`), checked and converted to WGS84.
+/// A point as given (lon/lat, or x/y in a projected `crs`), checked and converted to WGS84.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct PointEcho {
     /// As given.
-    pub input: LonLat,
-    pub crs: DatumName,
+    pub input: Input,
+    pub crs: CrsName,
     /// WGS84, what the lookup used.
     pub wgs84: LonLat,
+}
+
+/// A point as given: `{"lon", "lat"}`, or `{"x", "y"}` (easting, northing in metres) in a
+/// projected CRS.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Input {
+    LonLat(LonLat),
+    Xy { x: f64, y: f64 },
 }
 
 /// A lon/lat pair in degrees.
@@ -85,13 +95,22 @@ impl From<Coord<f64>> for LonLat {
     }
 }
 
-/// A datum, serialised by its API name (`wgs84`, `gcj02`, …).
+/// The CRS of an input point, serialised by its API name (`wgs84`, `gcj02`, …, `EPSG:4549`).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct DatumName(pub Datum);
+pub enum CrsName {
+    Datum(Datum),
+    Epsg(u32),
+    /// A projected CRS without an EPSG code (not reachable from the HTTP API).
+    Other,
+}
 
-impl Serialize for DatumName {
+impl Serialize for CrsName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        match self {
+            CrsName::Datum(d) => s.collect_str(d),
+            CrsName::Epsg(code) => s.collect_str(&format_args!("EPSG:{code}")),
+            CrsName::Other => s.serialize_str("other"),
+        }
     }
 }
 
@@ -105,7 +124,25 @@ impl PointEcho {
             return Err(LookupError::invalid("lat", lat, "latitude must be a number in [-90, 90]"));
         }
         let (x, y) = crs.to_wgs84(lon, lat);
-        Ok(PointEcho { input: LonLat { lon, lat }, crs: DatumName(crs), wgs84: LonLat { lon: x, lat: y } })
+        Ok(PointEcho { input: Input::LonLat(LonLat { lon, lat }), crs: CrsName::Datum(crs), wgs84: LonLat { lon: x, lat: y } })
+    }
+
+    /// `x` (easting) and `y` (northing), metres, in a projected CRS (e.g. EPSG:4549) — or lon,
+    /// lat in a geographic CRS that is not one of the datums (only with the `proj` feature) —
+    /// converted to WGS84. A point outside the CRS's area (a wrong zone, swapped axes) is refused.
+    pub fn projected(x: f64, y: f64, crs: &Crs) -> Result<PointEcho, LookupError> {
+        let geographic = crs.is_geographic();
+        let (xn, yn) = if geographic { ("lon", "lat") } else { ("x", "y") };
+        if !x.is_finite() {
+            return Err(LookupError::invalid(xn, x, format!("{xn} must be a finite number")));
+        }
+        if !y.is_finite() {
+            return Err(LookupError::invalid(yn, y, format!("{yn} must be a finite number")));
+        }
+        let (lon, lat) = crs.to_wgs84(x, y).map_err(|e| LookupError::invalid(xn, format!("{x}, {y}"), e.to_string()))?;
+        let name = crs.epsg().map_or(CrsName::Other, CrsName::Epsg);
+        let input = if geographic { Input::LonLat(LonLat { lon: x, lat: y }) } else { Input::Xy { x, y } };
+        Ok(PointEcho { input, crs: name, wgs84: LonLat { lon, lat } })
     }
 
     pub fn coord(&self) -> Coord<f64> {

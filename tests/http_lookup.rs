@@ -230,6 +230,47 @@ async fn gcj02_and_bd09_input_lands_in_the_grid_of_the_wgs84_point() {
 }
 
 #[tokio::test]
+async fn projected_x_y_input_lands_in_the_grid_of_the_wgs84_point() {
+    use citygrid::crs::Crs;
+    let f = fixture();
+    let city = &f.world.city;
+    let zone = Crs::parse("EPSG:4549").unwrap(); // CGCS2000 3° Gauss-Krüger CM 120°E (Suzhou)
+    for g in unit_grids(city).into_iter().step_by(5) {
+        let p = city.grid(g).geometry.interior_point().unwrap().0;
+        let (x, y) = zone.from_wgs84(p.x, p.y).unwrap();
+        let (status, body) = get(&f.app, &format!("/v1/locate?x={x}&y={y}&crs=EPSG:4549")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["grid"]["code"], code(city, g));
+        assert_eq!(body["point"]["crs"], "EPSG:4549");
+        assert_eq!(body["point"]["input"]["x"], x);
+        assert_eq!(body["point"]["input"]["y"], y);
+        let back = &body["point"]["wgs84"];
+        assert!((back["lon"].as_f64().unwrap() - p.x).abs() < 1e-9 && (back["lat"].as_f64().unwrap() - p.y).abs() < 1e-9);
+    }
+    // Nearest and bbox take x/y too.
+    let zone_uri = "crs=epsg:4549";
+    for c in city.components.iter().step_by(211) {
+        let (x, y) = zone.from_wgs84(c.location.x, c.location.y).unwrap();
+        let (status, body) = get(&f.app, &format!("/v1/components/nearest?x={x}&y={y}&{zone_uri}&k=1")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["components"][0]["distance_m"].as_f64().unwrap() < 0.01, "{body}");
+        let uri = format!("/v1/components?bbox={},{},{},{}&{zone_uri}&limit=10000", x - 20.0, y - 20.0, x + 20.0, y + 20.0);
+        let (status, body) = get(&f.app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let codes: Vec<&str> = body["components"].as_array().unwrap().iter().map(|x| x["code"].as_str().unwrap()).collect();
+        assert!(codes.contains(&c.code.to_string().as_str()), "{uri}: {codes:?}");
+    }
+    // EPSG:4490 is CGCS2000 lon/lat (echoed by its datum name, as before).
+    let g = unit_grids(city)[0];
+    let p = city.grid(g).geometry.interior_point().unwrap().0;
+    let (status, body) = get(&f.app, &format!("/v1/locate?lon={}&lat={}&crs=EPSG:4490", p.x, p.y)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["grid"]["code"], code(city, g));
+    assert_eq!(body["point"]["crs"], "cgcs2000");
+    assert_eq!(body["point"]["input"]["lon"], p.x);
+}
+
+#[tokio::test]
 async fn outside_coverage_is_404_with_the_nearest_grid_and_its_true_distance() {
     let f = fixture();
     let city = &f.world.city;
@@ -486,7 +527,16 @@ async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
         ("/v1/locate?lon=181&lat=31.27", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&lon=120.7", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&crs=mars", 400, "unknown_crs"),
-        ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:4549", 400, "unknown_crs"),
+        ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:999999", 400, "unknown_crs"),
+        ("/v1/locate?lon=120.6&lat=31.27&crs=%2Bproj%3Dtmerc", 400, "unknown_crs"),
+        ("/v1/locate?lon=120.6&lat=31.27&crs=EPSG:4549", 400, "invalid_parameter"),
+        ("/v1/locate?x=557140.955&lat=31.27&crs=EPSG:4549", 400, "invalid_parameter"),
+        ("/v1/locate?x=557140.955&y=3461065.011", 400, "invalid_parameter"),
+        ("/v1/locate?x=557140.955&crs=EPSG:4549", 400, "missing_parameter"),
+        ("/v1/locate?x=557140.955&y=abc&crs=EPSG:4549", 400, "invalid_parameter"),
+        ("/v1/locate?x=3461065.011&y=557140.955&crs=EPSG:4549", 400, "invalid_parameter"),
+        ("/v1/locate?x=557140.955&y=3461065.011&crs=EPSG:4527", 400, "invalid_parameter"),
+        ("/v1/components?bbox=3461065,557140,3461165,557240&crs=EPSG:4549", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&accuracy=-5", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&accuracy=1e9", 400, "invalid_parameter"),
         ("/v1/locate?lon=120.6&lat=31.27&accuracy=ten", 400, "invalid_parameter"),
@@ -522,4 +572,20 @@ async fn bad_input_gets_400_in_the_error_format_and_unknown_codes_404() {
         assert!(message.len() > 10 && !message.contains("Failed to deserialize"), "{uri}: a human sentence: {message}");
         assert!(body["error"]["details"].is_object(), "{uri}");
     }
+}
+
+/// With the `proj` feature, other EPSG codes reach the API too: ETRS89 geographic takes lon/lat.
+#[cfg(feature = "proj")]
+#[tokio::test]
+async fn other_geographic_codes_take_lon_lat_with_the_proj_feature() {
+    let f = fixture();
+    let city = &f.world.city;
+    let g = unit_grids(city)[0];
+    let p = city.grid(g).geometry.interior_point().unwrap().0;
+    let (status, body) = get(&f.app, &format!("/v1/locate?lon={}&lat={}&crs=EPSG:4258", p.x, p.y)).await;
+    // ETRS89's area is Europe: a Chinese point is refused, with the reason.
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("outside the CRS's area"), "{body}");
+    let (status, body) = get(&f.app, "/v1/locate?x=1&y=2&crs=EPSG:4258").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

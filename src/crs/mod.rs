@@ -1,9 +1,12 @@
-//! Coordinates: datums (WGS84 ≡ CGCS2000, GCJ-02, BD-09) and distances on the earth.
+//! Coordinates: datums (WGS84 ≡ CGCS2000, GCJ-02, BD-09), projected CRSs of survey layers
+//! (Gauss-Krüger, UTM, local TM) and distances on the earth.
 
 pub mod datum;
 pub mod distance;
+pub mod projection;
 
 pub use datum::{Datum, UnknownDatum};
+pub use projection::{Area, AxisOrder, Crs, CrsError, Transformer};
 pub use distance::{
     DistanceFrom, EARTH_MEAN_RADIUS_M, LocalPlane, METRES_PER_DEGREE, haversine_m, segment_distance_m,
 };

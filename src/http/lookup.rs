@@ -8,13 +8,42 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::ApiError;
-use super::params::Params;
+use super::params::{PointCrs, Params};
 use crate::lookup::{self, PointEcho};
 
-/// The point of a query: `lon`, `lat`, `crs`.
+/// The point of a query: `lon`, `lat` (and `crs` a datum), or `x` (easting), `y` (northing)
+/// with `crs` a projected CRS such as `EPSG:4549` (metres; not EPSG's northing-first order).
 fn point(p: &Params) -> Result<PointEcho, ApiError> {
-    let (lon, lat, crs) = (p.required_f64("lon")?, p.required_f64("lat")?, p.datum()?);
-    Ok(PointEcho::new(lon, lat, crs)?)
+    match p.point_crs()? {
+        PointCrs::Datum(crs) => {
+            if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
+                return Err(wrong_pair(name, p, "x and y are for a projected crs (such as EPSG:4549); this crs takes lon and lat"));
+            }
+            let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
+            Ok(PointEcho::new(lon, lat, crs)?)
+        }
+        // A geographic CRS other than the datums (only with the `proj` feature) takes lon/lat.
+        PointCrs::Projected(crs) if crs.is_geographic() => {
+            if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
+                return Err(wrong_pair(name, p, &format!("{crs} is a geographic CRS: give lon and lat, not x and y")));
+            }
+            let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
+            Ok(PointEcho::projected(lon, lat, &crs)?)
+        }
+        PointCrs::Projected(crs) => {
+            if let Some(name) = ["lon", "lat"].into_iter().find(|n| p.get(n).is_some()) {
+                let message = format!("{crs} is a projected CRS: give x (easting) and y (northing) in metres, not lon and lat");
+                return Err(wrong_pair(name, p, &message));
+            }
+            let (x, y) = (p.required_f64("x")?, p.required_f64("y")?);
+            Ok(PointEcho::projected(x, y, &crs)?)
+        }
+    }
+}
+
+fn wrong_pair(name: &str, p: &Params, message: &str) -> ApiError {
+    ApiError::bad_request("invalid_parameter", message.to_owned())
+        .with_details(serde_json::json!({"parameter": name, "value": p.get(name), "crs": p.get("crs")}))
 }
 
 /// `GET /v1/locate?lon=&lat=[&crs=][&accuracy=]`
@@ -75,21 +104,39 @@ pub async fn counts(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
     Ok(json(&lookup::count_in_bbox(&world, bbox, &classes)?))
 }
 
-/// `bbox` (and `crs`): with a datum other than WGS84 the two corners are converted.
+/// `bbox` (and `crs`): with a datum other than WGS84 the two corners are converted. With a
+/// projected `crs` the box is minx,miny,maxx,maxy in metres (easting, northing), and the
+/// lookup uses the lon/lat envelope of its four converted corners (a slightly larger box: the
+/// grid of a projected CRS is turned against the meridians by up to ~1–2° in China).
 fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
     let bbox = parse_bbox(p.required("bbox")?)?;
-    let crs = p.datum()?;
+    let crs = p.point_crs()?;
     if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
         return Ok(bbox); // the lookup rejects it with its own message
     }
-    let corner = |lon, lat| {
-        PointEcho::new(lon, lat, crs).map_err(|_| {
-            ApiError::bad_request("invalid_parameter", "bbox corners must be longitudes in [-180, 180] and latitudes in [-90, 90]")
-                .with_details(serde_json::json!({"parameter": "bbox", "value": p.get("bbox")}))
-        })
+    let bad = |message: String| {
+        ApiError::bad_request("invalid_parameter", message)
+            .with_details(serde_json::json!({"parameter": "bbox", "value": p.get("bbox")}))
     };
-    let (a, b) = (corner(bbox[0], bbox[1])?, corner(bbox[2], bbox[3])?);
-    Ok([a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat])
+    match crs {
+        PointCrs::Datum(crs) => {
+            let corner = |lon, lat| {
+                PointEcho::new(lon, lat, crs).map_err(|_| {
+                    bad("bbox corners must be longitudes in [-180, 180] and latitudes in [-90, 90]".into())
+                })
+            };
+            let (a, b) = (corner(bbox[0], bbox[1])?, corner(bbox[2], bbox[3])?);
+            Ok([a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat])
+        }
+        PointCrs::Projected(crs) => {
+            let mut out = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+            for (x, y) in [(bbox[0], bbox[1]), (bbox[2], bbox[1]), (bbox[0], bbox[3]), (bbox[2], bbox[3])] {
+                let (lon, lat) = crs.to_wgs84(x, y).map_err(|e| bad(format!("bbox corner ({x}, {y}): {e}")))?;
+                out = [out[0].min(lon), out[1].min(lat), out[2].max(lon), out[3].max(lat)];
+            }
+            Ok(out)
+        }
+    }
 }
 
 fn parse_bbox(raw: &str) -> Result<[f64; 4], ApiError> {
