@@ -33,6 +33,7 @@ export const api = {
   locate: (lon, lat) => call('/v1/locate?' + q({ lon, lat })),
   grid: (code) => call('/v1/grids/' + encodeURIComponent(code)),
   component: (code) => call('/v1/components/' + encodeURIComponent(code)),
+  counts: (bbox) => call('/v1/components/counts?' + q({ bbox: bbox.join(',') })),
   caseTypes: () => call('/v1/cases/types'),
   route: (body) =>
     call('/v1/cases/route', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),

@@ -67,7 +67,8 @@ const state = {
 /**
  * The served style names an internet glyph server; the dispatch centre's LAN has none. Without
  * a `glyphs` URL MapLibre 6 draws every label glyph locally from system fonts (CJK through
- * `localIdeographFontFamily`), so drop it.
+ * `localIdeographFontFamily`), so drop it. Also notes the grid, point and cluster layers and
+ * their own filters and properties, which the toggles extend.
  */
 function offlineStyle(style) {
   delete style.glyphs;
@@ -202,7 +203,7 @@ function legend(map, health, style) {
 /** Components per major class in the whole city, next to the toggles. */
 async function classCounts(extent) {
   try {
-    const counts = await (await fetch('/v1/components/counts?bbox=' + extent.join(','))).json();
+    const counts = await api.counts(extent);
     const byMajor = {};
     for (const c of counts.by_class ?? []) byMajor[c.class.slice(0, 2)] = (byMajor[c.class.slice(0, 2)] ?? 0) + c.count;
     for (const el of document.querySelectorAll('[data-count]')) el.textContent = (byMajor[el.dataset.count] ?? 0).toLocaleString('zh-CN');
