@@ -175,6 +175,7 @@ try {
   if (types.status === 404) {
     log('SKIP routing sub-check: GET /v1/cases/types answers 404 on this server (no case routing yet; runs once routing is merged)');
     assert.match(await page.textContent('#route-status'), /Case routing is not available on this server/);
+    assert.ok(!(await page.isVisible('#route-form')), 'no case form without routing');
     log('ok: the routing panel says case routing is not available on this server');
   } else {
     assert.equal(types.status, 200, `GET /v1/cases/types: ${JSON.stringify(types.body)}`);
