@@ -502,4 +502,9 @@ async function main() {
   });
 }
 
-main();
+main().catch((e) => {
+  console.error(e);
+  fatal(`<h2>地图无法启动 ${en('The map could not start')}</h2>
+    <p>本页需要支持 WebGL 的浏览器（Chrome、Edge、Firefox 新版）。${en('This page needs a browser with WebGL (a recent Chrome, Edge or Firefox).')}</p>
+    <p class="hint">${esc(e.message)}</p>`);
+});
