@@ -41,6 +41,7 @@ async function loadMapLibre() {
     } catch {
       // Not a JSON error: keep the import's own message.
     }
+    $('route-status').textContent = '';
     fatal(`<h2>地图组件未安装 ${en('The map library is not installed')}</h2>
       <p>本服务器没有 MapLibre GL JS。请在服务器上的 citygrid 源码目录运行：<br>
       ${en('This server has no MapLibre GL JS. On the server, in the citygrid source tree, run:')}</p>

@@ -20,6 +20,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  { echo "the viewer e2e test needs Node.js 20 or newer (playwright-core); found $(node --version)"; exit 1; }
 # maplibre-gl (served by the server) and playwright-core, exactly as package-lock.json says.
 if [ ! -d web-viewer/node_modules/maplibre-gl ] || [ ! -d web-viewer/node_modules/playwright-core ]; then
   echo "== npm ci --prefix web-viewer"
