@@ -131,6 +131,11 @@ struct ServeArgs {
     /// Which demo city `--demo` generates.
     #[arg(long, value_enum, default_value = "wuzhong", requires = "demo")]
     demo_preset: Preset,
+    /// The web viewer's directory, whose node_modules/ (`npm ci --prefix web-viewer`) holds
+    /// MapLibre GL JS for /viewer/. [env: CITYGRID_VIEWER_DIR] [default: web-viewer/ of the
+    /// source tree this binary was built from]
+    #[arg(long, env = "CITYGRID_VIEWER_DIR", hide_env = true)]
+    viewer_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -258,10 +263,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
     let handle = WorldHandle::new(world);
     let datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
-    let state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
+    let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
         .with_audit(audit)
         .with_datasets(datasets);
+    if let Some(dir) = args.viewer_dir {
+        state = state.with_viewer_dir(dir);
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -271,7 +279,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to learn the port when binding to port 0.
         println!("citygrid listening on http://{addr}");
-        info!(%addr, "listening; GET /health");
+        info!(%addr, "listening; GET /health, the web viewer at /viewer/");
         axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
         info!("shut down");
         Ok(())

@@ -11,6 +11,10 @@ mod lookup;
 mod params;
 mod routing;
 pub mod tiles;
+pub mod viewer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -31,6 +35,8 @@ pub struct AppState {
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
     /// The data directory's versioned datasets (`None`: an in-memory server, nothing to switch).
     pub datasets: Option<std::sync::Arc<crate::datasets::Datasets>>,
+    /// The web viewer's directory, whose `node_modules/` holds MapLibre GL JS.
+    pub viewer_dir: Arc<PathBuf>,
 }
 
 impl AppState {
@@ -41,7 +47,19 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None, datasets: None }
+        AppState {
+            world,
+            tiles: tiles::TileCache::new(max_bytes),
+            admin: auth::AdminTokens::default(),
+            audit: None,
+            datasets: None,
+            viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
+        }
+    }
+
+    /// The same state with the web viewer's files read from `dir` instead of the source tree.
+    pub fn with_viewer_dir(self, dir: PathBuf) -> AppState {
+        AppState { viewer_dir: Arc::new(dir), ..self }
     }
 
     /// The same state, versioning and switching the datasets of `datasets` (whose handle must
@@ -88,6 +106,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .route("/styles/citygrid.json", get(tiles::style))
+        .route("/", get(viewer::redirect))
+        .route("/viewer", get(viewer::redirect))
+        .route("/viewer/", get(viewer::index))
+        .route("/viewer/{file}", get(viewer::file))
+        .route("/viewer/vendor/maplibre-gl/{file}", get(viewer::vendor))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TraceLayer::new_for_http())

@@ -1,0 +1,59 @@
+// The server's JSON API as the viewer uses it, and small text helpers. Same origin only.
+
+/** An answer that was not 2xx: `status`, and the server's `{"error": {code, message, details}}`. */
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details ?? {};
+  }
+}
+
+async function call(url, init) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch (e) {
+    throw new ApiError(0, 'network', `服务器无响应 The server did not answer (${e.message})`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const err = body?.error ?? {};
+    throw new ApiError(response.status, err.code ?? 'http_' + response.status, err.message ?? `HTTP ${response.status}`, err.details);
+  }
+  return body;
+}
+
+const q = (params) => new URLSearchParams(params).toString();
+
+export const api = {
+  health: () => call('/health'),
+  style: () => call('/styles/citygrid.json'),
+  locate: (lon, lat) => call('/v1/locate?' + q({ lon, lat })),
+  grid: (code) => call('/v1/grids/' + encodeURIComponent(code)),
+  component: (code) => call('/v1/components/' + encodeURIComponent(code)),
+  counts: (bbox) => call('/v1/components/counts?' + q({ bbox: bbox.join(',') })),
+  caseTypes: () => call('/v1/cases/types'),
+  route: (body) =>
+    call('/v1/cases/route', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+};
+
+/** What a search string is: a grid code (14 digits, or 6–15 for other levels) or a component code (16). */
+export function codeKind(text) {
+  const code = text.replace(/\s+/g, '');
+  if (/^\d{16}$/.test(code)) return { kind: 'component', code };
+  if (/^\d{6,15}$/.test(code)) return { kind: 'grid', code };
+  return null;
+}
+
+const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+/** HTML-escapes anything the server said before it goes into markup. */
+export const esc = (value) => String(value ?? '').replace(/[&<>"']/g, (c) => ESCAPES[c]);
+
+/** "name · phone" of a unit or person, or a dash. */
+export function who(p) {
+  if (!p) return '<span class="muted">—</span>';
+  const phone = p.phone ? ` <a class="phone" href="tel:${esc(p.phone)}">${esc(p.phone)}</a>` : '';
+  return `${esc(p.name)}${phone}`;
+}

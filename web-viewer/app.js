@@ -1,0 +1,511 @@
+// citygrid dispatch-centre viewer: the server's own style and tiles in MapLibre GL JS, the
+// lookup API on click and search, and case routing. Plain ES modules, no build step; MapLibre
+// comes from the server (web-viewer/node_modules, `npm ci --prefix web-viewer`), never a CDN.
+
+import { api, codeKind, esc, who } from './api.js';
+
+const MAPLIBRE = './vendor/maplibre-gl/maplibre-gl.mjs';
+const INSTALL_COMMAND = 'npm ci --prefix web-viewer';
+/** Major component classes (data/component_classes.csv); colours come from the style. */
+const MAJORS = [
+  ['01', '公用设施', 'public utilities'],
+  ['02', '道路交通', 'roads and traffic'],
+  ['03', '市容环境', 'city appearance'],
+  ['04', '园林绿化', 'landscaping'],
+  ['05', '房屋土地', 'buildings and land'],
+  ['06', '其他设施', 'other facilities'],
+  ['21', '扩展部件', 'local extension'],
+];
+/** Local fonts for Chinese labels: the map draws every glyph itself, nothing is downloaded. */
+const CJK_FONTS = '"Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", sans-serif';
+const NONE = '\u0000'; // a code no grid has: highlight filters start empty
+
+const $ = (id) => document.getElementById(id);
+const en = (text) => `<span class="en">${esc(text)}</span>`;
+
+function fatal(html) {
+  const box = $('fatal');
+  box.innerHTML = html;
+  box.hidden = false;
+}
+
+/** MapLibre from this server, or a visible message naming the install command. */
+async function loadMapLibre() {
+  try {
+    return await import(MAPLIBRE);
+  } catch (e) {
+    let reason = e.message;
+    try {
+      const answer = await (await fetch(MAPLIBRE)).json();
+      reason = answer.error?.message ?? reason;
+    } catch {
+      // Not a JSON error: keep the import's own message.
+    }
+    $('route-status').textContent = '';
+    fatal(`<h2>地图组件未安装 ${en('The map library is not installed')}</h2>
+      <p>本服务器没有 MapLibre GL JS。请在服务器上的 citygrid 源码目录运行：<br>
+      ${en('This server has no MapLibre GL JS. On the server, in the citygrid source tree, run:')}</p>
+      <pre>${esc(INSTALL_COMMAND)}</pre>
+      <p>然后刷新本页。${en('Then reload this page.')}</p>
+      <p class="hint">${esc(reason)}</p>`);
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Style: the server's own, adapted for offline use and for the toggles.
+
+const state = {
+  levels: new Set(),
+  majors: new Set(MAJORS.map(([code]) => code)),
+  gridLayers: [], // {id, filter}
+  pointLayers: [], // single components: {id, filter}
+  clusterLayers: [], // {id, filter, layout, paint}
+  picking: false,
+  caseTypes: [],
+};
+
+/**
+ * The served style names an internet glyph server; the dispatch centre's LAN has none. Without
+ * a `glyphs` URL MapLibre 6 draws every label glyph locally from system fonts (CJK through
+ * `localIdeographFontFamily`), so drop it. Also notes the grid, point and cluster layers and
+ * their own filters and properties, which the toggles extend.
+ */
+function offlineStyle(style) {
+  delete style.glyphs;
+  for (const layer of style.layers) {
+    const copy = { id: layer.id, filter: layer.filter, layout: layer.layout, paint: layer.paint };
+    if (layer['source-layer'] === 'grids') state.gridLayers.push(copy);
+    else if (layer['source-layer'] === 'components') {
+      (JSON.stringify(layer.filter).includes('"!"') ? state.pointLayers : state.clusterLayers).push(copy);
+    }
+  }
+  return style;
+}
+
+/** Colour per major class from the style's `components` circle-color match. */
+function majorColours(style) {
+  const colour = {};
+  for (const layer of style.layers) {
+    const expr = layer.paint?.['circle-color'];
+    if (layer['source-layer'] !== 'components' || !Array.isArray(expr) || expr[0] !== 'match') continue;
+    for (let i = 2; i + 1 < expr.length; i += 2) colour[expr[i]] = expr[i + 1];
+  }
+  return colour;
+}
+
+/** Line colour and dash of each grid level's outline layer. */
+function levelLines(style) {
+  const lines = {};
+  for (const layer of style.layers) {
+    if (layer['source-layer'] !== 'grids' || layer.type !== 'line') continue;
+    const m = JSON.stringify(layer.filter).match(/\["==",\["get","level"\],(\d+)\]/);
+    if (m) lines[m[1]] = { colour: layer.paint['line-color'], dashed: !!layer.paint['line-dasharray'] };
+  }
+  return lines;
+}
+
+/** Replaces `["get", "point_count"]` in an expression by `sum`. */
+function withCount(value, sum) {
+  if (!Array.isArray(value)) return value;
+  if (value.length === 2 && value[0] === 'get' && value[1] === 'point_count') return sum;
+  return value.map((v) => withCount(v, sum));
+}
+
+function applyFilters(map) {
+  const levels = ['in', ['get', 'level'], ['literal', [...state.levels].map(Number)]];
+  for (const l of state.gridLayers) map.setFilter(l.id, l.filter ? ['all', l.filter, levels] : levels);
+  const majors = ['in', ['get', 'major'], ['literal', [...state.majors]]];
+  for (const l of state.pointLayers) map.setFilter(l.id, l.filter ? ['all', l.filter, majors] : majors);
+  // A cluster counts only the classes shown (the tiles carry count_XX per major class).
+  const all = state.majors.size === MAJORS.length;
+  const sum = ['+', 0, 0, ...[...state.majors].map((m) => ['coalesce', ['get', `count_${m}`], 0])];
+  for (const l of state.clusterLayers) {
+    map.setFilter(l.id, all ? l.filter : ['all', l.filter, ['>', sum, 0]]);
+    for (const [kind, props] of [['layout', l.layout], ['paint', l.paint]]) {
+      for (const [name, value] of Object.entries(props ?? {})) {
+        if (!JSON.stringify(value).includes('point_count')) continue;
+        const v = all ? value : withCount(value, sum);
+        if (kind === 'layout') map.setLayoutProperty(l.id, name, v);
+        else map.setPaintProperty(l.id, name, v);
+      }
+    }
+  }
+}
+
+/** Highlight layers: selected grid (amber), routed area (violet), marks for points. */
+function addHighlights(map) {
+  const before = state.clusterLayers[0]?.id;
+  const polygon = (code) => ['all', ['==', ['geometry-type'], 'Polygon'], ['==', ['get', 'code'], code]];
+  const grid = { source: 'citygrid', 'source-layer': 'grids', filter: polygon(NONE) };
+  map.addLayer({ id: 'route-area-fill', type: 'fill', ...grid, paint: { 'fill-color': '#7b3fe4', 'fill-opacity': 0.14 } }, before);
+  map.addLayer({ id: 'route-area-line', type: 'line', ...grid, paint: { 'line-color': '#7b3fe4', 'line-width': 3.5 } }, before);
+  map.addLayer({ id: 'select-grid-fill', type: 'fill', ...grid, paint: { 'fill-color': '#f59f00', 'fill-opacity': 0.16 } }, before);
+  map.addLayer({ id: 'select-grid-line', type: 'line', ...grid, paint: { 'line-color': '#e67700', 'line-width': 3 } }, before);
+  map.addSource('marks', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+  let features = [];
+  map.addLayer({
+    id: 'marks',
+    type: 'circle',
+    source: 'marks',
+    paint: {
+      'circle-radius': 11,
+      'circle-color': 'rgba(0,0,0,0)',
+      'circle-stroke-width': 3,
+      'circle-stroke-color': ['match', ['get', 'kind'], 'case', '#7b3fe4', '#e67700'],
+    },
+  });
+  return {
+    grid(layer, code) {
+      map.setFilter(`${layer}-fill`, polygon(code ?? NONE));
+      map.setFilter(`${layer}-line`, polygon(code ?? NONE));
+    },
+    mark(kind, lngLat) {
+      features = features.filter((f) => f.properties.kind !== kind);
+      if (lngLat) features.push({ type: 'Feature', properties: { kind }, geometry: { type: 'Point', coordinates: [lngLat.lng, lngLat.lat] } });
+      map.getSource('marks').setData({ type: 'FeatureCollection', features });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side panel: legend and toggles.
+
+function legend(map, health, style) {
+  const lines = levelLines(style);
+  $('grid-levels').innerHTML = health.levels
+    .map((level, i) => {
+      const n = String(i + 1);
+      state.levels.add(n);
+      const line = lines[n] ?? { colour: '#8a94a6' };
+      return `<li><label><input type="checkbox" data-level="${n}" checked>
+        <span class="swatch line${line.dashed ? ' dashed' : ''}" style="border-color:${esc(line.colour)}" aria-hidden="true"></span>
+        ${esc(level.name)} ${en(level.name_en)} <span class="count">${level.grids.toLocaleString('zh-CN')}</span></label></li>`;
+    })
+    .join('');
+  const colours = majorColours(style);
+  $('component-classes').innerHTML = MAJORS.map(
+    ([code, zh, english]) => `<li><label><input type="checkbox" data-major="${code}" checked>
+      <span class="swatch dot" style="background:${esc(colours[code] ?? '#17becf')}" aria-hidden="true"></span>
+      <span class="code">${code}</span> ${zh} ${en(english)} <span class="count" data-count="${code}"></span></label></li>`,
+  ).join('');
+  for (const box of document.querySelectorAll('#grid-levels input, #component-classes input')) {
+    box.addEventListener('change', () => {
+      const [set, key] = box.dataset.level ? [state.levels, box.dataset.level] : [state.majors, box.dataset.major];
+      if (box.checked) set.add(key);
+      else set.delete(key);
+      applyFilters(map);
+    });
+  }
+  const versions = health.layers.map((l) => `${l.name} v${l.version}`).join(' · ');
+  $('versions').textContent = `图层版本 Layer versions: ${versions}`;
+}
+
+/** Components per major class in the whole city, next to the toggles. */
+async function classCounts(extent) {
+  try {
+    const counts = await api.counts(extent);
+    const byMajor = {};
+    for (const c of counts.by_class ?? []) byMajor[c.class.slice(0, 2)] = (byMajor[c.class.slice(0, 2)] ?? 0) + c.count;
+    for (const el of document.querySelectorAll('[data-count]')) el.textContent = (byMajor[el.dataset.count] ?? 0).toLocaleString('zh-CN');
+  } catch {
+    // Counts are a nicety; the toggles work without them.
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Popups: grid chain (click anywhere), component (click a point), search.
+
+function chainHtml(chain) {
+  return `<ol class="chain">${chain
+    .map((g) => `<li><span class="lvl">${esc(g.level_name)} ${en(g.level_name_en)}</span>
+      <span class="gname">${esc(g.name)}</span> <code>${esc(g.code)}</code></li>`)
+    .join('')}</ol>`;
+}
+
+/** The responsible unit of a grid, or its nearest ancestor's (属地兜底). */
+function unitOf(grid, chain) {
+  return grid.unit ?? [...chain].reverse().find((g) => g.unit)?.unit ?? null;
+}
+
+function gridHtml(grid, chain, extra = '') {
+  return `<div class="pop" data-grid="${esc(grid.code)}">
+    <h3>${esc(grid.level_name)} ${en(grid.level_name_en)} <code class="big">${esc(grid.code)}</code></h3>
+    <p class="name">${esc(grid.name)}</p>
+    ${chainHtml(chain)}
+    <dl>
+      <dt>网格长 ${en('Grid chief')}</dt><dd>${who(grid.chief ?? [...chain].reverse().find((g) => g.chief)?.chief)}</dd>
+      <dt>责任单位 ${en('Responsible unit')}</dt><dd>${who(unitOf(grid, chain))}</dd>
+    </dl>${extra}</div>`;
+}
+
+function componentHtml(c) {
+  const moved = c.located_grid
+    ? `<p class="warn">位置落在网格 <code>${esc(c.located_grid.code ?? c.located_grid)}</code>，登记为 <code>${esc(c.grid)}</code>。
+       ${en('Its location lies in another grid than the recorded one.')}</p>`
+    : '';
+  return `<div class="pop" data-component="${esc(c.code)}">
+    <h3>部件 ${en('Component')} <code class="big">${esc(c.code)}</code></h3>
+    <p class="name">${esc(c.class.name)} ${en(c.class.name_en)} <span class="code">${esc(c.class.code)}</span>
+      <span class="cstatus status-${esc(c.status)}">${esc(c.status_zh)} ${en(c.status)}</span></p>
+    <p class="muted">${esc(c.major_class.code)} ${esc(c.major_class.name)} ${en(c.major_class.name_en)} · 精度 ${en('accuracy')} ${esc(c.accuracy)}</p>
+    <dl>
+      <dt>主管部门 ${en('Competent dept.')}</dt><dd>${who(c.dept)}</dd>
+      <dt>权属单位 ${en('Owner')}</dt><dd>${who(c.owner)}</dd>
+      <dt>养护单位 ${en('Maintainer')}</dt><dd>${who(c.maintainer)}</dd>
+      <dt>所在网格 ${en('Grid')}</dt><dd><code>${esc(c.grid ?? '—')}</code></dd>
+    </dl>${moved}</div>`;
+}
+
+function errorHtml(e) {
+  if (e.code === 'outside_coverage') {
+    const n = e.details.nearest;
+    const near = n ? `<p>最近网格 ${en('Nearest grid')}: ${esc(n.name)} <code>${esc(n.code)}</code>，${Math.round(n.distance_m)} m</p>` : '';
+    return `<div class="pop"><h3>不在辖区网格内 ${en('Outside the city grids')}</h3>${near}</div>`;
+  }
+  return `<div class="pop"><h3>查询失败 ${en('Lookup failed')}</h3><p class="warn">${esc(e.message)}</p></div>`;
+}
+
+function makePopups(maplibregl, map) {
+  let popup = null;
+  let seq = 0;
+  /** Opens a popup at `lngLat` and fills it with what `load` resolves to (latest request wins). */
+  async function show(lngLat, load) {
+    const mine = ++seq;
+    popup?.remove();
+    popup = new maplibregl.Popup({ maxWidth: '360px', className: 'cg-popup', focusAfterOpen: false })
+      .setLngLat(lngLat)
+      .setHTML('<div class="pop"><p class="muted">查询中… <span class="en">Looking up…</span></p></div>')
+      .addTo(map);
+    let html;
+    try {
+      html = await load();
+    } catch (e) {
+      html = errorHtml(e);
+    }
+    if (mine === seq) popup.setHTML(html);
+  }
+  return { show, close: () => popup?.remove() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case routing (POST /v1/cases/route).
+
+function routeResultHtml(r) {
+  const deadline = r.deadline ?? {};
+  // The due time as the server wrote it (its local time and offset), not the browser's zone.
+  const dueText = deadline.due?.replace(/^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?/, '$1 $2 ').trim();
+  const escalation =
+    r.escalation == null ? '' : typeof r.escalation === 'string' ? esc(r.escalation) : r.escalation.name ? who(r.escalation) : esc(JSON.stringify(r.escalation));
+  const row = (zh, english, value) => (value ? `<dt>${zh} ${en(english)}</dt><dd>${value}</dd>` : '');
+  return `<div class="result">
+    <p class="unit-label">责任单位 ${en('Responsible unit')}</p>
+    <p class="unit" data-unit>${who(r.responsible_unit)}</p>
+    <dl>
+      ${row('派遣员', 'Dispatcher', r.dispatcher && who(r.dispatcher))}
+      ${row('网格', 'Grid', r.grid && `${esc(r.grid.name)} <code>${esc(r.grid.code)}</code>`)}
+      ${row('处置时限', 'Deadline', [deadline.urgency, deadline.limit].filter(Boolean).map(esc).join(' · '))}
+      ${row('截止时间', 'Due', dueText && esc(dueText))}
+      ${row('超时升级', 'Escalation', escalation)}
+      ${row('规则', 'Rule', r.rule?.why && esc(r.rule.why))}
+      ${row('高亮区域', 'Highlighted area', r.area?.grid && `<code>${esc(r.area.grid)}</code>`)}
+    </dl>
+    ${r.explanation?.length ? `<p class="sub-title">派遣依据 ${en('Why')}</p><ol class="why">${r.explanation.map((s) => `<li>${esc(s)}</li>`).join('')}</ol>` : ''}
+    ${r.warnings?.length ? `<ul class="warn">${r.warnings.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>` : ''}
+  </div>`;
+}
+
+async function setupRouting(map, marks, popups) {
+  const status = $('route-status');
+  const typeSelect = $('route-type');
+  const urgencySelect = $('route-urgency');
+  const pick = $('route-pick');
+  try {
+    state.caseTypes = (await api.caseTypes()).types ?? [];
+  } catch (e) {
+    status.innerHTML =
+      e.status === 404
+        ? `此服务器未开通案件派遣。<br>${en('Case routing is not available on this server.')}`
+        : `案件类型读取失败 ${en('Could not load the case types')}: ${esc(e.message)}`;
+    status.classList.add('unavailable');
+    return;
+  }
+  if (state.caseTypes.length === 0) {
+    status.innerHTML = `责任清单中没有案件类型。${en('The responsibility list has no case types.')}`;
+    return;
+  }
+  const groups = [
+    ['event', '事件 Events'],
+    ['component', '部件 Components'],
+  ];
+  typeSelect.innerHTML = groups
+    .map(([kind, label]) => {
+      const options = state.caseTypes
+        .map((t, i) => [t, i])
+        .filter(([t]) => t.kind === kind)
+        .map(([t, i]) => `<option value="${i}">${esc(t.code)} ${esc(t.name)}</option>`)
+        .join('');
+      return options ? `<optgroup label="${esc(label)}">${options}</optgroup>` : '';
+    })
+    .join('');
+  const fillUrgencies = () => {
+    const urgencies = state.caseTypes[typeSelect.value]?.urgencies ?? [];
+    urgencySelect.innerHTML = urgencies.map((u) => `<option>${esc(u)}</option>`).join('') || '<option value="">默认 default</option>';
+  };
+  typeSelect.addEventListener('change', fillUrgencies);
+  fillUrgencies();
+  $('route-form').hidden = false;
+  status.innerHTML = `选择类型后在地图上点选案件位置。${en('Choose a type, then pick the case location on the map.')}`;
+
+  const setPicking = (on) => {
+    state.picking = on;
+    pick.setAttribute('aria-pressed', String(on));
+    pick.classList.toggle('active', on);
+    map.getCanvas().style.cursor = on ? 'crosshair' : '';
+    if (on) popups.close(); // the whole map is free to click
+    if (on) status.innerHTML = `请点击地图上的案件位置（Esc 取消）。${en('Click the case location on the map (Esc cancels).')}`;
+  };
+  pick.addEventListener('click', () => setPicking(!state.picking));
+  document.addEventListener('keydown', (e) => e.key === 'Escape' && state.picking && setPicking(false));
+
+  /** Routes the chosen case type at `lngLat`; the panel shows the answer. */
+  return async function routeAt(lngLat) {
+    setPicking(false);
+    const type = state.caseTypes[typeSelect.value];
+    const body = { lon: lngLat.lng, lat: lngLat.lat, [type.kind === 'event' ? 'event_type' : 'component_class']: type.code };
+    if (urgencySelect.value) body.urgency = urgencySelect.value;
+    marks.mark('case', lngLat);
+    status.innerHTML = `派遣中… ${en('Routing…')}`;
+    $('route-result').innerHTML = '';
+    try {
+      const answer = await api.route(body);
+      status.innerHTML = `${esc(type.code)} ${esc(type.name)} @ ${lngLat.lng.toFixed(6)}, ${lngLat.lat.toFixed(6)}`;
+      $('route-result').innerHTML = routeResultHtml(answer);
+      marks.grid('route-area', answer.area?.grid);
+      if (answer.area?.grid) {
+        const area = await api.grid(answer.area.grid).catch(() => null);
+        if (area?.bbox) {
+          const [w, s, e, n] = area.bbox;
+          map.fitBounds([[Math.min(w, lngLat.lng), Math.min(s, lngLat.lat)], [Math.max(e, lngLat.lng), Math.max(n, lngLat.lat)]], { padding: 80, maxZoom: 17 });
+        }
+      }
+    } catch (e) {
+      marks.grid('route-area', null);
+      status.innerHTML = '';
+      $('route-result').innerHTML = `<div class="result"><p class="warn">派遣失败 ${en('Routing failed')} (${esc(e.code)}): ${esc(e.message)}</p></div>`;
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const maplibregl = await loadMapLibre();
+  if (!maplibregl) return;
+  let health, style;
+  try {
+    [health, style] = await Promise.all([api.health(), api.style()]);
+  } catch (e) {
+    fatal(`<h2>无法连接服务器 ${en('Cannot reach the citygrid server')}</h2><p>${esc(e.message)}</p>`);
+    return;
+  }
+  $('city-name').textContent = health.city;
+  document.title = `${health.city} · citygrid 指挥中心地图`;
+  const map = new maplibregl.Map({
+    container: 'map',
+    style: offlineStyle(style),
+    bounds: health.extent,
+    fitBoundsOptions: { padding: 24 },
+    localIdeographFontFamily: CJK_FONTS,
+    attributionControl: { compact: true },
+    hash: true,
+  });
+  window.citygridMap = map;
+  map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), 'top-right');
+  map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
+  legend(map, health, style);
+  classCounts(health.extent);
+
+  await map.once('load');
+  const marks = addHighlights(map);
+  applyFilters(map);
+  const popups = makePopups(maplibregl, map);
+  const show = popups.show;
+  const routeAt = await setupRouting(map, marks, popups);
+
+  const pointLayers = state.pointLayers.map((l) => l.id);
+  const clusterLayers = state.clusterLayers.filter((l) => map.getLayer(l.id)?.type === 'circle').map((l) => l.id);
+  const near = (p, r) => [[p.x - r, p.y - r], [p.x + r, p.y + r]];
+
+  const showComponent = (code, lngLat) =>
+    show(lngLat, async () => {
+      marks.mark('component', lngLat);
+      return componentHtml(await api.component(code));
+    });
+  const showGrid = (lngLat, cluster) =>
+    show(lngLat, async () => {
+      const answer = await api.locate(lngLat.lng, lngLat.lat);
+      marks.grid('select-grid', answer.grid.code);
+      const n = cluster?.properties.point_count;
+      const notes = [
+        answer.on_boundary && `点位在网格边界上。${en('On a grid boundary.')}`,
+        n && `此处聚合 ${n} 个部件，放大至 16 级可逐个点选。${en(`${n} components here; zoom to 16 to click them one by one.`)}`,
+      ].filter(Boolean);
+      return gridHtml(answer.grid, answer.chain, notes.map((t) => `<p class="hint">${t}</p>`).join(''));
+    });
+
+  map.on('click', (e) => {
+    if (state.picking && routeAt) return routeAt(e.lngLat);
+    // The component nearest the click, within a few pixels.
+    const distance = (f) => map.project(f.geometry.coordinates).dist(e.point);
+    const [point] = map
+      .queryRenderedFeatures(near(e.point, 6), { layers: pointLayers })
+      .sort((a, b) => distance(a) - distance(b));
+    if (point) {
+      const [lng, lat] = point.geometry.coordinates;
+      return showComponent(point.properties.code, { lng, lat });
+    }
+    return showGrid(e.lngLat, map.queryRenderedFeatures(e.point, { layers: clusterLayers })[0]);
+  });
+  for (const id of pointLayers.concat(clusterLayers)) {
+    map.on('mouseenter', id, () => state.picking || (map.getCanvas().style.cursor = 'pointer'));
+    map.on('mouseleave', id, () => state.picking || (map.getCanvas().style.cursor = ''));
+  }
+
+  $('search').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const out = $('search-status');
+    const target = codeKind($('search-code').value);
+    if (!target) {
+      out.innerHTML = `请输入 14 位网格编码或 16 位部件编码。${en('Enter a 14-digit grid code or a 16-digit component code.')}`;
+      return;
+    }
+    out.textContent = '…';
+    try {
+      if (target.kind === 'component') {
+        const c = await api.component(target.code);
+        const lngLat = { lng: c.location.lon, lat: c.location.lat };
+        map.flyTo({ center: lngLat, zoom: Math.max(map.getZoom(), 18) });
+        marks.mark('component', lngLat);
+        show(lngLat, async () => componentHtml(c));
+        out.innerHTML = `${esc(c.class.name)} <code>${esc(c.code)}</code>`;
+      } else {
+        const g = await api.grid(target.code);
+        const [w, s, east, n] = g.bbox;
+        map.fitBounds([[w, s], [east, n]], { padding: 60, maxZoom: 17 });
+        marks.grid('select-grid', g.code);
+        show({ lng: (w + east) / 2, lat: (s + n) / 2 }, async () => gridHtml(g, g.chain));
+        out.innerHTML = `${esc(g.name)} <code>${esc(g.code)}</code>`;
+      }
+    } catch (err) {
+      out.innerHTML = `未找到 ${en('Not found')}: ${esc(err.message)}`;
+    }
+  });
+}
+
+main().catch((e) => {
+  console.error(e);
+  fatal(`<h2>地图无法启动 ${en('The map could not start')}</h2>
+    <p>本页需要支持 WebGL 的浏览器（Chrome、Edge、Firefox 新版）。${en('This page needs a browser with WebGL (a recent Chrome, Edge or Firefox).')}</p>
+    <p class="hint">${esc(e.message)}</p>`);
+});

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end test of the web viewer: starts a demo server, runs e2e/viewer.test.mjs in headless
+# Debian Chromium against it, stops the server. Idempotent installs (CI runs it on a clean clone).
+#
+#   web-viewer/e2e/run.sh [BINARY]      # default ./target/release/citygrid
+#
+# Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), SCREENSHOT (default
+# target/viewer.png), CHROMIUM (default /usr/bin/chromium).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+bin=${1:-./target/release/citygrid}
+[ -x "$bin" ] || { echo "no citygrid binary at $bin: run cargo build --release"; exit 1; }
+
+# Debian's Chromium (never a downloaded browser), and a CJK font so labels are not boxes.
+need_apt=()
+[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
+fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-zenhei)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "== installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  { echo "the viewer e2e test needs Node.js 20 or newer (playwright-core); found $(node --version)"; exit 1; }
+# maplibre-gl (served by the server) and playwright-core, exactly as package-lock.json says.
+if [ ! -d web-viewer/node_modules/maplibre-gl ] || [ ! -d web-viewer/node_modules/playwright-core ]; then
+  echo "== npm ci --prefix web-viewer"
+  npm ci --prefix web-viewer --no-audit --no-fund
+fi
+
+tmp=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+"$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
+  --viewer-dir web-viewer >"$tmp/out" 2>"$tmp/log" &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q 'listening on' "$tmp/out" && break
+  kill -0 "$pid" 2>/dev/null || { echo "server exited early:"; cat "$tmp/log"; exit 1; }
+  sleep 0.5
+done
+addr=$(sed -n 's#.*listening on http://##p' "$tmp/out")
+[ -n "$addr" ] || { echo "server did not start in time:"; cat "$tmp/log"; exit 1; }
+
+echo "== web viewer e2e against http://$addr/viewer/"
+status=0
+CITYGRID_URL="http://$addr" node web-viewer/e2e/viewer.test.mjs || status=$?
+[ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
+exit "$status"
