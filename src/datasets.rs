@@ -95,7 +95,7 @@ impl Datasets {
             StoreError::UnknownVersion { dataset, version, known } => DatasetError::UnknownVersion { dataset, version, kept: known },
             e => DatasetError::Store(e),
         })?;
-        if let Err(message) = self.reload(&store) {
+        if let Err(message) = self.reload(&store, name == "rules") {
             // Put back what was current; the old snapshot was never replaced.
             store.set_current(name, previous)?;
             return Err(DatasetError::Unloadable { dataset: name.to_owned(), version, previous, message });
@@ -104,22 +104,29 @@ impl Datasets {
     }
 
     /// Saves `csv` as the next version of the responsibility list and serves it. The caller
-    /// has validated it. Returns the new version.
+    /// has validated it; it is validated again against the layers it will be served with, and
+    /// refused (nothing changes) if it does not route there.
     pub fn save_rules(&self, csv: &str, rules: u64, source: &str) -> Result<Switched, DatasetError> {
         let mut store = self.store.lock().expect("store lock");
         let previous = store.versions().get("rules").unwrap_or(0);
         let version = store.save_rules(csv, rules, source)?;
-        if let Err(message) = self.reload(&store) {
+        if let Err(message) = self.reload(&store, true) {
             store.set_current("rules", previous)?;
             return Err(DatasetError::Unloadable { dataset: "rules".into(), version, previous, message });
         }
         Ok(Switched { dataset: "rules", previous, current: version, versions: store.versions() })
     }
 
-    /// Builds the snapshot of the store's current versions and swaps it in.
-    fn reload(&self, store: &Store) -> Result<(), String> {
+    /// Builds the snapshot of the store's current versions and swaps it in; with
+    /// `need_rules`, only if its responsibility list is usable.
+    fn reload(&self, store: &Store, need_rules: bool) -> Result<(), String> {
         let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
         let world = World::with_tiles(loaded, self.tiles.clone());
+        if need_rules {
+            if let Err(problem) = &world.routing.rules {
+                return Err(format!("its responsibility list does not route: {problem}"));
+            }
+        }
         tracing::info!(versions = ?world.versions, "switching to a new snapshot");
         self.world.replace(world);
         Ok(())

@@ -51,6 +51,11 @@ enum Command {
     /// Examples: citygrid route 120.6312 31.2702 --type 0102 --urgency 紧急
     ///           citygrid route 120.6312 31.2702 --class 0101 --crs gcj02
     ///           citygrid route --component 3205060101000001
+    ///           citygrid route --file cases.csv > answers.ndjson
+    ///
+    /// With --file (CSV with a header of the fields of POST /v1/cases/route and an optional
+    /// id column, or a JSON array): one JSON line per case, as POST /v1/cases/route:batch
+    /// answers, and a summary on stderr. The CLI does not write the server's audit log.
     #[command(verbatim_doc_comment)]
     Route(RouteArgs),
 }
@@ -84,6 +89,9 @@ struct RouteArgs {
     /// GPS accuracy radius in metres: also list every grid within it, with its unit.
     #[arg(long, default_value_t = 0.0)]
     accuracy: f64,
+    /// Route every case of this CSV (or JSON array) file instead of one.
+    #[arg(long, conflicts_with_all = ["lon", "lat", "event_type", "component_class", "component_code", "urgency", "at"])]
+    file: Option<PathBuf>,
     /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
     #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
     data: Option<PathBuf>,
@@ -318,6 +326,9 @@ fn route(args: RouteArgs) -> Result<()> {
     use citygrid::http::error::ApiError;
     use citygrid::routing::{CaseInput, CaseSubject, RoutingError, Urgency};
     let data = args.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    if let Some(file) = &args.file {
+        return route_file(file, &data);
+    }
     let fail = |e: ApiError| -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&e.body())?);
         std::process::exit(2);
@@ -358,6 +369,35 @@ fn route(args: RouteArgs) -> Result<()> {
         }
         Err(e) => fail(ApiError::from(e)),
     }
+}
+
+/// `citygrid route --file`: one answer line per case on stdout, a summary on stderr.
+fn route_file(file: &Path, data: &Path) -> Result<()> {
+    use citygrid::http::routing::{batch_line, cases_from_csv};
+    use std::io::Write;
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let is_json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let items = if is_json {
+        match serde_json::from_slice::<serde_json::Value>(&bytes).with_context(|| format!("{} is not JSON", file.display()))? {
+            serde_json::Value::Array(items) => items,
+            _ => bail!("{}: a JSON case file is an array of cases", file.display()),
+        }
+    } else {
+        cases_from_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?
+    };
+    let world = load_world(data)?;
+    let now = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = 0usize;
+    for (i, item) in items.iter().enumerate() {
+        let (line, record) = batch_line(&world, i, item, now);
+        failed += usize::from(record.is_none());
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    eprintln!("{} cases: {} routed, {failed} refused (see their \"error\")", items.len(), items.len() - failed);
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.

@@ -36,3 +36,33 @@ fn route_prints_the_answer_and_errors_exit_2() {
         assert_eq!(e["error"]["code"], error, "{args:?}: {e}");
     }
 }
+
+#[test]
+fn route_file_prints_one_line_per_case_like_the_batch_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny(dir.path());
+    let row = include_str!("../fixtures/routing/expected.csv").lines().find(|l| l.starts_with("D01,")).unwrap();
+    let cols: Vec<&str> = row.split(',').collect();
+    let cases = dir.path().join("cases.csv");
+    std::fs::write(
+        &cases,
+        format!("id,lon,lat,event_type,reported_at\nA,{lon},{lat},0102,2026-11-20T17:00:00+08:00\nB,{lon},{lat},0188,\n", lon = cols[1], lat = cols[2]),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+        .args(["route", "--file"])
+        .arg(&cases)
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["id"].as_str(), lines[0]["ok"].as_bool()), (Some("A"), Some(true)));
+    assert_eq!(lines[0]["answer"]["responsible_unit"]["name"], "长桥街道环卫所");
+    assert_eq!(lines[0]["answer"]["deadline"]["due"], "2026-11-23T12:00:00+08:00");
+    assert_eq!(lines[1]["error"]["code"], "unknown_case_type");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("2 cases: 1 routed, 1 refused"), "{summary}");
+}

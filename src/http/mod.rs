@@ -9,7 +9,7 @@ mod health;
 mod layers;
 mod lookup;
 mod params;
-mod routing;
+pub mod routing;
 pub mod tiles;
 pub mod viewer;
 
@@ -100,8 +100,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/cases/routes", get(cases::routes))
         .route("/v1/stats/cases", get(cases::stats))
         .route("/v1/cases/route", post(routing::route))
+        .route(
+            "/v1/cases/route:batch",
+            post(routing::route_batch).layer(axum::extract::DefaultBodyLimit::max(routing::MAX_BATCH_BYTES)),
+        )
         .route("/v1/cases/types", get(routing::types))
-        .route("/v1/rules", get(routing::rules))
+        .route("/v1/rules", get(routing::rules).put(routing::put_rules))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))

@@ -1,17 +1,27 @@
 //! Case routing over HTTP, thin over [`crate::routing`]: `POST /v1/cases/route`,
-//! `GET /v1/cases/types`, `GET /v1/rules`.
+//! `POST /v1/cases/route:batch`, `GET /v1/cases/types`, `GET /v1/rules`.
+//!
+//! Every decision served is appended to the audit log (when the server keeps one) before its
+//! answer is sent: an answer a client has seen is on disk.
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::response::Response;
-use chrono::{DateTime, Utc};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
 use super::lookup::json;
+use crate::caselog;
 use crate::crs::Datum;
+use crate::world::World;
 use crate::lookup::PointEcho;
 use crate::routing::{self, CaseInput, CaseSubject, Urgency, china_tz};
 
@@ -46,12 +56,239 @@ pub async fn rules(State(state): State<AppState>) -> Response {
     })
 }
 
+/// `PUT /v1/rules[?dry_run=true]` (admin token): a new responsibility list as CSV (UTF-8, as
+/// Excel's "CSV UTF-8" writes it). It is parsed and validated against the layers being served
+/// (指向唯一); a list with errors is refused with 422 and its report, and nothing changes.
+/// Otherwise it becomes the next rules version and is served at once (unless `dry_run`).
+pub async fn put_rules(
+    _admin: super::auth::Admin,
+    State(state): State<AppState>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let dry_run = matches!(super::params::Params::parse(q.as_deref())?.get("dry_run"), Some("true" | "1"));
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(essence.as_str(), "text/csv" | "text/plain" | "application/csv") {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send the responsibility list as text/csv, not {ct}"),
+            ));
+        }
+    }
+    let csv = std::str::from_utf8(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_csv",
+            format!("the list is not UTF-8 (byte {}): save it from Excel as \"CSV UTF-8\", not as GBK \"CSV\"", e.valid_up_to()),
+        )
+    })?;
+    let world = state.world.load();
+    let (set, report) = match routing::RuleSet::load(csv, &world.city) {
+        Ok(ok) => ok,
+        Err(routing::RoutingError::InvalidRules(report)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rules_invalid",
+                format!("the list fails validation with {} error(s); the current list stays", report.errors),
+            )
+            .with_details(json!({"report": report})));
+        }
+        Err(routing::RoutingError::BadRules(lines)) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rules_unreadable",
+                format!("{} line(s) of the list cannot be read; the current list stays", lines.len()),
+            )
+            .with_details(json!({"line_errors": lines})));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rules = set.rules.len();
+    if dry_run {
+        return Ok(json(&json!({"dry_run": true, "valid": true, "rules": rules, "report": report})));
+    }
+    let datasets = super::layers::datasets(&state)?;
+    let csv = csv.to_owned();
+    let switched = tokio::task::spawn_blocking(move || datasets.save_rules(&csv, rules as u64, "PUT /v1/rules"))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("saving the rules failed: {e}")))??;
+    Ok(json(&json!({"version": switched.current, "previous": switched.previous, "rules": rules, "report": report, "versions": switched.versions})))
+}
+
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
 pub async fn route(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let case = parse_case(&body)?;
+    let input: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+            .with_details(json!({"line": e.line(), "column": e.column()}))
+    })?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
-    Ok(json(&routing::route(&world, &case, now)?))
+    let answer = route_value(&world, &input, now)?;
+    if let Some(log) = state.audit.clone() {
+        let record = caselog::record(now, &input, &answer);
+        tokio::task::spawn_blocking(move || log.append(&[record]))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))?
+            .map_err(audit_failed)?;
+    }
+    Ok(json(&answer))
+}
+
+fn audit_failed(e: crate::store::StoreError) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "audit_failed",
+        format!("the decision could not be written to the audit log, so it is not given: {e}"),
+    )
+}
+
+/// Routes one case given as a JSON object (the body of `POST /v1/cases/route`, or one item
+/// of a batch) and gives the answer as JSON. Shared by the CLI.
+pub fn route_value(world: &World, input: &Value, now: DateTime<FixedOffset>) -> Result<Value, ApiError> {
+    let case = parse_case(input)?;
+    let answer = routing::route(world, &case, now)?;
+    Ok(serde_json::to_value(&answer).expect("a route answer serializes"))
+}
+
+/// Most cases in one batch.
+pub const MAX_BATCH: usize = 100_000;
+/// Body limit of `POST /v1/cases/route:batch` (100,000 cases of ~300 bytes).
+pub const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+/// Cases routed, logged and sent per chunk of a batch.
+const BATCH_CHUNK: usize = 1000;
+
+/// One line of a batch answer: `{"index", "id"?, "ok": true, "answer"}` or
+/// `{"index", "id"?, "ok": false, "status", "error"}`, and the audit record of an answer.
+pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<FixedOffset>) -> (Value, Option<Value>) {
+    let id = item.get("id").cloned().unwrap_or(Value::Null);
+    let result = match item {
+        Value::Object(m) => {
+            let mut case = m.clone();
+            case.remove("id");
+            let case = Value::Object(case);
+            parse_case(&case).and_then(|c| routing::route(world, &c, now).map_err(ApiError::from)).map(|a| {
+                let answer = serde_json::to_value(&a).expect("a route answer serializes");
+                let record = caselog::record(now, &case, &answer);
+                (answer, record)
+            })
+        }
+        _ => Err(ApiError::bad_request("invalid_json", "each case must be a JSON object")),
+    };
+    match result {
+        Ok((answer, record)) => (json!({"index": index, "id": id, "ok": true, "answer": answer}), Some(record)),
+        Err(e) => (json!({"index": index, "id": id, "ok": false, "status": e.status.as_u16(), "error": e.body()["error"]}), None),
+    }
+}
+
+/// `POST /v1/cases/route:batch`: a JSON array of cases (`application/json`) or a CSV with a
+/// header of the same field names (`text/csv`; an optional `id` column is echoed), up to
+/// [`MAX_BATCH`] cases. The answer streams as newline-delimited JSON, one [`batch_line`] per
+/// case in input order; a bad case gets its error line and the others go on. Each chunk of
+/// answers is in the audit log before it is sent; if the log fails, a last line
+/// `{"ok": false, "error": {"code": "audit_failed"}}` ends the stream.
+pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let items: Vec<Value> = match essence.as_str() {
+        "text/csv" => cases_from_csv(&body)?,
+        "application/json" | "" => match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Array(items)) => items,
+            Ok(_) => return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases")),
+            Err(e) => {
+                return Err(ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+                    .with_details(json!({"line": e.line(), "column": e.column()})));
+            }
+        },
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send a batch as application/json (an array) or text/csv, not {other}"),
+            ));
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request("empty_batch", "the batch holds no case"));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {MAX_BATCH} cases; this one has {}", items.len()),
+        )
+        .with_details(json!({"cases": items.len(), "max": MAX_BATCH})));
+    }
+    let world = state.world.load();
+    let audit = state.audit.clone();
+    let now = Utc::now().with_timezone(&china_tz());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        for (c, chunk) in items.chunks(BATCH_CHUNK).enumerate() {
+            let mut out = Vec::with_capacity(chunk.len() * 1024);
+            let mut records = Vec::with_capacity(chunk.len());
+            for (j, item) in chunk.iter().enumerate() {
+                let (line, record) = batch_line(&world, c * BATCH_CHUNK + j, item, now);
+                serde_json::to_writer(&mut out, &line).expect("JSON to memory");
+                out.push(b'\n');
+                records.extend(record);
+            }
+            if let Some(log) = &audit {
+                if let Err(e) = log.append(&records) {
+                    let line = json!({"ok": false, "error": audit_failed(e).body()["error"]});
+                    let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
+                    return;
+                }
+            }
+            if tx.blocking_send(Bytes::from(out)).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Lines(rx))).into_response())
+}
+
+/// The chunks of a streamed answer.
+struct Lines(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for Lines {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// Cases from a CSV with a header row of case fields (and an optional `id`): one JSON object
+/// per row, empty cells left out, `lon`/`lat`/`accuracy` as numbers when they read as such.
+pub fn cases_from_csv(body: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
+    let bad = |e: csv::Error| ApiError::bad_request("invalid_csv", format!("the CSV cannot be read: {e}"));
+    let header: Vec<String> = reader.headers().map_err(bad)?.iter().map(|h| h.trim().to_owned()).collect();
+    if let Some(h) = header.iter().find(|h| h.as_str() != "id" && !FIELDS.contains(&h.as_str())) {
+        return Err(ApiError::bad_request("invalid_csv", format!("unknown column {h}; accepted: id, {}", FIELDS.join(", ")))
+            .with_details(json!({"column": h})));
+    }
+    let mut items = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(bad)?;
+        let mut case = serde_json::Map::new();
+        for (name, cell) in header.iter().zip(row.iter()) {
+            let cell = cell.trim();
+            if cell.is_empty() {
+                continue;
+            }
+            let value = match name.as_str() {
+                "lon" | "lat" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
+                _ => Value::from(cell),
+            };
+            case.insert(name.clone(), value);
+        }
+        items.push(Value::Object(case));
+    }
+    Ok(items)
 }
 
 const FIELDS: [&str; 9] =
@@ -61,12 +298,8 @@ fn invalid(parameter: &str, value: &Value, message: impl Into<String>) -> ApiErr
     ApiError::bad_request("invalid_parameter", message).with_details(json!({"parameter": parameter, "value": value}))
 }
 
-/// The body as a case; every problem is a 400 in the documented format.
-fn parse_case(body: &[u8]) -> Result<CaseInput, ApiError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-            .with_details(json!({"line": e.line(), "column": e.column()}))
-    })?;
+/// A case from its JSON object; every problem is a 400 in the documented format.
+fn parse_case(value: &Value) -> Result<CaseInput, ApiError> {
     let Value::Object(map) = value else {
         return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
     };
