@@ -1,0 +1,94 @@
+//! Case routing in process on the Wuzhong preset (945 unit grids, ~231,000 components).
+//!
+//! `cargo bench --bench routing` measures one `routing::route` call per case kind, over a fixed
+//! rotation of 1,000 points (component locations, so every point is inside a unit grid):
+//! `routing/event` (an event type: rule lookup by scope), `routing/component_class` (snap to
+//! the nearest component of the class within 30 m), `routing/component_code` (an explicit
+//! component), `routing/event_accuracy30` (with a 30 m accuracy disc: candidates near
+//! boundaries), and `routing/batch_line` (the batch endpoint's per-case work: parse, route,
+//! serialize the answer and its audit record). Cases per second = 1 / time per case.
+
+use std::hint::black_box;
+
+use chrono::DateTime;
+use citygrid::crs::Datum;
+use citygrid::demo::{DemoSpec, Preset, generate};
+use citygrid::lookup::PointEcho;
+use citygrid::routing::{CaseInput, CaseSubject, route};
+use citygrid::store::{CityMeta, LoadedCity, Versions};
+use citygrid::world::World;
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::json;
+
+fn world() -> World {
+    let demo = generate(&DemoSpec { preset: Preset::Wuzhong, components: None, seed: 1 }, &|_, _| {}).unwrap();
+    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let versions = Versions([("grids", 1), ("components", 1), ("units", 1), ("rules", 1)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+    World::new(LoadedCity { city: demo.city, meta, versions, rules_csv: Some(demo.rules_csv) })
+}
+
+fn bench(c: &mut Criterion) {
+    let world = world();
+    assert!(world.routing.rules.is_ok(), "the demo list routes");
+    let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+    let step = world.city.components.len() / 1000;
+    let picks: Vec<_> = world.city.components.iter().step_by(step).take(1000).collect();
+    let points: Vec<PointEcho> = picks.iter().map(|c| PointEcho::new(c.location.x, c.location.y, Datum::Wgs84).unwrap()).collect();
+    let events = ["0102", "0104", "0301", "0501", "0505", "0101"];
+    let case = |i: usize, subject: CaseSubject, accuracy_m: f64| CaseInput {
+        point: Some(points[i % points.len()].clone()),
+        accuracy_m,
+        subject,
+        urgency: None,
+        reported_at: Some(now),
+    };
+    let mut g = c.benchmark_group("routing");
+    let mut i = 0;
+    g.bench_function("event", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(route(&world, &case(i, CaseSubject::Event(events[i % events.len()].into()), 0.0), now).unwrap());
+        })
+    });
+    g.bench_function("event_accuracy30", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(route(&world, &case(i, CaseSubject::Event(events[i % events.len()].into()), 30.0), now).unwrap());
+        })
+    });
+    g.bench_function("component_class", |b| {
+        b.iter(|| {
+            i += 1;
+            let class = picks[i % picks.len()].class.to_string();
+            black_box(route(&world, &case(i, CaseSubject::ComponentClass(class), 0.0), now).unwrap());
+        })
+    });
+    g.bench_function("component_code", |b| {
+        b.iter(|| {
+            i += 1;
+            let code = picks[i % picks.len()].code.to_string();
+            let c = CaseInput { point: None, accuracy_m: 0.0, subject: CaseSubject::Component(code), urgency: None, reported_at: Some(now) };
+            black_box(route(&world, &c, now).unwrap());
+        })
+    });
+    let items: Vec<serde_json::Value> = points
+        .iter()
+        .enumerate()
+        .map(|(k, p)| json!({"id": k, "lon": p.coord().x, "lat": p.coord().y, "event_type": events[k % events.len()]}))
+        .collect();
+    g.bench_function("batch_line", |b| {
+        b.iter(|| {
+            i += 1;
+            let (line, record) = citygrid::http::routing::batch_line(&world, i, &items[i % items.len()], now);
+            black_box((serde_json::to_vec(&line).unwrap(), record));
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(3)).warm_up_time(std::time::Duration::from_secs(1));
+    targets = bench
+}
+criterion_main!(benches);
