@@ -16,12 +16,12 @@ use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};
 
 /// The datasets a data directory versions.
-pub const DATASETS: [&str; 4] = ["grids", "components", "units", "rules"];
+pub const DATASETS: [&str; 5] = ["grids", "components", "zones", "units", "rules"];
 
 /// Why a change was refused. Nothing changed when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("no dataset {0:?}: the datasets are grids, components, units, rules")]
+    #[error("no dataset {0:?}: the datasets are grids, components, zones, units, rules")]
     UnknownDataset(String),
     #[error("{dataset} has no version {version} (kept: {})", kept.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
     UnknownVersion { dataset: String, version: u64, kept: Vec<u64> },

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use geo::{BoundingRect, GeodesicArea};
 
-use crate::index::{ComponentIndex, GridIndex, Location};
+use crate::index::{ComponentIndex, GridIndex, Location, ZoneIndex};
 use crate::model::{City, ClassCode};
 use crate::routing::Routing;
 use crate::store::{CityMeta, LoadedCity, Versions};
@@ -32,6 +32,8 @@ pub struct World {
     pub grids: GridIndex,
     /// Components near a point, in a box.
     pub components: ComponentIndex,
+    /// Point → the responsibility polygons holding it.
+    pub zones: ZoneIndex,
     /// Per grid (by `GridId`), its components counted by subclass, ascending class code.
     pub class_counts: Vec<Vec<(ClassCode, u32)>>,
     /// Number of direct children per grid (by `GridId`).
@@ -76,6 +78,7 @@ impl World {
                 bbox: g.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
             })
             .collect();
+        let zones = ZoneIndex::build(&city);
         let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city);
         World {
             routing,
@@ -86,6 +89,7 @@ impl World {
             loaded_at: Utc::now(),
             grids,
             components,
+            zones,
             class_counts,
             child_counts,
             grid_shapes,

@@ -75,7 +75,7 @@ async fn layers_list_every_dataset_with_its_history() {
     let (status, body, _) = call(app.clone(), "GET", "/v1/layers", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let names: Vec<&str> = body["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["grids", "components", "units", "rules"]);
+    assert_eq!(names, ["grids", "components", "zones", "units", "rules"]);
     assert!(body["layers"].as_array().unwrap().iter().all(|l| l["current"] == 2), "{body}");
     let (_, body, _) = call(app.clone(), "GET", "/v1/layers/grids/versions", None, None).await;
     let versions = body["versions"].as_array().unwrap();

@@ -165,7 +165,7 @@ async fn types_and_rules_are_listed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(r["version"], 1);
     assert_eq!(r["usable"], true);
-    assert_eq!(r["rules"], 159);
+    assert_eq!(r["rules"], 161);
     assert_eq!(r["report"]["ok"], true);
     assert_eq!(r["report"]["errors"], 0);
     // GET on the route endpoint is a documented 405, not axum's text.

@@ -199,3 +199,19 @@ async fn a_new_responsibility_list_is_validated_switched_in_and_rolled_back() {
     let (_, history) = send_json(&f.app, "GET", "/v1/rules/versions", Value::Null).await;
     assert_eq!(history["versions"].as_array().unwrap().len(), 2, "refused lists are not versions: {history}");
 }
+
+#[tokio::test]
+async fn a_case_in_a_road_section_names_the_zone_and_its_unit() {
+    let f = fixture();
+    // Row Z01 of fixtures/routing/expected.csv: 6 m off the centreline of section roads:EW01.
+    let case = json!({"lon": 120.624436863, "lat": 31.258866859, "event_type": "0401", "urgency": "紧急"});
+    let (status, a) = send_json(&f.app, "POST", "/v1/cases/route", case).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    assert_eq!(a["responsible_unit"]["name"], "吴中区公路管理站");
+    assert_eq!(a["responsible_unit"]["role"], "zone");
+    assert_eq!(a["area"]["zone"], "roads:EW01");
+    assert_eq!(a["rule"]["scope"], "zone:roads");
+    assert!(a["explanation"].to_string().contains("roads:EW01"), "{}", a["explanation"]);
+    let (_, layers) = send_json(&f.app, "GET", "/v1/layers/zones/versions", Value::Null).await;
+    assert_eq!(layers["current"], 1, "the zones are a versioned dataset: {layers}");
+}

@@ -28,7 +28,7 @@ fn the_demo_list_is_unique_and_complete() {
     let errors: Vec<_> = report.issues.iter().filter(|i| i.severity == Severity::Error).collect();
     assert!(report.ok, "{errors:#?}");
     assert!(world.routing.rules.is_ok());
-    assert_eq!(report.rules, 159);
+    assert_eq!(report.rules, 161);
 }
 
 #[test]
@@ -46,7 +46,7 @@ fn a_seeded_conflict_is_reported_for_every_grid_of_the_street_with_type_and_code
     assert_eq!(got, expected);
     for c in &conflicts {
         assert_eq!(c.case_type.as_deref(), Some("0102"));
-        assert_eq!(c.lines, vec![157, 161]);
+        assert_eq!(c.lines, vec![157, 163]);
         assert!(c.message.contains("0102") && c.message.contains(c.grid.as_deref().unwrap()), "{}", c.message);
     }
     // Nothing else is wrong, and other streets are untouched.
@@ -81,15 +81,17 @@ fn unknown_units_scopes_classes_roles_and_zone_layers_are_errors() {
          event,0102,暴露垃圾,320506009,@street,一般,2wh,\n\
          event,0188,未知事件,,@street,一般,2wh,\n\
          event,0103,积存垃圾渣土,320506002,@maintainer,一般,1wd,\n\
-         event,0104,道路不洁,zone:roads,@zone,一般,1wd,\n"
+         event,0104,道路不洁,zone:rivers,@zone,一般,1wd,\n\
+         event,0104,道路不洁,zone:roads:XX99,@zone,一般,1wd,\n"
     );
     let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
     for (code, line) in [
-        ("unknown_unit", 161),
-        ("unknown_scope", 162),
-        ("unknown_case_type", 163),
-        ("role_not_applicable", 164),
-        ("zone_layer_not_loaded", 165),
+        ("unknown_unit", 163),
+        ("unknown_scope", 164),
+        ("unknown_case_type", 165),
+        ("role_not_applicable", 166),
+        ("unknown_zone", 167),
+        ("unknown_zone", 168),
     ] {
         assert!(report.with_code(code).any(|i| i.lines == vec![line]), "{code} on line {line}: {:#?}", report.issues);
     }
@@ -102,7 +104,7 @@ fn an_unreadable_list_names_its_lines_and_a_failing_list_does_not_replace_the_cu
     let bad = format!("{csv}event,0102,暴露垃圾,,@street,someday,4wh,\n");
     let Err(RoutingError::BadRules(lines)) = RuleSet::parse(&bad, &world.city) else { panic!() };
     assert_eq!(lines.len(), 1);
-    assert_eq!((lines[0].line, lines[0].column), (161, Some("urgency")));
+    assert_eq!((lines[0].line, lines[0].column), (163, Some("urgency")));
     // The snapshot still routes with its own, valid list.
     let (good, report) = RuleSet::load(&csv, &world.city).unwrap();
     assert!(report.ok);
@@ -148,7 +150,7 @@ fn a_time_of_day_condition_wins_inside_its_window_only() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
     let night = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T23:30:00+08:00"), now).unwrap();
     assert_eq!(night.responsible_unit.name, "吴中区环境卫生管理处");
-    assert_eq!(night.rule.as_ref().unwrap().line, 161);
+    assert_eq!(night.rule.as_ref().unwrap().line, 163);
     // 2 wh from 23:30 Monday: Tuesday 08:30 → 10:30.
     assert_eq!(night.deadline.due, "2026-11-24T10:30:00+08:00");
     let day = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now).unwrap();
@@ -167,4 +169,24 @@ fn a_snapshot_whose_stored_list_fails_validation_does_not_route_with_it() {
     assert!(matches!(err, RoutingError::RulesUnavailable(_)), "{err}");
     let api = citygrid::http::error::ApiError::from(err);
     assert_eq!((api.status.as_u16(), api.code), (503, "rules_unavailable"));
+}
+
+#[test]
+fn zone_rules_must_name_real_zones_and_not_tie_inside_a_zone() {
+    let (world, _dir) = world();
+    assert!(world.city.zones.iter().any(|z| z.layer == "roads" && z.id == "EW01"), "the demo ships road sections");
+    let csv = world.rules_csv.clone().unwrap();
+    // A second layer-wide rule for 0401 紧急 on roads ties with line 161 in every section.
+    let bad = format!("{csv}event,0401,路面塌陷,zone:roads,吴中区市政工程管理处,紧急,2wh,吴中区应急管理局\n");
+    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
+    let conflicts: Vec<_> = report.with_code("conflict").collect();
+    let sections = world.city.zones.iter().filter(|z| z.layer == "roads").count();
+    assert!(!conflicts.is_empty());
+    assert!(conflicts.iter().all(|c| c.lines == vec![161, 163] && c.case_type.as_deref() == Some("0401")), "{conflicts:#?}");
+    assert!(conflicts.iter().any(|c| c.zone.as_deref() == Some("roads:EW01")), "{conflicts:#?}");
+    assert!(conflicts.len() <= sections, "one finding per tie, not per place: {}", conflicts.len());
+    // An id-specific rule is more specific than the layer-wide one: no tie.
+    let fine = format!("{csv}event,0401,路面塌陷,zone:roads:EW02,吴中区市政工程管理处,紧急,2wh,吴中区应急管理局\n");
+    let (_, report) = RuleSet::load(&fine, &world.city).unwrap();
+    assert!(report.ok);
 }

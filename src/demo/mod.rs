@@ -21,6 +21,7 @@ mod layout;
 mod names;
 mod rules;
 mod seed;
+mod zones;
 #[cfg(test)]
 mod tests;
 
@@ -191,7 +192,10 @@ pub fn generate(spec: &DemoSpec, progress: &dyn Fn(u64, u64)) -> Result<DemoCity
             first_community: &s.communities[0].code,
         })
         .collect();
-    let (rules_csv, rule_units) = rules::rules(info.city, &refs);
+    let road_zones = zones::road_sections(&lattice, &in_district, &frame, info.city);
+    let road_refs: Vec<rules::ZoneRef<'_>> = road_zones.iter().map(|z| rules::ZoneRef { layer: z.layer, id: &z.id }).collect();
+    let (rules_csv, mut rule_units) = rules::rules(info.city, &refs, &road_refs);
+    rule_units.extend(road_zones.iter().map(|z| z.unit.clone()));
 
     let mut builder = CityBuilder::new(
         Hierarchy::cjt213(),
@@ -320,6 +324,10 @@ pub fn generate(spec: &DemoSpec, progress: &dyn Fn(u64, u64)) -> Result<DemoCity
         &mut seed::rng(seed, &[seed::COMPONENTS]),
         progress,
     )?;
+
+    for z in road_zones {
+        builder.add_zone(z.layer, &z.id, &z.name, &z.unit, z.geometry)?;
+    }
 
     Ok(DemoCity {
         city: builder.finish()?,

@@ -21,6 +21,12 @@ pub(crate) const HEADER: [&str; 8] = [
     "escalation",
 ];
 
+/// A responsibility polygon as the rules see it.
+pub(crate) struct ZoneRef<'a> {
+    pub layer: &'a str,
+    pub id: &'a str,
+}
+
 /// A street as the rules see it.
 pub(crate) struct StreetRef<'a> {
     pub code: &'a str,
@@ -43,7 +49,7 @@ struct Row {
 
 /// The responsibility list and the unit names it introduces (street-level units that no
 /// component names), so the caller can register them.
-pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>]) -> (String, Vec<String>) {
+pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>], zones: &[ZoneRef<'_>]) -> (String, Vec<String>) {
     let bureau = unit(city, U::Bureau).to_owned();
     let emergency = unit(city, U::Emergency).to_owned();
     let events = ClassTable::builtin_events();
@@ -144,6 +150,38 @@ pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>]) -> (String, Vec<S
         local("0101", s.code, format!("{}综合行政执法局", s.name), "20wd");
     } else if let Some(s) = streets.get(2) {
         local("0201", s.code, sanitation_station(s.name), "1wd");
+    }
+
+    // Responsibility polygons, last so the lines above keep their numbers: a road collapse on
+    // a main-road section goes to that section's unit; the first east–west section is swept by
+    // the road-sweeping team.
+    if let Some(layer) = zones.first().map(|z| z.layer) {
+        let (class, name) = event("0401");
+        rows.push(Row {
+            kind: "event",
+            class,
+            name,
+            scope: format!("zone:{layer}"),
+            unit: "@zone".to_owned(),
+            urgency: URGENT,
+            limit: "4wh",
+            escalation: emergency.clone(),
+        });
+    }
+    if let Some(z) = zones.iter().find(|z| z.id.starts_with("EW")) {
+        let team = super::zones::sweeping_team(city);
+        local_units.push(team.clone());
+        let (class, name) = event("0104");
+        rows.push(Row {
+            kind: "event",
+            class,
+            name,
+            scope: format!("zone:{}:{}", z.layer, z.id),
+            unit: team,
+            urgency: NORMAL,
+            limit: "2wh",
+            escalation: bureau.clone(),
+        });
     }
 
     let mut w = csv::Writer::from_writer(Vec::new());

@@ -449,7 +449,7 @@ fn check_rules(demo: &DemoCity) {
     );
     let rows: Vec<RuleRow> = reader.deserialize().collect::<Result<_, _>>().unwrap();
     let mut keys = HashSet::new();
-    let roles = ["@maintainer", "@owner", "@dept", "@street", "@chief"];
+    let roles = ["@maintainer", "@owner", "@dept", "@street", "@chief", "@zone"];
     for r in &rows {
         let table = match r.case_kind.as_str() {
             "event" => &city.event_classes,
@@ -459,7 +459,14 @@ fn check_rules(demo: &DemoCity) {
         let class = ClassCode::parse(&r.case_type).unwrap();
         assert!(!class.is_major());
         assert_eq!(table.get(class).unwrap().name, r.case_name);
-        if !r.scope.is_empty() {
+        if let Some(zone) = r.scope.strip_prefix("zone:") {
+            let (layer, id) = zone.split_once(':').map_or((zone, None), |(l, i)| (l, Some(i)));
+            assert!(
+                city.zones.iter().any(|z| z.layer == layer && id.is_none_or(|id| z.id == id)),
+                "scope {} names a zone of the city",
+                r.scope
+            );
+        } else if !r.scope.is_empty() {
             let (gc, level) = crate::model::GridCode::parse(&r.scope, &city.hierarchy).unwrap();
             assert!(
                 level == 1 || level == 2,

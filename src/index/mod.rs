@@ -15,9 +15,11 @@
 
 mod component;
 mod grid;
+mod zone;
 
 pub use component::ComponentIndex;
 pub use grid::{Candidate, GridIndex, LocateAnswer, Location};
+pub use zone::ZoneIndex;
 
 #[cfg(test)]
 mod fixtures;

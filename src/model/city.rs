@@ -53,6 +53,8 @@ pub struct City {
     /// Grids of all levels, ordered by level then code; `GridId` indexes this.
     pub grids: Vec<Grid>,
     pub components: Vec<Component>,
+    /// Responsibility polygons of every zone layer, by layer then id.
+    pub zones: Vec<super::Zone>,
     pub units: UnitTable,
     pub names: Names,
     pub component_classes: ClassTable,
@@ -187,6 +189,7 @@ impl CityBuilder {
                 hierarchy,
                 grids: Vec::new(),
                 components: Vec::new(),
+                zones: Vec::new(),
                 units: UnitTable::new(),
                 names: Names::default(),
                 component_classes,
@@ -403,9 +406,27 @@ impl CityBuilder {
         self.city.component_by_code.reserve(n);
     }
 
+    /// Adds one responsibility polygon (`unit` by name, empty for none).
+    pub fn add_zone(&mut self, layer: &str, id: &str, name: &str, unit: &str, geometry: MultiPolygon<f64>) -> Result<(), ModelError> {
+        let (layer, id) = (layer.trim(), id.trim());
+        if !super::is_layer_name(layer) {
+            return Err(ModelError::BadValue { field: "zone layer", value: layer.to_owned(), expected: "lower-case letters, digits, _ or -" });
+        }
+        if id.is_empty() || id.contains(':') {
+            return Err(ModelError::BadValue { field: "zone id", value: id.to_owned(), expected: "a non-empty id without ':'" });
+        }
+        if self.city.zones.iter().any(|z| z.layer == layer && z.id == id) {
+            return Err(ModelError::Duplicate { what: "zone", code: format!("{layer}:{id}") });
+        }
+        let unit = (!unit.trim().is_empty()).then(|| self.city.units.intern(unit));
+        self.city.zones.push(super::Zone { layer: layer.to_owned(), id: id.to_owned(), name: name.trim().to_owned(), unit, geometry });
+        Ok(())
+    }
+
     /// Checks the remaining links and returns the city.
     pub fn finish(mut self) -> Result<City, ModelError> {
         self.resolve_grids()?;
+        self.city.zones.sort_by(|a, b| (&a.layer, &a.id).cmp(&(&b.layer, &b.id)));
         Ok(self.city)
     }
 }

@@ -7,6 +7,7 @@ mod code;
 mod component;
 mod grid;
 mod unit;
+mod zone;
 
 pub use city::{City, CityBuilder, ComponentFields, GridFields, NameId, Names};
 pub use class::{ClassEntry, ClassKind, ClassTable};
@@ -14,6 +15,7 @@ pub use code::{ClassCode, ComponentCode, GridCode, Hierarchy, LevelDef};
 pub use component::{Accuracy, Component, Status};
 pub use grid::{Chief, Grid, GridId};
 pub use unit::{Unit, UnitId, UnitTable};
+pub use zone::{Zone, is_layer_name};
 
 /// Everything that can be wrong with model data.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]

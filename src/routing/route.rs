@@ -30,7 +30,7 @@ use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 use super::validate::applies_to_grid;
 use super::{Routing, RoutingError, TimeLimit, china_tz};
 use crate::lookup::{self, ChainEntry, ComponentView, LookupError, PointEcho};
-use crate::model::{ClassCode, Component, ComponentCode, GridCode, GridId, UnitId};
+use crate::model::{ClassCode, Component, ComponentCode, GridCode, GridId, UnitId, Zone};
 use crate::store::Versions;
 use crate::world::World;
 
@@ -90,6 +90,8 @@ pub struct GridRef<'a> {
 pub struct Area {
     /// The unit grid, or the street's code when the street office is responsible.
     pub grid: GridCode,
+    /// `layer:id` of the responsibility polygon whose rule decided, if one did.
+    pub zone: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -234,21 +236,41 @@ struct Resolved<'a> {
 /// (ties: the first line, with a warning; validation forbids ties).
 struct Pick<'a> {
     rule: Option<&'a Rule>,
+    /// For a zone rule, the zone it matched.
+    zone: Option<&'a Zone>,
     /// Other applicable rules, most specific first.
     beaten: Vec<&'a Rule>,
     tie: Vec<&'a Rule>,
 }
 
-fn pick<'a>(set: &'a RuleSet, kind: CaseKind, class: ClassCode, urgency: Urgency, grid: GridCode, at: DateTime<FixedOffset>) -> Pick<'a> {
+fn pick<'a>(
+    set: &'a RuleSet,
+    kind: CaseKind,
+    class: ClassCode,
+    urgency: Urgency,
+    grid: GridCode,
+    zones_here: &[&'a Zone],
+    at: DateTime<FixedOffset>,
+) -> Pick<'a> {
     let time = at.with_timezone(&china_tz()).time();
     let mut applicable: Vec<&Rule> = set
         .of_type(kind, class)
-        .filter(|r| r.urgency == urgency && applies_to_grid(r, grid) && r.condition.is_none_or(|w| w.contains(time)))
+        .filter(|r| {
+            r.urgency == urgency
+                && (applies_to_grid(r, grid) || zone_of(r, zones_here).is_some())
+                && r.condition.is_none_or(|w| w.contains(time))
+        })
         .collect();
     applicable.sort_by_key(|r| (std::cmp::Reverse(r.specificity()), r.line));
-    let Some(&first) = applicable.first() else { return Pick { rule: None, beaten: Vec::new(), tie: Vec::new() } };
+    let Some(&first) = applicable.first() else { return Pick { rule: None, zone: None, beaten: Vec::new(), tie: Vec::new() } };
     let tie = applicable[1..].iter().copied().filter(|r| r.specificity() == first.specificity()).collect();
-    Pick { rule: Some(first), beaten: applicable[1..].to_vec(), tie }
+    Pick { rule: Some(first), zone: zone_of(first, zones_here), beaten: applicable[1..].to_vec(), tie }
+}
+
+/// The first zone (by layer, then id) holding the point that a zone rule's scope names.
+fn zone_of<'a>(r: &Rule, zones_here: &[&'a Zone]) -> Option<&'a Zone> {
+    let Scope::Zone { layer, id } = &r.scope else { return None };
+    zones_here.iter().copied().find(|z| &z.layer == layer && id.as_ref().is_none_or(|id| &z.id == id))
 }
 
 fn unit<'a>(world: &'a World, id: UnitId, role: &'static str) -> ResponsibleUnit<'a> {
@@ -280,8 +302,9 @@ fn dispatcher(world: &World, grid: GridId) -> Option<Dispatcher<'_>> {
     })
 }
 
-/// Resolves a rule's unit in a grid (with the component for component roles).
-fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component: Option<&Component>) -> Resolved<'a> {
+/// Resolves a rule's unit in a grid (with the component for component roles, and the zone
+/// the rule matched for `@zone`).
+fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component: Option<&Component>, zone: Option<&'a Zone>) -> Resolved<'a> {
     match unit_ref {
         UnitRef::Named(name) => match world.city.units.find(name) {
             Some(id) => Resolved { unit: unit(world, id, "unit"), area: grid, note: None },
@@ -296,9 +319,16 @@ fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component:
             },
             None => Resolved { note: Some("the grid has no chief; the street office takes it (属地兜底)".into()), ..street_office(world, grid) },
         },
-        UnitRef::Role(Role::Zone) => {
-            Resolved { note: Some("zone layers are not loaded; the street office takes it (属地兜底)".into()), ..street_office(world, grid) }
-        }
+        UnitRef::Role(Role::Zone) => match zone {
+            Some(z) => match z.unit {
+                Some(id) => Resolved { unit: unit(world, id, "zone"), area: grid, note: None },
+                None => Resolved {
+                    note: Some(format!("zone {}:{} {} has no unit recorded; the street office takes it (属地兜底)", z.layer, z.id, z.name)),
+                    ..street_office(world, grid)
+                },
+            },
+            None => Resolved { note: Some("the rule names @zone but no zone holds the point; the street office takes it (属地兜底)".into()), ..street_office(world, grid) },
+        },
         UnitRef::Role(role @ (Role::Maintainer | Role::Owner | Role::Dept)) => component_units(world, *role, grid, component),
     }
 }
@@ -475,7 +505,27 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
     let g = world.city.grid(grid);
 
     // The rule and the unit.
-    let chosen = pick(set, kind, class, urgency, g.code, reported_at);
+    // The responsibility polygons at the case: at the component when there is one, else at
+    // the point.
+    let at_point = component.map(|c| c.location).or_else(|| case.point.map(|p| p.coord()));
+    let zones_here: Vec<&'a Zone> = match at_point {
+        Some(p) if !outside => world.zones.containing(&world.city, p).into_iter().map(|i| &world.city.zones[i as usize]).collect(),
+        _ => Vec::new(),
+    };
+    let chosen = pick(set, kind, class, urgency, g.code, &zones_here, reported_at);
+    if let Some(z) = chosen.zone {
+        explanation.push(format!("The case lies in responsibility zone {}:{} {}.", z.layer, z.id, z.name));
+        let same_layer: Vec<&&Zone> = zones_here.iter().filter(|o| o.layer == z.layer).collect();
+        if same_layer.len() > 1 {
+            warnings.push(format!(
+                "zone_overlap: the point lies in {} zones of layer {} ({}); the first, {}, is used",
+                same_layer.len(),
+                z.layer,
+                same_layer.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", "),
+                z.id
+            ));
+        }
+    }
     if !chosen.tie.is_empty() {
         warnings.push(format!(
             "conflict: lines {} apply with equal specificity; line {} is used (the list should not pass validation)",
@@ -488,7 +538,7 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
         street_office(world, grid)
     } else {
         match chosen.rule {
-            Some(r) => resolve(world, &r.unit, grid, component),
+            Some(r) => resolve(world, &r.unit, grid, component, chosen.zone),
             None if kind == CaseKind::Component => component_units(world, Role::Maintainer, grid, component),
             None => street_office(world, grid),
         }
@@ -568,10 +618,10 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
                 let name = if component.is_some() {
                     resolved.unit.name
                 } else {
-                    let p = pick(set, kind, class, urgency, cg.code, reported_at);
+                    let p = pick(set, kind, class, urgency, cg.code, &zones_here, reported_at);
                     match p.rule {
                         _ if no_component_for_class => street_office(world, id).unit.name,
-                        Some(r) => resolve(world, &r.unit, id, None).unit.name,
+                        Some(r) => resolve(world, &r.unit, id, None, p.zone).unit.name,
                         None => street_office(world, id).unit.name,
                     }
                 };
@@ -598,7 +648,7 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
         case: CaseView { kind, code: class, name: case_name, urgency },
         dispatcher: dispatcher(world, grid),
         grid: GridRef { code: g.code, name: &g.name },
-        area: Area { grid: world.city.grid(resolved.area).code },
+        area: Area { grid: world.city.grid(resolved.area).code, zone: chosen.zone.map(|z| format!("{}:{}", z.layer, z.id)) },
         chain: lookup::chain(world, grid),
         rule: rule_view,
         deadline: Deadline {

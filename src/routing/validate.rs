@@ -25,7 +25,7 @@ pub enum Severity {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Issue {
     pub severity: Severity,
-    /// `no_rule`, `conflict`, `unknown_unit`, `unknown_scope`, `zone_layer_not_loaded`,
+    /// `no_rule`, `conflict`, `unknown_unit`, `unknown_scope`, `unknown_zone`,
     /// `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
     pub code: &'static str,
     pub message: String,
@@ -34,6 +34,8 @@ pub struct Issue {
     pub urgency: Option<Urgency>,
     /// The unit grid (or scope grid) concerned.
     pub grid: Option<String>,
+    /// The responsibility polygon concerned, `layer:id`.
+    pub zone: Option<String>,
     /// CSV line numbers of the rules concerned.
     pub lines: Vec<usize>,
 }
@@ -65,12 +67,13 @@ fn issue(severity: Severity, code: &'static str, message: String, rule: Option<&
         case_type: rule.map(|r| r.case_type.to_string()),
         urgency: rule.map(|r| r.urgency),
         grid: None,
+        zone: None,
         lines: rule.map(|r| vec![r.line]).unwrap_or_default(),
     }
 }
 
-/// Checks `set` against `city` (see the [module documentation](self)). Zone layers are not
-/// loaded in this version, so a `zone:` scope is an error (its rule could never apply).
+/// Checks `set` against `city` (see the [module documentation](self)). A `zone:` scope must
+/// name a zone layer (and id) of the city's responsibility polygons.
 pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
     let mut issues = Vec::new();
     let unit_grids: Vec<&crate::model::Grid> = city.grids_at(city.hierarchy.unit_level()).map(|(_, g)| g).collect();
@@ -94,12 +97,19 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 i.grid = Some(code.to_string());
                 issues.push(i);
             }
-            Scope::Zone { layer, .. } => issues.push(issue(
-                Severity::Error,
-                "zone_layer_not_loaded",
-                format!("line {}: zone layer {layer:?} is not loaded (responsibility polygons are not supported yet)", r.line),
-                Some(r),
-            )),
+            Scope::Zone { layer, id } => {
+                let mut in_layer = city.zones.iter().filter(|z| &z.layer == layer).peekable();
+                let missing = if in_layer.peek().is_none() {
+                    let mut layers: Vec<&str> = city.zones.iter().map(|z| z.layer.as_str()).collect();
+                    layers.dedup();
+                    Some(format!("zone layer {layer:?} is not in the data directory (zone layers: {})", if layers.is_empty() { "none".to_owned() } else { layers.join(", ") }))
+                } else {
+                    id.as_ref().filter(|id| !in_layer.any(|z| &z.id == *id)).map(|id| format!("zone layer {layer:?} has no zone {id:?}"))
+                };
+                if let Some(why) = missing {
+                    issues.push(issue(Severity::Error, "unknown_zone", format!("line {}: {why}", r.line), Some(r)));
+                }
+            }
             _ => {}
         }
         let names = std::iter::once(match &r.unit {
@@ -150,6 +160,7 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                     case_type: Some(class.to_string()),
                     urgency: Some(urgency),
                     grid: Some(g.code.to_string()),
+                    zone: None,
                     lines,
                 })
             };
@@ -185,6 +196,8 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
         }
     }
 
+    check_zone_ties(set, city, &mut issues);
+
     // Classes without any rule: routed to the street office (events) or the component's own units.
     for (kind, table) in [(CaseKind::Event, &city.event_classes), (CaseKind::Component, &city.component_classes)] {
         for e in table.subclasses() {
@@ -197,6 +210,7 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                     case_type: Some(e.code.to_string()),
                     urgency: None,
                     grid: None,
+                    zone: None,
                     lines: Vec::new(),
                 });
             }
@@ -207,7 +221,65 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
     ValidationReport { ok: errors == 0, rules: set.rules.len(), errors, warnings: issues.len() - errors, issues }
 }
 
-/// Whether a rule's scope covers a unit grid (zones never do: not loaded).
+/// Zone rules: in every zone, at most one unconditional rule of a type and urgency may apply
+/// at the top specificity, also where zones of two layers overlap.
+fn check_zone_ties(set: &RuleSet, city: &City, issues: &mut Vec<Issue>) {
+    use geo::{BoundingRect, Intersects};
+    let zone_rules: Vec<&Rule> = set.rules.iter().filter(|r| matches!(r.scope, Scope::Zone { .. }) && r.condition.is_none()).collect();
+    if zone_rules.is_empty() {
+        return;
+    }
+    let matches = |r: &Rule, z: &crate::model::Zone| match &r.scope {
+        Scope::Zone { layer, id } => &z.layer == layer && id.as_ref().is_none_or(|id| &z.id == id),
+        _ => false,
+    };
+    // Places to check: each zone alone, and each overlapping pair of zones of two layers.
+    let mut places: Vec<Vec<&crate::model::Zone>> = city.zones.iter().map(|z| vec![z]).collect();
+    let boxes: Vec<_> = city.zones.iter().map(|z| z.geometry.bounding_rect()).collect();
+    for (i, a) in city.zones.iter().enumerate() {
+        for (j, b) in city.zones.iter().enumerate().skip(i + 1) {
+            if a.layer != b.layer
+                && matches!((boxes[i], boxes[j]), (Some(x), Some(y)) if x.intersects(&y))
+                && a.geometry.intersects(&b.geometry)
+            {
+                places.push(vec![a, b]);
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for place in places {
+        let mut groups: std::collections::BTreeMap<(CaseKind, ClassCode, Urgency), Vec<&Rule>> = Default::default();
+        for r in zone_rules.iter().copied().filter(|r| place.iter().any(|z| matches(r, z))) {
+            groups.entry((r.kind, r.case_type, r.urgency)).or_default().push(r);
+        }
+        for ((kind, class, urgency), rules) in groups {
+            let best = rules.iter().map(|r| r.specificity()).max().expect("non-empty");
+            let top: Vec<usize> = rules.iter().filter(|r| r.specificity() == best).map(|r| r.line).collect();
+            if top.len() > 1 && seen.insert(top.clone()) {
+                let zones: Vec<String> = place.iter().map(|z| format!("{}:{}", z.layer, z.id)).collect();
+                issues.push(Issue {
+                    severity: Severity::Error,
+                    code: "conflict",
+                    message: format!(
+                        "{} {class} {} ({urgency}) in zone {}: lines {top:?} apply with equal specificity",
+                        kind.as_str(),
+                        rules[0].case_name,
+                        zones.join(" ∩ ")
+                    ),
+                    case_kind: Some(kind),
+                    case_type: Some(class.to_string()),
+                    urgency: Some(urgency),
+                    grid: None,
+                    zone: Some(zones.join(" ∩ ")),
+                    lines: top,
+                });
+            }
+        }
+    }
+}
+
+/// Whether a rule's scope covers a whole unit grid (a zone rule never does: it covers only
+/// the points inside its polygons, and the grid's own rule answers elsewhere).
 pub(crate) fn applies_to_grid(r: &Rule, grid: GridCode) -> bool {
     match &r.scope {
         Scope::City => true,

@@ -132,6 +132,13 @@ const COMPONENT_COLUMNS: [Col; 11] = [
     ),
 ];
 
+const ZONE_COLUMNS: [Col; 4] = [
+    col("layer", ColumnType::String, "zone layer, e.g. roads or rivers"),
+    col("id", ColumnType::String, "zone id, unique within its layer"),
+    col("name", ColumnType::String, "zone name"),
+    col("unit", ColumnType::String, "the unit that looks after it, by name"),
+];
+
 /// Title and description written into a layer's header.
 pub(super) struct LayerText<'a> {
     pub title: &'a str,
@@ -243,6 +250,52 @@ pub(super) fn write_grids(
         result.map_err(|e| format!("grid {code}: {e}"))?;
     }
     fgb.write(w).map_err(|e| e.to_string())
+}
+
+/// Responsibility polygons of all zone layers, one file.
+pub(super) fn write_zones(w: &mut dyn Write, city: &City) -> Result<(), String> {
+    let text = LayerText {
+        title: "responsibility polygons (责任区)",
+        description: "citygrid zone layer: road sections, river segments... Fields: layer, id, name, unit (name).",
+    };
+    let mut fgb = writer("zones", GeometryType::MultiPolygon, &ZONE_COLUMNS, &text)?;
+    for z in &city.zones {
+        let unit = z.unit.map(|u| city.units.get(u).name.as_str()).unwrap_or("");
+        let values = [Value::Str(&z.layer), Value::Str(&z.id), Value::Str(&z.name), Value::Str(unit)];
+        let geometry = geo_types::Geometry::MultiPolygon(z.geometry.clone());
+        let mut result = Ok(());
+        fgb.add_feature_geom(geometry, |feat| result = put(feat, &ZONE_COLUMNS, &values))
+            .map_err(|e| format!("zone {}:{}: {e}", z.layer, z.id))?;
+        result.map_err(|e| format!("zone {}:{}: {e}", z.layer, z.id))?;
+    }
+    fgb.write(w).map_err(|e| e.to_string())
+}
+
+pub(super) fn read_zones(path: &Path, manifest_count: Option<u64>, builder: &mut CityBuilder) -> Result<(), StoreError> {
+    let layer = open(path, "zone", &[GeometryType::MultiPolygon, GeometryType::Polygon], &ZONE_COLUMNS)?;
+    let columns = layer.columns;
+    let mut features = layer.reader.select_all_seq().map_err(|e| layer_error(path, e.to_string()))?;
+    let mut n = 0u64;
+    while let Some(feature) = features.next().map_err(|e| layer_error(path, format!("feature {n}: {e}")))? {
+        let bad = |message: String| layer_error(path, format!("feature {n}: {message}"));
+        let fbs = feature.fbs_feature();
+        let mut s = [""; ZONE_COLUMNS.len()];
+        if let Some(props) = fbs.properties() {
+            decode_properties(props.bytes(), &columns, |slot, value| {
+                if let Prop::Str(v) = value {
+                    s[slot] = v;
+                }
+            })
+            .map_err(&bad)?;
+        }
+        let geometry = fbs.geometry().ok_or_else(|| bad(format!("zone {}:{}: no geometry", s[0], s[1])))?;
+        let geometry = multipolygon(&geometry).map_err(|e| bad(format!("zone {}:{}: {e}", s[0], s[1])))?;
+        builder
+            .add_zone(s[0], s[1], s[2], s[3], geometry)
+            .map_err(|source| StoreError::Feature { path: path.into(), feature: n, source })?;
+        n += 1;
+    }
+    check_count(path, n, layer.count, manifest_count)
 }
 
 pub(super) fn write_components(

@@ -62,7 +62,12 @@ const RULES: Def = Def {
     folder: "rules",
     ext: "csv",
 };
-const DATASETS: [&Def; 4] = [&GRIDS, &COMPONENTS, &UNITS, &RULES];
+const ZONES: Def = Def {
+    name: "zones",
+    folder: "layers/zones",
+    ext: "fgb",
+};
+const DATASETS: [&Def; 5] = [&GRIDS, &COMPONENTS, &ZONES, &UNITS, &RULES];
 
 const MANIFEST: &str = "manifest.json";
 const CITY_TOML: &str = "city.toml";
@@ -363,11 +368,11 @@ impl Store {
                 .count()
                 .saturating_sub(1)
         });
-        let mut plan: Vec<(&Def, u64)> = vec![
-            (&GRIDS, n_grids),
-            (&COMPONENTS, n_components),
-            (&UNITS, city.units.len() as u64),
-        ];
+        let mut plan: Vec<(&Def, u64)> = vec![(&GRIDS, n_grids), (&COMPONENTS, n_components)];
+        if !city.zones.is_empty() {
+            plan.push((&ZONES, city.zones.len() as u64));
+        }
+        plan.push((&UNITS, city.units.len() as u64));
         if let Some(rows) = rules_rows {
             plan.push((&RULES, rows as u64));
         }
@@ -391,6 +396,7 @@ impl Store {
                     };
                     fgb::write_components(w, city, &text, &|done| progress(n_grids + done, total))
                 })?,
+                "zones" => atomic::stage(&path, |w| fgb::write_zones(w, city))?,
                 "units" => atomic::stage(&path, |w| write_units(w, &city.units))?,
                 _ => atomic::stage(&path, |w| {
                     w.write_all(rules_csv.expect("planned").as_bytes())
@@ -473,6 +479,10 @@ impl Store {
         if let Some(components) = self.manifest.current(COMPONENTS.name) {
             let path = self.dir.join(&components.file);
             fgb::read_components(&path, Some(components.features), &mut builder, progress)?;
+        }
+        if let Some(zones) = self.manifest.current(ZONES.name) {
+            let path = self.dir.join(&zones.file);
+            fgb::read_zones(&path, Some(zones.features), &mut builder)?;
         }
         let city = builder.finish().map_err(|source| StoreError::Model {
             path: grids_path,
