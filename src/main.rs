@@ -143,6 +143,10 @@ struct ServeArgs {
     /// MapLibre GL JS for /viewer/. [env: CITYGRID_VIEWER_DIR] [default: web-viewer/ of the
     /// source tree this binary was built from]
     #[arg(long, env = "CITYGRID_VIEWER_DIR", hide_env = true)]
+    /// Glyph PBFs for the style's labels: DIR/<font>/<range>.pbf. [env: CITYGRID_FONTS_DIR]
+    /// [default: <data>/fonts]
+    #[arg(long, env = "CITYGRID_FONTS_DIR", hide_env = true)]
+    fonts_dir: Option<PathBuf>,
     viewer_dir: Option<PathBuf>,
 }
 
@@ -278,6 +282,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = args.viewer_dir {
         state = state.with_viewer_dir(dir);
     }
+    state = state.with_fonts_dir(args.fonts_dir.unwrap_or_else(|| config.data.join("fonts")));
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

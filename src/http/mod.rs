@@ -5,6 +5,7 @@ pub mod auth;
 mod body;
 mod cases;
 pub mod error;
+mod fonts;
 mod health;
 mod layers;
 mod lookup;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
     /// The data directory's versioned datasets (`None`: an in-memory server, nothing to switch).
     pub datasets: Option<std::sync::Arc<crate::datasets::Datasets>>,
+    /// Where glyph PBFs for the style's labels are (`None`: none; `/fonts/…` answers 404).
+    pub fonts_dir: Option<Arc<PathBuf>>,
     /// The web viewer's directory, whose `node_modules/` holds MapLibre GL JS.
     pub viewer_dir: Arc<PathBuf>,
 }
@@ -53,8 +56,14 @@ impl AppState {
             admin: auth::AdminTokens::default(),
             audit: None,
             datasets: None,
+            fonts_dir: None,
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
         }
+    }
+
+    /// The same state serving glyphs from `dir` (`<dir>/<font>/<range>.pbf`).
+    pub fn with_fonts_dir(self, dir: PathBuf) -> AppState {
+        AppState { fonts_dir: Some(Arc::new(dir)), ..self }
     }
 
     /// The same state with the web viewer's files read from `dir` instead of the source tree.
@@ -110,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .route("/styles/citygrid.json", get(tiles::style))
+        .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
         .route("/", get(viewer::redirect))
         .route("/viewer", get(viewer::redirect))
         .route("/viewer/", get(viewer::index))
