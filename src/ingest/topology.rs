@@ -225,6 +225,10 @@ pub struct Counts {
     pub missing_levels: usize,
     pub bad_geometry: usize,
     pub check_failed: usize,
+    /// Pieces of overlap, gap or outside-parent area below `min_area_m2`, ignored as slivers,
+    /// and their total area: a clean layer has (near) zero of both.
+    pub slivers_ignored: usize,
+    pub sliver_area_m2: f64,
     pub overlap_area_m2: f64,
     pub gap_area_m2: f64,
     pub outside_parent_area_m2: f64,
@@ -509,7 +513,10 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                     }),
                     Ok(parts) => {
                         let area: f64 = parts.iter().map(|p| p.0).sum();
-                        if area >= opts.min_area_m2 {
+                        if area < opts.min_area_m2 {
+                            counts.slivers_ignored += parts.len();
+                            counts.sliver_area_m2 += area;
+                        } else {
                             let largest = parts.iter().max_by(|a, b| a.0.total_cmp(&b.0)).expect("some area");
                             counts.overlap_area_m2 += area;
                             overlaps.push(Overlap {
@@ -558,7 +565,12 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                 failed.push(CheckFailed { check: "gap", codes: codes_involved, reason });
             }
             Ok(parts) => {
-                for (area, location) in parts.into_iter().filter(|q| q.0 >= opts.min_area_m2) {
+                for (area, location) in parts {
+                    if area < opts.min_area_m2 {
+                        counts.slivers_ignored += 1;
+                        counts.sliver_area_m2 += area;
+                        continue;
+                    }
                     counts.gap_area_m2 += area;
                     gaps.push(Gap {
                         parent: codes[p].to_owned(),
@@ -579,7 +591,12 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                     reason,
                 }),
                 Ok(parts) => {
-                    for (area, location) in parts.into_iter().filter(|q| q.0 >= opts.min_area_m2) {
+                    for (area, location) in parts {
+                        if area < opts.min_area_m2 {
+                            counts.slivers_ignored += 1;
+                            counts.sliver_area_m2 += area;
+                            continue;
+                        }
                         counts.outside_parent_area_m2 += area;
                         outside.push(OutsideParent {
                             code: codes[k].to_owned(),
