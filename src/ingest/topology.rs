@@ -29,15 +29,19 @@
 //! - **Outside the parent**: the child minus its parent, each piece of at least `min_area_m2`.
 //! - Areas are geodesic on the WGS84 ellipsoid (`GeodesicArea`), locations are an interior
 //!   point of the piece (lon, lat), so a marker put there lies inside the faulty area.
-//! - Geometric checks follow a parent link only if the parent exists one level up; a broken
-//!   link is reported once in `missing_levels` and its grid is not compared with that parent.
+//! - A grid's level is the one its code's digit count gives; if the code is malformed, the
+//!   declared level; if neither, the grid is only in `bad_codes` and left out of the geometric
+//!   checks. Geometric checks follow a parent link only if the parent exists one level up; a
+//!   broken link is reported once in `missing_levels` and its grid is not compared with that
+//!   parent (its old parent then usually shows a gap where it was).
 //! - Geometry is normalised first (exteriors counter-clockwise), as files come in both
 //!   windings. A grid with no polygon or a non-finite coordinate is listed in `bad_geometry`
 //!   and left out of the geometric checks. Ring validity (self-intersections) is not checked here.
 //! - geo's boolean operations have panicked on degenerate input in earlier versions (georust/geo
 //!   #867, #913, #976, #1064, #1189; geo ≥ 0.29 uses i_overlay instead). Every operation runs
 //!   under `catch_unwind`; a panic becomes a [`CheckFailed`] naming the grids and the import
-//!   goes on. The panic message still goes through the process's panic hook (stderr).
+//!   goes on. The panic message still goes through the process's panic hook (stderr), and a
+//!   build with `panic = "abort"` would lose this guard.
 //! - Each kind of finding keeps at most [`TopologyOptions::max_findings_per_kind`] entries;
 //!   [`Counts`] has the full numbers and `truncated` says whether anything was left out.
 
@@ -60,7 +64,8 @@ mod tests;
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TopologyOptions {
     /// Overlaps, gaps and parts outside the parent smaller than this (m²) are rounding slivers
-    /// and are ignored. Default 1 m² (a unit grid is about 10,000 m²).
+    /// and are ignored (counted in [`Counts::slivers_ignored`]). Default 1 m² (a unit grid is
+    /// about 10,000 m²). Pieces of zero area are never findings, whatever the threshold.
     pub min_area_m2: f64,
     /// Most findings kept per kind; the counts stay exact. Default 1,000.
     pub max_findings_per_kind: usize,
@@ -342,6 +347,9 @@ fn non_blank(s: &Option<String>) -> Option<&str> {
 /// grids outside their parent. Never panics on bad data; see the module doc for the rules.
 pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &TopologyOptions) -> TopologyReport {
     let cap = opts.max_findings_per_kind;
+    // A piece counts if it has area and reaches the threshold (a NaN or negative one means 0).
+    let min_area = if opts.min_area_m2 >= 0.0 { opts.min_area_m2 } else { 0.0 };
+    let is_sliver = |area: f64| !(area > 0.0 && area >= min_area);
     let n_levels = hierarchy.levels.len();
     let level_name = |l: usize| hierarchy.levels.get(l).map(|d| d.name.clone()).unwrap_or_default();
     let mut bad_codes = Capped::new(cap);
@@ -513,7 +521,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                     }),
                     Ok(parts) => {
                         let area: f64 = parts.iter().map(|p| p.0).sum();
-                        if area < opts.min_area_m2 {
+                        if is_sliver(area) {
                             counts.slivers_ignored += parts.len();
                             counts.sliver_area_m2 += area;
                         } else {
@@ -566,7 +574,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
             }
             Ok(parts) => {
                 for (area, location) in parts {
-                    if area < opts.min_area_m2 {
+                    if is_sliver(area) {
                         counts.slivers_ignored += 1;
                         counts.sliver_area_m2 += area;
                         continue;
@@ -592,7 +600,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                 }),
                 Ok(parts) => {
                     for (area, location) in parts {
-                        if area < opts.min_area_m2 {
+                        if is_sliver(area) {
                             counts.slivers_ignored += 1;
                             counts.sliver_area_m2 += area;
                             continue;

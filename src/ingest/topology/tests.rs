@@ -308,6 +308,19 @@ fn grids_sharing_an_edge_do_not_overlap_but_overlapping_ones_do() {
     let r = check_grids(&squares(), &h, &opts());
     assert!(r.is_clean(), "{r:#?}");
     assert_eq!(r.counts.pairs_tested, 0, "boxes that only touch are not even intersected");
+    // An L and the square in its notch: boxes overlapping, outlines only touching. Not an
+    // overlap even with a zero, negative or NaN threshold: touching is zero area.
+    let mut notch = squares();
+    notch[3].geometry = MultiPolygon(vec![polygon![
+        (x: 120.600, y: 31.300), (x: 120.602, y: 31.300), (x: 120.602, y: 31.3005),
+        (x: 120.601, y: 31.3005), (x: 120.601, y: 31.301), (x: 120.600, y: 31.301), (x: 120.600, y: 31.300)
+    ]]);
+    notch[4].geometry = rect(120.601, 31.3005, 120.602, 31.301);
+    for min_area_m2 in [1.0, 0.0, -1.0, f64::NAN] {
+        let r = check_grids(&notch, &h, &TopologyOptions { min_area_m2, ..opts() });
+        assert!(r.is_clean(), "{min_area_m2}: {r:#?}");
+        assert_eq!((r.counts.pairs_tested, r.counts.slivers_ignored), (1, 0));
+    }
 
     // Grid 02 extended 0.0002° west into 01: the overlap is that strip.
     let mut records = squares();
