@@ -143,7 +143,12 @@ fn clean_demo_cities_have_no_finding() {
 
 #[test]
 fn a_vertex_pushed_into_a_sibling_is_one_overlap() {
-    let city = &tiny().city;
+    for demo in [tiny(), wuzhong()] {
+        vertex_pushed_into_a_sibling(&demo.city);
+    }
+}
+
+fn vertex_pushed_into_a_sibling(city: &City) {
     let (a, b, damaged, gained) = push_vertex(city, true, 5.0);
     let r = check(city, &damaged);
     assert_counts(&r, 1, 0, 0, 0, 0);
@@ -158,7 +163,12 @@ fn a_vertex_pushed_into_a_sibling_is_one_overlap() {
 
 #[test]
 fn a_grid_pushed_across_its_community_is_outside_and_overlaps_the_neighbour() {
-    let city = &tiny().city;
+    for demo in [tiny(), wuzhong()] {
+        grid_pushed_across_its_community(&demo.city);
+    }
+}
+
+fn grid_pushed_across_its_community(city: &City) {
     let (a, b, damaged, gained) = push_vertex(city, false, 5.0);
     let r = check(city, &damaged);
     assert_counts(&r, 1, 0, 1, 0, 0);
@@ -398,4 +408,30 @@ fn xicheng_timing() {
     let dt = t.elapsed();
     println!("xicheng: {} grids, {} pairs tested, checked in {dt:?}", r.counts.grids, r.counts.pairs_tested);
     assert!(r.is_clean(), "{}", serde_json::to_string_pretty(&r).unwrap());
+}
+
+#[test]
+fn the_report_serialises_with_snake_case_kinds() {
+    let h = Hierarchy::cjt213();
+    let mut records = squares();
+    records[4].parent = None;
+    let json = serde_json::to_value(check_grids(&records, &h, &opts())).unwrap();
+    assert_eq!(json["missing_levels"][0]["kind"], "no_parent");
+    assert_eq!(json["gaps"][0]["parent"], "320506001001");
+    assert_eq!(json["gaps"][0]["location"].as_array().unwrap().len(), 2);
+    assert_eq!(json["counts"]["missing_levels"], 1);
+    assert_eq!(json["truncated"], false);
+}
+
+#[test]
+fn a_community_without_unit_grids_is_all_gap() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let community = records.iter().find(|r| r.level == Some(3)).unwrap().clone();
+    records.retain(|r| r.parent.as_ref() != Some(&community.code));
+    let r = check(city, &records);
+    assert_counts(&r, 0, 1, 0, 0, 0);
+    assert_eq!(r.gaps[0].parent, community.code);
+    assert_close(r.gaps[0].area_m2, community.geometry.geodesic_area_unsigned(), 1e-9);
+    assert!(inside(&community.geometry, r.gaps[0].location));
 }
