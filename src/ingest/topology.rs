@@ -30,8 +30,8 @@
 //! - Areas are geodesic on the WGS84 ellipsoid (`GeodesicArea`), locations are an interior
 //!   point of the piece (lon, lat), so a marker put there lies inside the faulty area.
 //! - A grid's level is the one its code's digit count gives; if the code is malformed, the
-//!   declared level; if neither, the grid is only in `bad_codes` and left out of the geometric
-//!   checks. Geometric checks follow a parent link only if the parent exists one level up; a
+//!   declared level, else the level of its digit count if it is all digits; if none, the grid
+//!   is only in `bad_codes` and left out of the geometric checks. Geometric checks follow a parent link only if the parent exists one level up; a
 //!   broken link is reported once in `missing_levels` and its grid is not compared with that
 //!   parent (its old parent then usually shows a gap where it was).
 //! - Geometry is normalised first (exteriors counter-clockwise), as files come in both
@@ -392,13 +392,13 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                 bad_codes.push(issue(
                     CodeIssueKind::LevelMismatch,
                     format!(
-                        "declared level {} ({}) but its {} digits make it level {} ({}), which has {} digits",
+                        "declared level {} ({}, codes of {} digits) but its {} digits make it level {} ({})",
                         d + 1,
                         level_name(d),
+                        hierarchy.levels[d].code_digits,
                         code.len(),
                         c + 1,
-                        level_name(c),
-                        hierarchy.levels[c].code_digits
+                        level_name(c)
                     ),
                 ));
             }
@@ -407,7 +407,19 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         if *first_by_code.entry(code).or_insert(i) != i {
             bad_codes.push(issue(CodeIssueKind::Duplicate, format!("grid code {code} appears more than once")));
         }
-        let level = code_level.or(declared);
+        // A malformed code of a level's length (say a wrong province) still places the grid.
+        let digits_level = || {
+            code.bytes().all(|b| b.is_ascii_digit()).then(|| hierarchy.level_of_digits(code.len())).flatten()
+        };
+        let level = code_level.or(declared).or_else(digits_level);
+        if let Some(p) = parent.as_deref().filter(|_| level != Some(0)) {
+            if !(code.len() > p.len() && code.starts_with(p)) {
+                bad_codes.push(issue(
+                    CodeIssueKind::NotExtendingParent,
+                    format!("grid code {code} does not extend its parent's code {p}"),
+                ));
+            }
+        }
         if let Some(l) = level {
             counts.per_level[l] += 1;
         }
@@ -445,14 +457,6 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                 format!("grid {code} ({}) has no parent", level_name(l)),
             )),
             (_, Some(p)) => {
-                if !(code.len() > p.len() && code.starts_with(p)) {
-                    bad_codes.push(CodeIssue {
-                        code: code.to_owned(),
-                        parent: Some(p.to_owned()),
-                        kind: CodeIssueKind::NotExtendingParent,
-                        message: format!("grid code {code} does not extend its parent's code {p}"),
-                    });
-                }
                 match first_by_code.get(p) {
                     None => missing.push(link(
                         MissingLevelKind::UnknownParent,

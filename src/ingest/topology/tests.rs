@@ -352,6 +352,7 @@ fn code_and_link_errors_are_all_listed() {
     records.push(rec("320507", Some(1), "320506", rect(5., 5., 6., 6.))); // top with a parent
     records.push(rec("320506002", Some(2), "320599", rect(5., 5., 6., 6.))); // unknown parent, not extending
     records.push(rec("320506002001", Some(3), "320506", rect(5., 5., 6., 6.))); // skips a level
+    records.push(rec("99050600100105", None, "320506001001", rect(120.6, 31.3, 120.6001, 31.3001))); // no province 99
     let r = check_grids(&records, &h, &opts());
     let kinds: Vec<(&str, CodeIssueKind)> = r.bad_codes.iter().map(|c| (c.code.as_str(), c.kind)).collect();
     assert_eq!(
@@ -361,8 +362,11 @@ fn code_and_link_errors_are_all_listed() {
             ("32050600100103", CodeIssueKind::LevelMismatch),
             ("32050600100101", CodeIssueKind::Duplicate),
             ("320506002", CodeIssueKind::NotExtendingParent),
+            ("99050600100105", CodeIssueKind::Malformed),
+            ("99050600100105", CodeIssueKind::NotExtendingParent),
         ]
     );
+    assert!(r.bad_codes[1].message.contains("declared level 3 (社区, codes of 12 digits)"), "{}", r.bad_codes[1].message);
     let kinds: Vec<(Option<&str>, MissingLevelKind)> =
         r.missing_levels.iter().map(|m| (m.code.as_deref(), m.kind)).collect();
     assert_eq!(
@@ -375,6 +379,10 @@ fn code_and_link_errors_are_all_listed() {
     );
     // The far-away grids are unit grids of 320506001001 (by their parent field) outside it.
     assert_eq!(r.outside_parent.len(), 2, "{:#?}", r.outside_parent);
+    // The grid of a malformed 14-digit code is still a unit grid: it overlaps 01 where it lies;
+    // the two stray unit grids on the same 1° square overlap each other.
+    let pairs: Vec<(&str, &str)> = r.overlaps.iter().map(|o| (o.a.as_str(), o.b.as_str())).collect();
+    assert_eq!(pairs, [("32050600100101", "99050600100105"), ("32050600100103", "32050600100101")]);
 }
 
 #[test]
