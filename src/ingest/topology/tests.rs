@@ -1,0 +1,445 @@
+//! The clean demo cities have no finding; seeded damage gives exactly the findings expected,
+//! with areas from independent oracles (the geodesic area of a polygon built by hand, of a
+//! deleted grid) and locations inside the damaged area.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use geo::{Contains, GeodesicArea};
+use geo_types::{Coord, LineString, MultiPolygon, Point, Polygon, polygon};
+
+use super::*;
+use crate::crs::distance::LocalPlane;
+use crate::demo::{DemoCity, DemoSpec, Preset, generate};
+
+fn quiet(_: u64, _: u64) {}
+
+fn demo(preset: Preset, seed: u64) -> DemoCity {
+    generate(&DemoSpec { preset, components: Some(0), seed }, &quiet).unwrap()
+}
+
+fn tiny() -> &'static DemoCity {
+    static CITY: OnceLock<DemoCity> = OnceLock::new();
+    CITY.get_or_init(|| demo(Preset::Tiny, 42))
+}
+
+fn wuzhong() -> &'static DemoCity {
+    static CITY: OnceLock<DemoCity> = OnceLock::new();
+    CITY.get_or_init(|| demo(Preset::Wuzhong, 7))
+}
+
+fn opts() -> TopologyOptions {
+    TopologyOptions::default()
+}
+
+fn check(city: &City, records: &[GridRecord]) -> TopologyReport {
+    check_grids(records, &city.hierarchy, &opts())
+}
+
+/// Asserts the exact number of findings of each kind.
+#[track_caller]
+fn assert_counts(r: &TopologyReport, overlaps: usize, gaps: usize, outside: usize, codes: usize, missing: usize) {
+    let got = (r.overlaps.len(), r.gaps.len(), r.outside_parent.len(), r.bad_codes.len(), r.missing_levels.len());
+    assert_eq!(got, (overlaps, gaps, outside, codes, missing), "{}", serde_json::to_string_pretty(r).unwrap());
+    assert!(r.bad_geometry.is_empty() && r.check_failed.is_empty(), "{r:#?}");
+    assert!(!r.truncated);
+}
+
+#[track_caller]
+fn assert_close(got: f64, want: f64, rel: f64) {
+    assert!((got - want).abs() <= rel * want.abs() + 1e-6, "got {got}, want {want} (±{rel} relative)");
+}
+
+fn inside(mp: &MultiPolygon<f64>, at: [f64; 2]) -> bool {
+    mp.contains(&Point::new(at[0], at[1]))
+}
+
+fn unit_indices(city: &City, records: &[GridRecord]) -> Vec<usize> {
+    let unit = city.hierarchy.unit_level() as u8 + 1;
+    (0..records.len()).filter(|&i| records[i].level == Some(unit)).collect()
+}
+
+fn key(c: Coord<f64>) -> (u64, u64) {
+    (c.x.to_bits(), c.y.to_bits())
+}
+
+/// A vertex of unit grid `a` shared with exactly one other unit grid `b`, whose two ring
+/// neighbours are vertices of `b` too, so it lies inside the `a`–`b` border; `siblings` chooses
+/// whether `a` and `b` have the same parent. The vertex is pushed `push_m` metres into `b`
+/// (perpendicular to its neighbours' chord). Returns `(a, b, damaged records, hand-made
+/// polygon of the area `a` gains)`; that polygon lies in `b` by construction and is checked to.
+fn push_vertex(city: &City, siblings: bool, push_m: f64) -> (usize, usize, Vec<GridRecord>, Polygon<f64>) {
+    let records = GridRecord::from_city(city);
+    let units = unit_indices(city, &records);
+    let mut owners: HashMap<(u64, u64), Vec<usize>> = HashMap::new();
+    let mut vertices: Vec<HashSet<(u64, u64)>> = vec![HashSet::new(); records.len()];
+    for &i in &units {
+        for c in &records[i].geometry.0[0].exterior().0 {
+            if vertices[i].insert(key(*c)) {
+                owners.entry(key(*c)).or_default().push(i);
+            }
+        }
+    }
+    for &a in &units {
+        let ring = &records[a].geometry.0[0].exterior().0;
+        let n = ring.len() - 1; // closed ring
+        for k in 0..n {
+            let (prev, v, next) = (ring[(k + n - 1) % n], ring[k], ring[(k + 1) % n]);
+            let o = &owners[&key(v)];
+            if o.len() != 2 {
+                continue;
+            }
+            let b = if o[0] == a { o[1] } else { o[0] };
+            if !vertices[b].contains(&key(prev)) || !vertices[b].contains(&key(next)) {
+                continue;
+            }
+            if (records[a].parent == records[b].parent) != siblings {
+                continue;
+            }
+            // `a` is counter-clockwise, so `b` lies to the right of prev → next.
+            let plane = LocalPlane::new(v);
+            let (p, q, w) = (plane.to_xy(prev), plane.to_xy(next), plane.to_xy(v));
+            let (dx, dy) = (q[0] - p[0], q[1] - p[1]);
+            let len = dx.hypot(dy);
+            if len < 20.0 {
+                continue;
+            }
+            let moved = plane.to_lonlat([w[0] + dy / len * push_m, w[1] - dx / len * push_m]);
+            // Clockwise as built (it lies right of a's counter-clockwise border): orient it.
+            let gained = Polygon::new(LineString(vec![prev, v, next, moved, prev]), vec![]).orient(Direction::Default);
+            let b_poly = &records[b].geometry.0[0];
+            if !b_poly.contains(&Point::from(moved)) || !b_poly.contains(&gained) || gained.geodesic_area_unsigned() < 20.0 {
+                continue;
+            }
+            let mut damaged = records.clone();
+            let mut ring = ring.clone();
+            ring[k] = moved;
+            if k == 0 {
+                ring[n] = moved;
+            }
+            damaged[a].geometry = MultiPolygon(vec![Polygon::new(LineString(ring), vec![])]);
+            return (a, b, damaged, gained);
+        }
+    }
+    panic!("no vertex to push (siblings: {siblings})");
+}
+
+#[test]
+fn clean_demo_cities_have_no_finding() {
+    for (name, demo) in [("tiny", tiny()), ("wuzhong", wuzhong())] {
+        let r = check_city(&demo.city, &opts());
+        assert!(r.is_clean(), "{name}: {}", serde_json::to_string_pretty(&r).unwrap());
+        assert_eq!(r.counts.per_level, demo.city.level_counts(), "{name}");
+        assert!(r.counts.pairs_tested > 0, "{name}: the R-tree found neighbours");
+        // The generator shares the very same points between neighbours: not even a sliver.
+        assert_eq!((r.counts.slivers_ignored, r.counts.sliver_area_m2), (0, 0.0), "{name}");
+    }
+    // Touching grids are tested, but far fewer than all pairs.
+    let r = check_city(&wuzhong().city, &opts());
+    let n = wuzhong().city.grids.len();
+    assert!(r.counts.pairs_tested < n * 10, "{} pairs of {n} grids", r.counts.pairs_tested);
+}
+
+#[test]
+fn a_vertex_pushed_into_a_sibling_is_one_overlap() {
+    for demo in [tiny(), wuzhong()] {
+        vertex_pushed_into_a_sibling(&demo.city);
+    }
+}
+
+fn vertex_pushed_into_a_sibling(city: &City) {
+    let (a, b, damaged, gained) = push_vertex(city, true, 5.0);
+    let r = check(city, &damaged);
+    assert_counts(&r, 1, 0, 0, 0, 0);
+    let o = &r.overlaps[0];
+    assert_eq!((o.a.as_str(), o.b.as_str()), (damaged[a.min(b)].code.as_str(), damaged[a.max(b)].code.as_str()));
+    assert!(o.same_parent);
+    assert_eq!((o.level, o.pieces), (4, 1));
+    assert_close(o.area_m2, gained.geodesic_area_unsigned(), 1e-3);
+    assert!(gained.contains(&Point::new(o.location[0], o.location[1])), "{o:?}");
+    assert!(inside(&damaged[a].geometry, o.location) && inside(&damaged[b].geometry, o.location));
+}
+
+#[test]
+fn a_grid_pushed_across_its_community_is_outside_and_overlaps_the_neighbour() {
+    for demo in [tiny(), wuzhong()] {
+        grid_pushed_across_its_community(&demo.city);
+    }
+}
+
+fn grid_pushed_across_its_community(city: &City) {
+    let (a, b, damaged, gained) = push_vertex(city, false, 5.0);
+    let r = check(city, &damaged);
+    assert_counts(&r, 1, 0, 1, 0, 0);
+    let want = gained.geodesic_area_unsigned();
+    let o = &r.overlaps[0];
+    assert!(!o.same_parent);
+    let mut pair = [o.a.as_str(), o.b.as_str()];
+    pair.sort_unstable();
+    let mut expected = [damaged[a].code.as_str(), damaged[b].code.as_str()];
+    expected.sort_unstable();
+    assert_eq!(pair, expected);
+    assert_close(o.area_m2, want, 1e-3);
+    let out = &r.outside_parent[0];
+    assert_eq!(out.code, damaged[a].code);
+    assert_eq!(Some(&out.parent), damaged[a].parent.as_ref());
+    assert_close(out.area_m2, want, 1e-3);
+    for at in [o.location, out.location] {
+        assert!(gained.contains(&Point::new(at[0], at[1])), "{at:?}");
+    }
+}
+
+#[test]
+fn a_deleted_grid_is_one_gap_of_its_area_in_its_community() {
+    for demo in [tiny(), wuzhong()] {
+        let city = &demo.city;
+        let mut records = GridRecord::from_city(city);
+        let units = unit_indices(city, &records);
+        let gone = records.remove(units[units.len() / 2]);
+        let r = check(city, &records);
+        assert_counts(&r, 0, 1, 0, 0, 0);
+        let g = &r.gaps[0];
+        assert_eq!(Some(&g.parent), gone.parent.as_ref());
+        assert_eq!((g.level, g.level_name.as_str()), (3, "社区"));
+        assert_close(g.area_m2, gone.geometry.geodesic_area_unsigned(), 1e-4);
+        assert!(inside(&gone.geometry, g.location), "{g:?}");
+    }
+}
+
+#[test]
+fn a_code_not_extending_its_parent_is_one_bad_code() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let units = unit_indices(city, &records);
+    let victim = units[0];
+    let other_community = records
+        .iter()
+        .find(|r| r.level == Some(3) && Some(&r.code) != records[victim].parent.as_ref())
+        .unwrap()
+        .code
+        .clone();
+    let new_code = format!("{other_community}99");
+    assert!(records.iter().all(|r| r.code != new_code));
+    records[victim].code = new_code.clone();
+    let r = check(city, &records);
+    assert_counts(&r, 0, 0, 0, 1, 0);
+    assert_eq!(r.bad_codes[0].kind, CodeIssueKind::NotExtendingParent);
+    assert_eq!(r.bad_codes[0].code, new_code);
+    assert_eq!(r.bad_codes[0].parent, records[victim].parent);
+}
+
+#[test]
+fn a_grid_skipping_a_level_is_one_missing_level_and_leaves_a_gap() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let victim = unit_indices(city, &records)[3];
+    let community = records[victim].parent.clone().unwrap();
+    let street = records.iter().find(|r| r.code == community).unwrap().parent.clone().unwrap();
+    records[victim].parent = Some(street.clone());
+    let r = check(city, &records);
+    // The grid's code still extends the street's; its community now lacks it: one gap there.
+    assert_counts(&r, 0, 1, 0, 0, 1);
+    let m = &r.missing_levels[0];
+    assert_eq!(m.kind, MissingLevelKind::NotOneLevelUp);
+    assert_eq!((m.code.as_ref(), m.parent.as_ref(), m.level), (Some(&records[victim].code), Some(&street), Some(4)));
+    assert_eq!(r.gaps[0].parent, community);
+    // The boolean operations leave a few rounding slivers around the hole (here 4, ~1e-5 m²).
+    assert!(r.counts.sliver_area_m2 < 0.01, "{:?}", r.counts);
+    assert_close(r.gaps[0].area_m2, records[victim].geometry.geodesic_area_unsigned(), 1e-4);
+
+    // No parent at all: the same, as `no_parent`.
+    records[victim].parent = None;
+    let r = check(city, &records);
+    assert_counts(&r, 0, 1, 0, 0, 1);
+    assert_eq!(r.missing_levels[0].kind, MissingLevelKind::NoParent);
+}
+
+#[test]
+fn an_empty_level_is_reported_once_not_as_one_gap_per_community() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    records.retain(|r| r.level != Some(4));
+    let r = check(city, &records);
+    assert_counts(&r, 0, 0, 0, 0, 1);
+    assert_eq!(r.missing_levels[0].kind, MissingLevelKind::EmptyLevel);
+    assert_eq!(r.missing_levels[0].level, Some(4));
+    assert_eq!(r.counts.per_level, [1, 3, 6, 0]);
+}
+
+#[test]
+fn findings_are_capped_but_counted() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let units = unit_indices(city, &records);
+    let (first, last) = (units[0], *units.last().unwrap());
+    records.remove(last);
+    records.remove(first);
+    let r = check_grids(&records, &city.hierarchy, &TopologyOptions { max_findings_per_kind: 1, ..opts() });
+    assert_eq!((r.gaps.len(), r.counts.gaps), (1, 2));
+    assert!(r.truncated);
+}
+
+#[test]
+fn clockwise_outlines_are_normalised() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    for r in &mut records {
+        r.geometry = r.geometry.orient(Direction::Reversed);
+    }
+    assert!(check(city, &records).is_clean());
+}
+
+// A small hand-made layer: squares in lon/lat near Suzhou.
+
+fn rect(x0: f64, y0: f64, x1: f64, y1: f64) -> MultiPolygon<f64> {
+    MultiPolygon(vec![polygon![(x: x0, y: y0), (x: x1, y: y0), (x: x1, y: y1), (x: x0, y: y1), (x: x0, y: y0)]])
+}
+
+fn rec(code: &str, level: Option<u8>, parent: &str, geometry: MultiPolygon<f64>) -> GridRecord {
+    GridRecord { code: code.into(), level, parent: (!parent.is_empty()).then(|| parent.into()), geometry }
+}
+
+/// District › street › community › two unit grids side by side, tiling it exactly.
+fn squares() -> Vec<GridRecord> {
+    let all = rect(120.60, 31.30, 120.602, 31.301);
+    vec![
+        rec("320506", Some(1), "", all.clone()),
+        rec("320506001", Some(2), "320506", all.clone()),
+        rec("320506001001", Some(3), "320506001", all),
+        rec("32050600100101", Some(4), "320506001001", rect(120.600, 31.30, 120.601, 31.301)),
+        rec("32050600100102", Some(4), "320506001001", rect(120.601, 31.30, 120.602, 31.301)),
+    ]
+}
+
+#[test]
+fn grids_sharing_an_edge_do_not_overlap_but_overlapping_ones_do() {
+    let h = Hierarchy::cjt213();
+    let r = check_grids(&squares(), &h, &opts());
+    assert!(r.is_clean(), "{r:#?}");
+    assert_eq!(r.counts.pairs_tested, 0, "boxes that only touch are not even intersected");
+    // An L and the square in its notch: boxes overlapping, outlines only touching. Not an
+    // overlap even with a zero, negative or NaN threshold: touching is zero area.
+    let mut notch = squares();
+    notch[3].geometry = MultiPolygon(vec![polygon![
+        (x: 120.600, y: 31.300), (x: 120.602, y: 31.300), (x: 120.602, y: 31.3005),
+        (x: 120.601, y: 31.3005), (x: 120.601, y: 31.301), (x: 120.600, y: 31.301), (x: 120.600, y: 31.300)
+    ]]);
+    notch[4].geometry = rect(120.601, 31.3005, 120.602, 31.301);
+    for min_area_m2 in [1.0, 0.0, -1.0, f64::NAN] {
+        let r = check_grids(&notch, &h, &TopologyOptions { min_area_m2, ..opts() });
+        assert!(r.is_clean(), "{min_area_m2}: {r:#?}");
+        assert_eq!((r.counts.pairs_tested, r.counts.slivers_ignored), (1, 0));
+    }
+
+    // Grid 02 extended 0.0002° west into 01: the overlap is that strip.
+    let mut records = squares();
+    records[4].geometry = rect(120.6008, 31.30, 120.602, 31.301);
+    let r = check_grids(&records, &h, &opts());
+    assert_counts(&r, 1, 0, 0, 0, 0);
+    let strip = rect(120.6008, 31.30, 120.601, 31.301);
+    assert_close(r.overlaps[0].area_m2, strip.geodesic_area_unsigned(), 1e-6);
+    assert!(inside(&strip, r.overlaps[0].location));
+}
+
+#[test]
+fn code_and_link_errors_are_all_listed() {
+    let h = Hierarchy::cjt213();
+    let mut records = squares();
+    records.push(rec("3205060010010", None, "320506001001", rect(0., 0., 1., 1.))); // 13 digits
+    records.push(rec("32050600100103", Some(3), "320506001001", rect(0., 0., 1., 1.))); // level 4 declared 3
+    records.push(rec("32050600100101", Some(4), "320506001001", rect(0., 0., 1., 1.))); // duplicate
+    records.push(rec("320507", Some(1), "320506", rect(5., 5., 6., 6.))); // top with a parent
+    records.push(rec("320506002", Some(2), "320599", rect(5., 5., 6., 6.))); // unknown parent, not extending
+    records.push(rec("320506002001", Some(3), "320506", rect(5., 5., 6., 6.))); // skips a level
+    records.push(rec("99050600100105", None, "320506001001", rect(120.6, 31.3, 120.6001, 31.3001))); // no province 99
+    let r = check_grids(&records, &h, &opts());
+    let kinds: Vec<(&str, CodeIssueKind)> = r.bad_codes.iter().map(|c| (c.code.as_str(), c.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("3205060010010", CodeIssueKind::Malformed),
+            ("32050600100103", CodeIssueKind::LevelMismatch),
+            ("32050600100101", CodeIssueKind::Duplicate),
+            ("320506002", CodeIssueKind::NotExtendingParent),
+            ("99050600100105", CodeIssueKind::Malformed),
+            ("99050600100105", CodeIssueKind::NotExtendingParent),
+        ]
+    );
+    assert!(r.bad_codes[1].message.contains("declared level 3 (社区, codes of 12 digits)"), "{}", r.bad_codes[1].message);
+    let kinds: Vec<(Option<&str>, MissingLevelKind)> =
+        r.missing_levels.iter().map(|m| (m.code.as_deref(), m.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (Some("320507"), MissingLevelKind::TopLevelWithParent),
+            (Some("320506002"), MissingLevelKind::UnknownParent),
+            (Some("320506002001"), MissingLevelKind::NotOneLevelUp),
+        ]
+    );
+    // The far-away grids are unit grids of 320506001001 (by their parent field) outside it.
+    assert_eq!(r.outside_parent.len(), 2, "{:#?}", r.outside_parent);
+    // The grid of a malformed 14-digit code is still a unit grid: it overlaps 01 where it lies;
+    // the two stray unit grids on the same 1° square overlap each other.
+    let pairs: Vec<(&str, &str)> = r.overlaps.iter().map(|o| (o.a.as_str(), o.b.as_str())).collect();
+    assert_eq!(pairs, [("32050600100101", "99050600100105"), ("32050600100103", "32050600100101")]);
+}
+
+#[test]
+fn bad_geometry_is_reported_not_checked() {
+    let h = Hierarchy::cjt213();
+    let mut records = squares();
+    records[3].geometry = rect(f64::NAN, 31.30, 120.601, 31.301);
+    records[4].geometry = MultiPolygon(vec![]);
+    let r = check_grids(&records, &h, &opts());
+    let bad: Vec<&str> = r.bad_geometry.iter().map(|b| b.code.as_str()).collect();
+    assert_eq!(bad, ["32050600100101", "32050600100102"]);
+    // Their community is then uncovered: all of it is one gap.
+    assert_eq!(r.gaps.len(), 1);
+    assert!(r.check_failed.is_empty());
+}
+
+#[test]
+fn a_panic_becomes_a_message() {
+    assert_eq!(guarded(|| 1), Ok(1));
+    assert_eq!(guarded(|| -> u8 { panic!("boom {}", 1) }), Err("boom 1".into()));
+    assert_eq!(guarded(|| -> u8 { panic!("static") }), Err("static".into()));
+}
+
+/// `cargo test --release --lib ingest::topology::tests::xicheng_timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn xicheng_timing() {
+    let demo = demo(Preset::Xicheng, 1);
+    let t = Instant::now();
+    let r = check_city(&demo.city, &opts());
+    let dt = t.elapsed();
+    println!("xicheng: {} grids, {} pairs tested, checked in {dt:?}", r.counts.grids, r.counts.pairs_tested);
+    assert!(r.is_clean(), "{}", serde_json::to_string_pretty(&r).unwrap());
+}
+
+#[test]
+fn the_report_serialises_with_snake_case_kinds() {
+    let h = Hierarchy::cjt213();
+    let mut records = squares();
+    records[4].parent = None;
+    let json = serde_json::to_value(check_grids(&records, &h, &opts())).unwrap();
+    assert_eq!(json["missing_levels"][0]["kind"], "no_parent");
+    assert_eq!(json["gaps"][0]["parent"], "320506001001");
+    assert_eq!(json["gaps"][0]["location"].as_array().unwrap().len(), 2);
+    assert_eq!(json["counts"]["missing_levels"], 1);
+    assert_eq!(json["truncated"], false);
+}
+
+#[test]
+fn a_community_without_unit_grids_is_all_gap() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let community = records.iter().find(|r| r.level == Some(3)).unwrap().clone();
+    records.retain(|r| r.parent.as_ref() != Some(&community.code));
+    let r = check(city, &records);
+    assert_counts(&r, 0, 1, 0, 0, 0);
+    assert_eq!(r.gaps[0].parent, community.code);
+    assert_close(r.gaps[0].area_m2, community.geometry.geodesic_area_unsigned(), 1e-9);
+    assert!(inside(&community.geometry, r.gaps[0].location));
+}
