@@ -4,6 +4,7 @@
 # (examples/trivial_server.rs), all with wrk on loopback, one after the other in one run.
 #
 #   benches/load.sh [preset] [seconds] [connections]     # default: xicheng 10 64
+#   ONLY=tiles benches/load.sh …                         # the tile runs only
 #
 # Needs wrk (Debian package `wrk`; installed here if missing and we are root). Prints one line
 # per endpoint: requests/s, p50, p99 latency, and the ratio to the baseline.
@@ -90,14 +91,17 @@ pair() { # name url [lua-script [path-format]]
 
 echo "preset $preset, $secs s per run, $conns connections, 2 wrk threads; $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 run warmup "http://$city" "$tmp/points_wgs84.lua" "/v1/locate?lon=%.8f&lat=%.8f" >/dev/null
+if [ "${ONLY:-}" != tiles ]; then
 pair locate "http://$city" "$tmp/points_wgs84.lua" "/v1/locate?lon=%.8f&lat=%.8f"
 pair locate_gcj02_accuracy30 "http://$city" "$tmp/points_gcj02.lua" "/v1/locate?lon=%.8f&lat=%.8f&crs=gcj02&accuracy=30"
 pair nearest_k10 "http://$city" "$tmp/points_wgs84.lua" "/v1/components/nearest?lon=%.8f&lat=%.8f&k=10"
 pair health "http://$city/health"
+fi
 
-# Cached tiles: 64 tiles around the centre at z14 and at z16 (the densest component zoom),
-# warmed once, then asked for with Accept-Encoding: gzip as a browser does.
-for z in 14 16; do
+# Cached tiles: 64 tiles around the centre at each zoom of TILE_ZOOMS (default z12–z18; z16 is
+# the densest component zoom), warmed once, then asked for with Accept-Encoding: gzip as a
+# browser does.
+for z in ${TILE_ZOOMS:-12 13 14 15 16 17 18}; do
   python3 - "$city" "$z" "$extent_center" >"$tmp/tiles_$z.lua" <<'PY'
 import math, sys
 z = int(sys.argv[2]); lon, lat = map(float, sys.argv[3].split(","))
