@@ -79,7 +79,7 @@ impl World {
             })
             .collect();
         let zones = ZoneIndex::build(&city);
-        let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city);
+        let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city, loaded.calendar_toml.as_deref());
         World {
             routing,
             city,

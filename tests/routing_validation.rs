@@ -190,3 +190,26 @@ fn zone_rules_must_name_real_zones_and_not_tie_inside_a_zone() {
     let (_, report) = RuleSet::load(&fine, &world.city).unwrap();
     assert!(report.ok);
 }
+
+#[test]
+fn a_city_calendar_in_the_data_directory_sets_the_deadlines_and_a_broken_one_stops_routing() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_tiny(dir.path());
+    let load = || World::new(citygrid::store::Store::open(dir.path()).unwrap().load_city(&|_, _| {}).unwrap());
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+    // Built in: Monday 23 Nov 10:00 + 4 working hours (0102 in 长桥街道) = 15:30 the same day.
+    let world = load();
+    let a = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now).unwrap();
+    assert_eq!(a.deadline.due, "2026-11-23T15:30:00+08:00");
+    // The city declares 23 Nov a local holiday: the clock starts Tuesday 08:30.
+    let text = include_str!("../fixtures/routing/calendar.toml").replacen("holidays = [", "holidays = [\n  \"2026-11-23\",", 1);
+    std::fs::write(dir.path().join("calendar.toml"), text).unwrap();
+    let world = load();
+    let a = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now).unwrap();
+    assert_eq!(a.deadline.due, "2026-11-24T14:00:00+08:00", "4 wh from Tuesday 08:30: 08:30–12:00 is 3.5 h, then 13:30–14:00");
+    // A calendar that does not read: no routing with wrong deadlines, and the reason given.
+    std::fs::write(dir.path().join("calendar.toml"), "working_hours = [\"nine to five\"]\n").unwrap();
+    let world = load();
+    let Err(e) = citygrid::routing::route(&world, &case_at_street_001(&world, "2026-11-23T10:00:00+08:00"), now) else { panic!("must not route") };
+    assert!(e.to_string().contains("calendar.toml"), "{e}");
+}

@@ -92,15 +92,28 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Parses and validates the stored list of a snapshot (built-in calendar, default config).
-    pub fn load(csv: Option<&str>, version: Option<u64>, city: &crate::model::City) -> Routing {
+    /// Parses and validates the stored list of a snapshot with the city's calendar
+    /// (`calendar.toml` of the data directory; the built-in one when `None`) and the default
+    /// config. A calendar that does not read leaves the snapshot without routing (its deadlines
+    /// would be wrong), saying why.
+    pub fn load(csv: Option<&str>, version: Option<u64>, city: &crate::model::City, calendar_toml: Option<&str>) -> Routing {
+        let calendar = match calendar_toml.map(WorkCalendar::from_toml) {
+            None => Ok(WorkCalendar::default()),
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(format!("calendar.toml of the data directory: {e}")),
+        };
         let mut routing = Routing {
             rules: Err("the data directory has no responsibility list".into()),
             report: None,
             line_errors: Vec::new(),
-            calendar: WorkCalendar::default(),
+            calendar: calendar.clone().unwrap_or_default(),
             config: RoutingConfig::default(),
         };
+        if let Err(problem) = calendar {
+            tracing::error!(%problem, "case routing is off until the calendar is fixed");
+            routing.rules = Err(problem);
+            return routing;
+        }
         if let Some(csv) = csv {
             match RuleSet::load(csv, city) {
                 Ok((mut set, report)) => {

@@ -71,6 +71,8 @@ const DATASETS: [&Def; 5] = [&GRIDS, &COMPONENTS, &ZONES, &UNITS, &RULES];
 
 const MANIFEST: &str = "manifest.json";
 const CITY_TOML: &str = "city.toml";
+/// Optional: the city's own working calendar for deadlines (else the built-in one).
+const CALENDAR_TOML: &str = "calendar.toml";
 const CLASS_FILES: [&str; 2] = ["component_classes.csv", "event_classes.csv"];
 
 /// Everything that can go wrong with a data directory. Messages name the file.
@@ -145,6 +147,8 @@ pub struct LoadedCity {
     pub meta: CityMeta,
     pub versions: Versions,
     pub rules_csv: Option<String>,
+    /// `calendar.toml` of the data directory, if the city has its own working calendar.
+    pub calendar_toml: Option<String>,
 }
 
 /// Where a simulated crash stops [`Store::save_city_with_crash`] (tests only).
@@ -495,7 +499,14 @@ impl Store {
             }
             None => None,
         };
+        let calendar_path = self.dir.join(CALENDAR_TOML);
+        let calendar_toml = match std::fs::read_to_string(&calendar_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => return Err(StoreError::Io { path: calendar_path, source }),
+        };
         Ok(LoadedCity {
+            calendar_toml,
             city,
             meta,
             versions: self.versions(),
