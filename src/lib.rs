@@ -8,6 +8,7 @@ pub mod datasets;
 pub mod demo;
 pub mod http;
 pub mod index;
+pub mod ingest;
 pub mod lookup;
 pub mod model;
 pub mod routing;

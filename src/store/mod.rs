@@ -23,7 +23,7 @@
 
 pub mod audit;
 mod atomic;
-mod fgb;
+pub(crate) mod fgb;
 mod manifest;
 mod versions;
 
