@@ -6,6 +6,7 @@ mod body;
 mod cases;
 pub mod error;
 mod health;
+mod ingest;
 mod layers;
 mod lookup;
 mod params;
@@ -13,7 +14,8 @@ mod routing;
 pub mod tiles;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
     /// The data directory's versioned datasets (`None`: an in-memory server, nothing to switch).
     pub datasets: Option<std::sync::Arc<crate::datasets::Datasets>>,
+    /// Largest layer upload accepted (`PUT /v1/layers/{name}`), bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl AppState {
@@ -41,7 +45,7 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
-        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None, datasets: None }
+        AppState { world, tiles: tiles::TileCache::new(max_bytes), admin: auth::AdminTokens::default(), audit: None, datasets: None, max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20 }
     }
 
     /// The same state, versioning and switching the datasets of `datasets` (whose handle must
@@ -57,6 +61,12 @@ impl AppState {
         self
     }
 
+    /// The same state, accepting layer uploads of up to `mb` MiB.
+    pub fn with_max_upload_mb(mut self, mb: usize) -> AppState {
+        self.max_upload_bytes = mb.saturating_mul(1 << 20);
+        self
+    }
+
     /// The same state, accepting these bearer tokens for writes.
     pub fn with_admin_tokens(mut self, tokens: Vec<String>) -> AppState {
         self.admin = auth::AdminTokens::new(tokens);
@@ -64,8 +74,12 @@ impl AppState {
     }
 }
 
+/// Default of `max_upload_mb`: the largest layer upload, MiB.
+pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
     Router::new()
         .route("/health", get(health::health))
         .route("/v1/locate", get(lookup::locate))
@@ -75,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
         .route("/v1/layers", get(layers::list))
+        .route("/v1/layers/{name}", put(ingest::import).layer(upload_limit))
         .route("/v1/layers/{name}/versions", get(layers::versions))
         .route("/v1/layers/{name}/rollback", post(layers::rollback))
         .route("/v1/rules/versions", get(layers::rules_versions))
