@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Format;
 
 /// At most this many issues are listed one by one; the counts always cover all.
-pub const MAX_LISTED_ISSUES: usize = 1000;
+pub const MAX_LISTED_ISSUES: usize = 200;
 
 /// What is wrong with a feature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
