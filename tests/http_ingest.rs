@@ -283,7 +283,9 @@ async fn bad_uploads_are_clear_4xx_and_change_nothing() {
     unknown_class[0]["properties"]["code"] = json!(format!("{}2199{}", &unknown_class[0]["properties"]["code"].as_str().unwrap()[..6], "999999"));
     unknown_class[0]["properties"]["class"] = json!("2199");
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    let cases: Vec<(&str, String, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // (what, query, content type, body, status, error code)
+    type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         ("truncated GeoJSON", "".into(), Some("application/geo+json"), good.as_bytes()[..good.len() / 2].to_vec(), StatusCode::BAD_REQUEST, "unreadable_layer"),
         ("binary garbage, sniffed", "".into(), Some("application/octet-stream"), garbage.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         ("binary garbage as GeoJSON", "".into(), Some("application/geo+json"), garbage.clone(), StatusCode::BAD_REQUEST, "unreadable_layer"),

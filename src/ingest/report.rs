@@ -165,6 +165,11 @@ impl Report {
         }
     }
 
+    /// Orders the listed issues by scope, then feature, then kind.
+    pub(super) fn sort_issues(&mut self) {
+        self.issues.sort_by_key(|i| (i.scope == Scope::CurrentComponents, i.feature, i.kind));
+    }
+
     /// One line: what happened.
     pub fn summary(&self) -> String {
         let verdict = if self.accepted_layer { "accepted" } else { "REJECTED" };
@@ -183,9 +188,10 @@ impl Report {
         let mut s = String::new();
         let w = &mut s;
         let _ = writeln!(w, "{}", self.summary());
-        let _ = writeln!(w, "CRS: {} ({}); policy: {:?}", self.crs, self.crs_source, self.policy);
+        let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = writeln!(w, "CRS: {} ({}); policy: {}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
         for (kind, n) in &self.counts {
-            let _ = writeln!(w, "  {:<20} {n:>8}  ({:?})", serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(), kind.severity());
+            let _ = writeln!(w, "  {:<20} {n:>8}  ({})", name(serde_json::to_value(kind)), name(serde_json::to_value(kind.severity())));
         }
         for i in &self.issues {
             let mut at = String::new();

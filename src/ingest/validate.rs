@@ -308,7 +308,9 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
 
     report.accepted = candidates.len() as u64;
     report.dropped = report.features - report.accepted;
+    report.sort_issues();
     let reject = |mut report: Report, why: String| {
+        report.sort_issues();
         report.accepted_layer = false;
         report.rejection = Some(why);
         Ok(Prepared { report, city: None, units_changed: false })
@@ -348,6 +350,7 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
             );
         }
     }
+    report.sort_issues();
     report.accepted_layer = true;
     let units_changed = city.units.len() > current.units.len();
     Ok(Prepared { report, city: Some(city), units_changed })
