@@ -452,3 +452,66 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
     }
     missing
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{DemoSpec, Preset, generate};
+    use crate::ingest::{Feature, Format};
+    use geo_types::polygon;
+
+    /// The city's grids as a source layer (our field names), with `edit` applied to each
+    /// feature's (code, parent).
+    fn grids_layer(city: &City, edit: impl Fn(&mut String, &mut String)) -> SourceLayer {
+        let mut layer = SourceLayer::new(Format::GeoJson);
+        layer.columns = ["code", "name", "parent"].map(String::from).to_vec();
+        for (i, g) in city.grids.iter().enumerate() {
+            let (mut code, mut parent) = (g.code.to_string(), g.parent.map(|p| city.grid(p).code.to_string()).unwrap_or_default());
+            edit(&mut code, &mut parent);
+            layer.features.push(Feature {
+                index: i as u64,
+                line: None,
+                geometry: Some(Geometry::MultiPolygon(g.geometry.clone())),
+                problem: None,
+                values: vec![Some(code), Some(g.name.clone()), Some(parent)],
+            });
+        }
+        layer
+    }
+
+    #[test]
+    fn self_intersecting_polygons_and_wrong_geometry_types_are_refused() {
+        let bowtie = polygon![(x: 0., y: 0.), (x: 1., y: 1.), (x: 1., y: 0.), (x: 0., y: 1.), (x: 0., y: 0.)];
+        let Err((kind, message)) = shape(LayerKind::Grids, Geometry::Polygon(bowtie)) else { panic!("a bowtie passed") };
+        assert_eq!(kind, IssueKind::InvalidGeometry);
+        assert!(message.contains("intersect"), "{message}");
+        // Clockwise input comes out counter-clockwise, as the model keeps it.
+        let cw = polygon![(x: 0., y: 0.), (x: 0., y: 1.), (x: 1., y: 1.), (x: 1., y: 0.), (x: 0., y: 0.)];
+        let Ok(Shape::Area(mp)) = shape(LayerKind::Grids, Geometry::Polygon(cw)) else { panic!() };
+        assert!(geo::Winding::is_ccw(mp.0[0].exterior()));
+        let point = Geometry::Point(geo_types::Point::new(120.0, 31.0));
+        assert!(matches!(shape(LayerKind::Grids, point.clone()), Err((IssueKind::WrongGeometryType, _))));
+        assert!(matches!(shape(LayerKind::Components, point), Ok(Shape::Point(_))));
+    }
+
+    #[test]
+    fn a_dropped_grid_drops_its_descendants_and_orphaned_components_reject_the_import() {
+        let city = generate(&DemoSpec { preset: Preset::Tiny, components: None, seed: 1 }, &|_, _| {}).unwrap().city;
+        let index = GridIndex::build(&city);
+        let options = ImportOptions::new(LayerKind::Grids);
+        // Unchanged: accepted, nothing to report.
+        let p = prepare(grids_layer(&city, |_, _| {}), &options, &city, &index).unwrap();
+        assert!(p.report.accepted_layer && p.report.errors == 0 && p.report.warnings == 0, "{}", p.report.to_text());
+        assert_eq!(p.city.unwrap().grids.len(), city.grids.len());
+        // One street names a parent that does not exist: it, its communities and their unit
+        // grids are dropped, and the components in them cannot keep their grids.
+        let street = city.grids.iter().find(|g| g.level == 1).unwrap().code.to_string();
+        let below = city.grids.iter().filter(|g| g.code.to_string().starts_with(&street)).count();
+        let p = prepare(grids_layer(&city, |code, parent| if *code == street { *parent = "329999".into() }), &options, &city, &index).unwrap();
+        assert_eq!(p.report.counts.get(&IssueKind::Hierarchy), Some(&(below as u64)), "{}", p.report.to_text());
+        assert_eq!(p.report.dropped, below as u64);
+        assert!(!p.report.accepted_layer && p.city.is_none());
+        assert!(p.report.counts[&IssueKind::UnknownGrid] > 0);
+        assert!(p.report.rejection.as_deref().unwrap().contains("current components"));
+    }
+}
