@@ -345,6 +345,8 @@ async fn invalid_features_are_dropped_by_default_and_a_dry_run_stores_nothing() 
     let city = &s.handle.load().city;
     let mut features = components_features(city, None);
     features[0]["properties"]["class"] = json!("2199"); // unknown class (and not the code's)
+    features[0]["properties"]["maintainer"] = json!("只在被丢弃的部件里的单位");
+    features[3]["properties"]["maintainer"] = json!("新养护单位");
     features[1]["geometry"]["coordinates"] = json!([0.5]); // too few numbers
     features.push(features[2].clone()); // duplicate
     let body = collection(features, None);
@@ -363,6 +365,10 @@ async fn invalid_features_are_dropped_by_default_and_a_dry_run_stores_nothing() 
     let served = s.handle.load();
     assert_eq!(served.city.components.len(), city.components.len() - 2);
     assert!(served.city.component_by_code(city.components[0].code).is_none());
+    // A kept feature's new unit makes a new unit register; a dropped feature's unit is not in it.
+    assert_eq!(served.versions.get("units"), Some(2));
+    assert!(served.city.units.find("新养护单位").is_some());
+    assert!(served.city.units.find("只在被丢弃的部件里的单位").is_none());
 }
 
 #[tokio::test]
