@@ -165,6 +165,35 @@ fn components_csv(city: &City, crs: Option<&Crs>) -> String {
     String::from_utf8(out.into_inner().unwrap()).unwrap()
 }
 
+/// Components as a FlatGeobuf in EPSG:4549 written by the flatgeobuf crate (not our store),
+/// with Chinese column names.
+fn components_fgb_4549(city: &City, gk: &Crs) -> Vec<u8> {
+    use flatgeobuf::{ColumnType, FgbCrs, FgbWriter, FgbWriterOptions, GeometryType};
+    use geozero::{ColumnValue, PropertyProcessor};
+    let options = FgbWriterOptions { crs: FgbCrs { org: Some("EPSG"), code: 4549, ..Default::default() }, ..Default::default() };
+    let mut fgb = FgbWriter::create_with_options("部件", GeometryType::Point, options).unwrap();
+    let columns = [("标识码", "code"), ("小类", "class"), ("名称", "name"), ("主管部门", "dept"), ("权属单位", "owner"),
+        ("养护单位", "maintainer"), ("状态", "status"), ("所在网格", "grid"), ("初始日期", "created"), ("变更日期", "updated"), ("精度", "accuracy")];
+    for (name, _) in columns {
+        fgb.add_column(name, ColumnType::String, |_, _| {});
+    }
+    for c in &city.components {
+        let p = component_properties(city, c);
+        let [x, y] = project(Some(gk), c.location.x, c.location.y);
+        fgb.add_feature_geom(geo_types::Geometry::Point(geo_types::Point::new(x, y)), |feat| {
+            for (i, (name, ours)) in columns.iter().enumerate() {
+                if let Some(v) = p[*ours].as_str() {
+                    feat.property(i, name, &ColumnValue::String(v)).unwrap();
+                }
+            }
+        })
+        .unwrap();
+    }
+    let mut out = Vec::new();
+    fgb.write(&mut out).unwrap();
+    out
+}
+
 // ---- comparing what is served with the original ------------------------------------------
 
 /// Metres between two lon/lat points (small distances).
@@ -224,6 +253,12 @@ async fn components_round_trip_through_every_format_and_gauss_kruger() {
         assert_eq!(served.versions.get("units"), Some(1), "{what}: no new unit, no new register");
         assert_same_components(city, &served.city, what);
     }
+    // Someone else's FlatGeobuf: EPSG:4549 in its header, Chinese column names.
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/flatgeobuf"), components_fgb_4549(city, &gk)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!((answer["report"]["crs_source"].as_str(), answer["report"]["errors"].as_u64()), (Some("file"), Some(0)), "{}", answer["report"]);
+    assert!(answer["report"]["crs"].as_str().unwrap().contains("4549"));
+    assert_same_components(city, &s.handle.load().city, "FlatGeobuf EPSG:4549");
     // CSV in Gauss-Krüger with the surveyor's X (northing) first, CRS given in the query.
     let (status, answer) = put(&s.app, "/v1/layers/components?crs=EPSG:4549", Some("text/csv"), components_csv(city, Some(&gk))).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
