@@ -258,6 +258,8 @@ async fn components_round_trip_through_every_format_and_gauss_kruger() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!((answer["report"]["crs_source"].as_str(), answer["report"]["errors"].as_u64()), (Some("file"), Some(0)), "{}", answer["report"]);
     assert!(answer["report"]["crs"].as_str().unwrap().contains("4549"));
+    assert_eq!(answer["report"]["fields"][0], json!({"field": "code", "column": "标识码"}));
+    assert_eq!(answer["report"]["fields"][7], json!({"field": "grid", "column": "所在网格"}));
     assert_same_components(city, &s.handle.load().city, "FlatGeobuf EPSG:4549");
     // CSV in Gauss-Krüger with the surveyor's X (northing) first, CRS given in the query.
     let (status, answer) = put(&s.app, "/v1/layers/components?crs=EPSG:4549", Some("text/csv"), components_csv(city, Some(&gk))).await;

@@ -3,6 +3,7 @@
 //! When several columns match one field, the earlier name in the list wins.
 
 use super::SourceLayer;
+use super::report::FieldSource;
 
 /// Our grid fields in [`crate::model::GridFields`] order, each with the names it is read from.
 pub const GRID_FIELDS: [(&str, &[&str]); 9] = [
@@ -49,9 +50,13 @@ impl FieldMap {
         FieldMap { columns }
     }
 
-    /// The file column name each of our fields comes from (for the report and messages).
-    pub fn describe(&self, layer: &SourceLayer, fields: &[(&str, &[&str])]) -> Vec<(String, Option<String>)> {
-        fields.iter().zip(&self.columns).map(|((ours, _), c)| (ours.to_string(), c.map(|c| layer.columns[c].clone()))).collect()
+    /// The file column each of our fields comes from (for the report).
+    pub fn describe(&self, layer: &SourceLayer, fields: &[(&str, &[&str])]) -> Vec<FieldSource> {
+        fields
+            .iter()
+            .zip(&self.columns)
+            .map(|((ours, _), c)| FieldSource { field: ours.to_string(), column: c.map(|c| layer.columns[c].clone()) })
+            .collect()
     }
 }
 

@@ -95,6 +95,13 @@ pub enum Policy {
     Strict,
 }
 
+/// One of our fields and the file column it was read from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldSource {
+    pub field: String,
+    pub column: Option<String>,
+}
+
 /// What came of an upload.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -107,6 +114,8 @@ pub struct Report {
     /// `assumed` (no CRS anywhere, coordinates in degrees: WGS84).
     pub crs_source: &'static str,
     pub policy: Policy,
+    /// Which file column each of our fields was read from (`null`: none, left empty).
+    pub fields: Vec<FieldSource>,
     /// Features in the file.
     pub features: u64,
     /// Features in the new layer.
@@ -137,6 +146,7 @@ impl Report {
             crs,
             crs_source,
             policy,
+            fields: Vec::new(),
             features: 0,
             accepted: 0,
             dropped: 0,
@@ -190,6 +200,9 @@ impl Report {
         let _ = writeln!(w, "{}", self.summary());
         let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let _ = writeln!(w, "CRS: {} ({}); policy: {}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
+        let read: Vec<String> =
+            self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
+        let _ = writeln!(w, "fields: {}", read.join(", "));
         for (kind, n) in &self.counts {
             let _ = writeln!(w, "  {:<20} {n:>8}  ({})", name(serde_json::to_value(kind)), name(serde_json::to_value(kind.severity())));
         }

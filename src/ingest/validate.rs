@@ -155,7 +155,8 @@ fn new_builder(current: &City) -> CityBuilder {
     b
 }
 
-/// A feature ready for the builder: its index, its shape and its field values.
+/// A feature that passed the checks so far: its position in the layer, its shape, its level
+/// as a number (grids).
 struct Candidate {
     feature: usize,
     shape: Shape,
@@ -185,6 +186,7 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
     let taken: Vec<_> = source.features.iter_mut().map(|f| (f.problem.take(), f.geometry.take())).collect();
     let mut report = Report::new(layer.name(), source.format, resolved.crs.to_string(), resolved.source, options.policy);
     report.features = source.features.len() as u64;
+    report.fields = map.describe(&source, fields);
     let value = |f: usize, field: usize| field_value(&source, &map, f, field);
     let issue = |f: usize, kind: IssueKind, message: String| Issue {
         scope: Scope::Upload,
