@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::ingest::report::Policy;
 use crate::ingest::{ImportOptions, IngestError, Report, SourceLayer};
 use crate::store::{Store, StoreError, VersionInfo, Versions};
 use crate::tiles::TileConfig;
@@ -128,7 +129,19 @@ impl Datasets {
     pub fn import(&self, source: SourceLayer, options: &ImportOptions, dry_run: bool, origin: &str) -> Result<Imported, DatasetError> {
         let mut store = self.store.lock().expect("store lock");
         let world = self.world.load();
-        let prepared = crate::ingest::prepare(source, options, &world.city, &world.grids)?;
+        let mut prepared = crate::ingest::prepare(source, options, &world.city, &world.grids)?;
+        if let (Some(city), Some(csv), true) = (&prepared.city, world.rules_csv.as_deref(), world.routing.rules.is_ok()) {
+            // A responsibility list that works now must not silently stop working.
+            if let Some(why) = rules_problem(csv, city) {
+                prepared.report.rules_problem = Some(why);
+                if options.policy == Policy::Strict {
+                    prepared.report.accepted_layer = false;
+                    prepared.report.rejection =
+                        Some("strict: the current responsibility list would not validate against the new layer".into());
+                    prepared.city = None;
+                }
+            }
+        }
         drop(world);
         let report = prepared.report;
         let (Some(city), false) = (prepared.city, dry_run) else {
@@ -159,6 +172,21 @@ impl Datasets {
         tracing::info!(versions = ?world.versions, "switching to a new snapshot");
         self.world.replace(world);
         Ok(())
+    }
+}
+
+/// Why the responsibility list `csv` would not validate against `city` (its first errors),
+/// or `None` if it does.
+fn rules_problem(csv: &str, city: &crate::model::City) -> Option<String> {
+    use crate::routing::{RoutingError, RuleSet, Severity};
+    match RuleSet::load(csv, city) {
+        Ok(_) => None,
+        Err(RoutingError::InvalidRules(report)) => {
+            let errors: Vec<&str> =
+                report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
+            Some(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")))
+        }
+        Err(e) => Some(e.to_string()),
     }
 }
 

@@ -247,6 +247,7 @@ async fn components_round_trip_through_every_format_and_gauss_kruger() {
         assert_eq!(status, StatusCode::OK, "{what}: {answer}");
         assert_eq!(answer["report"]["accepted"], city.components.len(), "{what}");
         assert_eq!(answer["report"]["errors"], 0, "{what}: {}", answer["report"]);
+        assert_eq!(answer["report"]["rules_problem"], Value::Null, "{what}");
         assert_eq!(answer["switched"]["current"], i as u64 + 2, "{what}");
         let served = s.handle.load();
         assert_eq!(served.versions.get("components"), Some(i as u64 + 2));
@@ -284,6 +285,7 @@ async fn grids_round_trip_in_wgs84_gauss_kruger_and_flatgeobuf() {
         let (status, answer) = put(&s.app, &uri, Some(ct), body).await;
         assert_eq!(status, StatusCode::OK, "{what}: {answer}");
         assert_eq!((answer["report"]["errors"].as_u64(), answer["report"]["warnings"].as_u64()), (Some(0), Some(0)), "{what}: {}", answer["report"]);
+        assert_eq!(answer["report"]["rules_problem"], Value::Null, "{what}: the list still fits");
         let served = s.handle.load();
         assert_same_grids(city, &served.city, what);
         assert_eq!(served.city.components.len(), city.components.len(), "{what}: the components are kept");
@@ -472,4 +474,34 @@ async fn readers_see_one_version_or_the_other_while_imports_switch_layers() {
     let (v1, v2) = (seen[0].load(Ordering::Relaxed), seen[1].load(Ordering::Relaxed));
     assert!(v1 > 0 && v2 > 0, "both versions were served during the test: {v1} / {v2}");
     assert_eq!(versions(&s).get("grids"), Some(7));
+}
+
+#[tokio::test]
+async fn a_grids_import_that_breaks_the_responsibility_list_warns_or_under_strict_is_rejected() {
+    let s = server();
+    let city = &s.handle.load().city;
+    // The demo list has a rule scoped to community 320506001001. First components that record
+    // no grid (so none is orphaned), then grids without that community.
+    let mut components = components_features(city, None);
+    for f in &mut components {
+        f["properties"]["grid"] = Value::Null;
+    }
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), collection(components, None)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["report"]["rules_problem"], Value::Null, "{}", answer["report"]);
+    let grids: Vec<Value> = grids_features(city, None, "")
+        .into_iter()
+        .filter(|f| !f["properties"]["code"].as_str().unwrap().starts_with("320506001001"))
+        .collect();
+    let body = collection(grids, None);
+    let (status, answer) = put(&s.app, "/v1/layers/grids?strict=true", Some("application/geo+json"), body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");
+    assert!(answer["error"]["details"]["report"]["rules_problem"].as_str().unwrap().contains("320506001001"), "{answer}");
+    assert_eq!(s.handle.load().versions.get("grids"), Some(1));
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["report"]["rules_problem"].is_string(), "{answer}");
+    assert_eq!(s.handle.load().versions.get("grids"), Some(2));
+    let (status, rules) = get(&s.app, "/v1/rules").await;
+    assert_eq!((status, rules["usable"].as_bool()), (StatusCode::OK, Some(false)), "{rules}");
 }

@@ -132,6 +132,10 @@ pub struct Report {
     /// Grid topology QA (overlaps, gaps, children outside their parent): filled by
     /// `ingest::topology` once that lands; `None` = not run.
     pub topology: Option<Vec<Issue>>,
+    /// Set when the current responsibility list would not validate against the new layer:
+    /// routing then answers 503 `rules_unavailable` until a fitting list is saved. Rejects the
+    /// upload under `strict`; by default it is imported with this warning.
+    pub rules_problem: Option<String>,
     /// Whether the layer is (or, on a dry run, would be) imported.
     pub accepted_layer: bool,
     /// Why not, when not.
@@ -156,6 +160,7 @@ impl Report {
             issues: Vec::new(),
             issues_truncated: false,
             topology: None,
+            rules_problem: None,
             accepted_layer: false,
             rejection: None,
         }
@@ -189,6 +194,9 @@ impl Report {
         );
         if let Some(r) = &self.rejection {
             write!(s, " — {r}").expect("writing to a String");
+        }
+        if let Some(r) = &self.rules_problem {
+            write!(s, "; WARNING: the current responsibility list does not fit the new layer: {r}").expect("writing to a String");
         }
         s
     }
