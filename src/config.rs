@@ -23,6 +23,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// bind = "0.0.0.0:8080"
 /// data = "/var/lib/citygrid"
 /// admin_tokens = ["a-long-random-string"]   # bearer tokens for writes (and CITYGRID_ADMIN_TOKEN)
+/// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -37,6 +38,7 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
     pub admin_tokens: Option<Vec<String>>,
+    pub max_upload_mb: Option<usize>,
     #[serde(default)]
     pub tiles: TilesSection,
 }
@@ -63,6 +65,8 @@ pub enum ConfigError {
     Bind { value: String, message: String },
     #[error("[tiles] {0}")]
     Tiles(String),
+    #[error("max_upload_mb: {0}")]
+    Upload(String),
     #[error("admin_tokens / CITYGRID_ADMIN_TOKEN: {0}")]
     Token(String),
 }
@@ -86,6 +90,8 @@ pub struct ServerConfig {
     pub tile_cache_bytes: u64,
     /// Bearer tokens that may write: the file's `admin_tokens` plus `CITYGRID_ADMIN_TOKEN`.
     pub admin_tokens: Vec<String>,
+    /// Largest layer upload accepted over HTTP, MiB.
+    pub max_upload_mb: usize,
 }
 
 /// Values given on the command line or in the environment (`None`: not given).
@@ -132,7 +138,11 @@ impl ServerConfig {
             )));
         }
         let admin_tokens = admin_tokens.into_iter().map(|t| t.trim().to_owned()).collect();
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens })
+        let max_upload_mb = file.max_upload_mb.unwrap_or(crate::http::DEFAULT_MAX_UPLOAD_MB);
+        if max_upload_mb == 0 {
+            return Err(ConfigError::Upload("must be at least 1 (MiB)".into()));
+        }
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb })
     }
 }
 
@@ -148,6 +158,9 @@ mod tests {
         assert_eq!(c.data, PathBuf::from("/srv/city"));
         assert_eq!(c.tiles, TileConfig::default());
         assert_eq!(c.tile_cache_bytes, DEFAULT_TILE_CACHE_MB * 1024 * 1024);
+        assert_eq!(c.max_upload_mb, 512);
+        let file: FileConfig = toml::from_str("max_upload_mb = 64\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().max_upload_mb, 64);
         let file = FileConfig { bind: Some("0.0.0.0:9000".into()), ..Default::default() };
         let flags = Overrides { bind: Some("127.0.0.1:1234".into()), ..Default::default() };
         let c = ServerConfig::resolve(flags, Some(file)).unwrap();

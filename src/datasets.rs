@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::ingest::report::Policy;
+use crate::ingest::{ImportOptions, IngestError, Report, SourceLayer};
 use crate::store::{Store, StoreError, VersionInfo, Versions};
 use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};
@@ -29,6 +31,8 @@ pub enum DatasetError {
     Unloadable { dataset: String, version: u64, previous: u64, message: String },
     #[error("the data directory: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 /// A dataset's history as the API shows it.
@@ -117,6 +121,51 @@ impl Datasets {
         Ok(Switched { dataset: "rules", previous, current: version, versions: store.versions() })
     }
 
+    /// Validates `source` as the new `options.layer` against what is served now and — unless
+    /// `dry_run` or rejected — saves it as that layer's next version (with a new unit register
+    /// if it brings new units), serves it, and says so in `Imported::switched`. All or nothing,
+    /// like [`Datasets::rollback`]: if the new snapshot cannot be built, the previous versions
+    /// are made current again and stay served. Blocks (validation, writing, the new snapshot):
+    /// call it off the async workers.
+    pub fn import(&self, source: SourceLayer, options: &ImportOptions, dry_run: bool, origin: &str) -> Result<Imported, DatasetError> {
+        let mut store = self.store.lock().expect("store lock");
+        let world = self.world.load();
+        let mut prepared = crate::ingest::prepare(source, options, &world.city, &world.grids)?;
+        if let (Some(city), Some(csv), true) = (&prepared.city, world.rules_csv.as_deref(), world.routing.rules.is_ok()) {
+            // A responsibility list that works now must not silently stop working.
+            if let Some(why) = rules_problem(csv, city) {
+                prepared.report.rules_problem = Some(why);
+                if options.policy == Policy::Strict {
+                    prepared.report.accepted_layer = false;
+                    prepared.report.rejection =
+                        Some("strict: the current responsibility list would not validate against the new layer".into());
+                    prepared.city = None;
+                }
+            }
+        }
+        drop(world);
+        let report = prepared.report;
+        let (Some(city), false) = (prepared.city, dry_run) else {
+            return Ok(Imported { report, switched: None });
+        };
+        let name = options.layer.name();
+        let before = store.versions();
+        let versions = store.save_layer(name, &city, prepared.units_changed, origin, &|_, _| {})?;
+        drop(city);
+        let current = versions.get(name).unwrap_or(0);
+        let previous = before.get(name).unwrap_or(0);
+        if let Err(message) = self.reload(&store, false) {
+            // Put back what was current; the old snapshot was never replaced.
+            for dataset in [name, "units"] {
+                if let (Some(v), true) = (before.get(dataset), before.get(dataset) != versions.get(dataset)) {
+                    store.set_current(dataset, v)?;
+                }
+            }
+            return Err(DatasetError::Unloadable { dataset: name.to_owned(), version: current, previous, message });
+        }
+        Ok(Imported { report, switched: Some(Switched { dataset: name, previous, current, versions: store.versions() }) })
+    }
+
     /// Builds the snapshot of the store's current versions and swaps it in; with
     /// `need_rules`, only if its responsibility list is usable.
     fn reload(&self, store: &Store, need_rules: bool) -> Result<(), String> {
@@ -131,6 +180,29 @@ impl Datasets {
         self.world.replace(world);
         Ok(())
     }
+}
+
+/// Why the responsibility list `csv` would not validate against `city` (its first errors),
+/// or `None` if it does.
+fn rules_problem(csv: &str, city: &crate::model::City) -> Option<String> {
+    use crate::routing::{RoutingError, RuleSet, Severity};
+    match RuleSet::load(csv, city) {
+        Ok(_) => None,
+        Err(RoutingError::InvalidRules(report)) => {
+            let errors: Vec<&str> =
+                report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
+            Some(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")))
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// What an import did: the report, and the switch when the layer was stored and is served.
+#[derive(Clone, Debug, Serialize)]
+pub struct Imported {
+    pub report: Report,
+    /// `None`: a dry run, or rejected (see `report.rejection`).
+    pub switched: Option<Switched>,
 }
 
 fn history(store: &Store, name: &'static str) -> DatasetHistory {

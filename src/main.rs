@@ -58,6 +58,73 @@ enum Command {
     /// answers, and a summary on stderr. The CLI does not write the server's audit log.
     #[command(verbatim_doc_comment)]
     Route(RouteArgs),
+    /// Import a survey layer (grids or components) from GIS staff: read, reproject to WGS84,
+    /// validate against the city, store it as the layer's next version. Prints the report and a
+    /// one-line summary; exit status 0 when imported, 2 when rejected (nothing changed).
+    ///
+    /// Formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
+    /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb).
+    ///
+    /// Examples: citygrid import components survey.csv --crs EPSG:4549
+    ///           citygrid import grids grids_2026.geojson --strict --dry-run
+    #[command(verbatim_doc_comment)]
+    Import(ImportArgs),
+    /// Validate a layer file against the city without storing anything; prints the report
+    /// (readable text, or JSON with --json). Exit status 0 if it would be imported, else 2.
+    Validate(ValidateArgs),
+}
+
+/// How to read a layer file.
+#[derive(Args)]
+struct ReadArgs {
+    /// The layer's CRS: EPSG:4549, a PROJ string, a WKT .prj text, wgs84, cgcs2000, gcj02,
+    /// bd09. Needed when the file declares none and its coordinates are not degrees; must agree
+    /// with the file's own declaration unless --force-crs.
+    #[arg(long)]
+    crs: Option<String>,
+    /// Let --crs win over the CRS the file declares (when that declaration is wrong).
+    #[arg(long, requires = "crs")]
+    force_crs: bool,
+    /// CSV: the easting/longitude column (whatever the CRS's axis order).
+    #[arg(long, requires = "y_column")]
+    x_column: Option<String>,
+    /// CSV: the northing/latitude column. (Columns named X/Y in a Gauss-Krüger CRS are read
+    /// as X = northing without these options.)
+    #[arg(long, requires = "x_column")]
+    y_column: Option<String>,
+    /// Any error rejects the whole file (default: features with errors are dropped).
+    #[arg(long)]
+    strict: bool,
+    /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
+    data: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// grids or components.
+    layer: String,
+    /// The layer file.
+    file: PathBuf,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Validate and report only; store nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The layer file.
+    file: PathBuf,
+    /// grids or components (default: from the first geometry: polygons are grids, points components).
+    #[arg(long)]
+    layer: Option<String>,
+    #[command(flatten)]
+    read: ReadArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -179,6 +246,8 @@ fn main() -> Result<()> {
         Command::Serve(args) => serve(args),
         Command::Locate(args) => locate(args),
         Command::Route(args) => route(args),
+        Command::Import(args) => import(args),
+        Command::Validate(args) => validate(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             generate_demo(&args.out, &spec)
@@ -278,6 +347,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
         .with_audit(audit)
+        .with_max_upload_mb(config.max_upload_mb)
         .with_datasets(datasets);
     if let Some(dir) = args.viewer_dir {
         state = state.with_viewer_dir(dir);
@@ -402,6 +472,108 @@ fn route_file(file: &Path, data: &Path) -> Result<()> {
     }
     out.flush()?;
     eprintln!("{} cases: {} routed, {failed} refused (see their \"error\")", items.len(), items.len() - failed);
+    Ok(())
+}
+
+/// Counts the bytes read into a progress bar.
+struct ProgressReader<'a, R> {
+    inner: R,
+    bar: &'a ProgressBar,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads a layer file with a progress bar over its bytes.
+fn read_layer_file(path: &Path, read: &ReadArgs) -> Result<Result<citygrid::ingest::SourceLayer, citygrid::ingest::IngestError>> {
+    use citygrid::ingest::{CsvOptions, Format, read_layer};
+    let format = match Format::from_extension(path) {
+        Ok(f) => f,
+        Err(e) => return Ok(Err(e)),
+    };
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let bar = ProgressBar::new(file.metadata().map(|m| m.len()).unwrap_or(0)).with_message("reading");
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let csv = CsvOptions { x_column: read.x_column.clone(), y_column: read.y_column.clone() };
+    let source = read_layer(ProgressReader { inner: file, bar: &bar }, format, &csv);
+    bar.finish_and_clear();
+    Ok(source)
+}
+
+fn import_options(layer: citygrid::ingest::validate::LayerKind, read: &ReadArgs) -> citygrid::ingest::ImportOptions {
+    use citygrid::ingest::report::Policy;
+    citygrid::ingest::ImportOptions {
+        layer,
+        crs: read.crs.clone(),
+        force_crs: read.force_crs,
+        policy: if read.strict { Policy::Strict } else { Policy::DropInvalid },
+    }
+}
+
+/// Prints a file-level refusal (unreadable file, CRS problem) and exits with status 2.
+fn refuse(e: impl std::fmt::Display) -> ! {
+    println!("REJECTED: {e}");
+    std::process::exit(2);
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    use citygrid::datasets::{DatasetError, Datasets};
+    let layer = citygrid::ingest::validate::LayerKind::parse(&args.layer).unwrap_or_else(|e| refuse(e));
+    let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let source = read_layer_file(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
+    let world = load_world(&data)?;
+    let store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
+    let datasets = Datasets::new(store, WorldHandle::new(world), citygrid::tiles::TileConfig::default());
+    let origin = format!("citygrid import {} {}", args.layer, args.file.display());
+    let spinner = ProgressBar::new_spinner().with_message("validating and storing");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let imported = datasets.import(source, &import_options(layer, &args.read), args.dry_run, &origin);
+    spinner.finish_and_clear();
+    let imported = match imported {
+        Ok(i) => i,
+        Err(DatasetError::Ingest(e)) => refuse(e),
+        Err(e) => return Err(e.into()),
+    };
+    print!("{}", imported.report.to_text());
+    match (&imported.switched, imported.report.accepted_layer) {
+        (Some(s), _) => println!("imported: {} version {} is current (was {})", s.dataset, s.current, s.previous),
+        (None, true) => println!("dry run: the layer would be imported; nothing stored"),
+        (None, false) => std::process::exit(2),
+    }
+    Ok(())
+}
+
+fn validate(args: ValidateArgs) -> Result<()> {
+    use citygrid::ingest::validate::LayerKind;
+    let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let source = read_layer_file(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
+    let layer = match args.layer.as_deref() {
+        Some(name) => LayerKind::parse(name).unwrap_or_else(|e| refuse(e)),
+        None => match source.features.iter().find_map(|f| f.geometry.as_ref()) {
+            Some(geo_types::Geometry::Polygon(_) | geo_types::Geometry::MultiPolygon(_)) => LayerKind::Grids,
+            _ => LayerKind::Components,
+        },
+    };
+    let world = load_world(&data)?;
+    let prepared = citygrid::ingest::prepare(source, &import_options(layer, &args.read), &world.city, &world.grids)
+        .unwrap_or_else(|e| refuse(e));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&prepared.report)?);
+    } else {
+        print!("{}", prepared.report.to_text());
+    }
+    if !prepared.report.accepted_layer {
+        std::process::exit(2);
+    }
     Ok(())
 }
 

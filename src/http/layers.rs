@@ -37,6 +37,7 @@ impl From<DatasetError> for ApiError {
                     .with_details(json!({"name": dataset, "version": version, "current": previous}))
             }
             DatasetError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", message),
+            DatasetError::Ingest(e) => ApiError::from(e),
         }
     }
 }

@@ -7,6 +7,7 @@ mod cases;
 pub mod error;
 mod fonts;
 mod health;
+mod ingest;
 mod layers;
 mod lookup;
 mod params;
@@ -18,7 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub fonts_dir: Option<Arc<PathBuf>>,
     /// The web viewer's directory, whose `node_modules/` holds MapLibre GL JS.
     pub viewer_dir: Arc<PathBuf>,
+    /// Largest layer upload accepted (`PUT /v1/layers/{name}`), bytes.
+    pub max_upload_bytes: usize,
 }
 
 impl AppState {
@@ -57,6 +61,7 @@ impl AppState {
             audit: None,
             datasets: None,
             fonts_dir: None,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
         }
     }
@@ -84,6 +89,12 @@ impl AppState {
         self
     }
 
+    /// The same state, accepting layer uploads of up to `mb` MiB.
+    pub fn with_max_upload_mb(mut self, mb: usize) -> AppState {
+        self.max_upload_bytes = mb.saturating_mul(1 << 20);
+        self
+    }
+
     /// The same state, accepting these bearer tokens for writes.
     pub fn with_admin_tokens(mut self, tokens: Vec<String>) -> AppState {
         self.admin = auth::AdminTokens::new(tokens);
@@ -91,8 +102,12 @@ impl AppState {
     }
 }
 
+/// Default of `max_upload_mb`: the largest layer upload, MiB.
+pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
+    let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
     Router::new()
         .route("/health", get(health::health))
         .route("/v1/locate", get(lookup::locate))
@@ -102,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
         .route("/v1/layers", get(layers::list))
+        .route("/v1/layers/{name}", put(ingest::import).layer(upload_limit))
         .route("/v1/layers/{name}/versions", get(layers::versions))
         .route("/v1/layers/{name}/rollback", post(layers::rollback))
         .route("/v1/rules/versions", get(layers::rules_versions))

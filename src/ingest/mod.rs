@@ -1,1 +1,257 @@
+//! Survey layers from GIS staff: reading, reprojection, field mapping, validation.
+//!
+//! The pipeline, one step per module, no HTTP anywhere:
+//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`]): a file → a [`SourceLayer`] — features
+//!    with their geometry in the file's own CRS, their attributes as text, their index (0-based)
+//!    and line (NDJSON, CSV), and the CRS the file declares, if any. Readers stream: the file is
+//!    never held as a second whole copy (no JSON tree of the whole document).
+//! 2. [`reproject`]: the CRS (declared, given, or assumed for degrees) and every feature to
+//!    WGS84 lon/lat through [`crate::crs::Transformer`].
+//! 3. [`fields`]: attribute names → [`crate::model::GridFields`] / [`crate::model::ComponentFields`]
+//!    (our own names and the common Chinese ones).
+//! 4. [`validate`]: the new [`City`](crate::model::City) (the new layer + the other current
+//!    layer) through [`crate::model::CityBuilder`], the spatial checks against the grids it
+//!    will be served with, the [`Policy`], and the [`Report`].
+//!
+//! Storing and switching is [`crate::datasets::Datasets::import`].
+
+pub mod csv_points;
+pub mod fgb;
+pub mod fields;
+pub mod geojson;
+pub mod report;
+pub mod reproject;
 pub mod topology;
+pub mod validate;
+
+use std::io::{BufRead, BufReader, Read};
+
+use geo_types::Geometry;
+use serde::Serialize;
+
+use crate::crs::CrsError;
+
+pub use csv_points::CsvOptions;
+pub use report::{Issue, IssueKind, Report, Severity};
+pub use validate::{ImportOptions, Prepared, prepare};
+
+/// Why a file could not be taken at all (as opposed to per-feature problems, which go to the
+/// [`Report`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("unsupported format: {0}")]
+    UnsupportedFormat(String),
+    #[error("not a readable {format} file: {message}")]
+    Unreadable { format: Format, message: String },
+    #[error("CSV coordinate columns: {0}")]
+    CsvColumns(String),
+    #[error("unknown CRS {text:?}: {source}")]
+    UnknownCrs { text: String, source: CrsError },
+    #[error(
+        "the file says its CRS is {declared} but {given} was given; give the file's CRS, or force \
+         yours with --force-crs (HTTP: force_crs=true) if the file's declaration is wrong"
+    )]
+    CrsConflict { declared: String, given: String },
+    #[error(
+        "the coordinates are not degrees (e.g. {x}, {y}) and the file declares no CRS: give the \
+         layer's CRS with --crs (HTTP: crs=), e.g. EPSG:4549 for CGCS2000 3-degree Gauss-Krüger CM 120E"
+    )]
+    CrsRequired { x: f64, y: f64 },
+    #[error("fields: {0}")]
+    Fields(String),
+    #[error("{0:?} is not a layer that can be imported: the layers are grids and components")]
+    UnknownLayer(String),
+    #[error("reading the file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The file formats read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A GeoJSON FeatureCollection (or a single Feature).
+    GeoJson,
+    /// Newline-delimited GeoJSON: one Feature per line (also RFC 8142 GeoJSON text sequences).
+    GeoJsonLines,
+    /// CSV of points with coordinate columns (components).
+    Csv,
+    FlatGeobuf,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::GeoJson => "GeoJSON",
+            Format::GeoJsonLines => "newline-delimited GeoJSON",
+            Format::Csv => "CSV",
+            Format::FlatGeobuf => "FlatGeobuf",
+        })
+    }
+}
+
+const LATER: &str = "zipped Shapefile and GeoPackage are not supported yet: convert with \
+    `ogr2ogr -f FlatGeobuf out.fgb in.shp` (or GeoJSON)";
+
+impl Format {
+    /// From a file name's extension; `None` if it says nothing.
+    pub fn from_extension(path: &std::path::Path) -> Result<Option<Format>, IngestError> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        Ok(match ext.as_str() {
+            "geojson" | "json" => Some(Format::GeoJson),
+            "geojsonl" | "geojsonseq" | "ndjson" | "jsonl" | "geojsons" => Some(Format::GeoJsonLines),
+            "csv" | "txt" => Some(Format::Csv),
+            "fgb" => Some(Format::FlatGeobuf),
+            "zip" | "shp" | "gpkg" => return Err(IngestError::UnsupportedFormat(LATER.into())),
+            _ => None,
+        })
+    }
+
+    /// From a `Content-Type` (parameters ignored). `Ok(None)`: a generic type
+    /// (`application/octet-stream`, none) — sniff the bytes.
+    pub fn from_content_type(content_type: Option<&str>) -> Result<Option<Format>, IngestError> {
+        let Some(ct) = content_type else { return Ok(None) };
+        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        Ok(match essence.as_str() {
+            "application/geo+json" | "application/json" | "application/vnd.geo+json" => Some(Format::GeoJson),
+            "application/x-ndjson" | "application/geo+json-seq" | "application/x-geojsonl" | "application/jsonl"
+            | "application/json-seq" => Some(Format::GeoJsonLines),
+            "text/csv" => Some(Format::Csv),
+            "application/flatgeobuf" | "application/x-flatgeobuf" => Some(Format::FlatGeobuf),
+            "application/octet-stream" | "" => None,
+            "application/zip" | "application/geopackage+sqlite3" | "application/x-shapefile" => {
+                return Err(IngestError::UnsupportedFormat(LATER.into()));
+            }
+            other => {
+                return Err(IngestError::UnsupportedFormat(format!(
+                    "{other}: send application/geo+json, application/x-ndjson, text/csv or application/flatgeobuf"
+                )));
+            }
+        })
+    }
+
+    /// From the first bytes of the file: FlatGeobuf's magic, a JSON object (one Feature on the
+    /// first line → NDJSON, else GeoJSON), an RS character (GeoJSON text sequence), or text with
+    /// a comma-separated first line (CSV).
+    pub fn sniff(head: &[u8]) -> Option<Format> {
+        if head.starts_with(b"fgb\x03") {
+            return Some(Format::FlatGeobuf);
+        }
+        let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
+        let text = &text[start..];
+        match text[0] {
+            0x1e => Some(Format::GeoJsonLines),
+            b'{' => {
+                let first_line = text.split(|&b| b == b'\n').next().unwrap_or(text);
+                match serde_json::from_slice::<serde_json::Value>(first_line) {
+                    Ok(v) if v.get("type").and_then(|t| t.as_str()) == Some("Feature") => Some(Format::GeoJsonLines),
+                    _ => Some(Format::GeoJson),
+                }
+            }
+            _ => {
+                let first_line = text.split(|&b| b == b'\n').next().unwrap_or(text);
+                let line = std::str::from_utf8(first_line).ok()?;
+                (line.contains(',') && !line.contains('\0')).then_some(Format::Csv)
+            }
+        }
+    }
+}
+
+/// One attribute-and-geometry record of a layer file.
+#[derive(Clone, Debug)]
+pub struct Feature {
+    /// 0-based position in the file.
+    pub index: u64,
+    /// 1-based line (NDJSON, CSV), if the format has lines.
+    pub line: Option<u64>,
+    /// In the file's CRS after reading, WGS84 lon/lat after [`reproject`]; `None` when
+    /// `problem` says why there is none.
+    pub geometry: Option<Geometry<f64>>,
+    /// A geometry the reader or the reprojection could not take (the feature is dropped).
+    pub problem: Option<(IssueKind, String)>,
+    /// Attribute values as text, indexed like [`SourceLayer::columns`] (shorter: the rest absent).
+    pub values: Vec<Option<String>>,
+}
+
+impl Feature {
+    /// The value of column `column`, trimmed; `None` if absent or empty.
+    pub fn value(&self, column: usize) -> Option<&str> {
+        self.values.get(column)?.as_deref().map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+/// A layer file as read: its attribute names, features, and the CRS it declares.
+#[derive(Clone, Debug)]
+pub struct SourceLayer {
+    pub format: Format,
+    /// Attribute names in first-seen order.
+    pub columns: Vec<String>,
+    pub features: Vec<Feature>,
+    /// The CRS the file declares (GeoJSON `crs` member, FlatGeobuf header), as text for
+    /// [`crate::crs::Crs::parse`].
+    pub declared_crs: Option<String>,
+    /// CSV only: the point columns are the surveyor's X/Y, so in a northing-first CRS
+    /// (Gauss-Krüger) the first is the northing (see [`csv_points`]).
+    pub csv_survey_xy: bool,
+}
+
+impl SourceLayer {
+    fn new(format: Format) -> SourceLayer {
+        SourceLayer { format, columns: Vec::new(), features: Vec::new(), declared_crs: None, csv_survey_xy: false }
+    }
+}
+
+/// Reads a layer file of `format` (or, if `None`, the format sniffed from its first bytes).
+pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+    let mut reader = BufReader::with_capacity(1 << 16, reader);
+    let format = match format {
+        Some(f) => f,
+        None => {
+            let head = reader.fill_buf()?;
+            Format::sniff(head).ok_or_else(|| {
+                IngestError::UnsupportedFormat(
+                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV or FlatGeobuf".into(),
+                )
+            })?
+        }
+    };
+    match format {
+        Format::GeoJson => geojson::read_collection(reader),
+        Format::GeoJsonLines => geojson::read_lines(reader),
+        Format::Csv => csv_points::read(reader, csv),
+        Format::FlatGeobuf => fgb::read(reader),
+    }
+}
+
+/// An attribute value as text: integral numbers without a fraction (`1.0` → `1`), so codes and
+/// levels stored as numbers read as their digits.
+pub(crate) fn number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 { format!("{}", n as i64) } else { n.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_sniffed_from_the_first_bytes() {
+        assert_eq!(Format::sniff(b"fgb\x03fgb\x00rest"), Some(Format::FlatGeobuf));
+        assert_eq!(Format::sniff(b"\xEF\xBB\xBF {\"type\": \"FeatureCollection\", \"features\": ["), Some(Format::GeoJson));
+        assert_eq!(Format::sniff(b"{\"type\":\"Feature\",\"geometry\":null,\"properties\":{}}\n{"), Some(Format::GeoJsonLines));
+        assert_eq!(Format::sniff(b"\x1e{\"type\":\"Feature\""), Some(Format::GeoJsonLines));
+        assert_eq!(Format::sniff("code,经度,纬度\n1,2,3".as_bytes()), Some(Format::Csv));
+        assert_eq!(Format::sniff(b"\x00\x01\x02garbage"), None);
+        assert_eq!(Format::sniff(b""), None);
+    }
+
+    #[test]
+    fn content_types_and_extensions_name_formats() {
+        assert_eq!(Format::from_content_type(Some("application/geo+json; charset=utf-8")).unwrap(), Some(Format::GeoJson));
+        assert_eq!(Format::from_content_type(Some("application/x-ndjson")).unwrap(), Some(Format::GeoJsonLines));
+        assert_eq!(Format::from_content_type(Some("application/octet-stream")).unwrap(), None);
+        assert!(Format::from_content_type(Some("image/png")).is_err());
+        assert!(Format::from_content_type(Some("application/zip")).unwrap_err().to_string().contains("Shapefile"));
+        assert_eq!(Format::from_extension("a/b.FGB".as_ref()).unwrap(), Some(Format::FlatGeobuf));
+        assert!(Format::from_extension("a.gpkg".as_ref()).is_err());
+    }
+}

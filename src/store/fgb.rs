@@ -352,15 +352,16 @@ pub(super) fn write_components(
 
 /// A column of the file being read: its type and the field it fills, if any.
 #[derive(Clone, Copy)]
-struct FileColumn {
-    kind: ColumnType,
-    slot: Option<usize>,
+pub(crate) struct FileColumn {
+    pub kind: ColumnType,
+    pub slot: Option<usize>,
 }
 
 /// A decoded property value of a wanted column.
-enum Prop<'a> {
+pub(crate) enum Prop<'a> {
     Str(&'a str),
     Int(i64),
+    Float(f64),
     Other,
 }
 
@@ -384,8 +385,9 @@ fn take_array<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], S
 }
 
 /// Walks a feature's property bytes (`u16` column index, then the value) with bounds checks and
-/// hands each value of a wanted column to `put(slot, value)`, borrowed from `bytes`.
-fn decode_properties<'a>(
+/// hands each value of a wanted column to `put(slot, value)`, borrowed from `bytes`. Also the
+/// property decoder of any FlatGeobuf file imported (`crate::ingest::fgb`).
+pub(crate) fn decode_properties<'a>(
     bytes: &'a [u8],
     columns: &[FileColumn],
     mut put: impl FnMut(usize, Prop<'a>),
@@ -414,14 +416,8 @@ fn decode_properties<'a>(
                 let n = u64::from_le_bytes(take_array(bytes, &mut at)?);
                 i64::try_from(n).map_or(Prop::Other, Prop::Int)
             }
-            ColumnType::Float => {
-                take(bytes, &mut at, 4)?;
-                Prop::Other
-            }
-            ColumnType::Double => {
-                take(bytes, &mut at, 8)?;
-                Prop::Other
-            }
+            ColumnType::Float => Prop::Float(f32::from_le_bytes(take_array(bytes, &mut at)?).into()),
+            ColumnType::Double => Prop::Float(f64::from_le_bytes(take_array(bytes, &mut at)?)),
             ColumnType::String | ColumnType::Json | ColumnType::DateTime | ColumnType::Binary => {
                 let len = u32::from_le_bytes(take_array(bytes, &mut at)?) as usize;
                 let raw = take(bytes, &mut at, len)?;
@@ -666,7 +662,7 @@ pub(super) fn read_grids(
             decode_properties(props.bytes(), &columns, |slot, value| match value {
                 Prop::Str(v) => s[slot] = v,
                 Prop::Int(v) => level = Some(v),
-                Prop::Other => {}
+                Prop::Float(_) | Prop::Other => {}
             })
             .map_err(&bad)?;
         }

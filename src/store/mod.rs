@@ -23,7 +23,8 @@
 
 pub mod audit;
 mod atomic;
-mod fgb;
+pub(crate) mod fgb;
+mod layers;
 mod manifest;
 mod versions;
 
@@ -344,27 +345,8 @@ impl Store {
         let total = n_grids + n_components;
         progress(0, total);
 
-        let grids_text = format!("{}: grids of all levels", meta.name);
-        let components_text = format!("{}: city components (部件)", meta.name);
-        let levels: Vec<String> = meta
-            .hierarchy
-            .levels
-            .iter()
-            .map(|l| format!("{} {} ({} digits)", l.name, l.name_en, l.code_digits))
-            .collect();
-        let grids_description = format!(
-            "citygrid grid layer of {}. Levels ({}): {}. Fields: code, name, level (1 = top), parent (code), \
-             unit (name), chief_name, chief_phone, valid_from, valid_to (YYYY-MM-DD).",
-            meta.name,
-            meta.hierarchy.scheme,
-            levels.join(" > ")
-        );
-        let components_description = format!(
-            "citygrid component layer of {}. Fields: code (16 digits), class (4 digits), name, dept, owner, \
-             maintainer (unit names), status (完好/破损/丢失/占用), grid (unit grid code), created, updated \
-             (YYYY-MM-DD), accuracy (A/B/C).",
-            meta.name
-        );
+        let layers::LayerTexts { grids_text, grids_description, components_text, components_description } =
+            layers::LayerTexts::of(meta);
 
         let rules_rows = rules_csv.map(|r| {
             r.lines()

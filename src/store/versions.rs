@@ -75,7 +75,7 @@ impl Store {
     }
 
     /// Writes `next` as `manifest.json` (the commit point) and adopts it.
-    fn commit_manifest(&mut self, next: Manifest) -> Result<(), StoreError> {
+    pub(super) fn commit_manifest(&mut self, next: Manifest) -> Result<(), StoreError> {
         let path = self.dir.join(super::MANIFEST);
         atomic::stage(&path, |w| {
             serde_json::to_writer_pretty(&mut *w, &next).map_err(|e| e.to_string())?;

@@ -1,0 +1,106 @@
+//! `PUT /v1/layers/{name}` (admin token): a new survey layer (`grids` or `components`) as the
+//! raw request body, validated, stored as the layer's next version and served — or rejected
+//! with its report, nothing changed.
+//!
+//! Body types: `application/geo+json` (or `application/json`), `application/x-ndjson` /
+//! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`; `application/octet-stream`
+//! (or none) is sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
+//! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
+//! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
+//!
+//! Answers: 200 `{report, switched, dry_run}`; 422 `layer_rejected` with `details.report` (a
+//! dry run answers the same status a real run would); 400 for a file that cannot be read or a
+//! CRS problem; 413 `payload_too_large` past `max_upload_mb`; 415 `unsupported_media_type`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Admin;
+use super::error::ApiError;
+use super::layers::datasets;
+use super::params::Params;
+use crate::ingest::report::Policy;
+use crate::ingest::validate::LayerKind;
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer};
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            IngestError::UnsupportedFormat(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message),
+            IngestError::Unreadable { format, .. } => {
+                ApiError::bad_request("unreadable_layer", message).with_details(json!({"format": format}))
+            }
+            IngestError::Io(_) => ApiError::bad_request("unreadable_layer", message),
+            IngestError::CsvColumns(_) => ApiError::bad_request("csv_columns", message)
+                .with_details(json!({"parameters": ["x_column", "y_column"]})),
+            IngestError::UnknownCrs { text, .. } => {
+                ApiError::bad_request("unknown_crs", message).with_details(json!({"parameter": "crs", "value": text}))
+            }
+            IngestError::CrsConflict { declared, given } => {
+                ApiError::bad_request("crs_conflict", message).with_details(json!({"declared": declared, "given": given}))
+            }
+            IngestError::CrsRequired { x, y } => {
+                ApiError::bad_request("crs_required", message).with_details(json!({"parameter": "crs", "example": [x, y]}))
+            }
+            IngestError::Fields(_) => ApiError::bad_request("unmapped_fields", message),
+            IngestError::UnknownLayer(name) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name, "layers": ["grids", "components"]}))
+            }
+        }
+    }
+}
+
+fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
+    Ok(params.parsed::<bool>(name, "true or false")?.unwrap_or(false))
+}
+
+/// `PUT /v1/layers/{name}`: see the module doc.
+pub async fn import(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let d = datasets(&state)?;
+    let layer = LayerKind::parse(&name)?;
+    let params = Params::parse(query.as_deref())?;
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the upload is larger than the limit of {} MiB (max_upload_mb in the config file)", state.max_upload_bytes >> 20),
+        )
+        .with_details(json!({"limit_bytes": state.max_upload_bytes})),
+        other => ApiError::bad_request("unreadable_body", format!("the request body could not be read: {other}")),
+    })?;
+    let format = Format::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
+    let options = ImportOptions {
+        layer,
+        crs: params.get("crs").map(str::to_owned),
+        force_crs: flag(&params, "force_crs")?,
+        policy: if flag(&params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
+    };
+    let dry_run = flag(&params, "dry_run")?;
+    let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
+    let origin = format!("PUT /v1/layers/{name}");
+    let imported = tokio::task::spawn_blocking(move || {
+        let source = read_layer(&body[..], format, &csv)?;
+        d.import(source, &options, dry_run, &origin)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    if !imported.report.accepted_layer {
+        let message = imported.report.summary();
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected", message)
+            .with_details(json!({"report": imported.report, "dry_run": dry_run})));
+    }
+    Ok(axum::Json(json!({"report": imported.report, "switched": imported.switched, "dry_run": dry_run})).into_response())
+}

@@ -1,0 +1,140 @@
+//! FlatGeobuf reader for any FlatGeobuf file (not only the store's own layers): the CRS from
+//! its header (`EPSG` code, else its WKT), every attribute column as text, points and
+//! (multi)polygons read straight from the coordinate arrays with bounds checks. Properties go
+//! through the store's checked decoder (a corrupt length is an error, never a panic).
+
+use std::io::Read;
+
+use flatgeobuf::{FallibleStreamingIterator, FgbReader, GeometryType};
+use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Polygon};
+
+use super::{Feature, Format, IngestError, IssueKind, SourceLayer, number_text};
+use crate::store::fgb::{FileColumn, Prop, decode_properties};
+
+fn unreadable(message: impl std::fmt::Display) -> IngestError {
+    IngestError::Unreadable { format: Format::FlatGeobuf, message: message.to_string() }
+}
+
+type GeometryProblem = (IssueKind, String);
+
+fn invalid(message: impl Into<String>) -> GeometryProblem {
+    (IssueKind::InvalidGeometry, message.into())
+}
+
+fn coords(g: &flatgeobuf::Geometry<'_>) -> Result<Vec<Coord<f64>>, GeometryProblem> {
+    let xy = g.xy().ok_or_else(|| invalid("a geometry without coordinates"))?;
+    if xy.len() % 2 != 0 {
+        return Err(invalid("an odd number of coordinate values"));
+    }
+    let points: Vec<Coord<f64>> = (0..xy.len() / 2).map(|i| Coord { x: xy.get(2 * i), y: xy.get(2 * i + 1) }).collect();
+    if let Some(p) = points.iter().find(|p| !(p.x.is_finite() && p.y.is_finite())) {
+        return Err(invalid(format!("a coordinate is not a finite number ({}, {})", p.x, p.y)));
+    }
+    Ok(points)
+}
+
+fn polygon(g: &flatgeobuf::Geometry<'_>) -> Result<Polygon<f64>, GeometryProblem> {
+    let points = coords(g)?;
+    let n = points.len() as u32;
+    let ends: Vec<u32> = g.ends().map_or_else(|| vec![n], |e| e.iter().collect());
+    let mut rings = Vec::with_capacity(ends.len());
+    let mut start = 0u32;
+    for &end in &ends {
+        if end <= start || end > n {
+            return Err(invalid(format!("ring ends {ends:?} do not fit {n} points")));
+        }
+        let ring = &points[start as usize..end as usize];
+        if ring.len() < 4 {
+            return Err(invalid(format!("a polygon ring of {} points; at least 4 are needed", ring.len())));
+        }
+        if ring.first() != ring.last() {
+            return Err(invalid("a polygon ring is not closed (its last point differs from its first)"));
+        }
+        rings.push(LineString(ring.to_vec()));
+        start = end;
+    }
+    if start != n {
+        return Err(invalid(format!("ring ends {ends:?} do not cover {n} points")));
+    }
+    let mut rings = rings.into_iter();
+    let exterior = rings.next().ok_or_else(|| invalid("a polygon without rings"))?;
+    Ok(Polygon::new(exterior, rings.collect()))
+}
+
+fn geometry(kind: GeometryType, g: &flatgeobuf::Geometry<'_>) -> Result<Geometry<f64>, GeometryProblem> {
+    match kind {
+        GeometryType::Point => match coords(g)?.as_slice() {
+            [p] => Ok(Geometry::Point(Point(*p))),
+            other => Err(invalid(format!("a point of {} coordinate pairs", other.len()))),
+        },
+        GeometryType::MultiPoint => Ok(Geometry::MultiPoint(MultiPoint(coords(g)?.into_iter().map(Point).collect()))),
+        GeometryType::Polygon => Ok(Geometry::Polygon(polygon(g)?)),
+        GeometryType::MultiPolygon => match g.parts() {
+            Some(parts) => Ok(Geometry::MultiPolygon(MultiPolygon(parts.iter().map(|p| polygon(&p)).collect::<Result<_, _>>()?))),
+            None => Ok(Geometry::MultiPolygon(MultiPolygon(vec![polygon(g)?]))),
+        },
+        other => Err((IssueKind::WrongGeometryType, format!("a {other:?}: layers hold points (components) or polygons (grids)"))),
+    }
+}
+
+/// Reads every feature of a FlatGeobuf stream (the spatial index, if any, is skipped).
+pub fn read(reader: impl Read) -> Result<SourceLayer, IngestError> {
+    let fgb = FgbReader::open(reader).map_err(unreadable)?;
+    let header = fgb.header();
+    let mut layer = SourceLayer::new(Format::FlatGeobuf);
+    if let Some(crs) = header.crs() {
+        let epsg = crs.org().is_none_or(|o| o.eq_ignore_ascii_case("EPSG"));
+        layer.declared_crs = match (crs.code(), crs.wkt()) {
+            (code, _) if code > 0 && epsg => Some(format!("EPSG:{code}")),
+            (_, Some(wkt)) if !wkt.trim().is_empty() => Some(wkt.to_owned()),
+            (code, _) if code > 0 => Some(format!("{}:{code}", crs.org().unwrap_or("?"))),
+            _ => None,
+        };
+    }
+    let columns: Vec<FileColumn> = header
+        .columns()
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| {
+            layer.columns.push(c.name().to_owned());
+            FileColumn { kind: c.type_(), slot: Some(i) }
+        })
+        .collect();
+    let header_kind = header.geometry_type();
+    let announced = header.features_count();
+    let mut features = fgb.select_all_seq().map_err(unreadable)?;
+    let mut index = 0u64;
+    while let Some(feature) = features.next().map_err(|e| unreadable(format!("feature {index}: {e}")))? {
+        let fbs = feature.fbs_feature();
+        let mut values = vec![None; columns.len()];
+        if let Some(props) = fbs.properties() {
+            decode_properties(props.bytes(), &columns, |slot, value| {
+                values[slot] = match value {
+                    Prop::Str(s) => Some(s.to_owned()),
+                    Prop::Int(n) => Some(n.to_string()),
+                    Prop::Float(f) => Some(number_text(f)),
+                    Prop::Other => None,
+                }
+            })
+            .map_err(|e| unreadable(format!("feature {index}: {e}")))?;
+        }
+        let result = match fbs.geometry() {
+            None => Err(invalid("the feature has no geometry")),
+            Some(g) => {
+                let kind = if header_kind == GeometryType::Unknown { g.type_() } else { header_kind };
+                geometry(kind, &g)
+            }
+        };
+        let (geometry, problem) = match result {
+            Ok(g) => (Some(g), None),
+            Err(p) => (None, Some(p)),
+        };
+        layer.features.push(Feature { index, line: None, geometry, problem, values });
+        index += 1;
+    }
+    if announced != 0 && announced != index {
+        return Err(unreadable(format!("the header announces {announced} features but the file holds {index} (truncated?)")));
+    }
+    Ok(layer)
+}

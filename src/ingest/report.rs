@@ -1,0 +1,238 @@
+//! The validation report of an upload: per feature (index, line, code) what is wrong, counts
+//! per kind, what the policy made of it. Serialised as JSON for the API; [`Report::to_text`]
+//! for the command line.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::Format;
+
+/// At most this many issues are listed one by one; the counts always cover all.
+pub const MAX_LISTED_ISSUES: usize = 200;
+
+/// What is wrong with a feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// Unclosed ring, too few points, NaN, self-intersection, no geometry.
+    InvalidGeometry,
+    /// A line where a point or polygon belongs, a polygon in the components layer, ….
+    WrongGeometryType,
+    /// The coordinates lie outside the CRS's area of use (swapped axes, wrong zone, wrong CRS).
+    OutsideCrsArea,
+    MissingCode,
+    MalformedCode,
+    /// The component code's class digits disagree with its class field.
+    ClassMismatch,
+    /// A class not in the city's class table (add local classes with a class file).
+    UnknownClass,
+    /// A date, status, level, accuracy … that cannot be read.
+    BadValue,
+    DuplicateCode,
+    /// A grid's parent is missing, at the wrong level, or its code does not extend the parent's.
+    Hierarchy,
+    /// A component names a grid that is not a unit grid of the layer it will be served with.
+    UnknownGrid,
+    /// A component lies outside every unit grid (served; routed by the nearest grid).
+    OutsideGrids,
+    /// A component's recorded grid differs from the grid its location is in.
+    GridMismatch,
+}
+
+impl IssueKind {
+    /// Errors drop the feature (or, under `strict`, reject the upload); warnings are reported only.
+    pub fn severity(self) -> Severity {
+        match self {
+            IssueKind::OutsideGrids | IssueKind::GridMismatch => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// Which features an issue is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// A feature of the uploaded file.
+    Upload,
+    /// A component already served, checked against the uploaded grids (a grids import keeps
+    /// the current components).
+    CurrentComponents,
+}
+
+/// One problem of one feature.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Issue {
+    pub scope: Scope,
+    /// 0-based feature index in the file (`None` for current components).
+    pub feature: Option<u64>,
+    /// 1-based line in the file (NDJSON, CSV).
+    pub line: Option<u64>,
+    /// The feature's code, if it has one.
+    pub code: Option<String>,
+    pub kind: IssueKind,
+    pub severity: Severity,
+    pub message: String,
+}
+
+/// How errors are treated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Features with errors are dropped and the rest imported; the report says how many.
+    #[default]
+    DropInvalid,
+    /// Any error rejects the whole upload.
+    Strict,
+}
+
+/// One of our fields and the file column it was read from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldSource {
+    pub field: String,
+    pub column: Option<String>,
+}
+
+/// What came of an upload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// `grids` or `components`.
+    pub layer: &'static str,
+    pub format: Format,
+    /// The CRS the coordinates were read in, and where that came from.
+    pub crs: String,
+    /// `file` (declared by the file), `given` (--crs / crs=), `forced` (given over the file's),
+    /// `assumed` (no CRS anywhere, coordinates in degrees: WGS84).
+    pub crs_source: &'static str,
+    pub policy: Policy,
+    /// Which file column each of our fields was read from (`null`: none, left empty).
+    pub fields: Vec<FieldSource>,
+    /// Features in the file.
+    pub features: u64,
+    /// Features in the new layer.
+    pub accepted: u64,
+    /// Features left out because of errors.
+    pub dropped: u64,
+    pub errors: u64,
+    pub warnings: u64,
+    /// Issues per kind (all of them, also past the listing cap).
+    pub counts: BTreeMap<IssueKind, u64>,
+    /// The issues, the first [`MAX_LISTED_ISSUES`].
+    pub issues: Vec<Issue>,
+    pub issues_truncated: bool,
+    /// Grid topology QA (overlaps, gaps, children outside their parent): filled by
+    /// `ingest::topology` once that lands; `None` = not run.
+    pub topology: Option<Vec<Issue>>,
+    /// Set when the current responsibility list would not validate against the new layer:
+    /// routing then answers 503 `rules_unavailable` until a fitting list is saved. Rejects the
+    /// upload under `strict`; by default it is imported with this warning.
+    pub rules_problem: Option<String>,
+    /// Whether the layer is (or, on a dry run, would be) imported.
+    pub accepted_layer: bool,
+    /// Why not, when not.
+    pub rejection: Option<String>,
+}
+
+impl Report {
+    pub(super) fn new(layer: &'static str, format: Format, crs: String, crs_source: &'static str, policy: Policy) -> Report {
+        Report {
+            layer,
+            format,
+            crs,
+            crs_source,
+            policy,
+            fields: Vec::new(),
+            features: 0,
+            accepted: 0,
+            dropped: 0,
+            errors: 0,
+            warnings: 0,
+            counts: BTreeMap::new(),
+            issues: Vec::new(),
+            issues_truncated: false,
+            topology: None,
+            rules_problem: None,
+            accepted_layer: false,
+            rejection: None,
+        }
+    }
+
+    /// Records an issue (counted always, listed up to the cap).
+    pub(super) fn add(&mut self, issue: Issue) {
+        *self.counts.entry(issue.kind).or_default() += 1;
+        match issue.severity {
+            Severity::Error => self.errors += 1,
+            Severity::Warning => self.warnings += 1,
+        }
+        if self.issues.len() < MAX_LISTED_ISSUES {
+            self.issues.push(issue);
+        } else {
+            self.issues_truncated = true;
+        }
+    }
+
+    /// Orders the listed issues by scope, then feature, then kind.
+    pub(super) fn sort_issues(&mut self) {
+        self.issues.sort_by_key(|i| (i.scope == Scope::CurrentComponents, i.feature, i.kind));
+    }
+
+    /// One line: what happened.
+    pub fn summary(&self) -> String {
+        let verdict = if self.accepted_layer { "accepted" } else { "REJECTED" };
+        let mut s = format!(
+            "{} {}: {verdict}; {} features read, {} kept, {} dropped; {} errors, {} warnings",
+            self.layer, self.format, self.features, self.accepted, self.dropped, self.errors, self.warnings
+        );
+        if let Some(r) = &self.rejection {
+            write!(s, " — {r}").expect("writing to a String");
+        }
+        if let Some(r) = &self.rules_problem {
+            write!(s, "; WARNING: the current responsibility list does not fit the new layer: {r}").expect("writing to a String");
+        }
+        s
+    }
+
+    /// A readable rendering for the command line: summary, CRS, counts, issues.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let w = &mut s;
+        let _ = writeln!(w, "{}", self.summary());
+        let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let _ = writeln!(w, "CRS: {} ({}); policy: {}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
+        let read: Vec<String> =
+            self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
+        let _ = writeln!(w, "fields: {}", read.join(", "));
+        for (kind, n) in &self.counts {
+            let _ = writeln!(w, "  {:<20} {n:>8}  ({})", name(serde_json::to_value(kind)), name(serde_json::to_value(kind.severity())));
+        }
+        for i in &self.issues {
+            let mut at = String::new();
+            if i.scope == Scope::CurrentComponents {
+                at.push_str("current component");
+            } else if let Some(f) = i.feature {
+                let _ = write!(at, "feature {f}");
+            }
+            if let Some(l) = i.line {
+                let _ = write!(at, " (line {l})");
+            }
+            if let Some(c) = &i.code {
+                let _ = write!(at, " {c}");
+            }
+            let sev = if i.severity == Severity::Error { "error" } else { "warning" };
+            let _ = writeln!(w, "{sev}: {at}: {}", i.message);
+        }
+        if self.issues_truncated {
+            let _ = writeln!(w, "… {} more issues (counted above)", self.errors + self.warnings - self.issues.len() as u64);
+        }
+        s
+    }
+}

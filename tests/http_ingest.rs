@@ -1,0 +1,507 @@
+//! Survey layer imports over HTTP (`PUT /v1/layers/{name}`) on the tiny demo city: round trips
+//! through every format (and Gauss-Krüger EPSG:4549) give back the same features within 1 mm;
+//! every bad input is a clear 4xx in the error format, stores nothing and leaves the previous
+//! version served; readers during imports see one version or the other.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use citygrid::crs::Crs;
+use citygrid::datasets::Datasets;
+use citygrid::http::{AppState, router};
+use citygrid::model::City;
+use citygrid::store::Store;
+use citygrid::tiles::TileConfig;
+use citygrid::world::WorldHandle;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+struct Server {
+    app: axum::Router,
+    handle: WorldHandle,
+    dir: tempfile::TempDir,
+}
+
+fn server_with_limit(max_upload_mb: usize) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = common::tiny_world(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    let state = AppState::new(handle.clone())
+        .with_admin_tokens(vec![TOKEN.into()])
+        .with_max_upload_mb(max_upload_mb)
+        .with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
+    Server { app: router(state), handle, dir }
+}
+
+fn server() -> Server {
+    server_with_limit(512)
+}
+
+async fn put(app: &axum::Router, uri: &str, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method("PUT").uri(uri).header("authorization", format!("Bearer {TOKEN}"));
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let response = app.clone().oneshot(req.body(Body::from(body.into())).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+// ---- writing the demo city's layers out, as GIS staff would deliver them -------------------
+
+fn unit(city: &City, u: Option<citygrid::model::UnitId>) -> Value {
+    u.map_or(Value::Null, |u| json!(city.units.get(u).name))
+}
+
+fn date(d: Option<chrono::NaiveDate>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.to_string()))
+}
+
+/// A component's attributes under our own field names.
+fn component_properties(city: &City, c: &citygrid::model::Component) -> Value {
+    json!({
+        "code": c.code.to_string(), "class": c.class.to_string(), "name": city.names.get(c.name),
+        "dept": unit(city, c.dept), "owner": unit(city, c.owner), "maintainer": unit(city, c.maintainer),
+        "status": c.status.zh(), "grid": c.grid.map(|g| city.grid(g).code.to_string()),
+        "created": date(c.created), "updated": date(c.updated), "accuracy": c.accuracy.map(|a| a.as_str()),
+    })
+}
+
+fn grid_properties(city: &City, g: &citygrid::model::Grid, suffix: &str) -> Value {
+    json!({
+        "code": g.code.to_string(), "name": format!("{}{suffix}", g.name), "level": g.level + 1,
+        "parent": g.parent.map(|p| city.grid(p).code.to_string()), "unit": unit(city, g.unit),
+        "chief_name": g.chief.as_ref().map(|c| c.name.clone()), "chief_phone": g.chief.as_ref().map(|c| c.phone.clone()),
+        "valid_from": date(g.valid_from), "valid_to": date(g.valid_to),
+    })
+}
+
+/// (x, y) of a lon/lat in `crs` (easting first), or the lon/lat itself.
+fn project(crs: Option<&Crs>, lon: f64, lat: f64) -> [f64; 2] {
+    match crs {
+        Some(crs) => {
+            let (x, y) = crs.from_wgs84(lon, lat).unwrap();
+            [x, y]
+        }
+        None => [lon, lat],
+    }
+}
+
+fn components_features(city: &City, crs: Option<&Crs>) -> Vec<Value> {
+    city.components
+        .iter()
+        .map(|c| json!({"type": "Feature", "properties": component_properties(city, c),
+                        "geometry": {"type": "Point", "coordinates": project(crs, c.location.x, c.location.y)}}))
+        .collect()
+}
+
+fn grids_features(city: &City, crs: Option<&Crs>, suffix: &str) -> Vec<Value> {
+    city.grids
+        .iter()
+        .map(|g| {
+            let polygons: Vec<Value> = g
+                .geometry
+                .0
+                .iter()
+                .map(|p| {
+                    let ring = |r: &geo_types::LineString<f64>| r.0.iter().map(|c| project(crs, c.x, c.y)).collect::<Vec<_>>();
+                    let mut rings = vec![ring(p.exterior())];
+                    rings.extend(p.interiors().iter().map(ring));
+                    json!(rings)
+                })
+                .collect();
+            json!({"type": "Feature", "properties": grid_properties(city, g, suffix),
+                   "geometry": {"type": "MultiPolygon", "coordinates": polygons}})
+        })
+        .collect()
+}
+
+fn collection(features: Vec<Value>, crs: Option<&str>) -> String {
+    let mut fc = json!({"type": "FeatureCollection", "features": features});
+    if let Some(name) = crs {
+        fc["crs"] = json!({"type": "name", "properties": {"name": name}});
+    }
+    fc.to_string()
+}
+
+fn ndjson(features: Vec<Value>) -> String {
+    features.iter().map(|f| format!("{f}\n")).collect()
+}
+
+/// Components as CSV with the usual Chinese column names; coordinates either 经度/纬度 or, in a
+/// Gauss-Krüger CRS, surveyor's `X` (northing) then `Y` (easting).
+fn components_csv(city: &City, crs: Option<&Crs>) -> String {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let coords = if crs.is_some() { ["X", "Y"] } else { ["经度", "纬度"] };
+    let header = ["标识码", "小类", "名称", "主管部门", "权属单位", "养护单位", "状态", "所在网格", "初始日期", "变更日期", "精度"];
+    out.write_record(header.iter().chain(coords.iter())).unwrap();
+    for c in &city.components {
+        let p = component_properties(city, c);
+        let text = |k: &str| p[k].as_str().unwrap_or("").to_owned();
+        let [x, y] = project(crs, c.location.x, c.location.y);
+        let (first, second) = if crs.is_some() { (y, x) } else { (x, y) }; // X = northing
+        let mut row: Vec<String> =
+            ["code", "class", "name", "dept", "owner", "maintainer", "status", "grid", "created", "updated", "accuracy"].map(text).to_vec();
+        row.push(first.to_string());
+        row.push(second.to_string());
+        out.write_record(&row).unwrap();
+    }
+    String::from_utf8(out.into_inner().unwrap()).unwrap()
+}
+
+/// Components as a FlatGeobuf in EPSG:4549 written by the flatgeobuf crate (not our store),
+/// with Chinese column names.
+fn components_fgb_4549(city: &City, gk: &Crs) -> Vec<u8> {
+    use flatgeobuf::{ColumnType, FgbCrs, FgbWriter, FgbWriterOptions, GeometryType};
+    use geozero::{ColumnValue, PropertyProcessor};
+    let options = FgbWriterOptions { crs: FgbCrs { org: Some("EPSG"), code: 4549, ..Default::default() }, ..Default::default() };
+    let mut fgb = FgbWriter::create_with_options("部件", GeometryType::Point, options).unwrap();
+    let columns = [("标识码", "code"), ("小类", "class"), ("名称", "name"), ("主管部门", "dept"), ("权属单位", "owner"),
+        ("养护单位", "maintainer"), ("状态", "status"), ("所在网格", "grid"), ("初始日期", "created"), ("变更日期", "updated"), ("精度", "accuracy")];
+    for (name, _) in columns {
+        fgb.add_column(name, ColumnType::String, |_, _| {});
+    }
+    for c in &city.components {
+        let p = component_properties(city, c);
+        let [x, y] = project(Some(gk), c.location.x, c.location.y);
+        fgb.add_feature_geom(geo_types::Geometry::Point(geo_types::Point::new(x, y)), |feat| {
+            for (i, (name, ours)) in columns.iter().enumerate() {
+                if let Some(v) = p[*ours].as_str() {
+                    feat.property(i, name, &ColumnValue::String(v)).unwrap();
+                }
+            }
+        })
+        .unwrap();
+    }
+    let mut out = Vec::new();
+    fgb.write(&mut out).unwrap();
+    out
+}
+
+// ---- comparing what is served with the original ------------------------------------------
+
+/// Metres between two lon/lat points (small distances).
+fn metres(a: geo_types::Coord<f64>, b: geo_types::Coord<f64>) -> f64 {
+    citygrid::crs::haversine_m(a, b)
+}
+
+fn assert_same_components(original: &City, served: &City, what: &str) {
+    assert_eq!(served.components.len(), original.components.len(), "{what}");
+    for c in &original.components {
+        let s = served.component_by_code(c.code).unwrap_or_else(|| panic!("{what}: {} lost", c.code));
+        assert!(metres(c.location, s.location) < 0.001, "{what}: {} moved {} m", c.code, metres(c.location, s.location));
+        assert_eq!(component_properties(original, c), component_properties(served, s), "{what}");
+    }
+}
+
+fn assert_same_grids(original: &City, served: &City, what: &str) {
+    assert_eq!(served.grids.len(), original.grids.len(), "{what}");
+    for (g, s) in original.grids.iter().zip(&served.grids) {
+        assert_eq!(grid_properties(original, g, ""), grid_properties(served, s, ""), "{what}");
+        assert_eq!(g.geometry.0.len(), s.geometry.0.len(), "{what}: {}", g.code);
+        for (a, b) in g.geometry.0.iter().zip(&s.geometry.0) {
+            assert_eq!(a.exterior().0.len(), b.exterior().0.len(), "{what}: {}", g.code);
+            for (p, q) in a.exterior().0.iter().zip(&b.exterior().0) {
+                assert!(metres(*p, *q) < 0.001, "{what}: grid {} vertex moved {} m", g.code, metres(*p, *q));
+            }
+        }
+    }
+}
+
+fn versions(s: &Server) -> citygrid::store::Versions {
+    Store::open(s.dir.path()).unwrap().versions()
+}
+
+#[tokio::test]
+async fn components_round_trip_through_every_format_and_gauss_kruger() {
+    let s = server();
+    let original = s.handle.load();
+    let city = &original.city;
+    let gk = Crs::parse("EPSG:4549").unwrap();
+    let fgb = std::fs::read(s.dir.path().join("layers/components/1.fgb")).unwrap();
+    let uploads: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("GeoJSON", "application/geo+json", collection(components_features(city, None), None).into_bytes()),
+        ("NDJSON", "application/x-ndjson", ndjson(components_features(city, None)).into_bytes()),
+        ("CSV 经度/纬度", "text/csv", components_csv(city, None).into_bytes()),
+        ("FlatGeobuf, sniffed", "application/octet-stream", fgb),
+        ("GeoJSON EPSG:4549", "application/geo+json", collection(components_features(city, Some(&gk)), Some("urn:ogc:def:crs:EPSG::4549")).into_bytes()),
+    ];
+    for (i, (what, ct, body)) in uploads.into_iter().enumerate() {
+        let (status, answer) = put(&s.app, "/v1/layers/components", Some(ct), body).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+        assert_eq!(answer["report"]["accepted"], city.components.len(), "{what}");
+        assert_eq!(answer["report"]["errors"], 0, "{what}: {}", answer["report"]);
+        assert_eq!(answer["report"]["rules_problem"], Value::Null, "{what}");
+        assert_eq!(answer["switched"]["current"], i as u64 + 2, "{what}");
+        let served = s.handle.load();
+        assert_eq!(served.versions.get("components"), Some(i as u64 + 2));
+        assert_eq!(served.versions.get("units"), Some(1), "{what}: no new unit, no new register");
+        assert_same_components(city, &served.city, what);
+    }
+    // Someone else's FlatGeobuf: EPSG:4549 in its header, Chinese column names.
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/flatgeobuf"), components_fgb_4549(city, &gk)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!((answer["report"]["crs_source"].as_str(), answer["report"]["errors"].as_u64()), (Some("file"), Some(0)), "{}", answer["report"]);
+    assert!(answer["report"]["crs"].as_str().unwrap().contains("4549"));
+    assert_eq!(answer["report"]["fields"][0], json!({"field": "code", "column": "标识码"}));
+    assert_eq!(answer["report"]["fields"][7], json!({"field": "grid", "column": "所在网格"}));
+    assert_same_components(city, &s.handle.load().city, "FlatGeobuf EPSG:4549");
+    // CSV in Gauss-Krüger with the surveyor's X (northing) first, CRS given in the query.
+    let (status, answer) = put(&s.app, "/v1/layers/components?crs=EPSG:4549", Some("text/csv"), components_csv(city, Some(&gk))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["report"]["crs_source"], "given");
+    assert_same_components(city, &s.handle.load().city, "CSV X/Y EPSG:4549");
+}
+
+#[tokio::test]
+async fn grids_round_trip_in_wgs84_gauss_kruger_and_flatgeobuf() {
+    let s = server();
+    let original = s.handle.load();
+    let city = &original.city;
+    let gk = Crs::parse("EPSG:4549").unwrap();
+    let fgb = std::fs::read(s.dir.path().join("layers/grids/1.fgb")).unwrap();
+    let uploads: Vec<(&str, String, &str, Vec<u8>)> = vec![
+        ("GeoJSON", "/v1/layers/grids".into(), "application/geo+json", collection(grids_features(city, None, ""), None).into_bytes()),
+        ("GeoJSON EPSG:4549 by query", "/v1/layers/grids?crs=EPSG:4549".into(), "application/geo+json", collection(grids_features(city, Some(&gk), ""), None).into_bytes()),
+        ("FlatGeobuf", "/v1/layers/grids".into(), "application/flatgeobuf", fgb),
+    ];
+    for (what, uri, ct, body) in uploads {
+        let (status, answer) = put(&s.app, &uri, Some(ct), body).await;
+        assert_eq!(status, StatusCode::OK, "{what}: {answer}");
+        assert_eq!((answer["report"]["errors"].as_u64(), answer["report"]["warnings"].as_u64()), (Some(0), Some(0)), "{what}: {}", answer["report"]);
+        assert_eq!(answer["report"]["rules_problem"], Value::Null, "{what}: the list still fits");
+        let served = s.handle.load();
+        assert_same_grids(city, &served.city, what);
+        assert_eq!(served.city.components.len(), city.components.len(), "{what}: the components are kept");
+        assert_eq!(served.versions.get("components"), Some(1));
+    }
+}
+
+/// Asserts nothing was stored and the first version is still served (a locate answers from it).
+async fn assert_unchanged(s: &Server, what: &str) {
+    let v = versions(s);
+    assert_eq!((v.get("grids"), v.get("components"), v.get("units")), (Some(1), Some(1), Some(1)), "{what}: stored {v:?}");
+    let w = s.handle.load();
+    assert_eq!((w.versions.get("grids"), w.versions.get("components")), (Some(1), Some(1)), "{what}");
+    let c = &w.city.components[0];
+    let (status, body) = get(&s.app, &format!("/v1/components/{}", c.code)).await;
+    assert_eq!(status, StatusCode::OK, "{what}: still served: {body}");
+    assert_eq!(body["versions"]["components"], 1, "{what}: {body}");
+    let files = std::fs::read_dir(s.dir.path().join("layers/components")).unwrap().count();
+    assert_eq!(files, 1, "{what}: no file left behind");
+}
+
+#[tokio::test]
+async fn bad_uploads_are_clear_4xx_and_change_nothing() {
+    let s = server();
+    let city = &s.handle.load().city;
+    let good = collection(components_features(city, None), None);
+    let gk = Crs::parse("EPSG:4549").unwrap();
+    let metres = collection(components_features(city, Some(&gk)), None);
+    // Swapped: the northing in the easting column (x_column names the easting).
+    let swapped_csv = components_csv(city, Some(&gk));
+    let mut duplicate = components_features(city, None);
+    duplicate.push(duplicate[0].clone());
+    let mut unknown_class = components_features(city, None);
+    unknown_class[0]["properties"]["code"] = json!(format!("{}2199{}", &unknown_class[0]["properties"]["code"].as_str().unwrap()[..6], "999999"));
+    unknown_class[0]["properties"]["class"] = json!("2199");
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    // (what, query, content type, body, status, error code)
+    type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        ("truncated GeoJSON", "".into(), Some("application/geo+json"), good.as_bytes()[..good.len() / 2].to_vec(), StatusCode::BAD_REQUEST, "unreadable_layer"),
+        ("binary garbage, sniffed", "".into(), Some("application/octet-stream"), garbage.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("binary garbage as GeoJSON", "".into(), Some("application/geo+json"), garbage.clone(), StatusCode::BAD_REQUEST, "unreadable_layer"),
+        ("binary garbage as FlatGeobuf", "".into(), Some("application/flatgeobuf"), garbage, StatusCode::BAD_REQUEST, "unreadable_layer"),
+        ("wrong content type", "".into(), Some("image/png"), good.clone().into_bytes(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("zipped shapefile", "".into(), Some("application/zip"), b"PK\x03\x04".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("unknown CRS", "?crs=EPSG:99999".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "unknown_crs"),
+        ("metres without a CRS", "".into(), Some("application/geo+json"), metres.into_bytes(), StatusCode::BAD_REQUEST, "crs_required"),
+        ("CRS conflict", "?crs=EPSG:4548".into(), Some("application/geo+json"), collection(components_features(city, Some(&gk)), Some("EPSG:4549")).into_bytes(), StatusCode::BAD_REQUEST, "crs_conflict"),
+        ("swapped CSV axes", "?crs=EPSG:4549&x_column=X&y_column=Y".into(), Some("text/csv"), swapped_csv.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
+        ("duplicate codes, strict", "?strict=true".into(), Some("application/geo+json"), collection(duplicate, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
+        ("unknown class, strict", "?strict=true".into(), Some("application/geo+json"), collection(unknown_class, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
+        ("bad flag", "?strict=yes".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "invalid_parameter"),
+        ("not a layer", "/../units".into(), Some("application/geo+json"), good.into_bytes(), StatusCode::NOT_FOUND, "unknown_layer"),
+    ];
+    for (what, query, ct, body, status, code) in cases {
+        let uri = if query.starts_with('/') { "/v1/layers/units".to_owned() } else { format!("/v1/layers/components{query}") };
+        let (got, answer) = put(&s.app, &uri, ct, body).await;
+        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{what}: {answer}");
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty(), "{what}");
+        assert_unchanged(&s, what).await;
+        if code == "layer_rejected" {
+            let report = &answer["error"]["details"]["report"];
+            assert_eq!(report["accepted_layer"], false, "{what}");
+            let kind = match what {
+                "swapped CSV axes" => "outside_crs_area",
+                "duplicate codes, strict" => "duplicate_code",
+                _ => "unknown_class",
+            };
+            assert!(report["counts"][kind].as_u64().unwrap() >= 1, "{what}: {report}");
+            let issue = report["issues"].as_array().unwrap().iter().find(|i| i["kind"] == kind).unwrap();
+            assert!(issue["feature"].is_u64() && issue["code"].is_string(), "{what}: {issue}");
+        }
+    }
+    let (status, answer) = put(&s.app, "/v1/layers/components", None, Vec::new()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")), "empty body");
+    assert_unchanged(&s, "empty body").await;
+}
+
+#[tokio::test]
+async fn an_upload_over_the_limit_is_413_and_writes_need_the_token() {
+    let s = server_with_limit(1);
+    let body = vec![b' '; (1 << 20) + 10];
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), body).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{answer}");
+    assert_eq!(answer["error"]["details"]["limit_bytes"], 1 << 20);
+    assert_unchanged(&s, "over the limit").await;
+    let req = Request::builder().method("PUT").uri("/v1/layers/components").body(Body::from("{}")).unwrap();
+    let response = s.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_unchanged(&s, "no token").await;
+}
+
+#[tokio::test]
+async fn invalid_features_are_dropped_by_default_and_a_dry_run_stores_nothing() {
+    let s = server();
+    let city = &s.handle.load().city;
+    let mut features = components_features(city, None);
+    features[0]["properties"]["class"] = json!("2199"); // unknown class (and not the code's)
+    features[0]["properties"]["maintainer"] = json!("只在被丢弃的部件里的单位");
+    features[3]["properties"]["maintainer"] = json!("新养护单位");
+    features[1]["geometry"]["coordinates"] = json!([0.5]); // too few numbers
+    features.push(features[2].clone()); // duplicate
+    let body = collection(features, None);
+    let (status, answer) = put(&s.app, "/v1/layers/components?dry_run=true", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!((answer["dry_run"].as_bool(), answer["switched"].is_null()), (Some(true), true));
+    assert_unchanged(&s, "dry run").await;
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let report = &answer["report"];
+    assert_eq!((report["dropped"].as_u64(), report["errors"].as_u64()), (Some(3), Some(3)), "{report}");
+    assert_eq!(report["accepted"], city.components.len() - 2);
+    assert_eq!(report["counts"]["invalid_geometry"], 1);
+    assert_eq!(report["counts"]["duplicate_code"], 1);
+    assert_eq!(report["topology"], Value::Null, "topology QA is not run here");
+    let served = s.handle.load();
+    assert_eq!(served.city.components.len(), city.components.len() - 2);
+    assert!(served.city.component_by_code(city.components[0].code).is_none());
+    // A kept feature's new unit makes a new unit register; a dropped feature's unit is not in it.
+    assert_eq!(served.versions.get("units"), Some(2));
+    assert!(served.city.units.find("新养护单位").is_some());
+    assert!(served.city.units.find("只在被丢弃的部件里的单位").is_none());
+}
+
+#[tokio::test]
+async fn a_grids_import_that_orphans_kept_components_is_rejected() {
+    let s = server();
+    let city = &s.handle.load().city;
+    let unit_level = city.hierarchy.unit_level() as u8;
+    // Leave out a unit grid that components record.
+    let used = city.components.iter().find_map(|c| c.grid).unwrap();
+    let features: Vec<Value> = grids_features(city, None, "")
+        .into_iter()
+        .zip(&city.grids)
+        .filter(|(_, g)| !(g.level == unit_level && city.grid_by_code(g.code) == Some(used)))
+        .map(|(f, _)| f)
+        .collect();
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), collection(features, None)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");
+    let report = &answer["error"]["details"]["report"];
+    assert!(report["rejection"].as_str().unwrap().contains("current components"), "{report}");
+    assert!(report["issues"].as_array().unwrap().iter().any(|i| i["scope"] == "current_components" && i["kind"] == "unknown_grid"));
+    assert_unchanged(&s, "orphaning grids").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_see_one_version_or_the_other_while_imports_switch_layers() {
+    let s = server();
+    let city = &s.handle.load().city;
+    let bodies = [collection(grids_features(city, None, " v2"), None), collection(grids_features(city, None, ""), None)];
+    let (lon, lat) = {
+        let c = city.components.iter().find(|c| c.grid.is_some()).unwrap();
+        (c.location.x, c.location.y)
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, stop, seen) = (s.app.clone(), stop.clone(), seen.clone());
+            tokio::spawn(async move {
+                let uri = format!("/v1/locate?lon={lon}&lat={lat}");
+                while !stop.load(Ordering::Relaxed) {
+                    let (status, body) = get(&app, &uri).await;
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    let chain = body["chain"].as_array().unwrap();
+                    let v2 = chain[0]["name"].as_str().unwrap().ends_with(" v2");
+                    for e in chain {
+                        assert_eq!(e["name"].as_str().unwrap().ends_with(" v2"), v2, "mixed answer: {body}");
+                    }
+                    // Versions 2, 4, 6 are the renamed ones.
+                    let version = body["versions"]["grids"].as_u64().unwrap();
+                    assert_eq!(v2, version % 2 == 0, "the names are of the version the answer names: {body}");
+                    seen[v2 as usize].fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for round in 0..6 {
+        let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), bodies[round % 2].clone()).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        r.await.expect("a reader failed");
+    }
+    let (v1, v2) = (seen[0].load(Ordering::Relaxed), seen[1].load(Ordering::Relaxed));
+    assert!(v1 > 0 && v2 > 0, "both versions were served during the test: {v1} / {v2}");
+    assert_eq!(versions(&s).get("grids"), Some(7));
+}
+
+#[tokio::test]
+async fn a_grids_import_that_breaks_the_responsibility_list_warns_or_under_strict_is_rejected() {
+    let s = server();
+    let city = &s.handle.load().city;
+    // The demo list has a rule scoped to community 320506001001. First components that record
+    // no grid (so none is orphaned), then grids without that community.
+    let mut components = components_features(city, None);
+    for f in &mut components {
+        f["properties"]["grid"] = Value::Null;
+    }
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), collection(components, None)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["report"]["rules_problem"], Value::Null, "{}", answer["report"]);
+    let grids: Vec<Value> = grids_features(city, None, "")
+        .into_iter()
+        .filter(|f| !f["properties"]["code"].as_str().unwrap().starts_with("320506001001"))
+        .collect();
+    let body = collection(grids, None);
+    let (status, answer) = put(&s.app, "/v1/layers/grids?strict=true", Some("application/geo+json"), body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");
+    assert!(answer["error"]["details"]["report"]["rules_problem"].as_str().unwrap().contains("320506001001"), "{answer}");
+    assert_eq!(s.handle.load().versions.get("grids"), Some(1));
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["report"]["rules_problem"].is_string(), "{answer}");
+    assert_eq!(s.handle.load().versions.get("grids"), Some(2));
+    let (status, rules) = get(&s.app, "/v1/rules").await;
+    assert_eq!((status, rules["usable"].as_bool()), (StatusCode::OK, Some(false)), "{rules}");
+}
