@@ -210,11 +210,11 @@ struct ServeArgs {
     /// MapLibre GL JS for /viewer/. [env: CITYGRID_VIEWER_DIR] [default: web-viewer/ of the
     /// source tree this binary was built from]
     #[arg(long, env = "CITYGRID_VIEWER_DIR", hide_env = true)]
+    viewer_dir: Option<PathBuf>,
     /// Glyph PBFs for the style's labels: DIR/<font>/<range>.pbf. [env: CITYGRID_FONTS_DIR]
     /// [default: <data>/fonts]
     #[arg(long, env = "CITYGRID_FONTS_DIR", hide_env = true)]
     fonts_dir: Option<PathBuf>,
-    viewer_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
