@@ -286,6 +286,10 @@ async fn grids_round_trip_in_wgs84_gauss_kruger_and_flatgeobuf() {
         assert_eq!(status, StatusCode::OK, "{what}: {answer}");
         assert_eq!((answer["report"]["errors"].as_u64(), answer["report"]["warnings"].as_u64()), (Some(0), Some(0)), "{what}: {}", answer["report"]);
         assert_eq!(answer["report"]["rules_problem"], Value::Null, "{what}: the list still fits");
+        let topology = &answer["report"]["topology"];
+        assert_eq!(topology["counts"]["overlaps"], 0, "{what}: {topology}");
+        assert_eq!(topology["counts"]["gaps"], 0, "{what}: {topology}");
+        assert_eq!(topology["counts"]["outside_parent"], 0, "{what}: {topology}");
         let served = s.handle.load();
         assert_same_grids(city, &served.city, what);
         assert_eq!(served.city.components.len(), city.components.len(), "{what}: the components are kept");
@@ -496,12 +500,44 @@ async fn a_grids_import_that_breaks_the_responsibility_list_warns_or_under_stric
     let body = collection(grids, None);
     let (status, answer) = put(&s.app, "/v1/layers/grids?strict=true", Some("application/geo+json"), body.clone()).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");
-    assert!(answer["error"]["details"]["report"]["rules_problem"].as_str().unwrap().contains("320506001001"), "{answer}");
+    // The missing community is a hole in its street: strict refuses on topology already.
+    let report = &answer["error"]["details"]["report"];
+    assert!(report["rejection"].as_str().unwrap().contains("topology"), "{report}");
+    assert!(report["topology"]["gaps"].as_array().unwrap().iter().any(|g| g["parent"] == "320506001"), "{report}");
     assert_eq!(s.handle.load().versions.get("grids"), Some(1));
     let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert!(answer["report"]["rules_problem"].is_string(), "{answer}");
+    assert!(answer["report"]["rules_problem"].as_str().unwrap().contains("320506001001"), "{answer}");
+    assert!(answer["report"]["topology"]["counts"]["gaps"].as_u64().unwrap() >= 1, "{answer}");
     assert_eq!(s.handle.load().versions.get("grids"), Some(2));
     let (status, rules) = get(&s.app, "/v1/rules").await;
     assert_eq!((status, rules["usable"].as_bool()), (StatusCode::OK, Some(false)), "{rules}");
+}
+
+#[tokio::test]
+async fn a_grids_import_gets_topology_qa_and_strict_refuses_an_overlap() {
+    use geo::Scale;
+    let s = server();
+    let original = s.handle.load();
+    let mut city = original.city.clone();
+    // One unit grid grown by 5% around its centre: it overlaps its neighbours.
+    let unit = city.hierarchy.unit_level();
+    let i = city.grids.iter().position(|g| g.level as usize == unit).unwrap();
+    let code = city.grids[i].code.to_string();
+    city.grids[i].geometry = city.grids[i].geometry.scale(1.05);
+    let body = collection(grids_features(&city, None, ""), None);
+    let (status, answer) = put(&s.app, "/v1/layers/grids?strict=true", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let report = &answer["error"]["details"]["report"];
+    assert!(report["rejection"].as_str().unwrap().contains("topology"), "{report}");
+    assert_eq!(versions(&s).get("grids"), Some(1), "strict stored nothing");
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "the default policy imports and reports: {answer}");
+    let overlaps = answer["report"]["topology"]["overlaps"].as_array().unwrap();
+    assert!(!overlaps.is_empty());
+    for o in overlaps {
+        assert!(o["a"] == code.as_str() || o["b"] == code.as_str(), "every overlap involves the grown grid: {o}");
+        assert!(o["area_m2"].as_f64().unwrap() > 1.0);
+    }
+    assert_eq!(versions(&s).get("grids"), Some(2));
 }

@@ -129,9 +129,11 @@ pub struct Report {
     /// The issues, the first [`MAX_LISTED_ISSUES`].
     pub issues: Vec<Issue>,
     pub issues_truncated: bool,
-    /// Grid topology QA (overlaps, gaps, children outside their parent): filled by
-    /// `ingest::topology` once that lands; `None` = not run.
-    pub topology: Option<Vec<Issue>>,
+    /// Grid topology QA of a grids import (overlaps between grids of a level, gaps inside a
+    /// parent, children outside their parent, with areas in m² and locations): rejects the
+    /// upload under `strict`; by default it is imported and the findings are reported.
+    /// `None` for a components import.
+    pub topology: Option<super::topology::TopologyReport>,
     /// Set when the current responsibility list would not validate against the new layer:
     /// routing then answers 503 `rules_unavailable` until a fitting list is saved. Rejects the
     /// upload under `strict`; by default it is imported with this warning.
@@ -211,6 +213,27 @@ impl Report {
         let read: Vec<String> =
             self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
         let _ = writeln!(w, "fields: {}", read.join(", "));
+        if let Some(t) = &self.topology {
+            let c = &t.counts;
+            let _ = writeln!(
+                w,
+                "topology: {} overlaps, {} gaps, {} outside their parent, {} code/level/geometry findings{}",
+                c.overlaps,
+                c.gaps,
+                c.outside_parent,
+                c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed,
+                if t.is_clean() { " — clean" } else { "" }
+            );
+            for o in &t.overlaps {
+                let _ = writeln!(w, "  overlap {} × {}: {:.1} m² at {:.6}, {:.6}", o.a, o.b, o.area_m2, o.location[0], o.location[1]);
+            }
+            for g in &t.gaps {
+                let _ = writeln!(w, "  gap in {}: {:.1} m² at {:.6}, {:.6}", g.parent, g.area_m2, g.location[0], g.location[1]);
+            }
+            for o in &t.outside_parent {
+                let _ = writeln!(w, "  {} outside its parent {}: {:.1} m² at {:.6}, {:.6}", o.code, o.parent, o.area_m2, o.location[0], o.location[1]);
+            }
+        }
         for (kind, n) in &self.counts {
             let _ = writeln!(w, "  {:<20} {n:>8}  ({})", name(serde_json::to_value(kind)), name(serde_json::to_value(kind.severity())));
         }

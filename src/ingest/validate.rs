@@ -351,6 +351,23 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
         Err(e) => return reject(report, e.to_string()),
     };
     if layer == LayerKind::Grids {
+        // 不交叉、不遗漏、不跨社区: overlaps, gaps and children outside their parent.
+        let topology = super::topology::check_city(&city, &super::topology::TopologyOptions::default());
+        let clean = topology.is_clean();
+        let c = topology.counts.clone();
+        report.topology = Some(topology);
+        if !clean && options.policy == Policy::Strict {
+            return reject(
+                report,
+                format!(
+                    "strict: the grid topology is not clean ({} overlaps, {} gaps, {} outside their parent, {} other); nothing imported",
+                    c.overlaps,
+                    c.gaps,
+                    c.outside_parent,
+                    c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
+                ),
+            );
+        }
         let missing = check_current_components(&mut report, current, &city);
         if missing > 0 {
             return reject(
