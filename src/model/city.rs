@@ -154,11 +154,15 @@ fn parse_date(field: &'static str, s: &str) -> Result<Option<NaiveDate>, ModelEr
     if s.is_empty() {
         return Ok(None);
     }
-    let bad = || ModelError::BadValue { field, value: s.to_owned(), expected: "a date YYYY-MM-DD" };
-    // Accept a bare date or the date part of an ISO date-time. Parsed by hand: a city loads
-    // millions of these at start.
+    let bad = || ModelError::BadValue { field, value: s.to_owned(), expected: "a date YYYY-MM-DD (or YYYY/MM/DD)" };
+    // Accept a bare date or the date part of a date-time, with `-` or `/` (GDAL's CSV and
+    // Excel write `2019/10/26 00:00:00`). Parsed by hand: a city loads millions of these.
     let b = s.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' || (b.len() > 10 && !matches!(b[10], b'T' | b' ')) {
+    if b.len() < 10
+        || !matches!(b[4], b'-' | b'/')
+        || b[7] != b[4]
+        || (b.len() > 10 && !matches!(b[10], b'T' | b' '))
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -499,7 +503,10 @@ mod tests {
         assert_eq!(d("2024-02-29").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29));
         assert_eq!(d(" 2024-02-29T08:00:00Z ").unwrap(), NaiveDate::from_ymd_opt(2024, 2, 29));
         assert_eq!(d("").unwrap(), None);
-        for bad in ["2023-02-29", "24-02-29", "2024-2-29", "2024-02-29x", "abcd-ef-gh"] {
+        // As GDAL's CSV driver and Excel write them.
+        assert_eq!(d("2019/10/26 00:00:00").unwrap(), NaiveDate::from_ymd_opt(2019, 10, 26));
+        assert_eq!(d("2019/10/26").unwrap(), NaiveDate::from_ymd_opt(2019, 10, 26));
+        for bad in ["2023-02-29", "24-02-29", "2024-2-29", "2024-02-29x", "abcd-ef-gh", "2024/02-29", "2024.02.29"] {
             assert!(d(bad).is_err(), "{bad}");
         }
     }
@@ -515,7 +522,7 @@ mod tests {
             ComponentFields { status: "坏了", ..base.clone() },
             ComponentFields { updated: "2024-13-01", ..base.clone() },
             ComponentFields { updated: "2024-02-30", ..base.clone() },
-            ComponentFields { created: "2024/01/01", ..base.clone() },
+            ComponentFields { created: "2024.01.01", ..base.clone() },
             ComponentFields { created: "2024-01-01x", ..base.clone() },
             ComponentFields { grid: "32050600100199", ..base.clone() }, // unknown grid
         ];
