@@ -4,7 +4,9 @@
 //!
 //! Body types: `application/geo+json` (or `application/json`), `application/x-ndjson` /
 //! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`; `application/octet-stream`
-//! (or none) is sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
+//! (or none) is sniffed. Or `multipart/form-data` (an HTML form or `curl -F file=@grids.geojson`):
+//! the first part with a file name (or named `file`) is the layer, its format from the part's
+//! content type, else its file name's extension, else sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
 //! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
 //!
@@ -14,7 +16,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -67,21 +69,54 @@ pub async fn import(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let layer = LayerKind::parse(&name)?;
     let params = Params::parse(query.as_deref())?;
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => ApiError::new(
+    let too_large = || {
+        ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("the upload is larger than the limit of {} MiB (max_upload_mb in the config file)", state.max_upload_bytes >> 20),
         )
-        .with_details(json!({"limit_bytes": state.max_upload_bytes})),
-        other => ApiError::bad_request("unreadable_body", format!("the request body could not be read: {other}")),
-    })?;
-    let format = Format::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
+        .with_details(json!({"limit_bytes": state.max_upload_bytes}))
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let multipart = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (body, format) = if multipart {
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text()))
+            }
+        };
+        let mut form = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text())))?;
+        loop {
+            let Some(part) = form.next_field().await.map_err(bad)? else {
+                return Err(ApiError::bad_request("missing_file", "the form has no file part: send the layer as a part with a file name (curl -F file=@layer.geojson)"));
+            };
+            if part.file_name().is_none() && part.name() != Some("file") {
+                continue;
+            }
+            let by_type = Format::from_content_type(part.content_type())?;
+            let by_name = match part.file_name() {
+                Some(f) => Format::from_extension(std::path::Path::new(f))?,
+                None => None,
+            };
+            let bytes = part.bytes().await.map_err(bad)?;
+            break (bytes, by_type.or(by_name));
+        }
+    } else {
+        let body = Bytes::from_request(request, &state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => too_large(),
+            other => ApiError::bad_request("unreadable_body", format!("the request body could not be read: {other}")),
+        })?;
+        (body, Format::from_content_type(content_type)?)
+    };
     let options = ImportOptions {
         layer,
         crs: params.get("crs").map(str::to_owned),
