@@ -95,6 +95,10 @@ struct ReadArgs {
     /// Any error rejects the whole file (default: features with errors are dropped).
     #[arg(long)]
     strict: bool,
+    /// Accept a layer with fewer than half the current one's features (else refused as a
+    /// probably partial file).
+    #[arg(long)]
+    allow_shrink: bool,
     /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
     #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
     data: Option<PathBuf>,
@@ -516,6 +520,7 @@ fn import_options(layer: citygrid::ingest::validate::LayerKind, read: &ReadArgs)
         crs: read.crs.clone(),
         force_crs: read.force_crs,
         policy: if read.strict { Policy::Strict } else { Policy::DropInvalid },
+        allow_shrink: read.allow_shrink,
     }
 }
 

@@ -8,6 +8,7 @@
 //! the first part with a file name (or named `file`) is the layer, its format from the part's
 //! content type, else its file name's extension, else sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
 //! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
+//! `allow_shrink=true` (accept a layer under half the current one's size),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
 //!
 //! Answers: 200 `{report, switched, dry_run}`; 422 `layer_rejected` with `details.report` (a
@@ -122,6 +123,7 @@ pub async fn import(
         crs: params.get("crs").map(str::to_owned),
         force_crs: flag(&params, "force_crs")?,
         policy: if flag(&params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
+        allow_shrink: flag(&params, "allow_shrink")?,
     };
     let dry_run = flag(&params, "dry_run")?;
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };

@@ -58,11 +58,14 @@ pub struct ImportOptions {
     /// The given CRS wins over the one the file declares.
     pub force_crs: bool,
     pub policy: Policy,
+    /// Accept a new layer with fewer than half the features of the current one (otherwise
+    /// refused as a probably partial file: a survey of one street sent as the whole layer).
+    pub allow_shrink: bool,
 }
 
 impl ImportOptions {
     pub fn new(layer: LayerKind) -> ImportOptions {
-        ImportOptions { layer, crs: None, force_crs: false, policy: Policy::DropInvalid }
+        ImportOptions { layer, crs: None, force_crs: false, policy: Policy::DropInvalid, allow_shrink: false }
     }
 }
 
@@ -330,6 +333,20 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
     }
     if candidates.is_empty() {
         return reject(report, "no valid feature: a layer is never replaced by an empty one".into());
+    }
+    // An upload replaces the whole layer: one that would lose more than half of it is more
+    // likely a partial file than a new survey.
+    let current_count = match layer {
+        LayerKind::Grids => current.grids.len(),
+        LayerKind::Components => current.components.len(),
+    };
+    if !options.allow_shrink && candidates.len() * 2 < current_count {
+        let why = format!(
+            "the new layer would have {} features where the current one has {current_count}: an upload replaces the whole layer, \
+             so this looks like a partial file; send allow_shrink=true (--allow-shrink) if the layer really shrinks",
+            candidates.len()
+        );
+        return reject(report, why);
     }
 
     // Pass 2: the new city from the accepted features only.
