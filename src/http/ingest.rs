@@ -3,8 +3,9 @@
 //! with its report, nothing changed.
 //!
 //! Body types: `application/geo+json` (or `application/json`), `application/x-ndjson` /
-//! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`; `application/octet-stream`
-//! (or none) is sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
+//! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`, `application/zip` (a zipped
+//! Shapefile; also `application/x-zip-compressed`, `application/x-shapefile`);
+//! `application/octet-stream` (or none) is sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
 //! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
 //!
