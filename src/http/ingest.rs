@@ -27,7 +27,7 @@ use super::layers::datasets;
 use super::params::Params;
 use crate::ingest::report::Policy;
 use crate::ingest::validate::LayerKind;
-use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer};
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer_bytes};
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
@@ -93,7 +93,7 @@ pub async fn import(
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");
     let imported = tokio::task::spawn_blocking(move || {
-        let source = read_layer(&body[..], format, &csv)?;
+        let source = read_layer_bytes(&body, format, &csv)?;
         d.import(source, &options, dry_run, &origin)
     })
     .await

@@ -235,6 +235,16 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
     }
 }
 
+/// Reads a layer file held in memory (an upload): [`read_layer`], except that a zipped Shapefile
+/// (which needs random access) is read in place rather than copied.
+pub fn read_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+    let zipped = format == Some(Format::Shapefile) || (format.is_none() && bytes.starts_with(b"PK\x03\x04"));
+    if zipped {
+        return shapefile::read_zip(bytes, shapefile::ZipLimits::for_zip_len(bytes.len() as u64));
+    }
+    read_layer(bytes, format, csv)
+}
+
 /// An attribute value as text: integral numbers without a fraction (`1.0` → `1`), so codes and
 /// levels stored as numbers read as their digits.
 pub(crate) fn number_text(n: f64) -> String {
