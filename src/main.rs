@@ -63,7 +63,8 @@ enum Command {
     /// one-line summary; exit status 0 when imported, 2 when rejected (nothing changed).
     ///
     /// Formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
-    /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb).
+    /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb), zipped Shapefile
+    /// (.zip), or a bare .shp with its .dbf (.prj, .cpg) beside it.
     ///
     /// Examples: citygrid import components survey.csv --crs EPSG:4549
     ///           citygrid import grids grids_2026.geojson --strict --dry-run
@@ -500,6 +501,11 @@ fn read_layer_file(path: &Path, read: &ReadArgs) -> Result<Result<citygrid::inge
         Ok(f) => f,
         Err(e) => return Ok(Err(e)),
     };
+    let bare_shp = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("shp"));
+    if bare_shp && format == Some(Format::Shapefile) {
+        // A bare .shp: its .dbf, .prj and .cpg sit beside it.
+        return Ok(citygrid::ingest::shapefile::read_files(path));
+    }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let bar = ProgressBar::new(file.metadata().map(|m| m.len()).unwrap_or(0)).with_message("reading");
     bar.set_style(

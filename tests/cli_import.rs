@@ -83,3 +83,51 @@ fn rejected_imports_exit_2_and_change_nothing() {
     let (code, out) = run(&["import", "components", metres, "--crs", "EPSG:4549"], dir.path());
     assert_eq!(code, 0, "{out}");
 }
+
+/// The tiny city's components as a Shapefile in EPSG:4549 beside its .dbf (GBK text, written
+/// by the dbase writer), .prj and .cpg; returns the .shp path.
+fn components_shapefile(city: &citygrid::model::City, dir: &std::path::Path) -> std::path::PathBuf {
+    use shapefile::dbase::{FieldValue, Record, TableWriterBuilder, encoding::EncodingRs};
+    let gk = citygrid::crs::Crs::parse("EPSG:4549").unwrap();
+    let shp = dir.join("部件.shp");
+    let mut shapes = shapefile::ShapeWriter::from_path(&shp).unwrap();
+    let mut table = TableWriterBuilder::with_encoding(EncodingRs::from(encoding_rs::GBK))
+        .add_character_field("code".try_into().unwrap(), 20)
+        .add_character_field("name".try_into().unwrap(), 50)
+        .add_character_field("grid".try_into().unwrap(), 20)
+        .build_with_file_dest(dir.join("部件.dbf"))
+        .unwrap();
+    for c in &city.components {
+        let (x, y) = gk.from_wgs84(c.location.x, c.location.y).unwrap();
+        shapes.write_shape(&shapefile::Point::new(x, y)).unwrap();
+        let mut record = Record::default();
+        record.insert("code".into(), FieldValue::Character(Some(c.code.to_string())));
+        record.insert("name".into(), FieldValue::Character(Some(city.names.get(c.name).to_string())));
+        record.insert("grid".into(), FieldValue::Character(c.grid.map(|g| city.grid(g).code.to_string())));
+        table.write_record(&record).unwrap();
+    }
+    shapes.finalize().unwrap();
+    table.finalize().unwrap();
+    std::fs::write(dir.join("部件.prj"), PRJ_4549).unwrap();
+    std::fs::write(dir.join("部件.cpg"), "GBK").unwrap();
+    shp
+}
+
+const PRJ_4549: &str = r#"PROJCS["CGCS2000_3_Degree_GK_CM_120E",GEOGCS["GCS_China_Geodetic_Coordinate_System_2000",DATUM["D_China_2000",SPHEROID["CGCS2000",6378137.0,298.257222101]],PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]],PROJECTION["Gauss_Kruger"],PARAMETER["False_Easting",500000.0],PARAMETER["False_Northing",0.0],PARAMETER["Central_Meridian",120.0],PARAMETER["Scale_Factor",1.0],PARAMETER["Latitude_Of_Origin",0.0],UNIT["Meter",1.0]]"#;
+
+#[test]
+fn a_bare_shp_is_read_with_its_siblings_and_refused_without_its_dbf() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world(dir.path()).load();
+    let shp = components_shapefile(&world.city, dir.path());
+    let (code, out) = run(&["validate", shp.to_str().unwrap(), "--json"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((report["crs_source"].as_str(), report["errors"].as_u64()), (Some("file"), Some(0)), "{report}");
+    assert_eq!(report["accepted"].as_u64(), Some(world.city.components.len() as u64), "{report}");
+    std::fs::remove_file(dir.path().join("部件.dbf")).unwrap();
+    let (code, out) = run(&["import", "components", shp.to_str().unwrap()], dir.path());
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("a Shapefile needs its .dbf"), "{out}");
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("components"), Some(1));
+}

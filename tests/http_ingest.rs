@@ -194,6 +194,114 @@ fn components_fgb_4549(city: &City, gk: &Crs) -> Vec<u8> {
     out
 }
 
+/// CGCS2000 3-degree Gauss-Krüger CM 120E (EPSG:4549) as ESRI WKT, as ArcGIS writes it in a .prj
+/// (`projinfo EPSG:4549 -o WKT1_ESRI`).
+const PRJ_4549: &str = r#"PROJCS["CGCS2000_3_Degree_GK_CM_120E",GEOGCS["GCS_China_Geodetic_Coordinate_System_2000",DATUM["D_China_2000",SPHEROID["CGCS2000",6378137.0,298.257222101]],PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]],PROJECTION["Gauss_Kruger"],PARAMETER["False_Easting",500000.0],PARAMETER["False_Northing",0.0],PARAMETER["Central_Meridian",120.0],PARAMETER["Scale_Factor",1.0],PARAMETER["Latitude_Of_Origin",0.0],UNIT["Meter",1.0]]"#;
+
+/// The files of a Shapefile written by the `shapefile` crate: (.shp, .shx, .dbf). `columns`:
+/// (DBF field name, our property name, 'C' text, 'N' number or 'D' date).
+fn shapefile_parts<S: shapefile::record::EsriShape>(
+    shapes: &[S],
+    properties: &[Value],
+    columns: &[(&str, &str, char)],
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use shapefile::dbase::{Date, FieldValue, Record, TableWriterBuilder};
+    let (mut shp, mut shx, mut dbf) = (std::io::Cursor::new(Vec::new()), std::io::Cursor::new(Vec::new()), std::io::Cursor::new(Vec::new()));
+    // GBK (936), as Chinese GIS exports write their .dbf text.
+    let mut builder = TableWriterBuilder::with_encoding(shapefile::dbase::encoding::EncodingRs::from(encoding_rs::GBK));
+    for &(name, _, kind) in columns {
+        let name = name.try_into().unwrap();
+        builder = match kind {
+            'C' => builder.add_character_field(name, 100),
+            'N' => builder.add_numeric_field(name, 10, 0),
+            _ => builder.add_date_field(name),
+        };
+    }
+    let mut table = builder.build_with_dest(&mut dbf);
+    let mut shapes_out = shapefile::ShapeWriter::with_shx(&mut shp, &mut shx);
+    for (shape, p) in shapes.iter().zip(properties) {
+        let mut record = Record::default();
+        for &(name, ours, kind) in columns {
+            let value = match kind {
+                'C' => FieldValue::Character(p[ours].as_str().map(str::to_owned)),
+                'N' => FieldValue::Numeric(p[ours].as_f64()),
+                _ => FieldValue::Date(p[ours].as_str().map(|d| {
+                    let d = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+                    use chrono::Datelike;
+                    Date::new(d.day(), d.month(), d.year() as u32).unwrap()
+                })),
+            };
+            record.insert(name.to_owned(), value);
+        }
+        shapes_out.write_shape(shape).unwrap();
+        table.write_record(&record).unwrap();
+    }
+    shapes_out.finalize().unwrap();
+    table.finalize().unwrap();
+    drop((shapes_out, table));
+    (shp.into_inner(), shx.into_inner(), dbf.into_inner())
+}
+
+/// A ZIP of `entries` (deflated), as GIS staff send a Shapefile.
+fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut out);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        z.start_file(*name, options).unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap();
+    out.into_inner()
+}
+
+/// A zipped Shapefile of (.shp, .shx, .dbf) in EPSG:4549 with its .prj and a .cpg of `cpg`.
+fn zipped(name: &str, (shp, shx, dbf): &(Vec<u8>, Vec<u8>, Vec<u8>), cpg: &str) -> Vec<u8> {
+    zip(&[
+        (&format!("{name}/{name}.shp"), shp),
+        (&format!("{name}/{name}.shx"), shx),
+        (&format!("{name}/{name}.dbf"), dbf),
+        (&format!("{name}/{name}.prj"), PRJ_4549.as_bytes()),
+        (&format!("{name}/{name}.cpg"), cpg.as_bytes()),
+    ])
+}
+
+const COMPONENT_DBF: [(&str, &str, char); 11] = [("code", "code", 'C'), ("class", "class", 'C'), ("name", "name", 'C'), ("dept", "dept", 'C'),
+    ("owner", "owner", 'C'), ("maintainer", "maintainer", 'C'), ("status", "status", 'C'), ("grid", "grid", 'C'),
+    ("created", "created", 'D'), ("updated", "updated", 'D'), ("accuracy", "accuracy", 'C')];
+
+/// Components as a Shapefile in EPSG:4549 with GBK attributes.
+fn components_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let points: Vec<shapefile::Point> = city.components.iter().map(|c| {
+        let [x, y] = project(Some(gk), c.location.x, c.location.y);
+        shapefile::Point::new(x, y)
+    }).collect();
+    let properties: Vec<Value> = city.components.iter().map(|c| component_properties(city, c)).collect();
+    shapefile_parts(&points, &properties, &COMPONENT_DBF)
+}
+
+/// Grids as a Shapefile in EPSG:4549 (outer rings clockwise, holes counter-clockwise, as the
+/// writer orders them) with GBK attributes.
+fn grids_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    use shapefile::PolygonRing;
+    let ring = |r: &geo_types::LineString<f64>| -> Vec<shapefile::Point> {
+        r.0.iter().map(|c| { let [x, y] = project(Some(gk), c.x, c.y); shapefile::Point::new(x, y) }).collect()
+    };
+    let polygons: Vec<shapefile::Polygon> = city.grids.iter().map(|g| {
+        let mut rings = Vec::new();
+        for p in &g.geometry.0 {
+            rings.push(PolygonRing::Outer(ring(p.exterior())));
+            rings.extend(p.interiors().iter().map(|h| PolygonRing::Inner(ring(h))));
+        }
+        shapefile::Polygon::with_rings(rings)
+    }).collect();
+    let properties: Vec<Value> = city.grids.iter().map(|g| grid_properties(city, g, "")).collect();
+    let columns = [("code", "code", 'C'), ("name", "name", 'C'), ("level", "level", 'N'), ("parent", "parent", 'C'), ("unit", "unit", 'C'),
+        ("chief_name", "chief_name", 'C'), ("chief_phone", "chief_phone", 'C'), ("valid_from", "valid_from", 'D'), ("valid_to", "valid_to", 'D')];
+    shapefile_parts(&polygons, &properties, &columns)
+}
+
 // ---- comparing what is served with the original ------------------------------------------
 
 /// Metres between two lon/lat points (small distances).
@@ -297,6 +405,93 @@ async fn grids_round_trip_in_wgs84_gauss_kruger_and_flatgeobuf() {
     }
 }
 
+#[tokio::test]
+async fn components_and_grids_round_trip_as_a_zipped_shapefile_in_gauss_kruger_with_gbk_attributes() {
+    let s = server();
+    let original = s.handle.load();
+    let city = &original.city;
+    let gk = Crs::parse("EPSG:4549").unwrap();
+    let parts = components_shapefile_4549(city, &gk);
+    assert!(std::str::from_utf8(&parts.2).is_err(), "the .dbf holds GBK bytes, not UTF-8");
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/zip"), zipped("部件", &parts, "GBK")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let report = &answer["report"];
+    assert_eq!((report["accepted"].as_u64(), report["errors"].as_u64()), (Some(city.components.len() as u64), Some(0)), "{report}");
+    assert_eq!(report["crs_source"], "file", "{report}");
+    assert!(report["crs"].as_str().unwrap().contains("4549"), "the .prj's ESRI WKT is EPSG:4549: {report}");
+    assert_same_components(city, &s.handle.load().city, "zipped Shapefile EPSG:4549, GBK");
+    // Sniffed from its bytes (PK\3\4) when the type says nothing.
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/octet-stream"), zipped("c", &parts, "936")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_same_components(city, &s.handle.load().city, "zipped Shapefile, sniffed");
+
+    let parts = grids_shapefile_4549(city, &gk);
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/x-zip-compressed"), zipped("网格", &parts, "GBK")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let report = &answer["report"];
+    assert_eq!((report["errors"].as_u64(), report["warnings"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert_eq!(report["topology"]["counts"]["overlaps"], 0, "{report}");
+    assert_eq!(report["topology"]["counts"]["gaps"], 0, "{report}");
+    let served = s.handle.load();
+    assert_same_grids(city, &served.city, "zipped Shapefile grids EPSG:4549, GBK");
+    assert!(served.city.grids.iter().any(|g| g.name.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))), "Chinese names came through");
+}
+
+#[tokio::test]
+async fn bad_zipped_shapefiles_are_clear_4xx_and_change_nothing() {
+    let s = server();
+    let city = &s.handle.load().city;
+    let gk = Crs::parse("EPSG:4549").unwrap();
+    let (shp, shx, dbf) = components_shapefile_4549(city, &gk);
+    let prj = PRJ_4549.as_bytes();
+    let good = zip(&[("a.shp", &shp), ("a.shx", &shx), ("a.dbf", &dbf), ("a.prj", prj), ("a.cpg", b"GBK")]);
+    // 300 MB of zeros deflate to ~300 KB: past the 20× / 256 MiB cap of a small upload.
+    let bomb = {
+        use std::io::Write;
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut z = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(false);
+        z.start_file("a.shp", options).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            z.write_all(&zeros).unwrap();
+        }
+        z.start_file("a.dbf", options).unwrap();
+        z.write_all(&dbf).unwrap();
+        z.finish().unwrap();
+        out.into_inner()
+    };
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    // (what, body, a piece of the message)
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not a zip", b"PK\x03\x04 but nothing more".to_vec(), "not a readable ZIP"),
+        ("truncated zip", good[..good.len() / 2].to_vec(), "not a readable ZIP"),
+        ("no .shp", zip(&[("a.dbf", &dbf), ("a.prj", prj)]), "no .shp"),
+        ("no .dbf", zip(&[("a.shp", &shp), ("a.shx", &shx), ("a.prj", prj)]), "a Shapefile needs its .dbf: zip the .shp, .shx, .dbf, .prj and .cpg together"),
+        ("two layers", zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("b.shp", &shp), ("b.dbf", &dbf)]), "2 Shapefiles (a.shp, b.shp)"),
+        ("GBK declared as UTF-8", zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("a.prj", prj), ("a.cpg", b"UTF-8")]),
+            "the .cpg says UTF-8 but the attributes are GBK: fix the .cpg (GBK) or re-export as UTF-8"),
+        ("zip bomb", bomb, "more than the limit"),
+    ];
+    for (what, body, expected) in cases {
+        let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/zip"), body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unreadable_layer")), "{what}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(expected), "{what}: {message}");
+        assert_eq!(answer["error"]["details"]["format"], "shapefile", "{what}");
+        assert_unchanged(&s, what).await;
+    }
+    // The GBK-as-UTF-8 refusal names the field and the record.
+    let (_, answer) = put(&s.app, "/v1/layers/components", Some("application/zip"), zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("a.cpg", b"UTF-8")])).await;
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("field \"name\" of record 0"), "{message}");
+    // GeoPackage stays unsupported.
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geopackage+sqlite3"), b"SQLite format 3\0".to_vec()).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("GeoPackage"), "{answer}");
+    assert_unchanged(&s, "GeoPackage").await;
+}
+
 /// Asserts nothing was stored and the first version is still served (a locate answers from it).
 async fn assert_unchanged(s: &Server, what: &str) {
     let v = versions(s);
@@ -334,7 +529,7 @@ async fn bad_uploads_are_clear_4xx_and_change_nothing() {
         ("binary garbage as GeoJSON", "".into(), Some("application/geo+json"), garbage.clone(), StatusCode::BAD_REQUEST, "unreadable_layer"),
         ("binary garbage as FlatGeobuf", "".into(), Some("application/flatgeobuf"), garbage, StatusCode::BAD_REQUEST, "unreadable_layer"),
         ("wrong content type", "".into(), Some("image/png"), good.clone().into_bytes(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("zipped shapefile", "".into(), Some("application/zip"), b"PK\x03\x04".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        ("a ZIP of nothing", "".into(), Some("application/zip"), b"PK\x03\x04".to_vec(), StatusCode::BAD_REQUEST, "unreadable_layer"),
         ("unknown CRS", "?crs=EPSG:99999".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "unknown_crs"),
         ("metres without a CRS", "".into(), Some("application/geo+json"), metres.into_bytes(), StatusCode::BAD_REQUEST, "crs_required"),
         ("CRS conflict", "?crs=EPSG:4548".into(), Some("application/geo+json"), collection(components_features(city, Some(&gk)), Some("EPSG:4549")).into_bytes(), StatusCode::BAD_REQUEST, "crs_conflict"),

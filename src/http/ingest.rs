@@ -3,10 +3,12 @@
 //! with its report, nothing changed.
 //!
 //! Body types: `application/geo+json` (or `application/json`), `application/x-ndjson` /
-//! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`; `application/octet-stream`
-//! (or none) is sniffed. Or `multipart/form-data` (an HTML form or `curl -F file=@grids.geojson`):
-//! the first part with a file name (or named `file`) is the layer, its format from the part's
-//! content type, else its file name's extension, else sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
+//! `application/geo+json-seq`, `text/csv`, `application/flatgeobuf`, `application/zip` (a zipped
+//! Shapefile; also `application/x-zip-compressed`, `application/x-shapefile`);
+//! `application/octet-stream` (or none) is sniffed. Or `multipart/form-data` (an HTML form or
+//! `curl -F file=@grids.geojson`): the first part with a file name (or named `file`) is the
+//! layer, its format from the part's content type, else its file name's extension, else
+//! sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
 //! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
 //! `allow_shrink=true` (accept a layer under half the current one's size),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
@@ -29,7 +31,7 @@ use super::layers::datasets;
 use super::params::Params;
 use crate::ingest::report::Policy;
 use crate::ingest::validate::LayerKind;
-use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer};
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer_bytes};
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
@@ -129,7 +131,7 @@ pub async fn import(
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");
     let imported = tokio::task::spawn_blocking(move || {
-        let source = read_layer(&body[..], format, &csv)?;
+        let source = read_layer_bytes(&body, format, &csv)?;
         d.import(source, &options, dry_run, &origin)
     })
     .await

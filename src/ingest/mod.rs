@@ -21,6 +21,7 @@ pub mod fields;
 pub mod geojson;
 pub mod report;
 pub mod reproject;
+pub mod shapefile;
 pub mod topology;
 pub mod validate;
 
@@ -76,6 +77,9 @@ pub enum Format {
     /// CSV of points with coordinate columns (components).
     Csv,
     FlatGeobuf,
+    /// A zipped Shapefile (`.shp`, `.dbf`, optional `.prj`, `.cpg`, `.shx`), or a bare `.shp`
+    /// with its siblings beside it (command line).
+    Shapefile,
 }
 
 impl std::fmt::Display for Format {
@@ -85,12 +89,13 @@ impl std::fmt::Display for Format {
             Format::GeoJsonLines => "newline-delimited GeoJSON",
             Format::Csv => "CSV",
             Format::FlatGeobuf => "FlatGeobuf",
+            Format::Shapefile => "Shapefile",
         })
     }
 }
 
-const LATER: &str = "zipped Shapefile and GeoPackage are not supported yet: convert with \
-    `ogr2ogr -f FlatGeobuf out.fgb in.shp` (or GeoJSON)";
+const LATER: &str = "GeoPackage is not supported yet: convert with \
+    `ogr2ogr -f FlatGeobuf out.fgb in.gpkg` (or GeoJSON)";
 
 impl Format {
     /// From a file name's extension; `None` if it says nothing.
@@ -101,7 +106,8 @@ impl Format {
             "geojsonl" | "geojsonseq" | "ndjson" | "jsonl" | "geojsons" => Some(Format::GeoJsonLines),
             "csv" | "txt" => Some(Format::Csv),
             "fgb" => Some(Format::FlatGeobuf),
-            "zip" | "shp" | "gpkg" => return Err(IngestError::UnsupportedFormat(LATER.into())),
+            "zip" | "shp" => Some(Format::Shapefile),
+            "gpkg" => return Err(IngestError::UnsupportedFormat(LATER.into())),
             _ => None,
         })
     }
@@ -117,13 +123,15 @@ impl Format {
             | "application/json-seq" => Some(Format::GeoJsonLines),
             "text/csv" => Some(Format::Csv),
             "application/flatgeobuf" | "application/x-flatgeobuf" => Some(Format::FlatGeobuf),
+            "application/zip" | "application/x-zip-compressed" | "application/x-shapefile" => Some(Format::Shapefile),
             "application/octet-stream" | "" => None,
-            "application/zip" | "application/geopackage+sqlite3" | "application/x-shapefile" => {
+            "application/geopackage+sqlite3" => {
                 return Err(IngestError::UnsupportedFormat(LATER.into()));
             }
             other => {
                 return Err(IngestError::UnsupportedFormat(format!(
-                    "{other}: send application/geo+json, application/x-ndjson, text/csv or application/flatgeobuf"
+                    "{other}: send application/geo+json, application/x-ndjson, text/csv, application/flatgeobuf or \
+                     application/zip (a zipped Shapefile)"
                 )));
             }
         })
@@ -135,6 +143,9 @@ impl Format {
     pub fn sniff(head: &[u8]) -> Option<Format> {
         if head.starts_with(b"fgb\x03") {
             return Some(Format::FlatGeobuf);
+        }
+        if head.starts_with(b"PK\x03\x04") {
+            return Some(Format::Shapefile);
         }
         let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -210,7 +221,7 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
             let head = reader.fill_buf()?;
             Format::sniff(head).ok_or_else(|| {
                 IngestError::UnsupportedFormat(
-                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV or FlatGeobuf".into(),
+                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV, FlatGeobuf or a zipped Shapefile".into(),
                 )
             })?
         }
@@ -220,7 +231,18 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
         Format::GeoJsonLines => geojson::read_lines(reader),
         Format::Csv => csv_points::read(reader, csv),
         Format::FlatGeobuf => fgb::read(reader),
+        Format::Shapefile => shapefile::read(reader),
     }
+}
+
+/// Reads a layer file held in memory (an upload): [`read_layer`], except that a zipped Shapefile
+/// (which needs random access) is read in place rather than copied.
+pub fn read_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+    let zipped = format == Some(Format::Shapefile) || (format.is_none() && bytes.starts_with(b"PK\x03\x04"));
+    if zipped {
+        return shapefile::read_zip(bytes, shapefile::ZipLimits::for_zip_len(bytes.len() as u64));
+    }
+    read_layer(bytes, format, csv)
 }
 
 /// An attribute value as text: integral numbers without a fraction (`1.0` → `1`), so codes and
@@ -240,6 +262,7 @@ mod tests {
         assert_eq!(Format::sniff(b"{\"type\":\"Feature\",\"geometry\":null,\"properties\":{}}\n{"), Some(Format::GeoJsonLines));
         assert_eq!(Format::sniff(b"\x1e{\"type\":\"Feature\""), Some(Format::GeoJsonLines));
         assert_eq!(Format::sniff("code,经度,纬度\n1,2,3".as_bytes()), Some(Format::Csv));
+        assert_eq!(Format::sniff(b"PK\x03\x04\x14\x00"), Some(Format::Shapefile));
         assert_eq!(Format::sniff(b"\x00\x01\x02garbage"), None);
         assert_eq!(Format::sniff(b""), None);
     }
@@ -250,7 +273,11 @@ mod tests {
         assert_eq!(Format::from_content_type(Some("application/x-ndjson")).unwrap(), Some(Format::GeoJsonLines));
         assert_eq!(Format::from_content_type(Some("application/octet-stream")).unwrap(), None);
         assert!(Format::from_content_type(Some("image/png")).is_err());
-        assert!(Format::from_content_type(Some("application/zip")).unwrap_err().to_string().contains("Shapefile"));
+        assert_eq!(Format::from_content_type(Some("application/zip")).unwrap(), Some(Format::Shapefile));
+        assert_eq!(Format::from_content_type(Some("application/x-zip-compressed")).unwrap(), Some(Format::Shapefile));
+        assert_eq!(Format::from_extension("a/B.SHP".as_ref()).unwrap(), Some(Format::Shapefile));
+        assert_eq!(Format::from_extension("a/b.zip".as_ref()).unwrap(), Some(Format::Shapefile));
+        assert!(Format::from_content_type(Some("application/geopackage+sqlite3")).unwrap_err().to_string().contains("GeoPackage"));
         assert_eq!(Format::from_extension("a/b.FGB".as_ref()).unwrap(), Some(Format::FlatGeobuf));
         assert!(Format::from_extension("a.gpkg".as_ref()).is_err());
     }
