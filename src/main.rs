@@ -63,7 +63,8 @@ enum Command {
     /// one-line summary; exit status 0 when imported, 2 when rejected (nothing changed).
     ///
     /// Formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
-    /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb).
+    /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb), GeoPackage (.gpkg,
+    /// one feature table).
     ///
     /// Examples: citygrid import components survey.csv --crs EPSG:4549
     ///           citygrid import grids grids_2026.geojson --strict --dry-run

@@ -1,7 +1,7 @@
 //! Survey layers from GIS staff: reading, reprojection, field mapping, validation.
 //!
 //! The pipeline, one step per module, no HTTP anywhere:
-//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`]): a file → a [`SourceLayer`] — features
+//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`gpkg`]): a file → a [`SourceLayer`] — features
 //!    with their geometry in the file's own CRS, their attributes as text, their index (0-based)
 //!    and line (NDJSON, CSV), and the CRS the file declares, if any. Readers stream: the file is
 //!    never held as a second whole copy (no JSON tree of the whole document).
@@ -19,6 +19,7 @@ pub mod csv_points;
 pub mod fgb;
 pub mod fields;
 pub mod geojson;
+pub mod gpkg;
 pub mod report;
 pub mod reproject;
 pub mod topology;
@@ -76,6 +77,8 @@ pub enum Format {
     /// CSV of points with coordinate columns (components).
     Csv,
     FlatGeobuf,
+    /// An OGC GeoPackage (an SQLite database) holding one feature table.
+    GeoPackage,
 }
 
 impl std::fmt::Display for Format {
@@ -85,11 +88,12 @@ impl std::fmt::Display for Format {
             Format::GeoJsonLines => "newline-delimited GeoJSON",
             Format::Csv => "CSV",
             Format::FlatGeobuf => "FlatGeobuf",
+            Format::GeoPackage => "GeoPackage",
         })
     }
 }
 
-const LATER: &str = "zipped Shapefile and GeoPackage are not supported yet: convert with \
+const LATER: &str = "zipped Shapefile is not supported yet: convert with \
     `ogr2ogr -f FlatGeobuf out.fgb in.shp` (or GeoJSON)";
 
 impl Format {
@@ -101,7 +105,8 @@ impl Format {
             "geojsonl" | "geojsonseq" | "ndjson" | "jsonl" | "geojsons" => Some(Format::GeoJsonLines),
             "csv" | "txt" => Some(Format::Csv),
             "fgb" => Some(Format::FlatGeobuf),
-            "zip" | "shp" | "gpkg" => return Err(IngestError::UnsupportedFormat(LATER.into())),
+            "gpkg" => Some(Format::GeoPackage),
+            "zip" | "shp" => return Err(IngestError::UnsupportedFormat(LATER.into())),
             _ => None,
         })
     }
@@ -117,24 +122,31 @@ impl Format {
             | "application/json-seq" => Some(Format::GeoJsonLines),
             "text/csv" => Some(Format::Csv),
             "application/flatgeobuf" | "application/x-flatgeobuf" => Some(Format::FlatGeobuf),
+            "application/geopackage+sqlite3" | "application/x-sqlite3" | "application/vnd.sqlite3" => {
+                Some(Format::GeoPackage)
+            }
             "application/octet-stream" | "" => None,
-            "application/zip" | "application/geopackage+sqlite3" | "application/x-shapefile" => {
+            "application/zip" | "application/x-shapefile" => {
                 return Err(IngestError::UnsupportedFormat(LATER.into()));
             }
             other => {
                 return Err(IngestError::UnsupportedFormat(format!(
-                    "{other}: send application/geo+json, application/x-ndjson, text/csv or application/flatgeobuf"
+                    "{other}: send application/geo+json, application/x-ndjson, text/csv, application/flatgeobuf \
+                     or application/geopackage+sqlite3"
                 )));
             }
         })
     }
 
-    /// From the first bytes of the file: FlatGeobuf's magic, a JSON object (one Feature on the
+    /// From the first bytes of the file: FlatGeobuf's magic, SQLite's (GeoPackage), a JSON object (one Feature on the
     /// first line → NDJSON, else GeoJSON), an RS character (GeoJSON text sequence), or text with
     /// a comma-separated first line (CSV).
     pub fn sniff(head: &[u8]) -> Option<Format> {
         if head.starts_with(b"fgb\x03") {
             return Some(Format::FlatGeobuf);
+        }
+        if head.starts_with(gpkg::SQLITE_MAGIC) {
+            return Some(Format::GeoPackage);
         }
         let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -187,7 +199,7 @@ pub struct SourceLayer {
     /// Attribute names in first-seen order.
     pub columns: Vec<String>,
     pub features: Vec<Feature>,
-    /// The CRS the file declares (GeoJSON `crs` member, FlatGeobuf header), as text for
+    /// The CRS the file declares (GeoJSON `crs` member, FlatGeobuf header, GeoPackage `gpkg_spatial_ref_sys`), as text for
     /// [`crate::crs::Crs::parse`].
     pub declared_crs: Option<String>,
     /// CSV only: the point columns are the surveyor's X/Y, so in a northing-first CRS
@@ -210,7 +222,7 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
             let head = reader.fill_buf()?;
             Format::sniff(head).ok_or_else(|| {
                 IngestError::UnsupportedFormat(
-                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV or FlatGeobuf".into(),
+                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV, FlatGeobuf or GeoPackage".into(),
                 )
             })?
         }
@@ -220,6 +232,7 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
         Format::GeoJsonLines => geojson::read_lines(reader),
         Format::Csv => csv_points::read(reader, csv),
         Format::FlatGeobuf => fgb::read(reader),
+        Format::GeoPackage => gpkg::read(reader),
     }
 }
 
@@ -236,6 +249,7 @@ mod tests {
     #[test]
     fn formats_are_sniffed_from_the_first_bytes() {
         assert_eq!(Format::sniff(b"fgb\x03fgb\x00rest"), Some(Format::FlatGeobuf));
+        assert_eq!(Format::sniff(b"SQLite format 3\x00\x10\x00\x01\x01"), Some(Format::GeoPackage));
         assert_eq!(Format::sniff(b"\xEF\xBB\xBF {\"type\": \"FeatureCollection\", \"features\": ["), Some(Format::GeoJson));
         assert_eq!(Format::sniff(b"{\"type\":\"Feature\",\"geometry\":null,\"properties\":{}}\n{"), Some(Format::GeoJsonLines));
         assert_eq!(Format::sniff(b"\x1e{\"type\":\"Feature\""), Some(Format::GeoJsonLines));
@@ -252,6 +266,8 @@ mod tests {
         assert!(Format::from_content_type(Some("image/png")).is_err());
         assert!(Format::from_content_type(Some("application/zip")).unwrap_err().to_string().contains("Shapefile"));
         assert_eq!(Format::from_extension("a/b.FGB".as_ref()).unwrap(), Some(Format::FlatGeobuf));
-        assert!(Format::from_extension("a.gpkg".as_ref()).is_err());
+        assert_eq!(Format::from_extension("a/城管.GPKG".as_ref()).unwrap(), Some(Format::GeoPackage));
+        assert_eq!(Format::from_content_type(Some("application/geopackage+sqlite3")).unwrap(), Some(Format::GeoPackage));
+        assert_eq!(Format::from_content_type(Some("application/x-sqlite3")).unwrap(), Some(Format::GeoPackage));
     }
 }
