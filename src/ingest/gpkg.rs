@@ -5,7 +5,7 @@
 //! problem, never a huge allocation or a panic.
 //!
 //! A GeoPackage is an SQLite database, which needs random access: the stream is written to a
-//! temp file (deleted on return) and opened read-only through the bundled SQLite.
+//! file in a temp directory (deleted on return) and opened read-only through the bundled SQLite.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 
@@ -35,12 +35,16 @@ fn quoted(name: &str) -> String {
 
 /// Reads the only feature table of a GeoPackage stream.
 pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
-    let mut file = tempfile::Builder::new().prefix("citygrid-upload-").suffix(".gpkg").tempfile()?;
+    // A directory of our own: SQLite's side files (a journal, `-shm`), if any, go with it.
+    let dir = tempfile::Builder::new().prefix("citygrid-gpkg-").tempdir()?;
+    let path = dir.path().join("upload.gpkg");
+    let mut file = std::fs::File::create_new(&path)?;
     let length = std::io::copy(&mut reader, &mut file)?;
-    check_sqlite_header(file.as_file_mut(), length)?;
+    check_sqlite_header(&mut file, length)?;
     file.flush()?;
+    drop(file);
     let conn = Connection::open_with_flags(
-        file.path(),
+        &path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|e| unreadable(format!("SQLite could not open it: {e}")))?;
@@ -53,8 +57,8 @@ pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
 
 /// The checks SQLite itself would only make late or never: the magic, the page size, and the
 /// length the header announces (a truncated upload). A database in WAL mode is switched to
-/// the rollback journal in the temp copy (the upload has no `-wal` file; read-only WAL opening
-/// would need a `-shm`).
+/// the rollback journal in the temp copy: the upload has no `-wal` file, and SQLite would
+/// otherwise create `-wal` and `-shm` files beside the copy.
 fn check_sqlite_header(file: &mut std::fs::File, length: u64) -> Result<(), IngestError> {
     let mut header = [0u8; 100];
     file.seek(SeekFrom::Start(0))?;
