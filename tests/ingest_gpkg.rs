@@ -475,3 +475,25 @@ fn a_geopackage_left_in_wal_mode_is_read() {
     assert_eq!(layer.features.len(), 1);
     assert_eq!(layer.features[0].values, [Some("井盖".to_string())]);
 }
+
+#[test]
+fn an_integer_key_not_named_fid_is_kept_as_an_attribute() {
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().join("objectid.gpkg");
+    let db = new_gpkg(&path);
+    let p = (500_000.0, 4_400_000.0);
+    db.execute_batch(
+        "CREATE TABLE 部件 (OBJECTID INTEGER PRIMARY KEY, geom POINT, 名称 TEXT);
+         INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) VALUES ('部件', 'features', '部件', 4549);
+         INSERT INTO gpkg_geometry_columns VALUES ('部件', 'geom', 'POINT', 4549, 0, 0);",
+    )
+    .unwrap();
+    for id in [7, 3] {
+        db.execute("INSERT INTO 部件 VALUES (?1, ?2, '井盖')", rusqlite::params![id, blob(wkb_point(p), &[p])]).unwrap();
+    }
+    drop(db);
+    let layer = citygrid::ingest::read_layer(std::fs::File::open(&path).unwrap(), None, &Default::default()).unwrap();
+    assert_eq!(layer.columns, ["OBJECTID", "名称"]);
+    let values: Vec<_> = layer.features.iter().map(|f| f.values.clone()).collect();
+    assert_eq!(values, [[Some("3".to_string()), Some("井盖".to_string())], [Some("7".to_string()), Some("井盖".to_string())]], "in key order");
+}

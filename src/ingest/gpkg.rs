@@ -159,11 +159,14 @@ pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
     let mut layer = SourceLayer::new(Format::GeoPackage);
     layer.declared_crs = declared_crs(conn, srs_id)?;
 
-    // Columns in table order: the geometry and the integer primary key (fid) are not attributes.
+    // Columns in table order. The geometry and GDAL's integer primary key `fid` are not
+    // attributes; an integer key of another name (a code, an ArcGIS OBJECTID) is kept, as an
+    // extra column is harmless and a dropped code is not.
     struct Column {
         name: String,
         is_geometry: bool,
         is_attribute: bool,
+        integer_key: bool,
     }
     let columns: Vec<Column> = {
         let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quoted(&table))).map_err(sql("reading the table's columns"))?;
@@ -179,7 +182,8 @@ pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
         .map(|(name, kind, pk)| {
             let is_geometry = name.eq_ignore_ascii_case(&geometry_column);
             let integer_key = pk > 0 && kind.eq_ignore_ascii_case("INTEGER");
-            Column { is_attribute: !is_geometry && !integer_key, is_geometry, name }
+            let is_attribute = !is_geometry && !(integer_key && name.eq_ignore_ascii_case("fid"));
+            Column { is_attribute, is_geometry, integer_key, name }
         })
         .collect()
     };
@@ -188,7 +192,7 @@ pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
     }
     layer.columns = columns.iter().filter(|c| c.is_attribute).map(|c| c.name.clone()).collect();
     let selected = columns.iter().filter(|c| c.is_geometry || c.is_attribute).map(|c| quoted(&c.name)).collect::<Vec<_>>();
-    let key = columns.iter().find(|c| !c.is_geometry && !c.is_attribute).map(|c| c.name.clone());
+    let key = columns.iter().find(|c| c.integer_key).map(|c| c.name.clone());
     let order = key.map(|k| format!(" ORDER BY {}", quoted(&k))).unwrap_or_default();
     let query = format!("SELECT {} FROM {}{order}", selected.join(", "), quoted(&table));
     let mut stmt = conn.prepare(&query).map_err(sql("reading the features"))?;
