@@ -497,3 +497,32 @@ fn an_integer_key_not_named_fid_is_kept_as_an_attribute() {
     let values: Vec<_> = layer.features.iter().map(|f| f.values.clone()).collect();
     assert_eq!(values, [[Some("3".to_string()), Some("井盖".to_string())], [Some("7".to_string()), Some("井盖".to_string())]], "in key order");
 }
+
+#[test]
+fn citygrid_import_takes_a_gpkg_file_by_its_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world(dir.path()).load();
+    let crs = Crs::parse("EPSG:4549").unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let run = |file: &Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_citygrid"))
+            .args(["import", "components"])
+            .arg(file)
+            .arg("--data")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
+    };
+    let survey = files.path().join("城管部件.gpkg");
+    std::fs::write(&survey, components_gpkg(files.path(), &world.city, &crs)).unwrap();
+    let (code, out) = run(&survey);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("imported: components version 2 is current (was 1)"), "{out}");
+    let plain = files.path().join("plain.gpkg");
+    Connection::open(&plain).unwrap().execute_batch("CREATE TABLE t (a TEXT);").unwrap();
+    let (code, out) = run(&plain);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("REJECTED") && out.contains("not a GeoPackage"), "{out}");
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("components"), Some(2));
+}
