@@ -182,7 +182,8 @@ pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
         .map(|(name, kind, pk)| {
             let is_geometry = name.eq_ignore_ascii_case(&geometry_column);
             let integer_key = pk > 0 && kind.eq_ignore_ascii_case("INTEGER");
-            let is_attribute = !is_geometry && !(integer_key && name.eq_ignore_ascii_case("fid"));
+            let fid = integer_key && name.eq_ignore_ascii_case("fid");
+            let is_attribute = !is_geometry && !fid;
             Column { is_attribute, is_geometry, integer_key, name }
         })
         .collect()
