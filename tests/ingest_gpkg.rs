@@ -526,3 +526,33 @@ fn citygrid_import_takes_a_gpkg_file_by_its_extension() {
     assert!(out.contains("REJECTED") && out.contains("not a GeoPackage"), "{out}");
     assert_eq!(Store::open(dir.path()).unwrap().versions().get("components"), Some(2));
 }
+
+#[test]
+fn a_corrupted_geopackage_is_an_error_or_per_feature_problems_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world(dir.path()).load();
+    let crs = Crs::parse("EPSG:4549").unwrap();
+    let good = components_gpkg(dir.path(), &world.city, &crs);
+    let (mut errors, mut read) = (0, 0);
+    for i in 0..300usize {
+        let mut bad = good.clone();
+        let at = (i * 7919 + 100) % bad.len(); // past the 100-byte header, spread over the pages
+        bad[at] ^= 0x5A;
+        bad[(at + 1) % good.len()] ^= 0xFF;
+        match citygrid::ingest::read_layer(&bad[..], Some(citygrid::ingest::Format::GeoPackage), &Default::default()) {
+            Ok(layer) => {
+                read += 1;
+                assert!(layer.features.iter().all(|f| f.geometry.is_some() != f.problem.is_some()));
+            }
+            Err(e) => {
+                errors += 1;
+                if errors % 10 == 1 {
+                    eprintln!("byte {at}: {e}");
+                }
+                assert!(e.to_string().contains("GeoPackage"), "{e}");
+            }
+        }
+    }
+    eprintln!("{errors} refused, {read} read");
+    assert_eq!(errors + read, 300);
+}

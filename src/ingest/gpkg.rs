@@ -552,6 +552,23 @@ mod tests {
         assert_eq!(m.0[0].exterior().0[2], Coord { x: 1.0, y: 1.0 });
     }
 
+    proptest::proptest! {
+        /// Any bytes after a valid header (or a mangled one) are a geometry or a problem, never
+        /// a panic or a count-sized allocation.
+        #[test]
+        fn arbitrary_blobs_never_panic(flags in 0u8..=255, body in proptest::collection::vec(0u8..=255, 0..200), kind in 0u32..8, count in proptest::prelude::any::<u32>()) {
+            let mut b = b"GP\x00".to_vec();
+            b.push(flags);
+            b.extend(4549u32.to_le_bytes());
+            b.push(1);
+            b.extend((kind + 1000 * (count % 4)).to_le_bytes());
+            b.extend(count.to_le_bytes());
+            b.extend(&body);
+            let _ = geometry(&b);
+            let _ = geometry(&b[..b.len().min(8 + body.len() / 2)]);
+        }
+    }
+
     #[test]
     fn bad_blobs_are_per_feature_problems() {
         let point = wkb(true, 1, &[F(1.0), F(2.0)]);
