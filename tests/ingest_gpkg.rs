@@ -326,12 +326,20 @@ fn attributes_are_text_in_table_order_without_the_fid_and_blobs() {
     assert_eq!(bad.values, text(&["", "-7", "", "", "", "坏几何"]));
 }
 
-/// Asserts nothing was stored and the first version is still served.
-fn assert_unchanged(s: &Server, what: &str) {
+/// Asserts nothing was stored and the first version is still served (as in `http_ingest.rs`:
+/// a locate answers from it).
+async fn assert_unchanged(s: &Server, what: &str) {
     let v = Store::open(s.dir.path()).unwrap().versions();
     assert_eq!((v.get("grids"), v.get("components"), v.get("units")), (Some(1), Some(1), Some(1)), "{what}: stored {v:?}");
     let w = s.handle.load();
     assert_eq!((w.versions.get("grids"), w.versions.get("components")), (Some(1), Some(1)), "{what}");
+    let c = &w.city.components[0];
+    let req = Request::builder().uri(format!("/v1/components/{}", c.code)).body(Body::empty()).unwrap();
+    let response = s.app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(status, StatusCode::OK, "{what}: still served: {body}");
+    assert_eq!(body["versions"]["components"], 1, "{what}: {body}");
     let files = std::fs::read_dir(s.dir.path().join("layers/components")).unwrap().count();
     assert_eq!(files, 1, "{what}: no file left behind");
 }
@@ -375,7 +383,7 @@ async fn bad_geopackages_are_clear_4xx_and_change_nothing() {
         if what == "several feature tables" {
             assert!(message.contains("\"城管部件\"") && message.contains("\"部件_旧\""), "{message}");
         }
-        assert_unchanged(&s, what);
+        assert_unchanged(&s, what).await;
     }
 }
 
