@@ -43,11 +43,8 @@ pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
     check_sqlite_header(&mut file, length)?;
     file.flush()?;
     drop(file);
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-    )
-    .map_err(|e| unreadable(format!("SQLite could not open it: {e}")))?;
+    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| unreadable(format!("SQLite could not open it: {e}")))?;
     // An uploaded file is untrusted: no functions with side effects from its schema, and
     // corrupt b-tree cells are caught early.
     conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;")
