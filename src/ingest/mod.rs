@@ -1,10 +1,11 @@
 //! Survey layers from GIS staff: reading, reprojection, field mapping, validation.
 //!
 //! The pipeline, one step per module, no HTTP anywhere:
-//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`gpkg`]): a file → a [`SourceLayer`] — features
-//!    with their geometry in the file's own CRS, their attributes as text, their index (0-based)
-//!    and line (NDJSON, CSV), and the CRS the file declares, if any. Readers stream: the file is
-//!    never held as a second whole copy (no JSON tree of the whole document).
+//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`gpkg`]): a file → a
+//!    [`SourceLayer`] — features with their geometry in the file's own CRS, their attributes as
+//!    text, their index (0-based) and line (NDJSON, CSV), and the CRS the file declares, if any.
+//!    Readers stream: the file is never held as a second whole copy in memory (no JSON tree of
+//!    the whole document; a GeoPackage, an SQLite database, is copied to a temp file instead).
 //! 2. [`reproject`]: the CRS (declared, given, or assumed for degrees) and every feature to
 //!    WGS84 lon/lat through [`crate::crs::Transformer`].
 //! 3. [`fields`]: attribute names → [`crate::model::GridFields`] / [`crate::model::ComponentFields`]
