@@ -64,7 +64,8 @@ enum Command {
     ///
     /// Formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
     /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb), zipped Shapefile
-    /// (.zip), or a bare .shp with its .dbf (.prj, .cpg) beside it.
+    /// (.zip), or a bare .shp with its .dbf (.prj, .cpg) beside it, GeoPackage (.gpkg, one
+    /// feature table).
     ///
     /// Examples: citygrid import components survey.csv --crs EPSG:4549
     ///           citygrid import grids grids_2026.geojson --strict --dry-run

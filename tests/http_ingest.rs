@@ -485,9 +485,9 @@ async fn bad_zipped_shapefiles_are_clear_4xx_and_change_nothing() {
     let (_, answer) = put(&s.app, "/v1/layers/components", Some("application/zip"), zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("a.cpg", b"UTF-8")])).await;
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("field \"name\" of record 0"), "{message}");
-    // GeoPackage stays unsupported.
+    // A GeoPackage header and nothing else: read as a GeoPackage, refused as truncated.
     let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geopackage+sqlite3"), b"SQLite format 3\0".to_vec()).await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("GeoPackage"), "{answer}");
     assert_unchanged(&s, "GeoPackage").await;
 }

@@ -1,10 +1,11 @@
 //! Survey layers from GIS staff: reading, reprojection, field mapping, validation.
 //!
 //! The pipeline, one step per module, no HTTP anywhere:
-//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`]): a file → a [`SourceLayer`] — features
-//!    with their geometry in the file's own CRS, their attributes as text, their index (0-based)
-//!    and line (NDJSON, CSV), and the CRS the file declares, if any. Readers stream: the file is
-//!    never held as a second whole copy (no JSON tree of the whole document).
+//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`gpkg`]): a file → a
+//!    [`SourceLayer`] — features with their geometry in the file's own CRS, their attributes as
+//!    text, their index (0-based) and line (NDJSON, CSV), and the CRS the file declares, if any.
+//!    Readers stream: the file is never held as a second whole copy in memory (no JSON tree of
+//!    the whole document; a GeoPackage, an SQLite database, is copied to a temp file instead).
 //! 2. [`reproject`]: the CRS (declared, given, or assumed for degrees) and every feature to
 //!    WGS84 lon/lat through [`crate::crs::Transformer`].
 //! 3. [`fields`]: attribute names → [`crate::model::GridFields`] / [`crate::model::ComponentFields`]
@@ -19,6 +20,7 @@ pub mod csv_points;
 pub mod fgb;
 pub mod fields;
 pub mod geojson;
+pub mod gpkg;
 pub mod report;
 pub mod reproject;
 pub mod shapefile;
@@ -80,6 +82,8 @@ pub enum Format {
     /// A zipped Shapefile (`.shp`, `.dbf`, optional `.prj`, `.cpg`, `.shx`), or a bare `.shp`
     /// with its siblings beside it (command line).
     Shapefile,
+    /// An OGC GeoPackage (an SQLite database) holding one feature table.
+    GeoPackage,
 }
 
 impl std::fmt::Display for Format {
@@ -90,12 +94,11 @@ impl std::fmt::Display for Format {
             Format::Csv => "CSV",
             Format::FlatGeobuf => "FlatGeobuf",
             Format::Shapefile => "Shapefile",
+            Format::GeoPackage => "GeoPackage",
         })
     }
 }
 
-const LATER: &str = "GeoPackage is not supported yet: convert with \
-    `ogr2ogr -f FlatGeobuf out.fgb in.gpkg` (or GeoJSON)";
 
 impl Format {
     /// From a file name's extension; `None` if it says nothing.
@@ -107,7 +110,7 @@ impl Format {
             "csv" | "txt" => Some(Format::Csv),
             "fgb" => Some(Format::FlatGeobuf),
             "zip" | "shp" => Some(Format::Shapefile),
-            "gpkg" => return Err(IngestError::UnsupportedFormat(LATER.into())),
+            "gpkg" => Some(Format::GeoPackage),
             _ => None,
         })
     }
@@ -124,20 +127,20 @@ impl Format {
             "text/csv" => Some(Format::Csv),
             "application/flatgeobuf" | "application/x-flatgeobuf" => Some(Format::FlatGeobuf),
             "application/zip" | "application/x-zip-compressed" | "application/x-shapefile" => Some(Format::Shapefile),
-            "application/octet-stream" | "" => None,
-            "application/geopackage+sqlite3" => {
-                return Err(IngestError::UnsupportedFormat(LATER.into()));
+            "application/geopackage+sqlite3" | "application/x-sqlite3" | "application/vnd.sqlite3" => {
+                Some(Format::GeoPackage)
             }
+            "application/octet-stream" | "" => None,
             other => {
                 return Err(IngestError::UnsupportedFormat(format!(
-                    "{other}: send application/geo+json, application/x-ndjson, text/csv, application/flatgeobuf or \
-                     application/zip (a zipped Shapefile)"
+                    "{other}: send application/geo+json, application/x-ndjson, text/csv, application/flatgeobuf, \
+                     application/zip (a zipped Shapefile) or application/geopackage+sqlite3"
                 )));
             }
         })
     }
 
-    /// From the first bytes of the file: FlatGeobuf's magic, a JSON object (one Feature on the
+    /// From the first bytes of the file: FlatGeobuf's magic, SQLite's (GeoPackage), a JSON object (one Feature on the
     /// first line → NDJSON, else GeoJSON), an RS character (GeoJSON text sequence), or text with
     /// a comma-separated first line (CSV).
     pub fn sniff(head: &[u8]) -> Option<Format> {
@@ -146,6 +149,9 @@ impl Format {
         }
         if head.starts_with(b"PK\x03\x04") {
             return Some(Format::Shapefile);
+        }
+        if head.starts_with(gpkg::SQLITE_MAGIC) {
+            return Some(Format::GeoPackage);
         }
         let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
         let start = text.iter().position(|b| !b.is_ascii_whitespace())?;
@@ -198,7 +204,7 @@ pub struct SourceLayer {
     /// Attribute names in first-seen order.
     pub columns: Vec<String>,
     pub features: Vec<Feature>,
-    /// The CRS the file declares (GeoJSON `crs` member, FlatGeobuf header), as text for
+    /// The CRS the file declares (GeoJSON `crs` member, FlatGeobuf header, GeoPackage `gpkg_spatial_ref_sys`), as text for
     /// [`crate::crs::Crs::parse`].
     pub declared_crs: Option<String>,
     /// CSV only: the point columns are the surveyor's X/Y, so in a northing-first CRS
@@ -221,7 +227,7 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
             let head = reader.fill_buf()?;
             Format::sniff(head).ok_or_else(|| {
                 IngestError::UnsupportedFormat(
-                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV, FlatGeobuf or a zipped Shapefile".into(),
+                    "the content is none of GeoJSON, newline-delimited GeoJSON, CSV, FlatGeobuf, a zipped Shapefile or GeoPackage".into(),
                 )
             })?
         }
@@ -232,6 +238,7 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
         Format::Csv => csv_points::read(reader, csv),
         Format::FlatGeobuf => fgb::read(reader),
         Format::Shapefile => shapefile::read(reader),
+        Format::GeoPackage => gpkg::read(reader),
     }
 }
 
@@ -258,6 +265,7 @@ mod tests {
     #[test]
     fn formats_are_sniffed_from_the_first_bytes() {
         assert_eq!(Format::sniff(b"fgb\x03fgb\x00rest"), Some(Format::FlatGeobuf));
+        assert_eq!(Format::sniff(b"SQLite format 3\x00\x10\x00\x01\x01"), Some(Format::GeoPackage));
         assert_eq!(Format::sniff(b"\xEF\xBB\xBF {\"type\": \"FeatureCollection\", \"features\": ["), Some(Format::GeoJson));
         assert_eq!(Format::sniff(b"{\"type\":\"Feature\",\"geometry\":null,\"properties\":{}}\n{"), Some(Format::GeoJsonLines));
         assert_eq!(Format::sniff(b"\x1e{\"type\":\"Feature\""), Some(Format::GeoJsonLines));
@@ -277,8 +285,9 @@ mod tests {
         assert_eq!(Format::from_content_type(Some("application/x-zip-compressed")).unwrap(), Some(Format::Shapefile));
         assert_eq!(Format::from_extension("a/B.SHP".as_ref()).unwrap(), Some(Format::Shapefile));
         assert_eq!(Format::from_extension("a/b.zip".as_ref()).unwrap(), Some(Format::Shapefile));
-        assert!(Format::from_content_type(Some("application/geopackage+sqlite3")).unwrap_err().to_string().contains("GeoPackage"));
         assert_eq!(Format::from_extension("a/b.FGB".as_ref()).unwrap(), Some(Format::FlatGeobuf));
-        assert!(Format::from_extension("a.gpkg".as_ref()).is_err());
+        assert_eq!(Format::from_extension("a/城管.GPKG".as_ref()).unwrap(), Some(Format::GeoPackage));
+        assert_eq!(Format::from_content_type(Some("application/geopackage+sqlite3")).unwrap(), Some(Format::GeoPackage));
+        assert_eq!(Format::from_content_type(Some("application/x-sqlite3")).unwrap(), Some(Format::GeoPackage));
     }
 }
