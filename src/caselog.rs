@@ -13,11 +13,6 @@ use chrono::{DateTime, FixedOffset};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-/// China Standard Time, the offset of every time the case log writes.
-pub fn china_time() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("+08:00")
-}
-
 /// The audit record of one decision. `answer` is the routing answer as served; the summary
 /// fields are copied out of it (`grid.code`, `chain[].code`, `responsible_unit.name`,
 /// `deadline.due`, `rule.case_kind`/`case_type`, `versions`).

@@ -21,6 +21,12 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resul
             ));
         }
     }
+    parse_json(body)
+}
+
+/// Parses `body` as JSON of type `T` whatever its declared type: `400 invalid_json` with the
+/// line and column when it is not.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not the JSON expected: {e}"))
             .with_details(json!({"line": e.line(), "column": e.column()}))

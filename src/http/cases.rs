@@ -28,7 +28,7 @@ fn time(params: &Params, name: &'static str) -> Result<Option<DateTime<FixedOffs
         return Ok(Some(t));
     }
     if let Ok(d) = NaiveDate::parse_from_str(v, "%Y-%m-%d") {
-        let t = d.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(caselog::china_time()).single();
+        let t = d.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(crate::routing::china_tz()).single();
         return Ok(t);
     }
     Err(ApiError::bad_request(

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::body::parse_json;
 use super::error::ApiError;
 use super::lookup::json;
 use crate::caselog;
@@ -119,10 +120,7 @@ pub async fn put_rules(
 
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
 pub async fn route(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let input: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-            .with_details(json!({"line": e.line(), "column": e.column()}))
-    })?;
+    let input: Value = parse_json(&body)?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
     let answer = route_value(&world, &input, now)?;
@@ -193,13 +191,9 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let items: Vec<Value> = match essence.as_str() {
         "text/csv" => cases_from_csv(&body)?,
-        "application/json" | "" => match serde_json::from_slice::<Value>(&body) {
-            Ok(Value::Array(items)) => items,
-            Ok(_) => return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases")),
-            Err(e) => {
-                return Err(ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
-                    .with_details(json!({"line": e.line(), "column": e.column()})));
-            }
+        "application/json" | "" => match parse_json::<Value>(&body)? {
+            Value::Array(items) => items,
+            _ => return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases")),
         },
         other => {
             return Err(ApiError::new(
