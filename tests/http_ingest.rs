@@ -10,58 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use citygrid::crs::Crs;
-use citygrid::datasets::Datasets;
-use citygrid::http::{AppState, router};
 use citygrid::model::City;
-use citygrid::store::Store;
-use citygrid::tiles::TileConfig;
-use citygrid::world::WorldHandle;
 
-const TOKEN: &str = "test-admin-token-0123456789";
-
-struct Server {
-    app: axum::Router,
-    handle: WorldHandle,
-    dir: tempfile::TempDir,
-}
-
-fn server_with_limit(max_upload_mb: usize) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let handle = common::tiny_world(dir.path());
-    let store = Store::open(dir.path()).unwrap();
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_max_upload_mb(max_upload_mb)
-        .with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
-    Server { app: router(state), handle, dir }
-}
-
-fn server() -> Server {
-    server_with_limit(512)
-}
-
-async fn put(app: &axum::Router, uri: &str, content_type: Option<&str>, body: impl Into<Vec<u8>>) -> (StatusCode, Value) {
-    let mut req = Request::builder().method("PUT").uri(uri).header("authorization", format!("Bearer {TOKEN}"));
-    if let Some(ct) = content_type {
-        req = req.header("content-type", ct);
-    }
-    let response = app.clone().oneshot(req.body(Body::from(body.into())).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
-}
-
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
-}
+use common::ingest::{assert_unchanged, get, metres, put, server, server_with_limit, versions};
 
 // ---- writing the demo city's layers out, as GIS staff would deliver them -------------------
 
@@ -305,10 +260,6 @@ fn grids_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
 // ---- comparing what is served with the original ------------------------------------------
 
 /// Metres between two lon/lat points (small distances).
-fn metres(a: geo_types::Coord<f64>, b: geo_types::Coord<f64>) -> f64 {
-    citygrid::crs::haversine_m(a, b)
-}
-
 fn assert_same_components(original: &City, served: &City, what: &str) {
     assert_eq!(served.components.len(), original.components.len(), "{what}");
     for c in &original.components {
@@ -330,10 +281,6 @@ fn assert_same_grids(original: &City, served: &City, what: &str) {
             }
         }
     }
-}
-
-fn versions(s: &Server) -> citygrid::store::Versions {
-    Store::open(s.dir.path()).unwrap().versions()
 }
 
 #[tokio::test]
@@ -490,20 +437,6 @@ async fn bad_zipped_shapefiles_are_clear_4xx_and_change_nothing() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("GeoPackage"), "{answer}");
     assert_unchanged(&s, "GeoPackage").await;
-}
-
-/// Asserts nothing was stored and the first version is still served (a locate answers from it).
-async fn assert_unchanged(s: &Server, what: &str) {
-    let v = versions(s);
-    assert_eq!((v.get("grids"), v.get("components"), v.get("units")), (Some(1), Some(1), Some(1)), "{what}: stored {v:?}");
-    let w = s.handle.load();
-    assert_eq!((w.versions.get("grids"), w.versions.get("components")), (Some(1), Some(1)), "{what}");
-    let c = &w.city.components[0];
-    let (status, body) = get(&s.app, &format!("/v1/components/{}", c.code)).await;
-    assert_eq!(status, StatusCode::OK, "{what}: still served: {body}");
-    assert_eq!(body["versions"]["components"], 1, "{what}: {body}");
-    let files = std::fs::read_dir(s.dir.path().join("layers/components")).unwrap().count();
-    assert_eq!(files, 1, "{what}: no file left behind");
 }
 
 #[tokio::test]

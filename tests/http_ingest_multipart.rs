@@ -4,18 +4,11 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt;
 
-use citygrid::datasets::Datasets;
-use citygrid::http::{AppState, router};
-use citygrid::store::Store;
-use citygrid::tiles::TileConfig;
+use common::ingest::{Server, put, server_with_limit};
 
-const TOKEN: &str = "multipart-admin-token-0123456789";
 const BOUNDARY: &str = "----citygrid-test-boundary";
 
 /// A form body: (field name, file name, content type, bytes) per part.
@@ -35,44 +28,29 @@ fn form(parts: &[(&str, Option<&str>, &str, &[u8])]) -> Vec<u8> {
     body
 }
 
-async fn put(app: &axum::Router, body: Vec<u8>) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method("PUT")
-        .uri("/v1/layers/components")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(Body::from(body))
-        .unwrap();
-    let response = app.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}")))
+/// `PUT /v1/layers/components` of a form body.
+async fn put_form(app: &axum::Router, body: Vec<u8>) -> (StatusCode, Value) {
+    put(app, "/v1/layers/components", Some(&format!("multipart/form-data; boundary={BOUNDARY}")), body).await
 }
 
 #[tokio::test]
 async fn a_form_upload_imports_its_file_part_and_bad_forms_change_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let handle = common::tiny_world(dir.path());
+    let Server { app, handle, dir } = server_with_limit(1);
     let count = handle.load().city.components.len();
     let fgb = std::fs::read(dir.path().join("layers/components/1.fgb")).unwrap();
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_max_upload_mb(1)
-        .with_datasets(Datasets::new(Store::open(dir.path()).unwrap(), handle.clone(), TileConfig::default()));
-    let app = router(state);
     assert!(fgb.len() < 1 << 20, "the tiny layer fits the 1 MiB limit");
 
     // No file part: a comment field only.
-    let (status, e) = put(&app, form(&[("comment", None, "text/plain", "新的普查".as_bytes())])).await;
+    let (status, e) = put_form(&app, form(&[("comment", None, "text/plain", "新的普查".as_bytes())])).await;
     assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("missing_file")), "{e}");
     // Over the limit.
     let big = vec![b'x'; (1 << 20) + 10];
-    let (status, e) = put(&app, form(&[("file", Some("big.fgb"), "application/octet-stream", &big)])).await;
+    let (status, e) = put_form(&app, form(&[("file", Some("big.fgb"), "application/octet-stream", &big)])).await;
     assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{e}");
     assert_eq!(handle.load().versions.get("components"), Some(1), "refused forms stored nothing");
 
     // A browser sends a generic content type: the file name's extension says FlatGeobuf.
-    let (status, ok) = put(&app, form(&[("comment", None, "text/plain", b"survey 2026"), ("file", Some("survey.fgb"), "application/octet-stream", &fgb)])).await;
+    let (status, ok) = put_form(&app, form(&[("comment", None, "text/plain", b"survey 2026"), ("file", Some("survey.fgb"), "application/octet-stream", &fgb)])).await;
     assert_eq!(status, StatusCode::OK, "{ok}");
     assert_eq!(ok["report"]["format"], "flat_geobuf");
     assert_eq!(ok["report"]["accepted"], count);

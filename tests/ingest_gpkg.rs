@@ -8,52 +8,17 @@ mod common;
 
 use std::path::Path;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use rusqlite::Connection;
 use rusqlite::types::Value as Sql;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use citygrid::crs::Crs;
-use citygrid::datasets::Datasets;
-use citygrid::http::{AppState, router};
 use citygrid::model::City;
 use citygrid::store::Store;
-use citygrid::tiles::TileConfig;
-use citygrid::world::WorldHandle;
+use common::ingest::{assert_unchanged, metres, put, server};
 
-const TOKEN: &str = "test-admin-token-0123456789";
 const GPKG: &str = "application/geopackage+sqlite3";
-
-struct Server {
-    app: axum::Router,
-    handle: WorldHandle,
-    dir: tempfile::TempDir,
-}
-
-fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let handle = common::tiny_world(dir.path());
-    let store = Store::open(dir.path()).unwrap();
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
-    Server { app: router(state), handle, dir }
-}
-
-async fn put(app: &axum::Router, uri: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method("PUT")
-        .uri(uri)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", content_type);
-    let response = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
-}
 
 // ---- the demo city's layers as attribute rows ---------------------------------------------------
 
@@ -237,10 +202,6 @@ fn grids_gpkg(dir: &Path, city: &City, crs: &Crs) -> Vec<u8> {
 
 // ---- comparing what is served with the original ------------------------------------------
 
-fn metres(a: geo_types::Coord<f64>, b: geo_types::Coord<f64>) -> f64 {
-    citygrid::crs::haversine_m(a, b)
-}
-
 fn assert_same_components(original: &City, served: &City, what: &str) {
     assert_eq!(served.components.len(), original.components.len(), "{what}");
     for c in &original.components {
@@ -285,13 +246,13 @@ async fn hand_made_geopackages_in_gauss_kruger_round_trip_within_a_millimetre() 
     let files = tempfile::tempdir().unwrap();
     let components = components_gpkg(files.path(), city, &crs);
     for (what, ct) in [("components, application/geopackage+sqlite3", GPKG), ("components, sniffed", "application/octet-stream")] {
-        let (status, answer) = put(&s.app, "/v1/layers/components", ct, components.clone()).await;
+        let (status, answer) = put(&s.app, "/v1/layers/components", Some(ct), components.clone()).await;
         assert_eq!(status, StatusCode::OK, "{what}: {answer}");
         assert_imported(&answer, what);
         assert_eq!(answer["report"]["fields"][0], json!({"field": "code", "column": "标识码"}), "{what}");
         assert_same_components(city, &s.handle.load().city, what);
     }
-    let (status, answer) = put(&s.app, "/v1/layers/grids", GPKG, grids_gpkg(files.path(), city, &crs)).await;
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some(GPKG), grids_gpkg(files.path(), city, &crs)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_imported(&answer, "grids");
     let served = s.handle.load();
@@ -326,24 +287,6 @@ fn attributes_are_text_in_table_order_without_the_fid_and_blobs() {
     assert_eq!(bad.values, text(&["", "-7", "", "", "", "坏几何"]));
 }
 
-/// Asserts nothing was stored and the first version is still served (as in `http_ingest.rs`:
-/// a locate answers from it).
-async fn assert_unchanged(s: &Server, what: &str) {
-    let v = Store::open(s.dir.path()).unwrap().versions();
-    assert_eq!((v.get("grids"), v.get("components"), v.get("units")), (Some(1), Some(1), Some(1)), "{what}: stored {v:?}");
-    let w = s.handle.load();
-    assert_eq!((w.versions.get("grids"), w.versions.get("components")), (Some(1), Some(1)), "{what}");
-    let c = &w.city.components[0];
-    let req = Request::builder().uri(format!("/v1/components/{}", c.code)).body(Body::empty()).unwrap();
-    let response = s.app.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
-    assert_eq!(status, StatusCode::OK, "{what}: still served: {body}");
-    assert_eq!(body["versions"]["components"], 1, "{what}: {body}");
-    let files = std::fs::read_dir(s.dir.path().join("layers/components")).unwrap().count();
-    assert_eq!(files, 1, "{what}: no file left behind");
-}
-
 #[tokio::test]
 async fn bad_geopackages_are_clear_4xx_and_change_nothing() {
     let s = server();
@@ -376,7 +319,7 @@ async fn bad_geopackages_are_clear_4xx_and_change_nothing() {
         ("several feature tables", std::fs::read(&several).unwrap(), "ogr2ogr -f GPKG one.gpkg in.gpkg <table>"),
     ];
     for (what, body, says) in cases {
-        let (status, answer) = put(&s.app, "/v1/layers/components", GPKG, body).await;
+        let (status, answer) = put(&s.app, "/v1/layers/components", Some(GPKG), body).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("unreadable_layer")), "{what}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap();
         assert!(message.contains("GeoPackage") && message.contains(says), "{what}: {message}");
@@ -427,7 +370,7 @@ async fn geopackages_written_by_ogr2ogr_round_trip_within_a_millimetre() {
         })
         .collect();
     let Some(components) = ogr2ogr(files.path(), "城管部件", &geojson(components)) else { return };
-    let (status, answer) = put(&s.app, "/v1/layers/components", GPKG, components).await;
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some(GPKG), components).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_imported(&answer, "ogr2ogr components");
     assert_same_components(city, &s.handle.load().city, "ogr2ogr components");
@@ -458,7 +401,7 @@ async fn geopackages_written_by_ogr2ogr_round_trip_within_a_millimetre() {
         })
         .collect();
     let grids = ogr2ogr(files.path(), "单元网格", &geojson(grids)).expect("ogr2ogr ran for the components");
-    let (status, answer) = put(&s.app, "/v1/layers/grids", GPKG, grids).await;
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some(GPKG), grids).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_imported(&answer, "ogr2ogr grids");
     assert_same_grids(city, &s.handle.load().city, "ogr2ogr grids");

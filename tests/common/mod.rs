@@ -21,3 +21,4 @@ pub fn tiny_world(dir: &Path) -> WorldHandle {
     let loaded = Store::open(dir).unwrap().load_city(&|_, _| {}).unwrap();
     WorldHandle::new(World::new(loaded))
 }
+pub mod ingest;
