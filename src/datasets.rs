@@ -11,8 +11,10 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::index::GridIndex;
 use crate::ingest::report::Policy;
-use crate::ingest::{ImportOptions, IngestError, Report, SourceLayer};
+use crate::model::City;
+use crate::ingest::{FeatureSink, ImportOptions, IngestError, Report, SourceLayer};
 use crate::store::{Store, StoreError, VersionInfo, Versions};
 use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};
@@ -121,49 +123,28 @@ impl Datasets {
         Ok(Switched { dataset: "rules", previous, current: version, versions: store.versions() })
     }
 
-    /// Validates `source` as the new `options.layer` against what is served now and — unless
-    /// `dry_run` or rejected — saves it as that layer's next version (with a new unit register
-    /// if it brings new units), serves it, and says so in `Imported::switched`. All or nothing,
-    /// like [`Datasets::rollback`]: if the new snapshot cannot be built, the previous versions
-    /// are made current again and stay served. Blocks (validation, writing, the new snapshot):
-    /// call it off the async workers.
-    pub fn import(&self, source: SourceLayer, options: &ImportOptions, dry_run: bool, origin: &str) -> Result<Imported, DatasetError> {
+    /// Validates the upload that `read` streams as the new `options.layer` against what is
+    /// served now and — unless `dry_run` or rejected — saves it as that layer's next version
+    /// (with a new unit register if it brings new units), serves it, and says so in
+    /// `Imported::switched`. All or nothing, like [`Datasets::rollback`]: if the new snapshot
+    /// cannot be built, the previous versions are made current again and stay served. Blocks
+    /// (reading, validation, writing, the new snapshot): call it off the async workers.
+    pub fn import(
+        &self,
+        read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
+        options: &ImportOptions,
+        dry_run: bool,
+        origin: &str,
+    ) -> Result<Imported, DatasetError> {
         let mut store = self.store.lock().expect("store lock");
         let world = self.world.load();
-        let mut prepared = crate::ingest::prepare(source, options, &world.city, &world.grids)?;
-        if let (Some(city), Some(csv), true) = (&prepared.city, world.rules_csv.as_deref(), world.routing.rules.is_ok()) {
-            // A responsibility list that works now must not silently stop working.
-            if let Some(why) = rules_problem(csv, city) {
-                prepared.report.rules_problem = Some(why);
-                if options.policy == Policy::Strict {
-                    prepared.report.accepted_layer = false;
-                    prepared.report.rejection =
-                        Some("strict: the current responsibility list would not validate against the new layer".into());
-                    prepared.city = None;
-                }
-            }
-        }
+        let (report, saved) = store_upload(&mut store, Current::of(&world), read, options, dry_run, origin)?;
         drop(world);
-        let report = prepared.report;
-        let (Some(city), false) = (prepared.city, dry_run) else {
-            return Ok(Imported { report, switched: None });
-        };
-        let name = options.layer.name();
-        let before = store.versions();
-        let versions = store.save_layer(name, &city, prepared.units_changed, origin, &|_, _| {})?;
-        drop(city);
-        let current = versions.get(name).unwrap_or(0);
-        let previous = before.get(name).unwrap_or(0);
+        let Some(saved) = saved else { return Ok(Imported { report, switched: None }) };
         if let Err(message) = self.reload(&store, false) {
-            // Put back what was current; the old snapshot was never replaced.
-            for dataset in [name, "units"] {
-                if let (Some(v), true) = (before.get(dataset), before.get(dataset) != versions.get(dataset)) {
-                    store.set_current(dataset, v)?;
-                }
-            }
-            return Err(DatasetError::Unloadable { dataset: name.to_owned(), version: current, previous, message });
+            return Err(saved.restore(&mut store, message));
         }
-        Ok(Imported { report, switched: Some(Switched { dataset: name, previous, current, versions: store.versions() }) })
+        Ok(Imported { report, switched: Some(saved.switched(&store)) })
     }
 
     /// Builds the snapshot of the store's current versions and swaps it in; with
@@ -182,9 +163,118 @@ impl Datasets {
     }
 }
 
+/// What an upload is checked against: the layers served now (or, offline, stored as current).
+pub struct Current<'a> {
+    pub city: &'a City,
+    /// `city`'s unit grids.
+    pub grids: &'a GridIndex,
+    /// The responsibility list in force, if it routes: a new layer must not silently break it.
+    pub working_rules: Option<&'a str>,
+}
+
+impl<'a> Current<'a> {
+    pub fn of(world: &'a World) -> Current<'a> {
+        let working_rules = world.rules_csv.as_deref().filter(|_| world.routing.rules.is_ok());
+        Current { city: &world.city, grids: &world.grids, working_rules }
+    }
+}
+
+/// An upload stored as its layer's current version, and what was current before.
+struct Saved {
+    dataset: &'static str,
+    before: Versions,
+    versions: Versions,
+}
+
+impl Saved {
+    /// Makes the versions current before the upload current again, because the new one
+    /// cannot be served (`message`); the error to return.
+    fn restore(self, store: &mut Store, message: String) -> DatasetError {
+        for dataset in [self.dataset, "units"] {
+            if let (Some(v), true) = (self.before.get(dataset), self.before.get(dataset) != self.versions.get(dataset)) {
+                if let Err(e) = store.set_current(dataset, v) {
+                    return e.into();
+                }
+            }
+        }
+        let (version, previous) = (self.versions.get(self.dataset).unwrap_or(0), self.before.get(self.dataset).unwrap_or(0));
+        DatasetError::Unloadable { dataset: self.dataset.to_owned(), version, previous, message }
+    }
+
+    fn switched(&self, store: &Store) -> Switched {
+        Switched {
+            dataset: self.dataset,
+            previous: self.before.get(self.dataset).unwrap_or(0),
+            current: self.versions.get(self.dataset).unwrap_or(0),
+            versions: store.versions(),
+        }
+    }
+}
+
+/// Validates the upload `read` streams against `current` and — unless `dry_run` or rejected —
+/// saves it as its layer's next version, made current in the store. The caller then serves
+/// it, or puts back what was current with [`Saved::restore`].
+fn store_upload(
+    store: &mut Store,
+    current: Current<'_>,
+    read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
+    options: &ImportOptions,
+    dry_run: bool,
+    origin: &str,
+) -> Result<(Report, Option<Saved>), DatasetError> {
+    let mut prepared = crate::ingest::prepare(read, options, current.city, current.grids)?;
+    if let (Some(city), Some(csv)) = (&prepared.city, current.working_rules) {
+        // A responsibility list that works now must not silently stop working.
+        if let Some(why) = rules_problem(csv, city) {
+            prepared.report.rules_problem = Some(why);
+            if options.policy == Policy::Strict {
+                prepared.report.accepted_layer = false;
+                prepared.report.rejection = Some("strict: the current responsibility list would not validate against the new layer".into());
+                prepared.city = None;
+            }
+        }
+    }
+    let report = prepared.report;
+    let (Some(city), false) = (prepared.city, dry_run) else {
+        return Ok((report, None));
+    };
+    let dataset = options.layer.name();
+    let before = store.versions();
+    let versions = store.save_layer(dataset, &city, prepared.units_changed, origin, &|_, _| {})?;
+    Ok((report, Some(Saved { dataset, before, versions })))
+}
+
+/// [`Datasets::import`] for a data directory no server is running on (the command line): the
+/// upload is checked against the stored current versions, and the new version, once saved, is
+/// loaded back as a server would load it; if it cannot be, the previous versions are made
+/// current again. Holds the current city only (no tiles or component index) while the new one
+/// is built, and neither while the new one is loaded back. `progress` gets (done, total) while
+/// the current city loads.
+pub fn import_offline(
+    store: &mut Store,
+    read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
+    options: &ImportOptions,
+    dry_run: bool,
+    origin: &str,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Imported, DatasetError> {
+    let (report, saved) = {
+        let loaded = store.load_city(progress)?;
+        let grids = GridIndex::build(&loaded.city);
+        let working_rules = loaded.rules_csv.as_deref().filter(|csv| crate::routing::RuleSet::load(csv, &loaded.city).is_ok());
+        let current = Current { city: &loaded.city, grids: &grids, working_rules };
+        store_upload(store, current, read, options, dry_run, origin)?
+    };
+    let Some(saved) = saved else { return Ok(Imported { report, switched: None }) };
+    if let Err(e) = store.load_city(&|_, _| {}) {
+        return Err(saved.restore(store, e.to_string()));
+    }
+    Ok(Imported { report, switched: Some(saved.switched(store)) })
+}
+
 /// Why the responsibility list `csv` would not validate against `city` (its first errors),
 /// or `None` if it does.
-fn rules_problem(csv: &str, city: &crate::model::City) -> Option<String> {
+fn rules_problem(csv: &str, city: &City) -> Option<String> {
     use crate::routing::{RoutingError, RuleSet, Severity};
     match RuleSet::load(csv, city) {
         Ok(_) => None,

@@ -495,29 +495,52 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
     }
 }
 
-/// Reads a layer file with a progress bar over its bytes.
-fn read_layer_file(path: &Path, read: &ReadArgs) -> Result<Result<citygrid::ingest::SourceLayer, citygrid::ingest::IngestError>> {
-    use citygrid::ingest::{CsvOptions, Format, read_layer};
-    let format = match Format::from_extension(path) {
-        Ok(f) => f,
-        Err(e) => return Ok(Err(e)),
-    };
-    let bare_shp = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("shp"));
-    if bare_shp && format == Some(Format::Shapefile) {
-        // A bare .shp: its .dbf, .prj and .cpg sit beside it.
-        return Ok(citygrid::ingest::shapefile::read_files(path));
+/// A layer file named on the command line, opened, to be streamed with a progress bar over
+/// its bytes.
+enum LayerFile {
+    /// A bare `.shp`: its `.dbf`, `.prj` and `.cpg` sit beside it.
+    BareShapefile(PathBuf),
+    File { file: std::fs::File, format: Option<citygrid::ingest::Format>, csv: citygrid::ingest::CsvOptions },
+}
+
+impl LayerFile {
+    /// Opens `path`; `Ok(Err)`: the name says a format we do not read.
+    fn open(path: &Path, read: &ReadArgs) -> Result<Result<LayerFile, citygrid::ingest::IngestError>> {
+        use citygrid::ingest::{CsvOptions, Format};
+        let format = match Format::from_extension(path) {
+            Ok(f) => f,
+            Err(e) => return Ok(Err(e)),
+        };
+        let bare_shp = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("shp"));
+        if bare_shp && format == Some(Format::Shapefile) {
+            return Ok(Ok(LayerFile::BareShapefile(path.to_owned())));
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let csv = CsvOptions { x_column: read.x_column.clone(), y_column: read.y_column.clone() };
+        Ok(Ok(LayerFile::File { file, format, csv }))
     }
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let bar = ProgressBar::new(file.metadata().map(|m| m.len()).unwrap_or(0)).with_message("reading");
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    let csv = CsvOptions { x_column: read.x_column.clone(), y_column: read.y_column.clone() };
-    let source = read_layer(ProgressReader { inner: file, bar: &bar }, format, &csv);
-    bar.finish_and_clear();
-    Ok(source)
+
+    /// Reads the file, handing each feature to `sink` (see `citygrid::ingest::stream_layer`).
+    fn stream(self, sink: &mut dyn citygrid::ingest::FeatureSink) -> Result<citygrid::ingest::SourceLayer, citygrid::ingest::IngestError> {
+        match self {
+            LayerFile::BareShapefile(path) => citygrid::ingest::shapefile::read_files(&path, sink),
+            // A ZIP needs random access: read in place.
+            LayerFile::File { file, format: format @ Some(citygrid::ingest::Format::Shapefile), csv } => {
+                citygrid::ingest::stream_layer_file(file, format, &csv, sink)
+            }
+            LayerFile::File { file, format, csv } => {
+                let bar = ProgressBar::new(file.metadata().map(|m| m.len()).unwrap_or(0)).with_message("reading");
+                bar.set_style(
+                    ProgressStyle::with_template("{msg:>12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({eta})")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                let header = citygrid::ingest::stream_layer(ProgressReader { inner: file, bar: &bar }, format, &csv, sink);
+                bar.finish_and_clear();
+                header
+            }
+        }
+    }
 }
 
 fn import_options(layer: citygrid::ingest::validate::LayerKind, read: &ReadArgs) -> citygrid::ingest::ImportOptions {
@@ -538,17 +561,25 @@ fn refuse(e: impl std::fmt::Display) -> ! {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
-    use citygrid::datasets::{DatasetError, Datasets};
+    use citygrid::datasets::{DatasetError, import_offline};
     let layer = citygrid::ingest::validate::LayerKind::parse(&args.layer).unwrap_or_else(|e| refuse(e));
     let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let source = read_layer_file(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
-    let world = load_world(&data)?;
-    let store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
-    let datasets = Datasets::new(store, WorldHandle::new(world), citygrid::tiles::TileConfig::default());
+    let file = LayerFile::open(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
+    let mut store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
+    if store.is_empty() {
+        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
+    }
     let origin = format!("citygrid import {} {}", args.layer, args.file.display());
-    let spinner = ProgressBar::new_spinner().with_message("validating and storing");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let imported = datasets.import(source, &import_options(layer, &args.read), args.dry_run, &origin);
+    let loading = progress_bar("loading");
+    let spinner = ProgressBar::new_spinner().with_message("checking and storing");
+    let read = |sink: &mut dyn citygrid::ingest::FeatureSink| {
+        loading.finish_and_clear();
+        let header = file.stream(sink);
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        header
+    };
+    let options = import_options(layer, &args.read);
+    let imported = import_offline(&mut store, read, &options, args.dry_run, &origin, &ticker(&loading));
     spinner.finish_and_clear();
     let imported = match imported {
         Ok(i) => i,
@@ -567,16 +598,27 @@ fn import(args: ImportArgs) -> Result<()> {
 fn validate(args: ValidateArgs) -> Result<()> {
     use citygrid::ingest::validate::LayerKind;
     let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let source = read_layer_file(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
+    let open = || LayerFile::open(&args.file, &args.read).map(|f| f.unwrap_or_else(|e| refuse(e)));
+    let open_file = open()?;
     let layer = match args.layer.as_deref() {
         Some(name) => LayerKind::parse(name).unwrap_or_else(|e| refuse(e)),
-        None => match source.features.iter().find_map(|f| f.geometry.as_ref()) {
+        // Polygons are grids, anything else components: read up to the first geometry.
+        None => match citygrid::ingest::first_geometry(|sink| open_file.stream(sink)).unwrap_or_else(|e| refuse(e)) {
             Some(geo_types::Geometry::Polygon(_) | geo_types::Geometry::MultiPolygon(_)) => LayerKind::Grids,
             _ => LayerKind::Components,
         },
     };
-    let world = load_world(&data)?;
-    let prepared = citygrid::ingest::prepare(source, &import_options(layer, &args.read), &world.city, &world.grids)
+    // The current city and its grid index; no tiles or component index are needed.
+    let store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
+    if store.is_empty() {
+        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
+    }
+    let bar = progress_bar("loading");
+    let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data.display()))?;
+    bar.finish_and_clear();
+    let grids = citygrid::index::GridIndex::build(&loaded.city);
+    let file = open()?;
+    let prepared = citygrid::ingest::prepare(|sink| file.stream(sink), &import_options(layer, &args.read), &loaded.city, &grids)
         .unwrap_or_else(|e| refuse(e));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&prepared.report)?);

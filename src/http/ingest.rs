@@ -31,7 +31,7 @@ use super::layers::datasets;
 use super::params::Params;
 use crate::ingest::report::Policy;
 use crate::ingest::validate::LayerKind;
-use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, read_layer_bytes};
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, stream_layer_bytes};
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
@@ -53,7 +53,10 @@ impl From<IngestError> for ApiError {
             IngestError::CrsRequired { x, y } => {
                 ApiError::bad_request("crs_required", message).with_details(json!({"parameter": "crs", "example": [x, y]}))
             }
+            IngestError::CrsAfterFeatures { declared, read_as } => ApiError::bad_request("crs_after_features", message)
+                .with_details(json!({"declared": declared, "read_as": read_as, "parameter": "crs"})),
             IngestError::Fields(_) => ApiError::bad_request("unmapped_fields", message),
+            IngestError::Stopped => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
             IngestError::UnknownLayer(name) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name, "layers": ["grids", "components"]}))
             }
@@ -131,8 +134,7 @@ pub async fn import(
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");
     let imported = tokio::task::spawn_blocking(move || {
-        let source = read_layer_bytes(&body, format, &csv)?;
-        d.import(source, &options, dry_run, &origin)
+        d.import(|sink| stream_layer_bytes(&body, format, &csv, sink), &options, dry_run, &origin)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;

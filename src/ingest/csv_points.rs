@@ -18,7 +18,7 @@ use std::io::Read;
 
 use geo_types::{Geometry, Point};
 
-use super::{Feature, Format, IngestError, IssueKind, SourceLayer};
+use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer};
 
 /// How to find the coordinate columns of a CSV.
 #[derive(Clone, Debug, Default)]
@@ -91,7 +91,7 @@ fn find_columns(headers: &[String], options: &CsvOptions) -> Result<Columns, Ing
 
 /// Reads a CSV of points (UTF-8, a BOM is fine). A row whose coordinates are not two finite
 /// numbers is a feature with a geometry problem.
-pub fn read(reader: impl Read, options: &CsvOptions) -> Result<SourceLayer, IngestError> {
+pub fn read(reader: impl Read, options: &CsvOptions, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let format = Format::Csv;
     let bad = |message: String| IngestError::Unreadable { format, message };
     let mut csv = ::csv::ReaderBuilder::new().flexible(true).from_reader(reader);
@@ -106,6 +106,7 @@ pub fn read(reader: impl Read, options: &CsvOptions) -> Result<SourceLayer, Inge
     layer.columns = headers;
     layer.csv_survey_xy = columns.survey_xy;
     let mut record = ::csv::StringRecord::new();
+    let mut index = 0u64;
     loop {
         let more = csv.read_record(&mut record).map_err(|e| bad(format!("{e} (save the file as UTF-8)")))?;
         if !more {
@@ -127,8 +128,8 @@ pub fn read(reader: impl Read, options: &CsvOptions) -> Result<SourceLayer, Inge
             (Err(e), _) | (_, Err(e)) => (None, Some((IssueKind::InvalidGeometry, e))),
         };
         let values = record.iter().map(|v| Some(v.to_owned())).collect();
-        let index = layer.features.len() as u64;
-        layer.features.push(Feature { index, line, geometry, problem, values });
+        sink.feature(&layer, Feature { index, line, geometry, problem, values })?;
+        index += 1;
     }
     Ok(layer)
 }
@@ -164,7 +165,7 @@ mod tests {
     #[test]
     fn rows_become_points_and_bad_numbers_are_feature_problems() {
         let text = "\u{feff}code,lat,lon\n1,31.2,120.5\n,,\n2,NaN,120.6\n3,,120.7\n";
-        let layer = read(text.as_bytes(), &CsvOptions::default()).unwrap();
+        let layer = crate::ingest::collect(|s| read(text.as_bytes(), &CsvOptions::default(), s)).unwrap();
         assert_eq!(layer.columns, ["code", "lat", "lon"]);
         assert_eq!(layer.features.len(), 3);
         assert_eq!(layer.features[0].geometry, Some(Geometry::Point(Point::new(120.5, 31.2))));

@@ -8,7 +8,7 @@ use std::io::Read;
 use flatgeobuf::{FallibleStreamingIterator, FgbReader, GeometryType};
 use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Polygon};
 
-use super::{Feature, Format, IngestError, IssueKind, SourceLayer, number_text};
+use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer, number_text};
 use crate::store::fgb::{FileColumn, Prop, decode_properties};
 
 fn unreadable(message: impl std::fmt::Display) -> IngestError {
@@ -78,7 +78,7 @@ fn geometry(kind: GeometryType, g: &flatgeobuf::Geometry<'_>) -> Result<Geometry
 }
 
 /// Reads every feature of a FlatGeobuf stream (the spatial index, if any, is skipped).
-pub fn read(reader: impl Read) -> Result<SourceLayer, IngestError> {
+pub fn read(reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let fgb = FgbReader::open(reader).map_err(unreadable)?;
     let header = fgb.header();
     let mut layer = SourceLayer::new(Format::FlatGeobuf);
@@ -130,7 +130,7 @@ pub fn read(reader: impl Read) -> Result<SourceLayer, IngestError> {
             Ok(g) => (Some(g), None),
             Err(p) => (None, Some(p)),
         };
-        layer.features.push(Feature { index, line: None, geometry, problem, values });
+        sink.feature(&layer, Feature { index, line: None, geometry, problem, values })?;
         index += 1;
     }
     if announced != 0 && announced != index {

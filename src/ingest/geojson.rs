@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{Feature, Format, IngestError, IssueKind, SourceLayer, number_text};
+use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer, number_text};
 
 /// One Feature as parsed; the geometry stays a (small) JSON value until converted with checks.
 #[derive(Deserialize)]
@@ -28,19 +28,30 @@ struct RawFeature {
     properties: Option<serde_json::Map<String, Value>>,
 }
 
-/// Builds the [`SourceLayer`] feature by feature.
-struct Collector {
+/// Hands the features to the sink one by one, growing the layer's columns as properties are
+/// first seen.
+struct Collector<'s> {
     layer: SourceLayer,
     column_of: HashMap<String, usize>,
+    sink: &'s mut dyn FeatureSink,
+    count: u64,
+    /// The sink's refusal, kept while serde unwinds with a placeholder error.
+    stopped: Option<IngestError>,
 }
 
-impl Collector {
-    fn new(format: Format) -> Collector {
-        Collector { layer: SourceLayer::new(format), column_of: HashMap::new() }
+impl<'s> Collector<'s> {
+    fn new(format: Format, sink: &'s mut dyn FeatureSink) -> Collector<'s> {
+        Collector { layer: SourceLayer::new(format), column_of: HashMap::new(), sink, count: 0, stopped: None }
     }
 
-    fn push(&mut self, raw: RawFeature, line: Option<u64>) {
-        let index = self.layer.features.len() as u64;
+    /// The sink's refusal, if it stopped the reading, else `e` as an unreadable file.
+    fn error(&mut self, e: impl fmt::Display) -> IngestError {
+        self.stopped.take().unwrap_or_else(|| unreadable(self.layer.format, e))
+    }
+
+    fn push(&mut self, raw: RawFeature, line: Option<u64>) -> Result<(), IngestError> {
+        let index = self.count;
+        self.count += 1;
         let mut values = Vec::new();
         for (name, value) in raw.properties.into_iter().flatten() {
             let column = match self.column_of.get(&name) {
@@ -64,7 +75,15 @@ impl Collector {
                 Err((kind, message)) => (None, Some((kind, message))),
             },
         };
-        self.layer.features.push(Feature { index, line, geometry, problem, values });
+        self.sink.feature(&self.layer, Feature { index, line, geometry, problem, values })
+    }
+
+    /// [`Collector::push`] inside serde: a refusal is stashed and serde gets a placeholder.
+    fn push_de<E: serde::de::Error>(&mut self, raw: RawFeature) -> Result<(), E> {
+        self.push(raw, None).map_err(|e| {
+            self.stopped = Some(e);
+            E::custom("stopped by the sink")
+        })
     }
 }
 
@@ -158,16 +177,16 @@ fn geometry(g: &Value) -> Result<Geometry<f64>, GeometryProblem> {
 }
 
 /// The `features` array, each element handed to the collector as it is parsed.
-struct Features<'a>(&'a mut Collector);
+struct Features<'a, 's>(&'a mut Collector<'s>);
 
-impl<'de> DeserializeSeed<'de> for Features<'_> {
+impl<'de> DeserializeSeed<'de> for Features<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for Features<'_> {
+impl<'de> Visitor<'de> for Features<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array of GeoJSON Features")
@@ -177,16 +196,16 @@ impl<'de> Visitor<'de> for Features<'_> {
             if raw.kind != "Feature" {
                 return Err(serde::de::Error::custom(format!("a {} in features; expected a Feature", raw.kind)));
             }
-            self.0.push(raw, None);
+            self.0.push_de(raw)?;
         }
         Ok(())
     }
 }
 
 /// The top-level object: a FeatureCollection (streamed) or a single Feature.
-struct Document<'a>(&'a mut Collector);
+struct Document<'a, 's>(&'a mut Collector<'s>);
 
-impl<'de> Visitor<'de> for Document<'_> {
+impl<'de> Visitor<'de> for Document<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a GeoJSON FeatureCollection or Feature")
@@ -212,8 +231,7 @@ impl<'de> Visitor<'de> for Document<'_> {
             Some("FeatureCollection") if has_features => Ok(()),
             Some("FeatureCollection") => Err(serde::de::Error::custom("a FeatureCollection without features")),
             Some("Feature") => {
-                self.0.push(RawFeature { kind: "Feature".into(), geometry, properties }, None);
-                Ok(())
+                self.0.push_de(RawFeature { kind: "Feature".into(), geometry, properties })
             }
             Some(other) => Err(serde::de::Error::custom(format!("a GeoJSON {other}; expected a FeatureCollection"))),
             None => Err(serde::de::Error::custom("an object without \"type\"; expected a FeatureCollection")),
@@ -226,19 +244,21 @@ fn unreadable(format: Format, message: impl fmt::Display) -> IngestError {
 }
 
 /// Reads a FeatureCollection (or one Feature), streaming the `features` array.
-pub fn read_collection(reader: impl BufRead) -> Result<SourceLayer, IngestError> {
-    let mut collector = Collector::new(Format::GeoJson);
+pub fn read_collection(reader: impl BufRead, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    let mut collector = Collector::new(Format::GeoJson, sink);
     let mut de = serde_json::Deserializer::from_reader(SkipBom::new(reader));
-    de.deserialize_map(Document(&mut collector)).map_err(|e| unreadable(Format::GeoJson, e))?;
+    if let Err(e) = de.deserialize_map(Document(&mut collector)) {
+        return Err(collector.error(e));
+    }
     de.end().map_err(|e| unreadable(Format::GeoJson, e))?;
     Ok(collector.layer)
 }
 
 /// Reads newline-delimited GeoJSON: one Feature per line; blank lines skipped. A line that is
 /// not a Feature (e.g. cut short) makes the whole file unreadable.
-pub fn read_lines(mut reader: impl BufRead) -> Result<SourceLayer, IngestError> {
+pub fn read_lines(mut reader: impl BufRead, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let format = Format::GeoJsonLines;
-    let mut collector = Collector::new(format);
+    let mut collector = Collector::new(format, sink);
     let mut line = String::new();
     let mut number = 0u64;
     loop {
@@ -256,7 +276,7 @@ pub fn read_lines(mut reader: impl BufRead) -> Result<SourceLayer, IngestError> 
         if raw.kind != "Feature" {
             return Err(unreadable(format, format!("line {number}: a {}; expected one Feature per line", raw.kind)));
         }
-        collector.push(raw, Some(number));
+        collector.push(raw, Some(number))?;
     }
     Ok(collector.layer)
 }
@@ -288,6 +308,7 @@ impl<R: BufRead> std::io::Read for SkipBom<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::collect;
 
     const COLLECTION: &str = r#"{"type": "FeatureCollection",
       "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::4549"}},
@@ -303,7 +324,7 @@ mod tests {
 
     #[test]
     fn a_collection_streams_with_its_crs_attributes_and_geometry_problems() {
-        let layer = read_collection(COLLECTION.as_bytes()).unwrap();
+        let layer = collect(|s| read_collection(COLLECTION.as_bytes(), s)).unwrap();
         assert_eq!(layer.declared_crs.as_deref(), Some("EPSG:4549"));
         let mut columns = layer.columns.clone();
         columns.sort();
@@ -326,21 +347,21 @@ mod tests {
     #[test]
     fn truncated_or_wrong_documents_are_unreadable() {
         for cut in [10, COLLECTION.len() / 2, COLLECTION.len() - 2] {
-            let e = read_collection(&COLLECTION.as_bytes()[..cut]).unwrap_err();
+            let e = collect(|s| read_collection(&COLLECTION.as_bytes()[..cut], s)).unwrap_err();
             assert!(matches!(e, IngestError::Unreadable { .. }), "{cut}: {e}");
         }
         for text in [r#"{"type": "Topology"}"#, r#"[1, 2]"#, r#"{"type": "FeatureCollection"}"#, "{} {}"] {
-            assert!(read_collection(text.as_bytes()).is_err(), "{text}");
+            assert!(collect(|s| read_collection(text.as_bytes(), s)).is_err(), "{text}");
         }
     }
 
     #[test]
     fn lines_are_features_with_their_line_numbers() {
         let text = "\u{feff}{\"type\":\"Feature\",\"properties\":{\"code\":\"a\"},\"geometry\":{\"type\":\"Point\",\"coordinates\":[120.1,31.2]}}\n\n\u{1e}{\"type\":\"Feature\",\"properties\":{\"code\":\"b\"},\"geometry\":{\"type\":\"Point\",\"coordinates\":[120.2,31.3]}}\n";
-        let layer = read_lines(text.as_bytes()).unwrap();
+        let layer = collect(|s| read_lines(text.as_bytes(), s)).unwrap();
         assert_eq!(layer.features.iter().map(|f| f.line).collect::<Vec<_>>(), [Some(1), Some(3)]);
         assert_eq!(layer.features[1].value(0), Some("b"));
-        let e = read_lines(&text.as_bytes()[..text.len() - 10]).unwrap_err().to_string();
+        let e = collect(|s| read_lines(&text.as_bytes()[..text.len() - 10], s)).unwrap_err().to_string();
         assert!(e.contains("line 3"), "{e}");
     }
 

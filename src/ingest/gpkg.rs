@@ -13,7 +13,7 @@ use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Po
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{Feature, Format, IngestError, IssueKind, SourceLayer, number_text};
+use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer, number_text};
 
 /// The first 16 bytes of every SQLite 3 database file.
 pub const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
@@ -34,7 +34,7 @@ fn quoted(name: &str) -> String {
 }
 
 /// Reads the only feature table of a GeoPackage stream.
-pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
+pub fn read(mut reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     // A directory of our own: SQLite's side files (a journal, `-shm`), if any, go with it.
     let dir = tempfile::Builder::new().prefix("citygrid-gpkg-").tempdir()?;
     let path = dir.path().join("upload.gpkg");
@@ -49,7 +49,7 @@ pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
     // corrupt b-tree cells are caught early.
     conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;")
         .map_err(|e| unreadable(format!("SQLite: {e}")))?;
-    read_connection(&conn)
+    read_connection(&conn, sink)
 }
 
 /// The checks SQLite itself would only make late or never: the magic, the page size, and the
@@ -116,7 +116,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, IngestError> {
 }
 
 /// Reads the only feature table of an open GeoPackage.
-pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
+pub fn read_connection(conn: &Connection, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     if !has_table(conn, "gpkg_contents")? {
         return Err(unreadable("an SQLite database but not a GeoPackage: it has no gpkg_contents table"));
     }
@@ -221,7 +221,7 @@ pub fn read_connection(conn: &Connection) -> Result<SourceLayer, IngestError> {
             Ok(g) => (Some(g), None),
             Err(p) => (None, Some(p)),
         };
-        layer.features.push(Feature { index, line: None, geometry, problem, values });
+        sink.feature(&layer, Feature { index, line: None, geometry, problem, values })?;
         index += 1;
     }
     Ok(layer)

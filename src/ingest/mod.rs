@@ -1,11 +1,12 @@
 //! Survey layers from GIS staff: reading, reprojection, field mapping, validation.
 //!
 //! The pipeline, one step per module, no HTTP anywhere:
-//! 1. [`read_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`gpkg`]): a file → a
-//!    [`SourceLayer`] — features with their geometry in the file's own CRS, their attributes as
-//!    text, their index (0-based) and line (NDJSON, CSV), and the CRS the file declares, if any.
-//!    Readers stream: the file is never held as a second whole copy in memory (no JSON tree of
-//!    the whole document; a GeoPackage, an SQLite database, is copied to a temp file instead).
+//! 1. [`stream_layer`] ([`geojson`], [`csv_points`], [`fgb`], [`shapefile`], [`gpkg`]): a file →
+//!    its [`Feature`]s, handed one at a time to a [`FeatureSink`] as they are read — geometry in
+//!    the file's own CRS, attributes as text, index (0-based) and line (NDJSON, CSV) — and its
+//!    header ([`SourceLayer`]: columns, the CRS the file declares). Neither the file nor its
+//!    features are held whole in memory (no JSON tree of the document; a GeoPackage, an SQLite
+//!    database, is copied to a temp file). [`read_layer`] collects them, for small files and tests.
 //! 2. [`reproject`]: the CRS (declared, given, or assumed for degrees) and every feature to
 //!    WGS84 lon/lat through [`crate::crs::Transformer`].
 //! 3. [`fields`]: attribute names → [`crate::model::GridFields`] / [`crate::model::ComponentFields`]
@@ -14,7 +15,9 @@
 //!    layer) through [`crate::model::CityBuilder`], the spatial checks against the grids it
 //!    will be served with, the [`Policy`], and the [`Report`].
 //!
-//! Storing and switching is [`crate::datasets::Datasets::import`].
+//! [`validate::prepare`] runs steps 2–4 as the sink of step 1. Storing and switching is
+//! [`crate::datasets::Datasets::import`] (a running server) or
+//! [`crate::datasets::import_offline`] (the command line).
 
 pub mod csv_points;
 pub mod fgb;
@@ -60,12 +63,20 @@ pub enum IngestError {
          layer's CRS with --crs (HTTP: crs=), e.g. EPSG:4549 for CGCS2000 3-degree Gauss-Krüger CM 120E"
     )]
     CrsRequired { x: f64, y: f64 },
+    #[error(
+        "the GeoJSON \"crs\" member ({declared}) comes after the features, which were read as {read_as}: put \"crs\" \
+         before \"features\", or give the layer's CRS (--crs, HTTP: crs=)"
+    )]
+    CrsAfterFeatures { declared: String, read_as: String },
     #[error("fields: {0}")]
     Fields(String),
     #[error("{0:?} is not a layer that can be imported: the layers are grids and components")]
     UnknownLayer(String),
     #[error("reading the file: {0}")]
     Io(#[from] std::io::Error),
+    /// A sink ended the reading early on purpose (see [`first_geometry`]); not a fault of the file.
+    #[error("reading stopped early")]
+    Stopped,
 }
 
 /// The file formats read.
@@ -197,7 +208,8 @@ impl Feature {
     }
 }
 
-/// A layer file as read: its attribute names, features, and the CRS it declares.
+/// A layer file as read: its attribute names, the CRS it declares, and — when collected
+/// ([`collect`], [`read_layer`]) — its features; a streaming reader returns it without them.
 #[derive(Clone, Debug)]
 pub struct SourceLayer {
     pub format: Format,
@@ -213,13 +225,63 @@ pub struct SourceLayer {
 }
 
 impl SourceLayer {
-    fn new(format: Format) -> SourceLayer {
+    pub(crate) fn new(format: Format) -> SourceLayer {
         SourceLayer { format, columns: Vec::new(), features: Vec::new(), declared_crs: None, csv_survey_xy: false }
     }
 }
 
-/// Reads a layer file of `format` (or, if `None`, the format sniffed from its first bytes).
-pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+/// Where a reader hands each feature as soon as it is read, so that a file of a million
+/// features is never held as a million features. `layer` is what is known of the file so far:
+/// its format, its columns (all of this feature's; GeoJSON properties join as first seen) and
+/// the CRS it declares (a GeoJSON `crs` member after the features is seen only at the end);
+/// its `features` are empty. An `Err` stops the reading, and the reader returns it.
+pub trait FeatureSink {
+    fn feature(&mut self, layer: &SourceLayer, feature: Feature) -> Result<(), IngestError>;
+}
+
+/// Collects the features (tests, small layers).
+impl FeatureSink for Vec<Feature> {
+    fn feature(&mut self, _: &SourceLayer, feature: Feature) -> Result<(), IngestError> {
+        self.push(feature);
+        Ok(())
+    }
+}
+
+/// Runs a streaming reader (`read` hands its features to the sink and returns the layer's
+/// header) and collects its features into the returned [`SourceLayer`].
+pub fn collect(read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>) -> Result<SourceLayer, IngestError> {
+    let mut features = Vec::new();
+    let mut layer = read(&mut features)?;
+    layer.features = features;
+    Ok(layer)
+}
+
+/// The first geometry of a layer (`read` as for [`collect`]), reading no further than it;
+/// `None` if no feature has one.
+pub fn first_geometry(read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>) -> Result<Option<Geometry<f64>>, IngestError> {
+    struct First(Option<Geometry<f64>>);
+    impl FeatureSink for First {
+        fn feature(&mut self, _: &SourceLayer, feature: Feature) -> Result<(), IngestError> {
+            match feature.geometry {
+                Some(g) => {
+                    self.0 = Some(g);
+                    Err(IngestError::Stopped)
+                }
+                None => Ok(()),
+            }
+        }
+    }
+    let mut first = First(None);
+    match read(&mut first) {
+        Ok(_) | Err(IngestError::Stopped) => Ok(first.0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a layer file of `format` (or, if `None`, the format sniffed from its first bytes),
+/// handing each feature to `sink` as it is read; returns the file's header (columns, declared
+/// CRS) with no features.
+pub fn stream_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     let format = match format {
         Some(f) => f,
@@ -233,23 +295,50 @@ pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -
         }
     };
     match format {
-        Format::GeoJson => geojson::read_collection(reader),
-        Format::GeoJsonLines => geojson::read_lines(reader),
-        Format::Csv => csv_points::read(reader, csv),
-        Format::FlatGeobuf => fgb::read(reader),
-        Format::Shapefile => shapefile::read(reader),
-        Format::GeoPackage => gpkg::read(reader),
+        Format::GeoJson => geojson::read_collection(reader, sink),
+        Format::GeoJsonLines => geojson::read_lines(reader, sink),
+        Format::Csv => csv_points::read(reader, csv, sink),
+        Format::FlatGeobuf => fgb::read(reader, sink),
+        Format::Shapefile => shapefile::read(reader, sink),
+        Format::GeoPackage => gpkg::read(reader, sink),
     }
 }
 
-/// Reads a layer file held in memory (an upload): [`read_layer`], except that a zipped Shapefile
+/// [`stream_layer`] for a file held in memory (an upload), except that a zipped Shapefile
 /// (which needs random access) is read in place rather than copied.
-pub fn read_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+pub fn stream_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let zipped = format == Some(Format::Shapefile) || (format.is_none() && bytes.starts_with(b"PK\x03\x04"));
     if zipped {
-        return shapefile::read_zip(bytes, shapefile::ZipLimits::for_zip_len(bytes.len() as u64));
+        return shapefile::read_zip(bytes, shapefile::ZipLimits::for_zip_len(bytes.len() as u64), sink);
     }
-    read_layer(bytes, format, csv)
+    stream_layer(bytes, format, csv, sink)
+}
+
+/// [`stream_layer`] for a file on disk (a spooled upload, a file named on the command line):
+/// a zipped Shapefile is read through [`shapefile::read_zip_file`], with the limits for the
+/// file's size; other formats stream from the file.
+pub fn stream_layer_file(file: std::fs::File, format: Option<Format>, csv: &CsvOptions, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let zipped = match format {
+        Some(f) => f == Format::Shapefile,
+        None => reader.fill_buf()?.starts_with(b"PK\x03\x04"),
+    };
+    if zipped {
+        let file = reader.into_inner();
+        let limits = shapefile::ZipLimits::for_zip_len(file.metadata()?.len());
+        return shapefile::read_zip_file(file, limits, sink);
+    }
+    stream_layer(reader, format, csv, sink)
+}
+
+/// Reads a whole layer file into memory: [`stream_layer`] collected.
+pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+    collect(|sink| stream_layer(reader, format, csv, sink))
+}
+
+/// Reads a whole layer file held in memory: [`stream_layer_bytes`] collected.
+pub fn read_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
+    collect(|sink| stream_layer_bytes(bytes, format, csv, sink))
 }
 
 /// An attribute value as text: integral numbers without a fraction (`1.0` → `1`), so codes and

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Polygon};
 
-use super::{Feature, Format, IngestError, IssueKind, SourceLayer, number_text};
+use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer, number_text};
 
 fn unreadable(message: impl std::fmt::Display) -> IngestError {
     IngestError::Unreadable { format: Format::Shapefile, message: message.to_string() }
@@ -68,21 +68,30 @@ struct Parts {
 
 /// Reads a zipped Shapefile from a reader (read whole into memory: a ZIP needs random access),
 /// with the limits for its size.
-pub fn read(mut reader: impl Read) -> Result<SourceLayer, IngestError> {
+pub fn read(mut reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes)?;
     let limits = ZipLimits::for_zip_len(bytes.len() as u64);
-    read_zip(&bytes, limits)
+    read_zip(&bytes, limits, sink)
 }
 
 /// Reads a zipped Shapefile held in memory.
-pub fn read_zip(bytes: &[u8], limits: ZipLimits) -> Result<SourceLayer, IngestError> {
-    read_parts(unzip(bytes, limits)?)
+pub fn read_zip(bytes: &[u8], limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    read_parts(unzip(bytes, limits)?, sink)
+}
+
+/// Reads a zipped Shapefile from a file on disk.
+// TODO(streaming): the entries are still unzipped whole into memory; read the .shp and .dbf
+// entries record by record instead.
+pub fn read_zip_file(mut file: std::fs::File, limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    read_zip(&bytes, limits, sink)
 }
 
 /// Reads `<name>.shp` and its siblings `<name>.dbf`, `.prj`, `.cpg` beside it (any case of the
 /// extensions).
-pub fn read_files(shp_path: &Path) -> Result<SourceLayer, IngestError> {
+pub fn read_files(shp_path: &Path, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let sibling = |ext: &str| -> Option<PathBuf> {
         [ext.to_ascii_lowercase(), ext.to_ascii_uppercase()].into_iter().map(|e| shp_path.with_extension(e)).find(|p| p.is_file())
     };
@@ -91,7 +100,7 @@ pub fn read_files(shp_path: &Path) -> Result<SourceLayer, IngestError> {
     let dbf = read(sibling("dbf").ok_or_else(|| unreadable(format!("{} has no .dbf beside it: {NEEDS_DBF}", shp_path.display())))?)?;
     let prj = sibling("prj").map(read).transpose()?;
     let cpg = sibling("cpg").map(read).transpose()?;
-    read_parts(Parts { shp, dbf, prj, cpg })
+    read_parts(Parts { shp, dbf, prj, cpg }, sink)
 }
 
 /// An entry's name split into its stem (lower case, with its folder) and extension (lower case).
@@ -177,7 +186,7 @@ fn read_entry(entry: zip::read::ZipFile<'_, Cursor<&[u8]>>, cap: u64) -> Result<
     Ok(data)
 }
 
-fn read_parts(parts: Parts) -> Result<SourceLayer, IngestError> {
+fn read_parts(parts: Parts, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
     let mut layer = SourceLayer::new(Format::Shapefile);
     if let Some(prj) = &parts.prj {
         let text = String::from_utf8_lossy(prj).trim().trim_start_matches('\u{feff}').to_owned();
@@ -211,7 +220,7 @@ fn read_parts(parts: Parts) -> Result<SourceLayer, IngestError> {
             Ok(g) => (Some(g), None),
             Err(p) => (None, Some(p)),
         };
-        layer.features.push(Feature { index: this as u64, line: None, geometry, problem, values });
+        sink.feature(&layer, Feature { index: this as u64, line: None, geometry, problem, values })?;
     }
     if index != table.count {
         return Err(unreadable(format!(
@@ -507,6 +516,7 @@ fn group_rings(rings: Vec<Vec<Coord<f64>>>) -> Result<MultiPolygon<f64>, Geometr
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use crate::ingest::collect;
     use std::io::Write;
 
     use ::shapefile::{Point as ShpPoint, PolygonRing, ShapeWriter};
@@ -580,7 +590,7 @@ pub(crate) mod tests {
         let prj = b"PROJCS[\"CGCS2000_3_Degree_GK_CM_120E\"]";
         for cpg in [&b"GBK"[..], b"936", b"CP936", b"GB18030", b" gb2312\r\n"] {
             let z = zip(&[("layer/a.shp", &shp), ("layer/a.dbf", &table), ("layer/a.prj", prj), ("layer/a.cpg", cpg), ("__MACOSX/layer/._a.shp", b"junk")]);
-            let layer = read(&z[..]).unwrap();
+            let layer = collect(|s| read(&z[..], s)).unwrap();
             assert_eq!(layer.format, Format::Shapefile);
             assert_eq!(layer.columns, ["code", "名称", "num_level", "d"]);
             assert_eq!(layer.declared_crs.as_deref(), Some("PROJCS[\"CGCS2000_3_Degree_GK_CM_120E\"]"));
@@ -591,19 +601,19 @@ pub(crate) mod tests {
             assert_eq!(layer.features[1].values, [Some("A2".into()), None, Some("2.5".into()), None]);
         }
         // No .cpg: not UTF-8, so GBK (what Chinese exports without a .cpg are).
-        let layer = read_zip(&zip(&[("a.shp", &shp), ("a.dbf", &table)]), ZipLimits::for_zip_len(0)).unwrap();
+        let layer = collect(|s| read_zip(&zip(&[("a.shp", &shp), ("a.dbf", &table)]), ZipLimits::for_zip_len(0), s)).unwrap();
         assert_eq!(layer.features[0].value(1), Some("东城区井盖"));
         assert_eq!(layer.declared_crs, None);
         // No .cpg and UTF-8 text: UTF-8.
         let utf8 = dbf(&[b"code", "名称".as_bytes()], &[vec![b"A1", "东城区".as_bytes()], vec![b"A2", b"x"]], 0);
-        let layer = read(&zip(&[("a.shp", &shp), ("a.dbf", &utf8)])[..]).unwrap();
+        let layer = collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &utf8)])[..], s)).unwrap();
         assert_eq!((layer.columns[1].as_str(), layer.features[0].value(1)), ("名称", Some("东城区")));
         // A .cpg that says UTF-8 over GBK bytes: refused, naming the field and record.
-        let e = message(read(&zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"UTF-8")])[..]).unwrap_err());
+        let e = message(collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"UTF-8")])[..], s)).unwrap_err());
         assert!(e.contains("the .cpg says UTF-8 but the attributes are GBK: fix the .cpg (GBK) or re-export as UTF-8"), "{e}");
         assert!(e.contains("field 2"), "the GBK field name comes first: {e}");
         let table2 = dbf(&[b"code", b"name"], &[vec![b"A1", b"ok"], vec![b"A2", &gbk]], 0);
-        let e = message(read(&zip(&[("a.shp", &shp), ("a.dbf", &table2), ("a.cpg", b"utf8")])[..]).unwrap_err());
+        let e = message(collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table2), ("a.cpg", b"utf8")])[..], s)).unwrap_err());
         assert!(e.contains("field \"name\" of record 1") && e.contains("are GBK"), "{e}");
     }
 
@@ -613,7 +623,7 @@ pub(crate) mod tests {
         let mut table = dbf(&[b"code"], &[vec![b"A"], vec![b"B"], vec![b"C"]], 0);
         let header_len = u16::from_le_bytes([table[8], table[9]]) as usize;
         table[header_len + 21] = b'*'; // the second record (1 + 20 bytes each)
-        let layer = read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..]).unwrap();
+        let layer = collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..], s)).unwrap();
         let got: Vec<_> = layer.features.iter().map(|f| (f.index, f.value(0), f.geometry.clone())).collect();
         let point = |x: f64| Some(Geometry::Point(Point::new(x, x)));
         assert_eq!(got, [(0, Some("A"), point(1.0)), (2, Some("C"), point(3.0))]);
@@ -625,10 +635,10 @@ pub(crate) mod tests {
         let (gbk, _, _) = encoding_rs::GBK.encode("井盖");
         std::fs::write(dir.path().join("a.shp"), points_shp(&[(1.0, 2.0)])).unwrap();
         std::fs::write(dir.path().join("a.DBF"), dbf(&[b"name"], &[vec![&gbk]], 0x4D)).unwrap();
-        let layer = read_files(&dir.path().join("a.shp")).unwrap();
+        let layer = collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap();
         assert_eq!(layer.features[0].value(0), Some("井盖"), "the language driver 0x4D says GBK");
         std::fs::remove_file(dir.path().join("a.DBF")).unwrap();
-        assert!(message(read_files(&dir.path().join("a.shp")).unwrap_err()).contains("needs its .dbf"));
+        assert!(message(collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap_err()).contains("needs its .dbf"));
     }
 
     #[test]
@@ -645,7 +655,7 @@ pub(crate) mod tests {
         w.finalize().unwrap();
         drop(w);
         let shp = shp.into_inner();
-        let layer = read(&zip(&[("g.shp", &shp), ("g.dbf", &dbf(&[b"code"], &[vec![b"1"]], 0))])[..]).unwrap();
+        let layer = collect(|s| read(&zip(&[("g.shp", &shp), ("g.dbf", &dbf(&[b"code"], &[vec![b"1"]], 0))])[..], s)).unwrap();
         let Some(Geometry::MultiPolygon(mp)) = &layer.features[0].geometry else { panic!("{:?}", layer.features[0]) };
         assert_eq!(mp.0.len(), 2);
         assert_eq!(mp.0[0].interiors().len(), 0);
@@ -678,7 +688,7 @@ pub(crate) mod tests {
             (zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"KLINGON")]), "unknown encoding"),
         ];
         for (bytes, expected) in cases {
-            let e = message(read(&bytes[..]).unwrap_err());
+            let e = message(collect(|s| read(&bytes[..], s)).unwrap_err());
             assert!(e.contains(expected), "{expected:?} not in {e:?}");
         }
     }
@@ -693,10 +703,10 @@ pub(crate) mod tests {
         drop(zeros);
         assert!(bomb.len() < 200 << 10, "{}", bomb.len());
         let limits = ZipLimits { max_entry_bytes: 1 << 20, max_total_bytes: 4 << 30 };
-        let e = message(read_zip(&bomb, limits).unwrap_err());
+        let e = message(collect(|s| read_zip(&bomb, limits, s)).unwrap_err());
         assert!(e.contains("expands to 52428800 bytes, more than the limit of 1048576"), "{e}");
         let limits = ZipLimits { max_entry_bytes: 64 << 20, max_total_bytes: 1 << 20 };
-        assert!(message(read_zip(&bomb, limits).unwrap_err()).contains("more than the limit of 1048576"));
+        assert!(message(collect(|s| read_zip(&bomb, limits, s)).unwrap_err()).contains("more than the limit of 1048576"));
         // The default for a small upload: 20× its size, at least 256 MiB.
         assert_eq!(ZipLimits::for_zip_len(bomb.len() as u64).max_entry_bytes, 256 << 20);
         assert_eq!(ZipLimits::for_zip_len(100 << 20).max_entry_bytes, 2000 << 20);
@@ -712,7 +722,7 @@ pub(crate) mod tests {
             }
         }
         assert!(patched >= 2, "{patched}");
-        let e = message(read_zip(&lying, ZipLimits::for_zip_len(lying.len() as u64)).unwrap_err());
+        let e = message(collect(|s| read_zip(&lying, ZipLimits::for_zip_len(lying.len() as u64), s)).unwrap_err());
         assert!(e.contains("a.shp") && e.contains("past the 1000 bytes it declares"), "{e}");
     }
 }

@@ -1,15 +1,19 @@
-//! From a read layer to the new city and its report: CRS and reprojection, geometry checks,
-//! field mapping, the model's checks (through [`CityBuilder`]), the spatial checks against the
-//! grids the layer will be served with, and the [`Policy`].
+//! From a streamed layer to the new city and its report: CRS and reprojection, geometry
+//! checks, field mapping, the model's checks (through [`CityBuilder`]), the spatial checks
+//! against the grids the layer will be served with, and the [`Policy`].
 //!
 //! The new city is the uploaded layer plus the other current layer: a components import keeps
 //! the current grids (components are checked against them); a grids import keeps the current
 //! components, which must still find their recorded unit grid in the new layer — a kept
 //! component cannot be dropped, so one that does not rejects the import whatever the policy.
 //!
-//! Features are checked in a first pass on a scratch builder; the city is then built again
-//! from the accepted features only, so a dropped feature leaves nothing behind (no unit it
-//! alone named, no interned name).
+//! One pass, feature by feature as the reader hands them over ([`FeatureSink`]): the CRS and
+//! the field mapping are fixed at the first feature. A component goes straight into the new
+//! city ([`CityBuilder::add_component`] takes it whole or not at all, so a dropped one leaves
+//! nothing behind); what is held is the new model and the report, never the file's features.
+//! A grid layer (thousands of features) keeps its features until the end: its parent links and
+//! topology need all of them. There, features are checked on a scratch builder and the city is
+//! built again from the accepted ones only, so a dropped grid leaves no unit it alone named.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,7 +24,7 @@ use serde::Serialize;
 
 use super::fields::{COMPONENT_FIELDS, FieldMap, GRID_FIELDS};
 use super::report::{Issue, IssueKind, Policy, Report, Scope};
-use super::{IngestError, SourceLayer, reproject};
+use super::{Feature, FeatureSink, IngestError, SourceLayer, reproject};
 use crate::index::{GridIndex, Location};
 use crate::model::{City, CityBuilder, ComponentFields, GridCode, GridFields, ModelError};
 
@@ -165,207 +169,348 @@ fn new_builder(current: &City) -> CityBuilder {
     b
 }
 
-/// A feature that passed the checks so far: its position in the layer, its shape, its level
-/// as a number (grids).
-struct Candidate {
-    feature: usize,
-    shape: Shape,
+/// A grid feature that passed the per-feature checks: a grid layer is small (thousands of
+/// features), so its accepted features are kept for the checks that need the whole layer.
+struct GridCandidate {
+    index: u64,
+    line: Option<u64>,
+    shape: MultiPolygon<f64>,
     level: Option<i64>,
+    /// Our grid fields in [`GRID_FIELDS`] order ("" when absent).
+    values: Vec<String>,
 }
 
-/// Validates `source` as the new `options.layer` of the city `current` (whose unit grids
-/// `current_grids` indexes), by the rules in the module doc. `Err` only for whole-file
-/// problems (CRS, no code column); everything per feature is in the report.
-pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City, current_grids: &GridIndex) -> Result<Prepared, IngestError> {
-    let layer = options.layer;
-    let resolved = reproject::resolve(&source, options.crs.as_deref(), options.force_crs)?;
-    reproject::to_wgs84(&mut source, &resolved.crs)?;
-    let fields: &[(&str, &[&str])] = match layer {
-        LayerKind::Grids => &GRID_FIELDS,
-        LayerKind::Components => &COMPONENT_FIELDS,
-    };
-    let map = FieldMap::new(&source, fields);
-    if map.columns[0].is_none() {
-        return Err(IngestError::Fields(format!(
-            "no code column among {}: name it one of {}",
-            source.columns.join(", "),
-            fields[0].1.join(", ")
-        )));
+impl GridCandidate {
+    fn fields(&self) -> GridFields<'_> {
+        let v = |i: usize| self.values[i].as_str();
+        GridFields {
+            code: v(0),
+            name: v(1),
+            level: self.level,
+            parent: v(3),
+            unit: v(4),
+            chief_name: v(5),
+            chief_phone: v(6),
+            valid_from: v(7),
+            valid_to: v(8),
+        }
     }
-    // The geometries move out of the features; the attribute values stay borrowed.
-    let taken: Vec<_> = source.features.iter_mut().map(|f| (f.problem.take(), f.geometry.take())).collect();
-    let mut report = Report::new(layer.name(), source.format, resolved.crs.to_string(), resolved.source, options.policy);
-    report.features = source.features.len() as u64;
-    report.fields = map.describe(&source, fields);
-    let value = |f: usize, field: usize| field_value(&source, &map, f, field);
-    let issue = |f: usize, kind: IssueKind, message: String| Issue {
+}
+
+/// What is fixed once the first feature arrives: the CRS and the field mapping.
+struct Started {
+    resolved: reproject::ResolvedCrs,
+    reprojector: reproject::Reprojector,
+    /// The CRS text the file had declared by then (a GeoJSON `crs` member may come later).
+    declared: Option<String>,
+    map: FieldMap,
+    /// How many of the file's columns `map` has seen (GeoJSON properties appear as read).
+    mapped: usize,
+}
+
+/// The validating [`FeatureSink`]: each feature is reprojected, checked and — for components —
+/// added to the new city as it is read, so that nothing but the new model and the report grows
+/// with the file.
+struct Checker<'a> {
+    options: &'a ImportOptions,
+    current: &'a City,
+    current_grids: &'a GridIndex,
+    fields: &'static [(&'static str, &'static [&'static str])],
+    started: Option<Started>,
+    report: Option<Report>,
+    features: u64,
+    /// Components: the new city (current units, zones and grids, plus the accepted features).
+    builder: Option<CityBuilder>,
+    accepted: u64,
+    /// Grids: the features that passed the per-feature checks.
+    grids: Vec<GridCandidate>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(options: &'a ImportOptions, current: &'a City, current_grids: &'a GridIndex) -> Result<Checker<'a>, IngestError> {
+        let (fields, builder): (&'static [(&str, &[&str])], _) = match options.layer {
+            LayerKind::Grids => (&GRID_FIELDS, None),
+            LayerKind::Components => {
+                let mut b = new_builder(current);
+                add_current_grids(&mut b, current).map_err(|e| IngestError::Fields(format!("the current grids: {e}")))?;
+                // A new survey is about as large as the current layer: room for it up front
+                // rather than doubling (and briefly holding both) as it grows.
+                b.reserve_components(current.components.len());
+                (&COMPONENT_FIELDS, Some(b))
+            }
+        };
+        Ok(Checker { options, current, current_grids, fields, started: None, report: None, features: 0, builder, accepted: 0, grids: Vec::new() })
+    }
+
+    /// Fixes the CRS and the field mapping from what the file has said by its first feature.
+    fn start(&mut self, layer: &SourceLayer) -> Result<(), IngestError> {
+        let resolved = reproject::resolve(layer.declared_crs.as_deref(), self.options.crs.as_deref(), self.options.force_crs)?;
+        let reprojector = reproject::Reprojector::new(&resolved, layer)?;
+        let map = FieldMap::new(layer, self.fields);
+        // Columns are all known up front except GeoJSON's: a missing code column is fatal now.
+        if map.columns[0].is_none() && layer.format != super::Format::GeoJson && layer.format != super::Format::GeoJsonLines {
+            return Err(self.no_code_column(layer));
+        }
+        let report =
+            Report::new(self.options.layer.name(), layer.format, resolved.crs.to_string(), resolved.source, self.options.policy);
+        self.report = Some(report);
+        self.started = Some(Started { resolved, reprojector, declared: layer.declared_crs.clone(), map, mapped: layer.columns.len() });
+        Ok(())
+    }
+
+    fn no_code_column(&self, layer: &SourceLayer) -> IngestError {
+        IngestError::Fields(format!("no code column among {}: name it one of {}", layer.columns.join(", "), self.fields[0].1.join(", ")))
+    }
+
+    fn issue(&mut self, feature: &Feature, code: &str, kind: IssueKind, message: String) {
+        self.report.as_mut().expect("started").add(Issue {
+            scope: Scope::Upload,
+            feature: Some(feature.index),
+            line: feature.line,
+            code: Some(code.to_owned()).filter(|c| !c.is_empty()),
+            kind,
+            severity: kind.severity(),
+            message,
+        });
+    }
+
+    /// Components: the model's checks by adding it to the new city, then where it lies among
+    /// the grids it will be served with.
+    fn component(&mut self, feature: &Feature, values: &[&str], p: Coord<f64>) {
+        let fields = ComponentFields {
+            code: values[0],
+            class: values[1],
+            name: values[2],
+            dept: values[3],
+            owner: values[4],
+            maintainer: values[5],
+            status: values[6],
+            grid: values[7],
+            created: values[8],
+            updated: values[9],
+            accuracy: values[10],
+            lon: p.x,
+            lat: p.y,
+        };
+        if let Err(e) = self.builder.as_mut().expect("a components import").add_component(&fields) {
+            self.issue(feature, values[0], kind_of(&e, LayerKind::Components), e.to_string());
+            return;
+        }
+        self.accepted += 1;
+        let (current, recorded) = (self.current, values[7]);
+        match self.current_grids.locate(current, p) {
+            Location::Inside { grid, on_boundary: false } => {
+                let located = current.grid(grid).code.to_string();
+                if !recorded.is_empty() && recorded != located {
+                    self.issue(feature, values[0], IssueKind::GridMismatch, format!("recorded in grid {recorded}, but lies in grid {located}"));
+                }
+            }
+            Location::Inside { .. } => {}
+            Location::Outside { nearest, distance_m } => self.issue(
+                feature,
+                values[0],
+                IssueKind::OutsideGrids,
+                format!("outside every unit grid, {distance_m:.1} m from grid {}", current.grid(nearest).code),
+            ),
+            Location::Nowhere => {
+                self.issue(feature, values[0], IssueKind::OutsideGrids, "the city has no unit grids to place it in".into())
+            }
+        }
+    }
+}
+
+impl FeatureSink for Checker<'_> {
+    fn feature(&mut self, layer: &SourceLayer, mut feature: Feature) -> Result<(), IngestError> {
+        if self.started.is_none() {
+            self.start(layer)?;
+        }
+        self.features += 1;
+        let started = self.started.as_mut().expect("started");
+        if layer.columns.len() > started.mapped {
+            started.map = FieldMap::new(layer, self.fields);
+            started.mapped = layer.columns.len();
+        }
+        started.reprojector.reproject(&mut feature)?;
+        let taken = (feature.problem.take(), feature.geometry.take());
+        // Our fields in GRID_FIELDS / COMPONENT_FIELDS order ("" when absent).
+        let mut values = [""; COMPONENT_FIELDS.len()];
+        for (value, column) in values.iter_mut().zip(&started.map.columns) {
+            *value = column.and_then(|c| feature.value(c)).unwrap_or("");
+        }
+        let layer_kind = self.options.layer;
+        let result = match taken {
+            (Some(p), _) => Err(p),
+            (None, None) => Err((IssueKind::InvalidGeometry, "the feature has no geometry".into())),
+            (None, Some(g)) => shape(layer_kind, g),
+        };
+        let shape = match result {
+            Ok(_) if values[0].is_empty() => Err((IssueKind::MissingCode, "the feature has no code".to_owned())),
+            other => other,
+        };
+        let code = values[0].to_owned();
+        match shape {
+            Err((kind, message)) => self.issue(&feature, &code, kind, message),
+            Ok(Shape::Point(p)) => self.component(&feature, &values, p),
+            Ok(Shape::Area(mp)) => {
+                let level = values[2];
+                let level = if level.is_empty() { Ok(None) } else { level.parse::<i64>().map(Some) };
+                match level {
+                    Err(_) => {
+                        let message = format!("level {:?} is not a whole number", values[2]);
+                        self.issue(&feature, &code, IssueKind::BadValue, message);
+                    }
+                    Ok(level) => {
+                        let values = values[..GRID_FIELDS.len()].iter().map(|v| (*v).to_owned()).collect();
+                        self.grids.push(GridCandidate { index: feature.index, line: feature.line, shape: mp, level, values });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Validates the layer that `read` streams (see [`super::stream_layer`]) as the new
+/// `options.layer` of the city `current` (whose unit grids `current_grids` indexes), by the
+/// rules in the module doc. `Err` only for whole-file problems (unreadable, CRS, no code
+/// column); everything per feature is in the report.
+pub fn prepare(
+    read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
+    options: &ImportOptions,
+    current: &City,
+    current_grids: &GridIndex,
+) -> Result<Prepared, IngestError> {
+    let mut checker = Checker::new(options, current, current_grids)?;
+    let header = read(&mut checker)?;
+    if checker.started.is_none() {
+        checker.start(&header)?; // no features: the CRS and the fields are still checked
+    }
+    let started = checker.started.take().expect("started");
+    if header.declared_crs != started.declared {
+        // A GeoJSON `crs` member after the features: they were read in the CRS known then.
+        let late = reproject::resolve(header.declared_crs.as_deref(), options.crs.as_deref(), options.force_crs)?;
+        if !reproject::same_crs(&late.crs, &started.resolved.crs) {
+            return Err(IngestError::CrsAfterFeatures { declared: late.crs.to_string(), read_as: started.resolved.crs.to_string() });
+        }
+    }
+    let map = if header.columns.len() > started.mapped { FieldMap::new(&header, checker.fields) } else { started.map };
+    if map.columns[0].is_none() {
+        return Err(checker.no_code_column(&header));
+    }
+    let mut report = checker.report.take().expect("started");
+    report.features = checker.features;
+    report.fields = map.describe(&header, checker.fields);
+    match options.layer {
+        LayerKind::Components => {
+            let builder = checker.builder.take().expect("a components import");
+            let accepted = checker.accepted;
+            finish(report, accepted, builder, options, current)
+        }
+        LayerKind::Grids => {
+            let grids = std::mem::take(&mut checker.grids);
+            prepare_grids(report, grids, options, current)
+        }
+    }
+}
+
+/// [`prepare`] for a layer already read into memory.
+pub fn prepare_layer(mut source: SourceLayer, options: &ImportOptions, current: &City, current_grids: &GridIndex) -> Result<Prepared, IngestError> {
+    let features = std::mem::take(&mut source.features);
+    prepare(
+        |sink| {
+            for f in features {
+                sink.feature(&source, f)?;
+            }
+            Ok(source.clone())
+        },
+        options,
+        current,
+        current_grids,
+    )
+}
+
+/// The checks of a grid layer that need all of it — the model's checks on a scratch builder
+/// (so a dropped grid leaves nothing behind), the parent links, then the new city from the
+/// accepted grids only — and [`finish`].
+fn prepare_grids(mut report: Report, mut candidates: Vec<GridCandidate>, options: &ImportOptions, current: &City) -> Result<Prepared, IngestError> {
+    let issue = |c: &GridCandidate, kind: IssueKind, message: String| Issue {
         scope: Scope::Upload,
-        feature: Some(source.features[f].index),
-        line: source.features[f].line,
-        code: Some(value(f, 0).to_owned()).filter(|c| !c.is_empty()),
+        feature: Some(c.index),
+        line: c.line,
+        code: Some(c.values[0].clone()).filter(|c| !c.is_empty()),
         kind,
         severity: kind.severity(),
         message,
     };
-
-    // Geometry and the fields the builder does not parse itself.
-    let mut candidates = Vec::with_capacity(taken.len());
-    let mut failed = vec![false; taken.len()];
-    for (i, taken) in taken.into_iter().enumerate() {
-        let result = match taken {
-            (Some(p), _) => Err(p),
-            (None, None) => Err((IssueKind::InvalidGeometry, "the feature has no geometry".into())),
-            (None, Some(g)) => shape(layer, g),
-        };
-        match result {
-            Ok(shape) => candidates.push(Candidate { feature: i, shape, level: None }),
-            Err((kind, message)) => {
-                report.add(issue(i, kind, message));
-                failed[i] = true;
-            }
-        }
-    }
-    for c in &mut candidates {
-        if value(c.feature, 0).is_empty() {
-            report.add(issue(c.feature, IssueKind::MissingCode, "the feature has no code".into()));
-            failed[c.feature] = true;
-        } else if layer == LayerKind::Grids {
-            let level = value(c.feature, 2);
-            if !level.is_empty() {
-                match level.parse::<i64>() {
-                    Ok(n) => c.level = Some(n),
-                    Err(_) => {
-                        report.add(issue(c.feature, IssueKind::BadValue, format!("level {level:?} is not a whole number")));
-                        failed[c.feature] = true;
-                    }
-                }
-            }
-        }
-    }
-    candidates.retain(|c| !failed[c.feature]);
-
-    let grid_fields = |c: &Candidate| GridFields {
-        code: value(c.feature, 0),
-        name: value(c.feature, 1),
-        level: c.level,
-        parent: value(c.feature, 3),
-        unit: value(c.feature, 4),
-        chief_name: value(c.feature, 5),
-        chief_phone: value(c.feature, 6),
-        valid_from: value(c.feature, 7),
-        valid_to: value(c.feature, 8),
-    };
-    let component_fields = |c: &Candidate, p: Coord<f64>| ComponentFields {
-        code: value(c.feature, 0),
-        class: value(c.feature, 1),
-        name: value(c.feature, 2),
-        dept: value(c.feature, 3),
-        owner: value(c.feature, 4),
-        maintainer: value(c.feature, 5),
-        status: value(c.feature, 6),
-        grid: value(c.feature, 7),
-        created: value(c.feature, 8),
-        updated: value(c.feature, 9),
-        accuracy: value(c.feature, 10),
-        lon: p.x,
-        lat: p.y,
-    };
-
-    // Pass 1: the model's checks, feature by feature, on a scratch builder.
+    let mut failed = vec![false; candidates.len()];
     let mut scratch = new_builder(current);
-    if layer == LayerKind::Components {
-        add_current_grids(&mut scratch, current).map_err(|e| IngestError::Fields(format!("the current grids: {e}")))?;
-    }
-    for c in &candidates {
-        let result = match &c.shape {
-            Shape::Area(mp) => scratch.add_grid(&grid_fields(c), mp.clone()).map(|_| ()),
-            Shape::Point(p) => scratch.add_component(&component_fields(c, *p)),
-        };
-        if let Err(e) = result {
-            report.add(issue(c.feature, kind_of(&e, layer), e.to_string()));
-            failed[c.feature] = true;
+    for (i, c) in candidates.iter().enumerate() {
+        if let Err(e) = scratch.add_grid(&c.fields(), c.shape.clone()) {
+            report.add(issue(c, kind_of(&e, LayerKind::Grids), e.to_string()));
+            failed[i] = true;
         }
     }
     drop(scratch);
-    candidates.retain(|c| !failed[c.feature]);
-    if layer == LayerKind::Grids {
-        let links: Vec<(usize, &str, &str)> = candidates.iter().map(|c| (c.feature, value(c.feature, 0), value(c.feature, 3))).collect();
-        for (f, message) in hierarchy_problems(&links, current) {
-            report.add(issue(f, IssueKind::Hierarchy, message));
-            failed[f] = true;
-        }
-        candidates.retain(|c| !failed[c.feature]);
-    } else {
-        // Where each component lies among the grids it will be served with.
-        for c in &candidates {
-            let Shape::Point(p) = c.shape else { continue };
-            match current_grids.locate(current, p) {
-                Location::Inside { grid, on_boundary: false } => {
-                    let located = current.grid(grid).code.to_string();
-                    let recorded = value(c.feature, 7);
-                    if !recorded.is_empty() && recorded != located {
-                        report.add(issue(c.feature, IssueKind::GridMismatch, format!("recorded in grid {recorded}, but lies in grid {located}")));
-                    }
-                }
-                Location::Inside { .. } => {}
-                Location::Outside { nearest, distance_m } => report.add(issue(
-                    c.feature,
-                    IssueKind::OutsideGrids,
-                    format!("outside every unit grid, {distance_m:.1} m from grid {}", current.grid(nearest).code),
-                )),
-                Location::Nowhere => report.add(issue(c.feature, IssueKind::OutsideGrids, "the city has no unit grids to place it in".into())),
-            }
+    let mut keep = failed.iter().map(|f| !f);
+    candidates.retain(|_| keep.next().expect("one per candidate"));
+    let links: Vec<(usize, &str, &str)> = candidates.iter().enumerate().map(|(i, c)| (i, c.values[0].as_str(), c.values[3].as_str())).collect();
+    let mut failed = vec![false; candidates.len()];
+    for (i, message) in hierarchy_problems(&links, current) {
+        report.add(issue(&candidates[i], IssueKind::Hierarchy, message));
+        failed[i] = true;
+    }
+    let mut keep = failed.iter().map(|f| !f);
+    candidates.retain(|_| keep.next().expect("one per candidate"));
+    let mut builder = new_builder(current);
+    let accepted = candidates.len() as u64;
+    for c in candidates {
+        if let Err(e) = builder.add_grid(&c.fields(), c.shape.clone()) {
+            report.accepted = accepted;
+            report.dropped = report.features - accepted;
+            return Ok(reject(report, format!("feature {}: {e}", c.index)));
         }
     }
+    finish(report, accepted, builder, options, current)
+}
 
-    report.accepted = candidates.len() as u64;
-    report.dropped = report.features - report.accepted;
+/// The report rejected with `why`.
+fn reject(mut report: Report, why: String) -> Prepared {
     report.sort_issues();
-    let reject = |mut report: Report, why: String| {
-        report.sort_issues();
-        report.accepted_layer = false;
-        report.rejection = Some(why);
-        Ok(Prepared { report, city: None, units_changed: false })
-    };
+    report.accepted_layer = false;
+    report.rejection = Some(why);
+    Prepared { report, city: None, units_changed: false }
+}
+
+/// The checks on the whole new layer — the policy, an empty or shrinking layer, the city's
+/// own links, and for grids the topology and the current components — and the outcome.
+fn finish(mut report: Report, accepted: u64, builder: CityBuilder, options: &ImportOptions, current: &City) -> Result<Prepared, IngestError> {
+    let layer = options.layer;
+    report.accepted = accepted;
+    report.dropped = report.features - accepted;
+    report.sort_issues();
     if options.policy == Policy::Strict && report.errors > 0 {
         let why = format!("strict: {} errors; nothing imported", report.errors);
-        return reject(report, why);
+        return Ok(reject(report, why));
     }
-    if candidates.is_empty() {
-        return reject(report, "no valid feature: a layer is never replaced by an empty one".into());
+    if accepted == 0 {
+        return Ok(reject(report, "no valid feature: a layer is never replaced by an empty one".into()));
     }
     // An upload replaces the whole layer: one that would lose more than half of it is more
     // likely a partial file than a new survey.
     let current_count = match layer {
         LayerKind::Grids => current.grids.len(),
         LayerKind::Components => current.components.len(),
-    };
-    if !options.allow_shrink && candidates.len() * 2 < current_count {
+    } as u64;
+    if !options.allow_shrink && accepted * 2 < current_count {
         let why = format!(
-            "the new layer would have {} features where the current one has {current_count}: an upload replaces the whole layer, \
-             so this looks like a partial file; send allow_shrink=true (--allow-shrink) if the layer really shrinks",
-            candidates.len()
+            "the new layer would have {accepted} features where the current one has {current_count}: an upload replaces the whole layer, \
+             so this looks like a partial file; send allow_shrink=true (--allow-shrink) if the layer really shrinks"
         );
-        return reject(report, why);
-    }
-
-    // Pass 2: the new city from the accepted features only.
-    let mut builder = new_builder(current);
-    if layer == LayerKind::Components {
-        add_current_grids(&mut builder, current).map_err(|e| IngestError::Fields(format!("the current grids: {e}")))?;
-    }
-    for mut c in candidates {
-        let result = match std::mem::replace(&mut c.shape, Shape::Point(Coord { x: 0.0, y: 0.0 })) {
-            Shape::Area(mp) => builder.add_grid(&grid_fields(&c), mp).map(|_| ()),
-            Shape::Point(p) => builder.add_component(&component_fields(&c, p)),
-        };
-        if let Err(e) = result {
-            return reject(report, format!("feature {}: {e}", source.features[c.feature].index));
-        }
+        return Ok(reject(report, why));
     }
     let city = match builder.finish() {
         Ok(city) => city,
-        Err(e) => return reject(report, e.to_string()),
+        Err(e) => return Ok(reject(report, e.to_string())),
     };
     if layer == LayerKind::Grids {
         // 不交叉、不遗漏、不跨社区: overlaps, gaps and children outside their parent.
@@ -374,34 +519,27 @@ pub fn prepare(mut source: SourceLayer, options: &ImportOptions, current: &City,
         let c = topology.counts.clone();
         report.topology = Some(topology);
         if !clean && options.policy == Policy::Strict {
-            return reject(
-                report,
-                format!(
-                    "strict: the grid topology is not clean ({} overlaps, {} gaps, {} outside their parent, {} other); nothing imported",
-                    c.overlaps,
-                    c.gaps,
-                    c.outside_parent,
-                    c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
-                ),
+            let why = format!(
+                "strict: the grid topology is not clean ({} overlaps, {} gaps, {} outside their parent, {} other); nothing imported",
+                c.overlaps,
+                c.gaps,
+                c.outside_parent,
+                c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
             );
+            return Ok(reject(report, why));
         }
         let missing = check_current_components(&mut report, current, &city);
         if missing > 0 {
-            return reject(
-                report,
-                format!("{missing} current components name unit grids the new layer does not have; import components that name the new grids first, or keep those codes"),
+            let why = format!(
+                "{missing} current components name unit grids the new layer does not have; import components that name the new grids first, or keep those codes"
             );
+            return Ok(reject(report, why));
         }
     }
     report.sort_issues();
     report.accepted_layer = true;
     let units_changed = city.units.len() > current.units.len();
     Ok(Prepared { report, city: Some(city), units_changed })
-}
-
-/// The value of our field `field` for feature `f` ("" when absent).
-fn field_value<'s>(source: &'s SourceLayer, map: &FieldMap, f: usize, field: usize) -> &'s str {
-    map.columns[field].and_then(|c| source.features[f].value(c)).unwrap_or("")
 }
 
 /// Grids whose parent link cannot hold, as (feature, message): no parent below the top level,
@@ -543,18 +681,109 @@ mod tests {
         let index = GridIndex::build(&city);
         let options = ImportOptions::new(LayerKind::Grids);
         // Unchanged: accepted, nothing to report.
-        let p = prepare(grids_layer(&city, |_, _| {}), &options, &city, &index).unwrap();
+        let p = prepare_layer(grids_layer(&city, |_, _| {}), &options, &city, &index).unwrap();
         assert!(p.report.accepted_layer && p.report.errors == 0 && p.report.warnings == 0, "{}", p.report.to_text());
         assert_eq!(p.city.unwrap().grids.len(), city.grids.len());
         // One street names a parent that does not exist: it, its communities and their unit
         // grids are dropped, and the components in them cannot keep their grids.
         let street = city.grids.iter().find(|g| g.level == 1).unwrap().code.to_string();
         let below = city.grids.iter().filter(|g| g.code.to_string().starts_with(&street)).count();
-        let p = prepare(grids_layer(&city, |code, parent| if *code == street { *parent = "329999".into() }), &options, &city, &index).unwrap();
+        let p = prepare_layer(grids_layer(&city, |code, parent| if *code == street { *parent = "329999".into() }), &options, &city, &index).unwrap();
         assert_eq!(p.report.counts.get(&IssueKind::Hierarchy), Some(&(below as u64)), "{}", p.report.to_text());
         assert_eq!(p.report.dropped, below as u64);
         assert!(!p.report.accepted_layer && p.city.is_none());
         assert!(p.report.counts[&IssueKind::UnknownGrid] > 0);
         assert!(p.report.rejection.as_deref().unwrap().contains("current components"));
+    }
+
+    /// The city's first `n` components as a GeoJSON FeatureCollection, `crs` (a member, JSON)
+    /// after the features; `edit` may change each feature's properties.
+    fn components_geojson(city: &City, n: usize, crs: Option<&str>, edit: impl Fn(usize, &mut serde_json::Value)) -> String {
+        let features: Vec<serde_json::Value> = city
+            .components
+            .iter()
+            .take(n)
+            .enumerate()
+            .map(|(i, c)| {
+                let mut props = serde_json::json!({"code": c.code.to_string(), "owner": city.units.get(c.owner.unwrap()).name});
+                edit(i, &mut props);
+                serde_json::json!({"type": "Feature", "properties": props,
+                    "geometry": {"type": "Point", "coordinates": [c.location.x, c.location.y]}})
+            })
+            .collect();
+        let crs = crs.map(|c| format!(r#", "crs": {c}"#)).unwrap_or_default();
+        format!(r#"{{"type": "FeatureCollection", "features": {}{crs}}}"#, serde_json::Value::Array(features))
+    }
+
+    fn prepare_text(text: &str, options: &ImportOptions, city: &City, index: &GridIndex) -> Result<Prepared, IngestError> {
+        prepare(|sink| crate::ingest::geojson::read_collection(text.as_bytes(), sink), options, city, index)
+    }
+
+    #[test]
+    fn components_are_checked_as_they_stream_and_refused_ones_leave_no_unit_behind() {
+        let city = generate(&DemoSpec { preset: Preset::Tiny, components: Some(300), seed: 1 }, &|_, _| {}).unwrap().city;
+        let index = GridIndex::build(&city);
+        let mut options = ImportOptions::new(LayerKind::Components);
+        options.allow_shrink = true;
+        // Feature 0 has no properties at all (the code column is first seen on feature 1);
+        // 5 repeats 4's code and 7 has a bad date, each with an owner no one else names.
+        let text = components_geojson(&city, 10, None, |i, props| match i {
+            0 => *props = serde_json::json!({}),
+            5 => {
+                props["code"] = city.components[4].code.to_string().into();
+                props["owner"] = "只在重复要素里的单位".into();
+            }
+            7 => {
+                props["created"] = "2024-13-45".into();
+                props["owner"] = "只在坏日期要素里的单位".into();
+            }
+            _ => {}
+        });
+        let p = prepare_text(&text, &options, &city, &index).unwrap();
+        let r = &p.report;
+        assert_eq!((r.features, r.accepted, r.dropped), (10, 7, 3), "{}", r.to_text());
+        assert_eq!(r.counts[&IssueKind::MissingCode], 1);
+        assert_eq!(r.counts[&IssueKind::DuplicateCode], 1);
+        assert_eq!(r.counts[&IssueKind::BadValue], 1);
+        assert_eq!(r.issues.iter().map(|i| i.feature.unwrap()).collect::<Vec<_>>(), [0, 5, 7], "in file order");
+        let new = p.city.unwrap();
+        assert_eq!(new.components.len(), 7);
+        assert!(!new.units.iter().any(|u| u.1.name.starts_with("只在")), "a refused component left its unit behind");
+        assert!(!p.units_changed);
+    }
+
+    #[test]
+    fn a_crs_member_after_the_features_must_agree_with_how_they_were_read() {
+        let city = generate(&DemoSpec { preset: Preset::Tiny, components: Some(300), seed: 1 }, &|_, _| {}).unwrap().city;
+        let index = GridIndex::build(&city);
+        let mut options = ImportOptions::new(LayerKind::Components);
+        options.allow_shrink = true;
+        let crs = |code: u32| format!(r#"{{"type": "name", "properties": {{"name": "urn:ogc:def:crs:EPSG::{code}"}}}}"#);
+        // Degrees, then "EPSG:4490" (CGCS2000 lon/lat ≡ WGS84 as assumed): fine.
+        let p = prepare_text(&components_geojson(&city, 20, Some(&crs(4490)), |_, _| {}), &options, &city, &index).unwrap();
+        assert!(p.report.accepted_layer && p.report.accepted == 20, "{}", p.report.to_text());
+        // Degrees read as WGS84, then a Gauss-Krüger CRS: refused, naming both.
+        let e = prepare_text(&components_geojson(&city, 20, Some(&crs(4549)), |_, _| {}), &options, &city, &index).err().expect("refused");
+        assert!(matches!(&e, IngestError::CrsAfterFeatures { declared, .. } if declared.contains("4549")), "{e}");
+        // A CRS given up front is checked against the late member like against an early one.
+        options.crs = Some("EPSG:4326".into());
+        let p = prepare_text(&components_geojson(&city, 20, Some(&crs(4490)), |_, _| {}), &options, &city, &index).unwrap();
+        assert!(p.report.accepted_layer && p.report.crs_source == "given", "{}", p.report.to_text());
+        let e = prepare_text(&components_geojson(&city, 20, Some(&crs(4549)), |_, _| {}), &options, &city, &index).err().expect("refused");
+        assert!(matches!(e, IngestError::CrsConflict { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_coordinate_in_metres_without_a_crs_stops_the_file_wherever_it_is() {
+        let city = generate(&DemoSpec { preset: Preset::Tiny, components: Some(300), seed: 1 }, &|_, _| {}).unwrap().city;
+        let index = GridIndex::build(&city);
+        let text = components_geojson(&city, 20, None, |_, _| {});
+        let ok = prepare_text(&text, &ImportOptions::new(LayerKind::Components), &city, &index);
+        assert!(ok.is_ok());
+        // Feature 12 in metres: the file is refused as a whole, asking for its CRS.
+        let c = &city.components[12];
+        let text = text.replace(&format!("[{},{}]", c.location.x, c.location.y), "[557140.955,3461065.011]");
+        let e = prepare_text(&text, &ImportOptions::new(LayerKind::Components), &city, &index).err().expect("refused");
+        assert!(matches!(e, IngestError::CrsRequired { x, .. } if x == 557140.955), "{e}");
     }
 }

@@ -334,7 +334,8 @@ impl CityBuilder {
         Ok(())
     }
 
-    /// Adds one component; its recorded grid must be a unit grid of this city if given.
+    /// Adds one component; its recorded grid must be a unit grid of this city if given. All or
+    /// nothing: a component refused (bad value, duplicate code) leaves no name or unit behind.
     pub fn add_component(&mut self, f: &ComponentFields<'_>) -> Result<(), ModelError> {
         self.resolve_grids()?;
         let code = ComponentCode::parse(f.code.trim())?;
@@ -370,6 +371,20 @@ impl CityBuilder {
             }
             None => None,
         };
+        let status = match non_empty(f.status) {
+            Some(s) => s.parse::<Status>()?,
+            None => Status::Intact,
+        };
+        let accuracy = non_empty(f.accuracy).map(str::parse::<Accuracy>).transpose()?;
+        let (created, updated) = (parse_date("created", f.created)?, parse_date("updated", f.updated)?);
+        let index = self.city.components.len() as u32;
+        match self.city.component_by_code.entry(code) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(ModelError::Duplicate { what: "component code", code: code.to_string() });
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(index),
+        };
+        // Every check passed: only now are names and units interned.
         let name = match non_empty(f.name) {
             Some(n) => self.city.names.intern(n),
             None => {
@@ -377,11 +392,6 @@ impl CityBuilder {
                 self.city.names.intern(class_name)
             }
         };
-        let status = match non_empty(f.status) {
-            Some(s) => s.parse::<Status>()?,
-            None => Status::Intact,
-        };
-        let accuracy = non_empty(f.accuracy).map(str::parse::<Accuracy>).transpose()?;
         let component = Component {
             code,
             location: Coord { x: f.lon, y: f.lat },
@@ -393,13 +403,9 @@ impl CityBuilder {
             owner: non_empty(f.owner).map(|u| self.city.units.intern(u)),
             maintainer: non_empty(f.maintainer).map(|u| self.city.units.intern(u)),
             grid,
-            created: parse_date("created", f.created)?,
-            updated: parse_date("updated", f.updated)?,
+            created,
+            updated,
         };
-        let index = self.city.components.len() as u32;
-        if self.city.component_by_code.insert(code, index).is_some() {
-            return Err(ModelError::Duplicate { what: "component code", code: code.to_string() });
-        }
         self.city.components.push(component);
         Ok(())
     }
