@@ -347,9 +347,8 @@ impl FeatureSink for Checker<'_> {
             Ok(_) if values[0].is_empty() => Err((IssueKind::MissingCode, "the feature has no code".to_owned())),
             other => other,
         };
-        let code = values[0].to_owned();
         match shape {
-            Err((kind, message)) => self.issue(&feature, &code, kind, message),
+            Err((kind, message)) => self.issue(&feature, values[0], kind, message),
             Ok(Shape::Point(p)) => self.component(&feature, &values, p),
             Ok(Shape::Area(mp)) => {
                 let level = values[2];
@@ -357,7 +356,7 @@ impl FeatureSink for Checker<'_> {
                 match level {
                     Err(_) => {
                         let message = format!("level {:?} is not a whole number", values[2]);
-                        self.issue(&feature, &code, IssueKind::BadValue, message);
+                        self.issue(&feature, values[0], IssueKind::BadValue, message);
                     }
                     Ok(level) => {
                         let values = values[..GRID_FIELDS.len()].iter().map(|v| (*v).to_owned()).collect();
