@@ -905,11 +905,159 @@ pub(crate) mod tests {
             (zip(&[("a.shp", &shp[..shp.len() - 4]), ("a.dbf", &table)]), "the .shp"),
             (zip(&[("a.shp", &shp), ("a.dbf", &dbf(&[b"code"], &[vec![b"A1"], vec![b"A2"]], 0))]), "1 shapes but the .dbf 2 records"),
             (zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"KLINGON")]), "unknown encoding"),
+            (zip(&[("a.shp", &shp), ("a.dbf", &table[..table.len() - 10])]), "1 records announced but the file is too short for them (truncated?)"),
+            (zip(&[("a.shp", &shp[..50]), ("a.dbf", &table)]), "the .shp's header: the file ends early (truncated?)"),
+            (zip(&[("a.shp", &[7u8; 200]), ("a.dbf", &table)]), "the .shp: not a .shp (its file code is 117901063, not 9994)"),
         ];
         for (bytes, expected) in cases {
             let e = message(collect(|s| read(&bytes[..], s)).unwrap_err());
             assert!(e.contains(expected), "{expected:?} not in {e:?}");
         }
+    }
+
+    /// A sink that stops the reading after `n` features.
+    struct StopAfter(usize, Vec<Feature>);
+
+    impl FeatureSink for StopAfter {
+        fn feature(&mut self, _: &SourceLayer, feature: Feature) -> Result<(), IngestError> {
+            self.1.push(feature);
+            if self.1.len() >= self.0 { Err(IngestError::Stopped) } else { Ok(()) }
+        }
+    }
+
+    /// Flips a bit of the CRC-32 of `data` where the ZIP holds it (local header, central directory).
+    fn corrupt_crc(zip: &mut [u8], data: &[u8]) {
+        let crc = crc32fast::hash(data).to_le_bytes();
+        let at: Vec<usize> = (0..zip.len() - 4).filter(|&i| zip[i..i + 4] == crc).collect();
+        assert_eq!(at.len(), 2, "the CRC once in the local header, once in the central directory");
+        for i in at {
+            zip[i] ^= 1;
+        }
+    }
+
+    /// Each reader hands the first feature to the sink before it has read the rest of the .shp
+    /// and the .dbf: with both entries' checksums (checked at their ends) wrong, a sink that
+    /// stops after one feature gets it and `Stopped`; read to the end, the same ZIP is refused.
+    #[test]
+    fn the_readers_stream_the_shp_and_dbf_record_by_record() {
+        let n = 30_000;
+        let points: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, -(i as f64))).collect();
+        let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+        let shp = points_shp(&points);
+        let table = dbf(&[b"code"], &codes.iter().map(|c| vec![c.as_bytes()]).collect::<Vec<_>>(), 0);
+        assert!(shp.len() > 10 * BUFFER && table.len() > 8 * BUFFER, "larger than the readers' buffers");
+        let good = zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"UTF-8")]);
+        let mut bad = good.clone();
+        corrupt_crc(&mut bad, &shp);
+        corrupt_crc(&mut bad, &table);
+        let limits = ZipLimits::for_zip_len(bad.len() as u64);
+
+        let layer = collect(|s| read_zip(&good, limits, s)).unwrap();
+        assert_eq!(layer.features.len(), n);
+        assert_eq!((layer.features[n - 1].value(0), &layer.features[n - 1].geometry), (Some("C29999"), &Some(Geometry::Point(Point::new(29_999.0, -29_999.0)))));
+        let e = message(collect(|s| read_zip(&bad, limits, s)).unwrap_err());
+        assert!(e.contains("ZIP entry a.shp") && e.contains("checksum"), "{e}");
+
+        let on_disk = || {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&bad).unwrap(); // its offset is now at the end: the reader does not use it
+            file
+        };
+        let e = message(collect(|s| read_zip_file(on_disk(), limits, s)).unwrap_err());
+        assert!(e.contains("checksum"), "{e}");
+        type Reader<'a> = Box<dyn FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError> + 'a>;
+        let readers: [(&str, Reader); 3] = [
+            ("read_zip", Box::new(|s| read_zip(&bad, limits, s))),
+            ("read_zip_file", Box::new(|s| read_zip_file(on_disk(), limits, s))),
+            ("read", Box::new(|s| read(&bad[..], s))),
+        ];
+        for (name, reader) in readers {
+            let mut first = StopAfter(1, Vec::new());
+            assert!(matches!(reader(&mut first), Err(IngestError::Stopped)), "{name}");
+            let f = &first.1[0];
+            assert_eq!((f.index, f.value(0), &f.geometry), (0, Some("C0"), &Some(Geometry::Point(Point::new(0.0, 0.0)))), "{name}");
+        }
+    }
+
+    /// Without a .cpg, a first pass over the whole .dbf decides: one GBK text in the last record
+    /// makes the file GBK, read from a ZIP and from files.
+    #[test]
+    fn without_a_cpg_the_texts_of_the_whole_dbf_choose_the_encoding() {
+        let n = 20_000;
+        let (gbk, _, _) = encoding_rs::GBK.encode("井盖");
+        let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+        let mut rows: Vec<Vec<&[u8]>> = codes.iter().map(|c| vec![c.as_bytes(), b"x"]).collect();
+        rows[n - 1][1] = &gbk;
+        let shp = points_shp(&vec![(1.0, 2.0); n]);
+        let table = dbf(&[b"code", b"name"], &rows, 0);
+        let check = |layer: SourceLayer| {
+            assert_eq!(layer.features.len(), n);
+            assert_eq!((layer.features[0].value(0), layer.features[0].value(1)), (Some("C0"), Some("x")));
+            assert_eq!(layer.features[n - 1].value(1), Some("井盖"), "decoded as GBK");
+        };
+        check(collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..], s)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.shp"), &shp).unwrap();
+        std::fs::write(dir.path().join("a.dbf"), &table).unwrap();
+        check(collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap());
+        // UTF-8 everywhere: UTF-8.
+        rows[n - 1][1] = "井盖".as_bytes();
+        std::fs::write(dir.path().join("a.dbf"), dbf(&[b"code", b"name"], &rows, 0)).unwrap();
+        check(collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap());
+    }
+
+    /// A Visual FoxPro `.dbf` (a 263-byte backlink after the field descriptors) with a date-time
+    /// field: Julian day and milliseconds → `YYYY-MM-DD hh:mm:ss`, to the nearest second.
+    #[test]
+    fn foxpro_date_times_read_as_date_and_time() {
+        let fields: [(&[u8], u8, u8); 2] = [(b"code", b'C', 4), (b"surveyed", b'T', 8)];
+        let header_len = 32 + 32 * fields.len() + 1 + 263;
+        let record_len = 1 + 4 + 8;
+        let when = |day: u32, ms: u32| [day.to_le_bytes(), ms.to_le_bytes()].concat();
+        let rows: Vec<(&[u8], Vec<u8>)> = vec![
+            (b"A1", when(2_460_311, 49_530_600)), // 2024-01-01 13:45:30.6
+            (b"A2", when(2_460_310, 86_399_600)), // 2023-12-31 23:59:59.6
+            (b"A3", vec![0; 8]),
+            (b"A4", vec![b' '; 8]),
+            (b"A5", when(1_721_426, 0)), // 0001-01-01
+        ];
+        let mut table = vec![0u8; 32];
+        table[0] = 0x30; // Visual FoxPro
+        table[4..8].copy_from_slice(&(rows.len() as u32).to_le_bytes());
+        table[8..10].copy_from_slice(&(header_len as u16).to_le_bytes());
+        table[10..12].copy_from_slice(&(record_len as u16).to_le_bytes());
+        for (name, kind, len) in fields {
+            let mut d = [0u8; 32];
+            d[..name.len()].copy_from_slice(name);
+            d[11] = kind;
+            d[16] = len;
+            table.extend_from_slice(&d);
+        }
+        table.push(0x0D);
+        table.extend_from_slice(&[0; 263]);
+        for (code, t) in &rows {
+            table.push(b' ');
+            table.extend_from_slice(&[*code, &b"  "[..]].concat());
+            table.extend_from_slice(t);
+        }
+        table.push(0x1A);
+        let shp = points_shp(&vec![(1.0, 2.0); rows.len()]);
+        let layer = collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..], s)).unwrap();
+        assert_eq!(layer.columns, ["code", "surveyed"]);
+        let got: Vec<_> = layer.features.iter().map(|f| (f.value(0), f.value(1))).collect();
+        assert_eq!(
+            got,
+            [
+                (Some("A1"), Some("2024-01-01 13:45:31")),
+                (Some("A2"), Some("2024-01-01 00:00:00")),
+                (Some("A3"), None),
+                (Some("A4"), None),
+                (Some("A5"), Some("0001-01-01 00:00:00")),
+            ]
+        );
+        assert_eq!(foxpro_date_time(&when(5_373_484, 0)), Some("9999-12-31 00:00:00".into()));
+        assert_eq!(foxpro_date_time(&when(5_373_485, 0)), None, "year 10000");
+        assert_eq!(foxpro_date_time(&when(1_721_425, 0)), None, "year 0");
     }
 
     /// 50 MB of zeros deflate to ~50 KB: refused by the declared size under a lowered cap, and,
