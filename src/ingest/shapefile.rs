@@ -52,7 +52,8 @@ const BUFFER: usize = 1 << 16;
 pub struct ZipLimits {
     /// One entry, uncompressed.
     pub max_entry_bytes: u64,
-    /// All the entries read, uncompressed.
+    /// All the entries read, uncompressed, as they declare them (the `.dbf` counts once, though
+    /// without a `.cpg` it is inflated twice).
     pub max_total_bytes: u64,
 }
 
@@ -219,7 +220,7 @@ fn read_archive<R: Read + Seek + Clone>(reader: R, limits: ZipLimits, sink: &mut
     let read_small = |index: usize| -> Result<Vec<u8>, IngestError> {
         let mut archive = archive.clone();
         let (mut entry, len) = open_entry(&mut archive, index)?;
-        let mut data = Vec::with_capacity(len as usize);
+        let mut data = Vec::with_capacity(len.min(BUFFER as u64) as usize);
         entry.read_to_end(&mut data).map_err(read_error(|| format!("ZIP entry {index}")))?;
         Ok(data)
     };
@@ -238,8 +239,11 @@ fn read_archive<R: Read + Seek + Clone>(reader: R, limits: ZipLimits, sink: &mut
     read_records(layer, &header, &encoding, ShpReader::new(shp_reader, shp_len)?, dbf_reader, sink)
 }
 
+/// A ZIP entry being inflated, through a buffer.
+type EntryReader<'a, R> = BufReader<Entry<zip::read::ZipFile<'a, R>>>;
+
 /// Entry `index` of the archive, inflated through a buffer, and the size it declares.
-fn open_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, index: usize) -> Result<(BufReader<Entry<zip::read::ZipFile<'_, R>>>, u64), IngestError> {
+fn open_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, index: usize) -> Result<(EntryReader<'_, R>, u64), IngestError> {
     let entry = archive.by_index(index).map_err(|e| unreadable(format!("ZIP entry {index}: {e}")))?;
     let (name, declared) = (entry.name().to_owned(), entry.size());
     Ok((BufReader::with_capacity(BUFFER, Entry { inner: entry, name, declared, read: 0 }), declared))
