@@ -3,24 +3,35 @@
 //! `.shx` (not needed: the `.shp` is read in order). Also the same files side by side on disk
 //! ([`read_files`], the CLI's bare `.shp`).
 //!
+//! * Streaming: neither the `.shp` nor the `.dbf` is held in memory. Both are read record by
+//!   record, in lockstep, each through its own reader (in a ZIP: its own inflater over the same
+//!   archive, read in place — a file with positional reads, or bytes in memory); a ZIP from any
+//!   other reader ([`read`]) is spooled to a temp file first.
 //! * The ZIP is read with limits ([`ZipLimits`]): an entry that declares more than the per-entry
 //!   cap is refused before it is read, one that expands past its declared size (a lying header)
 //!   is refused as soon as it does, and the entries read together stay under a total cap — a zip
-//!   bomb never gets allocated.
-//! * Geometry through the `shapefile` crate's shape reader: (multi)points (Z and M dropped) and
-//!   polygons, whose rings (outer clockwise, holes counter-clockwise) are grouped by orientation
-//!   and containment into a `MultiPolygon`. A null shape is a per-feature problem.
+//!   bomb never gets inflated past what it declares.
+//! * Geometry: the `.shp`'s records are framed here (100-byte file header, then per record an
+//!   8-byte big-endian header: number, content length in 16-bit words) and each record's content
+//!   is parsed by the `shapefile` crate: (multi)points (Z and M dropped) and polygons, whose rings
+//!   (outer clockwise, holes counter-clockwise) are grouped by orientation and containment into a
+//!   `MultiPolygon`. A null shape is a per-feature problem.
 //! * Attributes: the `.dbf` is parsed here (not with `dbase`, which decodes text itself and skips
 //!   deleted records, so its record *i* is not always shape *i*): character fields are decoded
 //!   from their raw bytes per the `.cpg` (`UTF-8`, `GBK`/`936`/`CP936`/`GB2312`/`GB18030`, or any
 //!   WHATWG label). Without a `.cpg`: the `.dbf`'s language driver byte if it says 936 (GBK),
 //!   else UTF-8 when every text of the file is valid UTF-8, else GBK — what Chinese GIS exports
-//!   without a `.cpg` are. A `.cpg` that says UTF-8 over GBK bytes is a whole-file error that names
-//!   the field and record: never mojibake. Numbers through [`number_text`], dates `YYYY-MM-DD`.
-//!   Deleted `.dbf` records drop their shape.
+//!   without a `.cpg` are; to know that before the first value is decoded, the `.dbf` is read
+//!   twice (a first pass over its texts only; from a ZIP, the entry is inflated a second time).
+//!   A `.cpg` that says UTF-8 over GBK bytes is a whole-file error that names the field and
+//!   record: never mojibake. Numbers through [`number_text`], dates `YYYY-MM-DD`, FoxPro
+//!   date-times (`T`) `YYYY-MM-DD hh:mm:ss` (to the nearest second). Memo fields (`M`, whose text
+//!   is in a `.dbt`/`.fpt` that is not read), general and binary fields, and dBase 7 timestamps
+//!   (`@`) read as empty. Deleted `.dbf` records drop their shape.
 
 use std::borrow::Cow;
-use std::io::{Cursor, Read};
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Polygon};
@@ -33,12 +44,16 @@ fn unreadable(message: impl std::fmt::Display) -> IngestError {
 
 const NEEDS_DBF: &str = "a Shapefile needs its .dbf: zip the .shp, .shx, .dbf, .prj and .cpg together";
 
+/// The buffer of each reader of a `.shp` or `.dbf`.
+const BUFFER: usize = 1 << 16;
+
 /// How much a ZIP may expand to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZipLimits {
     /// One entry, uncompressed.
     pub max_entry_bytes: u64,
-    /// All the entries read, uncompressed.
+    /// All the entries read, uncompressed, as they declare them (the `.dbf` counts once, though
+    /// without a `.cpg` it is inflated twice).
     pub max_total_bytes: u64,
 }
 
@@ -58,35 +73,23 @@ impl ZipLimits {
     }
 }
 
-/// The files of one Shapefile, read into memory.
-struct Parts {
-    shp: Vec<u8>,
-    dbf: Vec<u8>,
-    prj: Option<Vec<u8>>,
-    cpg: Option<Vec<u8>>,
-}
-
-/// Reads a zipped Shapefile from a reader (read whole into memory: a ZIP needs random access),
-/// with the limits for its size.
+/// Reads a zipped Shapefile from a reader: spooled to a temp file (a ZIP needs random access),
+/// then [`read_zip_file`] with the limits for its size.
 pub fn read(mut reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes)?;
-    let limits = ZipLimits::for_zip_len(bytes.len() as u64);
-    read_zip(&bytes, limits, sink)
+    let mut spool = tempfile::tempfile()?;
+    let len = io::copy(&mut reader, &mut spool)?;
+    read_zip_file(spool, ZipLimits::for_zip_len(len), sink)
 }
 
 /// Reads a zipped Shapefile held in memory.
 pub fn read_zip(bytes: &[u8], limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
-    read_parts(unzip(bytes, limits)?, sink)
+    read_archive(Cursor::new(bytes), limits, sink)
 }
 
-/// Reads a zipped Shapefile from a file on disk.
-// TODO(streaming): the entries are still unzipped whole into memory; read the .shp and .dbf
-// entries record by record instead.
-pub fn read_zip_file(mut file: std::fs::File, limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    read_zip(&bytes, limits, sink)
+/// Reads a zipped Shapefile from a file on disk, in place (its position is not used).
+pub fn read_zip_file(file: File, limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    let len = file.metadata()?.len();
+    read_archive(FileAt { file: &file, pos: 0, len }, limits, sink)
 }
 
 /// Reads `<name>.shp` and its siblings `<name>.dbf`, `.prj`, `.cpg` beside it (any case of the
@@ -95,12 +98,56 @@ pub fn read_files(shp_path: &Path, sink: &mut dyn FeatureSink) -> Result<SourceL
     let sibling = |ext: &str| -> Option<PathBuf> {
         [ext.to_ascii_lowercase(), ext.to_ascii_uppercase()].into_iter().map(|e| shp_path.with_extension(e)).find(|p| p.is_file())
     };
-    let read = |p: PathBuf| std::fs::read(&p).map_err(|e| unreadable(format!("{}: {e}", p.display())));
-    let shp = read(shp_path.to_path_buf())?;
-    let dbf = read(sibling("dbf").ok_or_else(|| unreadable(format!("{} has no .dbf beside it: {NEEDS_DBF}", shp_path.display())))?)?;
-    let prj = sibling("prj").map(read).transpose()?;
-    let cpg = sibling("cpg").map(read).transpose()?;
-    read_parts(Parts { shp, dbf, prj, cpg }, sink)
+    fn failed(p: &Path) -> impl FnOnce(io::Error) -> IngestError + '_ {
+        move |e| unreadable(format!("{}: {e}", p.display()))
+    }
+    let open = |p: &Path| -> Result<(BufReader<File>, u64), IngestError> {
+        let file = File::open(p).map_err(failed(p))?;
+        let len = file.metadata().map_err(failed(p))?.len();
+        Ok((BufReader::with_capacity(BUFFER, file), len))
+    };
+    let read_small = |p: PathBuf| std::fs::read(&p).map_err(failed(&p));
+    let (shp, shp_len) = open(shp_path)?;
+    let dbf_path = sibling("dbf").ok_or_else(|| unreadable(format!("{} has no .dbf beside it: {NEEDS_DBF}", shp_path.display())))?;
+    let (mut dbf, dbf_len) = open(&dbf_path)?;
+    let prj = sibling("prj").map(read_small).transpose()?;
+    let cpg = sibling("cpg").map(read_small).transpose()?;
+    let header = DbfHeader::read(&mut dbf, dbf_len)?;
+    let encoding = TextEncoding::choose(cpg_label(cpg).as_deref(), &header, || header.texts_are_utf8(open(&dbf_path)?.0))?;
+    let layer = source_layer(prj.as_deref(), &header, &encoding)?;
+    read_records(layer, &header, &encoding, ShpReader::new(shp, shp_len)?, dbf, sink)
+}
+
+/// A file read at a position of its own (positional reads, not the file's offset, which its
+/// clones share), so that several readers of one ZIP can go through it at once.
+#[derive(Clone)]
+struct FileAt<'a> {
+    file: &'a File,
+    pos: u64,
+    len: u64,
+}
+
+impl Read for FileAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(self.file, buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for FileAt<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let pos = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a seek before the start of the file"))?;
+        Ok(self.pos)
+    }
 }
 
 /// An entry's name split into its stem (lower case, with its folder) and extension (lower case).
@@ -113,8 +160,8 @@ fn stem_and_ext(name: &str) -> Option<(String, String)> {
     Some((lower[..dot].to_owned(), lower[dot + 1..].to_owned()))
 }
 
-fn unzip(bytes: &[u8], limits: ZipLimits) -> Result<Parts, IngestError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| unreadable(format!("not a readable ZIP: {e}")))?;
+/// The entries of the ZIP's one Shapefile: the indexes of its `.shp`, `.dbf`, `.prj` and `.cpg`.
+fn layer_entries<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<(usize, usize, Option<usize>, Option<usize>), IngestError> {
     // (index, name, stem, ext) of the entries that matter.
     let mut entries = Vec::new();
     for i in 0..archive.len() {
@@ -149,72 +196,157 @@ fn unzip(bytes: &[u8], limits: ZipLimits) -> Result<Parts, IngestError> {
     };
     let (dbf, prj, cpg) = (sibling("dbf"), sibling("prj"), sibling("cpg"));
     let dbf = dbf.ok_or_else(|| unreadable(format!("{} has no .dbf in the ZIP: {NEEDS_DBF}", shp.1)))?;
+    Ok((shp.0, dbf, prj, cpg))
+}
+
+fn read_archive<R: Read + Seek + Clone>(reader: R, limits: ZipLimits, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+    let archive = zip::ZipArchive::new(reader).map_err(|e| unreadable(format!("not a readable ZIP: {e}")))?;
+    let (shp, dbf, prj, cpg) = layer_entries(&archive)?;
+    // The sizes the entries declare, against the limits, before any is inflated: none can
+    // expand past what it declares.
     let mut total = 0u64;
-    let mut take = |archive: &mut zip::ZipArchive<Cursor<&[u8]>>, index: usize| -> Result<Vec<u8>, IngestError> {
+    for index in [Some(shp), Some(dbf), prj, cpg].into_iter().flatten() {
+        let mut archive = archive.clone();
         let entry = archive.by_index(index).map_err(|e| unreadable(format!("ZIP entry {index}: {e}")))?;
-        let data = read_entry(entry, limits.max_entry_bytes.min(limits.max_total_bytes.saturating_sub(total)))?;
-        total += data.len() as u64;
+        let (name, declared) = (entry.name(), entry.size());
+        let cap = limits.max_entry_bytes.min(limits.max_total_bytes.saturating_sub(total));
+        if declared > cap {
+            return Err(unreadable(format!(
+                "ZIP entry {name} expands to {declared} bytes, more than the limit of {cap} for this upload (a zip bomb?)"
+            )));
+        }
+        total += declared;
+    }
+    let read_small = |index: usize| -> Result<Vec<u8>, IngestError> {
+        let mut archive = archive.clone();
+        let (mut entry, len) = open_entry(&mut archive, index)?;
+        let mut data = Vec::with_capacity(len.min(BUFFER as u64) as usize);
+        entry.read_to_end(&mut data).map_err(read_error(|| format!("ZIP entry {index}")))?;
         Ok(data)
     };
-    let shp_data = take(&mut archive, shp.0)?;
-    let dbf_data = take(&mut archive, dbf)?;
-    let prj = prj.map(|i| take(&mut archive, i)).transpose()?;
-    let cpg = cpg.map(|i| take(&mut archive, i)).transpose()?;
-    Ok(Parts { shp: shp_data, dbf: dbf_data, prj, cpg })
+    let prj = prj.map(read_small).transpose()?;
+    let cpg = cpg.map(read_small).transpose()?;
+    let mut dbf_archive = archive.clone();
+    let (mut dbf_reader, dbf_len) = open_entry(&mut dbf_archive, dbf)?;
+    let header = DbfHeader::read(&mut dbf_reader, dbf_len)?;
+    let encoding = TextEncoding::choose(cpg_label(cpg).as_deref(), &header, || {
+        let mut archive = archive.clone();
+        header.texts_are_utf8(open_entry(&mut archive, dbf)?.0)
+    })?;
+    let layer = source_layer(prj.as_deref(), &header, &encoding)?;
+    let mut shp_archive = archive.clone();
+    let (shp_reader, shp_len) = open_entry(&mut shp_archive, shp)?;
+    read_records(layer, &header, &encoding, ShpReader::new(shp_reader, shp_len)?, dbf_reader, sink)
 }
 
-/// Reads one entry, refusing it before reading if it declares more than `cap` bytes and as soon
-/// as it expands past its declared size: at most `min(declared, cap) + 1` bytes are allocated.
-fn read_entry(entry: zip::read::ZipFile<'_, Cursor<&[u8]>>, cap: u64) -> Result<Vec<u8>, IngestError> {
-    let name = entry.name().to_owned();
-    let declared = entry.size();
-    if declared > cap {
-        return Err(unreadable(format!(
-            "ZIP entry {name} expands to {declared} bytes, more than the limit of {cap} for this upload (a zip bomb?)"
-        )));
-    }
-    let mut data = Vec::with_capacity(declared as usize);
-    entry.take(declared + 1).read_to_end(&mut data).map_err(|e| unreadable(format!("ZIP entry {name}: {e} (truncated or corrupt?)")))?;
-    if data.len() as u64 > declared {
-        return Err(unreadable(format!(
-            "ZIP entry {name} expands past the {declared} bytes it declares (a zip bomb?)"
-        )));
-    }
-    if (data.len() as u64) < declared {
-        return Err(unreadable(format!("ZIP entry {name} holds {} of the {declared} bytes it declares (truncated?)", data.len())));
-    }
-    Ok(data)
+/// A ZIP entry being inflated, through a buffer.
+type EntryReader<'a, R> = BufReader<Entry<zip::read::ZipFile<'a, R>>>;
+
+/// Entry `index` of the archive, inflated through a buffer, and the size it declares.
+fn open_entry<R: Read + Seek>(archive: &mut zip::ZipArchive<R>, index: usize) -> Result<(EntryReader<'_, R>, u64), IngestError> {
+    let entry = archive.by_index(index).map_err(|e| unreadable(format!("ZIP entry {index}: {e}")))?;
+    let (name, declared) = (entry.name().to_owned(), entry.size());
+    Ok((BufReader::with_capacity(BUFFER, Entry { inner: entry, name, declared, read: 0 }), declared))
 }
 
-fn read_parts(parts: Parts, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
+/// A ZIP entry's inflated bytes, refused (an [`EntryError`]) as soon as they run past the size
+/// the entry declares, or end before it.
+struct Entry<R> {
+    inner: R,
+    name: String,
+    declared: u64,
+    read: u64,
+}
+
+impl<R: Read> Read for Entry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let (name, declared) = (&self.name, self.declared);
+        let n = self.inner.read(buf).map_err(|e| entry_error(format!("ZIP entry {name}: {e} (truncated or corrupt?)")))?;
+        self.read += n as u64;
+        if self.read > declared {
+            return Err(entry_error(format!("ZIP entry {name} expands past the {declared} bytes it declares (a zip bomb?)")));
+        }
+        if n == 0 && !buf.is_empty() && self.read < declared {
+            return Err(entry_error(format!("ZIP entry {name} holds {} of the {declared} bytes it declares (truncated?)", self.read)));
+        }
+        Ok(n)
+    }
+}
+
+/// Why a ZIP entry could not be read: the whole message, whatever was being read from it.
+#[derive(Debug)]
+struct EntryError(String);
+
+impl std::fmt::Display for EntryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EntryError {}
+
+fn entry_error(message: String) -> io::Error {
+    io::Error::other(EntryError(message))
+}
+
+/// A failed read of `what` ("the .shp, shape 3"): a ZIP entry's refusal as it is, the end of the
+/// data as truncation.
+fn read_error(what: impl FnOnce() -> String) -> impl FnOnce(io::Error) -> IngestError {
+    move |e| match e.get_ref().and_then(|inner| inner.downcast_ref::<EntryError>()) {
+        Some(EntryError(message)) => unreadable(message),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => unreadable(format!("{}: the file ends early (truncated?)", what())),
+        None => unreadable(format!("{}: {e}", what())),
+    }
+}
+
+/// The `.cpg`'s label, if it has one.
+fn cpg_label(cpg: Option<Vec<u8>>) -> Option<String> {
+    let label = String::from_utf8_lossy(&cpg?).trim().trim_start_matches('\u{feff}').trim().to_owned();
+    (!label.is_empty()).then_some(label)
+}
+
+/// The layer's header: the CRS its `.prj` declares, the names of its `.dbf`'s fields.
+fn source_layer(prj: Option<&[u8]>, header: &DbfHeader, encoding: &TextEncoding) -> Result<SourceLayer, IngestError> {
     let mut layer = SourceLayer::new(Format::Shapefile);
-    if let Some(prj) = &parts.prj {
+    if let Some(prj) = prj {
         let text = String::from_utf8_lossy(prj).trim().trim_start_matches('\u{feff}').to_owned();
         if !text.is_empty() {
             layer.declared_crs = Some(text);
         }
     }
-    let cpg = parts.cpg.as_deref().map(|c| String::from_utf8_lossy(c).trim().trim_start_matches('\u{feff}').to_owned());
-    let table = Dbf::parse(&parts.dbf)?;
-    let encoding = TextEncoding::choose(cpg.as_deref().filter(|c| !c.is_empty()), &table)?;
-    layer.columns = table.fields.iter().map(|f| encoding.decode(&f.name, || format!("the name of field {}", f.index + 1))).collect::<Result<_, _>>()?;
+    layer.columns = header.fields.iter().map(|f| encoding.decode(&f.name, || format!("the name of field {}", f.index + 1))).collect::<Result<_, _>>()?;
+    Ok(layer)
+}
 
-    let mut shapes = ::shapefile::ShapeReader::new(Cursor::new(parts.shp)).map_err(|e| unreadable(format!("the .shp: {e}")))?;
+/// Reads the shapes and the `.dbf`'s records (`dbf` at its first record) in lockstep, handing
+/// each feature to `sink`; then the rest of both (a ZIP entry's checksum is checked at its end).
+fn read_records(
+    layer: SourceLayer,
+    header: &DbfHeader,
+    encoding: &TextEncoding,
+    mut shapes: ShpReader<impl Read>,
+    mut dbf: impl Read,
+    sink: &mut dyn FeatureSink,
+) -> Result<SourceLayer, IngestError> {
+    let mut record = vec![0u8; header.record_len];
     let mut index = 0usize;
-    for shape in shapes.iter_shapes() {
-        let shape = shape.map_err(|e| unreadable(format!("the .shp, shape {index}: {e}")))?;
-        let record = table.record(index).ok_or_else(|| {
-            unreadable(format!("the .shp holds more shapes than the .dbf's {} records (the files do not belong together?)", table.count))
-        })?;
+    while let Some(shape) = shapes.next()? {
+        if index == header.count {
+            return Err(unreadable(format!(
+                "the .shp holds more shapes than the .dbf's {} records (the files do not belong together?)",
+                header.count
+            )));
+        }
+        dbf.read_exact(&mut record).map_err(read_error(|| format!("the .dbf, record {index}")))?;
         let this = index;
         index += 1;
         if record[0] == b'*' {
             continue; // a deleted record
         }
-        let values = table
+        let values = header
             .fields
             .iter()
-            .map(|f| value(f, &record[f.offset..f.offset + f.len], &encoding, &layer.columns[f.index], this))
+            .map(|f| value(f, &record[f.offset..f.offset + f.len], encoding, &layer.columns[f.index], this))
             .collect::<Result<Vec<_>, _>>()?;
         let (geometry, problem) = match geometry(shape) {
             Ok(g) => (Some(g), None),
@@ -222,12 +354,14 @@ fn read_parts(parts: Parts, sink: &mut dyn FeatureSink) -> Result<SourceLayer, I
         };
         sink.feature(&layer, Feature { index: this as u64, line: None, geometry, problem, values })?;
     }
-    if index != table.count {
+    if index != header.count {
         return Err(unreadable(format!(
             "the .shp holds {index} shapes but the .dbf {} records (truncated, or files that do not belong together?)",
-            table.count
+            header.count
         )));
     }
+    io::copy(&mut shapes.reader, &mut io::sink()).map_err(read_error(|| "the .shp".into()))?;
+    io::copy(&mut dbf, &mut io::sink()).map_err(read_error(|| "the .dbf".into()))?;
     Ok(layer)
 }
 
@@ -243,28 +377,34 @@ struct DbfField {
     len: usize,
 }
 
-struct Dbf<'a> {
+/// What the `.dbf`'s header says: its fields and the layout of its records.
+struct DbfHeader {
     fields: Vec<DbfField>,
     count: usize,
     header_len: usize,
     record_len: usize,
     /// The language driver id (byte 29): 0x4D is code page 936 (GBK).
     ldid: u8,
-    bytes: &'a [u8],
 }
 
-impl<'a> Dbf<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Dbf<'a>, IngestError> {
+impl DbfHeader {
+    /// Reads the header of a `.dbf` of `len` bytes (32 bytes, then 32-byte field descriptors up
+    /// to 0x0D), leaving `reader` at the first record.
+    fn read(reader: &mut impl Read, len: u64) -> Result<DbfHeader, IngestError> {
         let bad = |m: &str| unreadable(format!("the .dbf: {m}"));
-        if bytes.len() < 33 {
+        if len < 33 {
             return Err(bad("shorter than its header"));
         }
+        let mut bytes = vec![0u8; 32];
+        reader.read_exact(&mut bytes).map_err(read_error(|| "the .dbf's header".into()))?;
         let count = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes")) as usize;
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         let record_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-        if header_len < 33 || header_len > bytes.len() || record_len == 0 {
+        if header_len < 33 || header_len as u64 > len || record_len == 0 {
             return Err(bad("a corrupt header"));
         }
+        bytes.resize(header_len, 0);
+        reader.read_exact(&mut bytes[32..]).map_err(read_error(|| "the .dbf's header".into()))?;
         let mut fields = Vec::new();
         let mut offset = 1;
         let mut at = 32;
@@ -279,24 +419,31 @@ impl<'a> Dbf<'a> {
         if offset > record_len {
             return Err(bad(&format!("fields of {offset} bytes in records of {record_len}")));
         }
-        let need = header_len as u64 + count as u64 * record_len as u64;
-        if (bytes.len() as u64) < need {
+        if len < header_len as u64 + count as u64 * record_len as u64 {
             return Err(bad(&format!("{count} records announced but the file is too short for them (truncated?)")));
         }
-        Ok(Dbf { fields, count, header_len, record_len, ldid: bytes[29], bytes })
+        Ok(DbfHeader { fields, count, header_len, record_len, ldid: bytes[29] })
     }
 
-    fn record(&self, i: usize) -> Option<&'a [u8]> {
-        (i < self.count).then(|| &self.bytes[self.header_len + i * self.record_len..][..self.record_len])
-    }
-
-    /// The raw texts of the file: field names and character values.
-    fn texts(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        let names = self.fields.iter().map(|f| &f.name[..]);
-        let values = (0..self.count).filter_map(|i| self.record(i)).flat_map(move |r| {
-            self.fields.iter().filter(|f| f.kind == b'C').map(move |f| trim(&r[f.offset..f.offset + f.len]))
-        });
-        names.chain(values)
+    /// Whether every text of the `.dbf` (read from its start by `reader`) is UTF-8: the field
+    /// names and the character values, of deleted records too.
+    fn texts_are_utf8(&self, mut reader: impl Read) -> Result<bool, IngestError> {
+        if !self.fields.iter().all(|f| std::str::from_utf8(&f.name).is_ok()) {
+            return Ok(false);
+        }
+        let texts: Vec<&DbfField> = self.fields.iter().filter(|f| f.kind == b'C').collect();
+        if texts.is_empty() {
+            return Ok(true);
+        }
+        io::copy(&mut (&mut reader).take(self.header_len as u64), &mut io::sink()).map_err(read_error(|| "the .dbf's header".into()))?;
+        let mut record = vec![0u8; self.record_len];
+        for i in 0..self.count {
+            reader.read_exact(&mut record).map_err(read_error(|| format!("the .dbf, record {i}")))?;
+            if !record.is_ascii() && texts.iter().any(|f| std::str::from_utf8(trim(&record[f.offset..f.offset + f.len])).is_err()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
@@ -316,7 +463,9 @@ enum TextEncoding {
 }
 
 impl TextEncoding {
-    fn choose(cpg: Option<&str>, table: &Dbf<'_>) -> Result<TextEncoding, IngestError> {
+    /// The encoding the `.cpg` label names, else the one the language driver names, else UTF-8
+    /// if `texts_are_utf8` (a pass over the `.dbf`, run only then) says so, else GBK.
+    fn choose(cpg: Option<&str>, header: &DbfHeader, texts_are_utf8: impl FnOnce() -> Result<bool, IngestError>) -> Result<TextEncoding, IngestError> {
         if let Some(label) = cpg {
             let upper = label.to_ascii_uppercase().replace(['-', '_', ' '], "");
             return match upper.as_str() {
@@ -330,13 +479,13 @@ impl TextEncoding {
                     .ok_or_else(|| unreadable(format!("the .cpg names an unknown encoding {label:?}: write UTF-8 or GBK in it"))),
             };
         }
-        if table.ldid == 0x4D {
+        if header.ldid == 0x4D {
             return Ok(TextEncoding::Other(encoding_rs::GB18030));
         }
         // No .cpg: UTF-8 if all of the file's text is, else GBK (Chinese exports without a .cpg).
-        let all_utf8 = table.texts().all(|bytes| std::str::from_utf8(bytes).is_ok());
-        Ok(TextEncoding::Other(if all_utf8 { encoding_rs::UTF_8 } else { encoding_rs::GB18030 }))
+        Ok(TextEncoding::Other(if texts_are_utf8()? { encoding_rs::UTF_8 } else { encoding_rs::GB18030 }))
     }
+
 
     fn decode(&self, bytes: &[u8], what: impl FnOnce() -> String) -> Result<String, IngestError> {
         match self {
@@ -395,11 +544,85 @@ fn value(field: &DbfField, raw: &[u8], encoding: &TextEncoding, name: &str, reco
         },
         b'I' if raw.len() == 4 => Some(i32::from_le_bytes(raw.try_into().expect("4 bytes")).to_string()),
         b'O' | b'B' if raw.len() == 8 => Some(number_text(f64::from_le_bytes(raw.try_into().expect("8 bytes")))),
-        _ => None, // memo, binary, general: not attributes we read
+        b'T' if raw.len() == 8 => foxpro_date_time(raw),
+        _ => None, // memo, binary, general, dBase 7 timestamp: not attributes we read
     })
 }
 
+/// A FoxPro date-time (little-endian: the Julian day number, then the milliseconds since
+/// midnight) as `YYYY-MM-DD hh:mm:ss`, to the nearest second; `None` if blank (zeros or spaces)
+/// or not in the years 1–9999.
+fn foxpro_date_time(raw: &[u8]) -> Option<String> {
+    if raw.iter().all(|&b| b == 0 || b == b' ') {
+        return None;
+    }
+    let julian_day = i64::from(u32::from_le_bytes(raw[..4].try_into().expect("4 bytes")));
+    let seconds = (i64::from(u32::from_le_bytes(raw[4..8].try_into().expect("4 bytes"))) + 500) / 1000;
+    // Julian day 1721426 is 0001-01-01, day 1 of the common era.
+    let days = i32::try_from(julian_day - 1_721_425 + seconds / 86_400).ok()?;
+    let time = chrono::NaiveDate::from_num_days_from_ce_opt(days)?.and_hms_opt(0, 0, 0)? + chrono::TimeDelta::seconds(seconds % 86_400);
+    (1..=9999).contains(&chrono::Datelike::year(&time)).then(|| time.format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+
 // ---- .shp -----------------------------------------------------------------------------------
+
+/// The shapes of a `.shp`, record by record: the 100-byte file header (file code 9994, the file's
+/// length in 16-bit words at 24, big-endian), then per record an 8-byte big-endian header (record
+/// number, content length in 16-bit words) and the content, parsed by the `shapefile` crate.
+struct ShpReader<R> {
+    reader: R,
+    /// The bytes there are (a record may not run past them).
+    len: u64,
+    /// Where the header says the records end.
+    end: u64,
+    pos: u64,
+    index: usize,
+    content: Vec<u8>,
+}
+
+impl<R: Read> ShpReader<R> {
+    /// Reads the file header of a `.shp` of `len` bytes.
+    fn new(mut reader: R, len: u64) -> Result<ShpReader<R>, IngestError> {
+        let mut header = [0u8; 100];
+        reader.read_exact(&mut header).map_err(read_error(|| "the .shp's header".into()))?;
+        let code = i32::from_be_bytes(header[..4].try_into().expect("4 bytes"));
+        if code != 9994 {
+            return Err(unreadable(format!("the .shp: not a .shp (its file code is {code}, not 9994)")));
+        }
+        let words = i32::from_be_bytes(header[24..28].try_into().expect("4 bytes"));
+        if words < 50 {
+            return Err(unreadable(format!("the .shp: a corrupt header (a length of {words} 16-bit words)")));
+        }
+        Ok(ShpReader { reader, len, end: words as u64 * 2, pos: 100, index: 0, content: Vec::new() })
+    }
+
+    /// The next shape, `None` at the end the header says.
+    fn next(&mut self) -> Result<Option<::shapefile::Shape>, IngestError> {
+        if self.pos >= self.end {
+            return Ok(None);
+        }
+        let index = self.index;
+        let what = || format!("the .shp, shape {index}");
+        let mut header = [0u8; 8];
+        self.reader.read_exact(&mut header).map_err(read_error(what))?;
+        let words = i32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+        let bytes = u64::try_from(words).unwrap_or(0) * 2;
+        if bytes < 4 {
+            return Err(unreadable(format!("{}: a record of {words} 16-bit words, too short for a shape type (corrupt?)", what())));
+        }
+        if self.pos + 8 + bytes > self.len {
+            return Err(unreadable(format!("{}: a record of {bytes} bytes runs past the end of the file (truncated?)", what())));
+        }
+        self.content.resize(bytes as usize, 0);
+        self.reader.read_exact(&mut self.content).map_err(read_error(what))?;
+        self.pos += 8 + bytes;
+        self.index += 1;
+        <::shapefile::Shape as ::shapefile::ReadableShape>::read_from(&mut Cursor::new(&self.content[..]), bytes as i32)
+            .map(Some)
+            .map_err(|e| unreadable(format!("{}: {e}", what())))
+    }
+}
 
 type GeometryProblem = (IssueKind, String);
 
@@ -686,11 +909,159 @@ pub(crate) mod tests {
             (zip(&[("a.shp", &shp[..shp.len() - 4]), ("a.dbf", &table)]), "the .shp"),
             (zip(&[("a.shp", &shp), ("a.dbf", &dbf(&[b"code"], &[vec![b"A1"], vec![b"A2"]], 0))]), "1 shapes but the .dbf 2 records"),
             (zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"KLINGON")]), "unknown encoding"),
+            (zip(&[("a.shp", &shp), ("a.dbf", &table[..table.len() - 10])]), "1 records announced but the file is too short for them (truncated?)"),
+            (zip(&[("a.shp", &shp[..50]), ("a.dbf", &table)]), "the .shp's header: the file ends early (truncated?)"),
+            (zip(&[("a.shp", &[7u8; 200]), ("a.dbf", &table)]), "the .shp: not a .shp (its file code is 117901063, not 9994)"),
         ];
         for (bytes, expected) in cases {
             let e = message(collect(|s| read(&bytes[..], s)).unwrap_err());
             assert!(e.contains(expected), "{expected:?} not in {e:?}");
         }
+    }
+
+    /// A sink that stops the reading after `n` features.
+    struct StopAfter(usize, Vec<Feature>);
+
+    impl FeatureSink for StopAfter {
+        fn feature(&mut self, _: &SourceLayer, feature: Feature) -> Result<(), IngestError> {
+            self.1.push(feature);
+            if self.1.len() >= self.0 { Err(IngestError::Stopped) } else { Ok(()) }
+        }
+    }
+
+    /// Flips a bit of the CRC-32 of `data` where the ZIP holds it (local header, central directory).
+    fn corrupt_crc(zip: &mut [u8], data: &[u8]) {
+        let crc = crc32fast::hash(data).to_le_bytes();
+        let at: Vec<usize> = (0..zip.len() - 4).filter(|&i| zip[i..i + 4] == crc).collect();
+        assert_eq!(at.len(), 2, "the CRC once in the local header, once in the central directory");
+        for i in at {
+            zip[i] ^= 1;
+        }
+    }
+
+    /// Each reader hands the first feature to the sink before it has read the rest of the .shp
+    /// and the .dbf: with both entries' checksums (checked at their ends) wrong, a sink that
+    /// stops after one feature gets it and `Stopped`; read to the end, the same ZIP is refused.
+    #[test]
+    fn the_readers_stream_the_shp_and_dbf_record_by_record() {
+        let n = 30_000;
+        let points: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, -(i as f64))).collect();
+        let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+        let shp = points_shp(&points);
+        let table = dbf(&[b"code"], &codes.iter().map(|c| vec![c.as_bytes()]).collect::<Vec<_>>(), 0);
+        assert!(shp.len() > 10 * BUFFER && table.len() > 8 * BUFFER, "larger than the readers' buffers");
+        let good = zip(&[("a.shp", &shp), ("a.dbf", &table), ("a.cpg", b"UTF-8")]);
+        let mut bad = good.clone();
+        corrupt_crc(&mut bad, &shp);
+        corrupt_crc(&mut bad, &table);
+        let limits = ZipLimits::for_zip_len(bad.len() as u64);
+
+        let layer = collect(|s| read_zip(&good, limits, s)).unwrap();
+        assert_eq!(layer.features.len(), n);
+        assert_eq!((layer.features[n - 1].value(0), &layer.features[n - 1].geometry), (Some("C29999"), &Some(Geometry::Point(Point::new(29_999.0, -29_999.0)))));
+        let e = message(collect(|s| read_zip(&bad, limits, s)).unwrap_err());
+        assert!(e.contains("ZIP entry a.shp") && e.contains("checksum"), "{e}");
+
+        let on_disk = || {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(&bad).unwrap(); // its offset is now at the end: the reader does not use it
+            file
+        };
+        let e = message(collect(|s| read_zip_file(on_disk(), limits, s)).unwrap_err());
+        assert!(e.contains("checksum"), "{e}");
+        type Reader<'a> = Box<dyn FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError> + 'a>;
+        let readers: [(&str, Reader); 3] = [
+            ("read_zip", Box::new(|s| read_zip(&bad, limits, s))),
+            ("read_zip_file", Box::new(|s| read_zip_file(on_disk(), limits, s))),
+            ("read", Box::new(|s| read(&bad[..], s))),
+        ];
+        for (name, reader) in readers {
+            let mut first = StopAfter(1, Vec::new());
+            assert!(matches!(reader(&mut first), Err(IngestError::Stopped)), "{name}");
+            let f = &first.1[0];
+            assert_eq!((f.index, f.value(0), &f.geometry), (0, Some("C0"), &Some(Geometry::Point(Point::new(0.0, 0.0)))), "{name}");
+        }
+    }
+
+    /// Without a .cpg, a first pass over the whole .dbf decides: one GBK text in the last record
+    /// makes the file GBK, read from a ZIP and from files.
+    #[test]
+    fn without_a_cpg_the_texts_of_the_whole_dbf_choose_the_encoding() {
+        let n = 20_000;
+        let (gbk, _, _) = encoding_rs::GBK.encode("井盖");
+        let codes: Vec<String> = (0..n).map(|i| format!("C{i}")).collect();
+        let mut rows: Vec<Vec<&[u8]>> = codes.iter().map(|c| vec![c.as_bytes(), b"x"]).collect();
+        rows[n - 1][1] = &gbk;
+        let shp = points_shp(&vec![(1.0, 2.0); n]);
+        let table = dbf(&[b"code", b"name"], &rows, 0);
+        let check = |layer: SourceLayer| {
+            assert_eq!(layer.features.len(), n);
+            assert_eq!((layer.features[0].value(0), layer.features[0].value(1)), (Some("C0"), Some("x")));
+            assert_eq!(layer.features[n - 1].value(1), Some("井盖"), "decoded as GBK");
+        };
+        check(collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..], s)).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.shp"), &shp).unwrap();
+        std::fs::write(dir.path().join("a.dbf"), &table).unwrap();
+        check(collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap());
+        // UTF-8 everywhere: UTF-8.
+        rows[n - 1][1] = "井盖".as_bytes();
+        std::fs::write(dir.path().join("a.dbf"), dbf(&[b"code", b"name"], &rows, 0)).unwrap();
+        check(collect(|s| read_files(&dir.path().join("a.shp"), s)).unwrap());
+    }
+
+    /// A Visual FoxPro `.dbf` (a 263-byte backlink after the field descriptors) with a date-time
+    /// field: Julian day and milliseconds → `YYYY-MM-DD hh:mm:ss`, to the nearest second.
+    #[test]
+    fn foxpro_date_times_read_as_date_and_time() {
+        let fields: [(&[u8], u8, u8); 2] = [(b"code", b'C', 4), (b"surveyed", b'T', 8)];
+        let header_len = 32 + 32 * fields.len() + 1 + 263;
+        let record_len = 1 + 4 + 8;
+        let when = |day: u32, ms: u32| [day.to_le_bytes(), ms.to_le_bytes()].concat();
+        let rows: Vec<(&[u8], Vec<u8>)> = vec![
+            (b"A1", when(2_460_311, 49_530_600)), // 2024-01-01 13:45:30.6
+            (b"A2", when(2_460_310, 86_399_600)), // 2023-12-31 23:59:59.6
+            (b"A3", vec![0; 8]),
+            (b"A4", vec![b' '; 8]),
+            (b"A5", when(1_721_426, 0)), // 0001-01-01
+        ];
+        let mut table = vec![0u8; 32];
+        table[0] = 0x30; // Visual FoxPro
+        table[4..8].copy_from_slice(&(rows.len() as u32).to_le_bytes());
+        table[8..10].copy_from_slice(&(header_len as u16).to_le_bytes());
+        table[10..12].copy_from_slice(&(record_len as u16).to_le_bytes());
+        for (name, kind, len) in fields {
+            let mut d = [0u8; 32];
+            d[..name.len()].copy_from_slice(name);
+            d[11] = kind;
+            d[16] = len;
+            table.extend_from_slice(&d);
+        }
+        table.push(0x0D);
+        table.extend_from_slice(&[0; 263]);
+        for (code, t) in &rows {
+            table.push(b' ');
+            table.extend_from_slice(&[*code, &b"  "[..]].concat());
+            table.extend_from_slice(t);
+        }
+        table.push(0x1A);
+        let shp = points_shp(&vec![(1.0, 2.0); rows.len()]);
+        let layer = collect(|s| read(&zip(&[("a.shp", &shp), ("a.dbf", &table)])[..], s)).unwrap();
+        assert_eq!(layer.columns, ["code", "surveyed"]);
+        let got: Vec<_> = layer.features.iter().map(|f| (f.value(0), f.value(1))).collect();
+        assert_eq!(
+            got,
+            [
+                (Some("A1"), Some("2024-01-01 13:45:31")),
+                (Some("A2"), Some("2024-01-01 00:00:00")),
+                (Some("A3"), None),
+                (Some("A4"), None),
+                (Some("A5"), Some("0001-01-01 00:00:00")),
+            ]
+        );
+        assert_eq!(foxpro_date_time(&when(5_373_484, 0)), Some("9999-12-31 00:00:00".into()));
+        assert_eq!(foxpro_date_time(&when(5_373_485, 0)), None, "year 10000");
+        assert_eq!(foxpro_date_time(&when(1_721_425, 0)), None, "year 0");
     }
 
     /// 50 MB of zeros deflate to ~50 KB: refused by the declared size under a lowered cap, and,
