@@ -13,12 +13,13 @@
 //! `allow_shrink=true` (accept a layer under half the current one's size),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
 //!
+//! The upload is spooled to an anonymous temp file as it arrives ([`spool`]), never held in
+//! memory, and the layer is read from there.
+//!
 //! Answers: 200 `{report, switched, dry_run}`; 422 `layer_rejected` with `details.report` (a
 //! dry run answers the same status a real run would); 400 for a file that cannot be read or a
 //! CRS problem; 413 `payload_too_large` past `max_upload_mb`; 415 `unsupported_media_type`.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, FailedToBufferBody};
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -29,9 +30,10 @@ use super::auth::Admin;
 use super::error::ApiError;
 use super::layers::datasets;
 use super::params::Params;
+use super::spool::{self, Spool, SpoolError};
 use crate::ingest::report::Policy;
 use crate::ingest::validate::LayerKind;
-use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, stream_layer_bytes};
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, stream_layer_file};
 
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> ApiError {
@@ -80,20 +82,13 @@ pub async fn import(
     let d = datasets(&state)?;
     let layer = LayerKind::parse(&name)?;
     let params = Params::parse(query.as_deref())?;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the upload is larger than the limit of {} MiB (max_upload_mb in the config file)", state.max_upload_bytes >> 20),
-        )
-        .with_details(json!({"limit_bytes": state.max_upload_bytes}))
-    };
+    let limit = state.max_upload_bytes as u64;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let multipart = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
-    let (body, format) = if multipart {
+    let (file, format) = if multipart {
         let bad = |e: axum::extract::multipart::MultipartError| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
+                ApiError::from(SpoolError::TooLarge { limit })
             } else {
                 ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text()))
             }
@@ -102,7 +97,7 @@ pub async fn import(
             .await
             .map_err(|e| ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text())))?;
         loop {
-            let Some(part) = form.next_field().await.map_err(bad)? else {
+            let Some(mut part) = form.next_field().await.map_err(bad)? else {
                 return Err(ApiError::bad_request("missing_file", "the form has no file part: send the layer as a part with a file name (curl -F file=@layer.geojson)"));
             };
             if part.file_name().is_none() && part.name() != Some("file") {
@@ -113,15 +108,15 @@ pub async fn import(
                 Some(f) => Format::from_extension(std::path::Path::new(f))?,
                 None => None,
             };
-            let bytes = part.bytes().await.map_err(bad)?;
-            break (bytes, by_type.or(by_name));
+            let mut spool = Spool::new(limit)?;
+            while let Some(chunk) = part.chunk().await.map_err(bad)? {
+                spool.write(&chunk).await?;
+            }
+            break (spool.finish().await?, by_type.or(by_name));
         }
     } else {
-        let body = Bytes::from_request(request, &state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => too_large(),
-            other => ApiError::bad_request("unreadable_body", format!("the request body could not be read: {other}")),
-        })?;
-        (body, Format::from_content_type(content_type)?)
+        let format = Format::from_content_type(content_type)?;
+        (spool::body(request.into_body(), limit).await?, format)
     };
     let options = ImportOptions {
         layer,
@@ -134,7 +129,7 @@ pub async fn import(
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");
     let imported = tokio::task::spawn_blocking(move || {
-        d.import(|sink| stream_layer_bytes(&body, format, &csv, sink), &options, dry_run, &origin)
+        d.import(|sink| stream_layer_file(file, format, &csv, sink), &options, dry_run, &origin)
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;

@@ -12,6 +12,7 @@ mod layers;
 mod lookup;
 mod params;
 pub mod routing;
+mod spool;
 pub mod tiles;
 pub mod viewer;
 

@@ -30,7 +30,7 @@ pub mod shapefile;
 pub mod topology;
 pub mod validate;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 
 use geo_types::Geometry;
 use serde::Serialize;
@@ -324,7 +324,10 @@ pub fn stream_layer_file(file: std::fs::File, format: Option<Format>, csv: &CsvO
         None => reader.fill_buf()?.starts_with(b"PK\x03\x04"),
     };
     if zipped {
-        let file = reader.into_inner();
+        // Back to where the sniffing read started: the ZIP reader seeks on the file itself.
+        let buffered = reader.buffer().len() as i64;
+        let mut file = reader.into_inner();
+        file.seek_relative(-buffered)?;
         let limits = shapefile::ZipLimits::for_zip_len(file.metadata()?.len());
         return shapefile::read_zip_file(file, limits, sink);
     }
