@@ -65,6 +65,8 @@ pub struct Switched {
 
 /// The data directory behind a running server, and the handle it serves from.
 pub struct Datasets {
+    /// The data directory (also where uploads are spooled).
+    dir: std::path::PathBuf,
     store: Mutex<Store>,
     world: WorldHandle,
     tiles: TileConfig,
@@ -72,7 +74,12 @@ pub struct Datasets {
 
 impl Datasets {
     pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
-        Datasets { store: Mutex::new(store), world, tiles }
+        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), world, tiles }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     fn name(dataset: &str) -> Result<&'static str, DatasetError> {

@@ -108,7 +108,7 @@ pub async fn import(
                 Some(f) => Format::from_extension(std::path::Path::new(f))?,
                 None => None,
             };
-            let mut spool = Spool::new(limit)?;
+            let mut spool = Spool::new(limit, d.dir())?;
             while let Some(chunk) = part.chunk().await.map_err(bad)? {
                 spool.write(&chunk).await?;
             }
@@ -116,7 +116,7 @@ pub async fn import(
         }
     } else {
         let format = Format::from_content_type(content_type)?;
-        (spool::body(request.into_body(), limit).await?, format)
+        (spool::body(request.into_body(), limit, d.dir()).await?, format)
     };
     let options = ImportOptions {
         layer,

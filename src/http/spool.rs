@@ -1,5 +1,6 @@
 //! Uploads spooled to disk: a request body (or a form's file part) is streamed into an anonymous
-//! temp file in `TMPDIR` — unlinked at creation, so a crash leaves nothing behind — counting
+//! temp file in the data directory (on the disk that holds the layers, not a RAM-backed `/tmp`)
+//! — unlinked at creation, so a crash leaves nothing behind — counting
 //! bytes and refused as soon as it passes the upload limit, so a layer of hundreds of MB is never
 //! held in memory. The reader then streams from the rewound file.
 
@@ -48,8 +49,9 @@ pub struct Spool {
 }
 
 impl Spool {
-    pub fn new(limit: u64) -> Result<Spool, SpoolError> {
-        let file = tokio::fs::File::from_std(tempfile::tempfile()?);
+    /// A spool in `dir` (the data directory).
+    pub fn new(limit: u64, dir: &std::path::Path) -> Result<Spool, SpoolError> {
+        let file = tokio::fs::File::from_std(tempfile::tempfile_in(dir)?);
         Ok(Spool { file: BufWriter::with_capacity(1 << 20, file), len: 0, limit })
     }
 
@@ -74,11 +76,11 @@ impl Spool {
 
 /// Spools a raw request body of at most `limit` bytes. A declared length (`Content-Length`)
 /// past the limit is refused before anything is read; a chunked body, once it passes it.
-pub async fn body(body: Body, limit: u64) -> Result<std::fs::File, SpoolError> {
+pub async fn body(body: Body, limit: u64, dir: &std::path::Path) -> Result<std::fs::File, SpoolError> {
     if body.size_hint().lower() > limit {
         return Err(SpoolError::TooLarge { limit });
     }
-    let mut spool = Spool::new(limit)?;
+    let mut spool = Spool::new(limit, dir)?;
     let mut frames = body.into_data_stream();
     while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut frames).poll_next(cx)).await {
         spool.write(&chunk.map_err(|e| SpoolError::Body(e.to_string()))?).await?;
