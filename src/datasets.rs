@@ -98,6 +98,23 @@ impl Datasets {
         Ok(history(&self.store.lock().expect("store lock"), name))
     }
 
+    /// The stored file of a kept version of `dataset` (`None`: the current one), opened, with
+    /// what the manifest says of it. Versions are never rewritten, so the file stays whole
+    /// while it is read, whatever is switched meanwhile.
+    pub fn version_file(&self, dataset: &str, version: Option<u64>) -> Result<(VersionInfo, std::fs::File), DatasetError> {
+        let name = Self::name(dataset)?;
+        let store = self.store.lock().expect("store lock");
+        let kept = || store.dataset(name).map(|d| d.versions.iter().map(|v| v.version).collect()).unwrap_or_default();
+        let Some(d) = store.dataset(name) else {
+            return Err(DatasetError::UnknownVersion { dataset: name.to_owned(), version: version.unwrap_or(0), kept: Vec::new() });
+        };
+        let wanted = version.unwrap_or(d.current);
+        let info = d.versions.iter().find(|v| v.version == wanted).cloned();
+        let info = info.ok_or_else(|| DatasetError::UnknownVersion { dataset: name.to_owned(), version: wanted, kept: kept() })?;
+        let file = std::fs::File::open(store.dir().join(&info.file)).map_err(|e| StoreError::Io { path: store.dir().join(&info.file), source: e })?;
+        Ok((info, file))
+    }
+
     /// Makes a kept version of `dataset` current and serves it. Blocks while the new snapshot
     /// is built (seconds for a large city): call it off the async workers.
     pub fn rollback(&self, dataset: &str, version: u64) -> Result<Switched, DatasetError> {

@@ -174,3 +174,67 @@ async fn readers_see_one_version_or_the_other_never_a_mix_and_never_fail() {
     let (v1, v2) = (seen[0].load(Ordering::Relaxed), seen[1].load(Ordering::Relaxed));
     assert!(v1 > 0 && v2 > 0, "both versions were served during the test: {v1} / {v2}");
 }
+
+/// `GET` of a path, the raw answer.
+async fn get_raw(app: axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let response = app.oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    (status, headers, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+}
+
+#[tokio::test]
+async fn a_kept_version_downloads_as_its_stored_file_and_goes_back_in_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, handle) = two_versions(dir.path());
+    let app = router(state);
+    let name_of = |fgb: &[u8]| {
+        let layer = citygrid::ingest::read_layer(fgb, None, &Default::default()).unwrap();
+        assert_eq!(layer.format, citygrid::ingest::Format::FlatGeobuf);
+        let name = layer.columns.iter().position(|c| c == "name").unwrap();
+        (layer.features.len(), layer.features[0].value(name).unwrap().to_owned())
+    };
+    let grids = handle.load().city.grids.len();
+    // Version 1 (names without " v2") and the current one, 2, byte for byte as stored.
+    let (status, headers, v1) = get_raw(app.clone(), "/v1/layers/grids/versions/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/flatgeobuf");
+    assert_eq!(headers["content-disposition"], "attachment; filename=\"grids-v1.fgb\"");
+    assert_eq!(headers["content-length"], v1.len().to_string().as_str());
+    assert_eq!(v1, std::fs::read(dir.path().join("layers/grids/1.fgb")).unwrap());
+    let (count, name) = name_of(&v1);
+    assert_eq!(count, grids);
+    assert!(!name.ends_with(" v2"), "{name}");
+    let (status, headers, current) = get_raw(app.clone(), "/v1/layers/grids/versions/current").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-disposition"], "attachment; filename=\"grids-v2.fgb\"");
+    assert!(name_of(&current).1.ends_with(" v2"));
+    // The responsibility list in force, as CSV.
+    let (status, headers, rules) = get_raw(app.clone(), "/v1/layers/rules/versions/current").await;
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (StatusCode::OK, "text/csv; charset=utf-8"));
+    assert_eq!(String::from_utf8(rules).unwrap(), handle.load().rules_csv.clone().unwrap());
+    for (uri, status, code) in [
+        ("/v1/layers/grids/versions/7", StatusCode::NOT_FOUND, "unknown_version"),
+        ("/v1/layers/grids/versions/latest", StatusCode::BAD_REQUEST, "invalid_parameter"),
+        ("/v1/layers/roads/versions/1", StatusCode::NOT_FOUND, "unknown_layer"),
+    ] {
+        let (s, _, body) = get_raw(app.clone(), uri).await;
+        let e: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((s, e["error"]["code"].as_str()), (status, Some(code)), "{uri}: {e}");
+    }
+    // What GIS staff download, they can upload again: version 1's grids become version 3.
+    let put = Request::builder()
+        .method("PUT")
+        .uri("/v1/layers/grids")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/flatgeobuf")
+        .body(Body::from(v1))
+        .unwrap();
+    let response = app.clone().oneshot(put).await.unwrap();
+    let status = response.status();
+    let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!((body["report"]["accepted"].as_u64(), body["report"]["errors"].as_u64()), (Some(grids as u64), Some(0)), "{body}");
+    assert_eq!(body["switched"]["current"], 3);
+    let (_, _, v3) = get_raw(app, "/v1/layers/grids/versions/3").await;
+    assert!(!name_of(&v3).1.ends_with(" v2"));
+}

@@ -32,3 +32,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             .with_details(json!({"line": e.line(), "column": e.column()}))
     })
 }
+
+/// The chunks of a streamed answer, as a blocking task sends them: `Body::from_stream(Chunks(rx))`.
+pub struct Chunks(pub tokio::sync::mpsc::Receiver<axum::body::Bytes>);
+
+impl futures_core::Stream for Chunks {
+    type Item = Result<axum::body::Bytes, std::convert::Infallible>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
+    }
+}

@@ -1,19 +1,20 @@
 //! Versions and rollback of the datasets: `GET /v1/layers`, `GET /v1/layers/{name}/versions`,
-//! `POST /v1/layers/{name}/rollback` with `{"version": N}` (admin token), and the same for the
-//! responsibility list under `/v1/rules/versions` and `/v1/rules/rollback`.
+//! `GET /v1/layers/{name}/versions/{version}` (the stored file), `POST /v1/layers/{name}/rollback`
+//! with `{"version": N}` (admin token), and the same for the responsibility list under
+//! `/v1/rules/versions` and `/v1/rules/rollback`.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::auth::Admin;
-use super::body::json_body;
+use super::body::{Chunks, json_body};
 use super::error::ApiError;
 use crate::datasets::{DatasetError, Datasets};
 
@@ -51,6 +52,63 @@ pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
 /// `GET /v1/layers/{name}/versions`.
 pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(axum::Json(datasets(&state)?.history(&name)?).into_response())
+}
+
+/// `GET /v1/layers/{name}/versions/{version}`: the stored file of a kept version (`current`:
+/// the one served) as an attachment `<name>-v<version>.<ext>` — FlatGeobuf for grids,
+/// components and zones (EPSG:4326, with its packed R-tree; what `PUT` takes back), CSV for
+/// units and rules. Streamed from disk, never held in memory.
+pub async fn version_file(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let d = datasets(&state)?;
+    let version = match version.as_str() {
+        "current" => None,
+        v => Some(v.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_parameter", format!("version {v:?} is neither a version number nor \"current\""))
+                .with_details(json!({"parameter": "version"}))
+        })?),
+    };
+    let dataset = name.clone();
+    let (info, mut file) = tokio::task::spawn_blocking(move || d.version_file(&dataset, version))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the version failed: {e}")))??;
+    let ext = info.file.rsplit('.').next().unwrap_or("bin").to_owned();
+    let content_type = match ext.as_str() {
+        "fgb" => "application/flatgeobuf",
+        "csv" => "text/csv; charset=utf-8",
+        _ => "application/octet-stream",
+    };
+    let length = file.metadata().map(|m| m.len()).unwrap_or(info.bytes);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        loop {
+            let mut chunk = vec![0u8; 256 << 10];
+            match file.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.blocking_send(Bytes::from(chunk)).is_err() {
+                        return; // the client went away
+                    }
+                }
+                Err(e) => {
+                    // The length was announced: the client sees a short body, not a whole one.
+                    tracing::error!(error = %e, "reading a stored version for download");
+                    return;
+                }
+            }
+        }
+    });
+    let disposition = format!("attachment; filename=\"{name}-v{}.{ext}\"", info.version);
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(Chunks(rx)),
+    )
+        .into_response())
 }
 
 /// `GET /v1/rules/versions`.

@@ -120,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/layers", get(layers::list))
         .route("/v1/layers/{name}", put(ingest::import).layer(upload_limit))
         .route("/v1/layers/{name}/versions", get(layers::versions))
+        .route("/v1/layers/{name}/versions/{version}", get(layers::version_file))
         .route("/v1/layers/{name}/rollback", post(layers::rollback))
         .route("/v1/rules/versions", get(layers::rules_versions))
         .route("/v1/rules/rollback", post(layers::rules_rollback))

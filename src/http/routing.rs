@@ -4,10 +4,6 @@
 //! Every decision served is appended to the audit log (when the server keeps one) before its
 //! answer is sent: an answer a client has seen is on disk.
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use axum::body::{Body, Bytes};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::parse_json;
+use super::body::{Chunks, parse_json};
 use super::error::ApiError;
 use super::lookup::json;
 use crate::caselog;
@@ -240,18 +236,7 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
             }
         }
     });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Lines(rx))).into_response())
-}
-
-/// The chunks of a streamed answer.
-struct Lines(tokio::sync::mpsc::Receiver<Bytes>);
-
-impl futures_core::Stream for Lines {
-    type Item = Result<Bytes, Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(Ok))
-    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Chunks(rx))).into_response())
 }
 
 /// Cases from a CSV with a header row of case fields (and an optional `id`): one JSON object
