@@ -7,7 +7,7 @@
 //! the new one, none sees a mix. If the new snapshot cannot be built, the store is set back to
 //! the versions that were current, and the old snapshot stays served.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
@@ -31,6 +31,8 @@ pub enum DatasetError {
     UnknownVersion { dataset: String, version: u64, kept: Vec<u64> },
     #[error("version {version} of {dataset} cannot be served: {message}; version {previous} stays current")]
     Unloadable { dataset: String, version: u64, previous: u64, message: String },
+    #[error("the served versions changed while the upload was checked (a rollback or a new responsibility list); send it again")]
+    ChangedMeanwhile { checked: Versions, now: Versions },
     #[error("the data directory: {0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -68,18 +70,26 @@ pub struct Datasets {
     /// The data directory (also where uploads are spooled).
     dir: std::path::PathBuf,
     store: Mutex<Store>,
+    /// Held for a whole import (reading, checking, saving, switching): one at a time.
+    importing: Mutex<()>,
     world: WorldHandle,
     tiles: TileConfig,
 }
 
 impl Datasets {
     pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
-        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), world, tiles }
+        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles }
     }
 
     /// The data directory.
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
+    }
+
+    /// The store, locked. A panic while it was held (a reader's bug) does not disable it: the
+    /// store's state is its files and manifest, which are only ever replaced whole.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn name(dataset: &str) -> Result<&'static str, DatasetError> {
@@ -88,14 +98,14 @@ impl Datasets {
 
     /// Every dataset's history.
     pub fn list(&self) -> Vec<DatasetHistory> {
-        let store = self.store.lock().expect("store lock");
+        let store = self.store();
         DATASETS.iter().map(|&d| history(&store, d)).collect()
     }
 
     /// One dataset's history.
     pub fn history(&self, dataset: &str) -> Result<DatasetHistory, DatasetError> {
         let name = Self::name(dataset)?;
-        Ok(history(&self.store.lock().expect("store lock"), name))
+        Ok(history(&self.store(), name))
     }
 
     /// The stored file of a kept version of `dataset` (`None`: the current one), opened, with
@@ -103,7 +113,7 @@ impl Datasets {
     /// while it is read, whatever is switched meanwhile.
     pub fn version_file(&self, dataset: &str, version: Option<u64>) -> Result<(VersionInfo, std::fs::File), DatasetError> {
         let name = Self::name(dataset)?;
-        let store = self.store.lock().expect("store lock");
+        let store = self.store();
         let kept = || store.dataset(name).map(|d| d.versions.iter().map(|v| v.version).collect()).unwrap_or_default();
         let Some(d) = store.dataset(name) else {
             return Err(DatasetError::UnknownVersion { dataset: name.to_owned(), version: version.unwrap_or(0), kept: Vec::new() });
@@ -119,7 +129,7 @@ impl Datasets {
     /// is built (seconds for a large city): call it off the async workers.
     pub fn rollback(&self, dataset: &str, version: u64) -> Result<Switched, DatasetError> {
         let name = Self::name(dataset)?;
-        let mut store = self.store.lock().expect("store lock");
+        let mut store = self.store();
         let previous = store.versions().get(name).unwrap_or(0);
         store.set_current(name, version).map_err(|e| match e {
             StoreError::UnknownVersion { dataset, version, known } => DatasetError::UnknownVersion { dataset, version, kept: known },
@@ -137,7 +147,7 @@ impl Datasets {
     /// has validated it; it is validated again against the layers it will be served with, and
     /// refused (nothing changes) if it does not route there.
     pub fn save_rules(&self, csv: &str, rules: u64, source: &str) -> Result<Switched, DatasetError> {
-        let mut store = self.store.lock().expect("store lock");
+        let mut store = self.store();
         let previous = store.versions().get("rules").unwrap_or(0);
         let version = store.save_rules(csv, rules, source)?;
         if let Err(message) = self.reload(&store, true) {
@@ -160,11 +170,23 @@ impl Datasets {
         dry_run: bool,
         origin: &str,
     ) -> Result<Imported, DatasetError> {
-        let mut store = self.store.lock().expect("store lock");
+        // One import at a time. The store is locked only to save and switch: listings,
+        // downloads and rollbacks are not held up while an upload is read and checked.
+        let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
-        let (report, saved) = store_upload(&mut store, Current::of(&world), read, options, dry_run, origin)?;
+        let prepared = check_upload(Current::of(&world), read, options)?;
+        let checked_against = world.versions.clone();
         drop(world);
-        let Some(saved) = saved else { return Ok(Imported { report, switched: None }) };
+        let report = prepared.report;
+        let (Some(city), false) = (prepared.city, dry_run) else { return Ok(Imported { report, switched: None }) };
+        let mut store = self.store();
+        if store.versions() != checked_against {
+            // A rollback or a new responsibility list meanwhile: the upload was checked
+            // against layers no longer served.
+            return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
+        }
+        let saved = save_upload(&mut store, &city, prepared.units_changed, options, origin)?;
+        drop(city);
         if let Err(message) = self.reload(&store, false) {
             return Err(saved.restore(&mut store, message));
         }
@@ -235,17 +257,13 @@ impl Saved {
     }
 }
 
-/// Validates the upload `read` streams against `current` and — unless `dry_run` or rejected —
-/// saves it as its layer's next version, made current in the store. The caller then serves
-/// it, or puts back what was current with [`Saved::restore`].
-fn store_upload(
-    store: &mut Store,
+/// Validates the upload `read` streams against `current`: the report, and the new city unless
+/// it is rejected.
+fn check_upload(
     current: Current<'_>,
     read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
     options: &ImportOptions,
-    dry_run: bool,
-    origin: &str,
-) -> Result<(Report, Option<Saved>), DatasetError> {
+) -> Result<crate::ingest::Prepared, DatasetError> {
     let mut prepared = crate::ingest::prepare(read, options, current.city, current.grids)?;
     if let (Some(city), Some(csv)) = (&prepared.city, current.working_rules) {
         // A responsibility list that works now must not silently stop working.
@@ -258,14 +276,17 @@ fn store_upload(
             }
         }
     }
-    let report = prepared.report;
-    let (Some(city), false) = (prepared.city, dry_run) else {
-        return Ok((report, None));
-    };
+    Ok(prepared)
+}
+
+/// Saves the checked city's `layer` as its next version (with its units if they changed), made
+/// current in the store. The caller then serves it, or puts back what was current with
+/// [`Saved::restore`].
+fn save_upload(store: &mut Store, city: &City, units_changed: bool, options: &ImportOptions, origin: &str) -> Result<Saved, DatasetError> {
     let dataset = options.layer.name();
     let before = store.versions();
-    let versions = store.save_layer(dataset, &city, prepared.units_changed, origin, &|_, _| {})?;
-    Ok((report, Some(Saved { dataset, before, versions })))
+    let versions = store.save_layer(dataset, city, units_changed, origin, &|_, _| {})?;
+    Ok(Saved { dataset, before, versions })
 }
 
 /// [`Datasets::import`] for a data directory no server is running on (the command line): the
@@ -282,14 +303,16 @@ pub fn import_offline(
     origin: &str,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Imported, DatasetError> {
-    let (report, saved) = {
+    let prepared = {
         let loaded = store.load_city(progress)?;
         let grids = GridIndex::build(&loaded.city);
         let working_rules = loaded.rules_csv.as_deref().filter(|csv| crate::routing::RuleSet::load(csv, &loaded.city).is_ok());
-        let current = Current { city: &loaded.city, grids: &grids, working_rules };
-        store_upload(store, current, read, options, dry_run, origin)?
+        check_upload(Current { city: &loaded.city, grids: &grids, working_rules }, read, options)?
     };
-    let Some(saved) = saved else { return Ok(Imported { report, switched: None }) };
+    let report = prepared.report;
+    let (Some(city), false) = (prepared.city, dry_run) else { return Ok(Imported { report, switched: None }) };
+    let saved = save_upload(store, &city, prepared.units_changed, options, origin)?;
+    drop(city);
     if let Err(e) = store.load_city(&|_, _| {}) {
         return Err(saved.restore(store, e.to_string()));
     }

@@ -175,9 +175,10 @@ async fn readers_see_one_version_or_the_other_never_a_mix_and_never_fail() {
     assert!(v1 > 0 && v2 > 0, "both versions were served during the test: {v1} / {v2}");
 }
 
-/// `GET` of a path, the raw answer.
+/// `GET` of a path with the admin token, the raw answer.
 async fn get_raw(app: axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let response = app.oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let request = Request::builder().uri(uri).header("authorization", format!("Bearer {TOKEN}"));
+    let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     (status, headers, response.into_body().collect().await.unwrap().to_bytes().to_vec())
 }
@@ -194,6 +195,9 @@ async fn a_kept_version_downloads_as_its_stored_file_and_goes_back_in_unchanged(
         (layer.features.len(), layer.features[0].value(name).unwrap().to_owned())
     };
     let grids = handle.load().city.grids.len();
+    // A bulk export of every unit's and chief's contact: behind the admin token.
+    let (status, err, _) = call(app.clone(), "GET", "/v1/layers/units/versions/current", None, None).await;
+    assert_eq!((status, err["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     // Version 1 (names without " v2") and the current one, 2, byte for byte as stored.
     let (status, headers, v1) = get_raw(app.clone(), "/v1/layers/grids/versions/1").await;
     assert_eq!(status, StatusCode::OK);
@@ -237,4 +241,51 @@ async fn a_kept_version_downloads_as_its_stored_file_and_goes_back_in_unchanged(
     assert_eq!(body["switched"]["current"], 3);
     let (_, _, v3) = get_raw(app, "/v1/layers/grids/versions/3").await;
     assert!(!name_of(&v3).1.ends_with(" v2"));
+}
+
+#[test]
+fn listings_and_rollbacks_do_not_wait_for_an_upload_being_read_and_a_rollback_meanwhile_refuses_it() {
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let (state, handle) = two_versions(dir.path());
+    let d = state.datasets.clone().unwrap();
+    // An upload whose reading stops until told to go on (a slow client, a large file).
+    let grids_v2 = std::fs::read(dir.path().join("layers/grids/2.fgb")).unwrap();
+    let (reading, is_reading) = channel();
+    let (go_on, may_go_on) = channel::<()>();
+    let importer = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let options = citygrid::ingest::ImportOptions::new(citygrid::ingest::validate::LayerKind::Grids);
+            d.import(
+                |sink| {
+                    reading.send(()).unwrap();
+                    may_go_on.recv().unwrap();
+                    citygrid::ingest::stream_layer(&grids_v2[..], None, &Default::default(), sink)
+                },
+                &options,
+                false,
+                "test",
+            )
+        })
+    };
+    is_reading.recv().unwrap();
+    // While it is read: the history answers, and a rollback goes through.
+    let (done, answered) = channel();
+    let lister = d.clone();
+    std::thread::spawn(move || {
+        let listed = lister.list().len();
+        let rolled = lister.rollback("grids", 1).map(|s| s.current);
+        done.send((listed, rolled.ok())).unwrap();
+    });
+    let (listed, rolled) = answered.recv_timeout(Duration::from_secs(20)).expect("the history and rollback waited for the upload");
+    assert_eq!((listed, rolled), (5, Some(1)));
+    // The upload was checked against grids version 2, which is no longer served: refused.
+    go_on.send(()).unwrap();
+    let e = importer.join().unwrap().err().expect("refused");
+    assert!(matches!(e, citygrid::datasets::DatasetError::ChangedMeanwhile { .. }), "{e}");
+    assert_eq!(handle.load().versions.get("grids"), Some(1));
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(1), "nothing stored");
+    assert!(!dir.path().join("layers/grids/3.fgb").exists());
 }

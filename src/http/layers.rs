@@ -1,6 +1,6 @@
 //! Versions and rollback of the datasets: `GET /v1/layers`, `GET /v1/layers/{name}/versions`,
-//! `GET /v1/layers/{name}/versions/{version}` (the stored file), `POST /v1/layers/{name}/rollback`
-//! with `{"version": N}` (admin token), and the same for the responsibility list under
+//! `GET /v1/layers/{name}/versions/{version}` (the stored file; admin token),
+//! `POST /v1/layers/{name}/rollback` with `{"version": N}` (admin token), and the same for the responsibility list under
 //! `/v1/rules/versions` and `/v1/rules/rollback`.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::Admin;
-use super::body::{Chunks, json_body};
+use super::body::json_body;
 use super::error::ApiError;
 use crate::datasets::{DatasetError, Datasets};
 
@@ -37,6 +37,8 @@ impl From<DatasetError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "version_unloadable", message)
                     .with_details(json!({"name": dataset, "version": version, "current": previous}))
             }
+            DatasetError::ChangedMeanwhile { checked, now } => ApiError::new(StatusCode::CONFLICT, "changed_meanwhile", message)
+                .with_details(json!({"checked_against": checked, "served": now})),
             DatasetError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", message),
             DatasetError::Ingest(e) => ApiError::from(e),
         }
@@ -46,19 +48,35 @@ impl From<DatasetError> for ApiError {
 /// `GET /v1/layers`: every dataset with its current version and history.
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
-    Ok(axum::Json(json!({"layers": d.list()})).into_response())
+    let layers = blocking(move || Ok(d.list())).await?;
+    Ok(axum::Json(json!({"layers": layers})).into_response())
 }
 
 /// `GET /v1/layers/{name}/versions`.
 pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    Ok(axum::Json(datasets(&state)?.history(&name)?).into_response())
+    let d = datasets(&state)?;
+    Ok(axum::Json(blocking(move || d.history(&name)).await?).into_response())
 }
 
-/// `GET /v1/layers/{name}/versions/{version}`: the stored file of a kept version (`current`:
-/// the one served) as an attachment `<name>-v<version>.<ext>` — FlatGeobuf for grids,
-/// components and zones (EPSG:4326, with its packed R-tree; what `PUT` takes back), CSV for
-/// units and rules. Streamed from disk, never held in memory.
-pub async fn version_file(State(state): State<AppState>, Path((name, version)): Path<(String, String)>) -> Result<Response, ApiError> {
+/// Runs `f`, which may wait for the store (held while a change is saved and switched in), off
+/// the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DatasetError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the versions failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// `GET /v1/layers/{name}/versions/{version}` (admin token: a bulk export of every unit's and
+/// grid chief's contact): the stored file of a kept version (`current`: the one served) as an
+/// attachment `<name>-v<version>.<ext>` — FlatGeobuf for grids, components and zones (EPSG:4326,
+/// with its packed R-tree; what `PUT` takes back), CSV for units and rules. Streamed from disk as
+/// the client reads it, never held in memory.
+pub async fn version_file(
+    _admin: Admin,
+    State(state): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let version = match version.as_str() {
         "current" => None,
@@ -68,9 +86,7 @@ pub async fn version_file(State(state): State<AppState>, Path((name, version)): 
         })?),
     };
     let dataset = name.clone();
-    let (info, mut file) = tokio::task::spawn_blocking(move || d.version_file(&dataset, version))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the version failed: {e}")))??;
+    let (info, file) = blocking(move || d.version_file(&dataset, version)).await?;
     let ext = info.file.rsplit('.').next().unwrap_or("bin").to_owned();
     let content_type = match ext.as_str() {
         "fgb" => "application/flatgeobuf",
@@ -78,27 +94,6 @@ pub async fn version_file(State(state): State<AppState>, Path((name, version)): 
         _ => "application/octet-stream",
     };
     let length = file.metadata().map(|m| m.len()).unwrap_or(info.bytes);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        loop {
-            let mut chunk = vec![0u8; 256 << 10];
-            match file.read(&mut chunk) {
-                Ok(0) => return,
-                Ok(n) => {
-                    chunk.truncate(n);
-                    if tx.blocking_send(Bytes::from(chunk)).is_err() {
-                        return; // the client went away
-                    }
-                }
-                Err(e) => {
-                    // The length was announced: the client sees a short body, not a whole one.
-                    tracing::error!(error = %e, "reading a stored version for download");
-                    return;
-                }
-            }
-        }
-    });
     let disposition = format!("attachment; filename=\"{name}-v{}.{ext}\"", info.version);
     Ok((
         [
@@ -106,9 +101,31 @@ pub async fn version_file(State(state): State<AppState>, Path((name, version)): 
             (header::CONTENT_LENGTH, length.to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(Chunks(rx)),
+        Body::from_stream(FileChunks { file: tokio::fs::File::from_std(file), buf: vec![0; 256 << 10] }),
     )
         .into_response())
+}
+
+/// A file read as the client takes it: a stalled client holds no thread, only the open file.
+struct FileChunks {
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+}
+
+impl futures_core::Stream for FileChunks {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        use tokio::io::AsyncRead;
+        let this = &mut *self;
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => std::task::Poll::Ready(None),
+            std::task::Poll::Ready(Ok(())) => std::task::Poll::Ready(Some(Ok(Bytes::copy_from_slice(read.filled())))),
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
 }
 
 /// `GET /v1/rules/versions`.

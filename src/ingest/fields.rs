@@ -50,6 +50,12 @@ impl FieldMap {
         FieldMap { columns }
     }
 
+    /// Whether the column `name` is one of the names of `fields`.
+    pub fn names_a_field(name: &str, fields: &[(&str, &[&str])]) -> bool {
+        let norm = name.trim().to_lowercase();
+        fields.iter().any(|(_, names)| names.contains(&norm.as_str()))
+    }
+
     /// The file column each of our fields comes from (for the report).
     pub fn describe(&self, layer: &SourceLayer, fields: &[(&str, &[&str])]) -> Vec<FieldSource> {
         fields

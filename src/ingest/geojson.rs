@@ -17,6 +17,10 @@ use serde_json::Value;
 
 use super::{Feature, FeatureSink, Format, IngestError, IssueKind, SourceLayer, number_text};
 
+/// The most different property names a file may use: a layer has a few dozen columns, and
+/// each new name costs every later feature a slot.
+const MAX_COLUMNS: usize = 10_000;
+
 /// One Feature as parsed; the geometry stays a (small) JSON value until converted with checks.
 #[derive(Deserialize)]
 struct RawFeature {
@@ -58,6 +62,12 @@ impl<'s> Collector<'s> {
                 Some(&c) => c,
                 None => {
                     let c = self.layer.columns.len();
+                    if c >= MAX_COLUMNS {
+                        return Err(unreadable(
+                            self.layer.format,
+                            format!("more than {MAX_COLUMNS} different property names: not a layer of grids or components"),
+                        ));
+                    }
                     self.layer.columns.push(name.clone());
                     self.column_of.insert(name, c);
                     c
@@ -372,5 +382,13 @@ mod tests {
         assert_eq!(m("EPSG:4490").as_deref(), Some("EPSG:4490"));
         assert_eq!(m("urn:ogc:def:crs:OGC:1.3:CRS84").as_deref(), Some("wgs84"));
         assert_eq!(crs_text(&serde_json::json!({"type": "EPSG", "properties": {"code": 4326}})).as_deref(), Some("EPSG:4326"));
+    }
+
+    #[test]
+    fn a_file_of_ever_new_property_names_is_not_a_layer() {
+        let props: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("\"p{i}\": {i}")).collect();
+        let text = format!(r#"{{"type": "Feature", "properties": {{{}}}, "geometry": null}}"#, props.join(", "));
+        let e = collect(|s| read_lines(text.as_bytes(), s)).unwrap_err().to_string();
+        assert!(e.contains("different property names"), "{e}");
     }
 }

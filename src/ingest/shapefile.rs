@@ -47,6 +47,9 @@ const NEEDS_DBF: &str = "a Shapefile needs its .dbf: zip the .shp, .shx, .dbf, .
 /// The buffer of each reader of a `.shp` or `.dbf`.
 const BUFFER: usize = 1 << 16;
 
+/// The largest `.prj` or `.cpg` read (a WKT definition is a few KiB).
+const MAX_SMALL_ENTRY: u64 = 1 << 20;
+
 /// How much a ZIP may expand to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZipLimits {
@@ -219,9 +222,13 @@ fn read_archive<R: Read + Seek + Clone>(reader: R, limits: ZipLimits, sink: &mut
     }
     let read_small = |index: usize| -> Result<Vec<u8>, IngestError> {
         let mut archive = archive.clone();
-        let (mut entry, len) = open_entry(&mut archive, index)?;
-        let mut data = Vec::with_capacity(len.min(BUFFER as u64) as usize);
-        entry.read_to_end(&mut data).map_err(read_error(|| format!("ZIP entry {index}")))?;
+        let (entry, len) = open_entry(&mut archive, index)?;
+        // A .prj or .cpg is a line of text: more than MAX_SMALL_ENTRY is not one.
+        if len > MAX_SMALL_ENTRY {
+            return Err(unreadable(format!("ZIP entry {index} ({len} bytes) is too large for a .prj or .cpg")));
+        }
+        let mut data = Vec::with_capacity(len as usize);
+        entry.take(MAX_SMALL_ENTRY + 1).read_to_end(&mut data).map_err(read_error(|| format!("ZIP entry {index}")))?;
         Ok(data)
     };
     let prj = prj.map(read_small).transpose()?;
@@ -614,8 +621,13 @@ impl<R: Read> ShpReader<R> {
         if self.pos + 8 + bytes > self.len {
             return Err(unreadable(format!("{}: a record of {bytes} bytes runs past the end of the file (truncated?)", what())));
         }
-        self.content.resize(bytes as usize, 0);
-        self.reader.read_exact(&mut self.content).map_err(read_error(what))?;
+        // Grown as bytes arrive, not to what the record claims: a ZIP entry may declare (and a
+        // record claim) far more than there is.
+        self.content.clear();
+        (&mut self.reader).take(bytes).read_to_end(&mut self.content).map_err(read_error(what))?;
+        if (self.content.len() as u64) < bytes {
+            return Err(unreadable(format!("{}: the record ends after {} of its {bytes} bytes (truncated?)", what(), self.content.len())));
+        }
         self.pos += 8 + bytes;
         self.index += 1;
         <::shapefile::Shape as ::shapefile::ReadableShape>::read_from(&mut Cursor::new(&self.content[..]), bytes as i32)

@@ -224,6 +224,9 @@ struct Checker<'a> {
     accepted: u64,
     /// Grids: the features that passed the per-feature checks.
     grids: Vec<GridCandidate>,
+    /// A GeoJSON collection in metres with no CRS known yet: the rest is read (and ignored) to
+    /// see whether a `crs` member follows the features, then this error or that one is returned.
+    crs_required: Option<IngestError>,
 }
 
 impl<'a> Checker<'a> {
@@ -239,7 +242,7 @@ impl<'a> Checker<'a> {
                 (&COMPONENT_FIELDS, Some(b))
             }
         };
-        Ok(Checker { options, current, current_grids, fields, started: None, report: None, features: 0, builder, accepted: 0, grids: Vec::new() })
+        Ok(Checker { options, current, current_grids, fields, started: None, report: None, features: 0, builder, accepted: 0, grids: Vec::new(), crs_required: None })
     }
 
     /// Fixes the CRS and the field mapping from what the file has said by its first feature.
@@ -321,16 +324,29 @@ impl<'a> Checker<'a> {
 
 impl FeatureSink for Checker<'_> {
     fn feature(&mut self, layer: &SourceLayer, mut feature: Feature) -> Result<(), IngestError> {
+        if self.crs_required.is_some() {
+            return Ok(());
+        }
         if self.started.is_none() {
             self.start(layer)?;
         }
         self.features += 1;
         let started = self.started.as_mut().expect("started");
         if layer.columns.len() > started.mapped {
-            started.map = FieldMap::new(layer, self.fields);
+            // GeoJSON properties first seen here: the mapping is redone only if one of them is
+            // a name of ours (else a file of ever-new names would cost columns² here).
+            if layer.columns[started.mapped..].iter().any(|c| FieldMap::names_a_field(c, self.fields)) {
+                started.map = FieldMap::new(layer, self.fields);
+            }
             started.mapped = layer.columns.len();
         }
-        started.reprojector.reproject(&mut feature)?;
+        match started.reprojector.reproject(&mut feature) {
+            Err(e @ IngestError::CrsRequired { .. }) if layer.format == super::Format::GeoJson => {
+                self.crs_required = Some(e);
+                return Ok(());
+            }
+            other => other?,
+        }
         let taken = (feature.problem.take(), feature.geometry.take());
         // Our fields in GRID_FIELDS / COMPONENT_FIELDS order ("" when absent).
         let mut values = [""; COMPONENT_FIELDS.len()];
@@ -385,6 +401,12 @@ pub fn prepare(
         checker.start(&header)?; // no features: the CRS and the fields are still checked
     }
     let started = checker.started.take().expect("started");
+    if let Some(e) = checker.crs_required.take() {
+        return Err(match header.declared_crs {
+            Some(late) => IngestError::CrsAfterFeatures { declared: late, read_as: started.resolved.crs.to_string() },
+            None => e,
+        });
+    }
     if header.declared_crs != started.declared {
         // A GeoJSON `crs` member after the features: they were read in the CRS known then.
         let late = reproject::resolve(header.declared_crs.as_deref(), options.crs.as_deref(), options.force_crs)?;
@@ -392,11 +414,18 @@ pub fn prepare(
             return Err(IngestError::CrsAfterFeatures { declared: late.crs.to_string(), read_as: started.resolved.crs.to_string() });
         }
     }
-    let map = if header.columns.len() > started.mapped { FieldMap::new(&header, checker.fields) } else { started.map };
+    let map = if header.columns[started.mapped.min(header.columns.len())..].iter().any(|c| FieldMap::names_a_field(c, checker.fields)) {
+        FieldMap::new(&header, checker.fields)
+    } else {
+        started.map
+    };
     if map.columns[0].is_none() {
         return Err(checker.no_code_column(&header));
     }
     let mut report = checker.report.take().expect("started");
+    if report.crs_source == "assumed" && header.declared_crs.is_some() {
+        report.crs_source = "file"; // a late `crs` member that agrees with the degrees read
+    }
     report.features = checker.features;
     report.fields = map.describe(&header, checker.fields);
     match options.layer {
@@ -764,6 +793,16 @@ mod tests {
         // Degrees read as WGS84, then a Gauss-Krüger CRS: refused, naming both.
         let e = prepare_text(&components_geojson(&city, 20, Some(&crs(4549)), |_, _| {}), &options, &city, &index).err().expect("refused");
         assert!(matches!(&e, IngestError::CrsAfterFeatures { declared, .. } if declared.contains("4549")), "{e}");
+        // Metres, then "EPSG:4549": refused as a late member, not as a file without a CRS.
+        let mut metres = components_geojson(&city, 20, Some(&crs(4549)), |_, _| {});
+        for c in city.components.iter().take(20) {
+            metres = metres.replace(&format!("[{},{}]", c.location.x, c.location.y), "[557140.955,3461065.011]");
+        }
+        let e = prepare_text(&metres, &options, &city, &index).err().expect("refused");
+        assert!(matches!(&e, IngestError::CrsAfterFeatures { declared, .. } if declared.contains("4549")), "{e}");
+        // A late member that agrees with the degrees is the file's CRS.
+        let p = prepare_text(&components_geojson(&city, 20, Some(&crs(4490)), |_, _| {}), &options, &city, &index).unwrap();
+        assert_eq!(p.report.crs_source, "file");
         // A CRS given up front is checked against the late member like against an early one.
         options.crs = Some("EPSG:4326".into());
         let p = prepare_text(&components_geojson(&city, 20, Some(&crs(4490)), |_, _| {}), &options, &city, &index).unwrap();
