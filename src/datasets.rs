@@ -1,7 +1,8 @@
 //! Changing what is served: the versioned datasets of the data directory (`grids`,
 //! `components`, `units`, `rules`) and the switch of the running server to another version.
 //!
-//! One change at a time (a mutex around the [`Store`]). A change commits the new current
+//! One change at a time (a mutex around the [`Store`]; an import reads and checks its upload
+//! before taking it, under a lock of its own). A change commits the new current
 //! version in the store, builds the new [`World`] from it off the request path, and swaps it
 //! in with one pointer store: requests in flight finish on the old snapshot, later ones see
 //! the new one, none sees a mix. If the new snapshot cannot be built, the store is set back to

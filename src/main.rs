@@ -375,11 +375,17 @@ fn serve(args: ServeArgs) -> Result<()> {
     })
 }
 
-fn load_world(data: &Path) -> Result<World> {
+/// The data directory's store, which must hold a city.
+fn open_city_store(data: &Path) -> Result<Store> {
     let store = Store::open(data).with_context(|| format!("opening data directory {}", data.display()))?;
     if store.is_empty() {
         bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
     }
+    Ok(store)
+}
+
+fn load_world(data: &Path) -> Result<World> {
+    let store = open_city_store(data)?;
     let bar = progress_bar("loading");
     let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data.display()))?;
     bar.finish_and_clear();
@@ -565,10 +571,7 @@ fn import(args: ImportArgs) -> Result<()> {
     let layer = citygrid::ingest::validate::LayerKind::parse(&args.layer).unwrap_or_else(|e| refuse(e));
     let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let file = LayerFile::open(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
-    let mut store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
-    if store.is_empty() {
-        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
-    }
+    let mut store = open_city_store(&data)?;
     let origin = format!("citygrid import {} {}", args.layer, args.file.display());
     let loading = progress_bar("loading");
     let spinner = ProgressBar::new_spinner().with_message("checking and storing");
@@ -609,10 +612,7 @@ fn validate(args: ValidateArgs) -> Result<()> {
         },
     };
     // The current city and its grid index; no tiles or component index are needed.
-    let store = Store::open(&data).with_context(|| format!("opening data directory {}", data.display()))?;
-    if store.is_empty() {
-        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
-    }
+    let store = open_city_store(&data)?;
     let bar = progress_bar("loading");
     let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data.display()))?;
     bar.finish_and_clear();

@@ -58,12 +58,12 @@ pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -
     Ok(axum::Json(blocking(move || d.history(&name)).await?).into_response())
 }
 
-/// Runs `f`, which may wait for the store (held while a change is saved and switched in), off
-/// the async workers.
+/// Runs `f`, which may wait for the store (held while a change is saved and switched in) or
+/// build a snapshot, off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DatasetError> + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("reading the versions failed: {e}")))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the data directory task failed: {e}")))?
         .map_err(ApiError::from)
 }
 
@@ -149,9 +149,7 @@ pub async fn rollback(
 ) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let RollbackBody { version } = json_body(&headers, &body)?;
-    let switched = tokio::task::spawn_blocking(move || d.rollback(&name, version))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("rollback failed: {e}")))??;
+    let switched = blocking(move || d.rollback(&name, version)).await?;
     Ok(axum::Json(switched).into_response())
 }
 

@@ -30,7 +30,7 @@ pub mod shapefile;
 pub mod topology;
 pub mod validate;
 
-use std::io::{BufRead, BufReader, Read, Seek};
+use std::io::{BufRead, BufReader, Read};
 
 use geo_types::Geometry;
 use serde::Serialize;
@@ -304,16 +304,6 @@ pub fn stream_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions,
     }
 }
 
-/// [`stream_layer`] for a file held in memory (an upload), except that a zipped Shapefile
-/// (which needs random access) is read in place rather than copied.
-pub fn stream_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
-    let zipped = format == Some(Format::Shapefile) || (format.is_none() && bytes.starts_with(b"PK\x03\x04"));
-    if zipped {
-        return shapefile::read_zip(bytes, shapefile::ZipLimits::for_zip_len(bytes.len() as u64), sink);
-    }
-    stream_layer(bytes, format, csv, sink)
-}
-
 /// [`stream_layer`] for a file on disk (a spooled upload, a file named on the command line):
 /// a zipped Shapefile is read through [`shapefile::read_zip_file`], with the limits for the
 /// file's size; other formats stream from the file.
@@ -324,10 +314,8 @@ pub fn stream_layer_file(file: std::fs::File, format: Option<Format>, csv: &CsvO
         None => reader.fill_buf()?.starts_with(b"PK\x03\x04"),
     };
     if zipped {
-        // Back to where the sniffing read started: the ZIP reader seeks on the file itself.
-        let buffered = reader.buffer().len() as i64;
-        let mut file = reader.into_inner();
-        file.seek_relative(-buffered)?;
+        // Read in place, at its own positions: the bytes sniffed above do not matter.
+        let file = reader.into_inner();
         let limits = shapefile::ZipLimits::for_zip_len(file.metadata()?.len());
         return shapefile::read_zip_file(file, limits, sink);
     }
@@ -337,11 +325,6 @@ pub fn stream_layer_file(file: std::fs::File, format: Option<Format>, csv: &CsvO
 /// Reads a whole layer file into memory: [`stream_layer`] collected.
 pub fn read_layer(reader: impl Read, format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
     collect(|sink| stream_layer(reader, format, csv, sink))
-}
-
-/// Reads a whole layer file held in memory: [`stream_layer_bytes`] collected.
-pub fn read_layer_bytes(bytes: &[u8], format: Option<Format>, csv: &CsvOptions) -> Result<SourceLayer, IngestError> {
-    collect(|sink| stream_layer_bytes(bytes, format, csv, sink))
 }
 
 /// An attribute value as text: integral numbers without a fraction (`1.0` → `1`), so codes and
