@@ -22,7 +22,7 @@ use serde_json::json;
 
 fn world() -> World {
     let demo = generate(&DemoSpec { preset: Preset::Wuzhong, components: None, seed: 1 }, &|_, _| {}).unwrap();
-    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let meta = demo.meta();
     let versions = Versions([("grids", 1), ("components", 1), ("units", 1), ("rules", 1)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     World::new(LoadedCity { city: demo.city, meta, versions, rules_csv: Some(demo.rules_csv), calendar_toml: None })
 }

@@ -286,7 +286,7 @@ fn check_upload(
 fn save_upload(store: &mut Store, city: &City, units_changed: bool, options: &ImportOptions, origin: &str) -> Result<Saved, DatasetError> {
     let dataset = options.layer.name();
     let before = store.versions();
-    let versions = store.save_layer(dataset, city, units_changed, origin, &|_, _| {})?;
+    let versions = store.save_layer(crate::store::Dataset::parse(dataset).expect("a layer"), city, units_changed, origin, &|_, _| {})?;
     Ok(Saved { dataset, before, versions })
 }
 

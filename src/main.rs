@@ -285,7 +285,7 @@ fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
     let demo = citygrid::demo::generate(spec, &ticker(&bar)).context("generating the demo city")?;
     bar.finish_and_clear();
     let mut store = Store::open(out).with_context(|| format!("opening data directory {}", out.display()))?;
-    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let meta = demo.meta();
     let source = format!("citygrid demo --preset {:?} --seed {}", spec.preset, spec.seed).to_lowercase();
     let bar = progress_bar("writing");
     let versions = store

@@ -97,6 +97,23 @@ impl World {
         }
     }
 
+    /// The map's centre (lon, lat): the city settings' own, else the centre of the grids, else
+    /// the centre of the city's components (a city without grids yet), else 0, 0.
+    pub fn center(&self) -> [f64; 2] {
+        if let Some(c) = self.meta.center {
+            return c;
+        }
+        if let Some(r) = self.grids.extent() {
+            return [r.center().x, r.center().y];
+        }
+        let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+        for c in &self.city.components {
+            min = [min[0].min(c.location.x), min[1].min(c.location.y)];
+            max = [max[0].max(c.location.x), max[1].max(c.location.y)];
+        }
+        if min[0].is_finite() { [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0] } else { [0.0, 0.0] }
+    }
+
     /// A summary for `/health`: each layer's version and feature count.
     pub fn summary(&self) -> WorldSummary {
         let version = |name: &str| self.versions.get(name);
@@ -110,7 +127,7 @@ impl World {
             .collect();
         WorldSummary {
             city: self.meta.name.clone(),
-            center: self.meta.center,
+            center: self.center(),
             extent: self.grids.extent().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
             layers: vec![
                 LayerSummary { name: "grids", version: version("grids"), features: self.city.grids.len() },

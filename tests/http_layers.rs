@@ -44,7 +44,7 @@ async fn call(app: axum::Router, method: &str, uri: &str, token: Option<&str>, b
 /// every grid renamed `<name> v2` (same codes and geometry). Version 2 is current.
 fn two_versions(dir: &std::path::Path) -> (AppState, WorldHandle) {
     let demo = generate(&DemoSpec { preset: Preset::Tiny, components: None, seed: 1 }, &|_, _| {}).unwrap();
-    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let meta = demo.meta();
     let mut store = Store::open(dir).unwrap();
     store.save_city(&meta, &demo.city, Some(&demo.rules_csv), "v1", &|_, _| {}).unwrap();
     let mut city = demo.city;

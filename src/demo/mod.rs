@@ -86,6 +86,14 @@ pub struct DemoCity {
     pub rules_csv: String,
 }
 
+impl DemoCity {
+    /// The demo city's settings: its name, county code, centre and hierarchy.
+    pub fn meta(&self) -> crate::store::CityMeta {
+        let code = self.city.grids.first().map(|g| g.code.to_string()).filter(|c| c.len() == 6);
+        crate::store::CityMeta { code, center: Some(self.center), ..crate::store::CityMeta::new(&self.name, self.city.hierarchy.clone()) }
+    }
+}
+
 /// Why a demo city could not be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {

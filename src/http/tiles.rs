@@ -253,7 +253,8 @@ fn tilejson(world: &World, base: &str, layers: &[Layer], datum: Datum) -> Value 
         let (x1, y1) = shift(r.max().x, r.max().y);
         [x0, y0, x1, y1]
     });
-    let (cx, cy) = shift(world.meta.center[0], world.meta.center[1]);
+    let [lon, lat] = world.center();
+    let (cx, cy) = shift(lon, lat);
     let mut vector_layers = Vec::new();
     for &layer in layers {
         let info = world.tiles.layer_info(layer);

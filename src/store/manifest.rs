@@ -18,7 +18,7 @@ pub struct Manifest {
     /// read at load (and may be edited); this one lets [`super::Store::open`] finish or undo a
     /// `city.toml` write that a crash interrupted, and restore a lost `city.toml`.
     pub city: Option<CityMeta>,
-    pub datasets: BTreeMap<String, Dataset>,
+    pub datasets: BTreeMap<String, History>,
 }
 
 impl Default for Manifest {
@@ -31,14 +31,15 @@ impl Default for Manifest {
     }
 }
 
-/// One dataset (a layer, the unit register, the rules): its current version and all kept.
+/// One dataset's history (a layer, the unit register, the rules…): its current version and
+/// every version kept.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Dataset {
+pub struct History {
     pub current: u64,
     pub versions: Vec<VersionInfo>,
 }
 
-impl Dataset {
+impl History {
     /// Highest version number ever committed.
     pub fn latest(&self) -> u64 {
         self.versions.iter().map(|v| v.version).max().unwrap_or(0)
@@ -60,8 +61,8 @@ pub struct VersionInfo {
 }
 
 impl Manifest {
-    /// The dataset of this name (`grids`, `components`, `units`, `rules`), if ever saved.
-    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+    /// The history of the dataset of this name (`grids`, `components`, …), if ever saved.
+    pub fn dataset(&self, name: &str) -> Option<&History> {
         self.datasets.get(name)
     }
 
@@ -80,7 +81,7 @@ impl Manifest {
 
     /// Adds a version and makes it current.
     pub fn add_version(&mut self, name: &str, info: VersionInfo) {
-        let d = self.datasets.entry(name.to_owned()).or_insert(Dataset {
+        let d = self.datasets.entry(name.to_owned()).or_insert(History {
             current: 0,
             versions: Vec::new(),
         });

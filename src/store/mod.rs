@@ -6,7 +6,11 @@
 //! DIR/layers/grids/<v>.fgb            all grid levels, FlatGeobuf, EPSG:4326, packed R-tree
 //! DIR/layers/components/<v>.fgb       components, FlatGeobuf points, EPSG:4326, packed R-tree
 //! DIR/units/<v>.csv                   unit register: code,name,phone
+//! DIR/layers/zones/<v>.fgb           responsibility polygons of every zone layer
 //! DIR/rules/<v>.csv                   responsibility list (opaque here)
+//! DIR/calendar/<v>.toml               the working calendar
+//! DIR/city/<v>.toml                   the city settings (city.toml is a copy of the current one)
+//! DIR/writer.lock                     who writes here (one writer per data directory)
 //! DIR/component_classes.csv           optional local classes, merged over the built-in table
 //! DIR/event_classes.csv               likewise for events
 //! ```
@@ -23,8 +27,10 @@
 
 pub mod audit;
 mod atomic;
+mod dataset;
 pub(crate) mod fgb;
 mod layers;
+mod lock;
 mod manifest;
 mod versions;
 
@@ -34,46 +40,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{City, CityBuilder, ClassTable, Hierarchy, ModelError, Unit, UnitTable};
-pub use manifest::{Dataset, FORMAT, Manifest, VersionInfo};
-
-/// A dataset: its name in the manifest, its folder, its file extension.
-struct Def {
-    name: &'static str,
-    folder: &'static str,
-    ext: &'static str,
-}
-
-const GRIDS: Def = Def {
-    name: "grids",
-    folder: "layers/grids",
-    ext: "fgb",
-};
-const COMPONENTS: Def = Def {
-    name: "components",
-    folder: "layers/components",
-    ext: "fgb",
-};
-const UNITS: Def = Def {
-    name: "units",
-    folder: "units",
-    ext: "csv",
-};
-const RULES: Def = Def {
-    name: "rules",
-    folder: "rules",
-    ext: "csv",
-};
-const ZONES: Def = Def {
-    name: "zones",
-    folder: "layers/zones",
-    ext: "fgb",
-};
-const DATASETS: [&Def; 5] = [&GRIDS, &COMPONENTS, &ZONES, &UNITS, &RULES];
+pub use dataset::Dataset;
+pub use lock::{LOCK_FILE, WriterLock};
+pub use manifest::{FORMAT, History, Manifest, VersionInfo};
 
 const MANIFEST: &str = "manifest.json";
 const CITY_TOML: &str = "city.toml";
-/// Optional: the city's own working calendar for deadlines (else the built-in one).
-const CALENDAR_TOML: &str = "calendar.toml";
+/// Before calendars were a dataset: a city's own calendar at the top of the data directory,
+/// still read when the calendar dataset has no version.
+const LEGACY_CALENDAR_TOML: &str = "calendar.toml";
 const CLASS_FILES: [&str; 2] = ["component_classes.csv", "event_classes.csv"];
 
 /// Everything that can go wrong with a data directory. Messages name the file.
@@ -102,8 +77,10 @@ pub enum StoreError {
     Model { path: PathBuf, source: ModelError },
     #[error("{path}: not a valid unit register: {message}")]
     Units { path: PathBuf, message: String },
-    #[error("data directory {0} holds no city yet (no grid layer)")]
+    #[error("data directory {0} holds no city yet: create one with `citygrid init --data {0} --name NAME`, import a city package with `citygrid import PACKAGE --data {0}`, or generate the demo city with `citygrid demo --out {0}`")]
     Empty(PathBuf),
+    #[error("data directory {} is being written by {holder}: stop it, or send the change to that server (PUT /v1/layers/…); one writer per data directory", dir.display())]
+    Locked { dir: PathBuf, holder: String },
     #[error("cannot save: {0}")]
     Invalid(String),
     #[error("{dataset} has no version {version} (kept: {})", known.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
@@ -123,13 +100,67 @@ impl StoreError {
     }
 }
 
-/// The city-wide settings kept in `city.toml`: name, map centre, grid levels and code lengths.
+/// The city-wide settings kept in `city.toml`: name, county code, default CRS, map centre, grid
+/// levels and code lengths.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CityMeta {
     pub name: String,
-    /// lon, lat (WGS84).
-    pub center: [f64; 2],
+    /// The 6-digit county code (GB/T 2260) of the top-level grid, if declared: a grid layer whose
+    /// top level has another code is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The CRS the city's survey layers come in (`EPSG:4549`, a PROJ string…): used for a layer
+    /// that declares none and is given none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<String>,
+    /// lon, lat (WGS84) of the map's centre; without one, the centre of the grids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub center: Option<[f64; 2]>,
+    #[serde(default)]
     pub hierarchy: Hierarchy,
+}
+
+impl CityMeta {
+    /// Settings named `name` with the default hierarchy (CJ/T 213) and nothing else declared.
+    pub fn new(name: &str, hierarchy: Hierarchy) -> CityMeta {
+        CityMeta { name: name.to_owned(), code: None, crs: None, center: None, hierarchy }
+    }
+
+    /// Reads settings from TOML (`city.toml`, a city package's `city.toml`) and checks them: a
+    /// name, a usable hierarchy, a 6-digit county code, a centre in lon/lat range.
+    pub fn from_toml(text: &str) -> Result<CityMeta, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let meta: CityMeta = toml::from_str(text).map_err(|e| e.to_string())?;
+        meta.check()?;
+        Ok(meta)
+    }
+
+    /// The checks of [`CityMeta::from_toml`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("the city needs a name (name = \"…\")".into());
+        }
+        self.hierarchy.validate().map_err(|e| e.to_string())?;
+        if let Some(code) = &self.code {
+            if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("code {code:?} must be the 6-digit county code (GB/T 2260), e.g. \"320506\""));
+            }
+        }
+        if let Some([lon, lat]) = self.center {
+            if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
+                return Err(format!("center [{lon}, {lat}] must be [lon, lat] in degrees"));
+            }
+        }
+        if let Some(crs) = &self.crs {
+            crate::crs::Crs::parse(crs).map_err(|e| format!("crs {crs:?}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The settings as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("city settings serialize")
+    }
 }
 
 /// The current version of each dataset (`grids`, `components`, `units`, `rules`).
@@ -169,13 +200,97 @@ pub enum CrashPoint {
 pub struct Store {
     dir: PathBuf,
     manifest: Manifest,
+    /// Held from the first write on (or from [`Store::open_writer`]): one writer per directory.
+    lock: Option<WriterLock>,
+}
+
+/// A new version of one dataset, to be written by [`Store::save_versions`].
+pub struct NewVersion<'a> {
+    pub dataset: Dataset,
+    /// Features, rows or entries it holds (for the history).
+    pub features: u64,
+    /// Writes the version file.
+    pub write: Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), String> + 'a>,
+}
+
+impl<'a> NewVersion<'a> {
+    /// A version whose file is `text` as it is (a CSV or TOML dataset).
+    pub fn text(dataset: Dataset, features: u64, text: &'a str) -> NewVersion<'a> {
+        NewVersion { dataset, features, write: Box::new(move |w| w.write_all(text.as_bytes()).map_err(|e| e.to_string())) }
+    }
+
+    /// A version whose file is `text` (a CSV or TOML dataset), owned.
+    pub fn owned_text(dataset: Dataset, features: u64, text: String) -> NewVersion<'a> {
+        NewVersion { dataset, features, write: Box::new(move |w| w.write_all(text.as_bytes()).map_err(|e| e.to_string())) }
+    }
+
+    /// The layer `dataset` (grids, components, zones) or the unit register of `city`.
+    pub fn of_city(dataset: Dataset, city: &'a City, meta: &CityMeta, progress: &'a dyn Fn(u64, u64)) -> NewVersion<'a> {
+        let texts = layers::LayerTexts::of(meta);
+        match dataset {
+            Dataset::Grids => NewVersion {
+                dataset,
+                features: city.grids.len() as u64,
+                write: Box::new(move |w| {
+                    fgb::write_grids(w, city, &fgb::LayerText { title: &texts.grids_text, description: &texts.grids_description })
+                }),
+            },
+            Dataset::Components => NewVersion {
+                dataset,
+                features: city.components.len() as u64,
+                write: Box::new(move |w| {
+                    let text = fgb::LayerText { title: &texts.components_text, description: &texts.components_description };
+                    let total = city.components.len() as u64;
+                    fgb::write_components(w, city, &text, &|done| progress(done, total))
+                }),
+            },
+            Dataset::Zones => NewVersion { dataset, features: city.zones.len() as u64, write: Box::new(move |w| fgb::write_zones(w, city)) },
+            Dataset::Units => NewVersion { dataset, features: city.units.len() as u64, write: Box::new(move |w| write_units(w, &city.units)) },
+            other => panic!("{other} is not a dataset of the city model"),
+        }
+    }
 }
 
 impl Store {
-    /// Opens `dir`, creating it if missing, and cleans up after an interrupted write: removes
-    /// temp files and version files the manifest does not list, and finishes or undoes a
-    /// `city.toml` write. Each removal is logged as a warning.
+    /// Opens `dir` for reading, creating it if missing. If no writer holds the directory, it
+    /// also cleans up after an interrupted write: removes temp files and version files the
+    /// manifest does not list, and finishes or undoes a `city.toml` write (each removal is
+    /// logged as a warning). The first write takes the writer lock ([`WriterLock`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let mut store = Store::read(dir)?;
+        // A running writer's temp files are its work in progress, not debris.
+        if let Ok(lock) = WriterLock::acquire(dir, "citygrid (recovering)") {
+            store.manifest = Store::read(dir)?.manifest;
+            store.recover()?;
+            drop(lock);
+        }
+        Ok(store)
+    }
+
+    /// Opens `dir` as its one writer: takes the writer lock for `holder` (refused with
+    /// [`StoreError::Locked`], naming the holder's PID, while another process holds it), then
+    /// recovers like [`Store::open`]. The lock is held until the store is dropped.
+    pub fn open_writer(dir: &Path, holder: &str) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        let lock = WriterLock::acquire(dir, holder)?;
+        let mut store = Store::read(dir)?;
+        store.recover()?;
+        store.lock = Some(lock);
+        Ok(store)
+    }
+
+    /// Takes the writer lock if this store does not hold it yet, and re-reads the manifest
+    /// under it: a write never numbers a version from a manifest another writer has replaced.
+    fn writer(&mut self) -> Result<(), StoreError> {
+        if self.lock.is_none() {
+            let lock = WriterLock::acquire(&self.dir, &format!("citygrid {}", std::env::args().skip(1).take(2).collect::<Vec<_>>().join(" ")))?;
+            self.manifest = Store::read(&self.dir)?.manifest;
+            self.lock = Some(lock);
+        }
+        Ok(())
+    }
+
+    fn read(dir: &Path) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         let path = dir.join(MANIFEST);
         let manifest = match std::fs::read(&path) {
@@ -197,12 +312,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        let store = Store {
-            dir: dir.to_owned(),
-            manifest,
-        };
-        store.recover()?;
-        Ok(store)
+        Ok(Store { dir: dir.to_owned(), manifest, lock: None })
     }
 
     /// Brings the directory back to exactly what the manifest committed.
@@ -224,8 +334,8 @@ impl Store {
             write_city_toml(&city_toml, meta)?.commit()?;
         }
         atomic::remove_temp_files(&self.dir)?;
-        for def in DATASETS {
-            let folder = self.dir.join(def.folder);
+        for dataset in Dataset::ALL {
+            let folder = self.dir.join(dataset.folder());
             atomic::remove_temp_files(&folder)?;
             let Ok(entries) = std::fs::read_dir(&folder) else {
                 continue;
@@ -235,10 +345,10 @@ impl Store {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 // Only `<number>.<ext>` names are ours; anything else is left alone.
                 let is_version = name
-                    .strip_suffix(def.ext)
+                    .strip_suffix(dataset.ext())
                     .and_then(|stem| stem.strip_suffix('.'))
                     .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-                let rel = format!("{}/{name}", def.folder);
+                let rel = format!("{}/{name}", dataset.folder());
                 if is_version && entry.path().is_file() && !self.manifest.lists_file(&rel) {
                     let file = entry.path();
                     tracing::warn!(file = %file.display(), "removing a version file no manifest committed (interrupted write)");
@@ -261,28 +371,54 @@ impl Store {
         &self.manifest
     }
 
-    /// True if no grid layer has been committed yet.
+    /// True if no city has been created here yet (neither `citygrid init` nor any import).
     pub fn is_empty(&self) -> bool {
-        self.manifest.current(GRIDS.name).is_none()
+        self.manifest.city.is_none()
+    }
+
+    /// True if the city has a grid layer.
+    pub fn has_grids(&self) -> bool {
+        self.manifest.current(Dataset::Grids.name()).is_some()
+    }
+
+    /// The committed city settings, if the city exists.
+    pub fn city_meta(&self) -> Option<&CityMeta> {
+        self.manifest.city.as_ref()
     }
 
     /// Current version of each dataset.
     pub fn versions(&self) -> Versions {
         Versions(
-            DATASETS
+            Dataset::ALL
                 .iter()
                 .filter_map(|d| {
                     self.manifest
-                        .current(d.name)
-                        .map(|v| (d.name.to_string(), v.version))
+                        .current(d.name())
+                        .map(|v| (d.name().to_string(), v.version))
                 })
                 .collect(),
         )
     }
 
-    /// Writes new versions of grids, components and units (and rules if given) and `city.toml`,
-    /// and makes them current together, or — on any failure or crash — not at all.
-    /// `progress` gets (features written, grids + components).
+    /// Creates an empty city (no layers yet) with these settings. Refused if the directory
+    /// already holds a city.
+    pub fn init(&mut self, meta: &CityMeta, source: &str) -> Result<Versions, StoreError> {
+        self.writer()?;
+        if let Some(existing) = &self.manifest.city {
+            return Err(StoreError::Invalid(format!(
+                "{} already holds the city {:?}: change its settings with `citygrid import city city.toml`",
+                self.dir.display(),
+                existing.name
+            )));
+        }
+        meta.check().map_err(StoreError::Invalid)?;
+        let toml = meta.to_toml();
+        self.save_versions(vec![NewVersion::text(Dataset::City, 1, &toml)], Some(meta), source, None)
+    }
+
+    /// Writes new versions of grids, components, zones (if any) and units (and rules if given)
+    /// and the city settings, and makes them current together, or — on any failure or crash —
+    /// not at all. `progress` gets (components written, components).
     pub fn save_city(
         &mut self,
         meta: &CityMeta,
@@ -305,16 +441,40 @@ impl Store {
         progress: &dyn Fn(u64, u64),
         crash: Option<CrashPoint>,
     ) -> Result<Versions, StoreError> {
-        if meta.hierarchy != city.hierarchy {
-            return Err(StoreError::Invalid(
-                "the city settings' hierarchy differs from the city's own".into(),
-            ));
+        let mut plan = vec![NewVersion::of_city(Dataset::Grids, city, meta, progress), NewVersion::of_city(Dataset::Components, city, meta, progress)];
+        if !city.zones.is_empty() {
+            plan.push(NewVersion::of_city(Dataset::Zones, city, meta, progress));
         }
-        meta.hierarchy
-            .validate()
-            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        plan.push(NewVersion::of_city(Dataset::Units, city, meta, progress));
+        if let Some(rules) = rules_csv {
+            plan.push(NewVersion::text(Dataset::Rules, rules_count(rules), rules));
+        }
+        if self.manifest.city.as_ref() != Some(meta) {
+            plan.push(NewVersion::owned_text(Dataset::City, 1, meta.to_toml()));
+        }
+        if meta.hierarchy != city.hierarchy {
+            return Err(StoreError::Invalid("the city settings' hierarchy differs from the city's own".into()));
+        }
+        self.save_versions(plan, Some(meta), source, crash)
+    }
+
+    /// The one write path: writes each new version as its dataset's next version number, and the
+    /// city settings `meta` if given, and makes them all current together with one manifest
+    /// write — or, on any failure, none of them (the files written are removed). Takes the
+    /// writer lock first. A version number is never used twice, rollbacks included.
+    pub fn save_versions(
+        &mut self,
+        plan: Vec<NewVersion<'_>>,
+        meta: Option<&CityMeta>,
+        source: &str,
+        crash: Option<CrashPoint>,
+    ) -> Result<Versions, StoreError> {
+        self.writer()?;
+        if let Some(meta) = meta {
+            meta.hierarchy.validate().map_err(|e| StoreError::Invalid(e.to_string()))?;
+        }
         let mut written = Vec::new();
-        let result = self.save_inner(meta, city, rules_csv, source, progress, crash, &mut written);
+        let result = self.save_inner(plan, meta, source, crash, &mut written);
         if let Err(e) = &result {
             if !matches!(e, StoreError::InjectedCrash(_)) {
                 // Nothing was committed: take back what this save put in place.
@@ -326,89 +486,45 @@ impl Store {
         result
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn save_inner(
         &mut self,
-        meta: &CityMeta,
-        city: &City,
-        rules_csv: Option<&str>,
+        plan: Vec<NewVersion<'_>>,
+        meta: Option<&CityMeta>,
         source: &str,
-        progress: &dyn Fn(u64, u64),
         crash: Option<CrashPoint>,
         written: &mut Vec<PathBuf>,
     ) -> Result<Versions, StoreError> {
         let mut next = self.manifest.clone();
         next.format = FORMAT;
-        next.city = Some(meta.clone());
+        if let Some(meta) = meta {
+            next.city = Some(meta.clone());
+        }
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let (n_grids, n_components) = (city.grids.len() as u64, city.components.len() as u64);
-        let total = n_grids + n_components;
-        progress(0, total);
-
-        let layers::LayerTexts { grids_text, grids_description, components_text, components_description } =
-            layers::LayerTexts::of(meta);
-
-        let rules_rows = rules_csv.map(|r| {
-            r.lines()
-                .filter(|l| !l.trim().is_empty())
-                .count()
-                .saturating_sub(1)
-        });
-        let mut plan: Vec<(&Def, u64)> = vec![(&GRIDS, n_grids), (&COMPONENTS, n_components)];
-        if !city.zones.is_empty() {
-            plan.push((&ZONES, city.zones.len() as u64));
-        }
-        plan.push((&UNITS, city.units.len() as u64));
-        if let Some(rows) = rules_rows {
-            plan.push((&RULES, rows as u64));
-        }
-        for (i, (def, features)) in plan.into_iter().enumerate() {
-            let version = self.manifest.dataset(def.name).map_or(0, |d| d.latest()) + 1;
-            let rel = format!("{}/{version}.{}", def.folder, def.ext);
+        for (i, new) in plan.into_iter().enumerate() {
+            let dataset = new.dataset;
+            let version = self.manifest.dataset(dataset.name()).map_or(0, |d| d.latest()) + 1;
+            let rel = format!("{}/{version}.{}", dataset.folder(), dataset.ext());
             let path = self.dir.join(&rel);
-            atomic::create_dirs(&self.dir, def.folder)?;
-            let staged = match def.name {
-                "grids" => atomic::stage(&path, |w| {
-                    let text = fgb::LayerText {
-                        title: &grids_text,
-                        description: &grids_description,
-                    };
-                    fgb::write_grids(w, city, &text)
-                })?,
-                "components" => atomic::stage(&path, |w| {
-                    let text = fgb::LayerText {
-                        title: &components_text,
-                        description: &components_description,
-                    };
-                    fgb::write_components(w, city, &text, &|done| progress(n_grids + done, total))
-                })?,
-                "zones" => atomic::stage(&path, |w| fgb::write_zones(w, city))?,
-                "units" => atomic::stage(&path, |w| write_units(w, &city.units))?,
-                _ => atomic::stage(&path, |w| {
-                    w.write_all(rules_csv.expect("planned").as_bytes())
-                        .map_err(|e| e.to_string())
-                })?,
-            };
+            atomic::create_dirs(&self.dir, dataset.folder())?;
+            let staged = atomic::stage(&path, new.write)?;
             if i == 0 && crash == Some(CrashPoint::BeforeLayerRename) {
                 return Err(StoreError::InjectedCrash(CrashPoint::BeforeLayerRename));
             }
             let bytes = staged.commit()?;
             written.push(path);
             next.add_version(
-                def.name,
-                VersionInfo {
-                    version,
-                    file: rel,
-                    features,
-                    bytes,
-                    created: created.clone(),
-                    source: source.into(),
-                },
+                dataset.name(),
+                VersionInfo { version, file: rel, features: new.features, bytes, created: created.clone(), source: source.into() },
             );
         }
-        let city_toml = self.dir.join(CITY_TOML);
-        let city_staged = write_city_toml(&city_toml, meta)?;
-        written.push(city_staged.tmp.clone());
+        let city_staged = match &next.city {
+            Some(meta) if meta_changed(&self.manifest, meta, &self.dir) => {
+                let staged = write_city_toml(&self.dir.join(CITY_TOML), meta)?;
+                written.push(staged.tmp.clone());
+                Some(staged)
+            }
+            _ => None,
+        };
         if crash == Some(CrashPoint::BeforeManifestRename) {
             return Err(StoreError::InjectedCrash(CrashPoint::BeforeManifestRename));
         }
@@ -429,18 +545,20 @@ impl Store {
             return Err(StoreError::InjectedCrash(CrashPoint::BeforeCityTomlRename));
         }
         // Committed already; if this rename fails, the next open finishes it.
-        city_staged.commit()?;
-        progress(total, total);
+        if let Some(staged) = city_staged {
+            staged.commit()?;
+        }
         Ok(self.versions())
     }
 
     /// Reads the current versions into a checked [`City`]: `city.toml`, the local class files,
-    /// the unit register, then grids, then components, all through [`CityBuilder`].
+    /// the unit register, then grids, then components, then zones, all through
+    /// [`CityBuilder`]. A city without layers yet (`citygrid init`) loads as an empty city.
     /// `progress` gets (components read, components in the layer).
     pub fn load_city(&self, progress: &dyn Fn(u64, u64)) -> Result<LoadedCity, StoreError> {
-        let Some(grids) = self.manifest.current(GRIDS.name) else {
+        if self.manifest.city.is_none() && !self.has_grids() {
             return Err(StoreError::Empty(self.dir.clone()));
-        };
+        }
         let meta = self.read_city_toml()?;
         let mut component_classes = ClassTable::builtin_components();
         let mut event_classes = ClassTable::builtin_events();
@@ -457,35 +575,36 @@ impl Store {
         }
         let mut builder =
             CityBuilder::new(meta.hierarchy.clone(), component_classes, event_classes);
-        if let Some(units) = self.manifest.current(UNITS.name) {
-            read_units(&self.dir.join(&units.file), builder.units_mut())?;
+        let current = |d: Dataset| self.manifest.current(d.name()).map(|v| self.dir.join(&v.file)).zip(self.manifest.current(d.name()).map(|v| v.features));
+        if let Some((path, _)) = current(Dataset::Units) {
+            read_units(&path, builder.units_mut())?;
         }
-        let grids_path = self.dir.join(&grids.file);
-        fgb::read_grids(&grids_path, Some(grids.features), &mut builder)?;
-        if let Some(components) = self.manifest.current(COMPONENTS.name) {
-            let path = self.dir.join(&components.file);
-            fgb::read_components(&path, Some(components.features), &mut builder, progress)?;
+        let grids_path = current(Dataset::Grids).map(|(p, _)| p).unwrap_or_else(|| self.dir.join(MANIFEST));
+        if let Some((path, features)) = current(Dataset::Grids) {
+            fgb::read_grids(&path, Some(features), &mut builder)?;
         }
-        if let Some(zones) = self.manifest.current(ZONES.name) {
-            let path = self.dir.join(&zones.file);
-            fgb::read_zones(&path, Some(zones.features), &mut builder)?;
+        if let Some((path, features)) = current(Dataset::Components) {
+            fgb::read_components(&path, Some(features), &mut builder, progress)?;
+        }
+        if let Some((path, features)) = current(Dataset::Zones) {
+            fgb::read_zones(&path, Some(features), &mut builder)?;
         }
         let city = builder.finish().map_err(|source| StoreError::Model {
             path: grids_path,
             source,
         })?;
-        let rules_csv = match self.manifest.current(RULES.name) {
-            Some(rules) => {
-                let path = self.dir.join(&rules.file);
-                Some(std::fs::read_to_string(&path).map_err(StoreError::io(&path))?)
+        let read_text = |path: PathBuf| std::fs::read_to_string(&path).map_err(StoreError::io(&path));
+        let rules_csv = current(Dataset::Rules).map(|(p, _)| read_text(p)).transpose()?;
+        let calendar_toml = match current(Dataset::Calendar) {
+            Some((path, _)) => Some(read_text(path)?),
+            None => {
+                let legacy = self.dir.join(LEGACY_CALENDAR_TOML);
+                match std::fs::read_to_string(&legacy) {
+                    Ok(text) => Some(text),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(source) => return Err(StoreError::Io { path: legacy, source }),
+                }
             }
-            None => None,
-        };
-        let calendar_path = self.dir.join(CALENDAR_TOML);
-        let calendar_toml = match std::fs::read_to_string(&calendar_path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(source) => return Err(StoreError::Io { path: calendar_path, source }),
         };
         Ok(LoadedCity {
             calendar_toml,
@@ -494,6 +613,17 @@ impl Store {
             versions: self.versions(),
             rules_csv,
         })
+    }
+
+    /// The text of the current version of a CSV or TOML dataset (units, rules, calendar, city).
+    pub fn read_current_text(&self, dataset: Dataset) -> Result<Option<String>, StoreError> {
+        match self.manifest.current(dataset.name()) {
+            None => Ok(None),
+            Some(v) => {
+                let path = self.dir.join(&v.file);
+                std::fs::read_to_string(&path).map(Some).map_err(StoreError::io(&path))
+            }
+        }
     }
 
     fn read_city_toml(&self) -> Result<CityMeta, StoreError> {
@@ -508,6 +638,17 @@ impl Store {
             .map_err(|source| StoreError::Model { path, source })?;
         Ok(meta)
     }
+}
+
+/// Whether `meta` must be written to `city.toml`: it is not what the manifest committed, or the
+/// file is missing.
+fn meta_changed(manifest: &Manifest, meta: &CityMeta, dir: &Path) -> bool {
+    manifest.city.as_ref() != Some(meta) || !dir.join(CITY_TOML).exists()
+}
+
+/// Rows of a responsibility list (lines after the header that are not blank).
+pub fn rules_count(csv: &str) -> u64 {
+    csv.lines().filter(|l| !l.trim().is_empty()).count().saturating_sub(1) as u64
 }
 
 /// Stages `city.toml` (written and synced as `city.toml.tmp`, not yet renamed).

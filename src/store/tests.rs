@@ -185,11 +185,7 @@ fn build_city(
         .unwrap();
     }
     let city = b.finish().unwrap();
-    let meta = CityMeta {
-        name: "苏州市吴中区".into(),
-        center: [120.631_2, 31.262_5],
-        hierarchy,
-    };
+    let meta = CityMeta { center: Some([120.631_2, 31.262_5]), ..CityMeta::new("苏州市吴中区", hierarchy) };
     (meta, city)
 }
 
@@ -305,7 +301,7 @@ fn round_trip_keeps_every_field_and_coordinate() {
     let versions = save(dir.path(), &meta, &city);
     assert_eq!(
         versions.0.keys().collect::<Vec<_>>(),
-        ["components", "grids", "rules", "units"]
+        ["city", "components", "grids", "rules", "units"]
     );
     assert!(versions.0.values().all(|&v| v == 1));
     let loaded = load(dir.path());
@@ -559,7 +555,7 @@ fn a_crash_before_the_manifest_rename_leaves_no_partial_version() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
         store.versions().0.values().collect::<Vec<_>>(),
-        [&1, &1, &1, &1]
+        [&1, &1, &1, &1, &1]
     );
     for orphan in [
         "layers/grids/2.fgb",
@@ -588,7 +584,7 @@ fn a_crash_after_the_manifest_rename_is_finished_at_open() {
     save(dir.path(), &meta, &city);
     let other = CityMeta {
         name: "改名".into(),
-        center: [120.0, 31.0],
+        center: Some([120.0, 31.0]),
         ..meta.clone()
     };
     let mut store = Store::open(dir.path()).unwrap();

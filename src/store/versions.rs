@@ -6,52 +6,33 @@
 //! and the next [`Store::open`] removes the orphan version file.
 
 
-use super::manifest::{Dataset, Manifest, VersionInfo};
-use super::{RULES, Store, StoreError, atomic};
+use super::manifest::{History, Manifest, VersionInfo};
+use super::{CityMeta, Dataset, NewVersion, Store, StoreError, atomic};
 
 impl Store {
-    /// The version history of a dataset (`grids`, `components`, `units`, `rules`).
-    pub fn dataset(&self, name: &str) -> Option<&Dataset> {
+    /// The version history of a dataset (`grids`, `components`, `units`, `rules`, …).
+    pub fn dataset(&self, name: &str) -> Option<&History> {
         self.manifest.dataset(name)
     }
 
     /// Writes `csv` as the next version of the responsibility list and makes it current.
     /// `rules` is the number of rules it holds (for the history). Returns the new version.
     pub fn save_rules(&mut self, csv: &str, rules: u64, source: &str) -> Result<u64, StoreError> {
-        let version = self.manifest.dataset(RULES.name).map_or(0, |d| d.latest()) + 1;
-        let rel = format!("{}/{version}.{}", RULES.folder, RULES.ext);
-        let path = self.dir.join(&rel);
-        atomic::create_dirs(&self.dir, RULES.folder)?;
-        let staged = atomic::stage(&path, |w| w.write_all(csv.as_bytes()).map_err(|e| e.to_string()))?;
-        let bytes = staged.commit()?;
-        let mut next = self.manifest.clone();
-        next.add_version(
-            RULES.name,
-            VersionInfo {
-                version,
-                file: rel,
-                features: rules,
-                bytes,
-                created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                source: source.to_owned(),
-            },
-        );
-        if let Err(e) = self.commit_manifest(next) {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
-        Ok(version)
+        let versions = self.save_versions(vec![NewVersion::text(Dataset::Rules, rules, csv)], None, source, None)?;
+        Ok(versions.get(Dataset::Rules.name()).expect("saved"))
     }
 
     /// The text of a version of the responsibility list.
     pub fn read_rules(&self, version: u64) -> Result<String, StoreError> {
-        let info = self.version_info(RULES.name, version)?;
+        let info = self.version_info(Dataset::Rules.name(), version)?;
         let path = self.dir.join(&info.file);
         std::fs::read_to_string(&path).map_err(StoreError::io(&path))
     }
 
-    /// Makes a kept `version` of `dataset` current again (rollback, or roll forward).
+    /// Makes a kept `version` of `dataset` current again (rollback, or roll forward). For the
+    /// city settings, `city.toml` is rewritten to that version.
     pub fn set_current(&mut self, dataset: &str, version: u64) -> Result<(), StoreError> {
+        self.writer()?;
         let info = self.version_info(dataset, version)?.clone();
         let path = self.dir.join(&info.file);
         if !path.is_file() {
@@ -59,6 +40,14 @@ impl Store {
         }
         let mut next = self.manifest.clone();
         next.datasets.get_mut(dataset).expect("checked").current = version;
+        if dataset == Dataset::City.name() {
+            let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
+            let meta = CityMeta::from_toml(&text).map_err(|message| StoreError::CityToml { path: path.clone(), message })?;
+            let staged = super::write_city_toml(&self.dir.join(super::CITY_TOML), &meta)?;
+            next.city = Some(meta);
+            self.commit_manifest(next)?;
+            return staged.commit().map(|_| ());
+        }
         self.commit_manifest(next)
     }
 
@@ -76,6 +65,7 @@ impl Store {
 
     /// Writes `next` as `manifest.json` (the commit point) and adopts it.
     pub(super) fn commit_manifest(&mut self, next: Manifest) -> Result<(), StoreError> {
+        self.writer()?;
         let path = self.dir.join(super::MANIFEST);
         atomic::stage(&path, |w| {
             serde_json::to_writer_pretty(&mut *w, &next).map_err(|e| e.to_string())?;
@@ -95,7 +85,7 @@ mod tests {
     fn tiny_store(dir: &std::path::Path) -> Store {
         let demo = generate(&DemoSpec { preset: Preset::Tiny, components: None, seed: 1 }, &|_, _| {}).unwrap();
         let mut store = Store::open(dir).unwrap();
-        let meta = super::super::CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+        let meta = demo.meta();
         store.save_city(&meta, &demo.city, Some(&demo.rules_csv), "test", &|_, _| {}).unwrap();
         store
     }

@@ -10,7 +10,7 @@ use citygrid::world::{World, WorldHandle};
 /// Writes the tiny demo city (seed 1) into `dir`.
 pub fn write_tiny(dir: &Path) {
     let demo = generate(&DemoSpec { preset: Preset::Tiny, components: None, seed: 1 }, &|_, _| {}).unwrap();
-    let meta = CityMeta { name: demo.name.clone(), center: demo.center, hierarchy: demo.city.hierarchy.clone() };
+    let meta = demo.meta();
     let mut store = Store::open(dir).unwrap();
     store.save_city(&meta, &demo.city, Some(&demo.rules_csv), "test", &|_, _| {}).unwrap();
 }
