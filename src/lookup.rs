@@ -52,8 +52,8 @@ pub enum LookupError {
     /// The point is in no unit grid; the nearest one and its distance are given.
     #[error("the point is outside every grid; the nearest grid {} is {:.1} m away", .nearest.code, .nearest.distance_m)]
     OutsideCoverage { point: PointEcho, nearest: GridNear, candidates: Vec<GridNear> },
-    /// The city has no unit grid geometry at all.
-    #[error("the city has no unit grids to locate in")]
+    /// The city has no unit grids yet (a new city before its first grid import).
+    #[error("the city has no grids yet: import its grid layer (`citygrid import grids FILE`, or PUT /v1/layers/grids) to answer lookups")]
     NoCoverage,
 }
 

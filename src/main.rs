@@ -58,17 +58,30 @@ enum Command {
     /// answers, and a summary on stderr. The CLI does not write the server's audit log.
     #[command(verbatim_doc_comment)]
     Route(RouteArgs),
-    /// Import a survey layer (grids or components) from GIS staff: read, reproject to WGS84,
-    /// validate against the city, store it as the layer's next version. Prints the report and a
-    /// one-line summary; exit status 0 when imported, 2 when rejected (nothing changed).
+    /// Create a new, empty city in a data directory: its settings, no layers yet. Then import
+    /// its datasets (in any order, or all at once as a city package) and serve it.
     ///
-    /// Formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
+    /// Example: citygrid init --data /srv/citygrid --name 苏州市吴中区 --code 320506 --crs EPSG:4549
+    #[command(verbatim_doc_comment)]
+    Init(InitArgs),
+    /// Import a dataset, or a whole city package, into the data directory: read, reproject to
+    /// WGS84, validate against the city, store as the next version and make it current. Prints
+    /// the report; exit status 0 when imported, 2 when rejected (nothing changed).
+    ///
+    /// Datasets: grids, components, zones (survey layers), units (CSV), rules (CSV), calendar
+    /// (TOML), city (the settings, TOML). A city package is a folder or ZIP with any of
+    /// city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml: all of
+    /// them become current in one switch, or none.
+    ///
+    /// Layer formats (by extension, else sniffed): GeoJSON (.geojson/.json), newline-delimited
     /// GeoJSON (.geojsonl/.ndjson), CSV of points (.csv), FlatGeobuf (.fgb), zipped Shapefile
     /// (.zip), or a bare .shp with its .dbf (.prj, .cpg) beside it, GeoPackage (.gpkg, one
     /// feature table).
     ///
-    /// Examples: citygrid import components survey.csv --crs EPSG:4549
+    /// Examples: citygrid import ./city-package --data /srv/citygrid
+    ///           citygrid import components survey.csv --crs EPSG:4549
     ///           citygrid import grids grids_2026.geojson --strict --dry-run
+    ///           citygrid import calendar calendar-2027.toml
     #[command(verbatim_doc_comment)]
     Import(ImportArgs),
     /// Validate a layer file against the city without storing anything; prints the report
@@ -107,11 +120,78 @@ struct ReadArgs {
 }
 
 #[derive(Args)]
+struct InitArgs {
+    /// Data directory to create the city in (must hold no city yet).
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true, default_value = DEFAULT_DATA_DIR)]
+    data: PathBuf,
+    /// The city's name, e.g. 苏州市吴中区.
+    #[arg(long)]
+    name: String,
+    /// The 6-digit county code (GB/T 2260) of its top-level grid, e.g. 320506.
+    #[arg(long)]
+    code: Option<String>,
+    /// The CRS its survey layers come in when a file declares none, e.g. EPSG:4549.
+    #[arg(long)]
+    crs: Option<String>,
+    /// The map's centre as LON,LAT (default: the centre of the grids).
+    #[arg(long, value_parser = parse_center)]
+    center: Option<[f64; 2]>,
+    /// Grid levels, top first: cjt213 (区 6 › 街道 9 › 社区 12 › 网格 14 digits, the default),
+    /// db11 (Beijing: … › 网格 15), or NAME:DIGITS,… with cumulative code lengths, e.g.
+    /// 区:6,街道:9,社区:12,单元:14,网格:16.
+    #[arg(long, default_value = "cjt213")]
+    levels: String,
+}
+
+fn parse_center(s: &str) -> Result<[f64; 2], String> {
+    let parts: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match parts.as_slice() {
+        [lon, lat] => Ok([*lon, *lat]),
+        _ => Err("the centre is LON,LAT, e.g. 120.63,31.26".into()),
+    }
+}
+
+/// The hierarchy named by `--levels`.
+fn parse_levels(s: &str) -> Result<citygrid::model::Hierarchy> {
+    use citygrid::model::{Hierarchy, LevelDef};
+    let english = ["district", "street", "community", "grid", "unit", "cell", "block", "building"];
+    let h = match s.trim().to_lowercase().as_str() {
+        "cjt213" | "cj/t 213" => Hierarchy::cjt213(),
+        "db11" | "beijing" => Hierarchy::beijing_db11(),
+        _ => {
+            let mut levels = Vec::new();
+            for (i, part) in s.split(',').enumerate() {
+                let (name, digits) = part.split_once(':').with_context(|| format!("level {part:?}: write NAME:DIGITS, e.g. 街道:9"))?;
+                let digits: usize = digits.trim().parse().with_context(|| format!("level {part:?}: DIGITS is a number"))?;
+                let name_en = english.get(i).copied().unwrap_or("level").to_owned();
+                levels.push(LevelDef { name: name.trim().to_owned(), name_en, code_digits: digits });
+            }
+            Hierarchy { scheme: "custom".into(), levels }
+        }
+    };
+    h.validate().map_err(|e| anyhow::anyhow!("--levels: {e}"))?;
+    Ok(h)
+}
+
+fn init(args: InitArgs) -> Result<()> {
+    let hierarchy = parse_levels(&args.levels)?;
+    let meta = CityMeta { code: args.code, crs: args.crs, center: args.center, ..CityMeta::new(&args.name, hierarchy) };
+    meta.check().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut store = Store::open_writer(&args.data, "citygrid init")?;
+    let versions = store.init(&meta, "citygrid init")?;
+    println!("created the city {:?} in {} (settings version {}); import its datasets next:", meta.name, args.data.display(), versions.get("city").unwrap_or(1));
+    println!("  citygrid import PACKAGE --data {}                  # a folder or ZIP: city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml", args.data.display());
+    println!("  citygrid import grids grids.zip --data {}          # or one dataset at a time", args.data.display());
+    Ok(())
+}
+
+#[derive(Args)]
 struct ImportArgs {
-    /// grids or components.
-    layer: String,
-    /// The layer file.
-    file: PathBuf,
+    /// The dataset (grids, components, zones, units, rules, calendar, city) — or, with no FILE,
+    /// a city package (a folder or a ZIP).
+    what: String,
+    /// The dataset's file.
+    file: Option<PathBuf>,
     #[command(flatten)]
     read: ReadArgs,
     /// Validate and report only; store nothing.
@@ -253,6 +333,7 @@ fn main() -> Result<()> {
         Command::Locate(args) => locate(args),
         Command::Route(args) => route(args),
         Command::Import(args) => import(args),
+        Command::Init(args) => init(args),
         Command::Validate(args) => validate(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
@@ -314,26 +395,25 @@ fn serve(args: ServeArgs) -> Result<()> {
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
     };
     let config = ServerConfig::resolve(flags, file)?;
-    let store = Store::open(&config.data).with_context(|| format!("opening data directory {}", config.data.display()))?;
-    let store = if store.is_empty() {
-        if !args.demo {
-            bail!(
-                "data directory {} holds no city yet: run `citygrid demo --out {}` or `citygrid serve --demo`",
-                config.data.display(),
-                config.data.display()
-            );
-        }
+    let holder = format!("citygrid serve --bind {}", config.bind);
+    let store = Store::open_writer(&config.data, &holder).with_context(|| format!("opening data directory {}", config.data.display()))?;
+    let store = if store.is_empty() && args.demo {
         info!(dir = %config.data.display(), preset = ?args.demo_preset, "empty data directory: generating the demo city");
         drop(store);
         generate_demo(&config.data, &DemoSpec { preset: args.demo_preset, components: None, seed: 1 })?;
-        Store::open(&config.data)?
+        Store::open_writer(&config.data, &holder)?
     } else {
         store
     };
 
     let started = Instant::now();
     let bar = progress_bar("loading");
-    let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", config.data.display()))?;
+    let loaded = if store.is_empty() {
+        info!(dir = %config.data.display(), "the data directory holds no city yet: serving an empty one; create it with `citygrid init` or import a city package (PUT /v1/layers/…)");
+        citygrid::datasets::empty_city(None)
+    } else {
+        store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", config.data.display()))?
+    };
     bar.finish_and_clear();
     let world = World::with_tiles(loaded, config.tiles.clone());
     info!(
@@ -379,7 +459,7 @@ fn serve(args: ServeArgs) -> Result<()> {
 fn open_city_store(data: &Path) -> Result<Store> {
     let store = Store::open(data).with_context(|| format!("opening data directory {}", data.display()))?;
     if store.is_empty() {
-        bail!("data directory {} holds no city yet: run `citygrid demo --out {}`", data.display(), data.display());
+        bail!("{}", citygrid::store::StoreError::Empty(data.to_owned()));
     }
     Ok(store)
 }
@@ -557,6 +637,7 @@ fn import_options(layer: citygrid::ingest::validate::LayerKind, read: &ReadArgs)
         force_crs: read.force_crs,
         policy: if read.strict { Policy::Strict } else { Policy::DropInvalid },
         allow_shrink: read.allow_shrink,
+        default_crs: None,
     }
 }
 
@@ -567,12 +648,64 @@ fn refuse(e: impl std::fmt::Display) -> ! {
 }
 
 fn import(args: ImportArgs) -> Result<()> {
-    use citygrid::datasets::{DatasetError, import_offline};
-    let layer = citygrid::ingest::validate::LayerKind::parse(&args.layer).unwrap_or_else(|e| refuse(e));
+    use citygrid::datasets::{DatasetError, import_offline, import_package_offline, import_text_offline};
+    use citygrid::store::Dataset;
     let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    let file = LayerFile::open(&args.file, &args.read)?.unwrap_or_else(|e| refuse(e));
-    let mut store = open_city_store(&data)?;
-    let origin = format!("citygrid import {} {}", args.layer, args.file.display());
+    let Some(path) = args.file.clone() else {
+        // A city package.
+        let package_path = PathBuf::from(&args.what);
+        let origin = format!("citygrid import {}", package_path.display());
+        let mut store = Store::open_writer(&data, &origin)?;
+        let package = citygrid::datasets::Package::open(&package_path, &data).unwrap_or_else(|e| refuse(e));
+        let options = citygrid::datasets::PackageOptions { base: Some(import_options(citygrid::ingest::validate::LayerKind::Grids, &args.read)) };
+        let bar = progress_bar("checking");
+        let imported = import_package_offline(&mut store, &package, &options, args.dry_run, &origin, &ticker(&bar));
+        bar.finish_and_clear();
+        let imported = match imported {
+            Ok(i) => i,
+            Err(DatasetError::PackageRejected(report)) => {
+                print!("{}", report.to_text());
+                std::process::exit(2);
+            }
+            Err(e @ (DatasetError::Ingest(_) | DatasetError::Package(_))) => refuse(e),
+            Err(e) => return Err(e.into()),
+        };
+        print!("{}", imported.report.to_text());
+        match imported.versions {
+            Some(v) => println!("imported: the city package is current ({})", v.0.iter().map(|(d, n)| format!("{d} v{n}")).collect::<Vec<_>>().join(", ")),
+            None => println!("dry run: the package would be imported; nothing stored"),
+        }
+        return Ok(());
+    };
+    let dataset = Dataset::parse(&args.what).unwrap_or_else(|| refuse(format!("{:?} is not a dataset: {}", args.what, Dataset::names())));
+    let origin = format!("citygrid import {} {}", args.what, path.display());
+    if !dataset.is_layer() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {} (text files are UTF-8)", path.display()))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut store = Store::open_writer(&data, &origin)?;
+        if store.is_empty() {
+            refuse(format!("{} holds no city yet: run `citygrid init --data {} --name NAME` first", data.display(), data.display()));
+        }
+        let imported = match import_text_offline(&mut store, dataset, text, args.dry_run, &origin) {
+            Ok(i) => i,
+            Err(e @ DatasetError::Rejected { .. }) => refuse(e),
+            Err(e) => return Err(e.into()),
+        };
+        for w in &imported.checked.warnings {
+            println!("warning: {w}");
+        }
+        match imported.switched {
+            Some(s) => println!("imported: {} version {} is current (was {}), {} rows", s.dataset, s.current, s.previous, imported.checked.rows),
+            None => println!("dry run: {} would be imported ({} rows); nothing stored", dataset, imported.checked.rows),
+        }
+        return Ok(());
+    }
+    let layer = citygrid::ingest::validate::LayerKind::parse(&args.what).unwrap_or_else(|e| refuse(e));
+    let file = LayerFile::open(&path, &args.read)?.unwrap_or_else(|e| refuse(e));
+    let mut store = Store::open_writer(&data, &origin)?;
+    if store.is_empty() {
+        refuse(format!("{} holds no city yet: run `citygrid init --data {} --name NAME` first, or import a city package", data.display(), data.display()));
+    }
     let loading = progress_bar("loading");
     let spinner = ProgressBar::new_spinner().with_message("checking and storing");
     let read = |sink: &mut dyn citygrid::ingest::FeatureSink| {

@@ -125,15 +125,27 @@ impl World {
             .zip(self.city.level_counts())
             .map(|(l, count)| LevelSummary { name: l.name.clone(), name_en: l.name_en.clone(), grids: count })
             .collect();
+        let has_grids = !self.city.grids.is_empty();
         WorldSummary {
             city: self.meta.name.clone(),
+            code: self.meta.code.clone(),
+            crs: self.meta.crs.clone(),
+            has_grids,
+            message: (!has_grids).then(|| {
+                "this city has no grids yet: lookups and routing answer 503 until its grid layer is imported \
+                 (citygrid import grids FILE, PUT /v1/layers/grids, or a city package)"
+                    .to_owned()
+            }),
             center: self.center(),
             extent: self.grids.extent().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
             layers: vec![
                 LayerSummary { name: "grids", version: version("grids"), features: self.city.grids.len() },
                 LayerSummary { name: "components", version: version("components"), features: self.city.components.len() },
+                LayerSummary { name: "zones", version: version("zones"), features: self.city.zones.len() },
                 LayerSummary { name: "units", version: version("units"), features: self.city.units.len() },
             ],
+            calendar_version: version("calendar"),
+            settings_version: version("city"),
             rules_version: version("rules"),
             levels,
             loaded_at: self.loaded_at,
@@ -172,12 +184,25 @@ fn count_components_per_grid(city: &City, index: &GridIndex) -> Vec<Vec<(ClassCo
 #[derive(Debug, Serialize)]
 pub struct WorldSummary {
     pub city: String,
+    /// The county code the settings declare.
+    pub code: Option<String>,
+    /// The CRS the city's layers come in by default.
+    pub crs: Option<String>,
+    /// False for a new city that has no grid layer yet.
+    pub has_grids: bool,
+    /// What a city without grids needs next.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// lon, lat (WGS84) of the city centre.
     pub center: [f64; 2],
     /// min lon, min lat, max lon, max lat (WGS84) of the unit grids; `null` without grids.
     pub extent: Option<[f64; 4]>,
     pub layers: Vec<LayerSummary>,
     pub rules_version: Option<u64>,
+    /// The working calendar's version (`None`: the built-in calendar).
+    pub calendar_version: Option<u64>,
+    /// The city settings' version.
+    pub settings_version: Option<u64>,
     pub levels: Vec<LevelSummary>,
     pub loaded_at: DateTime<Utc>,
 }

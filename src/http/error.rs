@@ -63,7 +63,7 @@ impl From<LookupError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "outside_coverage", message)
                     .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates}))
             }
-            LookupError::NoCoverage => ApiError::new(StatusCode::NOT_FOUND, "no_coverage", message),
+            LookupError::NoCoverage => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_grids", message),
         }
     }
 }

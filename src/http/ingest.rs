@@ -1,4 +1,4 @@
-//! `PUT /v1/layers/{name}` (admin token): a new survey layer (`grids` or `components`) as the
+//! `PUT /v1/layers/{name}` (admin token): a new survey layer (`grids`, `components` or `zones`) as the
 //! raw request body, validated, stored as the layer's next version and served — or rejected
 //! with its report, nothing changed.
 //!
@@ -31,6 +31,8 @@ use super::error::ApiError;
 use super::layers::datasets;
 use super::params::Params;
 use super::spool::{self, Spool, SpoolError};
+// The unit register, the responsibility list, the calendar and the city settings come as text
+// through the same route: see `import_text`.
 use crate::ingest::report::Policy;
 use crate::ingest::validate::LayerKind;
 use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, stream_layer_file};
@@ -60,10 +62,28 @@ impl From<IngestError> for ApiError {
             IngestError::Fields(_) => ApiError::bad_request("unmapped_fields", message),
             IngestError::Stopped => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
             IngestError::UnknownLayer(name) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name, "layers": ["grids", "components"]}))
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name, "layers": crate::store::Dataset::ALL.map(|d| d.name())}))
             }
         }
     }
+}
+
+/// `PUT /v1/layers/{units|rules|calendar|city}`: the dataset's text (CSV or TOML, UTF-8) as the
+/// body, checked against what is served, stored as its next version and served; `dry_run=true`
+/// checks only. 422 `dataset_rejected` (nothing changes) with the reason.
+async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crate::store::Dataset, params: &Params, request: Request, limit: u64) -> Result<Response, ApiError> {
+    let dry_run = flag(params, "dry_run")?;
+    let bytes = axum::body::to_bytes(request.into_body(), limit as usize)
+        .await
+        .map_err(|_| ApiError::from(SpoolError::TooLarge { limit }))?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        ApiError::bad_request("invalid_encoding", format!("the {dataset} file is not UTF-8: save it as UTF-8 (Excel: CSV UTF-8)"))
+    })?;
+    let origin = format!("PUT /v1/layers/{dataset}");
+    let imported = tokio::task::spawn_blocking(move || d.import_text(dataset, &text, dry_run, &origin))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    Ok(axum::Json(json!({"checked": imported.checked, "switched": imported.switched, "dry_run": dry_run})).into_response())
 }
 
 fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
@@ -80,9 +100,13 @@ pub async fn import(
     request: Request,
 ) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
-    let layer = LayerKind::parse(&name)?;
     let params = Params::parse(query.as_deref())?;
     let limit = state.max_upload_bytes as u64;
+    match crate::store::Dataset::parse(&name) {
+        Some(dataset) if !dataset.is_layer() => return import_text(d, dataset, &params, request, limit).await,
+        _ => {}
+    }
+    let layer = LayerKind::parse(&name)?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let multipart = content_type.is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
     let (file, format) = if multipart {
@@ -124,6 +148,7 @@ pub async fn import(
         force_crs: flag(&params, "force_crs")?,
         policy: if flag(&params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
         allow_shrink: flag(&params, "allow_shrink")?,
+        default_crs: None,
     };
     let dry_run = flag(&params, "dry_run")?;
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };

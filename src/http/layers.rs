@@ -39,6 +39,15 @@ impl From<DatasetError> for ApiError {
             }
             DatasetError::ChangedMeanwhile { checked, now } => ApiError::new(StatusCode::CONFLICT, "changed_meanwhile", message)
                 .with_details(json!({"checked_against": checked, "served": now})),
+            DatasetError::Rejected { dataset, .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_rejected", message)
+                .with_details(json!({"name": dataset})),
+            DatasetError::Package(_) => ApiError::bad_request("invalid_package", message),
+            DatasetError::PackageRejected(report) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "package_rejected", message).with_details(json!({"report": report}))
+            }
+            DatasetError::Store(crate::store::StoreError::Locked { holder, .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "data_directory_locked", message).with_details(json!({"holder": holder}))
+            }
             DatasetError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", message),
             DatasetError::Ingest(e) => ApiError::from(e),
         }

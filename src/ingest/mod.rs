@@ -29,6 +29,7 @@ pub mod reproject;
 pub mod shapefile;
 pub mod topology;
 pub mod validate;
+pub mod zones;
 
 use std::io::{BufRead, BufReader, Read};
 
@@ -70,7 +71,7 @@ pub enum IngestError {
     CrsAfterFeatures { declared: String, read_as: String },
     #[error("fields: {0}")]
     Fields(String),
-    #[error("{0:?} is not a layer that can be imported: the layers are grids and components")]
+    #[error("{0:?} is not a dataset that can be imported: the datasets are grids, components, zones, units, rules, calendar, city")]
     UnknownLayer(String),
     #[error("reading the file: {0}")]
     Io(#[from] std::io::Error),

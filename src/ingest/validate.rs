@@ -34,6 +34,8 @@ use crate::model::{City, CityBuilder, ComponentFields, GridCode, GridFields, Mod
 pub enum LayerKind {
     Grids,
     Components,
+    /// Responsibility polygons ([`super::zones`]).
+    Zones,
 }
 
 impl LayerKind {
@@ -41,6 +43,7 @@ impl LayerKind {
         match name {
             "grids" => Ok(LayerKind::Grids),
             "components" => Ok(LayerKind::Components),
+            "zones" => Ok(LayerKind::Zones),
             other => Err(IngestError::UnknownLayer(other.to_owned())),
         }
     }
@@ -49,6 +52,7 @@ impl LayerKind {
         match self {
             LayerKind::Grids => "grids",
             LayerKind::Components => "components",
+            LayerKind::Zones => "zones",
         }
     }
 }
@@ -65,11 +69,20 @@ pub struct ImportOptions {
     /// Accept a new layer with fewer than half the features of the current one (otherwise
     /// refused as a probably partial file: a survey of one street sent as the whole layer).
     pub allow_shrink: bool,
+    /// The city's own CRS (its settings' `crs`): used for a file that declares none and is
+    /// given none.
+    pub default_crs: Option<String>,
 }
 
 impl ImportOptions {
     pub fn new(layer: LayerKind) -> ImportOptions {
-        ImportOptions { layer, crs: None, force_crs: false, policy: Policy::DropInvalid, allow_shrink: false }
+        ImportOptions { layer, crs: None, force_crs: false, policy: Policy::DropInvalid, allow_shrink: false, default_crs: None }
+    }
+
+    /// The CRS to read a file in besides the one it declares: the given one, else — for a file
+    /// that declares none — the city's default.
+    pub fn effective_crs(&self, file_declares: bool) -> Option<&str> {
+        self.crs.as_deref().or(if file_declares { None } else { self.default_crs.as_deref() })
     }
 }
 
@@ -232,7 +245,7 @@ struct Checker<'a> {
 impl<'a> Checker<'a> {
     fn new(options: &'a ImportOptions, current: &'a City, current_grids: &'a GridIndex) -> Result<Checker<'a>, IngestError> {
         let (fields, builder): (&'static [(&str, &[&str])], _) = match options.layer {
-            LayerKind::Grids => (&GRID_FIELDS, None),
+            LayerKind::Grids | LayerKind::Zones => (&GRID_FIELDS, None),
             LayerKind::Components => {
                 let mut b = new_builder(current);
                 add_current_grids(&mut b, current).map_err(|e| IngestError::Fields(format!("the current grids: {e}")))?;
@@ -247,7 +260,8 @@ impl<'a> Checker<'a> {
 
     /// Fixes the CRS and the field mapping from what the file has said by its first feature.
     fn start(&mut self, layer: &SourceLayer) -> Result<(), IngestError> {
-        let resolved = reproject::resolve(layer.declared_crs.as_deref(), self.options.crs.as_deref(), self.options.force_crs)?;
+        let given = self.options.effective_crs(layer.declared_crs.is_some());
+        let resolved = reproject::resolve(layer.declared_crs.as_deref(), given, self.options.force_crs)?;
         let reprojector = reproject::Reprojector::new(&resolved, layer)?;
         let map = FieldMap::new(layer, self.fields);
         // Columns are all known up front except GeoJSON's: a missing code column is fatal now.
@@ -395,6 +409,9 @@ pub fn prepare(
     current: &City,
     current_grids: &GridIndex,
 ) -> Result<Prepared, IngestError> {
+    if options.layer == LayerKind::Zones {
+        return super::zones::prepare_zones(read, options, current);
+    }
     let mut checker = Checker::new(options, current, current_grids)?;
     let header = read(&mut checker)?;
     if checker.started.is_none() {
@@ -434,7 +451,7 @@ pub fn prepare(
             let accepted = checker.accepted;
             finish(report, accepted, builder, options, current)
         }
-        LayerKind::Grids => {
+        LayerKind::Grids | LayerKind::Zones => {
             let grids = std::mem::take(&mut checker.grids);
             prepare_grids(report, grids, options, current)
         }
@@ -528,6 +545,7 @@ fn finish(mut report: Report, accepted: u64, builder: CityBuilder, options: &Imp
     let current_count = match layer {
         LayerKind::Grids => current.grids.len(),
         LayerKind::Components => current.components.len(),
+        LayerKind::Zones => current.zones.len(),
     } as u64;
     if !options.allow_shrink && accepted * 2 < current_count {
         let why = format!(

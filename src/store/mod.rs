@@ -670,9 +670,30 @@ fn write_city_toml(path: &Path, meta: &CityMeta) -> Result<atomic::Staged, Store
 
 #[derive(Serialize, Deserialize)]
 struct UnitRow {
+    #[serde(default, alias = "单位编码", alias = "编码", alias = "统一社会信用代码")]
     code: String,
+    #[serde(alias = "单位名称", alias = "名称")]
     name: String,
+    #[serde(default, alias = "电话", alias = "联系电话")]
     phone: String,
+}
+
+/// Checks a unit register (CSV `code,name,phone`, or 单位编码/单位名称/电话; UTF-8, BOM
+/// accepted): every row has a name, no name twice. Returns the number of units.
+pub fn check_units_csv(text: &str) -> Result<u64, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let mut names = std::collections::HashSet::new();
+    for (i, row) in reader.deserialize::<UnitRow>().enumerate() {
+        let row = row.map_err(|e| format!("row {}: {e}", i + 2))?;
+        if row.name.trim().is_empty() {
+            return Err(format!("row {}: a unit without a name", i + 2));
+        }
+        if !names.insert(row.name.trim().to_owned()) {
+            return Err(format!("row {}: unit {:?} is listed twice", i + 2, row.name.trim()));
+        }
+    }
+    Ok(names.len() as u64)
 }
 
 fn write_units(w: &mut dyn std::io::Write, units: &UnitTable) -> Result<(), String> {
@@ -693,8 +714,9 @@ fn read_units(path: &Path, units: &mut UnitTable) -> Result<(), StoreError> {
         path: path.into(),
         message,
     };
-    let file = std::fs::File::open(path).map_err(StoreError::io(path))?;
-    let mut reader = csv::Reader::from_reader(std::io::BufReader::new(file));
+    let text = std::fs::read_to_string(path).map_err(StoreError::io(path))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     for (i, row) in reader.deserialize::<UnitRow>().enumerate() {
         let row = row.map_err(|e| bad(format!("row {}: {e}", i + 2)))?;
         if row.name.trim().is_empty() {

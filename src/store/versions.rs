@@ -51,6 +51,31 @@ impl Store {
         self.commit_manifest(next)
     }
 
+    /// Makes the versions in `before` current again, and a dataset `before` lacks current in
+    /// none of its versions (they stay listed, so their numbers are never given out again):
+    /// the undo of a save whose new snapshot could not be served.
+    pub fn restore(&mut self, before: &super::Versions) -> Result<(), StoreError> {
+        let mut next = self.manifest.clone();
+        for (name, history) in next.datasets.iter_mut() {
+            history.current = before.get(name).unwrap_or(0);
+        }
+        if before.get(Dataset::City.name()).is_none() && self.manifest.current(Dataset::City.name()).is_some() {
+            // The city itself was created by the save being undone.
+            next.city = None;
+        } else if let (Some(v), true) = (before.get(Dataset::City.name()), before.get(Dataset::City.name()) != self.versions().get(Dataset::City.name())) {
+            let info = self.version_info(Dataset::City.name(), v)?;
+            let path = self.dir.join(&info.file);
+            let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
+            next.city = Some(CityMeta::from_toml(&text).map_err(|message| StoreError::CityToml { path, message })?);
+        }
+        let meta = next.city.clone();
+        self.commit_manifest(next)?;
+        if let Some(meta) = meta {
+            super::write_city_toml(&self.dir.join(super::CITY_TOML), &meta)?.commit()?;
+        }
+        Ok(())
+    }
+
     fn version_info(&self, dataset: &str, version: u64) -> Result<&VersionInfo, StoreError> {
         let d = self
             .manifest

@@ -8,6 +8,9 @@
 //! the new one, none sees a mix. If the new snapshot cannot be built, the store is set back to
 //! the versions that were current, and the old snapshot stays served.
 
+pub mod package;
+pub mod text;
+
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
@@ -16,18 +19,23 @@ use crate::index::GridIndex;
 use crate::ingest::report::Policy;
 use crate::model::City;
 use crate::ingest::{FeatureSink, ImportOptions, IngestError, Report, SourceLayer};
-use crate::store::{Store, StoreError, VersionInfo, Versions};
+use crate::store::{Dataset, NewVersion, Store, StoreError, VersionInfo, Versions};
+pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package};
+pub use text::{TextChecked, check_text};
 use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};
-
-/// The datasets a data directory versions.
-pub const DATASETS: [&str; 5] = ["grids", "components", "zones", "units", "rules"];
 
 /// Why a change was refused. Nothing changed when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("no dataset {0:?}: the datasets are grids, components, zones, units, rules")]
+    #[error("no dataset {0:?}: the datasets are grids, components, zones, units, rules, calendar, city")]
     UnknownDataset(String),
+    #[error("{dataset} refused: {message}; nothing changed")]
+    Rejected { dataset: Dataset, message: String },
+    #[error("city package: {0}")]
+    Package(String),
+    #[error("city package refused: {}; nothing changed", .0.rejection.as_deref().unwrap_or("see the report"))]
+    PackageRejected(Box<PackageReport>),
     #[error("{dataset} has no version {version} (kept: {})", kept.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
     UnknownVersion { dataset: String, version: u64, kept: Vec<u64> },
     #[error("version {version} of {dataset} cannot be served: {message}; version {previous} stays current")]
@@ -94,13 +102,13 @@ impl Datasets {
     }
 
     fn name(dataset: &str) -> Result<&'static str, DatasetError> {
-        DATASETS.iter().copied().find(|d| *d == dataset).ok_or_else(|| DatasetError::UnknownDataset(dataset.to_owned()))
+        Dataset::parse(dataset).map(Dataset::name).ok_or_else(|| DatasetError::UnknownDataset(dataset.to_owned()))
     }
 
     /// Every dataset's history.
     pub fn list(&self) -> Vec<DatasetHistory> {
         let store = self.store();
-        DATASETS.iter().map(|&d| history(&store, d)).collect()
+        Dataset::ALL.iter().map(|d| history(&store, d.name())).collect()
     }
 
     /// One dataset's history.
@@ -175,6 +183,11 @@ impl Datasets {
         // downloads and rollbacks are not held up while an upload is read and checked.
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
+        let mut options = options.clone();
+        if options.default_crs.is_none() {
+            options.default_crs = world.meta.crs.clone();
+        }
+        let options = &options;
         let prepared = check_upload(Current::of(&world), read, options)?;
         let checked_against = world.versions.clone();
         drop(world);
@@ -186,12 +199,69 @@ impl Datasets {
             // against layers no longer served.
             return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
         }
+        if store.is_empty() {
+            // A server started on an empty directory: its first layer creates the city.
+            let meta = self.world.load().meta.clone();
+            store.init(&meta, origin)?;
+        }
         let saved = save_upload(&mut store, &city, prepared.units_changed, options, origin)?;
         drop(city);
         if let Err(message) = self.reload(&store, false) {
             return Err(saved.restore(&mut store, message));
         }
         Ok(Imported { report, switched: Some(saved.switched(&store)) })
+    }
+
+    /// Checks `text` as the next version of the text dataset `dataset` (units, rules, calendar,
+    /// city settings) against what is served, and — unless `dry_run` — stores and serves it.
+    /// Refused ([`DatasetError::Rejected`]): nothing changes. Blocks: call it off the async workers.
+    pub fn import_text(&self, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
+        let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
+        let world = self.world.load();
+        let checked = check_text(dataset, text, &world.city, Some(&world.meta)).map_err(|message| DatasetError::Rejected { dataset, message })?;
+        drop(world);
+        if dry_run {
+            return Ok(TextImported { checked, switched: None });
+        }
+        let mut store = self.store();
+        let before = store.versions();
+        let meta = checked.meta.clone().or_else(|| store.is_empty().then(|| self.world.load().meta.clone()));
+        store.save_versions(vec![NewVersion::text(dataset, checked.rows, text)], meta.as_ref(), origin, None)?;
+        if let Err(message) = self.reload(&store, dataset == Dataset::Rules) {
+            store.restore(&before)?;
+            let version = store.dataset(dataset.name()).map_or(0, |d| d.latest());
+            return Err(DatasetError::Unloadable { dataset: dataset.name().into(), version, previous: before.get(dataset.name()).unwrap_or(0), message });
+        }
+        let switched = Switched { dataset: dataset.name(), previous: before.get(dataset.name()).unwrap_or(0), current: store.versions().get(dataset.name()).unwrap_or(0), versions: store.versions() };
+        Ok(TextImported { checked, switched: Some(switched) })
+    }
+
+    /// Checks the city package against what is served and — unless `dry_run` — stores all of
+    /// its datasets as their next versions and serves them, in one switch. Blocks: call it off
+    /// the async workers.
+    pub fn import_package(&self, package: &Package, options: &PackageOptions, dry_run: bool, origin: &str) -> Result<PackageImported, DatasetError> {
+        let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
+        let world = self.world.load();
+        let current = self.store().city_meta().is_some().then_some((&world.city, &world.meta));
+        let checked = check_package(package, current, options)?;
+        let checked_against = world.versions.clone();
+        drop(world);
+        if dry_run {
+            return Ok(PackageImported { report: checked.report, versions: None });
+        }
+        let mut store = self.store();
+        if store.versions() != checked_against {
+            return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
+        }
+        let before = store.versions();
+        store.save_versions(checked.plan(&|_, _| {}), Some(&checked.meta), origin, None)?;
+        let CheckedPackage { report, city, .. } = checked;
+        drop(city);
+        if let Err(message) = self.reload(&store, false) {
+            store.restore(&before)?;
+            return Err(DatasetError::Unloadable { dataset: "package".into(), version: 0, previous: 0, message });
+        }
+        Ok(PackageImported { report, versions: Some(store.versions()) })
     }
 
     /// Builds the snapshot of the store's current versions and swaps it in; with
@@ -237,12 +307,8 @@ impl Saved {
     /// Makes the versions current before the upload current again, because the new one
     /// cannot be served (`message`); the error to return.
     fn restore(self, store: &mut Store, message: String) -> DatasetError {
-        for dataset in [self.dataset, "units"] {
-            if let (Some(v), true) = (self.before.get(dataset), self.before.get(dataset) != self.versions.get(dataset)) {
-                if let Err(e) = store.set_current(dataset, v) {
-                    return e.into();
-                }
-            }
+        if let Err(e) = store.restore(&self.before) {
+            return e.into();
         }
         let (version, previous) = (self.versions.get(self.dataset).unwrap_or(0), self.before.get(self.dataset).unwrap_or(0));
         DatasetError::Unloadable { dataset: self.dataset.to_owned(), version, previous, message }
@@ -286,7 +352,7 @@ fn check_upload(
 fn save_upload(store: &mut Store, city: &City, units_changed: bool, options: &ImportOptions, origin: &str) -> Result<Saved, DatasetError> {
     let dataset = options.layer.name();
     let before = store.versions();
-    let versions = store.save_layer(crate::store::Dataset::parse(dataset).expect("a layer"), city, units_changed, origin, &|_, _| {})?;
+    let versions = store.save_layer(Dataset::parse(dataset).expect("a layer"), city, units_changed, origin, &|_, _| {})?;
     Ok(Saved { dataset, before, versions })
 }
 
@@ -306,6 +372,11 @@ pub fn import_offline(
 ) -> Result<Imported, DatasetError> {
     let prepared = {
         let loaded = store.load_city(progress)?;
+        let mut options = options.clone();
+        if options.default_crs.is_none() {
+            options.default_crs = loaded.meta.crs.clone();
+        }
+        let options = &options;
         let grids = GridIndex::build(&loaded.city);
         let working_rules = loaded.rules_csv.as_deref().filter(|csv| crate::routing::RuleSet::load(csv, &loaded.city).is_ok());
         check_upload(Current { city: &loaded.city, grids: &grids, working_rules }, read, options)?
@@ -333,6 +404,71 @@ fn rules_problem(csv: &str, city: &City) -> Option<String> {
         }
         Err(e) => Some(e.to_string()),
     }
+}
+
+/// A city with no layers, as a server serves a data directory that holds no city yet: named
+/// by `meta`, else "unnamed city" with the default hierarchy (CJ/T 213). Its first import
+/// creates it with these settings.
+pub fn empty_city(meta: Option<crate::store::CityMeta>) -> crate::store::LoadedCity {
+    let meta = meta.unwrap_or_else(|| crate::store::CityMeta::new("unnamed city", crate::model::Hierarchy::default()));
+    let city = crate::model::CityBuilder::new(meta.hierarchy.clone(), crate::model::ClassTable::builtin_components(), crate::model::ClassTable::builtin_events())
+        .finish()
+        .expect("an empty city is valid");
+    crate::store::LoadedCity { city, meta, versions: Versions::default(), rules_csv: None, calendar_toml: None }
+}
+
+/// What a text dataset import did.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextImported {
+    pub checked: TextChecked,
+    /// `None`: a dry run.
+    pub switched: Option<Switched>,
+}
+
+/// What a package import did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageImported {
+    pub report: PackageReport,
+    /// Every dataset's version now served; `None`: a dry run.
+    pub versions: Option<Versions>,
+}
+
+/// [`Datasets::import_text`] for a data directory no server runs on (the command line).
+pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
+    let loaded = store.load_city(&|_, _| {})?;
+    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta)).map_err(|message| DatasetError::Rejected { dataset, message })?;
+    drop(loaded);
+    if dry_run {
+        return Ok(TextImported { checked, switched: None });
+    }
+    let before = store.versions();
+    store.save_versions(vec![NewVersion::text(dataset, checked.rows, text)], checked.meta.as_ref(), origin, None)?;
+    if let Err(e) = store.load_city(&|_, _| {}) {
+        store.restore(&before)?;
+        return Err(DatasetError::Unloadable { dataset: dataset.name().into(), version: 0, previous: before.get(dataset.name()).unwrap_or(0), message: e.to_string() });
+    }
+    let switched = Switched { dataset: dataset.name(), previous: before.get(dataset.name()).unwrap_or(0), current: store.versions().get(dataset.name()).unwrap_or(0), versions: store.versions() };
+    Ok(TextImported { checked, switched: Some(switched) })
+}
+
+/// [`Datasets::import_package`] for a data directory no server runs on (the command line),
+/// also into an empty one.
+pub fn import_package_offline(store: &mut Store, package: &Package, options: &PackageOptions, dry_run: bool, origin: &str, progress: &dyn Fn(u64, u64)) -> Result<PackageImported, DatasetError> {
+    let loaded = if store.is_empty() { None } else { Some(store.load_city(progress)?) };
+    let checked = check_package(package, loaded.as_ref().map(|l| (&l.city, &l.meta)), options)?;
+    drop(loaded);
+    if dry_run {
+        return Ok(PackageImported { report: checked.report, versions: None });
+    }
+    let before = store.versions();
+    store.save_versions(checked.plan(progress), Some(&checked.meta), origin, None)?;
+    let CheckedPackage { report, city, .. } = checked;
+    drop(city);
+    if let Err(e) = store.load_city(&|_, _| {}) {
+        store.restore(&before)?;
+        return Err(DatasetError::Unloadable { dataset: "package".into(), version: 0, previous: 0, message: e.to_string() });
+    }
+    Ok(PackageImported { report, versions: Some(store.versions()) })
 }
 
 /// What an import did: the report, and the switch when the layer was stored and is served.

@@ -1,0 +1,275 @@
+//! A city package: a folder (or a ZIP of one) holding any of a city's datasets, each file named
+//! after its dataset — `city.toml`, `grids.*`, `components.*`, `zones.*`, `units.csv`,
+//! `rules.csv`, `calendar.toml` — imported in one switch: all of them become current together,
+//! or, if any is refused, none.
+//!
+//! Layers may be in any format a survey layer may come in (`grids.zip` a zipped Shapefile,
+//! `grids.shp` with its siblings, `.geojson`, `.fgb`, `.gpkg`, `components.csv`…) and in any
+//! CRS; a layer that declares none is read in the package's (or the city's) `crs`. They are
+//! checked in the order settings, grids, components, zones, then the unit register, the
+//! responsibility list and the calendar against the new layers, so a package may bring a whole
+//! city into an empty data directory, or replace any part of an existing one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::text::{TextChecked, check_text};
+use super::DatasetError;
+use crate::index::GridIndex;
+use crate::ingest::validate::LayerKind;
+use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, Report};
+use crate::model::{City, CityBuilder, ClassTable};
+use crate::store::{CityMeta, Dataset, NewVersion};
+
+/// A city package, opened: which file holds which dataset.
+pub struct Package {
+    /// The folder (for a ZIP: where it was unpacked, removed on drop).
+    pub dir: PathBuf,
+    pub files: BTreeMap<Dataset, PathBuf>,
+    _unpacked: Option<tempfile::TempDir>,
+}
+
+impl Package {
+    /// Opens the package at `path`: a folder, or a ZIP of one (its files at the top or in one
+    /// folder), unpacked into a temp folder in `scratch`. A file whose name (before the
+    /// extension) is not a dataset's is refused, so that a misspelt `grid.shp` is not skipped
+    /// silently; `README*` and dot files are ignored.
+    pub fn open(path: &Path, scratch: &Path) -> Result<Package, DatasetError> {
+        let bad = |m: String| DatasetError::Package(m);
+        let (dir, unpacked) = if path.is_dir() {
+            (path.to_owned(), None)
+        } else {
+            let file = std::fs::File::open(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("{}: not a folder or a ZIP: {e}", path.display())))?;
+            let tmp = tempfile::Builder::new().prefix(".package-").tempdir_in(scratch).map_err(|e| bad(e.to_string()))?;
+            let total: u64 = (0..zip.len()).filter_map(|i| zip.by_index_raw(i).ok().map(|f| f.size())).sum();
+            if total > 16 << 30 {
+                return Err(bad(format!("the ZIP expands to {total} bytes; a package is at most 16 GiB")));
+            }
+            zip.extract(tmp.path()).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+            // Files at the top, or in the ZIP's one folder.
+            let mut dir = tmp.path().to_owned();
+            let entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| bad(e.to_string()))?.flatten().collect();
+            if let [only] = entries.as_slice() {
+                if only.path().is_dir() {
+                    dir = only.path();
+                }
+            }
+            (dir, Some(tmp))
+        };
+        let mut files = BTreeMap::new();
+        let entries = std::fs::read_dir(&dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
+        let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        names.sort();
+        for file in names {
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let (stem, ext) = name.split_once('.').unwrap_or((name.as_str(), ""));
+            let (stem, ext) = (stem.to_lowercase(), ext.to_lowercase());
+            if name.starts_with('.') || stem.starts_with("readme") || stem.starts_with("expected") || ext == "py" || ext == "md" {
+                continue;
+            }
+            // A bare Shapefile's siblings travel with its .shp.
+            if ["dbf", "shx", "prj", "cpg", "qpj", "sbn", "sbx", "xml", "shp.xml"].contains(&ext.as_str()) {
+                continue;
+            }
+            let Some(dataset) = Dataset::parse(&stem) else {
+                return Err(bad(format!("{name}: not a dataset of a city package (name files {}, e.g. grids.zip, units.csv)", Dataset::names())));
+            };
+            if let Some(first) = files.insert(dataset, file.clone()) {
+                return Err(bad(format!("two files for {dataset}: {} and {name}", first.display())));
+            }
+        }
+        if files.is_empty() {
+            return Err(bad(format!("{}: no dataset files (name them {}, e.g. grids.zip, units.csv)", path.display(), Dataset::names())));
+        }
+        Ok(Package { dir, files, _unpacked: unpacked })
+    }
+
+    fn text(&self, dataset: Dataset) -> Result<Option<String>, DatasetError> {
+        match self.files.get(&dataset) {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(path)
+                .map(|t| Some(t.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(t)))
+                .map_err(|e| DatasetError::Package(format!("{}: {e} (text files are UTF-8)", path.display()))),
+        }
+    }
+}
+
+/// How to read a package's layers.
+#[derive(Clone, Debug, Default)]
+pub struct PackageOptions {
+    /// The template for each layer's [`ImportOptions`] (policy, CRS, shrink…; `layer` is set
+    /// per file).
+    pub base: Option<ImportOptions>,
+}
+
+/// What checking a package found: a report per layer, a line per text dataset.
+#[derive(Clone, Debug, Serialize)]
+pub struct PackageReport {
+    pub layers: Vec<Report>,
+    pub texts: Vec<TextChecked>,
+    /// Why the package is refused (`None`: it can be imported).
+    pub rejection: Option<String>,
+}
+
+impl PackageReport {
+    /// A readable rendering for the command line.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        for r in &self.layers {
+            s.push_str(&r.to_text());
+        }
+        for t in &self.texts {
+            s.push_str(&format!("{}: {} rows, accepted\n", t.dataset, t.rows));
+            for w in &t.warnings {
+                s.push_str(&format!("  warning: {w}\n"));
+            }
+        }
+        if let Some(r) = &self.rejection {
+            s.push_str(&format!("PACKAGE REJECTED: {r}\n"));
+        }
+        s
+    }
+}
+
+/// A package that passed its checks: the new city and the texts to store.
+pub struct CheckedPackage {
+    pub report: PackageReport,
+    pub meta: CityMeta,
+    /// `None` when the package brings no layer (the city stays as it is).
+    pub city: Option<City>,
+    /// Which layers are new (and whether units changed).
+    pub layers: Vec<Dataset>,
+    pub units_changed: bool,
+    pub texts: Vec<(Dataset, u64, String)>,
+}
+
+impl CheckedPackage {
+    /// The versions to write, in one switch.
+    pub fn plan<'a>(&'a self, progress: &'a dyn Fn(u64, u64)) -> Vec<NewVersion<'a>> {
+        let mut plan = Vec::new();
+        if let Some(city) = &self.city {
+            for &layer in &self.layers {
+                plan.push(NewVersion::of_city(layer, city, &self.meta, progress));
+            }
+            if self.units_changed && !self.texts.iter().any(|(d, ..)| *d == Dataset::Units) {
+                plan.push(NewVersion::of_city(Dataset::Units, city, &self.meta, progress));
+            }
+        }
+        for (dataset, rows, text) in &self.texts {
+            plan.push(NewVersion::text(*dataset, *rows, text));
+        }
+        plan
+    }
+}
+
+/// Checks `package` against the current city (`current`, with settings `meta`; `None` for an
+/// empty data directory) — every layer in turn on top of the ones before, then the texts.
+pub fn check_package(package: &Package, current: Option<(&City, &CityMeta)>, options: &PackageOptions) -> Result<CheckedPackage, DatasetError> {
+    let refuse = |report: PackageReport, why: String| Err(DatasetError::PackageRejected(Box::new(PackageReport { rejection: Some(why), ..report })));
+    let mut report = PackageReport { layers: Vec::new(), texts: Vec::new(), rejection: None };
+    // The settings first: they say the hierarchy and the CRS the layers are read in.
+    let current_meta = current.map(|(_, m)| m);
+    let meta = match (package.text(Dataset::City)?, current_meta) {
+        (Some(text), _) => {
+            let check = match current {
+                // Without new grids, the settings must fit the current ones.
+                Some((c, _)) if !package.files.contains_key(&Dataset::Grids) => check_text(Dataset::City, &text, c, current_meta),
+                _ => CityMeta::from_toml(&text).map(|m| TextChecked { dataset: Dataset::City, rows: 1, warnings: Vec::new(), meta: Some(m) }),
+            };
+            match check {
+                Ok(checked) => {
+                    let meta = checked.meta.clone().expect("city settings");
+                    report.texts.push(checked);
+                    meta
+                }
+                Err(why) => return refuse(report, format!("city.toml: {why}")),
+            }
+        }
+        (None, Some(m)) => m.clone(),
+        (None, None) => {
+            return refuse(report, "the data directory holds no city yet and the package has no city.toml: add one (name, code, crs, hierarchy) or run `citygrid init` first".into());
+        }
+    };
+    let empty = match current {
+        Some((c, _)) if c.hierarchy == meta.hierarchy => None,
+        Some(_) if !package.files.contains_key(&Dataset::Grids) => {
+            return refuse(report, "city.toml changes the grid hierarchy: the package must bring the grids in the new scheme too".into());
+        }
+        _ => Some(
+            CityBuilder::new(meta.hierarchy.clone(), ClassTable::builtin_components(), ClassTable::builtin_events())
+                .finish()
+                .expect("an empty city"),
+        ),
+    };
+    let start: &City = match (&empty, current) {
+        (Some(e), _) => e,
+        (None, Some((c, _))) => c,
+        (None, None) => unreachable!("an empty city is made when there is no current one"),
+    };
+    let mut city: Option<City> = None;
+    let mut layers = Vec::new();
+    let mut units_changed = false;
+    for dataset in [Dataset::Grids, Dataset::Components, Dataset::Zones] {
+        let Some(path) = package.files.get(&dataset) else { continue };
+        let base = city.as_ref().unwrap_or(start);
+        let grids = GridIndex::build(base);
+        let mut options = options.base.clone().unwrap_or_else(|| ImportOptions::new(LayerKind::Grids));
+        options.layer = LayerKind::parse(dataset.name())?;
+        if options.default_crs.is_none() {
+            options.default_crs = meta.crs.clone();
+        }
+        let prepared = crate::ingest::prepare(|sink| read_layer_file(path, sink), &options, base, &grids)
+            .map_err(|e| DatasetError::Package(format!("{}: {e}", file_name(path))))?;
+        report.layers.push(prepared.report);
+        match prepared.city {
+            Some(new) => {
+                units_changed |= prepared.units_changed;
+                layers.push(dataset);
+                city = Some(new);
+            }
+            None => {
+                let why = report.layers.last().and_then(|r| r.rejection.clone()).unwrap_or_default();
+                return refuse(report, format!("{}: {why}", file_name(path)));
+            }
+        }
+    }
+    if let (Some(code), Some(top)) = (&meta.code, city.as_ref().and_then(|c| c.grids.first())) {
+        if top.code.to_string() != *code {
+            return refuse(report, format!("city.toml says the county code is {code}, the grid layer's top level is {}", top.code));
+        }
+    }
+    let served = city.as_ref().unwrap_or(start);
+    let mut texts = Vec::new();
+    for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
+        let Some(text) = package.text(dataset)? else { continue };
+        match check_text(dataset, &text, served, Some(&meta)) {
+            Ok(checked) => {
+                texts.push((dataset, checked.rows, text));
+                report.texts.push(checked);
+            }
+            Err(why) => return refuse(report, format!("{}: {why}", dataset)),
+        }
+    }
+    if let Some(text) = package.text(Dataset::City)? {
+        texts.push((Dataset::City, 1, text));
+    }
+    Ok(CheckedPackage { report, meta, city, layers, units_changed, texts })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Streams a layer file of a package to `sink`, its format from its extension (else sniffed).
+pub fn read_layer_file(path: &Path, sink: &mut dyn crate::ingest::FeatureSink) -> Result<crate::ingest::SourceLayer, IngestError> {
+    let format = Format::from_extension(path)?;
+    let bare_shp = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("shp"));
+    if bare_shp {
+        return crate::ingest::shapefile::read_files(path, sink);
+    }
+    let file = std::fs::File::open(path)?;
+    crate::ingest::stream_layer_file(file, format, &CsvOptions::default(), sink)
+}
