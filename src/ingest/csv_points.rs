@@ -9,8 +9,13 @@
 //! - Columns named just `x` / `y` (or `X坐标` / `Y坐标`) follow the surveyor's convention of the
 //!   CRS: in a northing-first CRS such as CGCS2000 Gauss-Krüger EPSG:4491–4554, **X is the
 //!   northing** and Y the easting (as the EPSG registry and Chinese survey sheets have it); in
-//!   every other CRS (and in degrees) x is the easting/longitude. A pair swapped the wrong way
-//!   lands outside the CRS's area and every row is reported, never silently moved.
+//!   every other CRS (and in degrees) x is the easting/longitude — unless the data says
+//!   otherwise: in a projected CRS, the first point that lies in the CRS's area at least one
+//!   way round decides. If it fits only the other way round (a CSV written by GDAL,
+//!   `ogr2ogr -lco GEOMETRY=AS_XY`, has X = easting), the file is read that way and the
+//!   report's `notes` say so (`csv_axes_swapped`); if it fits both ways, the convention holds
+//!   (see [`super::reproject::Reprojector`]). Rows that fit neither way are reported as outside
+//!   the CRS's area, never silently moved.
 //! - Two candidates for one axis, or both lon/lat-style and x/y-style columns, are ambiguous:
 //!   an error asks for `--x-column` / `--y-column`.
 
@@ -87,6 +92,13 @@ fn find_columns(headers: &[String], options: &CsvOptions) -> Result<Columns, Ing
         }
         (a, b) => Err(ambiguous(format!("only one coordinate column found ({})", names(&[a, b].concat())))),
     }
+}
+
+/// The header names of the X and Y columns when the point columns are the surveyor's X/Y found
+/// by name (what [`read`] sets [`SourceLayer::csv_survey_xy`] for), for messages.
+pub(super) fn survey_column_names(headers: &[String]) -> Option<(String, String)> {
+    let c = find_columns(headers, &CsvOptions::default()).ok().filter(|c| c.survey_xy)?;
+    Some((headers[c.first].clone(), headers[c.second].clone()))
 }
 
 /// Reads a CSV of points (UTF-8, a BOM is fine). A row whose coordinates are not two finite

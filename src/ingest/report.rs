@@ -138,6 +138,9 @@ pub struct Report {
     /// routing then answers 503 `rules_unavailable` until a fitting list is saved. Rejects the
     /// upload under `strict`; by default it is imported with this warning.
     pub rules_problem: Option<String>,
+    /// What the reading decided that is worth knowing, each starting with its code:
+    /// `csv_axes_swapped: …` (CSV X/Y read against the CRS's convention, see `csv_points`).
+    pub notes: Vec<String>,
     /// Whether the layer is (or, on a dry run, would be) imported.
     pub accepted_layer: bool,
     /// Why not, when not.
@@ -163,6 +166,7 @@ impl Report {
             issues_truncated: false,
             topology: None,
             rules_problem: None,
+            notes: Vec::new(),
             accepted_layer: false,
             rejection: None,
         }
@@ -213,6 +217,9 @@ impl Report {
         let read: Vec<String> =
             self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
         let _ = writeln!(w, "fields: {}", read.join(", "));
+        for n in &self.notes {
+            let _ = writeln!(w, "note: {n}");
+        }
         if let Some(t) = &self.topology {
             let c = &t.counts;
             let _ = writeln!(

@@ -444,6 +444,7 @@ pub fn prepare(
         report.crs_source = "file"; // a late `crs` member that agrees with the degrees read
     }
     report.features = checker.features;
+    report.notes.extend(started.reprojector.axis_note().map(str::to_owned));
     report.fields = map.describe(&header, checker.fields);
     match options.layer {
         LayerKind::Components => {

@@ -66,18 +66,25 @@ impl GridCode {
             });
         };
         check_county(s, "grid code")?;
-        if level >= 1 && hierarchy.levels.len() > 1 {
-            // Street/town code (digits 7-9): first digit 0 街道, 1 镇, 2/3 乡 (CJ/T 213).
+        if level >= 1 {
+            // The street/town code (digits 7-9): its first digit is the kind of township-level
+            // unit; see `Hierarchy::street_code_first_digits`.
             let street_first = s.as_bytes()[6] - b'0';
-            if street_first > 3 {
-                return Err(ModelError::MalformedCode {
-                    what: "grid code",
-                    code: s.to_owned(),
-                    reason: format!(
-                        "street/town code {} must start with 0 (街道), 1 (镇) or 2/3 (乡)",
-                        &s[6..9.min(s.len())]
+            let allowed = hierarchy.street_code_first_digits.unwrap_or(DigitSet::STREET_STANDARD);
+            if !allowed.contains(street_first) {
+                let street = &s[6..hierarchy.levels[1].code_digits.min(s.len())];
+                let reason = match hierarchy.street_code_first_digits {
+                    None => format!(
+                        "street/town code {street} must start with 0 (街道 street), 1 (镇 town), 2/3 (乡 township) \
+                         or 4/5 (类似乡级单位: development zone, farm, scenic area…); a city whose codes use \
+                         other first digits declares them in city.toml: [hierarchy] street_code_first_digits = \"0-{street_first}\""
                     ),
-                });
+                    Some(declared) => format!(
+                        "street/town code {street} must start with {declared} (street_code_first_digits of the {} hierarchy in city.toml)",
+                        hierarchy.scheme
+                    ),
+                };
+                return Err(ModelError::MalformedCode { what: "grid code", code: s.to_owned(), reason });
             }
         }
         Ok((GridCode { value, digits: s.len() as u8 }, level))
@@ -132,8 +139,135 @@ impl Serialize for GridCode {
     }
 }
 
-/// One level of the grid hierarchy.
+/// A set of decimal digits, 0–9: which first digits a street/town code may have
+/// ([`Hierarchy::street_code_first_digits`]).
+///
+/// Written as text of digits and ranges separated by commas (`"0-5"`, `"0-3,6,8-9"`) or as a
+/// TOML list of digits and such texts (`[0, 1, 2, 3, 6]`, `["0-3", 6]`); written back as the
+/// shortest text (`"0-3,6"`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DigitSet(u16);
+
+impl DigitSet {
+    /// The first digits of the national statistical division codes (统计用区划代码) for
+    /// township-level units: 0 街道 (street, 001–099), 1 镇 (town, 100–199), 2/3 乡 (township,
+    /// 200–399), 4/5 类似乡级单位 (township-like units: development zones, farms, scenic areas,
+    /// 400–599). The default of every hierarchy.
+    pub const STREET_STANDARD: DigitSet = DigitSet(0b11_1111);
+    /// No digit at all (refused by [`Hierarchy::validate`]).
+    pub const EMPTY: DigitSet = DigitSet(0);
+
+    /// The set of the given digits; `None` if one is above 9.
+    pub fn from_digits(digits: impl IntoIterator<Item = u8>) -> Option<DigitSet> {
+        digits.into_iter().try_fold(DigitSet::EMPTY, |set, d| (d <= 9).then_some(DigitSet(set.0 | 1 << d)))
+    }
+
+    /// Parses `"0-5"`, `"0-3,6,8-9"`, `"7"` (spaces allowed; ranges ascending; not empty).
+    pub fn parse(text: &str) -> Result<DigitSet, String> {
+        let bad = |why: &str| format!("{text:?} {why}: write digits and ranges such as \"0-5\" or \"0-3,6\"");
+        let digit = |s: &str| match s.trim().as_bytes() {
+            [d @ b'0'..=b'9'] => Ok(d - b'0'),
+            _ => Err(bad("is not a list of digits 0-9")),
+        };
+        let mut set = DigitSet::EMPTY;
+        for part in text.split(',') {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (digit(a)?, digit(b)?),
+                None => (digit(part)?, digit(part)?),
+            };
+            if a > b {
+                return Err(bad("has a descending range"));
+            }
+            for d in a..=b {
+                set.0 |= 1 << d;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Whether `digit` (0–9) is in the set.
+    pub fn contains(self, digit: u8) -> bool {
+        digit <= 9 && self.0 & (1 << digit) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for DigitSet {
+    /// The shortest text: runs of three or more as ranges (`0-5`), others listed (`0,1,6`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        let mut d = 0u8;
+        while d <= 9 {
+            if !self.contains(d) {
+                d += 1;
+                continue;
+            }
+            let start = d;
+            while d < 9 && self.contains(d + 1) {
+                d += 1;
+            }
+            match d - start {
+                0 => parts.push(format!("{start}")),
+                1 => parts.push(format!("{start},{d}")),
+                _ => parts.push(format!("{start}-{d}")),
+            }
+            d += 1;
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+impl fmt::Debug for DigitSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DigitSet({self})")
+    }
+}
+impl Serialize for DigitSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for DigitSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Item {
+            Digit(u8),
+            Text(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            List(Vec<Item>),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom("expected digits and ranges as text (\"0-5\", \"0-3,6\") or a list ([0, 1, 2, 3, 6])")
+        })?;
+        let items = match raw {
+            Raw::Text(t) => vec![Item::Text(t)],
+            Raw::List(items) if items.is_empty() => return Ok(DigitSet::EMPTY), // refused by Hierarchy::validate
+            Raw::List(items) => items,
+        };
+        let mut set = DigitSet::EMPTY;
+        for item in items {
+            let more = match item {
+                Item::Digit(n) => DigitSet::from_digits([n]).ok_or_else(|| format!("{n} is not a digit 0-9")),
+                Item::Text(t) => DigitSet::parse(&t),
+            };
+            set.0 |= more.map_err(serde::de::Error::custom)?.0;
+        }
+        Ok(set)
+    }
+}
+
+/// One level of the grid hierarchy. Unknown keys are refused: in `city.toml` a hierarchy key
+/// written after the `[[hierarchy.levels]]` tables belongs to the last level, and would
+/// otherwise be ignored without a word.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LevelDef {
     /// Name shown to users, e.g. `街道`.
     pub name: String,
@@ -150,6 +284,12 @@ pub struct LevelDef {
 pub struct Hierarchy {
     /// Scheme name for messages, e.g. `CJ/T 213`.
     pub scheme: String,
+    /// The digits a street/town code (the code of level 2, digits 7–9 under CJ/T 213) may start
+    /// with. `None` (the key absent from `city.toml`): [`DigitSet::STREET_STANDARD`], 0–5. A
+    /// city whose township-level codes use other first digits declares its own, e.g.
+    /// `street_code_first_digits = "0-6"`; it replaces the default, it does not add to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub street_code_first_digits: Option<DigitSet>,
     pub levels: Vec<LevelDef>,
 }
 
@@ -157,6 +297,7 @@ impl Hierarchy {
     fn with(scheme: &str, names: &[(&str, &str, usize)]) -> Hierarchy {
         Hierarchy {
             scheme: scheme.into(),
+            street_code_first_digits: None,
             levels: names
                 .iter()
                 .map(|&(name, name_en, code_digits)| LevelDef {
@@ -185,7 +326,9 @@ impl Hierarchy {
     }
 
     /// Checks the hierarchy is usable: 2 to 8 levels, the top one 6 digits (county),
-    /// strictly increasing code lengths of at most 19 digits, non-empty names.
+    /// strictly increasing code lengths of at most 19 digits, non-empty names, and — if
+    /// declared — at least one street-code first digit. (A `street_code_first_digits` text
+    /// that does not read is already refused when `city.toml` is deserialised.)
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |reason: String| Err(ModelError::BadHierarchy(reason));
         if !(2..=8).contains(&self.levels.len()) {
@@ -204,6 +347,9 @@ impl Hierarchy {
         }
         if self.levels.iter().any(|l| l.name.trim().is_empty()) {
             return bad("every level needs a name".into());
+        }
+        if self.street_code_first_digits.is_some_and(DigitSet::is_empty) {
+            return bad("street_code_first_digits allows no digit: leave it out for the default 0-5, or list digits such as \"0-6\"".into());
         }
         Ok(())
     }
@@ -413,6 +559,130 @@ mod tests {
         }
         let e = GridCode::parse("22020690100109", &h).unwrap_err().to_string();
         assert!(e.contains("街道"), "{e}");
+    }
+
+    #[test]
+    fn township_like_street_codes_4xx_5xx_parse_by_default() {
+        let h = Hierarchy::cjt213();
+        // 320506404 开发区, 320506405 国家苏州太湖旅游度假区 (类似乡级单位 in the statistical codes).
+        for code in ["320506404", "320506405", "32050640400101", "320506599001"] {
+            assert!(GridCode::parse(code, &h).is_ok(), "{code}");
+        }
+        for code in ["320506001", "320506101", "320506201", "320506399"] {
+            assert!(GridCode::parse(code, &h).is_ok(), "{code}");
+        }
+    }
+
+    #[test]
+    fn street_codes_6xx_and_up_are_refused_by_default_with_the_ranges_and_the_way_out() {
+        let h = Hierarchy::cjt213();
+        for code in ["320506601", "32050670100101", "320506999"] {
+            let e = GridCode::parse(code, &h).unwrap_err().to_string();
+            assert!(e.contains(&format!("street/town code {}", &code[6..9])), "{e}");
+            for part in ["0 (街道", "1 (镇", "2/3 (乡", "4/5 (类似乡级单位", "street_code_first_digits"] {
+                assert!(e.contains(part), "{part:?} missing from: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hierarchy_declaring_its_street_code_digits_uses_them_instead_of_the_default() {
+        let mut h = Hierarchy::cjt213();
+        h.street_code_first_digits = Some(DigitSet::parse("0-6").unwrap());
+        assert!(h.validate().is_ok());
+        assert_eq!(GridCode::parse("32050660100101", &h).unwrap().1, 3);
+        let e = GridCode::parse("320506701", &h).unwrap_err().to_string();
+        assert!(e.contains("must start with 0-6") && e.contains("CJ/T 213"), "{e}");
+        // It replaces the default: a city of only 街道 and 镇 refuses 4xx.
+        h.street_code_first_digits = Some(DigitSet::parse("0,1").unwrap());
+        assert!(GridCode::parse("320506404", &h).is_err());
+        assert!(GridCode::parse("320506101", &h).is_ok());
+        h.street_code_first_digits = Some(DigitSet::EMPTY);
+        let e = h.validate().unwrap_err().to_string();
+        assert!(e.contains("street_code_first_digits"), "{e}");
+    }
+
+    #[test]
+    fn digit_sets_read_text_and_lists_and_write_the_shortest_text() {
+        let p = |s: &str| DigitSet::parse(s).map(|d| d.to_string());
+        assert_eq!(p("0-5").unwrap(), "0-5");
+        assert_eq!(p(" 0 - 3 , 6,8-9").unwrap(), "0-3,6,8,9");
+        assert_eq!(p("7").unwrap(), "7");
+        assert_eq!(p("0,1,2,5,6,7,9").unwrap(), "0-2,5-7,9");
+        for bad in ["", "0-", "a", "10", "5-3", "0-5,", "0..5"] {
+            assert!(DigitSet::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(DigitSet::from_digits([0, 1, 2, 3, 4, 5]), Some(DigitSet::STREET_STANDARD));
+        assert_eq!(DigitSet::from_digits([10]), None);
+        #[derive(Deserialize)]
+        struct T {
+            d: DigitSet,
+        }
+        let d = |text: &str| toml::from_str::<T>(text).map(|t| t.d.to_string()).map_err(|e| e.to_string());
+        assert_eq!(d("d = \"0-6\"").unwrap(), "0-6");
+        assert_eq!(d("d = [0, 1, 2, 3, 6]").unwrap(), "0-3,6");
+        assert_eq!(d("d = [\"0-3\", 6]").unwrap(), "0-3,6");
+        assert_eq!(d("d = []").unwrap(), "", "an empty list reads; Hierarchy::validate refuses it");
+        for bad in ["d = \"0-x\"", "d = [12]", "d = 6", "d = [\"5-3\"]"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `city.toml` as the store wrote it before the key existed.
+    const OLD_CITY_TOML: &str = r#"name = "苏州市吴中区"
+center = [120.63, 31.26]
+
+[hierarchy]
+scheme = "CJ/T 213"
+
+[[hierarchy.levels]]
+name = "区"
+name_en = "district"
+code_digits = 6
+
+[[hierarchy.levels]]
+name = "街道"
+name_en = "street"
+code_digits = 9
+
+[[hierarchy.levels]]
+name = "社区"
+name_en = "community"
+code_digits = 12
+
+[[hierarchy.levels]]
+name = "网格"
+name_en = "grid"
+code_digits = 14
+"#;
+
+    #[test]
+    fn city_toml_without_the_key_still_loads_and_the_key_round_trips() {
+        use crate::store::CityMeta;
+        let old: CityMeta = toml::from_str(OLD_CITY_TOML).unwrap();
+        assert_eq!(old.hierarchy, Hierarchy::cjt213());
+        assert!(old.hierarchy.validate().is_ok());
+        // Written back unchanged: no key for the default.
+        let text = toml::to_string(&old).unwrap();
+        assert!(!text.contains("street_code_first_digits"), "{text}");
+        // Declared: written as text and read back the same.
+        let mut meta = old.clone();
+        meta.hierarchy.street_code_first_digits = Some(DigitSet::parse("0-6,9").unwrap());
+        let text = toml::to_string(&meta).unwrap();
+        assert!(text.contains("street_code_first_digits = \"0-6,9\""), "{text}");
+        assert_eq!(toml::from_str::<CityMeta>(&text).unwrap(), meta);
+        // Hand-written after the levels, as a list.
+        let text = OLD_CITY_TOML.replace("scheme = \"CJ/T 213\"\n", "scheme = \"CJ/T 213\"\nstreet_code_first_digits = [0, 1, 6]\n");
+        let meta: CityMeta = toml::from_str(&text).unwrap();
+        assert!(GridCode::parse("320506601", &meta.hierarchy).is_ok());
+        assert!(GridCode::parse("320506201", &meta.hierarchy).is_err());
+        let e = toml::from_str::<CityMeta>(&OLD_CITY_TOML.replace("scheme = \"CJ/T 213\"\n", "scheme = \"CJ/T 213\"\nstreet_code_first_digits = \"six\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("street_code_first_digits = \"six\"") && e.contains("is not a list of digits"), "{e}");
+        // Written after the levels it would belong to the last level: refused, not ignored.
+        let e = toml::from_str::<CityMeta>(&format!("{OLD_CITY_TOML}street_code_first_digits = \"0-6\"\n")).unwrap_err().to_string();
+        assert!(e.contains("unknown field `street_code_first_digits`"), "{e}");
     }
 
     #[test]

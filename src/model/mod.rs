@@ -11,7 +11,7 @@ mod zone;
 
 pub use city::{City, CityBuilder, ComponentFields, GridFields, NameId, Names};
 pub use class::{ClassEntry, ClassKind, ClassTable};
-pub use code::{ClassCode, ComponentCode, GridCode, Hierarchy, LevelDef};
+pub use code::{ClassCode, ComponentCode, DigitSet, GridCode, Hierarchy, LevelDef};
 pub use component::{Accuracy, Component, Status};
 pub use grid::{Chief, Grid, GridId};
 pub use unit::{Unit, UnitId, UnitTable};
