@@ -166,7 +166,7 @@ fn parse_levels(s: &str) -> Result<citygrid::model::Hierarchy> {
                 let name_en = english.get(i).copied().unwrap_or("level").to_owned();
                 levels.push(LevelDef { name: name.trim().to_owned(), name_en, code_digits: digits });
             }
-            Hierarchy { scheme: "custom".into(), levels }
+            Hierarchy { scheme: "custom".into(), levels, ..Hierarchy::default() }
         }
     };
     h.validate().map_err(|e| anyhow::anyhow!("--levels: {e}"))?;

@@ -1,5 +1,5 @@
 //! The real `citygrid` binary: `serve --demo` on an empty directory, /health over a socket,
-//! a lookup over the socket and the same answer from `citygrid locate`, graceful shutdown on SIGTERM, and a clear refusal on an empty directory without `--demo`.
+//! a lookup over the socket and the same answer from `citygrid locate`, and graceful shutdown on SIGTERM. (An empty directory without `--demo`: tests/city_from_zero.rs.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -94,19 +94,6 @@ fn serve_demo_generates_serves_health_and_shuts_down_on_sigterm() {
     assert!(exit.success(), "graceful exit on SIGTERM: {exit:?}\n{log}");
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("shut down"), "{log}");
-}
-
-#[test]
-fn serve_refuses_an_empty_directory_without_demo() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("holds no city yet") && err.contains("citygrid demo"), "{err}");
 }
 
 #[test]

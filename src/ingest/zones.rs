@@ -37,7 +37,7 @@ pub fn prepare_zones(
 ) -> Result<Prepared, IngestError> {
     let source = super::collect(read)?;
     let resolved = reproject::resolve(source.declared_crs.as_deref(), options.effective_crs(source.declared_crs.is_some()), options.force_crs)?;
-    let reprojector = reproject::Reprojector::new(&resolved, &source)?;
+    let mut reprojector = reproject::Reprojector::new(&resolved, &source)?;
     let map = FieldMap::new(&source, &ZONE_FIELDS);
     if map.columns[0].is_none() {
         return Err(IngestError::Fields(format!(

@@ -1,0 +1,173 @@
+//! A real city from zero, as a GIS office brings it in on its first day, with the real binary
+//! and no demo generator: an empty data directory is served (and says it has no grids), one
+//! writer per directory, then `citygrid init` and `citygrid import` of a city package delivered
+//! in CGCS2000 Gauss-Krüger (fixtures/city-gk: a zipped GBK Shapefile of grids with a
+//! township-level 4xx street code, a CSV of components with GDAL's X = easting, zones in
+//! GeoJSON, units, rules, calendar) — then every locate, route and a tile checked against the
+//! package's own oracle (fixtures/city-gk/expected.csv, computed by construction with pyproj).
+
+#[path = "tiles_decode.rs"]
+mod tiles_decode;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let text = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let json = serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text));
+    (status, json)
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+        Server { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn citygrid(args: &[&str], data: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).arg("--data").arg(data).output().unwrap()
+}
+
+fn package() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/city-gk")
+}
+
+#[test]
+fn an_empty_directory_is_served_and_has_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let (status, health) = request(&server.addr, "GET", "/health", None);
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["has_grids"], false, "{health}");
+    assert!(health["message"].as_str().unwrap().contains("no grids yet"), "{health}");
+    let (status, err) = request(&server.addr, "GET", "/v1/locate?lon=120.62&lat=31.32", None);
+    assert_eq!((status, err["error"]["code"].as_str()), (503, Some("no_grids")), "{err}");
+    assert!(!data.join("manifest.json").exists(), "nothing of a demo city, nothing at all, is written");
+
+    // One writer per data directory: the CLI names the server that holds it.
+    let out = citygrid(&["init", "--name", "星湖示范区"], &data);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("pid {}", server.child.id())) && err.contains("citygrid serve"), "{err}");
+    drop(server);
+    let out = citygrid(&["init", "--name", "星湖示范区"], &data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = citygrid(&["init", "--name", "again"], &data);
+    assert!(!out.status.success(), "a second init is refused");
+}
+
+#[test]
+fn a_gauss_kruger_city_package_from_zero_answers_like_its_oracle() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = citygrid(&["init", "--name", "星湖示范区", "--code", "320509", "--crs", "EPSG:4549"], &data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pkg = package();
+    let out = citygrid(&["import", pkg.to_str().unwrap()], &data);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("imported: the city package is current"), "{report}");
+    assert!(!report.contains("error:"), "a clean package imports without errors:\n{report}");
+
+    let server = Server::start(&data);
+    let (_, health) = request(&server.addr, "GET", "/health", None);
+    assert_eq!(health["has_grids"], true, "{health}");
+    assert!(health["city"].as_str().unwrap().contains("星湖示范区"), "{health}");
+    assert_eq!(health["levels"].as_array().unwrap().iter().map(|l| l["grids"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3, 7, 44]);
+    assert!(!health.to_string().contains("demo"), "nothing of the demo: {health}");
+
+    let mut reader = csv::Reader::from_path(pkg.join("expected.csv")).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let (mut located, mut routed) = (0, 0);
+    for row in reader.records() {
+        let row = row.unwrap();
+        let get = |name: &str| row.get(headers.iter().position(|h| h == name).unwrap()).unwrap().to_owned();
+        let (lon, lat) = (get("lon"), get("lat"));
+        match get("kind").as_str() {
+            "locate" => {
+                let (status, answer) = request(&server.addr, "GET", &format!("/v1/locate?lon={lon}&lat={lat}"), None);
+                assert_eq!(status, 200, "{answer}");
+                assert_eq!(answer["grid"]["code"], get("unit_grid"), "{lon},{lat}: {}", get("note"));
+                let chain: Vec<&str> = answer["chain"].as_array().unwrap().iter().map(|g| g["code"].as_str().unwrap()).collect();
+                assert_eq!(chain, ["320509", get("street").as_str(), get("community").as_str(), get("unit_grid").as_str()]);
+                // The same point in the city's own CRS.
+                let (x, y) = (get("easting"), get("northing"));
+                let (_, same) = request(&server.addr, "GET", &format!("/v1/locate?x={x}&y={y}&crs=EPSG:4549"), None);
+                assert_eq!(same["grid"]["code"], get("unit_grid"), "{x},{y}");
+                located += 1;
+            }
+            "outside" => {
+                let (status, answer) = request(&server.addr, "GET", &format!("/v1/locate?lon={lon}&lat={lat}"), None);
+                assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("outside_coverage")), "{answer}");
+            }
+            kind @ ("route_event" | "route_component") => {
+                let case = if kind == "route_event" {
+                    serde_json::json!({"lon": lon.parse::<f64>().unwrap(), "lat": lat.parse::<f64>().unwrap(), "event_type": get("case_type"), "urgency": get("urgency"), "reported_at": "2026-12-08T10:00:00+08:00"})
+                } else {
+                    serde_json::json!({"lon": lon.parse::<f64>().unwrap(), "lat": lat.parse::<f64>().unwrap(), "component_code": get("component_code"), "reported_at": "2026-12-08T10:00:00+08:00"})
+                };
+                let (status, answer) = request(&server.addr, "POST", "/v1/cases/route", Some(&case.to_string()));
+                assert_eq!(status, 200, "{case}: {answer}");
+                assert_eq!(answer["responsible_unit"]["name"], get("expected_unit"), "{case}: {}", get("note"));
+                routed += 1;
+            }
+            other => panic!("unknown kind {other}"),
+        }
+    }
+    assert!(located >= 60 && routed >= 20, "{located} located, {routed} routed");
+
+    // A tile over the district: grids and components decoded from the MVT.
+    let (z, x, y) = tile_of(120.62, 31.32, 14);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    write!(stream, "GET /tiles/grids,components/{z}/{x}/{y}.mvt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response[..split]));
+    let layers = tiles_decode::decode(&response[split..]);
+    assert!(layers.contains_key("grids") && layers.contains_key("components"), "{:?}", layers.keys());
+    assert!(layers.values().all(|l| !l.features.is_empty()), "{:?}", layers.keys());
+}
+
+fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32, u32) {
+    let n = f64::from(1u32 << z);
+    let r = lat.to_radians();
+    (z, ((lon + 180.0) / 360.0 * n) as u32, ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32)
+}
