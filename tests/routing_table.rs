@@ -129,6 +129,9 @@ const DUE: &[(&str, &str, &str)] = &[
     ("2026-11-23T06:00:00+08:00", "4wh", "2026-11-23T14:00:00+08:00"),
     // Saturday 14 Feb 16:00, a make-up working day: 1.5 h, Spring Festival 15–23 Feb, Tue 24 Feb 08:30 + 2.5 h.
     ("2026-02-14T16:00:00+08:00", "4wh", "2026-02-24T11:00:00+08:00"),
+    // Tuesday 8 Dec 2026 + 20 wd: 9–11, 14–18, 21–25, 28–31 Dec (17), Friday 1 Jan 2027 (18: 2027's
+    // holidays are not in the calendar, so it counts as a weekday), 4 and 5 Jan.
+    ("2026-12-08T10:00:00+08:00", "20wd", "2027-01-05T17:30:00+08:00"),
 ];
 
 fn due_of(at: &str, limit: &str) -> String {
@@ -371,6 +374,10 @@ fn generate_rows() {
         let x = g.expect("event", t, Some(u).filter(|u| !u.is_empty()), grid, None);
         g.push(&format!("D{:02}", i + 1), Some(interior(city, grid)), "", "", ("event_type", t), u, at, Ok((&x, "none")), why);
     }
+    // Past the calendar's last year (2026): computed, but with a warning.
+    let x = g.expect("event", "0101", None, d, None);
+    let why = "20 working days into 2027, whose holidays the calendar does not know";
+    g.push("D12", Some(interior(city, d)), "", "", ("event_type", "0101"), "", "2026-12-08T10:00:00+08:00", Ok((&x, "calendar_unknown_year")), why);
 
     // GCJ-02 inputs: the interior point shifted into GCJ-02.
     for (i, &(t, grid)) in [("0102", a), ("0102", c), ("0102", d), ("0506", a), ("0506", b)].iter().enumerate() {

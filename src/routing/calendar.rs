@@ -16,6 +16,31 @@
 //!   deadline is the end of the working time of the `n`-th working day after the day of the
 //!   report (art. 203: the period ends when business stops that day).
 //! - `n` calendar days (`cd`, 自然日): exactly `n × 24` hours after the report, holidays included.
+//!
+//! # Years covered
+//! Public holidays and make-up days are published year by year (by the State Council General
+//! Office, around November for the next year), so a calendar knows only the years it lists
+//! ([`WorkCalendar::years`]). A deadline in working hours or working days that counts a day of
+//! another year — one that runs past the last covered year, or starts before the first — is
+//! still computed (that year's days counted as plain weekdays and weekends), but never
+//! silently: [`WorkCalendar::deadline`] names the unknown years, and a routed case carries the
+//! warning `calendar_unknown_year` and `beyond_calendar: true` in its deadline. Calendar-day
+//! limits do not look at the calendar and are never beyond it.
+//!
+//! # The TOML file
+//! ```toml
+//! working_hours = ["08:30-12:00", "13:30-17:30"]   # every working day; default as shown
+//! weekend = ["sat", "sun"]                          # default as shown
+//! years = [2025, 2026]                              # the years whose holidays are listed
+//! holidays = ["2026-10-01", "2026-10-02"]           # public holidays and the rest days around them
+//! workdays = ["2026-10-10"]                         # make-up working days (调休上班)
+//! ```
+//! Every holiday and make-up day must lie in a year of `years`, and every year of `years`
+//! must have at least one holiday (a year listed without its dates would be claimed without
+//! being known). A city adding a year adds it to `years` together with its dates. Without
+//! `years` (calendars written before the key existed) the covered years are those of the
+//! listed dates. Unknown keys are refused. [`check_calendar_toml`] validates a text and
+//! summarises it ([`CalendarSummary`]).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -30,9 +55,10 @@ pub fn china_tz() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("valid offset")
 }
 
-/// The built-in calendar: 2026 public holidays and make-up working days as published by the
-/// State Council General Office (国办发明电〔2025〕7号, November 2025), checked against two
-/// reprints of the notice. Later years must be added as data (`calendar.toml`) once published.
+/// The built-in calendar: 2025 and 2026 public holidays and make-up working days as published
+/// by the State Council General Office (国办发明电〔2024〕12号, November 2024; 国办发明电〔2025〕7号,
+/// November 2025); each date's weekday is checked by the tests. Later years must be added as
+/// data (`calendar.toml`) once published.
 pub const DEFAULT_CALENDAR_TOML: &str = include_str!("../../fixtures/routing/calendar.toml");
 
 /// Largest limits accepted (about a year each): a longer one is a typo.
@@ -111,14 +137,7 @@ impl fmt::Display for TimeLimit {
     }
 }
 
-/// The calendar as written in TOML:
-///
-/// ```toml
-/// working_hours = ["08:30-12:00", "13:30-17:30"]
-/// weekend = ["sat", "sun"]
-/// holidays = ["2026-10-01", "2026-10-02"]
-/// workdays = ["2026-10-10"]          # make-up working days (调休上班)
-/// ```
+/// The calendar as written in TOML (keys in the [module documentation](self)).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CalendarFile {
@@ -126,11 +145,15 @@ struct CalendarFile {
     working_hours: Vec<String>,
     #[serde(default = "default_weekend")]
     weekend: Vec<String>,
+    years: Option<Vec<i32>>,
     #[serde(default)]
     holidays: Vec<NaiveDate>,
     #[serde(default)]
     workdays: Vec<NaiveDate>,
 }
+
+/// Years a calendar may list: a typo such as `206` or `20266` is refused.
+const YEAR_RANGE: std::ops::RangeInclusive<i32> = 1900..=2999;
 
 fn default_hours() -> Vec<String> {
     vec!["08:30-12:00".into(), "13:30-17:30".into()]
@@ -150,6 +173,58 @@ pub struct WorkCalendar {
     pub holidays: BTreeSet<NaiveDate>,
     /// Make-up working days (调休上班), working even if they fall on a weekend.
     pub workdays: BTreeSet<NaiveDate>,
+    /// The years whose holidays and make-up days the calendar knows (see the
+    /// [module documentation](self#years-covered)).
+    pub years: BTreeSet<i32>,
+    /// `years` was written in the file (not taken from the dates).
+    years_declared: bool,
+}
+
+/// What a calendar holds, for an import or a status page ([`check_calendar_toml`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CalendarSummary {
+    /// The years covered, ascending.
+    pub years: Vec<i32>,
+    /// `true`: from the file's `years`; `false`: taken from the years of its dates.
+    pub years_declared: bool,
+    /// Number of public holidays and of make-up working days.
+    pub holidays: usize,
+    pub workdays: usize,
+    /// `HH:MM-HH:MM`, sorted.
+    pub working_hours: Vec<String>,
+    /// `sat`, `sun`, … as in the file's order.
+    pub weekend: Vec<String>,
+}
+
+/// Validates a calendar TOML text as [`WorkCalendar::from_toml`] does and summarises it.
+pub fn check_calendar_toml(text: &str) -> Result<CalendarSummary, RoutingError> {
+    WorkCalendar::from_toml(text).map(|c| c.summary())
+}
+
+/// A deadline, and whether the calendar knew every year it counted in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueDate {
+    /// UTC+08:00.
+    pub due: DateTime<FixedOffset>,
+    /// Years the computation counted working time in that the calendar does not cover, so
+    /// their holidays were not known (ascending; empty when all were known, and for
+    /// calendar-day limits, which do not use the calendar).
+    pub unknown_years: Vec<i32>,
+}
+
+/// `2025–2026`, `2024, 2026–2027`, `no year`.
+pub fn years_text(years: &BTreeSet<i32>) -> String {
+    let mut runs: Vec<(i32, i32)> = Vec::new();
+    for &y in years {
+        match runs.last_mut() {
+            Some(r) if r.1 + 1 == y => r.1 = y,
+            _ => runs.push((y, y)),
+        }
+    }
+    if runs.is_empty() {
+        return "no year".into();
+    }
+    runs.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}–{b}") }).collect::<Vec<_>>().join(", ")
 }
 
 impl Default for WorkCalendar {
@@ -160,7 +235,8 @@ impl Default for WorkCalendar {
 }
 
 impl WorkCalendar {
-    /// Reads a calendar from TOML (see [`CalendarFile`] for the keys).
+    /// Reads and checks a calendar from TOML (keys and rules in the
+    /// [module documentation](self#the-toml-file)).
     pub fn from_toml(text: &str) -> Result<WorkCalendar, RoutingError> {
         let bad = |reason: String| RoutingError::Calendar(reason);
         let file: CalendarFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
@@ -199,7 +275,73 @@ impl WorkCalendar {
         if let Some(d) = holidays.intersection(&workdays).next() {
             return Err(bad(format!("{d} is both a holiday and a make-up working day")));
         }
-        Ok(WorkCalendar { periods, weekend, holidays, workdays })
+        let dated_years: BTreeSet<i32> = holidays.iter().chain(&workdays).map(|d| d.year()).collect();
+        let years_declared = file.years.is_some();
+        let years: BTreeSet<i32> = match file.years {
+            None => dated_years,
+            Some(listed) => {
+                if listed.is_empty() {
+                    return Err(bad("years is empty: list the years whose holidays the calendar holds, e.g. years = [2026]".into()));
+                }
+                if let Some(y) = listed.iter().find(|y| !YEAR_RANGE.contains(y)) {
+                    return Err(bad(format!("year {y} in years is not a year from {} to {}", YEAR_RANGE.start(), YEAR_RANGE.end())));
+                }
+                let years: BTreeSet<i32> = listed.into_iter().collect();
+                for (what, dates) in [("holiday", &holidays), ("make-up working day", &workdays)] {
+                    if let Some(d) = dates.iter().find(|d| !years.contains(&d.year())) {
+                        return Err(bad(format!(
+                            "{what} {d} is in {}, which years ({}) does not list: add {} to years together with all its holidays and make-up days",
+                            d.year(),
+                            years_text(&years),
+                            d.year()
+                        )));
+                    }
+                }
+                if let Some(y) = years.iter().find(|y| !holidays.iter().any(|d| d.year() == **y)) {
+                    return Err(bad(format!(
+                        "years lists {y} but no holiday of {y}: add its holidays and make-up days, or leave {y} out until they are published"
+                    )));
+                }
+                years
+            }
+        };
+        Ok(WorkCalendar { periods, weekend, holidays, workdays, years, years_declared })
+    }
+
+    /// The years whose holidays and make-up days the calendar knows, ascending.
+    pub fn years(&self) -> &BTreeSet<i32> {
+        &self.years
+    }
+
+    /// What the calendar holds (see [`check_calendar_toml`]).
+    pub fn summary(&self) -> CalendarSummary {
+        CalendarSummary {
+            years: self.years.iter().copied().collect(),
+            years_declared: self.years_declared,
+            holidays: self.holidays.len(),
+            workdays: self.workdays.len(),
+            working_hours: self.periods.iter().map(|(a, b)| format!("{}-{}", a.format("%H:%M"), b.format("%H:%M"))).collect(),
+            weekend: self.weekend.iter().map(|d| d.to_string().to_lowercase()).collect(),
+        }
+    }
+
+    /// The deadline of a case reported at `start` with `limit` ([`WorkCalendar::due`]), with
+    /// the years it counted working time in that the calendar does not cover: for working
+    /// hours every day from the day of the report to the deadline, for working days every day
+    /// after the day of the report up to the deadline; none for calendar days.
+    pub fn deadline(&self, start: DateTime<FixedOffset>, limit: TimeLimit) -> DueDate {
+        let due = self.due(start, limit);
+        let first = start.with_timezone(&china_tz()).date_naive();
+        let counted = match limit.unit {
+            LimitUnit::CalendarDays => None,
+            LimitUnit::WorkingHours => Some((first, due.date_naive())),
+            LimitUnit::WorkingDays => Some((first.succ_opt().expect("date in range"), due.date_naive())),
+        };
+        let unknown_years = match counted {
+            None => Vec::new(),
+            Some((a, b)) => (a.year()..=b.year()).filter(|y| !self.years.contains(y)).collect(),
+        };
+        DueDate { due, unknown_years }
     }
 
     /// Whether `d` is a working day: a make-up day, or not weekend and not a holiday.
@@ -300,6 +442,127 @@ mod tests {
         assert!(c.is_working_day(d("2026-09-20"))); // make-up Sunday
         assert!(!c.is_working_day(d("2026-02-23"))); // Spring Festival, Monday
         assert!(c.is_working_day(d("2026-02-28"))); // make-up Saturday
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn the_builtin_calendar_has_2025_as_published_and_every_date_on_the_right_weekday() {
+        let c = WorkCalendar::default();
+        assert_eq!(c.years().iter().copied().collect::<Vec<_>>(), [2025, 2026]);
+        // 国办发明电〔2024〕12号, with the weekdays the notice gives.
+        let holidays_2025 = [
+            ("2025-01-01", "2025-01-01", Weekday::Wed),
+            ("2025-01-28", "2025-02-04", Weekday::Tue),
+            ("2025-04-04", "2025-04-06", Weekday::Fri),
+            ("2025-05-01", "2025-05-05", Weekday::Thu),
+            ("2025-05-31", "2025-06-02", Weekday::Sat),
+            ("2025-10-01", "2025-10-08", Weekday::Wed),
+        ];
+        let mut n = 0;
+        for (from, to, weekday) in holidays_2025 {
+            assert_eq!(d(from).weekday(), weekday, "{from}");
+            for day in d(from).iter_days().take_while(|x| *x <= d(to)) {
+                assert!(c.holidays.contains(&day) && !c.is_working_day(day), "{day}");
+                n += 1;
+            }
+        }
+        assert_eq!(c.holidays.iter().filter(|h| h.year() == 2025).count(), n, "no other 2025 holiday");
+        assert_eq!(n, 28);
+        let workdays_2025 = [
+            ("2025-01-26", Weekday::Sun),
+            ("2025-02-08", Weekday::Sat),
+            ("2025-04-27", Weekday::Sun),
+            ("2025-09-28", Weekday::Sun),
+            ("2025-10-11", Weekday::Sat),
+        ];
+        for (day, weekday) in workdays_2025 {
+            assert_eq!(d(day).weekday(), weekday, "{day}");
+            assert!(c.is_working_day(d(day)), "{day}");
+        }
+        assert_eq!(c.workdays.iter().filter(|w| w.year() == 2025).count(), workdays_2025.len());
+        // Every make-up day of every year is a weekend day, and no holiday is one.
+        for w in &c.workdays {
+            assert!(matches!(w.weekday(), Weekday::Sat | Weekday::Sun), "{w} {}", w.weekday());
+        }
+        // Deadlines across the 2025 Spring Festival: Friday 24 Jan + 1 wd → the make-up
+        // Sunday 26 Jan; + 2 wd → Monday 27 Jan; + 3 wd → Wednesday 5 Feb.
+        assert_eq!(due("2025-01-24T10:00:00+08:00", "1wd"), "2025-01-26T17:30:00+08:00");
+        assert_eq!(due("2025-01-24T10:00:00+08:00", "2wd"), "2025-01-27T17:30:00+08:00");
+        assert_eq!(due("2025-01-24T10:00:00+08:00", "3wd"), "2025-02-05T17:30:00+08:00");
+        // Tuesday 30 Sep 2025 16:30 + 4 wh: 1 h, then 1–8 Oct, Thursday 9 Oct 08:30 + 3 h.
+        assert_eq!(due("2025-09-30T16:30:00+08:00", "4wh"), "2025-10-09T11:30:00+08:00");
+    }
+
+    #[test]
+    fn deadlines_name_the_years_the_calendar_does_not_know() {
+        let c = WorkCalendar::default();
+        // The issue's case: 20 working days from Tuesday 8 Dec 2026 count Friday 1 Jan 2027
+        // as a working day, because 2027's holidays are not known.
+        let dd = c.deadline(t("2026-12-08T10:00:00+08:00"), lim("20wd"));
+        assert_eq!(dd.due.to_rfc3339(), "2027-01-05T17:30:00+08:00");
+        assert_eq!(dd.unknown_years, [2027]);
+        // Inside the covered years: nothing unknown.
+        let dd = c.deadline(t("2026-12-08T10:00:00+08:00"), lim("10wd"));
+        assert_eq!((dd.due.to_rfc3339().as_str(), dd.unknown_years.len()), ("2026-12-22T17:30:00+08:00", 0));
+        // Working hours from the last afternoon of 2026 run into 2027.
+        assert_eq!(c.deadline(t("2026-12-31T17:00:00+08:00"), lim("1wh")).unknown_years, [2027]);
+        assert!(c.deadline(t("2026-12-31T16:00:00+08:00"), lim("1wh")).unknown_years.is_empty());
+        // Starting before the first covered year.
+        assert_eq!(c.deadline(t("2024-12-30T10:00:00+08:00"), lim("4wh")).unknown_years, [2024]);
+        assert_eq!(c.deadline(t("2024-12-20T10:00:00+08:00"), lim("20wd")).unknown_years, [2024]);
+        // Working days do not count the day of the report: 31 Dec 2024 + 1 wd is 2 Jan 2025.
+        let dd = c.deadline(t("2024-12-31T10:00:00+08:00"), lim("1wd"));
+        assert_eq!((dd.due.to_rfc3339().as_str(), dd.unknown_years.len()), ("2025-01-02T17:30:00+08:00", 0));
+        // Calendar days do not use the calendar.
+        assert!(c.deadline(t("2026-12-30T10:00:00+08:00"), lim("7cd")).unknown_years.is_empty());
+        // Both ends unknown, and the years between.
+        let only_2026 = WorkCalendar::from_toml("years = [2026]\nholidays = [\"2026-10-01\"]").unwrap();
+        assert_eq!(only_2026.deadline(t("2025-12-31T10:00:00+08:00"), lim("2000wh")).unknown_years, [2025, 2027]);
+    }
+
+    #[test]
+    fn years_are_declared_checked_against_the_dates_and_summarised() {
+        let s = check_calendar_toml(DEFAULT_CALENDAR_TOML).unwrap();
+        assert_eq!(
+            s,
+            CalendarSummary {
+                years: vec![2025, 2026],
+                years_declared: true,
+                holidays: 28 + 33,
+                workdays: 5 + 6,
+                working_hours: vec!["08:30-12:00".into(), "13:30-17:30".into()],
+                weekend: vec!["sat".into(), "sun".into()],
+            }
+        );
+        // A city adds 2027: the year and its dates.
+        let with_2027 = DEFAULT_CALENDAR_TOML
+            .replace("years = [2025, 2026]", "years = [2025, 2026, 2027]")
+            .replacen("holidays = [", "holidays = [\n  \"2027-01-01\",", 1);
+        let c = WorkCalendar::from_toml(&with_2027).unwrap();
+        let dd = c.deadline(t("2026-12-08T10:00:00+08:00"), lim("20wd"));
+        assert_eq!((dd.due.to_rfc3339().as_str(), dd.unknown_years.len()), ("2027-01-06T17:30:00+08:00", 0));
+        // Without `years` (older files): the years of the dates.
+        let s = check_calendar_toml("holidays = [\"2026-10-01\", \"2024-10-01\"]").unwrap();
+        assert_eq!((s.years, s.years_declared), (vec![2024, 2026], false));
+        assert!(check_calendar_toml("weekend = [\"sun\"]").unwrap().years.is_empty());
+        for (bad, needle) in [
+            ("years = [2026]\nholidays = [\"2027-01-01\"]", "holiday 2027-01-01 is in 2027, which years (2026) does not list"),
+            ("years = [2026]\nholidays = [\"2026-10-01\"]\nworkdays = [\"2025-09-28\"]", "make-up working day 2025-09-28"),
+            ("years = []", "years is empty"),
+            ("years = [2026, 2027]\nholidays = [\"2026-10-01\"]", "years lists 2027 but no holiday of 2027"),
+            ("years = [206]\nholidays = [\"2026-10-01\"]", "year 206"),
+            ("years = \"2026\"", "years"),
+        ] {
+            let e = check_calendar_toml(bad).unwrap_err().to_string();
+            assert!(e.contains(needle), "{bad:?}: {e}");
+        }
+        let mut years = BTreeSet::new();
+        assert_eq!(years_text(&years), "no year");
+        years.extend([2024, 2026, 2027, 2029]);
+        assert_eq!(years_text(&years), "2024, 2026–2027, 2029");
     }
 
     #[test]

@@ -132,6 +132,12 @@ pub struct Deadline {
     pub reported_at: String,
     /// RFC 3339, +08:00.
     pub due: String,
+    /// The years whose public holidays the working calendar knows, ascending.
+    pub calendar_covers: Vec<i32>,
+    /// The deadline counts working time in a year the calendar does not cover, whose
+    /// holidays were therefore not known (see [`super::calendar`]); the answer then carries
+    /// the warning `calendar_unknown_year`.
+    pub beyond_calendar: bool,
 }
 
 /// A grid within the accuracy disc and the unit the case would get there.
@@ -353,6 +359,22 @@ fn component_units<'a>(world: &'a World, role: Role, grid: GridId, component: Op
     Resolved { note: Some("the component has no units recorded; the street office takes it (属地兜底)".into()), ..street_office(world, grid) }
 }
 
+/// The `calendar_unknown_year` warning of a deadline that counted working time in `unknown`,
+/// years the calendar (covering `covered`) has no holidays for.
+fn unknown_year_warning(covered: &std::collections::BTreeSet<i32>, unknown: &[i32]) -> String {
+    let list = unknown.iter().map(|y| y.to_string()).collect::<Vec<_>>().join(", ");
+    let how = match (covered.first(), covered.last()) {
+        (Some(first), _) if unknown.iter().all(|y| y < first) => "starts in",
+        (_, Some(last)) if unknown.iter().all(|y| y > last) => "runs into",
+        _ => "counts working time in",
+    };
+    format!(
+        "calendar_unknown_year: the working calendar covers {}; this deadline {how} {list}, whose public holidays it does not know \
+         (counted as ordinary weekdays and weekends) — add {list} to the calendar",
+        super::calendar::years_text(covered)
+    )
+}
+
 fn invalid(parameter: &'static str, value: impl ToString, reason: impl Into<String>) -> RoutingError {
     RoutingError::InvalidParameter { parameter, value: value.to_string(), reason: reason.into() }
 }
@@ -547,7 +569,11 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
         warnings.push(format!("fallback: {note}"));
     }
     let limit: TimeLimit = chosen.rule.map(|r| r.limit).unwrap_or(routing.config.fallback_limit);
-    let due = routing.calendar.due(reported_at, limit);
+    let due_date = routing.calendar.deadline(reported_at, limit);
+    let due = due_date.due;
+    if !due_date.unknown_years.is_empty() {
+        warnings.push(unknown_year_warning(routing.calendar.years(), &due_date.unknown_years));
+    }
 
     // Explanation.
     let kind_zh = if kind == CaseKind::Event { "事件" } else { "部件" };
@@ -657,6 +683,8 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
             limit_code: limit.code(),
             reported_at: reported_at.to_rfc3339(),
             due: due.to_rfc3339(),
+            calendar_covers: routing.calendar.years().iter().copied().collect(),
+            beyond_calendar: !due_date.unknown_years.is_empty(),
         },
         escalation,
         explanation,
