@@ -71,7 +71,7 @@ fn rejected_imports_exit_2_and_change_nothing() {
         (vec!["import", "components", metres], "--crs"),
         (vec!["import", "components", metres, "--crs", "EPSG:99999"], "99999"),
         (vec!["import", "components", duplicate, "--strict"], "duplicate_code"),
-        (vec!["import", "roads", duplicate], "grids and components"),
+        (vec!["import", "roads", duplicate], "is not a dataset: grids, components, zones"),
         (vec!["validate", duplicate, "--strict"], "REJECTED"),
     ] {
         let (code, out) = run(&args, dir.path());

@@ -470,7 +470,7 @@ async fn bad_uploads_are_clear_4xx_and_change_nothing() {
         ("duplicate codes, strict", "?strict=true".into(), Some("application/geo+json"), collection(duplicate, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
         ("unknown class, strict", "?strict=true".into(), Some("application/geo+json"), collection(unknown_class, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
         ("bad flag", "?strict=yes".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "invalid_parameter"),
-        ("not a layer", "/../units".into(), Some("application/geo+json"), good.into_bytes(), StatusCode::NOT_FOUND, "unknown_layer"),
+        ("a layer sent as the unit register", "/../units".into(), Some("application/geo+json"), good.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "dataset_rejected"),
     ];
     for (what, query, ct, body, status, code) in cases {
         let uri = if query.starts_with('/') { "/v1/layers/units".to_owned() } else { format!("/v1/layers/components{query}") };

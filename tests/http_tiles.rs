@@ -81,7 +81,7 @@ async fn tilejson_names_the_server_layers_bounds_and_center() {
     for (got, want) in b.iter().zip([e.min().x, e.min().y, e.max().x, e.max().y]) {
         assert!((got - want).abs() < 1e-12, "{b:?}");
     }
-    assert_eq!(tj["center"][0], world.meta.center[0]);
+    assert_eq!(tj["center"][0], world.center()[0]);
     assert!(tj["maxzoom"].as_u64().unwrap() >= 18);
 
     // The GCJ-02 variant: tiles URL carries the datum, bounds and centre are shifted.

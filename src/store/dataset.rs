@@ -25,9 +25,9 @@ pub enum Dataset {
 }
 
 impl Dataset {
-    /// Every dataset, in the order a whole city is written and listed.
+    /// Every dataset, in the order they are listed.
     pub const ALL: [Dataset; 7] =
-        [Dataset::City, Dataset::Grids, Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar];
+        [Dataset::Grids, Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::City];
 
     /// Its name in the manifest, the API and the command line.
     pub fn name(self) -> &'static str {

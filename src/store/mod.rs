@@ -683,6 +683,13 @@ struct UnitRow {
 pub fn check_units_csv(text: &str) -> Result<u64, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().map_err(|e| format!("the header: {e}"))?.clone();
+    if !header.iter().any(|h| ["name", "单位名称", "名称"].contains(&h.trim())) {
+        return Err(format!(
+            "no name column among {:?}: a unit register is a CSV with the header code,name,phone (or 单位编码,单位名称,电话)",
+            header.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
     let mut names = std::collections::HashSet::new();
     for (i, row) in reader.deserialize::<UnitRow>().enumerate() {
         let row = row.map_err(|e| format!("row {}: {e}", i + 2))?;
@@ -692,6 +699,9 @@ pub fn check_units_csv(text: &str) -> Result<u64, String> {
         if !names.insert(row.name.trim().to_owned()) {
             return Err(format!("row {}: unit {:?} is listed twice", i + 2, row.name.trim()));
         }
+    }
+    if names.is_empty() {
+        return Err("no unit: a unit register is never replaced by an empty one".into());
     }
     Ok(names.len() as u64)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use citygrid::demo::{DemoSpec, Preset, generate};
-use citygrid::store::{CityMeta, Store};
+use citygrid::store::Store;
 use citygrid::world::{World, WorldHandle};
 
 /// Writes the tiny demo city (seed 1) into `dir`.
