@@ -27,8 +27,19 @@
 //!   are **not defined**: the layer has no outline of the city above its districts, so space
 //!   between two top-level grids is not checked.
 //! - **Outside the parent**: the child minus its parent, each piece of at least `min_area_m2`.
-//! - Areas are geodesic on the WGS84 ellipsoid (`GeodesicArea`), locations are an interior
-//!   point of the piece (lon, lat), so a marker put there lies inside the faulty area.
+//! - **Areas are measured on the edge model of the lookups**: a grid's edges are straight lines
+//!   in lon/lat (that is how `/v1/locate` and the indexes test a point), so a piece is the
+//!   region those straight edges bound, and its area is that region's area on the WGS84
+//!   ellipsoid ([`straight_edge_area_m2`]): the piece is mapped to the affine plane
+//!   `x = N·cos φ₀·Δλ`, `y = M·Δφ` (M, N the ellipsoid's radii of curvature at φ₀, the
+//!   latitude of the piece's centroid), where straight lon/lat edges stay straight, and its
+//!   planar area is taken there. Relative to the exact integral the error is of the order of
+//!   the piece's latitude span squared (< 1e-6 for a 20 km district). A *geodesic* area
+//!   (`GeodesicArea`, edges as geodesics) would measure another region: along a 1.5 km edge
+//!   the geodesic leaves the straight lon/lat line by ~3 cm, so a rounding sliver along a
+//!   shared edge, ~0 m² here, measured up to tens of m² geodesically.
+//! - Locations are an interior point of the piece (lon, lat), so a marker put there lies
+//!   inside the faulty area.
 //! - A grid's level is the one its code's digit count gives; if the code is malformed, the
 //!   declared level, else the level of its digit count if it is all digits; if none, the grid
 //!   is only in `bad_codes` and left out of the geometric checks. Geometric checks follow a parent link only if the parent exists one level up; a
@@ -49,7 +60,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use geo::orient::{Direction, Orient};
-use geo::{BooleanOps, BoundingRect, GeodesicArea, InteriorPoint, unary_union};
+use geo::{BooleanOps, BoundingRect, InteriorPoint, unary_union};
 use geo_types::{MultiPolygon, Polygon, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -117,7 +128,7 @@ pub struct Overlap {
     pub b: String,
     /// Whether both have the same parent (siblings) or not (cousins across a parent's border).
     pub same_parent: bool,
-    /// Geodesic area of the whole intersection, m².
+    /// Area of the whole intersection, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// Number of separate pieces of the intersection.
     pub pieces: usize,
@@ -132,7 +143,7 @@ pub struct Gap {
     /// 1-based level of the parent, and its name.
     pub level: usize,
     pub level_name: String,
-    /// Geodesic area of this piece, m².
+    /// Area of this piece, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// A point inside the piece, lon/lat.
     pub location: [f64; 2],
@@ -143,7 +154,7 @@ pub struct Gap {
 pub struct OutsideParent {
     pub code: String,
     pub parent: String,
-    /// Geodesic area of this piece, m².
+    /// Area of this piece, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// A point inside the piece, lon/lat.
     pub location: [f64; 2],
@@ -310,13 +321,55 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
-/// Geodesic area (m²) and an interior point (lon/lat) of each polygon. The area is the
-/// absolute *signed* area: the unsigned one takes a clockwise (or zero-area, as the boolean
-/// operations sometimes return) ring for "the whole Earth but this", 510 million km².
+/// WGS84 semi-major axis (m) and first eccentricity squared (f = 1/298.257223563).
+const WGS84_A: f64 = 6_378_137.0;
+const WGS84_E2: f64 = 0.006_694_379_990_141_317;
+
+/// Area in m² of the region a polygon bounds when its edges are straight lines in lon/lat
+/// (degrees, WGS84), as the lookups take them: the planar area in the affine plane
+/// `x = N(φ₀)·cos φ₀·Δλ`, `y = M(φ₀)·Δφ` around the latitude φ₀ of the region's centroid
+/// (see the module doc for why not the geodesic area, and the error). Rings may run either
+/// way (the boolean operations return both); holes are subtracted. Sums are taken relative
+/// to the first vertex, so a sliver a millimetre wide keeps its (tiny) area.
+pub fn straight_edge_area_m2(p: &Polygon<f64>) -> f64 {
+    let Some(&origin) = p.exterior().0.first() else { return 0.0 };
+    // Per ring: the shoelace area and the first moment in latitude (both in degrees,
+    // relative to `origin`), the sign put so that the exterior counts positive.
+    let ring = |r: &geo_types::LineString<f64>| {
+        let (mut a, mut m) = (0.0, 0.0);
+        for w in r.0.windows(2) {
+            let (x0, y0, x1, y1) = (w[0].x - origin.x, w[0].y - origin.y, w[1].x - origin.x, w[1].y - origin.y);
+            let cross = x0 * y1 - x1 * y0;
+            a += cross;
+            m += (y0 + y1) * cross;
+        }
+        let sign = if a < 0.0 { -1.0 } else { 1.0 };
+        (sign * a / 2.0, sign * m / 6.0)
+    };
+    let (mut area, mut moment) = ring(p.exterior());
+    for hole in p.interiors() {
+        let (a, m) = ring(hole);
+        area -= a;
+        moment -= m;
+    }
+    let area = area.abs();
+    let lat0 = if area > 0.0 && (moment / area).is_finite() {
+        origin.y + moment / area
+    } else {
+        p.bounding_rect().map_or(origin.y, |b| b.center().y)
+    };
+    let (sin, cos) = lat0.to_radians().sin_cos();
+    let w = 1.0 - WGS84_E2 * sin * sin;
+    // M·N·cos φ₀ = a²(1 − e²)·cos φ₀ / (1 − e² sin² φ₀)², per square radian.
+    let per_rad2 = WGS84_A * WGS84_A * (1.0 - WGS84_E2) * cos / (w * w);
+    area * (std::f64::consts::PI / 180.0).powi(2) * per_rad2
+}
+
+/// Area (m², [`straight_edge_area_m2`]) and an interior point (lon/lat) of each polygon.
 fn pieces(mp: &MultiPolygon<f64>) -> Vec<(f64, [f64; 2])> {
     mp.0.iter()
         .map(|p: &Polygon<f64>| {
-            let area = p.geodesic_area_signed().abs();
+            let area = straight_edge_area_m2(p);
             let at = p
                 .interior_point()
                 .map(|q| [q.x(), q.y()])
