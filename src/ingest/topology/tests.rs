@@ -548,3 +548,80 @@ fn a_rounding_sliver_along_a_straight_shared_edge_is_not_a_gap() {
     let sliver = Polygon::new(LineString(vec![Coord { x: 120.60, y: 31.30 }, Coord { x: 120.65, y: 31.30 }, Coord { x: 120.625, y: c }, Coord { x: 120.60, y: 31.30 }]), vec![]);
     assert!(sliver.geodesic_area_unsigned() > 100.0);
 }
+
+// Coverage of each district by its unit grids.
+
+#[test]
+fn a_clean_layer_covers_its_districts() {
+    for (name, demo) in [("tiny", tiny()), ("wuzhong", wuzhong())] {
+        let city = &demo.city;
+        let r = check_city(city, &opts());
+        let districts: Vec<&crate::model::Grid> = city.grids.iter().filter(|g| g.level == 0).collect();
+        assert_eq!(r.coverage.len(), districts.len(), "{name}");
+        for (c, d) in r.coverage.iter().zip(&districts) {
+            assert_eq!(c.code, d.code.to_string());
+            let units: Vec<&crate::model::Grid> =
+                city.grids.iter().filter(|g| g.level as usize == city.hierarchy.unit_level() && city.chain(city.grid_by_code(g.code).unwrap())[0] == city.grid_by_code(d.code).unwrap()).collect();
+            assert_eq!(c.unit_grids, units.len(), "{name}");
+            assert_close(c.district_area_m2, exact_area_mp(&d.geometry), 1e-6);
+            // The unit grids tile the district: their union is the sum of their areas.
+            assert_close(c.unit_grid_area_m2, units.iter().map(|g| exact_area_mp(&g.geometry)).sum(), 1e-6);
+            assert!(c.uncovered.is_empty() && c.uncovered_area_m2 == 0.0, "{name}: {c:?}");
+            // The union's rounding slivers: ~1e-9 of the district (0.06 m² of Wuzhong's 52 km²).
+            assert!(c.sliver_area_m2 < 1e-8 * c.district_area_m2, "{name}: {c:?}");
+        }
+    }
+}
+
+#[test]
+fn a_hole_in_the_unit_grids_is_uncovered_area_of_its_district() {
+    let city = &tiny().city;
+    let mut records = GridRecord::from_city(city);
+    let units = unit_indices(city, &records);
+    let gone = records.remove(units[units.len() / 3]);
+    let r = check(city, &records);
+    // The hole is a gap of its community and uncovered area of its district.
+    assert_eq!((r.counts.gaps, r.counts.uncovered), (1, 1), "{r:#?}");
+    assert!(!r.is_clean());
+    let district = records.iter().find(|g| g.level == Some(1)).unwrap();
+    let c = &r.coverage[0];
+    assert_eq!(c.code, district.code);
+    let remaining: f64 = records.iter().filter(|g| g.level == Some(4)).map(|g| exact_area_mp(&g.geometry)).sum();
+    let hole = exact_area_mp(&gone.geometry);
+    assert_eq!(c.unit_grids, units.len() - 1);
+    assert_close(c.district_area_m2, exact_area_mp(&district.geometry), 1e-6);
+    assert_close(c.unit_grid_area_m2, remaining, 1e-6);
+    assert_close(c.uncovered_area_m2, hole, 1e-4);
+    assert_close(c.district_area_m2 - c.unit_grid_area_m2, hole, 1e-4);
+    assert_eq!(c.uncovered.len(), 1);
+    assert_close(c.uncovered[0].area_m2, hole, 1e-4);
+    assert_close(r.counts.uncovered_area_m2, hole, 1e-4);
+    assert!(inside(&gone.geometry, c.uncovered[0].location), "{c:?}");
+    // A whole community gone, unit grids and all: one piece, its area.
+    let mut records = GridRecord::from_city(city);
+    let community = records.iter().find(|g| g.level == Some(3)).unwrap().clone();
+    records.retain(|g| g.code != community.code && g.parent.as_ref() != Some(&community.code));
+    let r = check(city, &records);
+    assert_eq!(r.coverage[0].uncovered.len(), 1, "{r:#?}");
+    assert_close(r.coverage[0].uncovered_area_m2, exact_area_mp(&community.geometry), 1e-4);
+    assert!(inside(&community.geometry, r.coverage[0].uncovered[0].location));
+}
+
+#[test]
+fn unit_grids_cover_only_the_district_they_are_linked_to() {
+    // Two districts side by side; the unit grids of the first cover both, the second has none.
+    let h = Hierarchy::cjt213();
+    let mut records = squares();
+    let other = rect(120.602, 31.30, 120.604, 31.301);
+    records.push(rec("320507", Some(1), "", other.clone()));
+    records.push(rec("320507001", Some(2), "320507", other.clone()));
+    records.push(rec("320507001001", Some(3), "320507001", other.clone()));
+    records[4].geometry = rect(120.601, 31.30, 120.604, 31.301);
+    let r = check_grids(&records, &h, &opts());
+    let [first, second] = &r.coverage[..] else { panic!("{r:#?}") };
+    assert_eq!((first.code.as_str(), first.unit_grids, first.uncovered.len()), ("320506", 2, 0));
+    assert!(first.unit_grid_area_m2 > first.district_area_m2 * 1.4, "{first:?}");
+    assert_eq!((second.code.as_str(), second.unit_grids), ("320507", 0));
+    assert_close(second.uncovered_area_m2, exact_area_mp(&other), 1e-6);
+    assert_eq!(r.counts.uncovered, 1);
+}
