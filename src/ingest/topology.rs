@@ -27,8 +27,28 @@
 //!   are **not defined**: the layer has no outline of the city above its districts, so space
 //!   between two top-level grids is not checked.
 //! - **Outside the parent**: the child minus its parent, each piece of at least `min_area_m2`.
-//! - Areas are geodesic on the WGS84 ellipsoid (`GeodesicArea`), locations are an interior
-//!   point of the piece (lon, lat), so a marker put there lies inside the faulty area.
+//! - **Coverage** (不遗漏 as `/v1/locate` sees it): for every top-level grid (a district), the
+//!   district minus the union of the unit grids linked below it (each link one level up);
+//!   a point there is outside every unit grid of the district, and a lookup answers
+//!   `outside_coverage`. [`Coverage`] gives the district's area, its unit grids' area and the
+//!   uncovered area (all of it), and lists each uncovered piece of at least `min_area_m2`. The
+//!   union is built bottom-up (a parent's is the union of its children's), so each step joins
+//!   a few shapes. With intact links a hole is also a gap of the lowest grid that lacks a
+//!   child there; coverage says how much of the district it takes. Not defined when the top
+//!   level is the unit level.
+//! - **Areas are measured on the edge model of the lookups**: a grid's edges are straight lines
+//!   in lon/lat (that is how `/v1/locate` and the indexes test a point), so a piece is the
+//!   region those straight edges bound, and its area is that region's area on the WGS84
+//!   ellipsoid ([`straight_edge_area_m2`]): the piece is mapped to the affine plane
+//!   `x = N·cos φ₀·Δλ`, `y = M·Δφ` (M, N the ellipsoid's radii of curvature at φ₀, the
+//!   latitude of the piece's centroid), where straight lon/lat edges stay straight, and its
+//!   planar area is taken there. Relative to the exact integral the error is of the order of
+//!   the piece's latitude span squared (< 1e-6 for a 20 km district). A *geodesic* area
+//!   (`GeodesicArea`, edges as geodesics) would measure another region: along a 1.5 km edge
+//!   the geodesic leaves the straight lon/lat line by ~3 cm, so a rounding sliver along a
+//!   shared edge, ~0 m² here, measured up to tens of m² geodesically.
+//! - Locations are an interior point of the piece (lon, lat), so a marker put there lies
+//!   inside the faulty area.
 //! - A grid's level is the one its code's digit count gives; if the code is malformed, the
 //!   declared level, else the level of its digit count if it is all digits; if none, the grid
 //!   is only in `bad_codes` and left out of the geometric checks. Geometric checks follow a parent link only if the parent exists one level up; a
@@ -49,7 +69,7 @@ use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use geo::orient::{Direction, Orient};
-use geo::{BooleanOps, BoundingRect, GeodesicArea, InteriorPoint, unary_union};
+use geo::{BooleanOps, BoundingRect, InteriorPoint, unary_union};
 use geo_types::{MultiPolygon, Polygon, Rect};
 use rstar::primitives::{GeomWithData, Rectangle};
 use rstar::{AABB, RTree};
@@ -117,7 +137,7 @@ pub struct Overlap {
     pub b: String,
     /// Whether both have the same parent (siblings) or not (cousins across a parent's border).
     pub same_parent: bool,
-    /// Geodesic area of the whole intersection, m².
+    /// Area of the whole intersection, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// Number of separate pieces of the intersection.
     pub pieces: usize,
@@ -132,7 +152,7 @@ pub struct Gap {
     /// 1-based level of the parent, and its name.
     pub level: usize,
     pub level_name: String,
-    /// Geodesic area of this piece, m².
+    /// Area of this piece, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// A point inside the piece, lon/lat.
     pub location: [f64; 2],
@@ -143,7 +163,7 @@ pub struct Gap {
 pub struct OutsideParent {
     pub code: String,
     pub parent: String,
-    /// Geodesic area of this piece, m².
+    /// Area of this piece, m² (straight lon/lat edges, see the module doc).
     pub area_m2: f64,
     /// A point inside the piece, lon/lat.
     pub location: [f64; 2],
@@ -199,6 +219,39 @@ pub struct MissingLevel {
     pub message: String,
 }
 
+/// How much of a top-level grid its unit grids cover (see the module doc).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Coverage {
+    /// The top-level grid (district) and its level's name.
+    pub code: String,
+    pub level_name: String,
+    /// Its area, m².
+    pub district_area_m2: f64,
+    /// The unit grids linked below it.
+    pub unit_grids: usize,
+    /// Area of their union, m² (an overlap counted once; a part outside the district too).
+    pub unit_grid_area_m2: f64,
+    /// Area of the district none of them covers, m²: the pieces of at least `min_area_m2`.
+    pub uncovered_area_m2: f64,
+    /// Area of the smaller uncovered pieces, m²: rounding slivers (the union of thousands of
+    /// grids is rounded to a grid about 1e-10 of the district's size, which leaves ~1e-9 of
+    /// its area in slivers of ~0.001 m² on a clean layer). Not in [`Counts::slivers_ignored`],
+    /// which judges the data, not this union.
+    pub sliver_area_m2: f64,
+    /// The uncovered pieces of at least `min_area_m2` (at most `max_findings_per_kind` over
+    /// all districts; [`Counts::uncovered`] counts them all).
+    pub uncovered: Vec<Uncovered>,
+}
+
+/// A piece of a district outside every unit grid of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Uncovered {
+    /// Area of this piece, m² (straight lon/lat edges, see the module doc).
+    pub area_m2: f64,
+    /// A point inside the piece, lon/lat.
+    pub location: [f64; 2],
+}
+
 /// A grid whose geometry cannot be checked.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BadGeometry {
@@ -209,7 +262,7 @@ pub struct BadGeometry {
 /// A geometric operation that panicked; the grids involved were not checked by it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct CheckFailed {
-    /// `overlap`, `gap` or `outside_parent`.
+    /// `overlap`, `gap`, `outside_parent` or `coverage`.
     pub check: &'static str,
     pub codes: Vec<String>,
     pub reason: String,
@@ -230,8 +283,12 @@ pub struct Counts {
     pub missing_levels: usize,
     pub bad_geometry: usize,
     pub check_failed: usize,
+    /// Uncovered pieces of districts of at least `min_area_m2` (see [`Coverage`]), and their area.
+    pub uncovered: usize,
+    pub uncovered_area_m2: f64,
     /// Pieces of overlap, gap or outside-parent area below `min_area_m2`, ignored as slivers,
-    /// and their total area: a clean layer has (near) zero of both.
+    /// and their total area: a clean layer has (near) zero of both. (Uncovered slivers are in
+    /// [`Coverage::sliver_area_m2`].)
     pub slivers_ignored: usize,
     pub sliver_area_m2: f64,
     pub overlap_area_m2: f64,
@@ -249,6 +306,8 @@ pub struct TopologyReport {
     pub missing_levels: Vec<MissingLevel>,
     pub bad_geometry: Vec<BadGeometry>,
     pub check_failed: Vec<CheckFailed>,
+    /// One entry per top-level grid whose coverage could be measured, in the layer's order.
+    pub coverage: Vec<Coverage>,
     pub counts: Counts,
     /// True if some list holds fewer entries than its count.
     pub truncated: bool,
@@ -258,7 +317,7 @@ impl TopologyReport {
     /// No finding of any kind.
     pub fn is_clean(&self) -> bool {
         let c = &self.counts;
-        c.overlaps + c.gaps + c.outside_parent + c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
+        c.overlaps + c.gaps + c.outside_parent + c.uncovered + c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
             == 0
     }
 }
@@ -310,13 +369,55 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     })
 }
 
-/// Geodesic area (m²) and an interior point (lon/lat) of each polygon. The area is the
-/// absolute *signed* area: the unsigned one takes a clockwise (or zero-area, as the boolean
-/// operations sometimes return) ring for "the whole Earth but this", 510 million km².
+/// WGS84 semi-major axis (m) and first eccentricity squared (f = 1/298.257223563).
+const WGS84_A: f64 = 6_378_137.0;
+const WGS84_E2: f64 = 0.006_694_379_990_141_317;
+
+/// Area in m² of the region a polygon bounds when its edges are straight lines in lon/lat
+/// (degrees, WGS84), as the lookups take them: the planar area in the affine plane
+/// `x = N(φ₀)·cos φ₀·Δλ`, `y = M(φ₀)·Δφ` around the latitude φ₀ of the region's centroid
+/// (see the module doc for why not the geodesic area, and the error). Rings may run either
+/// way (the boolean operations return both); holes are subtracted. Sums are taken relative
+/// to the first vertex, so a sliver a millimetre wide keeps its (tiny) area.
+pub fn straight_edge_area_m2(p: &Polygon<f64>) -> f64 {
+    let Some(&origin) = p.exterior().0.first() else { return 0.0 };
+    // Per ring: the shoelace area and the first moment in latitude (both in degrees,
+    // relative to `origin`), the sign put so that the exterior counts positive.
+    let ring = |r: &geo_types::LineString<f64>| {
+        let (mut a, mut m) = (0.0, 0.0);
+        for w in r.0.windows(2) {
+            let (x0, y0, x1, y1) = (w[0].x - origin.x, w[0].y - origin.y, w[1].x - origin.x, w[1].y - origin.y);
+            let cross = x0 * y1 - x1 * y0;
+            a += cross;
+            m += (y0 + y1) * cross;
+        }
+        let sign = if a < 0.0 { -1.0 } else { 1.0 };
+        (sign * a / 2.0, sign * m / 6.0)
+    };
+    let (mut area, mut moment) = ring(p.exterior());
+    for hole in p.interiors() {
+        let (a, m) = ring(hole);
+        area -= a;
+        moment -= m;
+    }
+    let area = area.abs();
+    let lat0 = if area > 0.0 && (moment / area).is_finite() {
+        origin.y + moment / area
+    } else {
+        p.bounding_rect().map_or(origin.y, |b| b.center().y)
+    };
+    let (sin, cos) = lat0.to_radians().sin_cos();
+    let w = 1.0 - WGS84_E2 * sin * sin;
+    // M·N·cos φ₀ = a²(1 − e²)·cos φ₀ / (1 − e² sin² φ₀)², per square radian.
+    let per_rad2 = WGS84_A * WGS84_A * (1.0 - WGS84_E2) * cos / (w * w);
+    area * (std::f64::consts::PI / 180.0).powi(2) * per_rad2
+}
+
+/// Area (m², [`straight_edge_area_m2`]) and an interior point (lon/lat) of each polygon.
 fn pieces(mp: &MultiPolygon<f64>) -> Vec<(f64, [f64; 2])> {
     mp.0.iter()
         .map(|p: &Polygon<f64>| {
-            let area = p.geodesic_area_signed().abs();
+            let area = straight_edge_area_m2(p);
             let at = p
                 .interior_point()
                 .map(|q| [q.x(), q.y()])
@@ -622,6 +723,76 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         }
     }
 
+    // Coverage: each district minus the union of the unit grids below it, built bottom-up.
+    let unit_level = n_levels.saturating_sub(1);
+    let mut coverage = Vec::new();
+    let mut uncovered_listed = 0;
+    if unit_level > 0 {
+        // Per grid above the unit level: the union of the unit grids below it and their
+        // number, or the reason it could not be built.
+        type Cover = Result<(MultiPolygon<f64>, usize), String>;
+        let mut cover: Vec<Option<Cover>> = vec![None; records.len()];
+        for level in (0..unit_level).rev() {
+            for p in 0..records.len() {
+                if prepared[p].level != Some(level) || prepared[p].geometry.is_none() {
+                    continue;
+                }
+                let kids = &children[p];
+                let result = if level + 1 == unit_level {
+                    let shapes = kids.iter().map(|&k| &prepared[k].geometry.as_ref().expect("linked").0);
+                    guarded(|| unary_union(shapes)).map(|u| (u, kids.len()))
+                } else if let Some(Err(e)) = kids.iter().find_map(|&k| cover[k].as_ref().filter(|c| c.is_err())) {
+                    Err(e.clone())
+                } else {
+                    let parts: Vec<&(MultiPolygon<f64>, usize)> = kids.iter().filter_map(|&k| cover[k].as_ref()?.as_ref().ok()).collect();
+                    let n = parts.iter().map(|p| p.1).sum();
+                    guarded(|| unary_union(parts.iter().map(|p| &p.0))).map(|u| (u, n))
+                };
+                cover[p] = Some(result);
+            }
+        }
+        for d in 0..records.len() {
+            let (Some((dg, _)), Some(0)) = (&prepared[d].geometry, prepared[d].level) else { continue };
+            let measured = match cover[d].take() {
+                Some(Ok((union, n))) => guarded(|| {
+                    let total = |mp: &MultiPolygon<f64>| mp.0.iter().map(straight_edge_area_m2).sum::<f64>();
+                    (total(dg), n, total(&union), pieces(&dg.difference(&union)))
+                }),
+                Some(Err(e)) => Err(e),
+                None => continue,
+            };
+            match measured {
+                Err(reason) => failed.push(CheckFailed { check: "coverage", codes: vec![codes[d].to_owned()], reason }),
+                Ok((district_area_m2, unit_grids, unit_grid_area_m2, parts)) => {
+                    let (mut listed, mut uncovered_area_m2, mut sliver_area_m2) = (Vec::new(), 0.0, 0.0);
+                    for &(area, location) in &parts {
+                        if is_sliver(area) {
+                            sliver_area_m2 += area;
+                            continue;
+                        }
+                        uncovered_area_m2 += area;
+                        counts.uncovered += 1;
+                        counts.uncovered_area_m2 += area;
+                        if uncovered_listed < cap {
+                            uncovered_listed += 1;
+                            listed.push(Uncovered { area_m2: area, location });
+                        }
+                    }
+                    coverage.push(Coverage {
+                        code: codes[d].to_owned(),
+                        level_name: level_name(0),
+                        district_area_m2,
+                        unit_grids,
+                        unit_grid_area_m2,
+                        uncovered_area_m2,
+                        sliver_area_m2,
+                        uncovered: listed,
+                    });
+                }
+            }
+        }
+    }
+
     counts.overlaps = overlaps.total;
     counts.gaps = gaps.total;
     counts.outside_parent = outside.total;
@@ -635,7 +806,8 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         || bad_codes.truncated()
         || missing.truncated()
         || bad_geometry.truncated()
-        || failed.truncated();
+        || failed.truncated()
+        || uncovered_listed < counts.uncovered;
     TopologyReport {
         overlaps: overlaps.items,
         gaps: gaps.items,
@@ -644,6 +816,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         missing_levels: missing.items,
         bad_geometry: bad_geometry.items,
         check_failed: failed.items,
+        coverage,
         counts,
         truncated,
     }
