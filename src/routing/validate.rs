@@ -5,6 +5,10 @@
 //! no two conditional rules of equal specificity may have overlapping windows. Units, scopes,
 //! roles, zone layers and class codes must exist. Errors make the list unusable; warnings do
 //! not (e.g. a class with no rule at all, which falls back to the street office, 属地兜底).
+//!
+//! Scopes are grid codes, and codes outlive names: a new grid layer may give an existing code
+//! to another place. A rule with a `scope_name` is checked against the name its scope's grid
+//! (or zone polygon) has now (`scope_name_mismatch`, an error).
 
 use serde::Serialize;
 
@@ -26,7 +30,7 @@ pub enum Severity {
 pub struct Issue {
     pub severity: Severity,
     /// `no_rule`, `conflict`, `unknown_unit`, `unknown_scope`, `unknown_zone`,
-    /// `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
+    /// `scope_name_mismatch`, `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
     pub code: &'static str,
     pub message: String,
     pub case_kind: Option<CaseKind>,
@@ -72,6 +76,15 @@ fn issue(severity: Severity, code: &'static str, message: String, rule: Option<&
     }
 }
 
+/// The message of `scope_name_mismatch`: the scope is `actual` in the city, the list says `expected`.
+fn name_mismatch(r: &Rule, actual: &str, expected: &str) -> String {
+    format!(
+        "line {}: scope {} is {actual:?} in this city, but the rule's scope_name says {expected:?}: the scope names another place \
+         than the list meant (a new grid layer gave the code to another place, or scope_name is misspelt)",
+        r.line, r.scope
+    )
+}
+
 /// Checks `set` against `city` (see the [module documentation](self)). A `zone:` scope must
 /// name a zone layer (and id) of the city's responsibility polygons.
 pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
@@ -97,7 +110,23 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 i.grid = Some(code.to_string());
                 issues.push(i);
             }
+            Scope::Grid(code) => {
+                let name = &city.grid(city.grid_by_code(*code).expect("checked above")).name;
+                if let Some(expected) = r.scope_name.as_deref().filter(|e| e.trim() != name.trim()) {
+                    let mut i = issue(Severity::Error, "scope_name_mismatch", name_mismatch(r, name, expected), Some(r));
+                    i.grid = Some(code.to_string());
+                    issues.push(i);
+                }
+            }
             Scope::Zone { layer, id } => {
+                let zone = id.as_ref().and_then(|id| city.zones.iter().find(|z| &z.layer == layer && &z.id == id));
+                if let (Some(z), Some(expected)) = (zone, r.scope_name.as_deref())
+                    && expected.trim() != z.name.trim()
+                {
+                    let mut i = issue(Severity::Error, "scope_name_mismatch", name_mismatch(r, &z.name, expected), Some(r));
+                    i.zone = Some(format!("{layer}:{}", z.id));
+                    issues.push(i);
+                }
                 let mut in_layer = city.zones.iter().filter(|z| &z.layer == layer).peekable();
                 let missing = if in_layer.peek().is_none() {
                     let mut layers: Vec<&str> = city.zones.iter().map(|z| z.layer.as_str()).collect();
