@@ -1,10 +1,10 @@
-//! Rule scopes whose code now names another place: the optional `scope_name` column checked by
-//! validation.
+//! Rule scopes whose code now names another place: `renamed_scopes` between two cities (for a
+//! grid import to flag), and the optional `scope_name` column checked by validation.
 
 mod common;
 
 use citygrid::model::{City, GridCode};
-use citygrid::routing::{RoutingError, RuleSet, validate};
+use citygrid::routing::{RenamedScope, RoutingError, RuleSet, renamed_scopes, validate};
 use citygrid::world::World;
 
 fn world() -> (std::sync::Arc<World>, tempfile::TempDir) {
@@ -37,6 +37,37 @@ fn with_scope_names(csv: &str, names: impl Fn(usize) -> String) -> String {
         out.push('\n');
     }
     out
+}
+
+#[test]
+fn a_scope_code_that_names_another_place_in_the_new_city_is_flagged_per_rule() {
+    let (world, _dir) = world();
+    let csv = world.rules_csv.clone().unwrap();
+    let old = &world.city;
+    // Line 157 is scoped to 320506001 (长桥街道), line 158 to its community 320506001001,
+    // line 159 to 320506002.
+    let street = name_of(old, "320506001");
+    let new = renamed(old, "320506001", "长桥新区管委会");
+    assert_eq!(
+        renamed_scopes(&csv, old, &new).unwrap(),
+        [RenamedScope { line: 157, scope: "320506001".into(), old_name: street.clone(), new_name: "长桥新区管委会".into() }]
+    );
+    let text = renamed_scopes(&csv, old, &new).unwrap()[0].to_string();
+    assert!(text.starts_with(&format!("line 157: scope 320506001 was {street:?}, now \"长桥新区管委会\"")), "{text}");
+    // Every rule of a renamed scope is listed: a second rule on 320506001 (line 163).
+    let two = format!("{csv}event,0102,暴露垃圾,320506001,长桥街道环卫所,紧急,2wh,\n");
+    let lines: Vec<usize> = renamed_scopes(&two, old, &new).unwrap().iter().map(|r| r.line).collect();
+    assert_eq!(lines, [157, 163]);
+    // The same name but for spaces, or an unchanged city: nothing to flag. A renamed grid no
+    // rule is scoped to: nothing either.
+    assert!(renamed_scopes(&csv, old, &renamed(old, "320506001", &format!(" {street} "))).unwrap().is_empty());
+    assert!(renamed_scopes(&csv, old, old).unwrap().is_empty());
+    assert!(renamed_scopes(&csv, old, &renamed(old, "32050600200101", "别处")).unwrap().is_empty());
+    // The list still validates against the new city (the code exists): only this check sees it.
+    assert!(RuleSet::load(&csv, &new).is_ok());
+    // A list that does not read is an error, not an empty answer.
+    let bad = format!("{csv}event,0102,暴露垃圾,,@street,someday,4wh,\n");
+    assert!(matches!(renamed_scopes(&bad, old, &new), Err(RoutingError::BadRules(_))));
 }
 
 #[test]

@@ -8,10 +8,14 @@
 //!
 //! Scopes are grid codes, and codes outlive names: a new grid layer may give an existing code
 //! to another place. A rule with a `scope_name` is checked against the name its scope's grid
-//! (or zone polygon) has now (`scope_name_mismatch`, an error).
+//! (or zone polygon) has now (`scope_name_mismatch`, an error); [`renamed_scopes`] compares the
+//! names of the scope grids in two cities, for an import to flag.
+
+use std::fmt;
 
 use serde::Serialize;
 
+use super::RoutingError;
 use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 use crate::model::{City, ClassCode, GridCode};
 
@@ -305,6 +309,54 @@ fn check_zone_ties(set: &RuleSet, city: &City, issues: &mut Vec<Issue>) {
             }
         }
     }
+}
+
+/// A rule whose grid-code scope is in two cities under two names ([`renamed_scopes`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RenamedScope {
+    /// Line of the rule in the CSV file (header = 1).
+    pub line: usize,
+    /// The scope's grid code.
+    pub scope: String,
+    /// The grid's name in the old city and in the new one, as stored (compared trimmed).
+    pub old_name: String,
+    pub new_name: String,
+}
+
+impl fmt::Display for RenamedScope {
+    /// `line 158: scope 320506001 was "长桥街道", now "长桥新区" — the code names another place`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: scope {} was {:?}, now {:?} — the code names another place; check the rule still belongs there",
+            self.line, self.scope, self.old_name, self.new_name
+        )
+    }
+}
+
+/// The rules of `rules_csv` whose scope is a grid code that exists in both `old` and `new`
+/// with a different name (trimmed comparison), in file order: one entry per rule. A new grid
+/// layer that reuses a code for another place leaves such a rule valid — it still names a grid
+/// — but aimed at the wrong area; codes that disappeared are [`validate`]'s `unknown_scope`,
+/// and are not listed here, nor are zone scopes or city-wide rules. The list is read with the
+/// old city's code scheme; a list that does not read is the `Err` of [`RuleSet::parse`].
+pub fn renamed_scopes(rules_csv: &str, old: &City, new: &City) -> Result<Vec<RenamedScope>, RoutingError> {
+    let set = RuleSet::parse(rules_csv, old)?;
+    Ok(set
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let Scope::Grid(code) = r.scope else { return None };
+            let old_name = &old.grid(old.grid_by_code(code)?).name;
+            let new_name = &new.grid(new.grid_by_code(code)?).name;
+            (old_name.trim() != new_name.trim()).then(|| RenamedScope {
+                line: r.line,
+                scope: code.to_string(),
+                old_name: old_name.clone(),
+                new_name: new_name.clone(),
+            })
+        })
+        .collect())
 }
 
 /// Whether a rule's scope covers a whole unit grid (a zone rule never does: it covers only
