@@ -242,8 +242,11 @@ mod tests {
         assert!(l.features[0].problem.is_none(), "{:?}", l.features[0].problem);
     }
 
+    /// A point converted to lon/lat, or the kind of its problem.
+    type Converted = Result<(f64, f64), IssueKind>;
+
     /// CSV X/Y by name in `crs`: the points converted (or the problem) and the axis note.
-    fn csv_xy(points: &[(f64, f64)], crs: &str) -> (Vec<Result<(f64, f64), IssueKind>>, Option<String>) {
+    fn csv_xy(points: &[(f64, f64)], crs: &str) -> (Vec<Converted>, Option<String>) {
         let mut l = layer(points, None);
         l.format = Format::Csv;
         l.csv_survey_xy = true;
@@ -265,7 +268,7 @@ mod tests {
         (got, reprojector.axis_note().map(str::to_owned))
     }
 
-    fn near(got: &Result<(f64, f64), IssueKind>, lon: f64, lat: f64) -> bool {
+    fn near(got: &Converted, lon: f64, lat: f64) -> bool {
         matches!(got, Ok((x, y)) if (x - lon).abs() < 1e-8 && (y - lat).abs() < 1e-8)
     }
 
