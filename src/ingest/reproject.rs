@@ -127,16 +127,17 @@ impl Reprojector {
                 self.swap = !self.swap;
                 let crs = self.transformer.crs();
                 let convention = match crs.axis_order() {
-                    AxisOrder::NorthEast => "X = northing, as surveyors write Gauss-Krüger coordinates",
+                    AxisOrder::NorthEast => "X = northing, the surveyor's order",
                     AxisOrder::EastNorth => "X = easting",
                 };
                 let (x, y) = &self.xy_names;
                 let (read_x, read_y) = if self.swap { ("northing", "easting") } else { ("easting", "northing") };
                 let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                let gdal = if self.swap { "" } else { " (as GDAL writes X/Y)" };
                 self.axis_note = Some(format!(
-                    "csv_axes_swapped: columns {x}/{y} were read as {x} = {read_x}, {y} = {read_y} — not by the convention of {crs} \
-                     ({convention}) — because the first point ({at}{x} {}, {y} {}) lies in the CRS's area only that way round \
-                     (GDAL writes X = easting); name the columns with --x-column/--y-column to choose",
+                    "csv_axes_swapped: columns {x}/{y} were read as {x} = {read_x}, {y} = {read_y}{gdal} — not by the convention \
+                     of {crs} ({convention}) — because the first point ({at}{x} {}, {y} {}) lies in the CRS's area only that \
+                     way round; name the columns with --x-column/--y-column to choose",
                     c.x, c.y
                 ));
             }
@@ -242,8 +243,11 @@ mod tests {
         assert!(l.features[0].problem.is_none(), "{:?}", l.features[0].problem);
     }
 
+    /// A point converted to lon/lat, or the kind of its problem.
+    type Converted = Result<(f64, f64), IssueKind>;
+
     /// CSV X/Y by name in `crs`: the points converted (or the problem) and the axis note.
-    fn csv_xy(points: &[(f64, f64)], crs: &str) -> (Vec<Result<(f64, f64), IssueKind>>, Option<String>) {
+    fn csv_xy(points: &[(f64, f64)], crs: &str) -> (Vec<Converted>, Option<String>) {
         let mut l = layer(points, None);
         l.format = Format::Csv;
         l.csv_survey_xy = true;
@@ -265,7 +269,7 @@ mod tests {
         (got, reprojector.axis_note().map(str::to_owned))
     }
 
-    fn near(got: &Result<(f64, f64), IssueKind>, lon: f64, lat: f64) -> bool {
+    fn near(got: &Converted, lon: f64, lat: f64) -> bool {
         matches!(got, Ok((x, y)) if (x - lon).abs() < 1e-8 && (y - lat).abs() < 1e-8)
     }
 
@@ -277,7 +281,8 @@ mod tests {
         assert!(got[1].is_ok(), "the order holds for the rows after the first: {got:?}");
         let note = note.expect("the swap is reported");
         assert!(note.starts_with("csv_axes_swapped: columns X/Y were read as X = easting, Y = northing"), "{note}");
-        assert!(note.contains("EPSG:4549") && note.contains("557140.955") && note.contains("--x-column"), "{note}");
+        assert!(note.contains("(as GDAL writes X/Y)") && note.contains("EPSG:4549") && note.contains("557140.955"), "{note}");
+        assert!(note.contains("--x-column"), "{note}");
         // The survey convention (X = northing) is still read as such, with no note.
         let (got, note) = csv_xy(&[(3461065.011, 557140.955)], "EPSG:4549");
         assert!(near(&got[0], 120.6, 31.27), "{got:?}");
@@ -303,7 +308,8 @@ mod tests {
         let (e, n) = gk.from_wgs84(121.47, 31.23).unwrap();
         let (got, note) = csv_xy(&[(n, e)], "EPSG:32651");
         assert!(near(&got[0], 121.47, 31.23), "{got:?}");
-        assert!(note.unwrap().contains("read as X = northing, Y = easting"));
+        let note = note.unwrap();
+        assert!(note.contains("read as X = northing, Y = easting — not") && note.contains("(X = easting)"), "{note}");
         let (got, note) = csv_xy(&[(e, n)], "EPSG:32651");
         assert!(near(&got[0], 121.47, 31.23) && note.is_none(), "{got:?}");
         // Columns given explicitly (or named easting/northing): as given, never swapped.

@@ -17,7 +17,7 @@ pub mod validate;
 pub use calendar::{LimitUnit, TimeLimit, WorkCalendar, china_tz};
 pub use route::{CaseInput, CaseSubject, CaseTypeView, RouteAnswer, case_types, route};
 pub use rules::{CaseKind, LineError, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
-pub use validate::{Issue, Severity, ValidationReport, validate};
+pub use validate::{Issue, RenamedScope, Severity, ValidationReport, renamed_scopes, validate};
 
 use crate::lookup::{GridNear, LookupError};
 

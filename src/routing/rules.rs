@@ -14,6 +14,9 @@
 //! - `escalation`: the unit the case goes to when the limit passes (may be empty).
 //! - `condition` (optional column): a time-of-day window `HH:MM-HH:MM` in China time
 //!   (`22:00-06:00` crosses midnight); the rule applies only to cases reported inside it.
+//! - `scope_name` (optional column): the name of the scope's grid (or zone polygon) as the list's
+//!   author knew it; when given, validation checks that the scope still names that place
+//!   (`scope_name_mismatch`).
 //!
 //! Specificity, most specific first: `zone:<layer>:<id>` > `zone:<layer>` > a grid code (more
 //! digits = more specific) > the whole city; at equal scope a rule with a condition beats one
@@ -226,6 +229,8 @@ pub struct Rule {
     /// Empty = none.
     pub escalation: Option<String>,
     pub condition: Option<TimeWindow>,
+    /// The optional `scope_name` column (trimmed; empty = none).
+    pub scope_name: Option<String>,
 }
 
 impl Rule {
@@ -406,7 +411,8 @@ fn parse_row(line: usize, f: &Fields<'_>, city: &City) -> Result<Rule, LineError
         c => Some(TimeWindow::parse(c).map_err(|m| err("condition", m))?),
     };
     let escalation = Some(get("escalation").to_owned()).filter(|e| !e.is_empty());
-    Ok(Rule { line, kind, case_type, case_name: get("case_name").to_owned(), scope, unit, urgency, limit, escalation, condition })
+    let scope_name = Some(get("scope_name").to_owned()).filter(|n| !n.is_empty());
+    Ok(Rule { line, kind, case_type, case_name: get("case_name").to_owned(), scope, unit, urgency, limit, escalation, condition, scope_name })
 }
 
 fn model_message(e: ModelError) -> String {

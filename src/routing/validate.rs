@@ -5,9 +5,17 @@
 //! no two conditional rules of equal specificity may have overlapping windows. Units, scopes,
 //! roles, zone layers and class codes must exist. Errors make the list unusable; warnings do
 //! not (e.g. a class with no rule at all, which falls back to the street office, 属地兜底).
+//!
+//! Scopes are grid codes, and codes outlive names: a new grid layer may give an existing code
+//! to another place. A rule with a `scope_name` is checked against the name its scope's grid
+//! (or zone polygon) has now (`scope_name_mismatch`, an error); [`renamed_scopes`] compares the
+//! names of the scope grids in two cities, for an import to flag.
+
+use std::fmt;
 
 use serde::Serialize;
 
+use super::RoutingError;
 use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 use crate::model::{City, ClassCode, GridCode};
 
@@ -26,7 +34,7 @@ pub enum Severity {
 pub struct Issue {
     pub severity: Severity,
     /// `no_rule`, `conflict`, `unknown_unit`, `unknown_scope`, `unknown_zone`,
-    /// `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
+    /// `scope_name_mismatch`, `unknown_case_type`, `role_not_applicable`, `type_without_rules`.
     pub code: &'static str,
     pub message: String,
     pub case_kind: Option<CaseKind>,
@@ -72,6 +80,15 @@ fn issue(severity: Severity, code: &'static str, message: String, rule: Option<&
     }
 }
 
+/// The message of `scope_name_mismatch`: the scope is `actual` in the city, the list says `expected`.
+fn name_mismatch(r: &Rule, actual: &str, expected: &str) -> String {
+    format!(
+        "line {}: scope {} is {actual:?} in this city, but the rule's scope_name says {expected:?}: the scope names another place \
+         than the list meant (a new grid layer gave the code to another place, or scope_name is misspelt)",
+        r.line, r.scope
+    )
+}
+
 /// Checks `set` against `city` (see the [module documentation](self)). A `zone:` scope must
 /// name a zone layer (and id) of the city's responsibility polygons.
 pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
@@ -97,7 +114,23 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 i.grid = Some(code.to_string());
                 issues.push(i);
             }
+            Scope::Grid(code) => {
+                let name = &city.grid(city.grid_by_code(*code).expect("checked above")).name;
+                if let Some(expected) = r.scope_name.as_deref().filter(|e| e.trim() != name.trim()) {
+                    let mut i = issue(Severity::Error, "scope_name_mismatch", name_mismatch(r, name, expected), Some(r));
+                    i.grid = Some(code.to_string());
+                    issues.push(i);
+                }
+            }
             Scope::Zone { layer, id } => {
+                let zone = id.as_ref().and_then(|id| city.zones.iter().find(|z| &z.layer == layer && &z.id == id));
+                if let (Some(z), Some(expected)) = (zone, r.scope_name.as_deref())
+                    && expected.trim() != z.name.trim()
+                {
+                    let mut i = issue(Severity::Error, "scope_name_mismatch", name_mismatch(r, &z.name, expected), Some(r));
+                    i.zone = Some(format!("{layer}:{}", z.id));
+                    issues.push(i);
+                }
                 let mut in_layer = city.zones.iter().filter(|z| &z.layer == layer).peekable();
                 let missing = if in_layer.peek().is_none() {
                     let mut layers: Vec<&str> = city.zones.iter().map(|z| z.layer.as_str()).collect();
@@ -276,6 +309,54 @@ fn check_zone_ties(set: &RuleSet, city: &City, issues: &mut Vec<Issue>) {
             }
         }
     }
+}
+
+/// A rule whose grid-code scope is in two cities under two names ([`renamed_scopes`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RenamedScope {
+    /// Line of the rule in the CSV file (header = 1).
+    pub line: usize,
+    /// The scope's grid code.
+    pub scope: String,
+    /// The grid's name in the old city and in the new one, as stored (compared trimmed).
+    pub old_name: String,
+    pub new_name: String,
+}
+
+impl fmt::Display for RenamedScope {
+    /// `line 158: scope 320506001 was "长桥街道", now "长桥新区" — the code names another place`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: scope {} was {:?}, now {:?} — the code names another place; check the rule still belongs there",
+            self.line, self.scope, self.old_name, self.new_name
+        )
+    }
+}
+
+/// The rules of `rules_csv` whose scope is a grid code that exists in both `old` and `new`
+/// with a different name (trimmed comparison), in file order: one entry per rule. A new grid
+/// layer that reuses a code for another place leaves such a rule valid — it still names a grid
+/// — but aimed at the wrong area; codes that disappeared are [`validate`]'s `unknown_scope`,
+/// and are not listed here, nor are zone scopes or city-wide rules. The list is read with the
+/// old city's code scheme; a list that does not read is the `Err` of [`RuleSet::parse`].
+pub fn renamed_scopes(rules_csv: &str, old: &City, new: &City) -> Result<Vec<RenamedScope>, RoutingError> {
+    let set = RuleSet::parse(rules_csv, old)?;
+    Ok(set
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let Scope::Grid(code) = r.scope else { return None };
+            let old_name = &old.grid(old.grid_by_code(code)?).name;
+            let new_name = &new.grid(new.grid_by_code(code)?).name;
+            (old_name.trim() != new_name.trim()).then(|| RenamedScope {
+                line: r.line,
+                scope: code.to_string(),
+                old_name: old_name.clone(),
+                new_name: new_name.clone(),
+            })
+        })
+        .collect())
 }
 
 /// Whether a rule's scope covers a whole unit grid (a zone rule never does: it covers only
