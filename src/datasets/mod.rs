@@ -243,7 +243,7 @@ impl Datasets {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
         let current = self.store().city_meta().is_some().then_some((&world.city, &world.meta));
-        let checked = check_package(package, current, options)?;
+        let checked = check_package(package, current, world.rules_csv.as_deref(), options)?;
         let checked_against = world.versions.clone();
         drop(world);
         if dry_run {
@@ -334,7 +334,7 @@ fn check_upload(
     let mut prepared = crate::ingest::prepare(read, options, current.city, current.grids)?;
     if let (Some(city), Some(csv)) = (&prepared.city, current.working_rules) {
         // A responsibility list that works now must not silently stop working.
-        if let Some(why) = rules_problem(csv, city) {
+        if let Some(why) = rules_problem(csv, current.city, city) {
             prepared.report.rules_problem = Some(why);
             if options.policy == Policy::Strict {
                 prepared.report.accepted_layer = false;
@@ -391,19 +391,29 @@ pub fn import_offline(
     Ok(Imported { report, switched: Some(saved.switched(store)) })
 }
 
-/// Why the responsibility list `csv` would not validate against `city` (its first errors),
-/// or `None` if it does.
-fn rules_problem(csv: &str, city: &City) -> Option<String> {
-    use crate::routing::{RoutingError, RuleSet, Severity};
-    match RuleSet::load(csv, city) {
-        Ok(_) => None,
+/// What goes wrong for the responsibility list `csv`, in force over `old`, once `new` is
+/// served: it would not validate (its first errors), or a rule's scope code now names another
+/// place (same code, another grid name: the rule still validates but aims at the wrong area).
+/// `None`: neither.
+pub(crate) fn rules_problem(csv: &str, old: &City, new: &City) -> Option<String> {
+    use crate::routing::{RoutingError, RuleSet, Severity, renamed_scopes};
+    let mut problems = Vec::new();
+    match RuleSet::load(csv, new) {
+        Ok(_) => {}
         Err(RoutingError::InvalidRules(report)) => {
             let errors: Vec<&str> =
                 report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
-            Some(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")))
+            problems.push(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")));
         }
-        Err(e) => Some(e.to_string()),
+        Err(e) => problems.push(e.to_string()),
     }
+    if let Ok(renamed) = renamed_scopes(csv, old, new) {
+        if !renamed.is_empty() {
+            let some: Vec<String> = renamed.iter().take(3).map(ToString::to_string).collect();
+            problems.push(format!("scope_renamed: {} rule(s) name a grid code that now names another place, e.g. {}", renamed.len(), some.join("; ")));
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
 }
 
 /// A city with no layers, as a server serves a data directory that holds no city yet: named
@@ -455,7 +465,7 @@ pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, dry_
 /// also into an empty one.
 pub fn import_package_offline(store: &mut Store, package: &Package, options: &PackageOptions, dry_run: bool, origin: &str, progress: &dyn Fn(u64, u64)) -> Result<PackageImported, DatasetError> {
     let loaded = if store.is_empty() { None } else { Some(store.load_city(progress)?) };
-    let checked = check_package(package, loaded.as_ref().map(|l| (&l.city, &l.meta)), options)?;
+    let checked = check_package(package, loaded.as_ref().map(|l| (&l.city, &l.meta)), loaded.as_ref().and_then(|l| l.rules_csv.as_deref()), options)?;
     drop(loaded);
     if dry_run {
         return Ok(PackageImported { report: checked.report, versions: None });

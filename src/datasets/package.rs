@@ -166,8 +166,16 @@ impl CheckedPackage {
 }
 
 /// Checks `package` against the current city (`current`, with settings `meta`; `None` for an
-/// empty data directory) — every layer in turn on top of the ones before, then the texts.
-pub fn check_package(package: &Package, current: Option<(&City, &CityMeta)>, options: &PackageOptions) -> Result<CheckedPackage, DatasetError> {
+/// empty data directory) — every layer in turn on top of the ones before, then the texts. New
+/// grids without a new responsibility list: the list in force (`current_rules`) is checked
+/// against them, and what breaks or now aims at another place goes into the grids report's
+/// `rules_problem` (a strict import refuses it).
+pub fn check_package(
+    package: &Package,
+    current: Option<(&City, &CityMeta)>,
+    current_rules: Option<&str>,
+    options: &PackageOptions,
+) -> Result<CheckedPackage, DatasetError> {
     let refuse = |report: PackageReport, why: String| Err(DatasetError::PackageRejected(Box::new(PackageReport { rejection: Some(why), ..report })));
     let mut report = PackageReport { layers: Vec::new(), texts: Vec::new(), rejection: None };
     // The settings first: they say the hierarchy and the CRS the layers are read in.
@@ -242,6 +250,17 @@ pub fn check_package(package: &Package, current: Option<(&City, &CityMeta)>, opt
         }
     }
     let served = city.as_ref().unwrap_or(start);
+    if let (Some(csv), true, false) = (current_rules, layers.contains(&Dataset::Grids), package.files.contains_key(&Dataset::Rules)) {
+        if let Some(why) = super::rules_problem(csv, start, served) {
+            let strict = options.base.as_ref().is_some_and(|o| o.policy == crate::ingest::report::Policy::Strict);
+            if let Some(grids) = report.layers.iter_mut().find(|r| r.layer == "grids") {
+                grids.rules_problem = Some(why.clone());
+            }
+            if strict {
+                return refuse(report, format!("strict: the current responsibility list does not fit the new grids: {why}"));
+            }
+        }
+    }
     let mut texts = Vec::new();
     for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
         let Some(text) = package.text(dataset)? else { continue };

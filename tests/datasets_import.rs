@@ -1,0 +1,156 @@
+//! Every dataset a city has is imported, versioned and rolled back the same way over HTTP:
+//! zones (a layer), the unit register, the working calendar and the city settings (texts), each
+//! checked before it is stored — a refused one changes nothing — and a grid layer that keeps a
+//! rule's scope code for another place is flagged.
+
+mod common;
+
+use axum::http::StatusCode;
+use citygrid::model::City;
+use common::ingest::{get, put, server};
+use serde_json::{Value, json};
+
+fn multipolygon(g: &geo_types::MultiPolygon<f64>) -> Value {
+    let rings = |p: &geo_types::Polygon<f64>| {
+        let ring = |r: &geo_types::LineString<f64>| r.0.iter().map(|c| json!([c.x, c.y])).collect::<Vec<_>>();
+        let mut all = vec![ring(p.exterior())];
+        all.extend(p.interiors().iter().map(ring));
+        json!(all)
+    };
+    json!({"type": "MultiPolygon", "coordinates": g.0.iter().map(rings).collect::<Vec<_>>()})
+}
+
+/// The city's grids as GeoJSON, with `rename` applied to the names.
+fn grids_geojson(city: &City, rename: impl Fn(&str, &str) -> String) -> String {
+    let features: Vec<Value> = city
+        .grids
+        .iter()
+        .map(|g| {
+            let code = g.code.to_string();
+            let parent = g.parent.map(|p| city.grid(p).code.to_string()).unwrap_or_default();
+            let unit = g.unit.map(|u| city.units.get(u).name.clone()).unwrap_or_default();
+            json!({"type": "Feature", "properties": {"code": code, "name": rename(&code, &g.name), "level": g.level + 1, "parent": parent, "unit": unit},
+                   "geometry": multipolygon(&g.geometry)})
+        })
+        .collect();
+    json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+fn zones_geojson(city: &City, unit: &str) -> String {
+    let features: Vec<Value> = city
+        .zones
+        .iter()
+        .map(|z| json!({"type": "Feature", "properties": {"layer": z.layer, "id": z.id, "name": z.name, "unit": unit}, "geometry": multipolygon(&z.geometry)}))
+        .collect();
+    json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+#[tokio::test]
+async fn zones_are_a_layer_replaced_versioned_and_rolled_back() {
+    let s = server();
+    let city = s.handle.load().city.clone();
+    assert!(!city.zones.is_empty(), "the tiny city has road sections");
+    let (status, body) = put(&s.app, "/v1/layers/zones", Some("application/geo+json"), zones_geojson(&city, "新道路养护公司")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["switched"]["current"], 2, "{body}");
+    let w = s.handle.load();
+    assert_eq!(w.city.zones.len(), city.zones.len());
+    assert!(w.city.zones.iter().all(|z| z.unit.map(|u| w.city.units.get(u).name.as_str()) == Some("新道路养护公司")));
+    // A zone that is not a polygon, strict: refused, nothing changes.
+    let bad = json!({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"layer": "roads", "id": "X1"}, "geometry": {"type": "Point", "coordinates": [120.6, 31.2]}}]});
+    let (status, body) = put(&s.app, "/v1/layers/zones?strict=true", Some("application/geo+json"), bad.to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{body}");
+    assert_eq!(body["error"]["details"]["report"]["counts"]["wrong_geometry_type"], 1, "{body}");
+    assert_eq!(s.handle.load().versions.get("zones"), Some(2));
+    let (status, body) = common_post(&s, "/v1/layers/zones/rollback", json!({"version": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.handle.load().city.zones, city.zones, "version 1 served again");
+}
+
+async fn common_post(s: &common::ingest::Server, uri: &str, body: Value) -> (StatusCode, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", common::ingest::TOKEN))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let response = s.app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+#[tokio::test]
+async fn units_calendar_and_settings_are_texts_checked_before_they_are_stored() {
+    let s = server();
+    // The unit register, with the usual Chinese header and a BOM.
+    let units = "\u{feff}单位编码,单位名称,电话\n91320506MA1X000001,吴中区环境卫生管理处,0512-66000001\n,新成立的养护队,\n";
+    let (status, body) = put(&s.app, "/v1/layers/units", Some("text/csv"), units).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["checked"]["rows"], 2, "{body}");
+    let w = s.handle.load();
+    let id = w.city.units.find("吴中区环境卫生管理处").expect("still a unit");
+    assert_eq!(w.city.units.get(id).phone.as_deref(), Some("0512-66000001"), "its phone from the new register");
+    assert!(w.city.units.find("新成立的养护队").is_some());
+    for (what, body) in [("no name column", "code,phone\n1,2\n"), ("no units", "code,name,phone\n")] {
+        let (status, answer) = put(&s.app, "/v1/layers/units", Some("text/csv"), body).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{what}: {answer}");
+    }
+    assert_eq!(s.handle.load().versions.get("units"), Some(2), "refused registers changed nothing");
+
+    // A calendar with 2027 (a city's own, say): deadlines into 2027 no longer warn.
+    let calendar = "years = [2026, 2027]\nworking_hours = [\"08:30-12:00\", \"13:30-17:30\"]\nweekend = [\"sat\", \"sun\"]\nholidays = [\"2026-10-01\", \"2027-01-01\"]\nworkdays = []\n";
+    let (status, body) = put(&s.app, "/v1/layers/calendar", Some("application/toml"), calendar).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, health) = get(&s.app, "/health").await;
+    assert_eq!(health["calendar_version"], 1, "{health}");
+    let (status, body) = put(&s.app, "/v1/layers/calendar", Some("application/toml"), "working_hours = [\"25:00-26:00\"]\n").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{body}");
+    assert_eq!(s.handle.load().versions.get("calendar"), Some(1));
+
+    // The city settings: renamed; a hierarchy that does not fit the grid codes is refused.
+    let w = s.handle.load();
+    let mut meta = w.meta.clone();
+    meta.name = "苏州市吴中区".into();
+    meta.crs = Some("EPSG:4549".into());
+    let (status, body) = put(&s.app, "/v1/layers/city", Some("application/toml"), meta.to_toml()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, health) = get(&s.app, "/health").await;
+    assert_eq!((health["city"].as_str(), health["crs"].as_str()), (Some("苏州市吴中区"), Some("EPSG:4549")), "{health}");
+    assert!(std::fs::read_to_string(s.dir.path().join("city.toml")).unwrap().contains("苏州市吴中区"));
+    meta.hierarchy = citygrid::model::Hierarchy::beijing_db11();
+    let (status, body) = put(&s.app, "/v1/layers/city", Some("application/toml"), meta.to_toml()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{body}");
+    // Rolled back like any dataset: the old name, in city.toml too.
+    let (status, body) = common_post(&s, "/v1/layers/city/rollback", json!({"version": 1})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(s.handle.load().meta.name, w.meta.name);
+    assert!(std::fs::read_to_string(s.dir.path().join("city.toml")).unwrap().contains(&w.meta.name));
+}
+
+#[tokio::test]
+async fn a_grid_layer_that_keeps_a_rules_scope_code_for_another_place_is_flagged() {
+    let s = server();
+    let w = s.handle.load();
+    // A street or community code that a rule of the list in force is scoped to.
+    let csv = w.rules_csv.clone().unwrap();
+    let scoped: String = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(3).map(str::trim).map(str::to_owned))
+        .find(|scope| !scope.is_empty() && !scope.starts_with("zone:"))
+        .expect("the tiny list scopes a rule to a grid code");
+    let (status, body) =
+        put(&s.app, "/v1/layers/grids", Some("application/geo+json"), grids_geojson(&w.city, |code, name| if code == scoped { "另一个地方".into() } else { name.into() })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let problem = body["report"]["rules_problem"].as_str().unwrap_or_else(|| panic!("flagged: {body}"));
+    assert!(problem.contains("scope_renamed") && problem.contains(&scoped) && problem.contains("另一个地方"), "{problem}");
+    // The same layer unrenamed, over the original city: nothing to flag.
+    let s = server();
+    let (status, body) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), grids_geojson(&w.city, |_, name| name.into())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["report"]["rules_problem"].is_null() || !body["report"]["rules_problem"].as_str().unwrap().contains("scope_renamed"), "{body}");
+}
