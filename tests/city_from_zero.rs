@@ -171,3 +171,53 @@ fn tile_of(lon: f64, lat: f64, z: u32) -> (u32, u32, u32) {
     let r = lat.to_radians();
     (z, ((lon + 180.0) / 360.0 * n) as u32, ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32)
 }
+
+#[test]
+fn components_may_come_before_their_grids_and_every_dataset_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pkg = package();
+    let file = |name: &str| pkg.join(name).to_str().unwrap().to_owned();
+    let out = citygrid(&["init", "--name", "星湖示范区", "--code", "320509", "--crs", "EPSG:4549"], &data);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Components first: no grids to place them in yet, their recorded grids are kept.
+    let out = citygrid(&["import", "components", &file("components.csv")], &data);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("300 kept") && report.contains("no_grids_yet"), "{report}");
+    {
+        let server = Server::start(&data);
+        let (_, health) = request(&server.addr, "GET", "/health", None);
+        assert_eq!((health["has_grids"].as_bool(), health["layers"][1]["features"].as_u64()), (Some(false), Some(300)), "{health}");
+        let (status, answer) = request(&server.addr, "GET", "/v1/components/3205090118000004", None);
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Then the grids: each component's recorded grid now resolves.
+    for (dataset, name) in [("grids", "grids.zip"), ("zones", "zones.geojson"), ("units", "units.csv"), ("rules", "rules.csv"), ("calendar", "calendar.toml")] {
+        let out = citygrid(&["import", dataset, &file(name)], &data);
+        assert!(out.status.success(), "{dataset}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    let server = Server::start(&data);
+    let (_, health) = request(&server.addr, "GET", "/health", None);
+    assert_eq!(health["has_grids"], true, "{health}");
+    let mut reader = csv::Reader::from_path(pkg.join("components.csv")).unwrap();
+    let mut checked = 0;
+    for row in reader.records().take(40) {
+        let row = row.unwrap();
+        let (code, grid) = (row.get(0).unwrap(), row.get(7).unwrap());
+        let (status, answer) = request(&server.addr, "GET", &format!("/v1/components/{code}"), None);
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["grid"].as_str(), Some(grid), "{code}: the recorded grid survived the import order: {answer}");
+        assert!(answer["located_grid"].is_null(), "{code} lies in its recorded grid: {answer}");
+        checked += 1;
+    }
+    assert_eq!(checked, 40);
+    let (_, layers) = request(&server.addr, "GET", "/v1/layers", None);
+    let current: Vec<(String, u64)> = layers["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| Some((l["name"].as_str()?.to_owned(), l["current"].as_u64()?)))
+        .collect();
+    assert_eq!(current.len(), 7, "every dataset has a version: {current:?}");
+}

@@ -329,6 +329,8 @@ impl<'a> Checker<'a> {
                 IssueKind::OutsideGrids,
                 format!("outside every unit grid, {distance_m:.1} m from grid {}", current.grid(nearest).code),
             ),
+            // A city without grids yet: placed when its grid layer comes (a note in the report).
+            Location::Nowhere if current.grids.is_empty() => {}
             Location::Nowhere => {
                 self.issue(feature, values[0], IssueKind::OutsideGrids, "the city has no unit grids to place it in".into())
             }
@@ -531,6 +533,13 @@ fn reject(mut report: Report, why: String) -> Prepared {
 /// own links, and for grids the topology and the current components — and the outcome.
 fn finish(mut report: Report, accepted: u64, builder: CityBuilder, options: &ImportOptions, current: &City) -> Result<Prepared, IngestError> {
     let layer = options.layer;
+    if layer == LayerKind::Components && current.grids.is_empty() {
+        report.notes.push(
+            "no_grids_yet: the city has no grid layer yet, so the components are not placed in grids; each one's recorded grid \
+             (所在网格) is kept and checked when the grid layer is imported (a grid layer that lacks one is refused)"
+                .into(),
+        );
+    }
     report.accepted = accepted;
     report.dropped = report.features - accepted;
     report.sort_issues();
@@ -645,8 +654,8 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
     let unit_level = new.hierarchy.unit_level();
     let index = GridIndex::build(new);
     let mut missing = 0;
-    for c in &current.components {
-        let recorded = c.grid.map(|g| current.grid(g).code);
+    for (i, c) in current.components.iter().enumerate() {
+        let recorded = current.recorded_grid_code(i);
         let issue = |kind: IssueKind, message: String| Issue {
             scope: Scope::CurrentComponents,
             feature: None,

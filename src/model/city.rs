@@ -61,6 +61,10 @@ pub struct City {
     pub event_classes: ClassTable,
     grid_by_code: HashMap<GridCode, GridId>,
     component_by_code: HashMap<ComponentCode, u32>,
+    /// A city without grids yet (components imported first): the unit grid each component's
+    /// record names, by component index, kept as recorded until a grid layer arrives and
+    /// resolves it. Empty once the city has grids.
+    unresolved_grids: HashMap<u32, GridCode>,
 }
 
 impl City {
@@ -70,6 +74,15 @@ impl City {
 
     pub fn grid_by_code(&self, code: GridCode) -> Option<GridId> {
         self.grid_by_code.get(&code).copied()
+    }
+
+    /// The unit grid the record of component `index` names (所在单元网格): resolved
+    /// ([`Component::grid`]), or — in a city without grids yet — as recorded.
+    pub fn recorded_grid_code(&self, index: usize) -> Option<GridCode> {
+        match self.components[index].grid {
+            Some(g) => Some(self.grid(g).code),
+            None => self.unresolved_grids.get(&(index as u32)).copied(),
+        }
     }
 
     pub fn component_by_code(&self, code: ComponentCode) -> Option<&Component> {
@@ -200,6 +213,7 @@ impl CityBuilder {
                 event_classes,
                 grid_by_code: HashMap::new(),
                 component_by_code: HashMap::new(),
+                unresolved_grids: HashMap::new(),
             },
             pending_parents: Vec::new(),
             grids_resolved: false,
@@ -334,8 +348,10 @@ impl CityBuilder {
         Ok(())
     }
 
-    /// Adds one component; its recorded grid must be a unit grid of this city if given. All or
-    /// nothing: a component refused (bad value, duplicate code) leaves no name or unit behind.
+    /// Adds one component; its recorded grid must be a unit grid of this city if given — or, in a
+    /// city with no grids yet, a well-formed unit-grid code, kept as recorded
+    /// ([`City::recorded_grid_code`]) until a grid layer resolves it. All or nothing: a component
+    /// refused (bad value, duplicate code) leaves no name or unit behind.
     pub fn add_component(&mut self, f: &ComponentFields<'_>) -> Result<(), ModelError> {
         self.resolve_grids()?;
         let code = ComponentCode::parse(f.code.trim())?;
@@ -357,6 +373,7 @@ impl CityBuilder {
                 expected: "a lon/lat point within -180..180, -90..90",
             });
         }
+        let mut unresolved = None;
         let grid = match non_empty(f.grid) {
             Some(g) => {
                 let (gc, level) = GridCode::parse(g, &self.city.hierarchy)?;
@@ -365,9 +382,14 @@ impl CityBuilder {
                         "component {code} names grid {gc}, which is not a unit grid"
                     )));
                 }
-                Some(self.city.grid_by_code.get(&gc).copied().ok_or_else(|| {
-                    ModelError::Hierarchy(format!("component {code} names grid {gc}, which is not in the grid layer"))
-                })?)
+                if self.city.grids.is_empty() {
+                    unresolved = Some(gc);
+                    None
+                } else {
+                    Some(self.city.grid_by_code.get(&gc).copied().ok_or_else(|| {
+                        ModelError::Hierarchy(format!("component {code} names grid {gc}, which is not in the grid layer"))
+                    })?)
+                }
             }
             None => None,
         };
@@ -406,6 +428,9 @@ impl CityBuilder {
             created,
             updated,
         };
+        if let Some(gc) = unresolved {
+            self.city.unresolved_grids.insert(index, gc);
+        }
         self.city.components.push(component);
         Ok(())
     }

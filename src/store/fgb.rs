@@ -315,8 +315,8 @@ pub(super) fn write_components(
         class.clear();
         write!(class, "{}", c.class).expect("writing to a String");
         grid.clear();
-        if let Some(g) = c.grid {
-            write!(grid, "{}", city.grid(g).code).expect("writing to a String");
+        if let Some(g) = c.grid.map(|g| city.grid(g).code).or_else(|| city.recorded_grid_code(i)) {
+            write!(grid, "{g}").expect("writing to a String");
         }
         put_date(&mut created, c.created);
         put_date(&mut updated, c.updated);
