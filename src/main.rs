@@ -34,7 +34,9 @@ struct Cli {
 enum Command {
     /// Serve a data directory over HTTP (health, lookups, tiles as they are built).
     Serve(ServeArgs),
-    /// Generate a synthetic demo city (grids, components, responsibility list) into a data directory.
+    /// Generate a synthetic demo city (grids, components, zones, units, responsibility list) as a
+    /// city package and import it into a data directory like any city's package (or, with
+    /// --package, only write the package).
     ///
     /// Same preset and seed, same layer files, byte for byte. Writing into an existing data
     /// directory adds new versions and makes them current; older versions stay for rollback.
@@ -305,9 +307,13 @@ struct ServeArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Data directory to write (created if missing).
+    /// Data directory to import the demo city into (created if missing).
     #[arg(long, default_value = DEFAULT_DATA_DIR)]
     out: PathBuf,
+    /// Write the demo city as a city package into this folder instead (city.toml, grids.fgb,
+    /// components.fgb, zones.fgb, units.csv, rules.csv), for `citygrid import FOLDER`.
+    #[arg(long, conflicts_with = "out")]
+    package: Option<PathBuf>,
     /// tiny: ~30 grids, 2,000 components (tests); wuzhong: 945 unit grids, ~231,000 components
     /// (Suzhou Wuzhong pilot); xicheng: 1,623 unit grids, ~610,000 components (Beijing Xicheng).
     #[arg(long, value_enum, default_value = "wuzhong")]
@@ -337,7 +343,10 @@ fn main() -> Result<()> {
         Command::Validate(args) => validate(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
-            generate_demo(&args.out, &spec)
+            match &args.package {
+                Some(dir) => write_demo_package(dir, &spec),
+                None => generate_demo(&args.out, &spec),
+            }
         }
     }
 }
@@ -360,29 +369,40 @@ fn ticker(bar: &ProgressBar) -> impl Fn(u64, u64) + '_ {
     }
 }
 
+/// Generates the demo city as a city package and imports it into the data directory `out`,
+/// exactly as a real city's package is imported (the demo is only a generator of packages).
 fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
     let started = Instant::now();
+    let source = format!("citygrid demo --preset {:?} --seed {}", spec.preset, spec.seed).to_lowercase();
+    let mut store = Store::open_writer(out, &source).with_context(|| format!("opening data directory {}", out.display()))?;
+    let scratch = tempfile::Builder::new().prefix(".demo-package-").tempdir_in(out)?;
+    write_demo_package(scratch.path(), spec)?;
+    let package = citygrid::datasets::Package::open(scratch.path(), out)?;
+    let bar = progress_bar("importing");
+    let imported = citygrid::datasets::import_package_offline(&mut store, &package, &Default::default(), false, &source, &ticker(&bar));
+    bar.finish_and_clear();
+    let imported = match imported {
+        Ok(i) => i,
+        Err(citygrid::datasets::DatasetError::PackageRejected(report)) => bail!("the demo package was refused:\n{}", report.to_text()),
+        Err(e) => return Err(e.into()),
+    };
+    info!(
+        dir = %out.display(),
+        versions = ?imported.versions,
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "demo city written"
+    );
+    Ok(())
+}
+
+/// Writes the demo city `spec` as a city package in `dir`.
+fn write_demo_package(dir: &Path, spec: &DemoSpec) -> Result<()> {
     let bar = progress_bar("generating");
     let demo = citygrid::demo::generate(spec, &ticker(&bar)).context("generating the demo city")?;
     bar.finish_and_clear();
-    let mut store = Store::open(out).with_context(|| format!("opening data directory {}", out.display()))?;
-    let meta = demo.meta();
-    let source = format!("citygrid demo --preset {:?} --seed {}", spec.preset, spec.seed).to_lowercase();
-    let bar = progress_bar("writing");
-    let versions = store
-        .save_city(&meta, &demo.city, Some(&demo.rules_csv), &source, &ticker(&bar))
-        .with_context(|| format!("writing the demo city to {}", out.display()))?;
-    bar.finish_and_clear();
+    citygrid::datasets::write_package(dir, &demo.meta(), &demo.city, Some(&demo.rules_csv), None, &|_, _| {})?;
     let counts = demo.city.level_counts();
-    info!(
-        dir = %out.display(),
-        grids_per_level = ?counts,
-        components = demo.city.components.len(),
-        versions = ?versions,
-        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
-        "demo city {} written",
-        demo.name
-    );
+    info!(dir = %dir.display(), grids_per_level = ?counts, components = demo.city.components.len(), "demo city package {} written", demo.name);
     Ok(())
 }
 

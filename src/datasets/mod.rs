@@ -20,7 +20,7 @@ use crate::ingest::report::Policy;
 use crate::model::City;
 use crate::ingest::{FeatureSink, ImportOptions, IngestError, Report, SourceLayer};
 use crate::store::{Dataset, NewVersion, Store, StoreError, VersionInfo, Versions};
-pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package};
+pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package, write_package};
 pub use text::{TextChecked, check_text};
 use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};

@@ -249,6 +249,15 @@ pub fn check_package(
             return refuse(report, format!("city.toml says the county code is {code}, the grid layer's top level is {}", top.code));
         }
     }
+    if let Some(text) = package.text(Dataset::Units)? {
+        // The register's units (with their codes and phones) are units of the new city: the
+        // responsibility list may name one that no layer does (an escalation unit).
+        let units = crate::store::units_from_csv(&text).map_err(|e| DatasetError::Package(format!("units.csv: {e}")))?;
+        let with = city.get_or_insert_with(|| start.clone());
+        for unit in units {
+            with.units.insert(unit);
+        }
+    }
     let served = city.as_ref().unwrap_or(start);
     if let (Some(csv), true, false) = (current_rules, layers.contains(&Dataset::Grids), package.files.contains_key(&Dataset::Rules)) {
         if let Some(why) = super::rules_problem(csv, start, served) {
@@ -276,6 +285,35 @@ pub fn check_package(
         texts.push((Dataset::City, 1, text));
     }
     Ok(CheckedPackage { report, meta, city, layers, units_changed, texts })
+}
+
+/// Writes `city` as a city package in the folder `dir` (created if missing): `city.toml`,
+/// `grids.fgb`, `components.fgb`, `zones.fgb` (if any), `units.csv`, and `rules.csv` /
+/// `calendar.toml` if given — what [`Package::open`] reads back. The demo generator's output.
+pub fn write_package(dir: &Path, meta: &CityMeta, city: &City, rules_csv: Option<&str>, calendar_toml: Option<&str>, progress: &dyn Fn(u64, u64)) -> Result<(), DatasetError> {
+    let fail = |path: &Path, e: String| DatasetError::Package(format!("writing {}: {e}", path.display()));
+    std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
+    let settings = meta.to_toml();
+    let mut plan = vec![NewVersion::text(Dataset::City, 1, &settings)];
+    for dataset in [Dataset::Grids, Dataset::Components, Dataset::Zones, Dataset::Units] {
+        if dataset != Dataset::Zones || !city.zones.is_empty() {
+            plan.push(NewVersion::of_city(dataset, city, meta, progress));
+        }
+    }
+    if let Some(rules) = rules_csv {
+        plan.push(NewVersion::text(Dataset::Rules, 0, rules));
+    }
+    if let Some(calendar) = calendar_toml {
+        plan.push(NewVersion::text(Dataset::Calendar, 0, calendar));
+    }
+    for new in plan {
+        let path = dir.join(format!("{}.{}", new.dataset.name(), new.dataset.ext()));
+        let file = std::fs::File::create(&path).map_err(|e| fail(&path, e.to_string()))?;
+        let mut w = std::io::BufWriter::new(file);
+        (new.write)(&mut w).map_err(|e| fail(&path, e))?;
+        std::io::Write::flush(&mut w).map_err(|e| fail(&path, e.to_string()))?;
+    }
+    Ok(())
 }
 
 fn file_name(path: &Path) -> String {

@@ -678,9 +678,10 @@ struct UnitRow {
     phone: String,
 }
 
-/// Checks a unit register (CSV `code,name,phone`, or 单位编码/单位名称/电话; UTF-8, BOM
-/// accepted): every row has a name, no name twice. Returns the number of units.
-pub fn check_units_csv(text: &str) -> Result<u64, String> {
+/// Reads a unit register (CSV `code,name,phone`, or 单位编码/单位名称/电话; UTF-8, BOM
+/// accepted) and checks it: a name column, every row with a name, no name twice, at least one
+/// unit (a register is never replaced by an empty one).
+pub fn units_from_csv(text: &str) -> Result<Vec<Unit>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| format!("the header: {e}"))?.clone();
@@ -691,19 +692,28 @@ pub fn check_units_csv(text: &str) -> Result<u64, String> {
         ));
     }
     let mut names = std::collections::HashSet::new();
+    let mut units = Vec::new();
     for (i, row) in reader.deserialize::<UnitRow>().enumerate() {
         let row = row.map_err(|e| format!("row {}: {e}", i + 2))?;
-        if row.name.trim().is_empty() {
+        let name = row.name.trim().to_owned();
+        if name.is_empty() {
             return Err(format!("row {}: a unit without a name", i + 2));
         }
-        if !names.insert(row.name.trim().to_owned()) {
-            return Err(format!("row {}: unit {:?} is listed twice", i + 2, row.name.trim()));
+        if !names.insert(name.clone()) {
+            return Err(format!("row {}: unit {name:?} is listed twice", i + 2));
         }
+        let some = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        units.push(Unit { code: some(row.code), name, phone: some(row.phone) });
     }
-    if names.is_empty() {
+    if units.is_empty() {
         return Err("no unit: a unit register is never replaced by an empty one".into());
     }
-    Ok(names.len() as u64)
+    Ok(units)
+}
+
+/// [`units_from_csv`], counted.
+pub fn check_units_csv(text: &str) -> Result<u64, String> {
+    units_from_csv(text).map(|u| u.len() as u64)
 }
 
 fn write_units(w: &mut dyn std::io::Write, units: &UnitTable) -> Result<(), String> {
