@@ -763,3 +763,85 @@ async fn a_grid_layer_that_would_cut_a_hole_is_refused_unless_its_findings_are_a
     let (status, body) = get(&s.app, &format!("/v1/locate?lon={}&lat={}", p[0], p[1])).await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("outside_coverage")), "{body}");
 }
+
+/// The features with every coordinate moved by `f` (lon, lat → lon, lat); `i` is the feature's index.
+fn moved(mut features: Vec<Value>, f: impl Fn(usize, f64, f64) -> (f64, f64)) -> Vec<Value> {
+    fn walk(v: &mut Value, f: &dyn Fn(f64, f64) -> (f64, f64)) {
+        match v {
+            Value::Array(a) if a.len() == 2 && a[0].is_f64() => {
+                let (x, y) = f(a[0].as_f64().unwrap(), a[1].as_f64().unwrap());
+                *v = json!([x, y]);
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| walk(v, f)),
+            _ => {}
+        }
+    }
+    for (i, feature) in features.iter_mut().enumerate() {
+        walk(&mut feature["geometry"]["coordinates"], &|x, y| f(i, x, y));
+    }
+    features
+}
+
+/// The `datum_offset` issues of an answer's report.
+fn datum_warnings(answer: &Value) -> Vec<Value> {
+    let report = if answer["report"].is_null() { &answer["error"]["details"]["report"] } else { &answer["report"] };
+    report["issues"].as_array().unwrap().iter().filter(|i| i["kind"] == "datum_offset").cloned().collect()
+}
+
+#[tokio::test]
+async fn a_layer_in_gcj02_or_bd09_read_as_wgs84_is_flagged_with_the_crs_to_give() {
+    use citygrid::crs::Datum;
+    let s = server();
+    let city = s.handle.load().city.clone();
+    let features = components_features(&city, None);
+    assert!(features.len() >= 20);
+    let put_dry = |query: &'static str, features: Vec<Value>| {
+        let app = s.app.clone();
+        async move { put(&app, &format!("/v1/layers/components?dry_run=true{query}"), Some("application/geo+json"), collection(features, None)).await }
+    };
+    // Shifted WGS84 → GCJ-02, imported as WGS84 over the originals: one layer-wide warning.
+    let gcj = moved(features.clone(), |_, x, y| Datum::Gcj02.from_wgs84(x, y));
+    let (status, answer) = put_dry("", gcj.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let warnings = datum_warnings(&answer);
+    assert_eq!(warnings.len(), 1, "{}", answer["report"]);
+    let w = &warnings[0];
+    assert_eq!((w["scope"].as_str(), w["severity"].as_str(), w["feature"].is_null()), (Some("layer"), Some("warning"), true), "{w}");
+    let message = w["message"].as_str().unwrap();
+    assert!(message.contains("--crs gcj02") && message.contains("crs=gcj02"), "{message}");
+    assert!(message.starts_with(&format!("{n} of the {n} components", n = features.len())), "{message}");
+    assert_eq!(answer["report"]["issues"][0], *w, "listed first");
+    assert_eq!(answer["report"]["counts"]["datum_offset"], 1);
+    // Read as GCJ-02, the same file is where the current layer is: no warning.
+    let (status, answer) = put_dry("&crs=gcj02", gcj).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    // BD-09 likewise, naming --crs bd09.
+    let (_, answer) = put_dry("", moved(features.clone(), |_, x, y| Datum::Bd09.from_wgs84(x, y))).await;
+    let warnings = datum_warnings(&answer);
+    assert!(warnings.len() == 1 && warnings[0]["message"].as_str().unwrap().contains("--crs bd09"), "{}", answer["report"]);
+    // Unshifted: nothing to say.
+    let (_, answer) = put_dry("", features.clone()).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    // Moved as far, but each its own way (100–700 m in a scattered direction), or all the
+    // same way but not GCJ-02's: no warning.
+    let scatter = |i: usize, x: f64, y: f64| {
+        let (angle, distance) = ((i as f64 * 2.399_963).rem_euclid(std::f64::consts::TAU), 100.0 + (i * 7919 % 601) as f64);
+        let per_degree = citygrid::crs::METRES_PER_DEGREE;
+        (x + distance * angle.cos() / (per_degree * y.to_radians().cos()), y + distance * angle.sin() / per_degree)
+    };
+    let (_, answer) = put_dry("", moved(features.clone(), scatter)).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    let (_, answer) = put_dry("", moved(features, |_, x, y| (x - 0.004, y - 0.003))).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    assert_unchanged(&s, "dry runs").await;
+
+    // A grid layer in GCJ-02, compared centroid to centroid.
+    let grids = moved(grids_features(&city, None, ""), |_, x, y| Datum::Gcj02.from_wgs84(x, y));
+    let (_, answer) = put(&s.app, "/v1/layers/grids?dry_run=true", Some("application/geo+json"), collection(grids, None)).await;
+    let warnings = datum_warnings(&answer);
+    assert_eq!(warnings.len(), 1, "{answer}");
+    assert!(warnings[0]["message"].as_str().unwrap().contains(&format!("{n} of the {n} grids", n = city.grids.len())), "{}", warnings[0]);
+    let (_, answer) = put(&s.app, "/v1/layers/grids?dry_run=true", Some("application/geo+json"), collection(grids_features(&city, None, ""), None)).await;
+    assert!(datum_warnings(&answer).is_empty(), "{answer}");
+}

@@ -180,7 +180,7 @@ pub struct Report {
     pub warnings: u64,
     /// Issues per kind (all of them, also past the listing cap).
     pub counts: BTreeMap<IssueKind, u64>,
-    /// The issues, the first [`MAX_LISTED_ISSUES`].
+    /// The issues, the first [`MAX_LISTED_ISSUES`] (and every one about the whole layer).
     pub issues: Vec<Issue>,
     pub issues_truncated: bool,
     /// Grid topology QA of a grids import (overlaps between grids of a level, gaps inside a
@@ -228,17 +228,25 @@ impl Report {
         }
     }
 
-    /// Records an issue (counted always, listed up to the cap).
+    /// Records an issue (counted always, listed up to the cap; one about the whole layer is
+    /// listed whatever the cap).
     pub(super) fn add(&mut self, issue: Issue) {
         *self.counts.entry(issue.kind).or_default() += 1;
         match issue.severity {
             Severity::Error => self.errors += 1,
             Severity::Warning => self.warnings += 1,
         }
-        if self.issues.len() < MAX_LISTED_ISSUES {
+        if self.issues.len() < MAX_LISTED_ISSUES || issue.scope == Scope::Layer {
             self.issues.push(issue);
         } else {
             self.issues_truncated = true;
+        }
+    }
+
+    /// Records an issue if there is one.
+    pub(super) fn extend(&mut self, issue: Option<Issue>) {
+        if let Some(issue) = issue {
+            self.add(issue);
         }
     }
 

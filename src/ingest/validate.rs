@@ -15,6 +15,13 @@
 //! (dropping the grids with errors, as for components), and every finding stays a warning in
 //! the report's counts. [`Policy::Strict`] refuses any error and any finding.
 //!
+//! The upload is also compared with the current version of its layer, in the same pass: each
+//! feature that shares a code with a current one (components by code; grids by code, through
+//! their centroids) adds its displacement to a [`DatumProbe`]. If most of them moved by the
+//! offset WGS84 → GCJ-02 (or → BD-09) gives at their place, the layer was most likely
+//! delivered in that Chinese web-map datum and read as WGS84: a layer-wide `datum_offset`
+//! warning names `--crs gcj02` (`--crs bd09`).
+//!
 //! One pass, feature by feature as the reader hands them over ([`FeatureSink`]): the CRS and
 //! the field mapping are fixed at the first feature. A component goes straight into the new
 //! city ([`CityBuilder::add_component`] takes it whole or not at all, so a dropped one leaves
@@ -33,8 +40,9 @@ use serde::Serialize;
 use super::fields::{COMPONENT_FIELDS, FieldMap, GRID_FIELDS};
 use super::report::{FindingLimits, Issue, IssueKind, Policy, Report, Scope};
 use super::{Feature, FeatureSink, IngestError, SourceLayer, reproject};
+use crate::crs::{Datum, METRES_PER_DEGREE};
 use crate::index::{GridIndex, Location};
-use crate::model::{City, CityBuilder, ComponentFields, GridCode, GridFields, ModelError};
+use crate::model::{City, CityBuilder, ComponentCode, ComponentFields, GridCode, GridFields, ModelError};
 
 /// The layers an upload can replace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -130,6 +138,90 @@ fn kind_of(e: &ModelError, layer: LayerKind) -> IssueKind {
         ModelError::Hierarchy(_) if layer == LayerKind::Components => IssueKind::UnknownGrid,
         ModelError::Hierarchy(_) => IssueKind::Hierarchy,
         _ => IssueKind::BadValue,
+    }
+}
+
+/// The datums whose offset from WGS84 a [`DatumProbe`] looks for: the datum, the `--crs` value
+/// that reads it, its name, who uses it, and the range of offsets (m) it has in China.
+const PROBED_DATUMS: [(Datum, &str, &str, &str, f64, f64); 2] = [
+    (Datum::Gcj02, "gcj02", "GCJ-02", "AMap, Tencent and most Chinese web maps", 100.0, 700.0),
+    (Datum::Bd09, "bd09", "BD-09", "Baidu", 300.0, 2000.0),
+];
+/// A displacement within this many metres of a datum's offset at the place matches it.
+const DATUM_MATCH_M: f64 = 5.0;
+/// Fewer shared codes than this say nothing about a datum.
+const DATUM_MIN_SHARED: u64 = 3;
+
+/// How the features an upload shares (by code) with the current layer moved, summarised as
+/// they stream by (a few counters, not the features): how many moved as reading the datums of
+/// [`PROBED_DATUMS`] as WGS84 would move them — within [`DATUM_MATCH_M`] of the offset at the
+/// current position, that offset being in the datum's range.
+#[derive(Debug, Default)]
+struct DatumProbe {
+    /// Features whose code the current layer has.
+    shared: u64,
+    /// Per probed datum: matches, the smallest and largest offset matched (m), a few codes.
+    matches: [(u64, f64, f64, Vec<String>); 2],
+}
+
+impl DatumProbe {
+    /// One shared feature: where it is now (`current`) and where the upload puts it (`new`),
+    /// both lon/lat as read.
+    fn add(&mut self, code: &str, current: Coord<f64>, new: Coord<f64>) {
+        self.shared += 1;
+        let k = current.y.to_radians().cos() * METRES_PER_DEGREE;
+        let metres = |to: Coord<f64>| [(to.x - current.x) * k, (to.y - current.y) * METRES_PER_DEGREE];
+        let moved = metres(new);
+        for (slot, &(datum, _, _, _, lo, hi)) in self.matches.iter_mut().zip(&PROBED_DATUMS) {
+            let (x, y) = datum.from_wgs84(current.x, current.y);
+            let offset = metres(Coord { x, y });
+            let size = offset[0].hypot(offset[1]);
+            if (lo..=hi).contains(&size) && (moved[0] - offset[0]).hypot(moved[1] - offset[1]) <= DATUM_MATCH_M {
+                if slot.0 == 0 {
+                    (slot.1, slot.2) = (size, size);
+                }
+                slot.0 += 1;
+                (slot.1, slot.2) = (slot.1.min(size), slot.2.max(size));
+                if slot.3.len() < 3 {
+                    slot.3.push(code.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The layer-wide warning, if more than half of (at least [`DATUM_MIN_SHARED`]) shared
+    /// features moved as one of the datums would move them.
+    fn finding(&self, layer: LayerKind) -> Option<Issue> {
+        if self.shared < DATUM_MIN_SHARED {
+            return None;
+        }
+        let (i, m) = self.matches.iter().enumerate().max_by_key(|(_, m)| m.0)?;
+        if m.0 * 2 <= self.shared {
+            return None;
+        }
+        let (_, crs, name, users, _, _) = PROBED_DATUMS[i];
+        let how = if layer == LayerKind::Grids { "centroids compared; " } else { "" };
+        let (lo, hi) = (m.1.round(), m.2.round());
+        let distance = if lo == hi { format!("{lo} m") } else { format!("{lo}–{hi} m") };
+        let message = format!(
+            "{} of the {} {} this upload shares (by code) with the current layer moved {distance}, each within \
+             {DATUM_MATCH_M} m of the shift {name} coordinates read as WGS84 get there ({how}e.g. {}): the file is \
+             probably in {name} ({users}); import it with --crs {crs} (HTTP: crs={crs})",
+            m.0,
+            self.shared,
+            layer.name(),
+            m.3.join(", ")
+        );
+        Some(Issue {
+            scope: Scope::Layer,
+            feature: None,
+            line: None,
+            code: None,
+            location: None,
+            kind: IssueKind::DatumOffset,
+            severity: IssueKind::DatumOffset.severity(),
+            message,
+        })
     }
 }
 
@@ -283,6 +375,8 @@ struct Checker<'a> {
     accepted: u64,
     /// Grids: the features that passed the per-feature checks.
     grids: Vec<GridCandidate>,
+    /// Components: how the shared codes moved (grids: probed at the end, from `grids`).
+    probe: DatumProbe,
     /// A GeoJSON collection in metres with no CRS known yet: the rest is read (and ignored) to
     /// see whether a `crs` member follows the features, then this error or that one is returned.
     crs_required: Option<IngestError>,
@@ -313,6 +407,7 @@ impl<'a> Checker<'a> {
             builder,
             accepted: 0,
             grids: Vec::new(),
+            probe: DatumProbe::default(),
             crs_required: None,
         })
     }
@@ -375,6 +470,9 @@ impl<'a> Checker<'a> {
             return;
         }
         self.accepted += 1;
+        if let Some(was) = ComponentCode::parse(values[0]).ok().and_then(|c| self.current.component_by_code(c)) {
+            self.probe.add(values[0], was.location, p);
+        }
         let (current, recorded) = (self.current, values[7]);
         match self.current_grids.locate(current, p) {
             Location::Inside { grid, on_boundary: false } => {
@@ -513,15 +611,33 @@ pub fn prepare(
     report.fields = map.describe(&header, checker.fields);
     match options.layer {
         LayerKind::Components => {
+            report.extend(checker.probe.finding(LayerKind::Components));
             let builder = checker.builder.take().expect("a components import");
             let accepted = checker.accepted;
             finish(report, accepted, builder, options, current, &HashMap::new())
         }
         LayerKind::Grids | LayerKind::Zones => {
             let grids = std::mem::take(&mut checker.grids);
+            report.extend(grids_datum_probe(&grids, current).finding(LayerKind::Grids));
             prepare_grids(report, grids, options, current)
         }
     }
+}
+
+/// How the grids of the upload that share a code with a current grid moved, centroid to
+/// centroid.
+fn grids_datum_probe(grids: &[GridCandidate], current: &City) -> DatumProbe {
+    use geo::Centroid;
+    let mut probe = DatumProbe::default();
+    for g in grids {
+        let Some(id) = GridCode::parse(&g.values[0], &current.hierarchy).ok().and_then(|(code, _)| current.grid_by_code(code)) else {
+            continue;
+        };
+        if let (Some(was), Some(now)) = (current.grid(id).geometry.centroid(), g.shape.centroid()) {
+            probe.add(&g.values[0], was.0, now.0);
+        }
+    }
+    probe
 }
 
 /// [`prepare`] for a layer already read into memory.
@@ -1092,6 +1208,32 @@ mod tests {
         assert_eq!(coverage.unit_grids, unit_grids(&city).len());
         assert!(coverage.uncovered.is_empty() && coverage.uncovered_area_m2 == 0.0);
         assert!((coverage.unit_grid_area_m2 / coverage.district_area_m2 - 1.0).abs() < 1e-9, "{coverage:?}");
+    }
+
+    #[test]
+    fn a_datum_offset_needs_most_of_at_least_three_shared_features() {
+        let places: Vec<Coord<f64>> = (0..10).map(|i| Coord { x: 120.60 + 0.003 * i as f64, y: 31.30 + 0.002 * i as f64 }).collect();
+        let gcj = |c: Coord<f64>| {
+            let (x, y) = Datum::Gcj02.from_wgs84(c.x, c.y);
+            Coord { x, y }
+        };
+        let probe = |shifted: usize, n: usize| {
+            let mut p = DatumProbe::default();
+            for (i, &c) in places.iter().take(n).enumerate() {
+                p.add(&i.to_string(), c, if i < shifted { gcj(c) } else { c });
+            }
+            p.finding(LayerKind::Components)
+        };
+        assert!(probe(6, 10).is_some_and(|i| i.scope == Scope::Layer && i.message.starts_with("6 of the 10 components")));
+        assert!(probe(5, 10).is_none(), "half is not most");
+        assert!(probe(2, 2).is_none(), "too few to tell");
+        // 6 m off the offset is no match; outside China there is no offset to match.
+        let mut p = DatumProbe::default();
+        for (i, &c) in places.iter().enumerate() {
+            p.add(&i.to_string(), c, Coord { x: gcj(c).x, y: gcj(c).y + 6.0 / METRES_PER_DEGREE });
+            p.add("paris", Coord { x: 2.35, y: 48.85 }, Coord { x: 2.35, y: 48.85 });
+        }
+        assert!(p.finding(LayerKind::Components).is_none(), "{p:?}");
     }
 
     /// The city's first `n` components as a GeoJSON FeatureCollection, `crs` (a member, JSON)
