@@ -116,6 +116,11 @@ struct ReadArgs {
     /// probably partial file).
     #[arg(long)]
     allow_shrink: bool,
+    /// Grids: import a layer the default refuses for dropping grids with errors or for its
+    /// topology findings (holes in a district, overlaps, gaps, parts outside the parent); the
+    /// findings stay warnings in the report.
+    #[arg(long)]
+    accept_findings: bool,
     /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
     #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
     data: Option<PathBuf>,
@@ -658,6 +663,8 @@ fn import_options(layer: citygrid::ingest::validate::LayerKind, read: &ReadArgs)
         policy: if read.strict { Policy::Strict } else { Policy::DropInvalid },
         allow_shrink: read.allow_shrink,
         default_crs: None,
+        accept_findings: read.accept_findings,
+        ..citygrid::ingest::ImportOptions::new(layer)
     }
 }
 

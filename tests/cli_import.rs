@@ -131,3 +131,57 @@ fn a_bare_shp_is_read_with_its_siblings_and_refused_without_its_dbf() {
     assert!(out.contains("a Shapefile needs its .dbf"), "{out}");
     assert_eq!(Store::open(dir.path()).unwrap().versions().get("components"), Some(1));
 }
+
+/// The tiny city's grids as GeoJSON, unit grid `bow_tie` replaced by a bow-tie over its box.
+fn grids_geojson(city: &citygrid::model::City, bow_tie: usize) -> String {
+    let features: Vec<Value> = city
+        .grids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let geometry = if i == bow_tie {
+                let b = geo::BoundingRect::bounding_rect(&g.geometry).unwrap();
+                let (lo, hi) = (b.min(), b.max());
+                json!({"type": "Polygon", "coordinates": [[[lo.x, lo.y], [hi.x, hi.y], [hi.x, lo.y], [lo.x, hi.y], [lo.x, lo.y]]]})
+            } else {
+                let ring: Vec<[f64; 2]> = g.geometry.0[0].exterior().0.iter().map(|c| [c.x, c.y]).collect();
+                json!({"type": "Polygon", "coordinates": [ring]})
+            };
+            json!({"type": "Feature", "geometry": geometry, "properties": {"code": g.code.to_string(), "name": g.name,
+                   "parent": g.parent.map(|p| city.grid(p).code.to_string())}})
+        })
+        .collect();
+    json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+#[test]
+fn a_grid_layer_that_would_cut_a_hole_exits_2_unless_its_findings_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world(dir.path()).load();
+    let city = &world.city;
+    assert!(city.grids.iter().all(|g| g.geometry.0.len() == 1 && g.geometry.0[0].interiors().is_empty()));
+    // Components that record no grid, so that the hole orphans none.
+    let components = dir.path().join("components.geojson");
+    std::fs::write(&components, components_geojson(city, |x, y| (x, y), false).replace(r#""所在网格":""#, r#""ignored":""#)).unwrap();
+    let (code, out) = run(&["import", "components", components.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let victim = city.grids.iter().position(|g| g.level as usize == city.hierarchy.unit_level()).unwrap();
+    let grids = dir.path().join("grids.geojson");
+    std::fs::write(&grids, grids_geojson(city, victim)).unwrap();
+    let grids = grids.to_str().unwrap();
+    let (code, out) = run(&["import", "grids", grids], dir.path());
+    assert_eq!(code, 2, "{out}");
+    let first = out.lines().next().unwrap();
+    assert!(first.contains("REJECTED") && first.contains(&format!("feature {victim} ({})", city.grids[victim].code)), "{out}");
+    assert!(first.contains("--accept-findings"), "{out}");
+    assert!(out.contains("uncovered:") && out.contains("invalid_geometry"), "{out}");
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(1));
+    let (code, out) = run(&["validate", grids, "--accept-findings", "--json"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((report["layer"].as_str(), report["errors"].as_u64(), report["counts"]["uncovered"].as_u64()), (Some("grids"), Some(1), Some(1)), "{report}");
+    let (code, out) = run(&["import", "grids", grids, "--accept-findings"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("grid findings accepted") && out.contains("imported: grids version 2"), "{out}");
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(2));
+}

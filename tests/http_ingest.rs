@@ -633,17 +633,23 @@ async fn a_grids_import_that_breaks_the_responsibility_list_warns_or_under_stric
     assert!(report["rejection"].as_str().unwrap().contains("topology"), "{report}");
     assert!(report["topology"]["gaps"].as_array().unwrap().iter().any(|g| g["parent"] == "320506001"), "{report}");
     assert_eq!(s.handle.load().versions.get("grids"), Some(1));
-    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
+    // The default refuses the hole too; accepting the findings imports it with the warning.
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(answer["error"]["details"]["report"]["rejection"].as_str().unwrap().contains("accept_findings=true"), "{answer}");
+    assert_eq!(s.handle.load().versions.get("grids"), Some(1));
+    let (status, answer) = put(&s.app, "/v1/layers/grids?accept_findings=true", Some("application/geo+json"), body).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(answer["report"]["rules_problem"].as_str().unwrap().contains("320506001001"), "{answer}");
     assert!(answer["report"]["topology"]["counts"]["gaps"].as_u64().unwrap() >= 1, "{answer}");
+    assert!(answer["report"]["counts"]["gap"].as_u64().unwrap() >= 1, "the gaps are warnings: {}", answer["report"]);
     assert_eq!(s.handle.load().versions.get("grids"), Some(2));
     let (status, rules) = get(&s.app, "/v1/rules").await;
     assert_eq!((status, rules["usable"].as_bool()), (StatusCode::OK, Some(false)), "{rules}");
 }
 
 #[tokio::test]
-async fn a_grids_import_gets_topology_qa_and_strict_refuses_an_overlap() {
+async fn a_grids_import_gets_topology_qa_and_an_overlap_is_refused_unless_accepted() {
     use geo::Scale;
     let s = server();
     let original = s.handle.load();
@@ -659,13 +665,183 @@ async fn a_grids_import_gets_topology_qa_and_strict_refuses_an_overlap() {
     let report = &answer["error"]["details"]["report"];
     assert!(report["rejection"].as_str().unwrap().contains("topology"), "{report}");
     assert_eq!(versions(&s).get("grids"), Some(1), "strict stored nothing");
-    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body).await;
-    assert_eq!(status, StatusCode::OK, "the default policy imports and reports: {answer}");
-    let overlaps = answer["report"]["topology"]["overlaps"].as_array().unwrap();
+    // Strict wins over accept_findings.
+    let (status, _) = put(&s.app, "/v1/layers/grids?strict=true&accept_findings=true", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The default refuses overlaps past the tolerance (none), naming the grid and where.
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let report = &answer["error"]["details"]["report"];
+    assert_eq!((report["errors"].as_u64(), report["dropped"].as_u64()), (Some(0), Some(0)), "{report}");
+    assert!(report["rejection"].as_str().unwrap().contains("overlaps ("), "{report}");
+    let overlaps = report["issues"].as_array().unwrap().iter().filter(|i| i["kind"] == "overlap").collect::<Vec<_>>();
+    assert!(!overlaps.is_empty() && overlaps.iter().all(|i| i["severity"] == "warning" && i["feature"].is_u64() && i["location"].is_array()), "{report}");
+    assert_eq!(versions(&s).get("grids"), Some(1), "the default stored nothing");
+    let (status, answer) = put(&s.app, "/v1/layers/grids?accept_findings=true", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "accepted on request: {answer}");
+    let report = &answer["report"];
+    let overlaps = report["topology"]["overlaps"].as_array().unwrap();
     assert!(!overlaps.is_empty());
     for o in overlaps {
         assert!(o["a"] == code.as_str() || o["b"] == code.as_str(), "every overlap involves the grown grid: {o}");
         assert!(o["area_m2"].as_f64().unwrap() > 1.0);
     }
+    // Never "0 warnings" with findings: each one counts.
+    let c = &report["topology"]["counts"];
+    let findings: u64 = ["overlaps", "gaps", "outside_parent", "uncovered"].iter().map(|k| c[k].as_u64().unwrap()).sum();
+    assert!(findings >= overlaps.len() as u64 && report["warnings"].as_u64().unwrap() >= findings, "{report}");
+    assert_eq!(report["accept_findings"], true);
     assert_eq!(versions(&s).get("grids"), Some(2));
+}
+
+/// The grids layer with the unit grid `victim` replaced by a bow-tie over its box.
+fn grids_with_a_bow_tie(city: &City, victim: usize) -> String {
+    let mut features = grids_features(city, None, "");
+    let b = geo::BoundingRect::bounding_rect(&city.grids[victim].geometry).unwrap();
+    let (lo, hi) = (b.min(), b.max());
+    features[victim]["geometry"] = json!({"type": "Polygon", "coordinates": [[[lo.x, lo.y], [hi.x, hi.y], [hi.x, lo.y], [lo.x, hi.y], [lo.x, lo.y]]]});
+    collection(features, None)
+}
+
+#[tokio::test]
+async fn a_grid_layer_that_would_cut_a_hole_is_refused_unless_its_findings_are_accepted() {
+    use geo::{Contains, GeodesicArea};
+    let s = server();
+    let city = s.handle.load().city.clone();
+    let unit = city.hierarchy.unit_level() as u8;
+    let victim = city.grids.iter().position(|g| g.level == unit).unwrap();
+    let code = city.grids[victim].code.to_string();
+    let body = grids_with_a_bow_tie(&city, victim);
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body.clone()).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");
+    let report = &answer["error"]["details"]["report"];
+    // The bow-tie: feature index, code, location; and the hole it would leave.
+    let bad = report["issues"].as_array().unwrap().iter().find(|i| i["kind"] == "invalid_geometry").unwrap();
+    assert_eq!((bad["feature"].as_u64(), bad["code"].as_str()), (Some(victim as u64), Some(code.as_str())), "{bad}");
+    let at = |v: &Value| geo_types::Point::new(v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+    let outline = &city.grids[victim].geometry;
+    assert!(geo::Intersects::intersects(outline, &at(&bad["location"])), "{bad}");
+    let rejection = report["rejection"].as_str().unwrap();
+    assert!(rejection.contains(&format!("feature {victim} ({code})")) && rejection.contains("in no unit grid"), "{rejection}");
+    // These components record the grid: they also refuse it, whatever the policy.
+    assert!(rejection.contains("current components"), "{rejection}");
+    let coverage = &report["topology"]["coverage"][0];
+    let uncovered = coverage["uncovered"].as_array().unwrap();
+    assert_eq!(uncovered.len(), 1, "{coverage}");
+    assert!(outline.contains(&at(&uncovered[0]["location"])), "{coverage}");
+    // The coverage numbers against an independent measure (geodesic areas of the outlines).
+    let hole = outline.geodesic_area_unsigned();
+    let district = city.grids.iter().find(|g| g.level == 0).unwrap().geometry.geodesic_area_unsigned();
+    let close = |got: &Value, want: f64| (got.as_f64().unwrap() - want).abs() < 1e-4 * want;
+    assert!(close(&coverage["uncovered_area_m2"], hole) && close(&uncovered[0]["area_m2"], hole), "{coverage} vs {hole}");
+    assert!(close(&coverage["district_area_m2"], district), "{coverage} vs {district}");
+    assert!(close(&coverage["unit_grid_area_m2"], district - hole), "{coverage} vs {}", district - hole);
+    assert_unchanged(&s, "a bow-tie grid").await;
+
+    // Components that record no grid first; then the layer is refused for the hole alone, and
+    // accepted on request, with every finding counted.
+    let mut components = components_features(&city, None);
+    for f in &mut components {
+        f["properties"]["grid"] = Value::Null;
+    }
+    let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), collection(components, None)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), body.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    let rejection = answer["error"]["details"]["report"]["rejection"].as_str().unwrap();
+    assert!(!rejection.contains("current components") && rejection.contains("accept_findings=true"), "{rejection}");
+    assert_eq!(versions(&s).get("grids"), Some(1));
+    let (status, answer) = put(&s.app, "/v1/layers/grids?accept_findings=true", Some("application/geo+json"), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let report = &answer["report"];
+    assert_eq!((report["errors"].as_u64(), report["dropped"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!((report["counts"]["gap"].as_u64(), report["counts"]["uncovered"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert!(report["warnings"].as_u64().unwrap() >= 2, "{report}");
+    assert_eq!(versions(&s).get("grids"), Some(2));
+    // The hole, as accepted: a lookup there is outside the coverage.
+    let p = &report["topology"]["coverage"][0]["uncovered"][0]["location"];
+    let (status, body) = get(&s.app, &format!("/v1/locate?lon={}&lat={}", p[0], p[1])).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("outside_coverage")), "{body}");
+}
+
+/// The features with every coordinate moved by `f` (lon, lat → lon, lat); `i` is the feature's index.
+fn moved(mut features: Vec<Value>, f: impl Fn(usize, f64, f64) -> (f64, f64)) -> Vec<Value> {
+    fn walk(v: &mut Value, f: &dyn Fn(f64, f64) -> (f64, f64)) {
+        match v {
+            Value::Array(a) if a.len() == 2 && a[0].is_f64() => {
+                let (x, y) = f(a[0].as_f64().unwrap(), a[1].as_f64().unwrap());
+                *v = json!([x, y]);
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| walk(v, f)),
+            _ => {}
+        }
+    }
+    for (i, feature) in features.iter_mut().enumerate() {
+        walk(&mut feature["geometry"]["coordinates"], &|x, y| f(i, x, y));
+    }
+    features
+}
+
+/// The `datum_offset` issues of an answer's report.
+fn datum_warnings(answer: &Value) -> Vec<Value> {
+    let report = if answer["report"].is_null() { &answer["error"]["details"]["report"] } else { &answer["report"] };
+    report["issues"].as_array().unwrap().iter().filter(|i| i["kind"] == "datum_offset").cloned().collect()
+}
+
+#[tokio::test]
+async fn a_layer_in_gcj02_or_bd09_read_as_wgs84_is_flagged_with_the_crs_to_give() {
+    use citygrid::crs::Datum;
+    let s = server();
+    let city = s.handle.load().city.clone();
+    let features = components_features(&city, None);
+    assert!(features.len() >= 20);
+    let put_dry = |query: &'static str, features: Vec<Value>| {
+        let app = s.app.clone();
+        async move { put(&app, &format!("/v1/layers/components?dry_run=true{query}"), Some("application/geo+json"), collection(features, None)).await }
+    };
+    // Shifted WGS84 → GCJ-02, imported as WGS84 over the originals: one layer-wide warning.
+    let gcj = moved(features.clone(), |_, x, y| Datum::Gcj02.from_wgs84(x, y));
+    let (status, answer) = put_dry("", gcj.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let warnings = datum_warnings(&answer);
+    assert_eq!(warnings.len(), 1, "{}", answer["report"]);
+    let w = &warnings[0];
+    assert_eq!((w["scope"].as_str(), w["severity"].as_str(), w["feature"].is_null()), (Some("layer"), Some("warning"), true), "{w}");
+    let message = w["message"].as_str().unwrap();
+    assert!(message.contains("--crs gcj02") && message.contains("crs=gcj02"), "{message}");
+    assert!(message.starts_with(&format!("{n} of the {n} components", n = features.len())), "{message}");
+    assert_eq!(answer["report"]["issues"][0], *w, "listed first");
+    assert_eq!(answer["report"]["counts"]["datum_offset"], 1);
+    // Read as GCJ-02, the same file is where the current layer is: no warning.
+    let (status, answer) = put_dry("&crs=gcj02", gcj).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    // BD-09 likewise, naming --crs bd09.
+    let (_, answer) = put_dry("", moved(features.clone(), |_, x, y| Datum::Bd09.from_wgs84(x, y))).await;
+    let warnings = datum_warnings(&answer);
+    assert!(warnings.len() == 1 && warnings[0]["message"].as_str().unwrap().contains("--crs bd09"), "{}", answer["report"]);
+    // Unshifted: nothing to say.
+    let (_, answer) = put_dry("", features.clone()).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    // Moved as far, but each its own way (100–700 m in a scattered direction), or all the
+    // same way but not GCJ-02's: no warning.
+    let scatter = |i: usize, x: f64, y: f64| {
+        let (angle, distance) = ((i as f64 * 2.399_963).rem_euclid(std::f64::consts::TAU), 100.0 + (i * 7919 % 601) as f64);
+        let per_degree = citygrid::crs::METRES_PER_DEGREE;
+        (x + distance * angle.cos() / (per_degree * y.to_radians().cos()), y + distance * angle.sin() / per_degree)
+    };
+    let (_, answer) = put_dry("", moved(features.clone(), scatter)).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    let (_, answer) = put_dry("", moved(features, |_, x, y| (x - 0.004, y - 0.003))).await;
+    assert!(datum_warnings(&answer).is_empty(), "{}", answer["report"]);
+    assert_unchanged(&s, "dry runs").await;
+
+    // A grid layer in GCJ-02, compared centroid to centroid.
+    let grids = moved(grids_features(&city, None, ""), |_, x, y| Datum::Gcj02.from_wgs84(x, y));
+    let (_, answer) = put(&s.app, "/v1/layers/grids?dry_run=true", Some("application/geo+json"), collection(grids, None)).await;
+    let warnings = datum_warnings(&answer);
+    assert_eq!(warnings.len(), 1, "{answer}");
+    assert!(warnings[0]["message"].as_str().unwrap().contains(&format!("{n} of the {n} grids", n = city.grids.len())), "{}", warnings[0]);
+    let (_, answer) = put(&s.app, "/v1/layers/grids?dry_run=true", Some("application/geo+json"), collection(grids_features(&city, None, ""), None)).await;
+    assert!(datum_warnings(&answer).is_empty(), "{answer}");
 }

@@ -11,6 +11,7 @@
 //! sniffed. Query: `crs=` (the layer's CRS), `force_crs=true` (it wins over the
 //! file's), `strict=true` (any error rejects all), `dry_run=true` (validate only),
 //! `allow_shrink=true` (accept a layer under half the current one's size),
+//! `accept_findings=true` (grids: import despite dropped grids and topology findings),
 //! `x_column=` / `y_column=` (CSV easting/longitude and northing/latitude columns).
 //!
 //! The upload is spooled to an anonymous temp file as it arrives ([`spool`]), never held in
@@ -149,6 +150,8 @@ pub async fn import(
         policy: if flag(&params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
         allow_shrink: flag(&params, "allow_shrink")?,
         default_crs: None,
+        accept_findings: flag(&params, "accept_findings")?,
+        ..ImportOptions::new(layer)
     };
     let dry_run = flag(&params, "dry_run")?;
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };

@@ -39,13 +39,37 @@ pub enum IssueKind {
     OutsideGrids,
     /// A component's recorded grid differs from the grid its location is in.
     GridMismatch,
+    /// Grids import, topology: two grids of one level share area (the issue is on the first).
+    Overlap,
+    /// Grids import, topology: part of a grid lies in none of its children.
+    Gap,
+    /// Grids import, topology: part of a grid lies outside its parent.
+    OutsideParent,
+    /// Grids import, coverage: part of a district lies in none of its unit grids, so a lookup
+    /// there answers `outside_coverage` (see [`super::topology::Coverage`]).
+    Uncovered,
+    /// Grids import, topology: another finding (an empty level, a check that could not run).
+    Topology,
+    /// The layer sits at the offset a Chinese web-map datum (GCJ-02, BD-09) would give it
+    /// against the current layer: probably read in the wrong CRS (scope [`Scope::Layer`]).
+    DatumOffset,
 }
 
 impl IssueKind {
-    /// Errors drop the feature (or, under `strict`, reject the upload); warnings are reported only.
+    /// Errors drop the feature (or, under `strict`, reject the upload); warnings drop nothing.
+    /// The topology and coverage findings of a grid layer are warnings, counted in
+    /// [`Report::warnings`] whatever becomes of the layer; by default they refuse it (see
+    /// [`super::validate::ImportOptions::accept_findings`]).
     pub fn severity(self) -> Severity {
         match self {
-            IssueKind::OutsideGrids | IssueKind::GridMismatch => Severity::Warning,
+            IssueKind::OutsideGrids
+            | IssueKind::GridMismatch
+            | IssueKind::Overlap
+            | IssueKind::Gap
+            | IssueKind::OutsideParent
+            | IssueKind::Uncovered
+            | IssueKind::Topology
+            | IssueKind::DatumOffset => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -67,6 +91,8 @@ pub enum Scope {
     /// A component already served, checked against the uploaded grids (a grids import keeps
     /// the current components).
     CurrentComponents,
+    /// The uploaded layer as a whole (no one feature).
+    Layer,
 }
 
 /// One problem of one feature.
@@ -79,6 +105,9 @@ pub struct Issue {
     pub line: Option<u64>,
     /// The feature's code, if it has one.
     pub code: Option<String>,
+    /// Where (lon, lat, WGS84): the component's point, a point inside the grid or inside the
+    /// faulty piece (overlap, gap, …); `None` when the feature has no usable geometry.
+    pub location: Option<[f64; 2]>,
     pub kind: IssueKind,
     pub severity: Severity,
     pub message: String,
@@ -89,10 +118,32 @@ pub struct Issue {
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Features with errors are dropped and the rest imported; the report says how many.
+    /// A **grid layer** is refused instead if that would drop a grid, or if its topology has
+    /// findings past [`FindingLimits`] (a hole in a district, overlaps, …), unless the import
+    /// accepts them ([`super::validate::ImportOptions::accept_findings`]).
     #[default]
     DropInvalid,
-    /// Any error rejects the whole upload.
+    /// Any error rejects the whole upload, and so does any topology finding of a grid layer
+    /// (whatever `accept_findings` and the tolerance say).
     Strict,
+}
+
+/// When a grid layer's topology findings refuse it under the default policy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct FindingLimits {
+    /// Overlaps, gaps, parts outside the parent and uncovered pieces smaller than this (m²)
+    /// are rounding slivers, not findings. Default 1 m² (a unit grid is ~10,000 m²).
+    pub sliver_m2: f64,
+    /// The total area (m²) each kind of finding — overlaps, gaps, parts outside the parent,
+    /// uncovered parts of districts — may reach with the layer still imported. Default 0:
+    /// any finding refuses the layer.
+    pub tolerated_m2: f64,
+}
+
+impl Default for FindingLimits {
+    fn default() -> Self {
+        FindingLimits { sliver_m2: 1.0, tolerated_m2: 0.0 }
+    }
 }
 
 /// One of our fields and the file column it was read from.
@@ -114,6 +165,9 @@ pub struct Report {
     /// `assumed` (no CRS anywhere, coordinates in degrees: WGS84).
     pub crs_source: &'static str,
     pub policy: Policy,
+    /// Whether the import accepts a grid layer's findings (dropped grids, holes, overlaps, …)
+    /// that the default policy refuses.
+    pub accept_findings: bool,
     /// Which file column each of our fields was read from (`null`: none, left empty).
     pub fields: Vec<FieldSource>,
     /// Features in the file.
@@ -126,13 +180,14 @@ pub struct Report {
     pub warnings: u64,
     /// Issues per kind (all of them, also past the listing cap).
     pub counts: BTreeMap<IssueKind, u64>,
-    /// The issues, the first [`MAX_LISTED_ISSUES`].
+    /// The issues, the first [`MAX_LISTED_ISSUES`] (and every one about the whole layer).
     pub issues: Vec<Issue>,
     pub issues_truncated: bool,
     /// Grid topology QA of a grids import (overlaps between grids of a level, gaps inside a
-    /// parent, children outside their parent, with areas in m² and locations): rejects the
-    /// upload under `strict`; by default it is imported and the findings are reported.
-    /// `None` for a components import.
+    /// parent, children outside their parent, the coverage of each district by its unit
+    /// grids, with areas in m² and locations). Each finding is also a warning in `issues`
+    /// and the counts. Any finding rejects the upload under `strict`; by default findings
+    /// past [`FindingLimits`] do, unless `accept_findings`. `None` for a components import.
     pub topology: Option<super::topology::TopologyReport>,
     /// Set when the current responsibility list would not validate against the new layer:
     /// routing then answers 503 `rules_unavailable` until a fitting list is saved. Rejects the
@@ -155,6 +210,7 @@ impl Report {
             crs,
             crs_source,
             policy,
+            accept_findings: false,
             fields: Vec::new(),
             features: 0,
             accepted: 0,
@@ -172,23 +228,46 @@ impl Report {
         }
     }
 
-    /// Records an issue (counted always, listed up to the cap).
+    /// Records an issue (counted always, listed up to the cap; one about the whole layer is
+    /// listed whatever the cap).
     pub(super) fn add(&mut self, issue: Issue) {
         *self.counts.entry(issue.kind).or_default() += 1;
         match issue.severity {
             Severity::Error => self.errors += 1,
             Severity::Warning => self.warnings += 1,
         }
-        if self.issues.len() < MAX_LISTED_ISSUES {
+        if self.issues.len() < MAX_LISTED_ISSUES || issue.scope == Scope::Layer {
             self.issues.push(issue);
         } else {
             self.issues_truncated = true;
         }
     }
 
-    /// Orders the listed issues by scope, then feature, then kind.
+    /// Records an issue if there is one.
+    pub(super) fn extend(&mut self, issue: Option<Issue>) {
+        if let Some(issue) = issue {
+            self.add(issue);
+        }
+    }
+
+    /// Counts `n` more issues of `kind` that are not listed (findings past the topology
+    /// report's own cap).
+    pub(super) fn count_unlisted(&mut self, kind: IssueKind, n: u64) {
+        if n == 0 {
+            return;
+        }
+        *self.counts.entry(kind).or_default() += n;
+        match kind.severity() {
+            Severity::Error => self.errors += n,
+            Severity::Warning => self.warnings += n,
+        }
+        self.issues_truncated = true;
+    }
+
+    /// Orders the listed issues: the layer's first, then the upload's by feature and kind,
+    /// then the current components'.
     pub(super) fn sort_issues(&mut self) {
-        self.issues.sort_by_key(|i| (i.scope == Scope::CurrentComponents, i.feature, i.kind));
+        self.issues.sort_by_key(|i| (i.scope != Scope::Layer, i.scope == Scope::CurrentComponents, i.feature, i.kind));
     }
 
     /// One line: what happened.
@@ -213,7 +292,8 @@ impl Report {
         let w = &mut s;
         let _ = writeln!(w, "{}", self.summary());
         let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-        let _ = writeln!(w, "CRS: {} ({}); policy: {}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
+        let accepting = if self.accept_findings { ", grid findings accepted" } else { "" };
+        let _ = writeln!(w, "CRS: {} ({}); policy: {}{accepting}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
         let read: Vec<String> =
             self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
         let _ = writeln!(w, "fields: {}", read.join(", "));
@@ -224,10 +304,11 @@ impl Report {
             let c = &t.counts;
             let _ = writeln!(
                 w,
-                "topology: {} overlaps, {} gaps, {} outside their parent, {} code/level/geometry findings{}",
+                "topology: {} overlaps, {} gaps, {} outside their parent, {} uncovered, {} code/level/geometry findings{}",
                 c.overlaps,
                 c.gaps,
                 c.outside_parent,
+                c.uncovered,
                 c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed,
                 if t.is_clean() { " — clean" } else { "" }
             );
@@ -240,6 +321,16 @@ impl Report {
             for o in &t.outside_parent {
                 let _ = writeln!(w, "  {} outside its parent {}: {:.1} m² at {:.6}, {:.6}", o.code, o.parent, o.area_m2, o.location[0], o.location[1]);
             }
+            for c in &t.coverage {
+                let _ = writeln!(
+                    w,
+                    "coverage of {} ({}): {:.1} m², its {} unit grids {:.1} m², uncovered {:.1} m²",
+                    c.code, c.level_name, c.district_area_m2, c.unit_grids, c.unit_grid_area_m2, c.uncovered_area_m2
+                );
+                for u in &c.uncovered {
+                    let _ = writeln!(w, "  uncovered: {:.1} m² at {:.6}, {:.6}", u.area_m2, u.location[0], u.location[1]);
+                }
+            }
         }
         for (kind, n) in &self.counts {
             let _ = writeln!(w, "  {:<20} {n:>8}  ({})", name(serde_json::to_value(kind)), name(serde_json::to_value(kind.severity())));
@@ -248,6 +339,8 @@ impl Report {
             let mut at = String::new();
             if i.scope == Scope::CurrentComponents {
                 at.push_str("current component");
+            } else if i.scope == Scope::Layer {
+                at.push_str("the layer");
             } else if let Some(f) = i.feature {
                 let _ = write!(at, "feature {f}");
             }
@@ -256,6 +349,9 @@ impl Report {
             }
             if let Some(c) = &i.code {
                 let _ = write!(at, " {c}");
+            }
+            if let Some([x, y]) = i.location {
+                let _ = write!(at, " at {x:.6}, {y:.6}");
             }
             let sev = if i.severity == Severity::Error { "error" } else { "warning" };
             let _ = writeln!(w, "{sev}: {at}: {}", i.message);

@@ -360,7 +360,7 @@ struct Prepared {
 }
 
 /// Runs `f`, turning a panic into its message.
-fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(super) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|e| {
         e.downcast_ref::<&str>()
             .map(|s| s.to_string())

@@ -7,6 +7,21 @@
 //! components, which must still find their recorded unit grid in the new layer — a kept
 //! component cannot be dropped, so one that does not rejects the import whatever the policy.
 //!
+//! A grid layer is held to more than its features' errors: by default (policy
+//! [`Policy::DropInvalid`]) one that would drop a grid, or whose topology has findings past
+//! [`FindingLimits`] — a part of a district in no unit grid (a hole: lookups there answer
+//! `outside_coverage`), overlaps, gaps, parts outside the parent — is refused, each finding
+//! named with its feature and location. [`ImportOptions::accept_findings`] imports it anyway
+//! (dropping the grids with errors, as for components), and every finding stays a warning in
+//! the report's counts. [`Policy::Strict`] refuses any error and any finding.
+//!
+//! The upload is also compared with the current version of its layer, in the same pass: each
+//! feature that shares a code with a current one (components by code; grids by code, through
+//! their centroids) adds its displacement to a [`DatumProbe`]. If most of them moved by the
+//! offset WGS84 → GCJ-02 (or → BD-09) gives at their place, the layer was most likely
+//! delivered in that Chinese web-map datum and read as WGS84: a layer-wide `datum_offset`
+//! warning names `--crs gcj02` (`--crs bd09`).
+//!
 //! One pass, feature by feature as the reader hands them over ([`FeatureSink`]): the CRS and
 //! the field mapping are fixed at the first feature. A component goes straight into the new
 //! city ([`CityBuilder::add_component`] takes it whole or not at all, so a dropped one leaves
@@ -23,10 +38,11 @@ use geo_types::{Coord, Geometry, MultiPolygon};
 use serde::Serialize;
 
 use super::fields::{COMPONENT_FIELDS, FieldMap, GRID_FIELDS};
-use super::report::{Issue, IssueKind, Policy, Report, Scope};
+use super::report::{FindingLimits, Issue, IssueKind, Policy, Report, Scope};
 use super::{Feature, FeatureSink, IngestError, SourceLayer, reproject};
+use crate::crs::{Datum, METRES_PER_DEGREE};
 use crate::index::{GridIndex, Location};
-use crate::model::{City, CityBuilder, ComponentFields, GridCode, GridFields, ModelError};
+use crate::model::{City, CityBuilder, ComponentCode, ComponentFields, GridCode, GridFields, ModelError};
 
 /// The layers an upload can replace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -72,11 +88,28 @@ pub struct ImportOptions {
     /// The city's own CRS (its settings' `crs`): used for a file that declares none and is
     /// given none.
     pub default_crs: Option<String>,
+    /// Grids, default policy: import a layer that drops grids with errors or whose topology
+    /// findings pass `findings` (holes in a district, overlaps, gaps, parts outside the
+    /// parent), which is otherwise refused. The findings are warnings in the report either
+    /// way. No effect under [`Policy::Strict`] (which refuses them all) nor on components.
+    pub accept_findings: bool,
+    /// Grids: what a topology finding is (the sliver size) and how much of it the default
+    /// policy tolerates.
+    pub findings: FindingLimits,
 }
 
 impl ImportOptions {
     pub fn new(layer: LayerKind) -> ImportOptions {
-        ImportOptions { layer, crs: None, force_crs: false, policy: Policy::DropInvalid, allow_shrink: false, default_crs: None }
+        ImportOptions {
+            layer,
+            crs: None,
+            force_crs: false,
+            policy: Policy::DropInvalid,
+            allow_shrink: false,
+            default_crs: None,
+            accept_findings: false,
+            findings: FindingLimits::default(),
+        }
     }
 
     /// The CRS to read a file in besides the one it declares: the given one, else — for a file
@@ -106,6 +139,108 @@ fn kind_of(e: &ModelError, layer: LayerKind) -> IssueKind {
         ModelError::Hierarchy(_) => IssueKind::Hierarchy,
         _ => IssueKind::BadValue,
     }
+}
+
+/// The datums whose offset from WGS84 a [`DatumProbe`] looks for: the datum, the `--crs` value
+/// that reads it, its name, who uses it, and the range of offsets (m) it has in China.
+const PROBED_DATUMS: [(Datum, &str, &str, &str, f64, f64); 2] = [
+    (Datum::Gcj02, "gcj02", "GCJ-02", "AMap, Tencent and most Chinese web maps", 100.0, 700.0),
+    (Datum::Bd09, "bd09", "BD-09", "Baidu", 300.0, 2000.0),
+];
+/// A displacement within this many metres of a datum's offset at the place matches it.
+const DATUM_MATCH_M: f64 = 5.0;
+/// Fewer shared codes than this say nothing about a datum.
+const DATUM_MIN_SHARED: u64 = 3;
+
+/// How the features an upload shares (by code) with the current layer moved, summarised as
+/// they stream by (a few counters, not the features): how many moved as reading the datums of
+/// [`PROBED_DATUMS`] as WGS84 would move them — within [`DATUM_MATCH_M`] of the offset at the
+/// current position, that offset being in the datum's range.
+#[derive(Debug, Default)]
+struct DatumProbe {
+    /// Features whose code the current layer has.
+    shared: u64,
+    /// Per probed datum: matches, the smallest and largest offset matched (m), a few codes.
+    matches: [(u64, f64, f64, Vec<String>); 2],
+}
+
+impl DatumProbe {
+    /// One shared feature: where it is now (`current`) and where the upload puts it (`new`),
+    /// both lon/lat as read.
+    fn add(&mut self, code: &str, current: Coord<f64>, new: Coord<f64>) {
+        self.shared += 1;
+        let k = current.y.to_radians().cos() * METRES_PER_DEGREE;
+        let metres = |to: Coord<f64>| [(to.x - current.x) * k, (to.y - current.y) * METRES_PER_DEGREE];
+        let moved = metres(new);
+        for (slot, &(datum, _, _, _, lo, hi)) in self.matches.iter_mut().zip(&PROBED_DATUMS) {
+            let (x, y) = datum.from_wgs84(current.x, current.y);
+            let offset = metres(Coord { x, y });
+            let size = offset[0].hypot(offset[1]);
+            if (lo..=hi).contains(&size) && (moved[0] - offset[0]).hypot(moved[1] - offset[1]) <= DATUM_MATCH_M {
+                if slot.0 == 0 {
+                    (slot.1, slot.2) = (size, size);
+                }
+                slot.0 += 1;
+                (slot.1, slot.2) = (slot.1.min(size), slot.2.max(size));
+                if slot.3.len() < 3 {
+                    slot.3.push(code.to_owned());
+                }
+            }
+        }
+    }
+
+    /// The layer-wide warning, if more than half of (at least [`DATUM_MIN_SHARED`]) shared
+    /// features moved as one of the datums would move them.
+    fn finding(&self, layer: LayerKind) -> Option<Issue> {
+        if self.shared < DATUM_MIN_SHARED {
+            return None;
+        }
+        let (i, m) = self.matches.iter().enumerate().max_by_key(|(_, m)| m.0)?;
+        if m.0 * 2 <= self.shared {
+            return None;
+        }
+        let (_, crs, name, users, _, _) = PROBED_DATUMS[i];
+        let how = if layer == LayerKind::Grids { "centroids compared; " } else { "" };
+        let (lo, hi) = (m.1.round(), m.2.round());
+        let distance = if lo == hi { format!("{lo} m") } else { format!("{lo}–{hi} m") };
+        let message = format!(
+            "{} of the {} {} this upload shares (by code) with the current layer moved {distance}, each within \
+             {DATUM_MATCH_M} m of the shift {name} coordinates read as WGS84 get there ({how}e.g. {}): the file is \
+             probably in {name} ({users}); import it with --crs {crs} (HTTP: crs={crs})",
+            m.0,
+            self.shared,
+            layer.name(),
+            m.3.join(", ")
+        );
+        Some(Issue {
+            scope: Scope::Layer,
+            feature: None,
+            line: None,
+            code: None,
+            location: None,
+            kind: IssueKind::DatumOffset,
+            severity: IssueKind::DatumOffset.severity(),
+            message,
+        })
+    }
+}
+
+/// A point on a feature's geometry (lon, lat) for the report: the point itself, or a point
+/// inside the polygon (its box's centre if none can be found); `None` if not finite.
+fn representative(g: &Geometry<f64>) -> Option<[f64; 2]> {
+    use geo::{BoundingRect, CoordsIter, InteriorPoint};
+    if !g.coords_iter().all(|c| c.x.is_finite() && c.y.is_finite()) {
+        return None;
+    }
+    let p = match g {
+        Geometry::Point(p) => Some(p.0),
+        // geo's algorithms have panicked on degenerate input before (see topology): guarded.
+        other => super::topology::guarded(|| other.interior_point().map(|p| p.0))
+            .ok()
+            .flatten()
+            .or_else(|| other.bounding_rect().map(|r| r.center())),
+    }?;
+    (p.x.is_finite() && p.y.is_finite()).then_some([p.x, p.y])
 }
 
 /// A feature's geometry as the layer wants it.
@@ -187,6 +322,7 @@ fn new_builder(current: &City) -> CityBuilder {
 struct GridCandidate {
     index: u64,
     line: Option<u64>,
+    location: Option<[f64; 2]>,
     shape: MultiPolygon<f64>,
     level: Option<i64>,
     /// Our grid fields in [`GRID_FIELDS`] order ("" when absent).
@@ -232,11 +368,15 @@ struct Checker<'a> {
     started: Option<Started>,
     report: Option<Report>,
     features: u64,
+    /// Where the feature being checked lies, for its issues.
+    location: Option<[f64; 2]>,
     /// Components: the new city (current units, zones and grids, plus the accepted features).
     builder: Option<CityBuilder>,
     accepted: u64,
     /// Grids: the features that passed the per-feature checks.
     grids: Vec<GridCandidate>,
+    /// Components: how the shared codes moved (grids: probed at the end, from `grids`).
+    probe: DatumProbe,
     /// A GeoJSON collection in metres with no CRS known yet: the rest is read (and ignored) to
     /// see whether a `crs` member follows the features, then this error or that one is returned.
     crs_required: Option<IngestError>,
@@ -255,7 +395,21 @@ impl<'a> Checker<'a> {
                 (&COMPONENT_FIELDS, Some(b))
             }
         };
-        Ok(Checker { options, current, current_grids, fields, started: None, report: None, features: 0, builder, accepted: 0, grids: Vec::new(), crs_required: None })
+        Ok(Checker {
+            options,
+            current,
+            current_grids,
+            fields,
+            started: None,
+            report: None,
+            features: 0,
+            location: None,
+            builder,
+            accepted: 0,
+            grids: Vec::new(),
+            probe: DatumProbe::default(),
+            crs_required: None,
+        })
     }
 
     /// Fixes the CRS and the field mapping from what the file has said by its first feature.
@@ -268,8 +422,9 @@ impl<'a> Checker<'a> {
         if map.columns[0].is_none() && layer.format != super::Format::GeoJson && layer.format != super::Format::GeoJsonLines {
             return Err(self.no_code_column(layer));
         }
-        let report =
+        let mut report =
             Report::new(self.options.layer.name(), layer.format, resolved.crs.to_string(), resolved.source, self.options.policy);
+        report.accept_findings = self.options.accept_findings;
         self.report = Some(report);
         self.started = Some(Started { resolved, reprojector, declared: layer.declared_crs.clone(), map, mapped: layer.columns.len() });
         Ok(())
@@ -285,6 +440,7 @@ impl<'a> Checker<'a> {
             feature: Some(feature.index),
             line: feature.line,
             code: Some(code.to_owned()).filter(|c| !c.is_empty()),
+            location: self.location,
             kind,
             severity: kind.severity(),
             message,
@@ -314,6 +470,9 @@ impl<'a> Checker<'a> {
             return;
         }
         self.accepted += 1;
+        if let Some(was) = ComponentCode::parse(values[0]).ok().and_then(|c| self.current.component_by_code(c)) {
+            self.probe.add(values[0], was.location, p);
+        }
         let (current, recorded) = (self.current, values[7]);
         match self.current_grids.locate(current, p) {
             Location::Inside { grid, on_boundary: false } => {
@@ -364,6 +523,7 @@ impl FeatureSink for Checker<'_> {
             other => other?,
         }
         let taken = (feature.problem.take(), feature.geometry.take());
+        self.location = taken.1.as_ref().and_then(representative);
         // Our fields in GRID_FIELDS / COMPONENT_FIELDS order ("" when absent).
         let mut values = [""; COMPONENT_FIELDS.len()];
         for (value, column) in values.iter_mut().zip(&started.map.columns) {
@@ -392,7 +552,8 @@ impl FeatureSink for Checker<'_> {
                     }
                     Ok(level) => {
                         let values = values[..GRID_FIELDS.len()].iter().map(|v| (*v).to_owned()).collect();
-                        self.grids.push(GridCandidate { index: feature.index, line: feature.line, shape: mp, level, values });
+                        let location = self.location;
+                        self.grids.push(GridCandidate { index: feature.index, line: feature.line, location, shape: mp, level, values });
                     }
                 }
             }
@@ -450,15 +611,33 @@ pub fn prepare(
     report.fields = map.describe(&header, checker.fields);
     match options.layer {
         LayerKind::Components => {
+            report.extend(checker.probe.finding(LayerKind::Components));
             let builder = checker.builder.take().expect("a components import");
             let accepted = checker.accepted;
-            finish(report, accepted, builder, options, current)
+            finish(report, accepted, builder, options, current, &HashMap::new())
         }
         LayerKind::Grids | LayerKind::Zones => {
             let grids = std::mem::take(&mut checker.grids);
+            report.extend(grids_datum_probe(&grids, current).finding(LayerKind::Grids));
             prepare_grids(report, grids, options, current)
         }
     }
+}
+
+/// How the grids of the upload that share a code with a current grid moved, centroid to
+/// centroid.
+fn grids_datum_probe(grids: &[GridCandidate], current: &City) -> DatumProbe {
+    use geo::Centroid;
+    let mut probe = DatumProbe::default();
+    for g in grids {
+        let Some(id) = GridCode::parse(&g.values[0], &current.hierarchy).ok().and_then(|(code, _)| current.grid_by_code(code)) else {
+            continue;
+        };
+        if let (Some(was), Some(now)) = (current.grid(id).geometry.centroid(), g.shape.centroid()) {
+            probe.add(&g.values[0], was.0, now.0);
+        }
+    }
+    probe
 }
 
 /// [`prepare`] for a layer already read into memory.
@@ -486,6 +665,7 @@ fn prepare_grids(mut report: Report, mut candidates: Vec<GridCandidate>, options
         feature: Some(c.index),
         line: c.line,
         code: Some(c.values[0].clone()).filter(|c| !c.is_empty()),
+        location: c.location,
         kind,
         severity: kind.severity(),
         message,
@@ -511,6 +691,7 @@ fn prepare_grids(mut report: Report, mut candidates: Vec<GridCandidate>, options
     candidates.retain(|_| keep.next().expect("one per candidate"));
     let mut builder = new_builder(current);
     let accepted = candidates.len() as u64;
+    let features: GridFeatures = candidates.iter().map(|c| (c.values[0].clone(), (c.index, c.line, c.location))).collect();
     for c in candidates {
         if let Err(e) = builder.add_grid(&c.fields(), c.shape.clone()) {
             report.accepted = accepted;
@@ -518,8 +699,11 @@ fn prepare_grids(mut report: Report, mut candidates: Vec<GridCandidate>, options
             return Ok(reject(report, format!("feature {}: {e}", c.index)));
         }
     }
-    finish(report, accepted, builder, options, current)
+    finish(report, accepted, builder, options, current, &features)
 }
+
+/// The accepted features of a grid layer by code: (feature index, line, location).
+type GridFeatures = HashMap<String, (u64, Option<u64>, Option<[f64; 2]>)>;
 
 /// The report rejected with `why`.
 fn reject(mut report: Report, why: String) -> Prepared {
@@ -530,8 +714,16 @@ fn reject(mut report: Report, why: String) -> Prepared {
 }
 
 /// The checks on the whole new layer — the policy, an empty or shrinking layer, the city's
-/// own links, and for grids the topology and the current components — and the outcome.
-fn finish(mut report: Report, accepted: u64, builder: CityBuilder, options: &ImportOptions, current: &City) -> Result<Prepared, IngestError> {
+/// own links, and for grids the topology, the grid policy and the current components — and
+/// the outcome. `grid_features` names the feature of each grid code (grids imports).
+fn finish(
+    mut report: Report,
+    accepted: u64,
+    builder: CityBuilder,
+    options: &ImportOptions,
+    current: &City,
+    grid_features: &GridFeatures,
+) -> Result<Prepared, IngestError> {
     let layer = options.layer;
     if layer == LayerKind::Components && current.grids.is_empty() {
         report.notes.push(
@@ -569,33 +761,157 @@ fn finish(mut report: Report, accepted: u64, builder: CityBuilder, options: &Imp
         Err(e) => return Ok(reject(report, e.to_string())),
     };
     if layer == LayerKind::Grids {
-        // 不交叉、不遗漏、不跨社区: overlaps, gaps and children outside their parent.
-        let topology = super::topology::check_city(&city, &super::topology::TopologyOptions::default());
+        // 不交叉、不遗漏、不跨社区: overlaps, gaps, children outside their parent, coverage.
+        let topology_options = super::topology::TopologyOptions { min_area_m2: options.findings.sliver_m2, ..Default::default() };
+        let topology = super::topology::check_city(&city, &topology_options);
+        add_topology_findings(&mut report, &topology, grid_features);
         let clean = topology.is_clean();
         let c = topology.counts.clone();
         report.topology = Some(topology);
+        let mut refusals = Vec::new();
         if !clean && options.policy == Policy::Strict {
-            let why = format!(
-                "strict: the grid topology is not clean ({} overlaps, {} gaps, {} outside their parent, {} other); nothing imported",
+            refusals.push(format!(
+                "strict: the grid topology is not clean ({} overlaps, {} gaps, {} outside their parent, {} uncovered pieces, {} other)",
                 c.overlaps,
                 c.gaps,
                 c.outside_parent,
+                c.uncovered,
                 c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
-            );
-            return Ok(reject(report, why));
+            ));
         }
         let missing = check_current_components(&mut report, current, &city);
         if missing > 0 {
-            let why = format!(
+            refusals.push(format!(
                 "{missing} current components name unit grids the new layer does not have; import components that name the new grids first, or keep those codes"
-            );
-            return Ok(reject(report, why));
+            ));
+        }
+        if options.policy == Policy::DropInvalid && !options.accept_findings {
+            refusals.extend(grid_findings_refusal(&report, &options.findings));
+        }
+        if !refusals.is_empty() {
+            return Ok(reject(report, format!("{}; nothing imported", refusals.join("; "))));
         }
     }
     report.sort_issues();
     report.accepted_layer = true;
     let units_changed = city.units.len() > current.units.len();
     Ok(Prepared { report, city: Some(city), units_changed })
+}
+
+/// Every finding of a grid layer's topology report as a warning issue, on the feature of the
+/// grid it is about (an overlap: the first of the two), with its location; findings past the
+/// topology report's own cap are counted too.
+fn add_topology_findings(report: &mut Report, t: &super::topology::TopologyReport, features: &GridFeatures) {
+    let mut add = |code: &str, kind: IssueKind, location: Option<[f64; 2]>, message: String| {
+        let feature = features.get(code);
+        report.add(Issue {
+            scope: Scope::Upload,
+            feature: feature.map(|f| f.0),
+            line: feature.and_then(|f| f.1),
+            code: Some(code.to_owned()).filter(|c| !c.is_empty()),
+            location: location.or_else(|| feature.and_then(|f| f.2)),
+            kind,
+            severity: kind.severity(),
+            message,
+        });
+    };
+    for o in &t.overlaps {
+        let whose = if o.same_parent { "a sibling" } else { "a grid of another parent" };
+        let pieces = if o.pieces > 1 { format!(" in {} pieces", o.pieces) } else { String::new() };
+        let message = format!("overlaps grid {} ({whose}) by {:.1} m²{pieces}", o.b, o.area_m2);
+        add(&o.a, IssueKind::Overlap, Some(o.location), message);
+    }
+    for g in &t.gaps {
+        let message = format!("{:.1} m² of this {} lie in none of its children", g.area_m2, g.level_name);
+        add(&g.parent, IssueKind::Gap, Some(g.location), message);
+    }
+    for o in &t.outside_parent {
+        add(&o.code, IssueKind::OutsideParent, Some(o.location), format!("{:.1} m² lie outside its parent {}", o.area_m2, o.parent));
+    }
+    for c in &t.coverage {
+        for u in &c.uncovered {
+            let message = format!(
+                "{:.1} m² of this {} lie in none of its unit grids: a lookup there answers outside_coverage",
+                u.area_m2, c.level_name
+            );
+            add(&c.code, IssueKind::Uncovered, Some(u.location), message);
+        }
+    }
+    for b in &t.bad_codes {
+        add(&b.code, IssueKind::Topology, None, b.message.clone());
+    }
+    for m in &t.missing_levels {
+        add(m.code.as_deref().unwrap_or(""), IssueKind::Topology, None, m.message.clone());
+    }
+    for b in &t.bad_geometry {
+        add(&b.code, IssueKind::Topology, None, format!("geometry not checked: {}", b.reason));
+    }
+    for f in &t.check_failed {
+        let message = format!("the {} check of {} could not run: {}", f.check, f.codes.join(", "), f.reason);
+        add(f.codes.first().map_or("", String::as_str), IssueKind::Topology, None, message);
+    }
+    let c = &t.counts;
+    let listed = |n: usize| n as u64;
+    let uncovered_listed: usize = t.coverage.iter().map(|c| c.uncovered.len()).sum();
+    report.count_unlisted(IssueKind::Overlap, listed(c.overlaps - t.overlaps.len()));
+    report.count_unlisted(IssueKind::Gap, listed(c.gaps - t.gaps.len()));
+    report.count_unlisted(IssueKind::OutsideParent, listed(c.outside_parent - t.outside_parent.len()));
+    report.count_unlisted(IssueKind::Uncovered, listed(c.uncovered - uncovered_listed));
+    let others = c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed;
+    let others_listed = t.bad_codes.len() + t.missing_levels.len() + t.bad_geometry.len() + t.check_failed.len();
+    report.count_unlisted(IssueKind::Topology, listed(others - others_listed));
+}
+
+/// Why the default policy refuses a grid layer, if it does: a grid dropped for errors, or a
+/// kind of topology finding whose total area passes `limits.tolerated_m2`, or any other
+/// finding (an empty level, a check that could not run).
+fn grid_findings_refusal(report: &Report, limits: &FindingLimits) -> Option<String> {
+    let t = report.topology.as_ref()?;
+    let c = &t.counts;
+    let mut found = Vec::new();
+    if report.dropped > 0 {
+        let named: Vec<String> = report
+            .issues
+            .iter()
+            .filter(|i| i.scope == Scope::Upload && i.severity == super::Severity::Error)
+            .take(5)
+            .map(|i| format!("feature {}{}", i.feature.unwrap_or(0), i.code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()))
+            .collect();
+        let more = if report.dropped > named.len() as u64 { ", …" } else { "" };
+        found.push(format!("{} grids dropped for errors ({}{more})", report.dropped, named.join(", ")));
+    }
+    let tolerated = |area: f64| area > limits.tolerated_m2;
+    if c.uncovered > 0 && tolerated(c.uncovered_area_m2) {
+        let districts: Vec<&str> = t.coverage.iter().filter(|d| !d.uncovered.is_empty()).map(|d| d.code.as_str()).collect();
+        found.push(format!(
+            "{:.1} m² of district {} in no unit grid (pieces: {})",
+            c.uncovered_area_m2,
+            districts.join(", "),
+            c.uncovered
+        ));
+    }
+    if c.overlaps > 0 && tolerated(c.overlap_area_m2) {
+        found.push(format!("{} overlaps ({:.1} m²)", c.overlaps, c.overlap_area_m2));
+    }
+    if c.gaps > 0 && tolerated(c.gap_area_m2) {
+        found.push(format!("{} gaps ({:.1} m²)", c.gaps, c.gap_area_m2));
+    }
+    if c.outside_parent > 0 && tolerated(c.outside_parent_area_m2) {
+        found.push(format!("{} parts outside their parent ({:.1} m²)", c.outside_parent, c.outside_parent_area_m2));
+    }
+    let others = c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed;
+    if others > 0 {
+        found.push(format!("{others} other topology findings"));
+    }
+    (!found.is_empty()).then(|| {
+        format!(
+            "the grid layer would cut holes or has topology findings: {} (pieces under {} m² are slivers, {} m² of a kind tolerated); \
+             fix the layer, or import it anyway with --accept-findings (HTTP: accept_findings=true)",
+            found.join(", "),
+            limits.sliver_m2,
+            limits.tolerated_m2
+        )
+    })
 }
 
 /// Grids whose parent link cannot hold, as (feature, message): no parent below the top level,
@@ -661,6 +977,7 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
             feature: None,
             line: None,
             code: Some(c.code.to_string()),
+            location: Some([c.location.x, c.location.y]),
             kind,
             severity: kind.severity(),
             message,
@@ -750,6 +1067,173 @@ mod tests {
         assert!(!p.report.accepted_layer && p.city.is_none());
         assert!(p.report.counts[&IssueKind::UnknownGrid] > 0);
         assert!(p.report.rejection.as_deref().unwrap().contains("current components"));
+    }
+
+    /// The tiny city with no components (so a grids import orphans none), its index, and
+    /// its grid layer as a source layer.
+    fn no_components() -> (City, GridIndex, SourceLayer) {
+        let city = generate(&DemoSpec { preset: Preset::Tiny, components: Some(0), seed: 1 }, &|_, _| {}).unwrap().city;
+        let index = GridIndex::build(&city);
+        let layer = grids_layer(&city, |_, _| {});
+        (city, index, layer)
+    }
+
+    fn unit_grids(city: &City) -> Vec<usize> {
+        (0..city.grids.len()).filter(|&i| city.grids[i].level as usize == city.hierarchy.unit_level()).collect()
+    }
+
+    fn covers(mp: &MultiPolygon<f64>, at: [f64; 2]) -> bool {
+        geo::Intersects::intersects(mp, &geo_types::Point::new(at[0], at[1]))
+    }
+
+    /// Every finding of the topology report is a warning of the report.
+    #[track_caller]
+    fn findings_are_warnings(r: &Report) {
+        let c = &r.topology.as_ref().unwrap().counts;
+        let findings = c.overlaps + c.gaps + c.outside_parent + c.uncovered + c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed;
+        assert_eq!(r.warnings, findings as u64, "{}", r.to_text());
+    }
+
+    #[test]
+    fn a_grid_dropped_for_a_bow_tie_refuses_the_layer_unless_findings_are_accepted() {
+        let (city, index, mut layer) = no_components();
+        let victim = unit_grids(&city)[2];
+        let original = city.grids[victim].geometry.clone();
+        // A bow-tie over the grid's box: the outline crosses itself.
+        let b = geo::BoundingRect::bounding_rect(&original).unwrap();
+        let (lo, hi) = (b.min(), b.max());
+        let bow_tie = geo_types::polygon![(x: lo.x, y: lo.y), (x: hi.x, y: hi.y), (x: hi.x, y: lo.y), (x: lo.x, y: hi.y), (x: lo.x, y: lo.y)];
+        layer.features[victim].geometry = Some(Geometry::Polygon(bow_tie));
+        let code = city.grids[victim].code.to_string();
+        let mut options = ImportOptions::new(LayerKind::Grids);
+        let p = prepare_layer(layer.clone(), &options, &city, &index).unwrap();
+        let r = &p.report;
+        assert!(!r.accepted_layer && p.city.is_none(), "{}", r.to_text());
+        assert_eq!((r.errors, r.dropped), (1, 1), "{}", r.to_text());
+        // The bow-tie is named: feature index, code, location (on the grid).
+        let bad = r.issues.iter().find(|i| i.kind == IssueKind::InvalidGeometry).unwrap();
+        assert_eq!((bad.feature, bad.code.as_deref()), (Some(victim as u64), Some(code.as_str())));
+        assert!(covers(&original, bad.location.unwrap()), "{bad:?}");
+        let why = r.rejection.as_deref().unwrap();
+        assert!(why.contains(&format!("feature {victim} ({code})")) && why.contains("--accept-findings"), "{why}");
+        assert!(why.contains("in no unit grid"), "{why}");
+        // The hole it leaves: a gap of its community and uncovered area of the district, each
+        // a warning on the feature of that grid, located in the hole.
+        assert_eq!((r.counts.get(&IssueKind::Gap), r.counts.get(&IssueKind::Uncovered)), (Some(&1), Some(&1)), "{}", r.to_text());
+        findings_are_warnings(r);
+        let district = city.grids.iter().position(|g| g.level == 0).unwrap();
+        let uncovered = r.issues.iter().find(|i| i.kind == IssueKind::Uncovered).unwrap();
+        assert_eq!(uncovered.feature, Some(district as u64));
+        assert!(covers(&original, uncovered.location.unwrap()), "{uncovered:?}");
+        let community = city.grids[victim].parent.unwrap();
+        let gap = r.issues.iter().find(|i| i.kind == IssueKind::Gap).unwrap();
+        assert_eq!(gap.code, Some(city.grid(community).code.to_string()));
+        assert!(r.to_text().contains("uncovered"), "{}", r.to_text());
+
+        // Accepted on request: the grid is dropped, and the warnings count the hole.
+        options.accept_findings = true;
+        let p = prepare_layer(layer.clone(), &options, &city, &index).unwrap();
+        let r = &p.report;
+        assert!(r.accepted_layer && r.accept_findings, "{}", r.to_text());
+        assert_eq!((r.errors, r.warnings), (1, 2), "{}", r.to_text());
+        assert!(r.summary().contains("1 errors, 2 warnings"), "{}", r.summary());
+        assert_eq!(p.city.unwrap().grids.len(), city.grids.len() - 1);
+        // Strict refuses it whatever accept_findings says.
+        options.policy = Policy::Strict;
+        let p = prepare_layer(layer, &options, &city, &index).unwrap();
+        assert!(!p.report.accepted_layer && p.report.rejection.as_deref().unwrap().starts_with("strict"), "{}", p.report.to_text());
+    }
+
+    #[test]
+    fn a_grid_with_a_missing_parent_refuses_the_layer() {
+        let (city, index, mut layer) = no_components();
+        let victim = unit_grids(&city)[5];
+        let parent = city.grid(city.grids[victim].parent.unwrap()).code.to_string();
+        let missing = format!("{}999", &parent[..parent.len() - 3]);
+        layer.features[victim].values[2] = Some(missing.clone());
+        let p = prepare_layer(layer, &ImportOptions::new(LayerKind::Grids), &city, &index).unwrap();
+        let r = &p.report;
+        assert!(!r.accepted_layer, "{}", r.to_text());
+        let issue = r.issues.iter().find(|i| i.kind == IssueKind::Hierarchy).unwrap();
+        assert_eq!(issue.feature, Some(victim as u64));
+        assert!(issue.message.contains(&missing) && covers(&city.grids[victim].geometry, issue.location.unwrap()), "{issue:?}");
+        assert!(r.rejection.as_deref().unwrap().contains(&format!("feature {victim}")), "{}", r.to_text());
+        assert_eq!(r.counts.get(&IssueKind::Uncovered), Some(&1));
+    }
+
+    #[test]
+    fn overlaps_past_the_tolerance_refuse_the_layer_and_slivers_do_not() {
+        use geo::Scale;
+        let (city, index, layer) = no_components();
+        let victim = unit_grids(&city)[0];
+        let mut grown = layer.clone();
+        grown.features[victim].geometry = Some(Geometry::MultiPolygon(city.grids[victim].geometry.scale(1.05)));
+        let mut options = ImportOptions::new(LayerKind::Grids);
+        let p = prepare_layer(grown.clone(), &options, &city, &index).unwrap();
+        let r = &p.report;
+        let c = r.topology.as_ref().unwrap().counts.clone();
+        assert!(!r.accepted_layer && c.overlaps > 0 && c.overlap_area_m2 > 1.0, "{}", r.to_text());
+        assert!(r.rejection.as_deref().unwrap().contains(&format!("{} overlaps", c.overlaps)), "{}", r.to_text());
+        assert_eq!(r.errors, 0);
+        findings_are_warnings(r);
+        let overlap = r.issues.iter().find(|i| i.kind == IssueKind::Overlap).unwrap();
+        assert!(overlap.feature.is_some() && overlap.location.is_some(), "{overlap:?}");
+        // Within a tolerance larger than every kind's total, it is imported, warnings and all.
+        options.findings.tolerated_m2 = c.overlap_area_m2.max(c.outside_parent_area_m2).max(c.gap_area_m2) + 1.0;
+        let p = prepare_layer(grown, &options, &city, &index).unwrap();
+        assert!(p.report.accepted_layer, "{}", p.report.to_text());
+        findings_are_warnings(&p.report);
+        assert!(p.report.warnings > 0);
+
+        // A shared corner moved 1e-8° (~1 mm) in one grid: slivers (< 1 m²), not findings.
+        let mut nudged = layer.clone();
+        let mut mp = city.grids[victim].geometry.clone();
+        mp.0[0].exterior_mut(|r| r.0[1].y += 1e-8);
+        nudged.features[victim].geometry = Some(Geometry::MultiPolygon(mp));
+        let p = prepare_layer(nudged, &ImportOptions::new(LayerKind::Grids), &city, &index).unwrap();
+        let t = p.report.topology.as_ref().unwrap();
+        assert!(p.report.accepted_layer && p.report.warnings == 0, "{}", p.report.to_text());
+        assert!(t.counts.slivers_ignored > 0 && t.counts.sliver_area_m2 < 1.0, "{:?}", t.counts);
+    }
+
+    #[test]
+    fn a_clean_grid_layer_is_accepted_with_its_coverage() {
+        let (city, index, layer) = no_components();
+        let p = prepare_layer(layer, &ImportOptions::new(LayerKind::Grids), &city, &index).unwrap();
+        let r = &p.report;
+        assert!(r.accepted_layer && r.errors == 0 && r.warnings == 0 && r.rejection.is_none(), "{}", r.to_text());
+        let t = r.topology.as_ref().unwrap();
+        assert!(t.is_clean());
+        let [coverage] = &t.coverage[..] else { panic!("{t:?}") };
+        assert_eq!(coverage.unit_grids, unit_grids(&city).len());
+        assert!(coverage.uncovered.is_empty() && coverage.uncovered_area_m2 == 0.0);
+        assert!((coverage.unit_grid_area_m2 / coverage.district_area_m2 - 1.0).abs() < 1e-9, "{coverage:?}");
+    }
+
+    #[test]
+    fn a_datum_offset_needs_most_of_at_least_three_shared_features() {
+        let places: Vec<Coord<f64>> = (0..10).map(|i| Coord { x: 120.60 + 0.003 * i as f64, y: 31.30 + 0.002 * i as f64 }).collect();
+        let gcj = |c: Coord<f64>| {
+            let (x, y) = Datum::Gcj02.from_wgs84(c.x, c.y);
+            Coord { x, y }
+        };
+        let probe = |shifted: usize, n: usize| {
+            let mut p = DatumProbe::default();
+            for (i, &c) in places.iter().take(n).enumerate() {
+                p.add(&i.to_string(), c, if i < shifted { gcj(c) } else { c });
+            }
+            p.finding(LayerKind::Components)
+        };
+        assert!(probe(6, 10).is_some_and(|i| i.scope == Scope::Layer && i.message.starts_with("6 of the 10 components")));
+        assert!(probe(5, 10).is_none(), "half is not most");
+        assert!(probe(2, 2).is_none(), "too few to tell");
+        // 6 m off the offset is no match; outside China there is no offset to match.
+        let mut p = DatumProbe::default();
+        for (i, &c) in places.iter().enumerate() {
+            p.add(&i.to_string(), c, Coord { x: gcj(c).x, y: gcj(c).y + 6.0 / METRES_PER_DEGREE });
+            p.add("paris", Coord { x: 2.35, y: 48.85 }, Coord { x: 2.35, y: 48.85 });
+        }
+        assert!(p.finding(LayerKind::Components).is_none(), "{p:?}");
     }
 
     /// The city's first `n` components as a GeoJSON FeatureCollection, `crs` (a member, JSON)

@@ -65,6 +65,7 @@ pub fn prepare_zones(
                 feature: Some(feature.index),
                 line: feature.line,
                 code: Some(format!("{layer}:{id}")),
+                location: None,
                 kind,
                 severity: kind.severity(),
                 message,
