@@ -154,3 +154,67 @@ async fn a_grid_layer_that_keeps_a_rules_scope_code_for_another_place_is_flagged
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["report"]["rules_problem"].is_null() || !body["report"]["rules_problem"].as_str().unwrap().contains("scope_renamed"), "{body}");
 }
+
+/// `dir`'s files as a ZIP (in one folder, as a GIS office zips a folder).
+fn zip_folder(dir: &std::path::Path, skip: &[&str], extra: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let mut names: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    for name in names.iter().filter(|n| !skip.contains(&n.as_str())) {
+        out.start_file(format!("city-gk/{name}"), options).unwrap();
+        out.write_all(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+    }
+    for (name, bytes) in extra {
+        out.start_file(format!("city-gk/{name}"), options).unwrap();
+        out.write_all(bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_whole_city_package_comes_over_http_into_a_server_on_an_empty_directory() {
+    use citygrid::datasets::{Datasets, empty_city};
+    use citygrid::http::{AppState, router};
+    use citygrid::world::{World, WorldHandle};
+    let dir = tempfile::tempdir().unwrap();
+    let store = citygrid::store::Store::open(dir.path()).unwrap();
+    let handle = WorldHandle::new(World::new(empty_city(None)));
+    let state = AppState::new(handle.clone())
+        .with_admin_tokens(vec![common::ingest::TOKEN.into()])
+        .with_datasets(Datasets::new(store, handle.clone(), citygrid::tiles::TileConfig::default()));
+    let app = router(state);
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/city-gk");
+
+    // Refused whole, nothing stored: a misnamed file, and a list naming a unit nobody has.
+    let misnamed = zip_folder(&pkg, &[], &[("grid_old.geojson", b"{}")]);
+    let (status, body) = put(&app, "/v1/city", Some("application/zip"), misnamed).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_package")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("grid_old.geojson"), "{body}");
+    let bad_rules = "case_kind,case_type,case_name,scope,unit,urgency,time_limit,escalation\nevent,0102,暴露垃圾,,不存在的单位,一般,4wh,\n";
+    let broken = zip_folder(&pkg, &["rules.csv"], &[("rules.csv", bad_rules.as_bytes())]);
+    let (status, body) = put(&app, "/v1/city", Some("application/zip"), broken).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("package_rejected")), "{body}");
+    assert_eq!(body["error"]["details"]["report"]["layers"].as_array().unwrap().len(), 3, "every layer was checked: {body}");
+    assert!(!dir.path().join("manifest.json").exists() || citygrid::store::Store::open(dir.path()).unwrap().versions().get("grids").is_none());
+    assert!(handle.load().city.grids.is_empty(), "still the empty city");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".package")).collect();
+    assert!(leftovers.is_empty(), "unpacked packages are removed");
+
+    // A dry run checks only; then the package is served, every dataset current at once.
+    let zipped = zip_folder(&pkg, &[], &[]);
+    let (status, body) = put(&app, "/v1/city?dry_run=true", Some("application/zip"), zipped.clone()).await;
+    assert_eq!((status, body["versions"].is_null()), (StatusCode::OK, true), "{body}");
+    assert!(handle.load().city.grids.is_empty());
+    let (status, body) = put(&app, "/v1/city", Some("application/zip"), zipped).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for dataset in ["city", "grids", "components", "zones", "units", "rules", "calendar"] {
+        assert_eq!(body["versions"][dataset], 1, "{dataset}: {body}");
+    }
+    let w = handle.load();
+    assert_eq!((w.city.grids.len(), w.city.components.len(), w.city.zones.len()), (55, 300, 4));
+    assert_eq!(w.meta.code.as_deref(), Some("320509"));
+    let (status, answer) = get(&app, "/v1/locate?x=558655.961&y=3467218.649&crs=EPSG:4549").await;
+    assert_eq!((status, answer["grid"]["code"].as_str()), (StatusCode::OK, Some("32050900100101")), "{answer}");
+}

@@ -42,23 +42,20 @@ impl Package {
             (path.to_owned(), None)
         } else {
             let file = std::fs::File::open(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("{}: not a folder or a ZIP: {e}", path.display())))?;
-            let tmp = tempfile::Builder::new().prefix(".package-").tempdir_in(scratch).map_err(|e| bad(e.to_string()))?;
-            let total: u64 = (0..zip.len()).filter_map(|i| zip.by_index_raw(i).ok().map(|f| f.size())).sum();
-            if total > 16 << 30 {
-                return Err(bad(format!("the ZIP expands to {total} bytes; a package is at most 16 GiB")));
-            }
-            zip.extract(tmp.path()).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            // Files at the top, or in the ZIP's one folder.
-            let mut dir = tmp.path().to_owned();
-            let entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| bad(e.to_string()))?.flatten().collect();
-            if let [only] = entries.as_slice() {
-                if only.path().is_dir() {
-                    dir = only.path();
-                }
-            }
+            let (dir, tmp) = unzip(file, scratch).map_err(|e| bad(format!("{}: {e}", path.display())))?;
             (dir, Some(tmp))
         };
+        Package::in_folder(dir, unpacked, &path.display().to_string())
+    }
+
+    /// Opens a city package sent as a ZIP (an upload), unpacked into a temp folder in `scratch`.
+    pub fn from_zip(file: std::fs::File, scratch: &Path) -> Result<Package, DatasetError> {
+        let (dir, tmp) = unzip(file, scratch).map_err(DatasetError::Package)?;
+        Package::in_folder(dir, Some(tmp), "the package")
+    }
+
+    fn in_folder(dir: PathBuf, unpacked: Option<tempfile::TempDir>, what: &str) -> Result<Package, DatasetError> {
+        let bad = |m: String| DatasetError::Package(m);
         let mut files = BTreeMap::new();
         let entries = std::fs::read_dir(&dir).map_err(|e| bad(format!("{}: {e}", dir.display())))?;
         let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
@@ -82,9 +79,14 @@ impl Package {
             }
         }
         if files.is_empty() {
-            return Err(bad(format!("{}: no dataset files (name them {}, e.g. grids.zip, units.csv)", path.display(), Dataset::names())));
+            return Err(bad(format!("{what}: no dataset files (name them {}, e.g. grids.zip, units.csv)", Dataset::names())));
         }
         Ok(Package { dir, files, _unpacked: unpacked })
+    }
+
+    /// The package's files, by dataset.
+    pub fn datasets(&self) -> Vec<Dataset> {
+        self.files.keys().copied().collect()
     }
 
     fn text(&self, dataset: Dataset) -> Result<Option<String>, DatasetError> {
@@ -314,6 +316,28 @@ pub fn write_package(dir: &Path, meta: &CityMeta, city: &City, rules_csv: Option
         std::io::Write::flush(&mut w).map_err(|e| fail(&path, e.to_string()))?;
     }
     Ok(())
+}
+
+/// Unpacks a ZIP into a new temp folder in `scratch`: the folder with the package's files (the
+/// ZIP's top, or its one folder) and the temp folder that owns it. A ZIP that expands past 16 GiB
+/// or past 100 times its size is refused as a zip bomb before anything is written.
+fn unzip(file: std::fs::File, scratch: &Path) -> Result<(PathBuf, tempfile::TempDir), String> {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("not a folder or a ZIP: {e}"))?;
+    let total: u64 = (0..zip.len()).filter_map(|i| zip.by_index_raw(i).ok().map(|f| f.size())).sum();
+    if total > 16 << 30 || total > size.saturating_mul(100).max(1 << 30) {
+        return Err(format!("the ZIP expands to {total} bytes from {size}: refused as a zip bomb"));
+    }
+    let tmp = tempfile::Builder::new().prefix(".package-").tempdir_in(scratch).map_err(|e| e.to_string())?;
+    zip.extract(tmp.path()).map_err(|e| e.to_string())?;
+    let mut dir = tmp.path().to_owned();
+    let entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with("__MACOSX")).collect();
+    if let [only] = entries.as_slice() {
+        if only.path().is_dir() {
+            dir = only.path();
+        }
+    }
+    Ok((dir, tmp))
 }
 
 fn file_name(path: &Path) -> String {

@@ -87,6 +87,45 @@ async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crat
     Ok(axum::Json(json!({"checked": imported.checked, "switched": imported.switched, "dry_run": dry_run})).into_response())
 }
 
+/// The import options of the query: `crs`, `force_crs`, `strict`, `allow_shrink`, `accept_findings`.
+fn import_options(layer: LayerKind, params: &Params) -> Result<ImportOptions, ApiError> {
+    Ok(ImportOptions {
+        layer,
+        crs: params.get("crs").map(str::to_owned),
+        force_crs: flag(params, "force_crs")?,
+        policy: if flag(params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
+        allow_shrink: flag(params, "allow_shrink")?,
+        default_crs: None,
+        accept_findings: flag(params, "accept_findings")?,
+        ..ImportOptions::new(layer)
+    })
+}
+
+/// `PUT /v1/city` (admin token): a whole city package as a ZIP (`city.toml`, `grids.*`,
+/// `components.*`, `zones.*`, `units.csv`, `rules.csv`, `calendar.toml`; any of them), checked
+/// and made current in one switch, or refused whole (422 `package_rejected` with the report of
+/// each file, nothing changed). Query: `crs`, `strict`, `allow_shrink`, `accept_findings` for its
+/// layers, `dry_run`. Spooled to disk like a layer upload.
+pub async fn import_package(
+    _admin: Admin,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let d = datasets(&state)?;
+    let params = Params::parse(query.as_deref())?;
+    let options = crate::datasets::PackageOptions { base: Some(import_options(LayerKind::Grids, &params)?) };
+    let dry_run = flag(&params, "dry_run")?;
+    let file = spool::body(request.into_body(), state.max_upload_bytes as u64, d.dir()).await?;
+    let imported = tokio::task::spawn_blocking(move || {
+        let package = crate::datasets::Package::from_zip(file, d.dir())?;
+        d.import_package(&package, &options, dry_run, "PUT /v1/city")
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    Ok(axum::Json(json!({"report": imported.report, "versions": imported.versions, "dry_run": dry_run})).into_response())
+}
+
 fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
     Ok(params.parsed::<bool>(name, "true or false")?.unwrap_or(false))
 }
@@ -143,16 +182,7 @@ pub async fn import(
         let format = Format::from_content_type(content_type)?;
         (spool::body(request.into_body(), limit, d.dir()).await?, format)
     };
-    let options = ImportOptions {
-        layer,
-        crs: params.get("crs").map(str::to_owned),
-        force_crs: flag(&params, "force_crs")?,
-        policy: if flag(&params, "strict")? { Policy::Strict } else { Policy::DropInvalid },
-        allow_shrink: flag(&params, "allow_shrink")?,
-        default_crs: None,
-        accept_findings: flag(&params, "accept_findings")?,
-        ..ImportOptions::new(layer)
-    };
+    let options = import_options(layer, &params)?;
     let dry_run = flag(&params, "dry_run")?;
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");

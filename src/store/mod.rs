@@ -334,6 +334,14 @@ impl Store {
             write_city_toml(&city_toml, meta)?.commit()?;
         }
         atomic::remove_temp_files(&self.dir)?;
+        // City packages unpacked for an import that never finished.
+        for entry in std::fs::read_dir(&self.dir).map_err(StoreError::io(&self.dir))?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(".package-") || name.starts_with(".demo-package-")) && entry.path().is_dir() {
+                tracing::warn!(dir = %entry.path().display(), "removing a city package left by an interrupted import");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
         for dataset in Dataset::ALL {
             let folder = self.dir.join(dataset.folder());
             atomic::remove_temp_files(&folder)?;
