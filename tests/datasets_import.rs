@@ -87,14 +87,23 @@ async fn common_post(s: &common::ingest::Server, uri: &str, body: Value) -> (Sta
 async fn units_calendar_and_settings_are_texts_checked_before_they_are_stored() {
     let s = server();
     // The unit register, with the usual Chinese header and a BOM.
-    let units = "\u{feff}单位编码,单位名称,电话\n91320506MA1X000001,吴中区环境卫生管理处,0512-66000001\n,新成立的养护队,\n";
+    let current = s.handle.load();
+    let mut units = String::from("\u{feff}单位编码,单位名称,电话\n");
+    for (_, u) in current.city.units.iter().filter(|(_, u)| u.name != "吴中区环境卫生管理处") {
+        units.push_str(&format!("{},{},{}\n", u.code.clone().unwrap_or_default(), u.name, u.phone.clone().unwrap_or_default()));
+    }
+    units.push_str("91320506MA1X000001,吴中区环境卫生管理处,0512-66000001\n,新成立的养护队,\n");
     let (status, body) = put(&s.app, "/v1/layers/units", Some("text/csv"), units).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["checked"]["rows"], 2, "{body}");
+    assert_eq!(body["checked"]["rows"], current.city.units.len() + 1, "{body}");
     let w = s.handle.load();
     let id = w.city.units.find("吴中区环境卫生管理处").expect("still a unit");
     assert_eq!(w.city.units.get(id).phone.as_deref(), Some("0512-66000001"), "its phone from the new register");
     assert!(w.city.units.find("新成立的养护队").is_some());
+    // A register without the units only the responsibility list names (escalation units…): refused.
+    let (status, answer) = put(&s.app, "/v1/layers/units", Some("text/csv"), "name\n某单位\n").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("responsibility list in force names units"), "{answer}");
     for (what, body) in [("no name column", "code,phone\n1,2\n"), ("no units", "code,name,phone\n")] {
         let (status, answer) = put(&s.app, "/v1/layers/units", Some("text/csv"), body).await;
         assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{what}: {answer}");

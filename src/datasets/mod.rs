@@ -218,7 +218,7 @@ impl Datasets {
     pub fn import_text(&self, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
-        let checked = check_text(dataset, text, &world.city, Some(&world.meta)).map_err(|message| DatasetError::Rejected { dataset, message })?;
+        let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref()).map_err(|message| DatasetError::Rejected { dataset, message })?;
         drop(world);
         if dry_run {
             return Ok(TextImported { checked, switched: None });
@@ -446,7 +446,7 @@ pub struct PackageImported {
 /// [`Datasets::import_text`] for a data directory no server runs on (the command line).
 pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
     let loaded = store.load_city(&|_, _| {})?;
-    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta)).map_err(|message| DatasetError::Rejected { dataset, message })?;
+    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta), loaded.rules_csv.as_deref()).map_err(|message| DatasetError::Rejected { dataset, message })?;
     drop(loaded);
     if dry_run {
         return Ok(TextImported { checked, switched: None });

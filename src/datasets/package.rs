@@ -186,7 +186,7 @@ pub fn check_package(
         (Some(text), _) => {
             let check = match current {
                 // Without new grids, the settings must fit the current ones.
-                Some((c, _)) if !package.files.contains_key(&Dataset::Grids) => check_text(Dataset::City, &text, c, current_meta),
+                Some((c, _)) if !package.files.contains_key(&Dataset::Grids) => check_text(Dataset::City, &text, c, current_meta, None),
                 _ => CityMeta::from_toml(&text).map(|m| TextChecked { dataset: Dataset::City, rows: 1, warnings: Vec::new(), meta: Some(m) }),
             };
             match check {
@@ -275,7 +275,7 @@ pub fn check_package(
     let mut texts = Vec::new();
     for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
         let Some(text) = package.text(dataset)? else { continue };
-        match check_text(dataset, &text, served, Some(&meta)) {
+        match check_text(dataset, &text, served, Some(&meta), None) {
             Ok(checked) => {
                 texts.push((dataset, checked.rows, text));
                 report.texts.push(checked);

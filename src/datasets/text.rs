@@ -20,12 +20,24 @@ pub struct TextChecked {
     pub meta: Option<CityMeta>,
 }
 
-/// Checks `text` as the new version of `dataset` for `city` (whose settings are `meta`).
-/// `Err`: why it is refused, a sentence.
-pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityMeta>) -> Result<TextChecked, String> {
+/// Checks `text` as the new version of `dataset` for `city` (whose settings are `meta`, and
+/// whose responsibility list in force is `rules`). `Err`: why it is refused, a sentence.
+pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityMeta>, rules: Option<&str>) -> Result<TextChecked, String> {
     let done = |rows: u64, warnings: Vec<String>, meta: Option<CityMeta>| Ok(TextChecked { dataset, rows, warnings, meta });
     match dataset {
-        Dataset::Units => done(crate::store::check_units_csv(text)?, Vec::new(), None),
+        Dataset::Units => {
+            let units = crate::store::units_from_csv(text)?;
+            if let Some(rules) = rules {
+                let dropped = units_the_rules_lose(rules, city, &units);
+                if !dropped.is_empty() {
+                    return Err(format!(
+                        "the responsibility list in force names units that neither the new register nor any layer has: {} — keep them in the register, or change the list first",
+                        dropped.join(", ")
+                    ));
+                }
+            }
+            done(units.len() as u64, Vec::new(), None)
+        }
         Dataset::Rules => {
             if city.grids.is_empty() {
                 return Err("the city has no grids yet: import the grids first, then the responsibility list that names them".into());
@@ -62,4 +74,32 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
         }
         other => Err(format!("{other} is a layer, not a text dataset")),
     }
+}
+
+/// The unit names (`unit`, `escalation` columns; roles such as `@street` aside) of the
+/// responsibility list `rules` that would be gone with the register `units`: named by no grid,
+/// component or zone of `city` and absent from the register.
+fn units_the_rules_lose(rules: &str, city: &City, units: &[crate::model::Unit]) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let mut kept: BTreeSet<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    let name = |u: Option<crate::model::UnitId>| u.map(|u| city.units.get(u).name.as_str());
+    kept.extend(city.grids.iter().filter_map(|g| name(g.unit)));
+    kept.extend(city.zones.iter().filter_map(|z| name(z.unit)));
+    for c in &city.components {
+        kept.extend([name(c.dept), name(c.owner), name(c.maintainer)].into_iter().flatten());
+    }
+    let text = rules.strip_prefix('\u{feff}').unwrap_or(rules);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+    let Ok(header) = reader.headers().cloned() else { return Vec::new() };
+    let columns: Vec<usize> = header.iter().enumerate().filter(|(_, h)| matches!(h.trim(), "unit" | "escalation")).map(|(i, _)| i).collect();
+    let mut lost = BTreeSet::new();
+    for row in reader.records().flatten() {
+        for &i in &columns {
+            let unit = row.get(i).unwrap_or("").trim();
+            if !unit.is_empty() && !unit.starts_with('@') && !kept.contains(unit) {
+                lost.insert(unit.to_owned());
+            }
+        }
+    }
+    lost.into_iter().collect()
 }
