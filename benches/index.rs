@@ -247,7 +247,7 @@ fn percentiles<T>(label: &str, points: &[Coord<f64>], queries: usize, mut f: imp
         let t = Instant::now();
         black_box(f(black_box(p)));
         single.push((t.elapsed().as_nanos() as f64 - overhead).max(0.0) / 1000.0);
-        if single.len() % 256 == 0 && single.len() >= 2000 && start.elapsed() > PCT_MAX_TIME {
+        if single.len().is_multiple_of(256) && single.len() >= 2000 && start.elapsed() > PCT_MAX_TIME {
             break;
         }
     }

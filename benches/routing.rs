@@ -15,7 +15,7 @@ use citygrid::crs::Datum;
 use citygrid::demo::{DemoSpec, Preset, generate};
 use citygrid::lookup::PointEcho;
 use citygrid::routing::{CaseInput, CaseSubject, route};
-use citygrid::store::{CityMeta, LoadedCity, Versions};
+use citygrid::store::{LoadedCity, Versions};
 use citygrid::world::World;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
     let points: Vec<PointEcho> = picks.iter().map(|c| PointEcho::new(c.location.x, c.location.y, Datum::Wgs84).unwrap()).collect();
     let events = ["0102", "0104", "0301", "0501", "0505", "0101"];
     let case = |i: usize, subject: CaseSubject, accuracy_m: f64| CaseInput {
-        point: Some(points[i % points.len()].clone()),
+        point: Some(points[i % points.len()]),
         accuracy_m,
         subject,
         urgency: None,

@@ -284,7 +284,7 @@ fn listings_and_rollbacks_do_not_wait_for_an_upload_being_read_and_a_rollback_me
     assert_eq!((listed, rolled), (7, Some(1)));
     // The upload was checked against grids version 2, which is no longer served: refused.
     go_on.send(()).unwrap();
-    let e = importer.join().unwrap().err().expect("refused");
+    let e = importer.join().unwrap().expect_err("refused");
     assert!(matches!(e, citygrid::datasets::DatasetError::ChangedMeanwhile { .. }), "{e}");
     assert_eq!(handle.load().versions.get("grids"), Some(1));
     assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(1), "nothing stored");

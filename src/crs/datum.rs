@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 const KRASOVSKY_A: f64 = 6_378_245.0;
-const KRASOVSKY_EE: f64 = 0.006_693_421_622_965_943_23;
+const KRASOVSKY_EE: f64 = 0.006_693_421_622_965_943;
 const BD_X_PI: f64 = PI * 3000.0 / 180.0;
 /// Convergence threshold of the inverse iterations, degrees (≈ 0.01 mm).
 const INVERSE_TOLERANCE_DEG: f64 = 1e-10;
@@ -179,8 +179,11 @@ mod tests {
         2.0 * r * h.sqrt().asin()
     }
 
-    // reference/domain.md: WGS84 → GCJ-02 → BD-09 vectors and the WGS84→GCJ-02 offset.
-    const VECTORS: [((f64, f64), (f64, f64), (f64, f64), f64); 3] = [
+    /// (lon, lat) in WGS84, GCJ-02, BD-09, and the WGS84→GCJ-02 offset in metres.
+    type Vector = ((f64, f64), (f64, f64), (f64, f64), f64);
+
+    // WGS84 → GCJ-02 → BD-09 test vectors (the public forward formulas) and the offset.
+    const VECTORS: [Vector; 3] = [
         ((116.397428, 39.909230), (116.403671626, 39.910633506), (116.410044102, 39.916972856), 555.6),
         ((121.473700, 31.230400), (121.478223059, 31.228457738), (121.484781469, 31.234310594), 481.8),
         ((120.600000, 31.270000), (120.604167375, 31.267800244), (120.610568106, 31.274151483), 466.0),

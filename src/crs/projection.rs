@@ -859,11 +859,10 @@ mod wkt {
     }
 
     pub fn interpret(root: &Node) -> Result<Crs, CrsError> {
-        if let Some(code) = epsg_id(root) {
-            if super::builtin(code).is_some() {
+        if let Some(code) = epsg_id(root)
+            && super::builtin(code).is_some() {
                 return Crs::from_epsg(code);
             }
-        }
         if root.is(GEOGRAPHIC) {
             let (kind, _) = datum_of(root)?;
             return match kind {

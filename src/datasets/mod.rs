@@ -269,11 +269,10 @@ impl Datasets {
     fn reload(&self, store: &Store, need_rules: bool) -> Result<(), String> {
         let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
         let world = World::with_tiles(loaded, self.tiles.clone());
-        if need_rules {
-            if let Err(problem) = &world.routing.rules {
+        if need_rules
+            && let Err(problem) = &world.routing.rules {
                 return Err(format!("its responsibility list does not route: {problem}"));
             }
-        }
         tracing::info!(versions = ?world.versions, "switching to a new snapshot");
         self.world.replace(world);
         Ok(())
@@ -407,12 +406,11 @@ pub(crate) fn rules_problem(csv: &str, old: &City, new: &City) -> Option<String>
         }
         Err(e) => problems.push(e.to_string()),
     }
-    if let Ok(renamed) = renamed_scopes(csv, old, new) {
-        if !renamed.is_empty() {
+    if let Ok(renamed) = renamed_scopes(csv, old, new)
+        && !renamed.is_empty() {
             let some: Vec<String> = renamed.iter().take(3).map(ToString::to_string).collect();
             problems.push(format!("scope_renamed: {} rule(s) name a grid code that now names another place, e.g. {}", renamed.len(), some.join("; ")));
         }
-    }
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 

@@ -246,11 +246,10 @@ pub fn check_package(
             }
         }
     }
-    if let (Some(code), Some(top)) = (&meta.code, city.as_ref().and_then(|c| c.grids.first())) {
-        if top.code.to_string() != *code {
+    if let (Some(code), Some(top)) = (&meta.code, city.as_ref().and_then(|c| c.grids.first()))
+        && top.code.to_string() != *code {
             return refuse(report, format!("city.toml says the county code is {code}, the grid layer's top level is {}", top.code));
         }
-    }
     if let Some(text) = package.text(Dataset::Units)? {
         // The register's units (with their codes and phones) are units of the new city: the
         // responsibility list may name one that no layer does (an escalation unit).
@@ -261,8 +260,8 @@ pub fn check_package(
         }
     }
     let served = city.as_ref().unwrap_or(start);
-    if let (Some(csv), true, false) = (current_rules, layers.contains(&Dataset::Grids), package.files.contains_key(&Dataset::Rules)) {
-        if let Some(why) = super::rules_problem(csv, start, served) {
+    if let (Some(csv), true, false) = (current_rules, layers.contains(&Dataset::Grids), package.files.contains_key(&Dataset::Rules))
+        && let Some(why) = super::rules_problem(csv, start, served) {
             let strict = options.base.as_ref().is_some_and(|o| o.policy == crate::ingest::report::Policy::Strict);
             if let Some(grids) = report.layers.iter_mut().find(|r| r.layer == "grids") {
                 grids.rules_problem = Some(why.clone());
@@ -271,7 +270,6 @@ pub fn check_package(
                 return refuse(report, format!("strict: the current responsibility list does not fit the new grids: {why}"));
             }
         }
-    }
     let mut texts = Vec::new();
     for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
         let Some(text) = package.text(dataset)? else { continue };
@@ -332,11 +330,10 @@ fn unzip(file: std::fs::File, scratch: &Path) -> Result<(PathBuf, tempfile::Temp
     zip.extract(tmp.path()).map_err(|e| e.to_string())?;
     let mut dir = tmp.path().to_owned();
     let entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with("__MACOSX")).collect();
-    if let [only] = entries.as_slice() {
-        if only.path().is_dir() {
+    if let [only] = entries.as_slice()
+        && only.path().is_dir() {
             dir = only.path();
         }
-    }
     Ok((dir, tmp))
 }
 

@@ -59,17 +59,15 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
             if !city.grids.is_empty() && new.hierarchy != city.hierarchy {
                 return Err("the new settings' grid hierarchy differs from the codes of the current grid layer: change both in one city package".into());
             }
-            if let (Some(code), Some(top)) = (&new.code, city.grids.first()) {
-                if top.code.to_string() != *code {
+            if let (Some(code), Some(top)) = (&new.code, city.grids.first())
+                && top.code.to_string() != *code {
                     return Err(format!("code {code} is not the county code of the current grid layer ({})", top.code));
                 }
-            }
             let mut warnings = Vec::new();
-            if let Some(old) = meta {
-                if old.name != new.name {
+            if let Some(old) = meta
+                && old.name != new.name {
                     warnings.push(format!("the city is renamed from {:?} to {:?}", old.name, new.name));
                 }
-            }
             done(1, warnings, Some(new))
         }
         other => Err(format!("{other} is a layer, not a text dataset")),

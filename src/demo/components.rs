@@ -389,12 +389,12 @@ pub(crate) fn generate(
                 lat: ll.y,
             })?;
             done += 1;
-            if done % step == 0 {
+            if done.is_multiple_of(step) {
                 progress(done as u64, total as u64);
             }
         }
     }
-    if done % step != 0 {
+    if !done.is_multiple_of(step) {
         progress(done as u64, total as u64);
     }
     Ok(())

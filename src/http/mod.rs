@@ -118,7 +118,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/components/counts", get(lookup::counts))
         .route("/v1/components/{code}", get(lookup::component))
         .route("/v1/layers", get(layers::list))
-        .route("/v1/layers/{name}", put(ingest::import).layer(upload_limit.clone()))
+        .route("/v1/layers/{name}", put(ingest::import).layer(upload_limit))
         .route("/v1/city", put(ingest::import_package).layer(upload_limit))
         .route("/v1/layers/{name}/versions", get(layers::versions))
         .route("/v1/layers/{name}/versions/{version}", get(layers::version_file))

@@ -224,13 +224,12 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
                 out.push(b'\n');
                 records.extend(record);
             }
-            if let Some(log) = &audit {
-                if let Err(e) = log.append(&records) {
+            if let Some(log) = &audit
+                && let Err(e) = log.append(&records) {
                     let line = json!({"ok": false, "error": audit_failed(e).body()["error"]});
                     let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
                     return;
                 }
-            }
             if tx.blocking_send(Bytes::from(out)).is_err() {
                 return; // the client went away
             }

@@ -140,11 +140,10 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
             } else {
                 polys.push(Polygon::new(ring, vec![]));
             }
-            if let Some(t) = two_part {
-                if t[0] == (i, j) {
+            if let Some(t) = two_part
+                && t[0] == (i, j) {
                     polys.push(Polygon::new(LineString::from(cell_ring(t[1].0, t[1].1)), vec![]));
                 }
-            }
             grids.push(polys);
         }
     }

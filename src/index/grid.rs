@@ -685,7 +685,7 @@ impl GridIndex {
 /// Heap bytes of an R-tree below `node`.
 pub(crate) fn rtree_bytes<T: RTreeObject>(node: &ParentNode<T>) -> usize {
     let children = node.children();
-    children.len() * std::mem::size_of::<RTreeNode<T>>()
+    std::mem::size_of_val(children)
         + children
             .iter()
             .map(|c| match c {

@@ -82,7 +82,7 @@ fn check_sqlite_header(file: &mut std::fs::File, length: u64) -> Result<(), Inge
             pages * page_size
         )));
     }
-    if length % page_size != 0 {
+    if !length.is_multiple_of(page_size) {
         return Err(unreadable(format!("truncated: {length} bytes is not a whole number of {page_size}-byte SQLite pages")));
     }
     if header[18] == 2 || header[19] == 2 {

@@ -151,11 +151,10 @@ impl Reprojector {
     /// The first feature with a point fixes the order of CSV X/Y columns (see [`Reprojector`]).
     pub fn reproject(&mut self, feature: &mut Feature) -> Result<(), IngestError> {
         let Some(geometry) = feature.geometry.take() else { return Ok(()) };
-        if self.assumed {
-            if let Some(c) = geometry.coords_iter().find(|c| !(c.x.abs() <= 180.0 && c.y.abs() <= 90.0)) {
+        if self.assumed
+            && let Some(c) = geometry.coords_iter().find(|c| !(c.x.abs() <= 180.0 && c.y.abs() <= 90.0)) {
                 return Err(IngestError::CrsRequired { x: c.x, y: c.y });
             }
-        }
         if self.axes_open {
             self.decide_axes(&geometry, feature.line);
         }

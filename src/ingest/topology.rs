@@ -488,8 +488,8 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
             }
             None => None,
         };
-        if let (Some(c), Some(d)) = (code_level, declared) {
-            if c != d {
+        if let (Some(c), Some(d)) = (code_level, declared)
+            && c != d {
                 bad_codes.push(issue(
                     CodeIssueKind::LevelMismatch,
                     format!(
@@ -503,7 +503,6 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                     ),
                 ));
             }
-        }
         // The first record of a code is the one parents resolve to.
         if *first_by_code.entry(code).or_insert(i) != i {
             bad_codes.push(issue(CodeIssueKind::Duplicate, format!("grid code {code} appears more than once")));
@@ -513,14 +512,13 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
             code.bytes().all(|b| b.is_ascii_digit()).then(|| hierarchy.level_of_digits(code.len())).flatten()
         };
         let level = code_level.or(declared).or_else(digits_level);
-        if let Some(p) = parent.as_deref().filter(|_| level != Some(0)) {
-            if !(code.len() > p.len() && code.starts_with(p)) {
+        if let Some(p) = parent.as_deref().filter(|_| level != Some(0))
+            && !(code.len() > p.len() && code.starts_with(p)) {
                 bad_codes.push(issue(
                     CodeIssueKind::NotExtendingParent,
                     format!("grid code {code} does not extend its parent's code {p}"),
                 ));
             }
-        }
         if let Some(l) = level {
             counts.per_level[l] += 1;
         }

@@ -982,13 +982,12 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
             severity: kind.severity(),
             message,
         };
-        if let Some(code) = recorded {
-            if new.grid_by_code(code).is_none_or(|g| new.grid(g).level as usize != unit_level) {
+        if let Some(code) = recorded
+            && new.grid_by_code(code).is_none_or(|g| new.grid(g).level as usize != unit_level) {
                 report.add(issue(IssueKind::UnknownGrid, format!("records unit grid {code}, which the new grid layer does not have")));
                 missing += 1;
                 continue;
             }
-        }
         match index.locate(new, c.location) {
             Location::Inside { grid, on_boundary: false } => {
                 let located = new.grid(grid).code;

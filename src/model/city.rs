@@ -230,8 +230,8 @@ impl CityBuilder {
     pub fn add_grid(&mut self, f: &GridFields<'_>, geometry: MultiPolygon<f64>) -> Result<GridId, ModelError> {
         assert!(!self.grids_resolved, "grids must be added before components");
         let (code, level) = GridCode::parse(f.code.trim(), &self.city.hierarchy)?;
-        if let Some(declared) = f.level {
-            if declared != level as i64 + 1 {
+        if let Some(declared) = f.level
+            && declared != level as i64 + 1 {
                 return Err(ModelError::Hierarchy(format!(
                     "grid {code} says level {declared} but its {} digits make it level {} ({})",
                     code.digits(),
@@ -239,7 +239,6 @@ impl CityBuilder {
                     self.city.hierarchy.levels[level].name
                 )));
             }
-        }
         let parent = match non_empty(f.parent) {
             Some(p) => Some(GridCode::parse(p, &self.city.hierarchy)?.0),
             None => None,
@@ -265,15 +264,14 @@ impl CityBuilder {
             valid_to: parse_date("valid_to", f.valid_to)?,
             geometry,
         };
-        if let (Some(a), Some(b)) = (grid.valid_from, grid.valid_to) {
-            if b < a {
+        if let (Some(a), Some(b)) = (grid.valid_from, grid.valid_to)
+            && b < a {
                 return Err(ModelError::BadValue {
                     field: "valid_to",
                     value: b.to_string(),
                     expected: "a date on or after valid_from",
                 });
             }
-        }
         let id = GridId(self.city.grids.len() as u32);
         if self.city.grid_by_code.insert(code, id).is_some() {
             return Err(ModelError::Duplicate { what: "grid code", code: code.to_string() });

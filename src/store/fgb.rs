@@ -600,7 +600,7 @@ fn polygon(g: &flatgeobuf::Geometry<'_>) -> Result<Polygon<f64>, String> {
         .ok_or("a polygon without coordinates")?
         .iter()
         .collect();
-    if xy.len() % 2 != 0 {
+    if !xy.len().is_multiple_of(2) {
         return Err("an odd number of coordinate values".into());
     }
     let n = (xy.len() / 2) as u32;
@@ -761,7 +761,7 @@ pub(super) fn read_components(
                 source,
             })?;
         n += 1;
-        if n % 65_536 == 0 {
+        if n.is_multiple_of(65_536) {
             progress(n, total);
         }
     }

@@ -141,16 +141,14 @@ impl CityMeta {
             return Err("the city needs a name (name = \"…\")".into());
         }
         self.hierarchy.validate().map_err(|e| e.to_string())?;
-        if let Some(code) = &self.code {
-            if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        if let Some(code) = &self.code
+            && (code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit())) {
                 return Err(format!("code {code:?} must be the 6-digit county code (GB/T 2260), e.g. \"320506\""));
             }
-        }
-        if let Some([lon, lat]) = self.center {
-            if !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
+        if let Some([lon, lat]) = self.center
+            && !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
                 return Err(format!("center [{lon}, {lat}] must be [lon, lat] in degrees"));
             }
-        }
         if let Some(crs) = &self.crs {
             crate::crs::Crs::parse(crs).map_err(|e| format!("crs {crs:?}: {e}"))?;
         }
@@ -204,13 +202,16 @@ pub struct Store {
     lock: Option<WriterLock>,
 }
 
+/// Writes a version file.
+pub type WriteVersion<'a> = Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), String> + 'a>;
+
 /// A new version of one dataset, to be written by [`Store::save_versions`].
 pub struct NewVersion<'a> {
     pub dataset: Dataset,
     /// Features, rows or entries it holds (for the history).
     pub features: u64,
     /// Writes the version file.
-    pub write: Box<dyn FnOnce(&mut dyn std::io::Write) -> Result<(), String> + 'a>,
+    pub write: WriteVersion<'a>,
 }
 
 impl<'a> NewVersion<'a> {
@@ -483,14 +484,13 @@ impl Store {
         }
         let mut written = Vec::new();
         let result = self.save_inner(plan, meta, source, crash, &mut written);
-        if let Err(e) = &result {
-            if !matches!(e, StoreError::InjectedCrash(_)) {
+        if let Err(e) = &result
+            && !matches!(e, StoreError::InjectedCrash(_)) {
                 // Nothing was committed: take back what this save put in place.
                 for file in &written {
                     let _ = std::fs::remove_file(file);
                 }
             }
-        }
         result
     }
 
