@@ -221,3 +221,33 @@ fn components_may_come_before_their_grids_and_every_dataset_one_at_a_time() {
         .collect();
     assert_eq!(current.len(), 7, "every dataset has a version: {current:?}");
 }
+
+#[test]
+fn a_real_citys_package_over_the_demo_replaces_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["demo", "--preset", "tiny", "--out"]).arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The real city's package without zones and without a responsibility list.
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir(&pkg).unwrap();
+    for name in ["city.toml", "grids.zip", "components.csv", "units.csv", "calendar.toml"] {
+        std::fs::copy(package().join(name), pkg.join(name)).unwrap();
+    }
+    let out = citygrid(&["import", pkg.to_str().unwrap()], &data);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("another city") && report.contains("zones, rules"), "{report}");
+    let server = Server::start(&data);
+    let (_, health) = request(&server.addr, "GET", "/health", None);
+    assert!(!health.to_string().contains("demo"), "nothing of the demo is left: {health}");
+    let zones = health["layers"].as_array().unwrap().iter().find(|l| l["name"] == "zones").unwrap();
+    assert_eq!((zones["version"].as_u64(), zones["features"].as_u64()), (None, Some(0)), "the demo's road sections are gone: {health}");
+    assert!(health["rules_version"].is_null(), "{health}");
+    let case = serde_json::json!({"lon": 120.6162683612, "lat": 31.3254224106, "event_type": "0401", "urgency": "紧急"});
+    let (status, answer) = request(&server.addr, "POST", "/v1/cases/route", Some(&case.to_string()));
+    assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("rules_unavailable")), "no demo rule routes a real case: {answer}");
+    // The demo's versions are kept (history), not current.
+    let (_, layers) = request(&server.addr, "GET", "/v1/layers/zones/versions", None);
+    assert_eq!((layers["versions"].as_array().unwrap().len(), layers["current"].as_u64()), (1, None), "{layers}");
+}

@@ -254,7 +254,7 @@ impl Datasets {
             return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
         }
         let before = store.versions();
-        store.save_versions(checked.plan(&|_, _| {}), Some(&checked.meta), origin, None)?;
+        store.save_versions_clearing(checked.plan(&|_, _| {}), &checked.clear, Some(&checked.meta), origin)?;
         let CheckedPackage { report, city, .. } = checked;
         drop(city);
         if let Err(message) = self.reload(&store, false) {
@@ -469,7 +469,7 @@ pub fn import_package_offline(store: &mut Store, package: &Package, options: &Pa
         return Ok(PackageImported { report: checked.report, versions: None });
     }
     let before = store.versions();
-    store.save_versions(checked.plan(progress), Some(&checked.meta), origin, None)?;
+    store.save_versions_clearing(checked.plan(progress), &checked.clear, Some(&checked.meta), origin)?;
     let CheckedPackage { report, city, .. } = checked;
     drop(city);
     if let Err(e) = store.load_city(&|_, _| {}) {
@@ -492,7 +492,7 @@ fn history(store: &Store, name: &'static str) -> DatasetHistory {
         None => DatasetHistory { name, current: None, versions: Vec::new() },
         Some(d) => DatasetHistory {
             name,
-            current: Some(d.current),
+            current: (d.current != 0).then_some(d.current),
             versions: d.versions.iter().map(|v| VersionView { info: v.clone(), current: v.version == d.current }).collect(),
         },
     }

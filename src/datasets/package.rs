@@ -114,6 +114,9 @@ pub struct PackageReport {
     pub texts: Vec<TextChecked>,
     /// Why the package is refused (`None`: it can be imported).
     pub rejection: Option<String>,
+    /// Set when the package is another city's, which replaces the current one whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces_city: Option<String>,
 }
 
 impl PackageReport {
@@ -128,6 +131,9 @@ impl PackageReport {
             for w in &t.warnings {
                 s.push_str(&format!("  warning: {w}\n"));
             }
+        }
+        if let Some(r) = &self.replaces_city {
+            s.push_str(&format!("note: {r}\n"));
         }
         if let Some(r) = &self.rejection {
             s.push_str(&format!("PACKAGE REJECTED: {r}\n"));
@@ -146,6 +152,8 @@ pub struct CheckedPackage {
     pub layers: Vec<Dataset>,
     pub units_changed: bool,
     pub texts: Vec<(Dataset, u64, String)>,
+    /// Datasets made current in no version by this import (another city's package lacks them).
+    pub clear: Vec<Dataset>,
 }
 
 impl CheckedPackage {
@@ -179,7 +187,7 @@ pub fn check_package(
     options: &PackageOptions,
 ) -> Result<CheckedPackage, DatasetError> {
     let refuse = |report: PackageReport, why: String| Err(DatasetError::PackageRejected(Box::new(PackageReport { rejection: Some(why), ..report })));
-    let mut report = PackageReport { layers: Vec::new(), texts: Vec::new(), rejection: None };
+    let mut report = PackageReport { layers: Vec::new(), texts: Vec::new(), rejection: None, replaces_city: None };
     // The settings first: they say the hierarchy and the CRS the layers are read in.
     let current_meta = current.map(|(_, m)| m);
     let meta = match (package.text(Dataset::City)?, current_meta) {
@@ -203,8 +211,36 @@ pub fn check_package(
             return refuse(report, "the data directory holds no city yet and the package has no city.toml: add one (name, code, crs, hierarchy) or run `citygrid init` first".into());
         }
     };
+    // A package of another city (its county code is not the current one's) replaces the whole
+    // city: what it does not bring is cleared, never left over from the city before (the demo's
+    // zones routing a real city's cases).
+    let another_city = match (current, &meta.code) {
+        (Some((c, m)), Some(code)) if package.files.contains_key(&Dataset::City) => {
+            let current_code = m.code.clone().or_else(|| c.grids.first().map(|g| g.code.to_string()));
+            current_code.is_some_and(|cc| cc != *code)
+        }
+        _ => false,
+    };
+    let mut clear = Vec::new();
+    if another_city {
+        if !package.files.contains_key(&Dataset::Grids) {
+            return refuse(report, format!("city.toml names another city (code {}): its package must bring its grids", meta.code.as_deref().unwrap_or("")));
+        }
+        for d in [Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar] {
+            if !package.files.contains_key(&d) {
+                clear.push(d);
+            }
+        }
+        report.replaces_city = Some(format!(
+            "city.toml names another city ({} {}): it replaces {:?} whole; what the package does not bring is cleared: {}",
+            meta.code.as_deref().unwrap_or(""),
+            meta.name,
+            current.map(|(_, m)| m.name.as_str()).unwrap_or(""),
+            if clear.is_empty() { "nothing".to_owned() } else { clear.iter().map(|d| d.name()).collect::<Vec<_>>().join(", ") }
+        ));
+    }
     let empty = match current {
-        Some((c, _)) if c.hierarchy == meta.hierarchy => None,
+        Some((c, _)) if c.hierarchy == meta.hierarchy && !another_city => None,
         Some(_) if !package.files.contains_key(&Dataset::Grids) => {
             return refuse(report, "city.toml changes the grid hierarchy: the package must bring the grids in the new scheme too".into());
         }
@@ -284,7 +320,7 @@ pub fn check_package(
     if let Some(text) = package.text(Dataset::City)? {
         texts.push((Dataset::City, 1, text));
     }
-    Ok(CheckedPackage { report, meta, city, layers, units_changed, texts })
+    Ok(CheckedPackage { report, meta, city, layers, units_changed, texts, clear })
 }
 
 /// Writes `city` as a city package in the folder `dir` (created if missing): `city.toml`,

@@ -478,12 +478,30 @@ impl Store {
         source: &str,
         crash: Option<CrashPoint>,
     ) -> Result<Versions, StoreError> {
+        self.save_inner_checked(plan, &[], meta, source, crash)
+    }
+
+    /// [`Store::save_versions`] that also makes `clear`'s datasets current in no version (their
+    /// versions stay kept, for rollback), in the same commit: another city's package replacing
+    /// the city whole.
+    pub fn save_versions_clearing(&mut self, plan: Vec<NewVersion<'_>>, clear: &[Dataset], meta: Option<&CityMeta>, source: &str) -> Result<Versions, StoreError> {
+        self.save_inner_checked(plan, clear, meta, source, None)
+    }
+
+    fn save_inner_checked(
+        &mut self,
+        plan: Vec<NewVersion<'_>>,
+        clear: &[Dataset],
+        meta: Option<&CityMeta>,
+        source: &str,
+        crash: Option<CrashPoint>,
+    ) -> Result<Versions, StoreError> {
         self.writer()?;
         if let Some(meta) = meta {
             meta.hierarchy.validate().map_err(|e| StoreError::Invalid(e.to_string()))?;
         }
         let mut written = Vec::new();
-        let result = self.save_inner(plan, meta, source, crash, &mut written);
+        let result = self.save_inner(plan, clear, meta, source, crash, &mut written);
         if let Err(e) = &result
             && !matches!(e, StoreError::InjectedCrash(_)) {
                 // Nothing was committed: take back what this save put in place.
@@ -497,6 +515,7 @@ impl Store {
     fn save_inner(
         &mut self,
         plan: Vec<NewVersion<'_>>,
+        clear: &[Dataset],
         meta: Option<&CityMeta>,
         source: &str,
         crash: Option<CrashPoint>,
@@ -508,6 +527,11 @@ impl Store {
             next.city = Some(meta.clone());
         }
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for d in clear {
+            if let Some(history) = next.datasets.get_mut(d.name()) {
+                history.current = 0;
+            }
+        }
         for (i, new) in plan.into_iter().enumerate() {
             let dataset = new.dataset;
             let version = self.manifest.dataset(dataset.name()).map_or(0, |d| d.latest()) + 1;
