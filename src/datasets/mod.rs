@@ -349,10 +349,10 @@ fn check_upload(
 /// current in the store. The caller then serves it, or puts back what was current with
 /// [`Saved::restore`].
 fn save_upload(store: &mut Store, city: &City, units_changed: bool, options: &ImportOptions, origin: &str) -> Result<Saved, DatasetError> {
-    let dataset = options.layer.name();
+    let dataset = options.layer.dataset();
     let before = store.versions();
-    let versions = store.save_layer(Dataset::parse(dataset).expect("a layer"), city, units_changed, origin, &|_, _| {})?;
-    Ok(Saved { dataset, before, versions })
+    let versions = store.save_layer(dataset, city, units_changed, origin, &|_, _| {})?;
+    Ok(Saved { dataset: dataset.name(), before, versions })
 }
 
 /// [`Datasets::import`] for a data directory no server is running on (the command line): the

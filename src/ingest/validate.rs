@@ -64,6 +64,15 @@ impl LayerKind {
         }
     }
 
+    /// The dataset this layer is stored as.
+    pub fn dataset(self) -> crate::store::Dataset {
+        match self {
+            LayerKind::Grids => crate::store::Dataset::Grids,
+            LayerKind::Components => crate::store::Dataset::Components,
+            LayerKind::Zones => crate::store::Dataset::Zones,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             LayerKind::Grids => "grids",
