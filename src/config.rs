@@ -24,6 +24,8 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// data = "/var/lib/citygrid"
 /// admin_tokens = ["a-long-random-string"]   # bearer tokens for writes (and CITYGRID_ADMIN_TOKEN)
 /// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
+/// cors_public_reads = true             # any web page may read (GET/HEAD) across origins
+/// cors_write_origins = ["https://dispatch.example.gov.cn"]  # pages that may also write (routing, imports)
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -39,6 +41,8 @@ pub struct FileConfig {
     pub data: Option<PathBuf>,
     pub admin_tokens: Option<Vec<String>>,
     pub max_upload_mb: Option<usize>,
+    pub cors_public_reads: Option<bool>,
+    pub cors_write_origins: Option<Vec<String>>,
     #[serde(default)]
     pub tiles: TilesSection,
 }
@@ -69,6 +73,8 @@ pub enum ConfigError {
     Upload(String),
     #[error("admin_tokens / CITYGRID_ADMIN_TOKEN: {0}")]
     Token(String),
+    #[error("cors_write_origins: {0}")]
+    Cors(String),
 }
 
 impl FileConfig {
@@ -92,6 +98,26 @@ pub struct ServerConfig {
     pub admin_tokens: Vec<String>,
     /// Largest layer upload accepted over HTTP, MiB.
     pub max_upload_mb: usize,
+    /// Which web pages of other origins may call the server.
+    pub cors: CorsPolicy,
+}
+
+/// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
+/// this server. Reads (GET, HEAD) are public by default, as tiles and lookups are; anything
+/// else (case routing, which writes the audit log, and every admin write) only from the
+/// configured origins — none by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsPolicy {
+    /// Any origin may read (GET, HEAD). Default: true.
+    pub public_reads: bool,
+    /// Origins (`https://host[:port]`) that may also send POST, PUT and DELETE.
+    pub write_origins: Vec<String>,
+}
+
+impl Default for CorsPolicy {
+    fn default() -> Self {
+        CorsPolicy { public_reads: true, write_origins: Vec::new() }
+    }
 }
 
 /// Values given on the command line or in the environment (`None`: not given).
@@ -142,7 +168,17 @@ impl ServerConfig {
         if max_upload_mb == 0 {
             return Err(ConfigError::Upload("must be at least 1 (MiB)".into()));
         }
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb })
+        let write_origins = file.cors_write_origins.unwrap_or_default();
+        if let Some(bad) = write_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.trim_end_matches('/').matches('/').count() != 2 || *o == "*") {
+            return Err(ConfigError::Cors(format!(
+                "{bad:?} is not an origin: write it as scheme://host[:port], e.g. https://dispatch.example.gov.cn (no \"*\": writes need named origins)"
+            )));
+        }
+        let cors = CorsPolicy {
+            public_reads: file.cors_public_reads.unwrap_or(true),
+            write_origins: write_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
+        };
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors })
     }
 }
 
@@ -211,6 +247,20 @@ mod tests {
         let flags = Overrides { admin_token: Some("short".into()), ..Default::default() };
         let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
         assert!(e.contains("CITYGRID_ADMIN_TOKEN") && e.contains("16"), "{e}");
+    }
+
+    #[test]
+    fn cors_reads_are_public_and_writes_need_named_origins() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.cors, CorsPolicy { public_reads: true, write_origins: vec![] });
+        let file: FileConfig = toml::from_str("cors_public_reads = false\ncors_write_origins = [\"https://map.example.cn/\"]\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
+        assert_eq!(c.cors, CorsPolicy { public_reads: false, write_origins: vec!["https://map.example.cn".into()] });
+        for bad in ["*", "map.example.cn", "https://map.example.cn/app"] {
+            let file: FileConfig = toml::from_str(&format!("cors_write_origins = [{bad:?}]\n")).unwrap();
+            let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
+            assert!(e.contains("cors_write_origins") && e.contains("scheme://host"), "{bad}: {e}");
+        }
     }
 
     #[test]

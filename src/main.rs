@@ -459,6 +459,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_admin_tokens(config.admin_tokens.clone())
         .with_audit(audit)
         .with_max_upload_mb(config.max_upload_mb)
+        .with_cors(config.cors.clone())
         .with_datasets(datasets);
     if let Some(dir) = args.viewer_dir {
         state = state.with_viewer_dir(dir);

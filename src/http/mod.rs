@@ -45,6 +45,8 @@ pub struct AppState {
     pub viewer_dir: Arc<PathBuf>,
     /// Largest layer upload accepted (`PUT /v1/layers/{name}`), bytes.
     pub max_upload_bytes: usize,
+    /// Which pages of other origins may call the server.
+    pub cors: crate::config::CorsPolicy,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             datasets: None,
             fonts_dir: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
+            cors: crate::config::CorsPolicy::default(),
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
         }
     }
@@ -96,6 +99,11 @@ impl AppState {
         self
     }
 
+    /// The same state with this cross-origin policy.
+    pub fn with_cors(self, cors: crate::config::CorsPolicy) -> AppState {
+        AppState { cors, ..self }
+    }
+
     /// The same state, accepting these bearer tokens for writes.
     pub fn with_admin_tokens(mut self, tokens: Vec<String>) -> AppState {
         self.admin = auth::AdminTokens::new(tokens);
@@ -109,6 +117,7 @@ pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
+    let cors = cors_layer(&state.cors);
     Router::new()
         .route("/health", get(health::health))
         .route("/v1/locate", get(lookup::locate))
@@ -146,6 +155,31 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer/vendor/maplibre-gl/{file}", get(viewer::vendor))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The CORS layer of `policy`: a page of another origin may read (GET, HEAD) if reads are
+/// public, and send anything else only from a configured write origin. Preflights
+/// (`OPTIONS` with `Access-Control-Request-Method`) are answered here; an origin that may not
+/// gets no `Access-Control-Allow-Origin`, so its browser refuses the call.
+fn cors_layer(policy: &crate::config::CorsPolicy) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let public_reads = policy.public_reads;
+    let writers: Vec<HeaderValue> = policy.write_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
+            let method = match parts.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
+                Some(m) if parts.method == Method::OPTIONS => Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST),
+                _ => parts.method.clone(),
+            };
+            let read = method == Method::GET || method == Method::HEAD;
+            (read && public_reads) || writers.contains(origin)
+        }))
+        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_NONE_MATCH, header::RANGE])
+        .expose_headers([header::ETAG, header::CONTENT_DISPOSITION, header::CONTENT_RANGE])
+        .max_age(std::time::Duration::from_secs(600))
 }
