@@ -493,7 +493,7 @@ pub fn components(world: &World, q: &Query, s: &Selection<'_>) -> Result<Page, A
 }
 
 /// Components matching the filter and box (every page's): from the index's counts when only
-/// classes and a lon/lat box select, else by a walk.
+/// classes and a lon/lat box select, else by one pass over the candidates (in any order).
 fn count_components(world: &World, filter: &ComponentFilter, bbox: Option<&BboxFilter>) -> u64 {
     if filter.nothing {
         return 0;
@@ -502,10 +502,21 @@ fn count_components(world: &World, filter: &ComponentFilter, bbox: Option<&BboxF
         let rect = bbox.map_or_else(whole_world, |b| b.envelope);
         return world.components.count_by_class(&world.city, rect, Some(&filter.classes)).values().map(|&n| n as u64).sum();
     }
-    let mut n = 0u64;
-    walk(world, filter, bbox, None, 65_536, |_| {
-        n += 1;
-        true
-    });
-    n
+    let class_ok = |c: &Component| {
+        filter.classes.is_empty()
+            || filter.classes.iter().any(|&k| if k.is_major() { c.class.major_class() == k } else { c.class == k })
+    };
+    let selected = |c: &Component| class_ok(c) && filter.matches(world, c);
+    match bbox {
+        None => world.city.components.iter().filter(|c| selected(c)).count() as u64,
+        Some(b) => {
+            let all = world.city.components.len().max(1);
+            let (candidates, _) = world.components.in_bbox(&world.city, b.envelope, Some(&filter.classes), None, all);
+            candidates
+                .into_iter()
+                .map(|i| &world.city.components[i as usize])
+                .filter(|c| b.contains(c.location) && selected(c))
+                .count() as u64
+        }
+    }
 }
