@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod layers;
 mod lookup;
+mod ogc;
 mod params;
 pub mod routing;
 mod spool;
@@ -148,6 +149,14 @@ pub fn router(state: AppState) -> Router {
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .route("/styles/citygrid.json", get(tiles::style))
         .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
+        .route("/ogc", get(ogc::landing))
+        .route("/ogc/", get(ogc::landing))
+        .route("/ogc/conformance", get(ogc::conformance))
+        .route("/ogc/api", get(ogc::api))
+        .route("/ogc/collections", get(ogc::collections))
+        .route("/ogc/collections/{id}", get(ogc::collection))
+        .route("/ogc/collections/{id}/items", get(ogc::items))
+        .route("/ogc/collections/{id}/items/{feature_id}", get(ogc::item))
         .route("/", get(viewer::redirect))
         .route("/viewer", get(viewer::redirect))
         .route("/viewer/", get(viewer::index))
