@@ -50,6 +50,7 @@ mod components;
 mod encoder;
 mod grids;
 mod mercator;
+mod shapes;
 mod topology;
 pub mod vector_tile;
 
