@@ -223,7 +223,7 @@ pub struct TileSetStats {
     pub zone_bytes: usize,
     /// Heap bytes held by the component index and precomputed clusters.
     pub component_bytes: usize,
-    /// Arcs and arc vertices after sharing seams (grids and zones).
+    /// Arcs and arc vertices of the grids after sharing seams.
     pub arcs: usize,
     pub arc_vertices: usize,
     /// Zooms whose clusters are precomputed (the others aggregate on the fly).
@@ -279,13 +279,12 @@ impl TileSet {
     /// Sizes of the prepared data.
     pub fn stats(&self) -> TileSetStats {
         let (arcs, arc_vertices) = self.grids.topology_sizes();
-        let (zone_arcs, zone_vertices) = self.zones.topology_sizes();
         TileSetStats {
             grid_bytes: self.grids.heap_bytes(),
             zone_bytes: self.zones.heap_bytes(),
             component_bytes: self.components.heap_bytes(),
-            arcs: arcs + zone_arcs,
-            arc_vertices: arc_vertices + zone_vertices,
+            arcs,
+            arc_vertices,
             precomputed_cluster_zooms: self.components.precomputed_zooms(),
         }
     }

@@ -80,11 +80,6 @@ impl ZoneLayer {
         self.shapes.heap_bytes() + self.features.capacity() * (std::mem::size_of::<ZoneFeature>() + 64)
     }
 
-    /// Number of arcs and arc vertices after deduplication.
-    pub fn topology_sizes(&self) -> (usize, usize) {
-        self.shapes.sizes()
-    }
-
     /// Adds the tile's features: the polygons of the zones that reach into the tile plus
     /// `buffer` (clipped to it), in the order of `City::zones`, then the label points that
     /// fall in the tile itself.
