@@ -30,6 +30,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
 /// level_min_zoom = [0, 10, 12, 13]     # first zoom of each grid level, district first
+/// zone_min_zoom = 12                   # first zoom of the zones (responsibility polygons)
 /// component_full_zoom = 16             # one point per component from here; clusters below
 /// max_zoom = 20
 /// max_points_per_tile = 8000           # denser full-detail tiles are clustered instead
@@ -53,6 +54,7 @@ pub struct FileConfig {
 pub struct TilesSection {
     pub cache_mb: Option<u64>,
     pub level_min_zoom: Option<Vec<u8>>,
+    pub zone_min_zoom: Option<u8>,
     pub component_full_zoom: Option<u8>,
     pub max_zoom: Option<u8>,
     pub max_points_per_tile: Option<u32>,
@@ -145,6 +147,9 @@ impl ServerConfig {
         if let Some(v) = t.level_min_zoom {
             tiles.level_min_zoom = v;
         }
+        if let Some(v) = t.zone_min_zoom {
+            tiles.zone_min_zoom = v;
+        }
         if let Some(v) = t.component_full_zoom {
             tiles.component_full_zoom = v;
         }
@@ -207,11 +212,12 @@ mod tests {
     #[test]
     fn the_tiles_section_sets_zoom_rules_and_the_cache() {
         let file: FileConfig = toml::from_str(
-            "[tiles]\ncache_mb = 64\nlevel_min_zoom = [0, 11, 13, 14]\ncomponent_full_zoom = 17\nmax_zoom = 19\nmax_points_per_tile = 500\n",
+            "[tiles]\ncache_mb = 64\nlevel_min_zoom = [0, 11, 13, 14]\nzone_min_zoom = 14\ncomponent_full_zoom = 17\nmax_zoom = 19\nmax_points_per_tile = 500\n",
         )
         .unwrap();
         let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
         assert_eq!(c.tiles.level_min_zoom, vec![0, 11, 13, 14]);
+        assert_eq!(c.tiles.zone_min_zoom, 14);
         assert_eq!((c.tiles.component_full_zoom, c.tiles.max_zoom, c.tiles.max_points_per_tile), (17, 19, 500));
         assert_eq!(c.tile_cache_bytes, 64 << 20);
         // The flag (or CITYGRID_TILE_CACHE_MB) wins over the file.
@@ -227,6 +233,7 @@ mod tests {
             ("[tiles]\nlevel_min_zoom = []\n", "level_min_zoom"),
             ("[tiles]\nmax_zoom = 30\n", "max_zoom"),
             ("[tiles]\ncomponent_full_zoom = 21\n", "component_full_zoom"),
+            ("[tiles]\nzone_min_zoom = 21\n", "zone_min_zoom"),
             ("[tiles]\nmax_points_per_tile = 0\n", "max_points_per_tile"),
         ] {
             let file: FileConfig = toml::from_str(text).unwrap();

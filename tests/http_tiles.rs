@@ -1,8 +1,10 @@
 //! Tiles over HTTP through the real router: TileJSON, catalog, style, status codes, caching
-//! headers, compression, ETags that follow the layer version. (The tiles' contents are tested
-//! decoded in tests/tiles_*.rs.)
+//! headers, compression, ETags that follow the layer version, zone tiles that follow a zones
+//! import. (The tiles' contents are tested decoded in tests/tiles_*.rs.)
 
 mod common;
+#[path = "tiles_decode.rs"]
+mod decode;
 
 use std::io::Read;
 
@@ -100,8 +102,8 @@ async fn catalog_and_style_point_at_this_server() {
     assert_eq!(status, StatusCode::OK);
     let catalog = json(&body);
     let ids: Vec<&str> = catalog["tilesets"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["grids", "components", "grids,components"]);
-    assert_eq!(catalog["tilesets"][2]["tilejson"], "http://10.1.2.3:8080/tiles/grids,components");
+    assert_eq!(ids, ["grids", "zones", "components", "grids,components", "grids,zones,components"]);
+    assert_eq!(catalog["tilesets"][3]["tilejson"], "http://10.1.2.3:8080/tiles/grids,components");
 
     let (status, _, body) = send(&f.app, "/styles/citygrid.json", &[("host", "10.1.2.3:8080")]).await;
     assert_eq!(status, StatusCode::OK);
@@ -109,9 +111,14 @@ async fn catalog_and_style_point_at_this_server() {
     assert!(!text.contains("{{"), "every placeholder filled");
     let style = json(text.as_bytes());
     assert_eq!(style["version"], 8);
-    assert_eq!(style["sources"]["citygrid"]["url"], "http://10.1.2.3:8080/tiles/grids,components");
+    assert_eq!(style["sources"]["citygrid"]["url"], "http://10.1.2.3:8080/tiles/grids,zones,components");
     let (_, _, body) = send(&f.app, "/styles/citygrid.json?datum=gcj02", &[("host", "h")]).await;
-    assert_eq!(json(&body)["sources"]["citygrid"]["url"], "http://h/tiles/grids,components?datum=gcj02");
+    assert_eq!(json(&body)["sources"]["citygrid"]["url"], "http://h/tiles/grids,zones,components?datum=gcj02");
+    // Every source layer the style draws is one the tiles have.
+    let layers: Vec<&str> = style["layers"].as_array().unwrap().iter().filter_map(|l| l["source-layer"].as_str()).collect();
+    for name in ["grids", "zones", "components"] {
+        assert!(layers.contains(&name), "the style draws {name}");
+    }
     // Nothing from the internet: glyphs come from this server too.
     assert_eq!(style["glyphs"], "http://10.1.2.3:8080/fonts/{fontstack}/{range}.pbf");
     assert!(!text.contains("https://"), "the style names no outside host");
@@ -225,4 +232,114 @@ async fn a_new_layer_version_is_never_served_from_the_old_cache_entry() {
     assert_eq!(status, StatusCode::OK, "an old ETag does not match the new version");
     let new_etag = headers["etag"].to_str().unwrap();
     assert!(new_etag.starts_with("\"g2-c2-"), "{new_etag}");
+}
+
+#[tokio::test]
+async fn tilejson_lists_the_zones_layer_its_fields_and_zone_layers() {
+    let f = fixture();
+    let world = f.handle.load();
+    let (status, _, body) = send(&f.app, "/tiles/components,zones,grids", &[("host", "h")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let tj = json(&body);
+    assert_eq!(tj["tiles"][0], "http://h/tiles/grids,zones,components/{z}/{x}/{y}.mvt");
+    let ids: Vec<&str> = tj["vector_layers"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["grids", "zones", "components"]);
+    let zones = &tj["vector_layers"][1];
+    assert_eq!(zones["fields"], serde_json::json!({"layer": "String", "id": "String", "name": "String", "unit": "String"}));
+    assert_eq!(zones["minzoom"], 12);
+    let roads = world.city.zones.iter().filter(|z| z.layer == "roads").count();
+    assert!(roads > 0);
+    assert_eq!(zones["zone_layers"], serde_json::json!({"roads": roads}), "the zone layers present, with their counts");
+    assert_eq!(tj["versions"]["zones"], 1);
+    let (status, _, body) = send(&f.app, "/tiles/zones", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["vector_layers"].as_array().unwrap().len(), 1);
+}
+
+/// The city's zones as GeoJSON, renamed and given to `unit`.
+fn zones_geojson(city: &citygrid::model::City, rename: impl Fn(&str) -> String, unit: &str) -> String {
+    use serde_json::json;
+    let features: Vec<Value> = city
+        .zones
+        .iter()
+        .map(|z| {
+            let polygons: Vec<Value> = z
+                .geometry
+                .0
+                .iter()
+                .map(|p| {
+                    let ring = |r: &geo_types::LineString<f64>| r.0.iter().map(|c| json!([c.x, c.y])).collect::<Vec<_>>();
+                    json!(std::iter::once(ring(p.exterior())).chain(p.interiors().iter().map(ring)).collect::<Vec<_>>())
+                })
+                .collect();
+            json!({"type": "Feature", "properties": {"layer": z.layer, "id": z.id, "name": rename(&z.name), "unit": unit},
+                   "geometry": {"type": "MultiPolygon", "coordinates": polygons}})
+        })
+        .collect();
+    json!({"type": "FeatureCollection", "features": features}).to_string()
+}
+
+/// The zone features of a tile answer, by zone id: (name, unit).
+fn zones_in(body: &[u8]) -> std::collections::BTreeMap<String, (String, Option<String>)> {
+    let tile = decode::decode(body);
+    let layer = tile.get("zones").expect("a zones layer");
+    layer
+        .features
+        .iter()
+        .map(|f| (f.get("id").str().to_owned(), (f.get("name").str().to_owned(), f.props.get("unit").map(|u| u.str().to_owned()))))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_zones_import_or_rollback_is_never_answered_from_the_old_tiles() {
+    use geo::InteriorPoint;
+    let s = common::ingest::server();
+    let world = s.handle.load();
+    let zone = world.city.zones[0].clone();
+    let p = zone.geometry.interior_point().unwrap();
+    let (x, y) = tile_of(p.x(), p.y(), 16);
+    let uris = [format!("/tiles/zones/16/{x}/{y}.mvt"), format!("/tiles/grids,zones,components/16/{x}/{y}.mvt")];
+    let mut old = Vec::new();
+    for uri in &uris {
+        let (status, headers, body) = send(&s.app, uri, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let etag = headers["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with("\"g1-c1-z1-"), "the ETag names the zones version: {etag}");
+        let zones = zones_in(&body);
+        let unit = zone.unit.map(|u| world.city.units.get(u).name.clone());
+        assert_eq!(zones[&zone.id], (zone.name.clone(), unit), "{uri}");
+        let (status, _, _) = send(&s.app, uri, &[("if-none-match", &etag)]).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        old.push((etag, body));
+    }
+
+    // A new zones version: renamed, another unit.
+    let upload = zones_geojson(&world.city, |n| format!("{n}（改）"), "新道路养护公司");
+    let (status, answer) = common::ingest::put(&s.app, "/v1/layers/zones", Some("application/geo+json"), upload).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(s.handle.load().versions.get("zones"), Some(2));
+    for (uri, (etag, _)) in uris.iter().zip(&old) {
+        let (status, headers, body) = send(&s.app, uri, &[("if-none-match", etag)]).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: an old ETag does not match the new zones version");
+        let new_etag = headers["etag"].to_str().unwrap();
+        assert!(new_etag.starts_with("\"g1-c1-z2-"), "{new_etag}");
+        let zones = zones_in(&body);
+        assert_eq!(zones[&zone.id], (format!("{}（改）", zone.name), Some("新道路养护公司".to_owned())), "{uri}: the new zones");
+    }
+
+    // Back to version 1: the first tiles again, with their ETags.
+    let rollback = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/layers/zones/rollback")
+        .header("authorization", format!("Bearer {}", common::ingest::TOKEN))
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"version": 1}"#))
+        .unwrap();
+    let response = s.app.clone().oneshot(rollback).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    for (uri, (etag, body)) in uris.iter().zip(&old) {
+        let (status, headers, again) = send(&s.app, uri, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!((headers["etag"].to_str().unwrap(), &again), (etag.as_str(), body), "{uri}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Vector tiles, decoded and checked against the city they come from: bounds, properties,
-//! winding, identical seams between neighbouring grids, no gaps or overlaps, cluster counts
-//! against brute force, every component in exactly one tile, GCJ-02 shift, determinism.
+//! winding, identical seams between neighbouring grids, no gaps or overlaps, zones in the tiles
+//! they reach into, cluster counts against brute force, every component in exactly one tile,
+//! GCJ-02 shift, determinism.
 
 #[path = "tiles_decode.rs"]
 mod decode;
@@ -14,7 +15,7 @@ use citygrid::demo::{DemoSpec, Preset, generate};
 use citygrid::model::City;
 use citygrid::tiles::{Layer, TileConfig, TileError, TileSet};
 use decode::{DecodedLayer, Feature, Prop, area2, decode};
-use geo::Contains;
+use geo::{Area, BooleanOps, Contains, Intersects};
 
 const EXTENT: i32 = 4096;
 const BUFFER: i32 = 64;
@@ -131,7 +132,7 @@ fn tiles_decode_within_bounds_with_their_properties_and_winding() {
         for (x, y) in tiles_over(&f.city, z, Datum::Wgs84) {
             let d = encode(f, &Layer::ALL, z, x, y, Datum::Wgs84);
             for (name, layer) in &d {
-                assert!(name == "grids" || name == "components", "layer {name}");
+                assert!(["grids", "zones", "components"].contains(&name.as_str()), "layer {name}");
                 assert_eq!((layer.version, layer.extent), (2, 4096), "{name}");
                 assert!(!layer.features.is_empty(), "an empty layer is left out");
                 let info = f.tiles.layer_info(Layer::from_name(name).unwrap());
@@ -148,7 +149,7 @@ fn tiles_decode_within_bounds_with_their_properties_and_winding() {
                             assert!((0..EXTENT).contains(&p[0]) && (0..EXTENT).contains(&p[1]), "point {p:?} outside its tile");
                         }
                         decode::Geom::Polygon(rings) => {
-                            assert_eq!(name, "grids");
+                            assert!(name == "grids" || name == "zones", "polygons in {name}");
                             assert!(area2(&rings[0]) > 0, "first ring must be exterior (positive area)");
                             for r in rings {
                                 assert_ne!(area2(r), 0, "collapsed ring kept");
@@ -173,6 +174,11 @@ fn tiles_decode_within_bounds_with_their_properties_and_winding() {
                         assert_eq!(code.len(), levels[level - 1].code_digits);
                         assert_eq!(feat.id, Some(code_number(code)));
                         seen_levels.insert(level);
+                    } else if name == "zones" {
+                        assert!(z >= config.zone_min_zoom, "zones at z{z}");
+                        let keys: Vec<&str> = feat.props.keys().map(String::as_str).collect();
+                        assert!(keys == ["id", "layer", "name", "unit"] || keys == ["id", "layer", "name"], "{keys:?}");
+                        assert!(feat.id.is_some());
                     } else if z >= config.component_full_zoom {
                         let keys: Vec<&str> = feat.props.keys().map(String::as_str).collect();
                         assert_eq!(keys, ["class", "code", "major", "status"]);
@@ -677,4 +683,78 @@ fn bd09_tiles_are_shifted_further_than_gcj02() {
         let p = feat.point();
         assert!((p[0] as f64 - t[0]).abs() <= 1.0 && (p[1] as f64 - t[1]).abs() <= 1.0, "{datum}");
     }
+}
+
+/// The tile z/x/y plus `pad` tile units around it, as a lon/lat rectangle.
+fn tile_box(z: u8, x: u32, y: u32, pad: f64) -> geo_types::Polygon<f64> {
+    let (w, n) = tile_lonlat([-pad, -pad], z, x, y);
+    let (e, s) = tile_lonlat([EXTENT as f64 + pad, EXTENT as f64 + pad], z, x, y);
+    geo_types::Rect::new(geo_types::coord! { x: w, y: s }, geo_types::coord! { x: e, y: n }).to_polygon()
+}
+
+#[test]
+fn zone_tiles_hold_the_zones_that_reach_into_them_with_their_properties() {
+    let f = tiny();
+    let city = &f.city;
+    assert!(city.zones.len() >= 4, "the tiny city has road sections: {}", city.zones.len());
+    let min = f.tiles.config().zone_min_zoom;
+    let (mut present, mut absent, mut tiles_without_zones) = (0, 0, 0);
+    for z in [min - 1, min, 13, 14, 16, 18] {
+        let mut labels: HashMap<usize, usize> = HashMap::new();
+        for (x, y) in tiles_over(city, z, Datum::Wgs84) {
+            let d = encode(f, &[Layer::Grids, Layer::Zones], z, x, y, Datum::Wgs84);
+            let feats = features(&d, "zones");
+            if z < min {
+                assert!(feats.is_empty(), "no zones below z{min}");
+                continue;
+            }
+            if feats.is_empty() && !features(&d, "grids").is_empty() {
+                tiles_without_zones += 1;
+            }
+            for feat in feats {
+                let i = feat.id.expect("a feature id") as usize - 1;
+                let zone = &city.zones[i];
+                assert_eq!((feat.get("layer").str(), feat.get("id").str(), feat.get("name").str()), (zone.layer.as_str(), zone.id.as_str(), zone.name.as_str()));
+                let unit = zone.unit.map(|u| city.units.get(u).name.as_str());
+                assert_eq!(feat.props.get("unit").map(Prop::str), unit, "{}", zone.id);
+                match &feat.geom {
+                    decode::Geom::Points(p) => {
+                        let p = p[0];
+                        assert!((0..EXTENT).contains(&p[0]) && (0..EXTENT).contains(&p[1]), "label {p:?} outside its tile");
+                        let (lon, lat) = tile_lonlat([p[0] as f64 + 0.5, p[1] as f64 + 0.5], z, x, y);
+                        assert!(zone.geometry.contains(&geo::Point::new(lon, lat)), "z{z}: label of {} outside it", zone.id);
+                        *labels.entry(i).or_default() += 1;
+                    }
+                    decode::Geom::Polygon(rings) => {
+                        assert!(area2(&rings[0]) > 0, "exterior first");
+                        for p in rings.iter().flatten() {
+                            assert!(p.iter().all(|v| (-BUFFER..=EXTENT + BUFFER).contains(v)), "z{z}: {} vertex {p:?} outside tile + buffer", zone.id);
+                        }
+                    }
+                    g => panic!("unexpected geometry {g:?}"),
+                }
+            }
+            // Against the zones' own geometry: a zone that reaches into the tile (by more
+            // than 8 × 8 units, so that rounding cannot make it vanish) is drawn; a zone that
+            // stays outside the tile and its buffer is not.
+            let (tile, buffered) = (tile_box(z, x, y, 0.0), tile_box(z, x, y, BUFFER as f64));
+            let unit2 = tile.unsigned_area() / (EXTENT as f64 * EXTENT as f64);
+            for (i, zone) in city.zones.iter().enumerate() {
+                let drawn = feats.iter().any(|f| f.id == Some(i as u64 + 1) && !f.is_point());
+                if !zone.geometry.intersects(&buffered) {
+                    assert!(!feats.iter().any(|f| f.id == Some(i as u64 + 1)), "z{z} {x}/{y}: {} is outside, yet in the tile", zone.id);
+                    absent += 1;
+                } else if zone.geometry.intersection(&geo_types::MultiPolygon(vec![tile.clone()])).unsigned_area() / unit2 > 64.0 {
+                    assert!(drawn, "z{z} {x}/{y}: {} reaches into the tile, yet is not drawn", zone.id);
+                    present += 1;
+                }
+            }
+        }
+        if z >= min {
+            for i in 0..city.zones.len() {
+                assert_eq!(labels.get(&i), Some(&1), "z{z}: {} labelled once", city.zones[i].id);
+            }
+        }
+    }
+    assert!(present > 50 && absent > 1000 && tiles_without_zones > 10, "{present} drawn, {absent} left out, {tiles_without_zones} tiles without zones");
 }

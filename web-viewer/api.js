@@ -30,6 +30,7 @@ const q = (params) => new URLSearchParams(params).toString();
 export const api = {
   health: () => call('/health'),
   style: () => call('/styles/citygrid.json'),
+  tilejson: (layers) => call('/tiles/' + layers),
   locate: (lon, lat) => call('/v1/locate?' + q({ lon, lat })),
   grid: (code) => call('/v1/grids/' + encodeURIComponent(code)),
   component: (code) => call('/v1/components/' + encodeURIComponent(code)),

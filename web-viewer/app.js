@@ -16,6 +16,12 @@ const MAJORS = [
   ['06', '其他设施', 'other facilities'],
   ['21', '扩展部件', 'local extension'],
 ];
+/** Names of the usual zone layers; any other layer is shown by its own name. */
+const ZONE_LAYERS = {
+  roads: ['道路', 'roads'],
+  rivers: ['河道', 'rivers'],
+  plazas: ['广场', 'plazas'],
+};
 /** Local fonts for Chinese labels: the map draws every glyph itself, nothing is downloaded. */
 const CJK_FONTS = '"Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", sans-serif';
 const NONE = '\u0000'; // a code no grid has: highlight filters start empty
@@ -59,6 +65,8 @@ const state = {
   levels: new Set(),
   majors: new Set(MAJORS.map(([code]) => code)),
   gridLayers: [], // {id, filter}
+  hiddenZones: new Set(), // zone layers switched off (`roads`, …); a layer imported later shows
+  zoneLayers: [], // style layers drawing zones: {id, filter}
   pointLayers: [], // single components: {id, filter}
   clusterLayers: [], // {id, filter, layout, paint}
   picking: false,
@@ -76,6 +84,7 @@ function offlineStyle(style) {
   for (const layer of style.layers) {
     const copy = { id: layer.id, filter: layer.filter, layout: layer.layout, paint: layer.paint };
     if (layer['source-layer'] === 'grids') state.gridLayers.push(copy);
+    else if (layer['source-layer'] === 'zones') state.zoneLayers.push(copy);
     else if (layer['source-layer'] === 'components') {
       (JSON.stringify(layer.filter).includes('"!"') ? state.pointLayers : state.clusterLayers).push(copy);
     }
@@ -93,6 +102,28 @@ function majorColours(style) {
   }
   return colour;
 }
+
+/** Colour per zone layer from the style's zone outline `match` on `layer`, and its fallback. */
+function zoneColours(style) {
+  const colour = { '': '#0b7285' };
+  for (const layer of style.layers) {
+    const expr = layer.paint?.['line-color'];
+    if (layer['source-layer'] !== 'zones' || !Array.isArray(expr)) continue;
+    if (expr[0] !== 'match') {
+      colour[''] = expr;
+      continue;
+    }
+    for (let i = 2; i + 1 < expr.length; i += 2) colour[expr[i]] = expr[i + 1];
+    colour[''] = expr[expr.length - 1];
+  }
+  return colour;
+}
+
+const zoneColour = (colours, layer) => colours[layer] ?? colours[''];
+const zoneLayerName = (layer) => {
+  const [zh, english] = ZONE_LAYERS[layer] ?? [layer, ''];
+  return english ? `${esc(zh)} ${en(english)}` : esc(zh);
+};
 
 /** Line colour and dash of each grid level's outline layer. */
 function levelLines(style) {
@@ -115,6 +146,8 @@ function withCount(value, sum) {
 function applyFilters(map) {
   const levels = ['in', ['get', 'level'], ['literal', [...state.levels].map(Number)]];
   for (const l of state.gridLayers) map.setFilter(l.id, l.filter ? ['all', l.filter, levels] : levels);
+  const zones = ['!', ['in', ['get', 'layer'], ['literal', [...state.hiddenZones]]]];
+  for (const l of state.zoneLayers) map.setFilter(l.id, l.filter ? ['all', l.filter, zones] : zones);
   const majors = ['in', ['get', 'major'], ['literal', [...state.majors]]];
   for (const l of state.pointLayers) map.setFilter(l.id, l.filter ? ['all', l.filter, majors] : majors);
   // A cluster counts only the classes shown (the tiles carry count_XX per major class).
@@ -142,6 +175,13 @@ function addHighlights(map) {
   map.addLayer({ id: 'route-area-line', type: 'line', ...grid, paint: { 'line-color': '#7b3fe4', 'line-width': 3.5 } }, before);
   map.addLayer({ id: 'select-grid-fill', type: 'fill', ...grid, paint: { 'fill-color': '#f59f00', 'fill-opacity': 0.16 } }, before);
   map.addLayer({ id: 'select-grid-line', type: 'line', ...grid, paint: { 'line-color': '#e67700', 'line-width': 3 } }, before);
+  // The zones at the clicked point: the same amber, dashed over the zone's own outline.
+  const zonesAt = (list) => ['all', ['==', ['geometry-type'], 'Polygon'],
+    ['any', ...list.map((z) => ['all', ['==', ['get', 'layer'], z.layer], ['==', ['get', 'id'], z.id]])]];
+  map.addLayer({
+    id: 'select-zone-line', type: 'line', source: 'citygrid', 'source-layer': 'zones', filter: zonesAt([]),
+    paint: { 'line-color': '#e67700', 'line-width': 3, 'line-dasharray': [2, 1] },
+  }, before);
   map.addSource('marks', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
   let features = [];
   map.addLayer({
@@ -159,6 +199,9 @@ function addHighlights(map) {
     grid(layer, code) {
       map.setFilter(`${layer}-fill`, polygon(code ?? NONE));
       map.setFilter(`${layer}-line`, polygon(code ?? NONE));
+    },
+    zones(list) {
+      map.setFilter('select-zone-line', zonesAt(list ?? []));
     },
     mark(kind, lngLat) {
       features = features.filter((f) => f.properties.kind !== kind);
@@ -197,8 +240,93 @@ function legend(map, health, style) {
       applyFilters(map);
     });
   }
+  showVersions(health);
+}
+
+function showVersions(health, note = '') {
   const versions = health.layers.map((l) => `${l.name} v${l.version}`).join(' · ');
-  $('versions').textContent = `图层版本 Layer versions: ${versions}`;
+  $('versions').textContent = `图层版本 Layer versions: ${versions}${note}`;
+}
+
+/**
+ * A toggle per zone layer present (`zones` of the TileJSON), with its colour from the style and
+ * its number of zones. Drawn again when a new zones version arrives: what was switched off stays
+ * off, a new zone layer shows.
+ */
+function zoneLegend(map, style, zoneInfo) {
+  const colours = zoneColours(style);
+  const present = Object.entries(zoneInfo?.zone_layers ?? {});
+  $('zone-layers').innerHTML = present
+    .map(([layer, count]) => {
+      const colour = esc(zoneColour(colours, layer));
+      return `<li><label><input type="checkbox" data-zone-layer="${esc(layer)}"${state.hiddenZones.has(layer) ? '' : ' checked'}>
+        <span class="swatch zone" style="border-color:${colour};background:${colour}33" aria-hidden="true"></span>
+        ${zoneLayerName(layer)} <span class="count">${count.toLocaleString('zh-CN')}</span></label></li>`;
+    })
+    .join('');
+  $('zones-hint').innerHTML = !zoneInfo
+    ? `责任区图层读取失败。${en('Could not read the zone layers.')}`
+    : present.length
+      ? `${esc(zoneInfo.minzoom)} 级起显示；点击责任区查看名称与责任单位。${en(`Shown from zoom ${zoneInfo.minzoom}; click one for its name and unit.`)}`
+      : `本市尚无责任区（如道路分段）。${en('This city has no zones (road sections…) yet.')}`;
+  for (const box of document.querySelectorAll('#zone-layers input')) {
+    box.addEventListener('change', () => {
+      if (box.checked) state.hiddenZones.delete(box.dataset.zoneLayer);
+      else state.hiddenZones.add(box.dataset.zoneLayer);
+      applyFilters(map);
+    });
+  }
+}
+
+const zonesOfTileJson = () => api.tilejson('zones').then((tj) => tj.vector_layers?.find((l) => l.id === 'zones'), () => null);
+
+// ---------------------------------------------------------------------------------------------
+// A map kept open all day: when an import (or a rollback) changes a layer the map draws, its
+// tiles are fetched again, past the browser's cache, and the zone legend and versions follow.
+
+/** Checks the layer versions this often, and whenever the page comes back into view. */
+const REFRESH_MS = 60_000;
+/** Appended to tile and TileJSON requests (`v=`) once a layer has changed since the page loaded. */
+let tileStamp = '';
+
+function stampTiles(url, type) {
+  if (!tileStamp || (type !== 'Tile' && type !== 'Source')) return undefined;
+  const u = new URL(url, window.location.href);
+  if (u.origin !== window.location.origin || !u.pathname.startsWith('/tiles/')) return undefined;
+  u.searchParams.set('v', tileStamp);
+  return { url: u.toString() };
+}
+
+/** `g3-z2-c5`: the versions of the tile layers. */
+const tileVersions = (health) =>
+  ['grids', 'zones', 'components'].map((name) => `${name[0]}${health.layers.find((l) => l.name === name)?.version ?? 0}`).join('-');
+
+function watchVersions(map, health, style, sourceUrl) {
+  let current = tileVersions(health);
+  let busy = false;
+  let note = '';
+  const check = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const fresh = await api.health();
+      const now = tileVersions(fresh);
+      if (now === current) return showVersions(fresh, note);
+      current = now;
+      tileStamp = now;
+      map.getSource('citygrid').setUrl(sourceUrl); // reloads every tile (stamped), old ones stay until replaced
+      zoneLegend(map, style, await zonesOfTileJson());
+      const time = new Date().toLocaleTimeString('zh-CN', { hour: '2-digit', minute: '2-digit' });
+      note = ` · ${time} 已更新 updated`;
+      showVersions(fresh, note);
+    } catch {
+      // The server is away for a moment: try again at the next check.
+    } finally {
+      busy = false;
+    }
+  };
+  setInterval(check, REFRESH_MS);
+  document.addEventListener('visibilitychange', () => document.visibilityState === 'visible' && check());
 }
 
 /** Components per major class in the whole city, next to the toggles. */
@@ -257,13 +385,25 @@ function componentHtml(c) {
     </dl>${moved}</div>`;
 }
 
-function errorHtml(e) {
+/** The zones at a clicked point (from the tiles): name, zone layer, id and unit of each. */
+function zonesHtml(zones, colours) {
+  if (!zones.length) return '';
+  return `<div class="zones"><p class="sub-title">责任区 ${en('Zones')}</p><ul class="zone-list">${zones
+    .map((z) => `<li data-zone="${esc(z.layer)}:${esc(z.id)}">
+      <span class="swatch zone" style="border-color:${esc(zoneColour(colours, z.layer))}" aria-hidden="true"></span>
+      <span class="zname">${esc(z.name)}</span>
+      <span class="muted">${zoneLayerName(z.layer)} · <code>${esc(z.layer)}:${esc(z.id)}</code></span>
+      <dl><dt>责任单位 ${en('Responsible unit')}</dt><dd>${z.unit ? esc(z.unit) : '<span class="muted">—</span>'}</dd></dl></li>`)
+    .join('')}</ul></div>`;
+}
+
+function errorHtml(e, extra = '') {
   if (e.code === 'outside_coverage') {
     const n = e.details.nearest;
     const near = n ? `<p>最近网格 ${en('Nearest grid')}: ${esc(n.name)} <code>${esc(n.code)}</code>，${Math.round(n.distance_m)} m</p>` : '';
-    return `<div class="pop"><h3>不在辖区网格内 ${en('Outside the city grids')}</h3>${near}</div>`;
+    return `<div class="pop"><h3>不在辖区网格内 ${en('Outside the city grids')}</h3>${near}${extra}</div>`;
   }
-  return `<div class="pop"><h3>查询失败 ${en('Lookup failed')}</h3><p class="warn">${esc(e.message)}</p></div>`;
+  return `<div class="pop"><h3>查询失败 ${en('Lookup failed')}</h3><p class="warn">${esc(e.message)}</p>${extra}</div>`;
 }
 
 function makePopups(maplibregl, map) {
@@ -402,14 +542,19 @@ async function setupRouting(map, marks, popups) {
 async function main() {
   const maplibregl = await loadMapLibre();
   if (!maplibregl) return;
-  let health, style;
+  let health, style, zoneInfo;
   try {
-    [health, style] = await Promise.all([api.health(), api.style()]);
+    [health, style, zoneInfo] = await Promise.all([
+      api.health(),
+      api.style(),
+      zonesOfTileJson(),
+    ]);
   } catch (e) {
     fatal(`<h2>无法连接服务器 ${en('Cannot reach the citygrid server')}</h2><p>${esc(e.message)}</p>`);
     return;
   }
   $('city-name').textContent = health.city;
+  const sourceUrl = style.sources.citygrid?.url;
   document.title = `${health.city} · citygrid 指挥中心地图`;
   const map = new maplibregl.Map({
     container: 'map',
@@ -417,6 +562,7 @@ async function main() {
     bounds: health.extent,
     fitBoundsOptions: { padding: 24 },
     localIdeographFontFamily: CJK_FONTS,
+    transformRequest: stampTiles,
     attributionControl: { compact: true },
     hash: true,
   });
@@ -424,6 +570,8 @@ async function main() {
   map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
   legend(map, health, style);
+  zoneLegend(map, style, zoneInfo);
+  const colours = zoneColours(style);
   classCounts(health.extent);
 
   await map.once('load');
@@ -432,9 +580,11 @@ async function main() {
   const popups = makePopups(maplibregl, map);
   const show = popups.show;
   const routeAt = await setupRouting(map, marks, popups);
+  if (sourceUrl) watchVersions(map, health, style, sourceUrl);
 
   const pointLayers = state.pointLayers.map((l) => l.id);
   const clusterLayers = state.clusterLayers.filter((l) => map.getLayer(l.id)?.type === 'circle').map((l) => l.id);
+  const zoneFills = state.zoneLayers.filter((l) => map.getLayer(l.id)?.type === 'fill').map((l) => l.id);
   const near = (p, r) => [[p.x - r, p.y - r], [p.x + r, p.y + r]];
 
   const showComponent = (code, lngLat) =>
@@ -442,16 +592,33 @@ async function main() {
       marks.mark('component', lngLat);
       return componentHtml(await api.component(code));
     });
-  const showGrid = (lngLat, cluster) =>
+  /** The zones drawn at a pixel, each once (a zone may come from several tiles). */
+  const zonesAt = (point) => {
+    const seen = new Map();
+    for (const f of zoneFills.length ? map.queryRenderedFeatures(point, { layers: zoneFills }) : []) {
+      const { layer, id, name, unit } = f.properties;
+      if (!seen.has(`${layer}:${id}`)) seen.set(`${layer}:${id}`, { layer, id, name, unit });
+    }
+    return [...seen.values()];
+  };
+  const showGrid = (lngLat, cluster, zones = []) =>
     show(lngLat, async () => {
-      const answer = await api.locate(lngLat.lng, lngLat.lat);
+      marks.zones(zones);
+      const zonePart = zonesHtml(zones, colours);
+      let answer;
+      try {
+        answer = await api.locate(lngLat.lng, lngLat.lat);
+      } catch (e) {
+        marks.grid('select-grid', null);
+        return errorHtml(e, zonePart);
+      }
       marks.grid('select-grid', answer.grid.code);
       const n = cluster?.properties.point_count;
       const notes = [
         answer.on_boundary && `点位在网格边界上。${en('On a grid boundary.')}`,
         n && `此处聚合 ${n} 个部件，放大至 16 级可逐个点选。${en(`${n} components here; zoom to 16 to click them one by one.`)}`,
       ].filter(Boolean);
-      return gridHtml(answer.grid, answer.chain, notes.map((t) => `<p class="hint">${t}</p>`).join(''));
+      return gridHtml(answer.grid, answer.chain, notes.map((t) => `<p class="hint">${t}</p>`).join('') + zonePart);
     });
 
   map.on('click', (e) => {
@@ -465,7 +632,7 @@ async function main() {
       const [lng, lat] = point.geometry.coordinates;
       return showComponent(point.properties.code, { lng, lat });
     }
-    return showGrid(e.lngLat, map.queryRenderedFeatures(e.point, { layers: clusterLayers })[0]);
+    return showGrid(e.lngLat, map.queryRenderedFeatures(e.point, { layers: clusterLayers })[0], zonesAt(e.point));
   });
   for (const id of pointLayers.concat(clusterLayers)) {
     map.on('mouseenter', id, () => state.picking || (map.getCanvas().style.cursor = 'pointer'));

@@ -3,8 +3,9 @@
 //!
 //! Encoded tiles are cached in memory, size-bounded (moka, weighed by bytes), pre-compressed:
 //! gzip always, brotli on the first request that asks for it. The cache key and the ETag carry
-//! the grids and components layer versions, so a new layer version is never answered from an
-//! old entry, and a client's `If-None-Match` with an old ETag gets the new tile, not a 304.
+//! the grids, zones and components dataset versions, so a new version of any of them (an
+//! import, a rollback) is never answered from an old entry, and a client's `If-None-Match` with
+//! an old ETag gets the new tile, not a 304.
 
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +35,7 @@ const STYLE_TEMPLATE: &str = include_str!("../../styles/citygrid.json");
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct TileKey {
     grids_version: Option<u64>,
+    zones_version: Option<u64>,
     components_version: Option<u64>,
     layers: Vec<Layer>,
     datum: Datum,
@@ -73,14 +75,15 @@ impl TileCache {
     }
 }
 
-/// The layer list of a URL: `grids`, `components`, or both comma-joined (in any order; each at
-/// most once).
+/// The layer list of a URL: `grids`, `zones`, `components`, or several comma-joined (in any
+/// order; each at most once), sorted into [`Layer::ALL`]'s order.
 fn parse_layers(spec: &str) -> Result<Vec<Layer>, ApiError> {
     let mut layers = Vec::new();
     for name in spec.split(',') {
         let layer = Layer::from_name(name.trim()).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", format!("no tile layer {name:?}: the layers are grids and components"))
-                .with_details(json!({"layer": name, "layers": ["grids", "components"]}))
+            let known: Vec<&str> = Layer::ALL.iter().map(|l| l.name()).collect();
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", format!("no tile layer {name:?}: the layers are {}", known.join(", ")))
+                .with_details(json!({"layer": name, "layers": known}))
         })?;
         if layers.contains(&layer) {
             return Err(ApiError::bad_request("invalid_layers", format!("layer {name} is listed twice")));
@@ -132,6 +135,7 @@ pub async fn tile(
     let world = state.world.load();
     let key = TileKey {
         grids_version: world.versions.get("grids"),
+        zones_version: world.versions.get("zones"),
         components_version: world.versions.get("components"),
         layers,
         datum,
@@ -161,9 +165,10 @@ fn encode(world: &World, key: &TileKey) -> Result<CachedTile, TileError> {
     let raw = world.tiles.encode(&world.city, &key.layers, key.z, key.x, key.y, key.datum)?;
     let checksum = raw.as_deref().map_or(0, crc32fast::hash);
     let etag = format!(
-        "\"g{}-c{}-{checksum:08x}\"",
+        "\"g{}-c{}-z{}-{checksum:08x}\"",
         key.grids_version.unwrap_or(0),
-        key.components_version.unwrap_or(0)
+        key.components_version.unwrap_or(0),
+        key.zones_version.unwrap_or(0)
     );
     let gzip = raw.as_ref().map(|r| {
         let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(r.len() / 2 + 64), flate2::Compression::new(6));
@@ -260,10 +265,17 @@ fn tilejson(world: &World, base: &str, layers: &[Layer], datum: Datum) -> Value 
         let info = world.tiles.layer_info(layer);
         let fields: serde_json::Map<String, Value> =
             info.fields.iter().map(|(k, t)| ((*k).to_owned(), Value::from(*t))).collect();
-        vector_layers.push(json!({
+        let mut entry = json!({
             "id": info.id, "description": info.description, "fields": fields,
             "minzoom": info.minzoom, "maxzoom": info.maxzoom,
-        }));
+        });
+        if layer == Layer::Zones {
+            // Which zone layers there are (for a legend): name → number of zones.
+            let present: serde_json::Map<String, Value> =
+                world.tiles.zone_layers().iter().map(|(name, n)| (name.clone(), json!(n))).collect();
+            entry["zone_layers"] = Value::Object(present);
+        }
+        vector_layers.push(entry);
     }
     let config = world.tiles.config();
     let versions: serde_json::Map<String, Value> = layers
@@ -304,7 +316,7 @@ pub async fn tilejson_handler(
 pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let base = base_url(&headers);
     let world = state.world.load();
-    let sets: Vec<Value> = ["grids", "components", "grids,components"]
+    let sets: Vec<Value> = ["grids", "zones", "components", "grids,components", "grids,zones,components"]
         .iter()
         .map(|set| {
             json!({

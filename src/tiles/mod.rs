@@ -1,4 +1,4 @@
-//! Vector tiles (Mapbox Vector Tile 2.1) of the grids and components of one [`City`].
+//! Vector tiles (Mapbox Vector Tile 2.1) of the grids, zones and components of one [`City`].
 //!
 //! # Tiles
 //! XYZ scheme (y = 0 at the north), Web Mercator (EPSG:3857), extent and buffer from
@@ -32,6 +32,16 @@
 //! the identical simplified seam (no gaps, no overlaps). Rings that collapse at a zoom are
 //! dropped.
 //!
+//! # Layer `zones` ([`Layer::Zones`])
+//! From [`TileConfig::zone_min_zoom`] on: the responsibility polygons (责任区, `City::zones`)
+//! with `layer` (the zone layer, e.g. `roads`), `id` (unique within its layer), `name` and
+//! `unit` (the unit's name; absent when the survey gives none); feature id = 1 + the zone's
+//! position in `City::zones` (the same in every tile and zoom of one zones version; across
+//! versions `layer` + `id` is the key). Like the grids: one label point per zone (geometry type
+//! Point, same id and properties) in the one tile containing it, and polygons simplified per
+//! zoom on shared arcs, so two sections of a road that share an edge draw one seam. Zones may
+//! overlap: each is drawn whole, in the order of `City::zones`.
+//!
 //! # Layer `components` ([`Layer::Components`])
 //! From [`TileConfig::component_full_zoom`] on: one point per component with `code`,
 //! `class` (4 digits), `major` (2 digits) and `status` (`intact`, `damaged`, `missing`,
@@ -50,8 +60,10 @@ mod components;
 mod encoder;
 mod grids;
 mod mercator;
+mod shapes;
 mod topology;
 pub mod vector_tile;
+mod zones;
 
 use std::sync::LazyLock;
 
@@ -65,6 +77,7 @@ use components::ComponentLayer;
 use encoder::LayerBuilder;
 use grids::GridLayer;
 use mercator::TileFrame;
+use zones::ZoneLayer;
 
 pub use components::CELLS as CLUSTER_CELLS;
 pub use topology::TOLERANCE_UNITS as SIMPLIFY_TOLERANCE_UNITS;
@@ -74,16 +87,19 @@ pub use topology::TOLERANCE_UNITS as SIMPLIFY_TOLERANCE_UNITS;
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     Grids,
+    Zones,
     Components,
 }
 
 impl Layer {
-    pub const ALL: [Layer; 2] = [Layer::Grids, Layer::Components];
+    /// Every layer, in the order a tile and a tile URL list them (`grids,zones,components`).
+    pub const ALL: [Layer; 3] = [Layer::Grids, Layer::Zones, Layer::Components];
 
     /// The layer's name in URLs and in the tiles.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Grids => "grids",
+            Layer::Zones => "zones",
             Layer::Components => "components",
         }
     }
@@ -112,6 +128,9 @@ pub struct TileConfig {
     /// CJ/T 213 and DB11 hierarchies (district 0, street 10, community 12, unit grid 13: a
     /// ~150 m unit grid is ~15 px wide at z13), with two more levels at 15 and 16.
     pub level_min_zoom: Vec<u8>,
+    /// The first zoom showing the zones (responsibility polygons). The default, 12, is where
+    /// the community grids appear: a 24 m road band is then ~10 tile units (~2 px) wide.
+    pub zone_min_zoom: u8,
     /// From this zoom on, components are drawn one by one; below it, clustered.
     /// At most 28.
     pub component_full_zoom: u8,
@@ -132,6 +151,7 @@ impl Default for TileConfig {
     fn default() -> TileConfig {
         TileConfig {
             level_min_zoom: vec![0, 10, 12, 13, 15, 16],
+            zone_min_zoom: 12,
             component_full_zoom: 16,
             max_zoom: 20,
             max_points_per_tile: 8000,
@@ -162,6 +182,9 @@ impl TileConfig {
         }
         if let Some(&z) = self.level_min_zoom.iter().find(|&&z| z > self.max_zoom) {
             return Err(format!("level_min_zoom has {z}, above max_zoom = {}", self.max_zoom));
+        }
+        if self.zone_min_zoom > self.max_zoom {
+            return Err(format!("zone_min_zoom = {} is above max_zoom = {}: zones would never be drawn", self.zone_min_zoom, self.max_zoom));
         }
         if self.component_full_zoom > self.max_zoom {
             return Err(format!(
@@ -196,9 +219,11 @@ pub enum TileError {
 pub struct TileSetStats {
     /// Heap bytes held by the grid geometry (arcs, rings, indexes).
     pub grid_bytes: usize,
+    /// Heap bytes held by the zone geometry (arcs, rings, index).
+    pub zone_bytes: usize,
     /// Heap bytes held by the component index and precomputed clusters.
     pub component_bytes: usize,
-    /// Arcs and arc vertices after sharing seams.
+    /// Arcs and arc vertices of the grids after sharing seams.
     pub arcs: usize,
     pub arc_vertices: usize,
     /// Zooms whose clusters are precomputed (the others aggregate on the fly).
@@ -210,9 +235,11 @@ pub struct TileSetStats {
 pub struct TileSet {
     config: TileConfig,
     grids: GridLayer,
+    zones: ZoneLayer,
     components: ComponentLayer,
     levels: usize,
     grid_count: usize,
+    zone_count: usize,
     component_count: usize,
 }
 
@@ -227,17 +254,20 @@ impl TileSet {
         let extent = config.extent.max(1);
         let max_zoom = config.max_zoom.min(32);
         let full_zoom = config.component_full_zoom.min(28);
-        let (grids, components) = std::thread::scope(|s| {
+        let (grids, zones, components) = std::thread::scope(|s| {
             let g = s.spawn(|| GridLayer::build(city, extent, max_zoom));
             let c = ComponentLayer::build(city, full_zoom);
-            (g.join().expect("grid tiles build"), c)
+            let z = ZoneLayer::build(city, extent, max_zoom);
+            (g.join().expect("grid tiles build"), z, c)
         });
         TileSet {
             levels: city.hierarchy.levels.len(),
             grid_count: city.grids.len(),
+            zone_count: city.zones.len(),
             component_count: city.components.len(),
             config,
             grids,
+            zones,
             components,
         }
     }
@@ -251,11 +281,17 @@ impl TileSet {
         let (arcs, arc_vertices) = self.grids.topology_sizes();
         TileSetStats {
             grid_bytes: self.grids.heap_bytes(),
+            zone_bytes: self.zones.heap_bytes(),
             component_bytes: self.components.heap_bytes(),
             arcs,
             arc_vertices,
             precomputed_cluster_zooms: self.components.precomputed_zooms(),
         }
+    }
+
+    /// The zone layers present (`roads`, `rivers`, …), ascending, with their number of zones.
+    pub fn zone_layers(&self) -> &[(String, u32)] {
+        self.zones.layers()
     }
 
     /// The layers' descriptions for TileJSON.
@@ -268,6 +304,15 @@ impl TileSet {
                               point per grid (geometry type Point) with the same properties",
                 fields: vec![("code", "String"), ("name", "String"), ("level", "Number"), ("level_name", "String")],
                 minzoom: (0..self.levels.max(1)).map(|l| self.config.min_zoom_of_level(l)).min().unwrap_or(0),
+                maxzoom,
+            },
+            Layer::Zones => LayerInfo {
+                id: layer.name(),
+                description: "Responsibility polygons (zones, e.g. road sections) with their zone layer, id, name and \
+                              unit (absent when none), and one label point per zone (geometry type Point) with the \
+                              same properties",
+                fields: vec![("layer", "String"), ("id", "String"), ("name", "String"), ("unit", "String")],
+                minzoom: self.config.zone_min_zoom,
                 maxzoom,
             },
             Layer::Components => {
@@ -305,13 +350,13 @@ impl TileSet {
             return Err(TileError::OutOfRange { z, x, y, max_zoom: self.config.max_zoom });
         }
         assert!(
-            city.grids.len() == self.grid_count && city.components.len() == self.component_count,
+            city.grids.len() == self.grid_count && city.zones.len() == self.zone_count && city.components.len() == self.component_count,
             "TileSet::encode was given another city than the one it was built from"
         );
         let extent = self.config.extent.max(1);
         let frame = TileFrame::new(z, x, y, extent);
         let mut out = Vec::new();
-        let mut done = [false; 2];
+        let mut done = [false; Layer::ALL.len()];
         for &layer in layers {
             if std::mem::replace(&mut done[layer as usize], true) {
                 continue;
@@ -320,6 +365,13 @@ impl TileSet {
                 Layer::Grids => {
                     let mut b = LayerBuilder::new(layer.name(), extent, &grids::KEYS);
                     self.grids.encode(city, &frame, datum, extent, self.config.buffer, |l| self.config.min_zoom_of_level(l), &mut b);
+                    b
+                }
+                Layer::Zones => {
+                    let mut b = LayerBuilder::new(layer.name(), extent, &zones::KEYS);
+                    if z >= self.config.zone_min_zoom {
+                        self.zones.encode(city, &frame, datum, extent, self.config.buffer, &mut b);
+                    }
                     b
                 }
                 Layer::Components => {

@@ -218,3 +218,127 @@ fn a_city_without_components_has_no_component_layer() {
     let t = decode(&set.encode(&c, &Layer::ALL, 14, x, y, Datum::Wgs84).unwrap().unwrap());
     assert_eq!(t.len(), 1);
 }
+
+/// The hand-made city with zones: two road sections sharing a wiggly edge near x = 120.62
+/// (21 vertices, ±2 m), a river segment overlapping both, a plaza without a unit, and a zone
+/// far away (near Shanghai).
+fn city_with_zones() -> City {
+    let mut b = CityBuilder::new(Hierarchy::cjt213(), ClassTable::builtin_components(), ClassTable::builtin_events());
+    let whole = MultiPolygon(vec![Polygon::new(rect(120.60, 31.26, 120.64, 31.30), vec![])]);
+    for (code, parent) in [("320506", ""), ("320506001", "320506"), ("320506001001", "320506001"), ("32050600100101", "320506001001")] {
+        b.add_grid(&GridFields { code, name: code, parent, ..Default::default() }, whole.clone()).unwrap();
+    }
+    let zone = |x0, y0, x1, y1| MultiPolygon(vec![Polygon::new(rect(x0, y0, x1, y1), vec![])]);
+    let seam = seam();
+    let mut west = vec![(120.605, 31.2795)];
+    west.extend(&seam);
+    west.extend([(120.605, 31.2805), (120.605, 31.2795)]);
+    let mut east: Vec<(f64, f64)> = vec![seam[0], (120.635, 31.2795), (120.635, 31.2805)];
+    east.extend(seam.iter().rev());
+    let band = |pts: Vec<(f64, f64)>| MultiPolygon(vec![Polygon::new(LineString::from(pts), vec![])]);
+    b.add_zone("roads", "EW01", "东西大道第1段", "公路管理站", band(west)).unwrap();
+    b.add_zone("roads", "EW02", "东西大道第2段", "公路管理站", band(east)).unwrap();
+    b.add_zone("rivers", "R1", "小河", "水务站", zone(120.615, 31.27, 120.625, 31.29)).unwrap();
+    b.add_zone("plazas", "P1", "广场", "", zone(120.61, 31.265, 120.612, 31.267)).unwrap();
+    b.add_zone("roads", "FAR", "远处的路", "公路管理站", zone(121.40, 31.20, 121.41, 31.21)).unwrap();
+    b.finish().unwrap()
+}
+
+/// The edge EW01 and EW02 share, south to north.
+fn seam() -> Vec<(f64, f64)> {
+    (0..=20).map(|k| {
+        let wiggle = if k == 0 || k == 20 { 0.0 } else { 0.00002 * (k as f64 * 1.7).sin() };
+        (120.62 + wiggle, 31.2795 + 0.001 * k as f64 / 20.0)
+    }).collect()
+}
+
+#[test]
+fn zones_are_drawn_from_their_zoom_with_their_properties_and_a_label_each() {
+    let c = city_with_zones();
+    let set = TileSet::build(&c, TileConfig::default());
+    assert_eq!(set.zone_layers(), [("plazas".to_owned(), 1), ("rivers".to_owned(), 1), ("roads".to_owned(), 3)]);
+    let info = set.layer_info(Layer::Zones);
+    assert_eq!((info.id, info.minzoom), ("zones", 12));
+    assert_eq!(info.fields.iter().map(|f| f.0).collect::<Vec<_>>(), ["layer", "id", "name", "unit"]);
+    let (x, y) = tile_of(120.62, 31.28, 11);
+    assert_eq!(set.encode(&c, &[Layer::Zones], 11, x, y, Datum::Wgs84).unwrap(), None, "no zones below zone_min_zoom");
+    for z in [12u8, 14, 16] {
+        let (x0, y0) = tile_of(120.60, 31.30, z);
+        let (x1, y1) = tile_of(120.64, 31.26, z);
+        let mut labels: Vec<String> = Vec::new();
+        let mut polygons = std::collections::BTreeSet::new();
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let Some(bytes) = set.encode(&c, &[Layer::Zones], z, x, y, Datum::Wgs84).unwrap() else { continue };
+                let tile = Tile::decode(&bytes[..]).unwrap();
+                assert_eq!(tile.layers.len(), 1);
+                let ids: Vec<Option<u64>> = tile.layers[0].features.iter().map(|f| f.id).collect();
+                for ((name, feats), id) in decode(&bytes).into_iter().flat_map(|(n, f)| f.into_iter().map(move |f| (n.clone(), f))).zip(ids) {
+                    assert_eq!(name, "zones");
+                    let (props, kind, rings) = feats;
+                    let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+                    let i = id.expect("zones carry a feature id") as usize - 1;
+                    let zone = &c.zones[i];
+                    assert_eq!((get("layer").unwrap(), get("id").unwrap(), get("name").unwrap()), (zone.layer.clone(), zone.id.clone(), zone.name.clone()));
+                    assert_eq!(get("unit"), zone.unit.map(|u| c.units.get(u).name.clone()), "{}: unit absent when none", zone.id);
+                    assert_ne!(zone.id, "FAR", "z{z}: a zone far away is in no tile here");
+                    if kind == 1 {
+                        labels.push(zone.id.clone());
+                    } else {
+                        assert!(area2(&rings[0]) > 0);
+                        assert!(rings.iter().flatten().all(|p| p.iter().all(|v| (-64..=4160).contains(v))), "z{z}: clipped to the buffer");
+                        polygons.insert(zone.id.clone());
+                    }
+                }
+            }
+        }
+        labels.sort();
+        assert_eq!(labels, ["EW01", "EW02", "P1", "R1"], "z{z}: one label per zone");
+        assert_eq!(polygons.into_iter().collect::<Vec<_>>(), ["EW01", "EW02", "P1", "R1"], "z{z}");
+    }
+}
+
+#[test]
+fn two_sections_of_a_road_draw_their_shared_edge_identically_at_every_zoom() {
+    let c = city_with_zones();
+    let set = TileSet::build(&c, TileConfig::default());
+    let mut kept = Vec::new();
+    for z in 12u8..=18 {
+        let (x, y) = tile_of(120.62, 31.28, z);
+        let t = decode(&set.encode(&c, &[Layer::Zones], z, x, y, Datum::Wgs84).unwrap().unwrap());
+        let ring = |id: &str| {
+            t[0].1.iter().find(|f| f.1 == 3 && f.0.iter().any(|(k, v)| k == "id" && v == id)).map(|f| f.2[0].clone()).unwrap()
+        };
+        // The seam's vertices: those within 10 m (0.0001°) of x = 120.62; the other corners are 1.5 km away.
+        let x_seam = (to_world(120.62, 31.28)[0] * (1u64 << z) as f64 - x as f64) * 4096.0;
+        let near = 0.0001 / 360.0 * (1u64 << z) as f64 * 4096.0;
+        let on_seam = |r: Vec<[i32; 2]>| {
+            let mut v: Vec<[i32; 2]> = r.into_iter().filter(|p| (p[0] as f64 - x_seam).abs() < near).collect();
+            v.sort();
+            v
+        };
+        let (a, b) = (on_seam(ring("EW01")), on_seam(ring("EW02")));
+        assert!(a.len() >= 2, "z{z}: {a:?}");
+        assert_eq!(a, b, "z{z}: both sections draw the same seam");
+        kept.push(a.len());
+    }
+    assert!(kept[0] < kept[6], "simplified at z12, not at z18: {kept:?}");
+}
+
+#[test]
+fn a_zone_layer_without_zones_is_left_out_and_zone_min_zoom_is_checked() {
+    let c = city(&[]);
+    let set = TileSet::build(&c, TileConfig::default());
+    let (x, y) = tile_of(120.62, 31.28, 14);
+    assert_eq!(set.encode(&c, &[Layer::Zones], 14, x, y, Datum::Wgs84).unwrap(), None);
+    assert!(set.zone_layers().is_empty());
+    let config = TileConfig { zone_min_zoom: 21, ..TileConfig::default() };
+    assert!(config.validate().unwrap_err().contains("zone_min_zoom"));
+    let config = TileConfig { zone_min_zoom: 15, ..TileConfig::default() };
+    let c = city_with_zones();
+    let set = TileSet::build(&c, config);
+    assert_eq!(set.layer_info(Layer::Zones).minzoom, 15);
+    assert_eq!(set.encode(&c, &[Layer::Zones], 14, x, y, Datum::Wgs84).unwrap(), None);
+    let (x, y) = tile_of(120.62, 31.28, 15);
+    assert!(set.encode(&c, &[Layer::Zones], 15, x, y, Datum::Wgs84).unwrap().is_some());
+}

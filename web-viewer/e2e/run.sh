@@ -32,7 +32,9 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-"$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
+# An admin token, so that the test can upload a new zones version while the page is open.
+token="e2e-admin-token-$RANDOM$RANDOM-0123456789"
+CITYGRID_ADMIN_TOKEN="$token" "$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
   --viewer-dir web-viewer >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 1 600); do
@@ -45,6 +47,6 @@ addr=$(sed -n 's#.*listening on http://##p' "$tmp/out")
 
 echo "== web viewer e2e against http://$addr/viewer/"
 status=0
-CITYGRID_URL="http://$addr" node web-viewer/e2e/viewer.test.mjs || status=$?
+CITYGRID_URL="http://$addr" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
 [ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
 exit "$status"
