@@ -36,6 +36,9 @@ const STYLE_TEMPLATE: &str = include_str!("../../styles/citygrid.json");
 struct TileKey {
     grids_version: Option<u64>,
     zones_version: Option<u64>,
+    /// The city settings name the grid levels (`level_name`): renaming one must not be answered
+    /// from the cache.
+    settings_version: Option<u64>,
     components_version: Option<u64>,
     layers: Vec<Layer>,
     datum: Datum,
@@ -136,6 +139,7 @@ pub async fn tile(
     let key = TileKey {
         grids_version: world.versions.get("grids"),
         zones_version: world.versions.get("zones"),
+        settings_version: world.versions.get("city"),
         components_version: world.versions.get("components"),
         layers,
         datum,
