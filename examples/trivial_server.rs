@@ -1,6 +1,6 @@
 //! The baseline of the HTTP load benchmark (benches/load.sh): a trivial axum handler on the
 //! same runtime configuration as `citygrid serve`, answering `GET /` with a short constant body.
-//! DESIGN.md's budget: `/v1/locate` ≥ 50% of this server's throughput on the same machine.
+//! The design's budget: `/v1/locate` ≥ 50% of this server's throughput on the same machine.
 //!
 //!   cargo run --release --example trivial_server -- 127.0.0.1:0
 

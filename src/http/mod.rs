@@ -169,6 +169,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The server's root URL as the client sees it: `X-Forwarded-Proto` / `X-Forwarded-Host` from a
+/// reverse proxy (first value), else `Host`, else `http://127.0.0.1:8080`. Used for the URLs in
+/// TileJSON, the style and the OGC API links.
+pub(crate) fn base_url(headers: &axum::http::HeaderMap) -> String {
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
+    let host = get("x-forwarded-host").or_else(|| get("host")).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let proto = get("x-forwarded-proto").filter(|p| p == "https" || p == "http").unwrap_or_else(|| "http".into());
+    format!("{proto}://{host}")
+}
+
 /// The CORS layer of `policy`: a page of another origin may read (GET, HEAD) if reads are
 /// public, and send anything else only from a configured write origin. Preflights
 /// (`OPTIONS` with `Access-Control-Request-Method`) are answered here; an origin that may not

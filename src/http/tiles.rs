@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, base_url};
 use super::error::ApiError;
 use super::params::Params;
 use crate::crs::Datum;
@@ -242,13 +242,6 @@ fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
 
 /// The server's own base URL as the client reached it: `Host` (or `X-Forwarded-Host`) and
 /// `X-Forwarded-Proto` (default http).
-fn base_url(headers: &HeaderMap) -> String {
-    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
-    let host = get("x-forwarded-host").or_else(|| get("host")).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let proto = get("x-forwarded-proto").filter(|p| p == "https" || p == "http").unwrap_or_else(|| "http".into());
-    format!("{proto}://{host}")
-}
-
 fn datum_query(datum: Datum) -> &'static str {
     if datum == Datum::Gcj02 { "?datum=gcj02" } else { "" }
 }

@@ -355,13 +355,9 @@ fn link(href: &str, rel: &str, media: &str, title: &str) -> Value {
 
 /// The API's base URL as the client reached it: `Host` (or `X-Forwarded-Host`) and
 /// `X-Forwarded-Proto` (default http), then `/ogc`.
+/// The OGC API's root as the client sees it.
 fn base_url(headers: &HeaderMap) -> String {
-    let get = |h: &str| {
-        headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned())
-    };
-    let host = get("x-forwarded-host").or_else(|| get("host")).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let proto = get("x-forwarded-proto").filter(|p| p == "https" || p == "http").unwrap_or_else(|| "http".into());
-    format!("{proto}://{host}/ogc")
+    format!("{}/ogc", super::base_url(headers))
 }
 
 /// `url` with the request's parameters (empty ones dropped); with `start`, the page position
