@@ -306,7 +306,32 @@ pub async fn tilejson_handler(
     let layers = parse_layers(&layers)?;
     let datum = tile_datum(&Params::parse(q.as_deref())?)?;
     let world = state.world.load();
-    Ok(axum::Json(tilejson(&world, &base_url(&headers), &layers, datum)).into_response())
+    Ok(validated_json(tilejson(&world, &base_url(&headers), &layers, datum).to_string(), &headers, METADATA_CACHE_CONTROL))
+}
+
+/// Cache-Control of TileJSON, the catalog and the style: short, as they name the layer versions
+/// being served (revalidated with their ETag, a 304 when unchanged).
+const METADATA_CACHE_CONTROL: &str = "public, max-age=60";
+
+/// A JSON document with an `ETag` (a checksum of its bytes) and `Cache-Control`; 304 when the
+/// client's `If-None-Match` already names it.
+fn validated_json(body: String, headers: &HeaderMap, cache_control: &'static str) -> Response {
+    let etag = format!("\"j{:08x}-{}\"", crc32fast::hash(body.as_bytes()), body.len());
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag);
+    let common = [
+        (header::ETAG, HeaderValue::from_str(&etag).expect("an ASCII etag")),
+        (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+    ];
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    (common, body).into_response()
 }
 
 /// `GET /tiles`: the tilesets this server offers, each with its TileJSON URL.
@@ -324,12 +349,12 @@ pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Respo
             })
         })
         .collect();
-    axum::Json(json!({
+    let body = json!({
         "city": world.meta.name,
         "tilesets": sets,
         "style": format!("{base}/styles/citygrid.json"),
-    }))
-    .into_response()
+    });
+    validated_json(body.to_string(), &headers, METADATA_CACHE_CONTROL)
 }
 
 /// `GET /styles/citygrid.json[?datum=gcj02]`: the MapLibre style with this server's URLs.
@@ -338,5 +363,5 @@ pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response
     let body = STYLE_TEMPLATE
         .replace("{{BASE_URL}}", &base_url(&headers))
         .replace("{{DATUM_QUERY}}", datum_query(datum));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(validated_json(body, &headers, METADATA_CACHE_CONTROL))
 }
