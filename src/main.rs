@@ -714,7 +714,7 @@ fn import(args: ImportArgs) -> Result<()> {
         if store.is_empty() {
             refuse(format!("{} holds no city yet: run `citygrid init --data {} --name NAME` first", data.display(), data.display()));
         }
-        let imported = match import_text_offline(&mut store, dataset, text, args.dry_run, &origin) {
+        let imported = match import_text_offline(&mut store, dataset, text, args.read.allow_shrink, args.dry_run, &origin) {
             Ok(i) => i,
             Err(e @ DatasetError::Rejected { .. }) => refuse(e),
             Err(e) => return Err(e.into()),

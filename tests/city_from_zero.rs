@@ -251,3 +251,16 @@ fn a_real_citys_package_over_the_demo_replaces_it_whole() {
     let (_, layers) = request(&server.addr, "GET", "/v1/layers/zones/versions", None);
     assert_eq!((layers["versions"].as_array().unwrap().len(), layers["current"].as_u64()), (1, None), "{layers}");
 }
+
+#[test]
+fn read_only_commands_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("no-such-city");
+    for args in [&["locate", "120.6", "31.3"][..], &["route", "120.6", "31.3", "--type", "0102"], &["validate", "x.geojson"]] {
+        let out = citygrid(args, &data);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+    let out = citygrid(&["locate", "120.6", "31.3"], &data);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("citygrid init"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -227,3 +227,38 @@ async fn a_whole_city_package_comes_over_http_into_a_server_on_an_empty_director
     let (status, answer) = get(&app, "/v1/locate?x=558655.961&y=3467218.649&crs=EPSG:4549").await;
     assert_eq!((status, answer["grid"]["code"].as_str()), (StatusCode::OK, Some("32050900100101")), "{answer}");
 }
+
+#[tokio::test]
+async fn a_responsibility_list_is_never_emptied_or_halved_by_accident() {
+    let s = server();
+    let current = s.handle.load().rules_csv.clone().unwrap();
+    let header = current.lines().next().unwrap().to_owned();
+    let n = s.handle.load().routing.rules.as_ref().unwrap().rules.len();
+    // Only the header: refused on both routes, whatever allow_shrink says.
+    for uri in ["/v1/rules", "/v1/rules?allow_shrink=true", "/v1/layers/rules", "/v1/layers/rules?allow_shrink=true"] {
+        let (status, body) = put(&s.app, uri, Some("text/csv"), format!("{header}\n")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("no rule") || message.contains("routes uniquely"), "{uri}: {message}");
+    }
+    // Whole case types, but under half of the rows: a partial file, unless allow_shrink.
+    let rows: Vec<&str> = current.lines().skip(1).filter(|l| !l.trim().is_empty()).collect();
+    let type_of = |l: &str| l.split(',').take(2).collect::<Vec<_>>().join(",");
+    let mut kept: Vec<&str> = Vec::new();
+    for t in rows.iter().map(|l| type_of(l)).collect::<std::collections::BTreeSet<_>>() {
+        let group: Vec<&str> = rows.iter().copied().filter(|l| type_of(l) == t).collect();
+        if (kept.len() + group.len()) * 2 < n {
+            kept.extend(group);
+        }
+    }
+    assert!(!kept.is_empty() && kept.len() * 2 < n, "{} of {n}", kept.len());
+    let partial = format!("{header}\n{}\n", kept.join("\n"));
+    let (status, body) = put(&s.app, "/v1/rules", Some("text/csv"), partial.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rules_shrink")), "{body}");
+    assert_eq!(s.handle.load().versions.get("rules"), Some(1), "nothing changed");
+    let (status, body) = put(&s.app, "/v1/layers/rules", Some("text/csv"), partial.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("dataset_rejected")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("allow_shrink"), "{body}");
+    let (status, body) = put(&s.app, "/v1/rules?allow_shrink=true", Some("text/csv"), partial).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

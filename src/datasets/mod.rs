@@ -21,7 +21,7 @@ use crate::model::City;
 use crate::ingest::{FeatureSink, ImportOptions, IngestError, Report, SourceLayer};
 use crate::store::{Dataset, NewVersion, Store, StoreError, VersionInfo, Versions};
 pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package, write_package};
-pub use text::{TextChecked, check_text};
+pub use text::{TextChecked, check_text, rules_shrink_problem};
 use crate::tiles::TileConfig;
 use crate::world::{World, WorldHandle};
 
@@ -215,10 +215,10 @@ impl Datasets {
     /// Checks `text` as the next version of the text dataset `dataset` (units, rules, calendar,
     /// city settings) against what is served, and — unless `dry_run` — stores and serves it.
     /// Refused ([`DatasetError::Rejected`]): nothing changes. Blocks: call it off the async workers.
-    pub fn import_text(&self, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
+    pub fn import_text(&self, dataset: Dataset, text: &str, allow_shrink: bool, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
-        let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref()).map_err(|message| DatasetError::Rejected { dataset, message })?;
+        let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref(), allow_shrink).map_err(|message| DatasetError::Rejected { dataset, message })?;
         drop(world);
         if dry_run {
             return Ok(TextImported { checked, switched: None });
@@ -442,9 +442,9 @@ pub struct PackageImported {
 }
 
 /// [`Datasets::import_text`] for a data directory no server runs on (the command line).
-pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
+pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, allow_shrink: bool, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
     let loaded = store.load_city(&|_, _| {})?;
-    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta), loaded.rules_csv.as_deref()).map_err(|message| DatasetError::Rejected { dataset, message })?;
+    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta), loaded.rules_csv.as_deref(), allow_shrink).map_err(|message| DatasetError::Rejected { dataset, message })?;
     drop(loaded);
     if dry_run {
         return Ok(TextImported { checked, switched: None });

@@ -194,7 +194,7 @@ pub fn check_package(
         (Some(text), _) => {
             let check = match current {
                 // Without new grids, the settings must fit the current ones.
-                Some((c, _)) if !package.files.contains_key(&Dataset::Grids) => check_text(Dataset::City, &text, c, current_meta, None),
+                Some((c, _)) if !package.files.contains_key(&Dataset::Grids) => check_text(Dataset::City, &text, c, current_meta, None, true),
                 _ => CityMeta::from_toml(&text).map(|m| TextChecked { dataset: Dataset::City, rows: 1, warnings: Vec::new(), meta: Some(m) }),
             };
             match check {
@@ -309,7 +309,8 @@ pub fn check_package(
     let mut texts = Vec::new();
     for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
         let Some(text) = package.text(dataset)? else { continue };
-        match check_text(dataset, &text, served, Some(&meta), None) {
+        let allow_shrink = options.base.as_ref().is_some_and(|o| o.allow_shrink);
+        match check_text(dataset, &text, served, Some(&meta), current_rules.filter(|_| dataset == Dataset::Rules && !another_city), allow_shrink) {
             Ok(checked) => {
                 texts.push((dataset, checked.rows, text));
                 report.texts.push(checked);

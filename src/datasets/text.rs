@@ -22,7 +22,7 @@ pub struct TextChecked {
 
 /// Checks `text` as the new version of `dataset` for `city` (whose settings are `meta`, and
 /// whose responsibility list in force is `rules`). `Err`: why it is refused, a sentence.
-pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityMeta>, rules: Option<&str>) -> Result<TextChecked, String> {
+pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityMeta>, rules: Option<&str>, allow_shrink: bool) -> Result<TextChecked, String> {
     let done = |rows: u64, warnings: Vec<String>, meta: Option<CityMeta>| Ok(TextChecked { dataset, rows, warnings, meta });
     match dataset {
         Dataset::Units => {
@@ -43,9 +43,13 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
                 return Err("the city has no grids yet: import the grids first, then the responsibility list that names them".into());
             }
             match crate::routing::RuleSet::load(text, city) {
-                Ok((rules, report)) => {
+                Ok((set, report)) => {
+                    let current = rules.and_then(|csv| crate::routing::RuleSet::load(csv, city).ok()).map(|(c, _)| c.rules.len());
+                    if let Some(why) = rules_shrink_problem(set.rules.len(), current, allow_shrink) {
+                        return Err(why);
+                    }
                     let warnings = report.issues.iter().map(|i| i.message.clone()).take(20).collect();
-                    done(rules.rules.len() as u64, warnings, None)
+                    done(set.rules.len() as u64, warnings, None)
                 }
                 Err(e) => Err(format!("the responsibility list does not route uniquely on the current grids: {e}")),
             }
@@ -71,6 +75,22 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
             done(1, warnings, Some(new))
         }
         other => Err(format!("{other} is a layer, not a text dataset")),
+    }
+}
+
+/// Why a responsibility list of `new` rules must not replace one of `current`: an empty list
+/// (every case would go to the street office with no rule, silently), or — unless
+/// `allow_shrink` — fewer than half the rules in force (more likely a partial file than a new
+/// list). `None`: it may.
+pub fn rules_shrink_problem(new: usize, current: Option<usize>, allow_shrink: bool) -> Option<String> {
+    if new == 0 {
+        return Some("the list holds no rule: an empty responsibility list is never accepted (every case would fall to the street office with no rule)".into());
+    }
+    match current {
+        Some(current) if !allow_shrink && new * 2 < current => Some(format!(
+            "the list has {new} rules where the one in force has {current}: fewer than half, more likely a partial file; send allow_shrink=true (--allow-shrink) if the list really shrinks"
+        )),
+        _ => None,
     }
 }
 

@@ -81,7 +81,8 @@ async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crat
         ApiError::bad_request("invalid_encoding", format!("the {dataset} file is not UTF-8: save it as UTF-8 (Excel: CSV UTF-8)"))
     })?;
     let origin = format!("PUT /v1/layers/{dataset}");
-    let imported = tokio::task::spawn_blocking(move || d.import_text(dataset, &text, dry_run, &origin))
+    let allow_shrink = flag(params, "allow_shrink")?;
+    let imported = tokio::task::spawn_blocking(move || d.import_text(dataset, &text, allow_shrink, dry_run, &origin))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
     Ok(axum::Json(json!({"checked": imported.checked, "switched": imported.switched, "dry_run": dry_run})).into_response())

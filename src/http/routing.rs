@@ -64,7 +64,9 @@ pub async fn put_rules(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let dry_run = matches!(super::params::Params::parse(q.as_deref())?.get("dry_run"), Some("true" | "1"));
+    let params = super::params::Params::parse(q.as_deref())?;
+    let dry_run = matches!(params.get("dry_run"), Some("true" | "1"));
+    let allow_shrink = matches!(params.get("allow_shrink"), Some("true" | "1"));
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if !matches!(essence.as_str(), "text/csv" | "text/plain" | "application/csv") {
@@ -103,6 +105,11 @@ pub async fn put_rules(
         Err(e) => return Err(e.into()),
     };
     let rules = set.rules.len();
+    let current = world.routing.rules.as_ref().ok().map(|r| r.rules.len());
+    if let Some(why) = crate::datasets::rules_shrink_problem(rules, current, allow_shrink) {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules_shrink", format!("{why}; the current list stays"))
+            .with_details(json!({"rules": rules, "current": current, "parameter": "allow_shrink"})));
+    }
     if dry_run {
         return Ok(json(&json!({"dry_run": true, "valid": true, "rules": rules, "report": report})));
     }

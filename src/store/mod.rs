@@ -253,13 +253,17 @@ impl<'a> NewVersion<'a> {
 }
 
 impl Store {
-    /// Opens `dir` for reading, creating it if missing. If no writer holds the directory, it
+    /// Opens `dir` for reading (a missing one reads as empty and is not created). If no writer
+    /// holds the directory, it
     /// also cleans up after an interrupted write: removes temp files and version files the
     /// manifest does not list, and finishes or undoes a `city.toml` write (each removal is
     /// logged as a warning). The first write takes the writer lock ([`WriterLock`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let mut store = Store::read(dir)?;
         // A running writer's temp files are its work in progress, not debris.
+        if !dir.is_dir() {
+            return Ok(store);
+        }
         if let Ok(lock) = WriterLock::acquire(dir, "citygrid (recovering)") {
             store.manifest = Store::read(dir)?.manifest;
             store.recover()?;
@@ -284,6 +288,7 @@ impl Store {
     /// under it: a write never numbers a version from a manifest another writer has replaced.
     fn writer(&mut self) -> Result<(), StoreError> {
         if self.lock.is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(StoreError::io(&self.dir))?;
             let lock = WriterLock::acquire(&self.dir, &format!("citygrid {}", std::env::args().skip(1).take(2).collect::<Vec<_>>().join(" ")))?;
             self.manifest = Store::read(&self.dir)?.manifest;
             self.lock = Some(lock);
@@ -291,8 +296,9 @@ impl Store {
         Ok(())
     }
 
+    /// Reads the manifest of `dir`; a missing directory reads as an empty one (nothing is
+    /// created until the first write).
     fn read(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
         let path = dir.join(MANIFEST);
         let manifest = match std::fs::read(&path) {
             Ok(bytes) => {

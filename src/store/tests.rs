@@ -769,8 +769,8 @@ fn an_empty_directory_is_empty_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("new")).unwrap();
     assert!(
-        dir.path().join("new").is_dir(),
-        "open creates the directory"
+        !dir.path().join("new").exists(),
+        "opening to read creates nothing; the first write creates the directory"
     );
     assert!(store.is_empty());
     assert_eq!(store.versions(), Versions::default());
