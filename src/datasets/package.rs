@@ -84,11 +84,6 @@ impl Package {
         Ok(Package { dir, files, _unpacked: unpacked })
     }
 
-    /// The package's files, by dataset.
-    pub fn datasets(&self) -> Vec<Dataset> {
-        self.files.keys().copied().collect()
-    }
-
     fn text(&self, dataset: Dataset) -> Result<Option<String>, DatasetError> {
         match self.files.get(&dataset) {
             None => Ok(None),

@@ -509,12 +509,13 @@ impl Store {
         let mut written = Vec::new();
         let result = self.save_inner(plan, clear, meta, source, crash, &mut written);
         if let Err(e) = &result
-            && !matches!(e, StoreError::InjectedCrash(_)) {
-                // Nothing was committed: take back what this save put in place.
-                for file in &written {
-                    let _ = std::fs::remove_file(file);
-                }
+            && !matches!(e, StoreError::InjectedCrash(_))
+        {
+            // Nothing was committed: take back what this save put in place.
+            for file in &written {
+                let _ = std::fs::remove_file(file);
             }
+        }
         result
     }
 
@@ -653,17 +654,6 @@ impl Store {
         })
     }
 
-    /// The text of the current version of a CSV or TOML dataset (units, rules, calendar, city).
-    pub fn read_current_text(&self, dataset: Dataset) -> Result<Option<String>, StoreError> {
-        match self.manifest.current(dataset.name()) {
-            None => Ok(None),
-            Some(v) => {
-                let path = self.dir.join(&v.file);
-                std::fs::read_to_string(&path).map(Some).map_err(StoreError::io(&path))
-            }
-        }
-    }
-
     fn read_city_toml(&self) -> Result<CityMeta, StoreError> {
         let path = self.dir.join(CITY_TOML);
         let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
@@ -747,11 +737,6 @@ pub fn units_from_csv(text: &str) -> Result<Vec<Unit>, String> {
         return Err("no unit: a unit register is never replaced by an empty one".into());
     }
     Ok(units)
-}
-
-/// [`units_from_csv`], counted.
-pub fn check_units_csv(text: &str) -> Result<u64, String> {
-    units_from_csv(text).map(|u| u.len() as u64)
 }
 
 fn write_units(w: &mut dyn std::io::Write, units: &UnitTable) -> Result<(), String> {
