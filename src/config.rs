@@ -34,7 +34,12 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// component_full_zoom = 16             # one point per component from here; clusters below
 /// max_zoom = 20
 /// max_points_per_tile = 8000           # denser full-detail tiles are clustered instead
+///
+/// [retention]                          # old versions of each dataset (layers, rules, …) let go
+/// keep_versions = 10                   # the newest N are kept whatever their age
+/// keep_days = 30                       # and any younger than D days (0: age keeps none)
 /// ```
+/// The current version and the one current before it are always kept.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -46,6 +51,17 @@ pub struct FileConfig {
     pub cors_write_origins: Option<Vec<String>>,
     #[serde(default)]
     pub tiles: TilesSection,
+    #[serde(default)]
+    pub retention: RetentionSection,
+}
+
+/// The `[retention]` section: which old versions of each dataset are kept
+/// ([`crate::store::Retention`]). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    pub keep_versions: Option<usize>,
+    pub keep_days: Option<u32>,
 }
 
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
@@ -77,6 +93,8 @@ pub enum ConfigError {
     Token(String),
     #[error("cors_write_origins: {0}")]
     Cors(String),
+    #[error("[retention] {0}")]
+    Retention(String),
 }
 
 impl FileConfig {
@@ -102,6 +120,8 @@ pub struct ServerConfig {
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
     pub cors: CorsPolicy,
+    /// Which old dataset versions the data directory keeps.
+    pub retention: crate::store::Retention,
 }
 
 /// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
@@ -183,7 +203,13 @@ impl ServerConfig {
             public_reads: file.cors_public_reads.unwrap_or(true),
             write_origins: write_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
         };
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors })
+        let defaults = crate::store::Retention::default();
+        let retention = crate::store::Retention {
+            keep_versions: file.retention.keep_versions.unwrap_or(defaults.keep_versions),
+            keep_days: file.retention.keep_days.unwrap_or(defaults.keep_days),
+        };
+        retention.check().map_err(ConfigError::Retention)?;
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors, retention })
     }
 }
 
@@ -268,6 +294,18 @@ mod tests {
             let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
             assert!(e.contains("cors_write_origins") && e.contains("scheme://host"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn retention_keeps_ten_versions_and_thirty_days_unless_configured() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.retention, crate::store::Retention { keep_versions: 10, keep_days: 30 });
+        let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 3\nkeep_days = 0\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
+        assert_eq!(c.retention, crate::store::Retention { keep_versions: 3, keep_days: 0 });
+        let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 0\n").unwrap();
+        let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
+        assert!(e.contains("[retention]") && e.contains("keep_versions"), "{e}");
     }
 
     #[test]

@@ -204,6 +204,11 @@ struct ImportArgs {
     /// Validate and report only; store nothing.
     #[arg(long)]
     dry_run: bool,
+    /// The server's TOML configuration: its `[retention]` section decides which old versions
+    /// this import lets go (default: keep the newest 10 and any younger than 30 days).
+    /// [env: CITYGRID_CONFIG]
+    #[arg(long, env = "CITYGRID_CONFIG", hide_env = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -421,12 +426,12 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let config = ServerConfig::resolve(flags, file)?;
     let holder = format!("citygrid serve --bind {}", config.bind);
-    let store = Store::open_writer(&config.data, &holder).with_context(|| format!("opening data directory {}", config.data.display()))?;
+    let store = Store::open_writer(&config.data, &holder).with_context(|| format!("opening data directory {}", config.data.display()))?.with_retention(config.retention);
     let store = if store.is_empty() && args.demo {
         info!(dir = %config.data.display(), preset = ?args.demo_preset, "empty data directory: generating the demo city");
         drop(store);
         generate_demo(&config.data, &DemoSpec { preset: args.demo_preset, components: None, seed: 1 })?;
-        Store::open_writer(&config.data, &holder)?
+        Store::open_writer(&config.data, &holder)?.with_retention(config.retention)
     } else {
         store
     };
@@ -679,11 +684,13 @@ fn import(args: ImportArgs) -> Result<()> {
     use citygrid::datasets::{DatasetError, import_offline, import_package_offline, import_text_offline};
     use citygrid::store::Dataset;
     let data = args.read.data.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let file_config = args.config.as_deref().map(FileConfig::load).transpose()?;
+    let retention = ServerConfig::resolve(Overrides::default(), file_config)?.retention;
     let Some(path) = args.file.clone() else {
         // A city package.
         let package_path = PathBuf::from(&args.what);
         let origin = format!("citygrid import {}", package_path.display());
-        let mut store = Store::open_writer(&data, &origin)?;
+        let mut store = Store::open_writer(&data, &origin)?.with_retention(retention);
         let package = citygrid::datasets::Package::open(&package_path, &data).unwrap_or_else(|e| refuse(e));
         let options = citygrid::datasets::PackageOptions { base: Some(import_options(citygrid::ingest::validate::LayerKind::Grids, &args.read)) };
         let bar = progress_bar("checking");
@@ -710,7 +717,7 @@ fn import(args: ImportArgs) -> Result<()> {
     if !dataset.is_layer() {
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {} (text files are UTF-8)", path.display()))?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let mut store = Store::open_writer(&data, &origin)?;
+        let mut store = Store::open_writer(&data, &origin)?.with_retention(retention);
         if store.is_empty() {
             refuse(format!("{} holds no city yet: run `citygrid init --data {} --name NAME` first", data.display(), data.display()));
         }
@@ -730,7 +737,7 @@ fn import(args: ImportArgs) -> Result<()> {
     }
     let layer = citygrid::ingest::validate::LayerKind::parse(&args.what).unwrap_or_else(|e| refuse(e));
     let file = LayerFile::open(&path, &args.read)?.unwrap_or_else(|e| refuse(e));
-    let mut store = Store::open_writer(&data, &origin)?;
+    let mut store = Store::open_writer(&data, &origin)?.with_retention(retention);
     if store.is_empty() {
         refuse(format!("{} holds no city yet: run `citygrid init --data {} --name NAME` first, or import a city package", data.display(), data.display()));
     }

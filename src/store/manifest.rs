@@ -37,12 +37,21 @@ impl Default for Manifest {
 pub struct History {
     pub current: u64,
     pub versions: Vec<VersionInfo>,
+    /// Highest version number ever given out, kept when retention lets that version's file go,
+    /// so that a number is never used twice (0 in manifests written before retention existed:
+    /// then the highest listed version is the highest ever given).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl History {
     /// Highest version number ever committed.
     pub fn latest(&self) -> u64 {
-        self.versions.iter().map(|v| v.version).max().unwrap_or(0)
+        self.versions.iter().map(|v| v.version).max().unwrap_or(0).max(self.last)
     }
 }
 
@@ -84,8 +93,10 @@ impl Manifest {
         let d = self.datasets.entry(name.to_owned()).or_insert(History {
             current: 0,
             versions: Vec::new(),
+            last: 0,
         });
         d.current = info.version;
+        d.last = d.last.max(info.version);
         d.versions.push(info);
     }
 }

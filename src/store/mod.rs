@@ -32,6 +32,7 @@ pub(crate) mod fgb;
 mod layers;
 mod lock;
 mod manifest;
+mod retention;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ use crate::model::{City, CityBuilder, ClassTable, Hierarchy, ModelError, Unit, U
 pub use dataset::Dataset;
 pub use lock::{LOCK_FILE, WriterLock};
 pub use manifest::{FORMAT, History, Manifest, VersionInfo};
+pub use retention::{DEFAULT_KEEP_DAYS, DEFAULT_KEEP_VERSIONS, Pruned, Retention};
 
 const MANIFEST: &str = "manifest.json";
 const CITY_TOML: &str = "city.toml";
@@ -200,6 +202,8 @@ pub struct Store {
     manifest: Manifest,
     /// Held from the first write on (or from [`Store::open_writer`]): one writer per directory.
     lock: Option<WriterLock>,
+    /// Which old versions each commit lets go.
+    retention: Retention,
 }
 
 /// Writes a version file.
@@ -319,7 +323,31 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        Ok(Store { dir: dir.to_owned(), manifest, lock: None })
+        Ok(Store { dir: dir.to_owned(), manifest, lock: None, retention: Retention::default() })
+    }
+
+    /// The same store, letting old versions go by `retention` from its next commit on.
+    pub fn with_retention(mut self, retention: Retention) -> Store {
+        self.retention = retention;
+        self
+    }
+
+    /// Which old versions each commit lets go.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// Removes the files of versions a commit let go. A failure is logged, not returned: the
+    /// commit stands, and the next [`Store::open`] removes a file no manifest lists.
+    fn remove_pruned(&self, pruned: &[Pruned]) {
+        for p in pruned {
+            let path = self.dir.join(&p.file);
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(dataset = %p.dataset, version = p.version, bytes = p.bytes, "retention: removed an old version"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(file = %path.display(), error = %e, "retention: cannot remove an old version (removed at the next start)"),
+            }
+        }
     }
 
     /// Brings the directory back to exactly what the manifest committed.
@@ -567,6 +595,7 @@ impl Store {
         if crash == Some(CrashPoint::BeforeManifestRename) {
             return Err(StoreError::InjectedCrash(CrashPoint::BeforeManifestRename));
         }
+        let pruned = self.retention.prune(&mut next, &self.versions(), chrono::Utc::now());
 
         // The commit point.
         let manifest_path = self.dir.join(MANIFEST);
@@ -587,6 +616,7 @@ impl Store {
         if let Some(staged) = city_staged {
             staged.commit()?;
         }
+        self.remove_pruned(&pruned);
         Ok(self.versions())
     }
 

@@ -40,15 +40,19 @@ impl Store {
         }
         let mut next = self.manifest.clone();
         next.datasets.get_mut(dataset).expect("checked").current = version;
+        let pruned = self.retention.prune(&mut next, &self.versions(), chrono::Utc::now());
         if dataset == Dataset::City.name() {
             let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
             let meta = CityMeta::from_toml(&text).map_err(|message| StoreError::CityToml { path: path.clone(), message })?;
             let staged = super::write_city_toml(&self.dir.join(super::CITY_TOML), &meta)?;
             next.city = Some(meta);
             self.commit_manifest(next)?;
+            self.remove_pruned(&pruned);
             return staged.commit().map(|_| ());
         }
-        self.commit_manifest(next)
+        self.commit_manifest(next)?;
+        self.remove_pruned(&pruned);
+        Ok(())
     }
 
     /// Makes the versions in `before` current again, and a dataset `before` lacks current in
