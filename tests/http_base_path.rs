@@ -117,6 +117,9 @@ async fn under_a_base_path_every_written_url_carries_it_and_answers_there() {
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{outside}");
         assert_eq!(answer.json()["error"]["code"], "not_found", "{outside}");
     }
+    // A 404 under the prefix names the path as sent.
+    let missing = get(&app, "/citygrid/v1/nothing", &[]).await.json();
+    assert_eq!(missing["error"]["details"]["path"], "/citygrid/v1/nothing");
     let health = get(&app, "/citygrid/health", &[]).await;
     assert_eq!(health.status, StatusCode::OK);
     assert_eq!(health.json()["status"], "ok");
