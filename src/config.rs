@@ -26,6 +26,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
 /// cors_public_reads = true             # any web page may read (GET/HEAD) across origins
 /// cors_write_origins = ["https://dispatch.example.gov.cn"]  # pages that may also write (routing, imports)
+/// base_path = "/citygrid"              # answer under this path prefix (a proxy forwarding it unchanged)
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -49,6 +50,7 @@ pub struct FileConfig {
     pub max_upload_mb: Option<usize>,
     pub cors_public_reads: Option<bool>,
     pub cors_write_origins: Option<Vec<String>>,
+    pub base_path: Option<String>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -95,6 +97,8 @@ pub enum ConfigError {
     Cors(String),
     #[error("[retention] {0}")]
     Retention(String),
+    #[error("base_path / --base-path / CITYGRID_BASE_PATH {0:?} is not a plain path: write it like /citygrid (letters, digits, -._~ and /; no .. segments)")]
+    BasePath(String),
 }
 
 impl FileConfig {
@@ -122,6 +126,25 @@ pub struct ServerConfig {
     pub cors: CorsPolicy,
     /// Which old dataset versions the data directory keeps.
     pub retention: crate::store::Retention,
+    /// The path prefix every route and generated URL carries (`/citygrid`), `""` for the root.
+    pub base_path: String,
+}
+
+/// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
+/// absolute path: starts with `/`, at most 200 characters of letters, digits and `-._~/`, no
+/// empty, `.` or `..` segment (so no `//host`, no scheme, no way out of the site).
+pub fn valid_prefix(prefix: &str) -> Option<String> {
+    let trimmed = prefix.trim_end_matches('/');
+    if !prefix.starts_with('/') || prefix.len() > 200 {
+        return None;
+    }
+    if trimmed.is_empty() {
+        return Some(String::new());
+    }
+    let plain = trimmed[1..].split('/').all(|seg| {
+        !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    });
+    plain.then(|| trimmed.to_owned())
 }
 
 /// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
@@ -150,6 +173,8 @@ pub struct Overrides {
     pub tile_cache_mb: Option<u64>,
     /// `CITYGRID_ADMIN_TOKEN` (environment only: a flag would show in `ps`).
     pub admin_token: Option<String>,
+    /// `--base-path` / `CITYGRID_BASE_PATH`.
+    pub base_path: Option<String>,
 }
 
 impl ServerConfig {
@@ -209,7 +234,23 @@ impl ServerConfig {
             keep_days: file.retention.keep_days.unwrap_or(defaults.keep_days),
         };
         retention.check().map_err(ConfigError::Retention)?;
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors, retention })
+        let base_path = flags.base_path.or(file.base_path).unwrap_or_default();
+        let base_path = if base_path.is_empty() {
+            String::new()
+        } else {
+            valid_prefix(&base_path).ok_or(ConfigError::BasePath(base_path))?
+        };
+        Ok(ServerConfig {
+            bind,
+            data,
+            tiles,
+            tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024),
+            admin_tokens,
+            max_upload_mb,
+            cors,
+            base_path,
+            retention,
+        })
     }
 }
 
@@ -306,6 +347,20 @@ mod tests {
         let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 0\n").unwrap();
         let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
         assert!(e.contains("[retention]") && e.contains("keep_versions"), "{e}");
+    fn the_base_path_is_a_plain_prefix_and_the_flag_wins() {
+        assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().base_path, "");
+        let file: FileConfig = toml::from_str("base_path = \"/citygrid/\"\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().base_path, "/citygrid");
+        let file: FileConfig = toml::from_str("base_path = \"/citygrid\"\n").unwrap();
+        let flags = Overrides { base_path: Some("/gis/grid".into()), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, Some(file)).unwrap().base_path, "/gis/grid");
+        let flags = Overrides { base_path: Some("/".into()), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, None).unwrap().base_path, "");
+        for bad in ["citygrid", "/a/../b", "//evil.example", "http://x/y", "/a b", "/a?b"] {
+            let flags = Overrides { base_path: Some(bad.into()), ..Default::default() };
+            let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
+            assert!(e.contains("base_path") && e.contains("/citygrid"), "{bad}: {e}");
+        }
     }
 
     #[test]

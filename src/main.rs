@@ -313,6 +313,11 @@ struct ServeArgs {
     /// [default: <data>/fonts]
     #[arg(long, env = "CITYGRID_FONTS_DIR", hide_env = true)]
     fonts_dir: Option<PathBuf>,
+    /// Answer under this path prefix, e.g. /citygrid behind a reverse proxy that forwards it
+    /// unchanged: /citygrid/health, /citygrid/viewer/, and every URL the server writes carries
+    /// it. [env: CITYGRID_BASE_PATH] [default: none, the root]
+    #[arg(long, env = "CITYGRID_BASE_PATH", hide_env = true)]
+    base_path: Option<String>,
 }
 
 #[derive(Args)]
@@ -423,6 +428,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         data: args.data,
         tile_cache_mb: args.tile_cache_mb,
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
+        base_path: args.base_path,
     };
     let config = ServerConfig::resolve(flags, file)?;
     let holder = format!("citygrid serve --bind {}", config.bind);
@@ -465,7 +471,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_audit(audit)
         .with_max_upload_mb(config.max_upload_mb)
         .with_cors(config.cors.clone())
-        .with_datasets(datasets);
+        .with_datasets(datasets)
+        .with_base_path(&config.base_path);
     if let Some(dir) = args.viewer_dir {
         state = state.with_viewer_dir(dir);
     }
@@ -479,7 +486,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         // Tests and scripts read this line to learn the port when binding to port 0.
         println!("citygrid listening on http://{addr}");
-        info!(%addr, "listening; GET /health, the web viewer at /viewer/");
+        info!(%addr, base = %config.base_path, "listening; GET {0}/health, the web viewer at {0}/viewer/", config.base_path);
         axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
         info!("shut down");
         Ok(())

@@ -27,17 +27,24 @@ async function call(url, init) {
 
 const q = (params) => new URLSearchParams(params).toString();
 
+/**
+ * The server's root as this page reached it: the page lives at `<root>viewer/`, so behind a
+ * proxy's path prefix (`/citygrid/viewer/`) every call goes to `/citygrid/…`.
+ */
+export const ROOT = new URL('../', import.meta.url);
+const at = (path) => new URL(path, ROOT).toString();
+
 export const api = {
-  health: () => call('/health'),
-  style: () => call('/styles/citygrid.json'),
-  tilejson: (layers) => call('/tiles/' + layers),
-  locate: (lon, lat) => call('/v1/locate?' + q({ lon, lat })),
-  grid: (code) => call('/v1/grids/' + encodeURIComponent(code)),
-  component: (code) => call('/v1/components/' + encodeURIComponent(code)),
-  counts: (bbox) => call('/v1/components/counts?' + q({ bbox: bbox.join(',') })),
-  caseTypes: () => call('/v1/cases/types'),
+  health: () => call(at('health')),
+  style: () => call(at('styles/citygrid.json')),
+  tilejson: (layers) => call(at('tiles/' + layers)),
+  locate: (lon, lat) => call(at('v1/locate?' + q({ lon, lat }))),
+  grid: (code) => call(at('v1/grids/' + encodeURIComponent(code))),
+  component: (code) => call(at('v1/components/' + encodeURIComponent(code))),
+  counts: (bbox) => call(at('v1/components/counts?' + q({ bbox: bbox.join(',') }))),
+  caseTypes: () => call(at('v1/cases/types')),
   route: (body) =>
-    call('/v1/cases/route', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    call(at('v1/cases/route'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
 };
 
 /** What a search string is: a grid code (14 digits, or 6–15 for other levels) or a component code (16). */

@@ -2,7 +2,7 @@
 // lookup API on click and search, and case routing. Plain ES modules, no build step; MapLibre
 // comes from the server (web-viewer/node_modules, `npm ci --prefix web-viewer`), never a CDN.
 
-import { api, codeKind, esc, who } from './api.js';
+import { ROOT, api, codeKind, esc, who } from './api.js';
 
 const MAPLIBRE = './vendor/maplibre-gl/maplibre-gl.mjs';
 const INSTALL_COMMAND = 'npm ci --prefix web-viewer';
@@ -292,7 +292,7 @@ let tileStamp = '';
 function stampTiles(url, type) {
   if (!tileStamp || (type !== 'Tile' && type !== 'Source')) return undefined;
   const u = new URL(url, window.location.href);
-  if (u.origin !== window.location.origin || !u.pathname.startsWith('/tiles/')) return undefined;
+  if (u.origin !== ROOT.origin || !u.pathname.startsWith(ROOT.pathname + 'tiles/')) return undefined;
   u.searchParams.set('v', tileStamp);
   return { url: u.toString() };
 }

@@ -112,14 +112,14 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Answer for paths no route matches.
-pub async fn no_route(uri: axum::http::Uri) -> ApiError {
+/// Answer for paths no route matches (the path as the client sent it, base path included).
+pub async fn no_route(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::not_found(format!("no resource at {}", uri.path()))
         .with_details(json!({"path": uri.path()}))
 }
 
 /// Answer for a known path asked with a method it does not support.
-pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+pub async fn method_not_allowed(method: axum::http::Method, axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderValue;
 use axum::routing::{get, post, put};
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// Which pages of other origins may call the server.
     pub cors: crate::config::CorsPolicy,
+    /// The path prefix the whole server answers under (`/citygrid`), or `None` for `/`.
+    pub base_path: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -68,7 +71,18 @@ impl AppState {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
             cors: crate::config::CorsPolicy::default(),
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
+            base_path: None,
         }
+    }
+
+    /// The same state answering under `prefix` (`/citygrid`, checked by
+    /// [`valid_prefix`](crate::config::valid_prefix); `""` or `/`: at the root): every route,
+    /// and every URL the server writes, carries it. Panics on a prefix that is not plain.
+    pub fn with_base_path(self, prefix: &str) -> AppState {
+        let prefix = if prefix.is_empty() { String::new() } else {
+            crate::config::valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path"))
+        };
+        AppState { base_path: (!prefix.is_empty()).then(|| Arc::from(prefix)), ..self }
     }
 
     /// The same state serving glyphs from `dir` (`<dir>/<font>/<range>.pbf`).
@@ -115,8 +129,51 @@ impl AppState {
 /// Default of `max_upload_mb`: the largest layer upload, MiB.
 pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
 
-/// The whole HTTP surface.
+/// The whole HTTP surface; under the state's base path when it has one (nothing else answers
+/// then, but a JSON 404).
 pub fn router(state: AppState) -> Router {
+    let base_path = state.base_path.clone();
+    let app = routes(state);
+    match base_path {
+        None => app,
+        Some(prefix) => {
+            // Handlers write URLs from the request's headers (`base_url`): the configured prefix
+            // replaces any X-Forwarded-Prefix a proxy sent.
+            let value = HeaderValue::from_str(&prefix).expect("a checked prefix is a header value");
+            let app = app.layer(axum::middleware::map_request(move |mut request: axum::extract::Request| {
+                let value = value.clone();
+                async move {
+                    request.headers_mut().insert(FORWARDED_PREFIX, value);
+                    request
+                }
+            }));
+            Router::new()
+                .nest_service(&prefix, app)
+                .fallback(error::no_route)
+                .method_not_allowed_fallback(error::method_not_allowed)
+        }
+    }
+}
+
+/// Responses worth compressing: text (JSON, GeoJSON, NDJSON, CSV, HTML, JS) above 1 KiB.
+/// Tiles carry their own pre-compressed `Content-Encoding` (never touched twice); glyphs,
+/// FlatGeobuf, archives and images are binary already dense, so they pass as they are.
+fn compression_layer() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+    use tower_http::compression::{CompressionLayer, DefaultPredicate};
+    let predicate = DefaultPredicate::new()
+        .and(SizeAbove::new(1024))
+        .and(NotForContentType::const_new(tiles::MVT_TYPE))
+        .and(NotForContentType::const_new("application/x-protobuf"))
+        .and(NotForContentType::const_new("application/flatgeobuf"))
+        .and(NotForContentType::const_new("application/zip"))
+        .and(NotForContentType::const_new("application/octet-stream"))
+        .and(NotForContentType::const_new("application/geopackage+sqlite3"));
+    CompressionLayer::new().compress_when(predicate)
+}
+
+/// The routes at the root.
+fn routes(state: AppState) -> Router {
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
     let cors = cors_layer(&state.cors);
     Router::new()
@@ -146,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rules", get(routing::rules).put(routing::put_rules))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
+        .route("/tiles/{layers}/metadata.json", get(tiles::metadata_json))
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .route("/styles/citygrid.json", get(tiles::style))
         .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
@@ -164,19 +222,34 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer/vendor/maplibre-gl/{file}", get(viewer::vendor))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(compression_layer())
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
+/// The header a reverse proxy that strips a path prefix names it in (`X-Forwarded-Prefix`).
+const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
+
+/// The path prefix of the server's URLs as the client sees them: the configured base path, or a
+/// proxy's `X-Forwarded-Prefix` when it is a [`valid_prefix`](crate::config::valid_prefix) (else ignored); `""` for none.
+pub(crate) fn path_prefix(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(FORWARDED_PREFIX)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| crate::config::valid_prefix(v.split(',').next().unwrap_or("").trim()))
+        .unwrap_or_default()
+}
+
 /// The server's root URL as the client sees it: `X-Forwarded-Proto` / `X-Forwarded-Host` from a
-/// reverse proxy (first value), else `Host`, else `http://127.0.0.1:8080`. Used for the URLs in
-/// TileJSON, the style and the OGC API links.
+/// reverse proxy (first value), else `Host`, else `http://127.0.0.1:8080`; then the
+/// [`path_prefix`] (`http://host/citygrid`). Used for the URLs in TileJSON, the style and the
+/// OGC API links.
 pub(crate) fn base_url(headers: &axum::http::HeaderMap) -> String {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(|v| v.split(',').next().unwrap_or("").trim().to_owned());
     let host = get("x-forwarded-host").or_else(|| get("host")).filter(|h| !h.is_empty()).unwrap_or_else(|| "127.0.0.1:8080".into());
     let proto = get("x-forwarded-proto").filter(|p| p == "https" || p == "http").unwrap_or_else(|| "http".into());
-    format!("{proto}://{host}")
+    format!("{proto}://{host}{}", path_prefix(headers))
 }
 
 /// The CORS layer of `policy`: a page of another origin may read (GET, HEAD) if reads are

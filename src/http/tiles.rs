@@ -1,5 +1,8 @@
 //! Vector tiles over HTTP: `GET /tiles` (catalog), `GET /tiles/{layers}` (TileJSON 3.0),
-//! `GET /tiles/{layers}/{z}/{x}/{y}.mvt`, and `GET /styles/citygrid.json`.
+//! `GET /tiles/{layers}/{z}/{x}/{y}.mvt` (also `.pbf`, the name GDAL and mbutil use),
+//! `GET /tiles/{layers}/metadata.json` (the tileset's description in the tippecanoe/mbutil
+//! format GDAL's MVT driver reads: `ogrinfo MVT:http://HOST/tiles/grids,components/14`), and
+//! `GET /styles/citygrid.json`.
 //!
 //! Encoded tiles are cached in memory, size-bounded (moka, weighed by bytes), pre-compressed:
 //! gzip always, brotli on the first request that asks for it. The cache key and the ETag carry
@@ -28,7 +31,7 @@ pub const DEFAULT_TILE_CACHE_BYTES: u64 = crate::config::DEFAULT_TILE_CACHE_MB *
 /// `Cache-Control` of tiles: clients and CDNs may keep a tile 5 minutes, then revalidate with
 /// its ETag (cheap: a 304 from the in-memory cache).
 const TILE_CACHE_CONTROL: &str = "public, max-age=300";
-const MVT_TYPE: &str = "application/vnd.mapbox-vector-tile";
+pub(crate) const MVT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 /// The MapLibre style, with `{{BASE_URL}}` where the server's own URL goes.
 const STYLE_TEMPLATE: &str = include_str!("../../styles/citygrid.json");
 
@@ -119,7 +122,7 @@ fn out_of_range(what: &str, value: &str) -> ApiError {
         .with_details(json!({"parameter": what, "value": value}))
 }
 
-/// `GET /tiles/{layers}/{z}/{x}/{y}.mvt[?datum=gcj02]`
+/// `GET /tiles/{layers}/{z}/{x}/{y}.mvt[?datum=gcj02]` (`.pbf` alike)
 pub async fn tile(
     State(state): State<AppState>,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
@@ -128,8 +131,8 @@ pub async fn tile(
 ) -> Result<Response, ApiError> {
     let layers = parse_layers(&layers)?;
     let datum = tile_datum(&Params::parse(q.as_deref())?)?;
-    let y = y.strip_suffix(".mvt").ok_or_else(|| {
-        ApiError::not_found(format!("tiles end in .mvt: /tiles/…/{z}/{x}/{y}.mvt")).with_details(json!({"path": format!("{z}/{x}/{y}")}))
+    let y = y.strip_suffix(".mvt").or_else(|| y.strip_suffix(".pbf")).ok_or_else(|| {
+        ApiError::not_found(format!("tiles end in .mvt (or .pbf): /tiles/…/{z}/{x}/{y}.mvt")).with_details(json!({"path": format!("{z}/{x}/{y}")}))
     })?;
     let z: u8 = z.parse().map_err(|_| out_of_range("z", &z))?;
     let x: u32 = x.parse().map_err(|_| out_of_range("x", &x))?;
@@ -240,8 +243,7 @@ fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
     response
 }
 
-/// The server's own base URL as the client reached it: `Host` (or `X-Forwarded-Host`) and
-/// `X-Forwarded-Proto` (default http).
+/// `?datum=gcj02` for GCJ-02 tiles, nothing for WGS84.
 fn datum_query(datum: Datum) -> &'static str {
     if datum == Datum::Gcj02 { "?datum=gcj02" } else { "" }
 }
@@ -364,4 +366,47 @@ pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response
         .replace("{{BASE_URL}}", &base_url(&headers))
         .replace("{{DATUM_QUERY}}", datum_query(datum));
     Ok(validated_json(body, &headers, METADATA_CACHE_CONTROL))
+}
+
+/// `GET /tiles/{layers}/metadata.json`: the tileset in the `metadata.json` format of tippecanoe
+/// and mbutil (every value a string; the layers as a JSON text in `json`). GDAL's MVT driver
+/// reads it beside the zoom level it is given (`MVT:http://HOST/tiles/{layers}/{z}`) for the
+/// layers, their fields and geometry types and the bounds, then fetches `{z}/{x}/{y}.pbf`.
+/// WGS84 tiles only (GDAL builds tile URLs without a query string).
+pub async fn metadata_json(State(state): State<AppState>, Path(layers): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let layers = parse_layers(&layers)?;
+    let world = state.world.load();
+    let tj = tilejson(&world, &base_url(&headers), &layers, Datum::Wgs84);
+    let join = |v: &Value| v.as_array().map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    // Geometry types for GDAL: components are points (single or clusters); grids and zones
+    // mix polygons with their label points, so they name none.
+    let tilestats: Vec<Value> = layers
+        .iter()
+        .map(|&l| {
+            let mut stat = json!({"layer": l.name(), "attributeCount": world.tiles.layer_info(l).fields.len()});
+            if l == Layer::Components {
+                stat["geometry"] = json!("Point");
+            }
+            stat
+        })
+        .collect();
+    let inner = json!({
+        "vector_layers": tj["vector_layers"],
+        "tilestats": {"layerCount": layers.len(), "layers": tilestats},
+    });
+    let body = json!({
+        "name": tj["name"],
+        "description": tj["description"],
+        "version": "2",
+        "type": "overlay",
+        "format": "pbf",
+        "minzoom": tj["minzoom"].to_string(),
+        "maxzoom": tj["maxzoom"].to_string(),
+        "bounds": join(&tj["bounds"]),
+        "center": join(&tj["center"]),
+        "attribution": tj["attribution"],
+        "tiles": tj["tiles"],
+        "json": inner.to_string(),
+    });
+    Ok(validated_json(body.to_string(), &headers, METADATA_CACHE_CONTROL))
 }

@@ -38,9 +38,9 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// `GET /viewer` and `GET /`: to the viewer page, where its relative URLs resolve (temporary,
-/// so browsers do not keep `/` pointing there for ever).
-pub async fn redirect() -> Redirect {
-    Redirect::temporary("/viewer/")
+/// so browsers do not keep `/` pointing there for ever), under the server's path prefix.
+pub async fn redirect(headers: axum::http::HeaderMap) -> Redirect {
+    Redirect::temporary(&format!("{}/viewer/", super::path_prefix(&headers)))
 }
 
 /// `GET /viewer/`

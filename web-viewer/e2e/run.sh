@@ -5,7 +5,8 @@
 #   web-viewer/e2e/run.sh [BINARY]      # default ./target/release/citygrid
 #
 # Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), SCREENSHOT (default
-# target/viewer.png), CHROMIUM (default /usr/bin/chromium).
+# target/viewer.png), CHROMIUM (default /usr/bin/chromium), BASE_PATH (e.g. /citygrid: the
+# server runs with --base-path and the page is tested under it; default none).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bin=${1:-./target/release/citygrid}
@@ -35,7 +36,7 @@ trap cleanup EXIT
 # An admin token, so that the test can upload a new zones version while the page is open.
 token="e2e-admin-token-$RANDOM$RANDOM-0123456789"
 CITYGRID_ADMIN_TOKEN="$token" "$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
-  --viewer-dir web-viewer >"$tmp/out" 2>"$tmp/log" &
+  --viewer-dir web-viewer ${BASE_PATH:+--base-path "$BASE_PATH"} >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q 'listening on' "$tmp/out" && break
@@ -45,8 +46,8 @@ done
 addr=$(sed -n 's#.*listening on http://##p' "$tmp/out")
 [ -n "$addr" ] || { echo "server did not start in time:"; cat "$tmp/log"; exit 1; }
 
-echo "== web viewer e2e against http://$addr/viewer/"
+echo "== web viewer e2e against http://$addr${BASE_PATH:-}/viewer/"
 status=0
-CITYGRID_URL="http://$addr" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
+CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
 [ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
 exit "$status"
