@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http::server::{Rate, RateLimits, ServeLimits};
 use crate::tiles::TileConfig;
 
 /// Default data directory, relative to the working directory.
@@ -34,6 +35,20 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// component_full_zoom = 16             # one point per component from here; clusters below
 /// max_zoom = 20
 /// max_points_per_tile = 8000           # denser full-detail tiles are clustered instead
+///
+/// [limits]
+/// header_timeout_secs = 10             # a half-sent request head is closed after this
+/// idle_timeout_secs = 60               # a keep-alive connection with no request is closed after this
+/// body_timeout_secs = 30               # a request body that sends nothing this long: 408
+/// max_connections = 4096               # more at once are answered 503 + Retry-After (capped below the file limit)
+/// shutdown_grace_secs = 10             # on SIGTERM/SIGINT, requests in flight get this long
+/// trusted_proxies = ["127.0.0.1"]      # peers whose X-Forwarded-For names the client (rate limits)
+/// batch_per_minute = 30                # per client: POST /v1/cases/route:batch (0: unlimited)
+/// batch_burst = 10
+/// bbox_per_minute = 600                # per client: component/OGC item pages with limit > 1000
+/// bbox_burst = 60
+/// upload_per_minute = 10               # per client: PUT /v1/layers/…, /v1/city, /v1/rules
+/// upload_burst = 5
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +61,66 @@ pub struct FileConfig {
     pub cors_write_origins: Option<Vec<String>>,
     #[serde(default)]
     pub tiles: TilesSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// The `[limits]` section: timeouts, the connection limit, the shutdown deadline and per-client
+/// rate limits (see [`crate::http::server`]). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub header_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
+    pub body_timeout_secs: Option<f64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_secs: Option<f64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub batch_per_minute: Option<u32>,
+    pub batch_burst: Option<u32>,
+    pub bbox_per_minute: Option<u32>,
+    pub bbox_burst: Option<u32>,
+    pub upload_per_minute: Option<u32>,
+    pub upload_burst: Option<u32>,
+}
+
+impl LimitsSection {
+    /// The limits, over the defaults of [`ServeLimits`].
+    fn resolve(self) -> Result<ServeLimits, ConfigError> {
+        let d = ServeLimits::default();
+        let secs = |key: &str, v: Option<f64>, default: std::time::Duration| match v {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(s)),
+            Some(s) => Err(ConfigError::Limits(format!("{key} = {s}: give seconds between 0 and 86400"))),
+        };
+        let rate = |per_minute: Option<u32>, burst: Option<u32>, default: Rate| Rate {
+            per_minute: per_minute.unwrap_or(default.per_minute),
+            burst: burst.unwrap_or(default.burst).max(1),
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.trim().parse().map_err(|_| ConfigError::Limits(format!("trusted_proxies: {p:?} is not an IP address"))))
+            .collect::<Result<_, _>>()?;
+        let max_connections = self.max_connections.unwrap_or(d.max_connections);
+        if max_connections == 0 {
+            return Err(ConfigError::Limits("max_connections must be at least 1".into()));
+        }
+        Ok(ServeLimits {
+            header_timeout: secs("header_timeout_secs", self.header_timeout_secs, d.header_timeout)?,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, d.idle_timeout)?,
+            body_timeout: secs("body_timeout_secs", self.body_timeout_secs, d.body_timeout)?,
+            max_connections,
+            shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, d.shutdown_grace)?,
+            rates: RateLimits {
+                batch: rate(self.batch_per_minute, self.batch_burst, d.rates.batch),
+                bbox: rate(self.bbox_per_minute, self.bbox_burst, d.rates.bbox),
+                upload: rate(self.upload_per_minute, self.upload_burst, d.rates.upload),
+                trusted_proxies,
+            },
+        })
+    }
 }
 
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
@@ -77,6 +152,8 @@ pub enum ConfigError {
     Token(String),
     #[error("cors_write_origins: {0}")]
     Cors(String),
+    #[error("[limits] {0}")]
+    Limits(String),
 }
 
 impl FileConfig {
@@ -102,6 +179,8 @@ pub struct ServerConfig {
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
     pub cors: CorsPolicy,
+    /// Timeouts, connection limit, shutdown deadline, rate limits (`[limits]`).
+    pub limits: ServeLimits,
 }
 
 /// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
@@ -183,7 +262,8 @@ impl ServerConfig {
             public_reads: file.cors_public_reads.unwrap_or(true),
             write_origins: write_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
         };
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors })
+        let limits = file.limits.resolve()?;
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors, limits })
     }
 }
 
@@ -267,6 +347,30 @@ mod tests {
             let file: FileConfig = toml::from_str(&format!("cors_write_origins = [{bad:?}]\n")).unwrap();
             let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
             assert!(e.contains("cors_write_origins") && e.contains("scheme://host"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_limits_section_sets_timeouts_connections_and_rates() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.limits, ServeLimits::default());
+        let file: FileConfig = toml::from_str(
+            "[limits]\nheader_timeout_secs = 0.5\nmax_connections = 8\nshutdown_grace_secs = 2\ntrusted_proxies = [\"10.0.0.1\"]\nbatch_per_minute = 2\nbatch_burst = 1\n",
+        )
+        .unwrap();
+        let l = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().limits;
+        assert_eq!(l.header_timeout, std::time::Duration::from_millis(500));
+        assert_eq!((l.max_connections, l.shutdown_grace.as_secs()), (8, 2));
+        assert_eq!(l.rates.batch, Rate { per_minute: 2, burst: 1 });
+        assert_eq!(l.rates.trusted_proxies, vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        for (text, needle) in [
+            ("[limits]\nmax_connections = 0\n", "max_connections"),
+            ("[limits]\nidle_timeout_secs = -1\n", "idle_timeout_secs"),
+            ("[limits]\ntrusted_proxies = [\"proxy.lan\"]\n", "trusted_proxies"),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
+            assert!(e.contains("[limits]") && e.contains(needle), "{text}: {e}");
         }
     }
 

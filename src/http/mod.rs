@@ -13,6 +13,7 @@ mod lookup;
 mod ogc;
 mod params;
 pub mod routing;
+pub mod server;
 mod spool;
 pub mod tiles;
 pub mod viewer;
@@ -164,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/viewer/vendor/maplibre-gl/{file}", get(viewer::vendor))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(server::json_rejections))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
