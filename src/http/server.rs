@@ -668,7 +668,7 @@ pub fn connection_ceiling(headroom: u64) -> Option<usize> {
                 }
             }
         }
-        Some(usize::try_from((limit.rlim_cur as u64).saturating_sub(headroom).max(16)).unwrap_or(usize::MAX))
+        Some(usize::try_from(limit.rlim_cur.saturating_sub(headroom).max(16)).unwrap_or(usize::MAX))
     }
     #[cfg(not(unix))]
     {
