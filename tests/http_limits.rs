@@ -180,7 +180,8 @@ fn a_stalled_body_is_answered_408_in_the_error_format() {
 }
 
 /// Sends `head` and then `body_len` bytes of `fill` from another thread, and reads the answer.
-fn send_big(addr: SocketAddr, head: &str, body_len: usize, fill: u8) -> (u16, String, Value) {
+/// The last item: whether the whole body could be sent (the server did not close on it).
+fn send_big(addr: SocketAddr, head: &str, body_len: usize, fill: u8) -> (u16, String, Value, bool) {
     let mut s = connect(addr);
     let mut writer = s.try_clone().unwrap();
     let head = head.to_owned();
@@ -196,30 +197,32 @@ fn send_big(addr: SocketAddr, head: &str, body_len: usize, fill: u8) -> (u16, St
         Ok::<(), std::io::Error>(())
     });
     let answer = read_response(&mut s);
-    let _ = sender.join().unwrap();
-    answer
+    let sent = sender.join().unwrap();
+    (answer.0, answer.1, answer.2, sent.is_ok())
 }
 
 #[test]
 fn a_refused_large_upload_reaches_the_client_as_its_401_or_403_not_a_broken_pipe() {
     let server = start(ServeLimits::default());
     let len = 20 << 20;
-    let (status, _, body) = send_big(server.addr, &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"), len, b'a');
+    let (status, _, body, sent) = send_big(server.addr, &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"), len, b'a');
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
-    let (status, _, body) = send_big(
+    assert!(sent, "the client could send its whole body (a client like curl reports a broken pipe otherwise)");
+    let (status, _, body, sent) = send_big(
         server.addr,
         &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"),
         len,
         b'a',
     );
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert!(sent, "the whole body could be sent");
 }
 
 #[test]
 fn more_than_2_mib_to_the_one_case_endpoint_is_a_413_in_the_error_format() {
     let server = start(ServeLimits::default());
     let len = 3 << 20;
-    let (status, head, body) =
+    let (status, head, body, _) =
         send_big(server.addr, &format!("POST /v1/cases/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"), len, b' ');
     assert_eq!(status, 413, "{body}");
     assert!(head.contains("content-type: application/json"), "{head}");
