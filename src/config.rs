@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http::server::{Rate, RateLimits, ServeLimits};
 use crate::tiles::TileConfig;
 
 /// Default data directory, relative to the working directory.
@@ -39,6 +40,19 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// [retention]                          # old versions of each dataset (layers, rules, …) let go
 /// keep_versions = 10                   # the newest N are kept whatever their age
 /// keep_days = 30                       # and any younger than D days (0: age keeps none)
+/// [limits]
+/// header_timeout_secs = 10             # a half-sent request head is closed after this
+/// idle_timeout_secs = 60               # a keep-alive connection with no request is closed after this
+/// body_timeout_secs = 30               # a request body that sends nothing this long: 408
+/// max_connections = 4096               # more at once are answered 503 + Retry-After (capped below the file limit)
+/// shutdown_grace_secs = 10             # on SIGTERM/SIGINT, requests in flight get this long
+/// trusted_proxies = ["127.0.0.1"]      # peers whose X-Forwarded-For names the client (rate limits)
+/// batch_per_minute = 30                # per client: POST /v1/cases/route:batch (0: unlimited)
+/// batch_burst = 10
+/// bbox_per_minute = 600                # per client: component/OGC item pages with limit > 1000
+/// bbox_burst = 60
+/// upload_per_minute = 10               # per client: PUT /v1/layers/…, /v1/city, /v1/rules
+/// upload_burst = 5
 /// ```
 /// The current version and the one current before it are always kept.
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +69,8 @@ pub struct FileConfig {
     pub tiles: TilesSection,
     #[serde(default)]
     pub retention: RetentionSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 /// The `[retention]` section: which old versions of each dataset are kept
@@ -64,6 +80,64 @@ pub struct FileConfig {
 pub struct RetentionSection {
     pub keep_versions: Option<usize>,
     pub keep_days: Option<u32>,
+}
+
+/// The `[limits]` section: timeouts, the connection limit, the shutdown deadline and per-client
+/// rate limits (see [`crate::http::server`]). Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub header_timeout_secs: Option<f64>,
+    pub idle_timeout_secs: Option<f64>,
+    pub body_timeout_secs: Option<f64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_secs: Option<f64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub batch_per_minute: Option<u32>,
+    pub batch_burst: Option<u32>,
+    pub bbox_per_minute: Option<u32>,
+    pub bbox_burst: Option<u32>,
+    pub upload_per_minute: Option<u32>,
+    pub upload_burst: Option<u32>,
+}
+
+impl LimitsSection {
+    /// The limits, over the defaults of [`ServeLimits`].
+    fn resolve(self) -> Result<ServeLimits, ConfigError> {
+        let d = ServeLimits::default();
+        let secs = |key: &str, v: Option<f64>, default: std::time::Duration| match v {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(std::time::Duration::from_secs_f64(s)),
+            Some(s) => Err(ConfigError::Limits(format!("{key} = {s}: give seconds between 0 and 86400"))),
+        };
+        let rate = |per_minute: Option<u32>, burst: Option<u32>, default: Rate| Rate {
+            per_minute: per_minute.unwrap_or(default.per_minute),
+            burst: burst.unwrap_or(default.burst).max(1),
+        };
+        let trusted_proxies = self
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| p.trim().parse().map_err(|_| ConfigError::Limits(format!("trusted_proxies: {p:?} is not an IP address"))))
+            .collect::<Result<_, _>>()?;
+        let max_connections = self.max_connections.unwrap_or(d.max_connections);
+        if max_connections == 0 {
+            return Err(ConfigError::Limits("max_connections must be at least 1".into()));
+        }
+        Ok(ServeLimits {
+            header_timeout: secs("header_timeout_secs", self.header_timeout_secs, d.header_timeout)?,
+            idle_timeout: secs("idle_timeout_secs", self.idle_timeout_secs, d.idle_timeout)?,
+            body_timeout: secs("body_timeout_secs", self.body_timeout_secs, d.body_timeout)?,
+            max_connections,
+            shutdown_grace: secs("shutdown_grace_secs", self.shutdown_grace_secs, d.shutdown_grace)?,
+            rates: RateLimits {
+                batch: rate(self.batch_per_minute, self.batch_burst, d.rates.batch),
+                bbox: rate(self.bbox_per_minute, self.bbox_burst, d.rates.bbox),
+                upload: rate(self.upload_per_minute, self.upload_burst, d.rates.upload),
+                trusted_proxies,
+            },
+        })
+    }
 }
 
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
@@ -99,6 +173,8 @@ pub enum ConfigError {
     Retention(String),
     #[error("base_path / --base-path / CITYGRID_BASE_PATH {0:?} is not a plain path: write it like /citygrid (letters, digits, -._~ and /; no .. segments)")]
     BasePath(String),
+    #[error("[limits] {0}")]
+    Limits(String),
 }
 
 impl FileConfig {
@@ -128,6 +204,8 @@ pub struct ServerConfig {
     pub retention: crate::store::Retention,
     /// The path prefix every route and generated URL carries (`/citygrid`), `""` for the root.
     pub base_path: String,
+    /// Timeouts, connection limit, shutdown deadline, rate limits (`[limits]`).
+    pub limits: ServeLimits,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -234,6 +312,7 @@ impl ServerConfig {
             keep_days: file.retention.keep_days.unwrap_or(defaults.keep_days),
         };
         retention.check().map_err(ConfigError::Retention)?;
+        let limits = file.limits.resolve()?;
         let base_path = flags.base_path.or(file.base_path).unwrap_or_default();
         let base_path = if base_path.is_empty() {
             String::new()
@@ -250,6 +329,7 @@ impl ServerConfig {
             cors,
             base_path,
             retention,
+            limits,
         })
     }
 }
@@ -347,6 +427,9 @@ mod tests {
         let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 0\n").unwrap();
         let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
         assert!(e.contains("[retention]") && e.contains("keep_versions"), "{e}");
+    }
+
+    #[test]
     fn the_base_path_is_a_plain_prefix_and_the_flag_wins() {
         assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().base_path, "");
         let file: FileConfig = toml::from_str("base_path = \"/citygrid/\"\n").unwrap();
@@ -360,6 +443,30 @@ mod tests {
             let flags = Overrides { base_path: Some(bad.into()), ..Default::default() };
             let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
             assert!(e.contains("base_path") && e.contains("/citygrid"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_limits_section_sets_timeouts_connections_and_rates() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.limits, ServeLimits::default());
+        let file: FileConfig = toml::from_str(
+            "[limits]\nheader_timeout_secs = 0.5\nmax_connections = 8\nshutdown_grace_secs = 2\ntrusted_proxies = [\"10.0.0.1\"]\nbatch_per_minute = 2\nbatch_burst = 1\n",
+        )
+        .unwrap();
+        let l = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().limits;
+        assert_eq!(l.header_timeout, std::time::Duration::from_millis(500));
+        assert_eq!((l.max_connections, l.shutdown_grace.as_secs()), (8, 2));
+        assert_eq!(l.rates.batch, Rate { per_minute: 2, burst: 1 });
+        assert_eq!(l.rates.trusted_proxies, vec!["10.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+        for (text, needle) in [
+            ("[limits]\nmax_connections = 0\n", "max_connections"),
+            ("[limits]\nidle_timeout_secs = -1\n", "idle_timeout_secs"),
+            ("[limits]\ntrusted_proxies = [\"proxy.lan\"]\n", "trusted_proxies"),
+        ] {
+            let file: FileConfig = toml::from_str(text).unwrap();
+            let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
+            assert!(e.contains("[limits]") && e.contains(needle), "{text}: {e}");
         }
     }
 

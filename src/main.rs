@@ -342,6 +342,17 @@ struct DemoArgs {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // A CLI whose output is cut short (`citygrid import … | head`) ends quietly, as other Unix
+    // tools do, instead of panicking on the broken pipe. The server keeps ignoring SIGPIPE: a
+    // client that hangs up is no reason to exit.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve(_)) {
+        // SAFETY: restoring the default disposition of one signal before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=info".into()),
@@ -349,7 +360,7 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(args) => serve(args),
         Command::Locate(args) => locate(args),
         Command::Route(args) => route(args),
@@ -478,6 +489,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     state = state.with_fonts_dir(args.fonts_dir.unwrap_or_else(|| config.data.join("fonts")));
 
+    let mut limits = config.limits.clone();
+    // Stay below the file limit: data files, logs and the listener need descriptors too.
+    if let Some(ceiling) = citygrid::http::server::connection_ceiling(256)
+        && ceiling < limits.max_connections
+    {
+        info!(configured = limits.max_connections, ceiling, "max_connections lowered below the open-file limit");
+        limits.max_connections = ceiling;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -487,10 +506,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         // Tests and scripts read this line to learn the port when binding to port 0.
         println!("citygrid listening on http://{addr}");
         info!(%addr, base = %config.base_path, "listening; GET {0}/health, the web viewer at {0}/viewer/", config.base_path);
-        axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
-        info!("shut down");
-        Ok(())
-    })
+        citygrid::http::server::serve(listener, router(state), limits, shutdown_signal()).await?;
+        Ok::<(), anyhow::Error>(())
+    })?;
+    // Blocking tasks still running (a batch being routed for a client that is gone) get a
+    // moment, not a veto over the exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    info!("shut down");
+    Ok(())
 }
 
 /// The data directory's store, which must hold a city.
@@ -578,30 +601,37 @@ fn route(args: RouteArgs) -> Result<()> {
 
 /// `citygrid route --file`: one answer line per case on stdout, a summary on stderr.
 fn route_file(file: &Path, data: &Path) -> Result<()> {
-    use citygrid::http::routing::{batch_line, cases_from_csv};
+    use citygrid::http::routing::{Batch, BatchFormat, batch_line, error_line};
     use std::io::Write;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let is_json = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let items = if is_json {
-        match serde_json::from_slice::<serde_json::Value>(&bytes).with_context(|| format!("{} is not JSON", file.display()))? {
-            serde_json::Value::Array(items) => items,
-            _ => bail!("{}: a JSON case file is an array of cases", file.display()),
-        }
-    } else {
-        cases_from_csv(&bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?
+    let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let format = match ext.as_str() {
+        "json" => BatchFormat::Json,
+        "ndjson" | "jsonl" => BatchFormat::Ndjson,
+        _ => BatchFormat::Csv,
     };
+    let batch = Batch::from_bytes(format, &bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
     let world = load_world(data)?;
     let now = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failed = 0usize;
-    for (i, item) in items.iter().enumerate() {
-        let (line, record) = batch_line(&world, i, item, now);
-        failed += usize::from(record.is_none());
+    for (i, case) in batch.cases().enumerate() {
+        let line = match case {
+            Ok(item) => {
+                let (line, record) = batch_line(&world, i, &item, now);
+                failed += usize::from(record.is_none());
+                line
+            }
+            Err((id, e)) => {
+                failed += 1;
+                error_line(i, id, &e)
+            }
+        };
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
-    eprintln!("{} cases: {} routed, {failed} refused (see their \"error\")", items.len(), items.len() - failed);
+    eprintln!("{} cases: {} routed, {failed} refused (see their \"error\")", batch.len(), batch.len() - failed);
     Ok(())
 }
 
@@ -806,7 +836,8 @@ fn validate(args: ValidateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit.
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM; in-flight requests then finish before exit, within
+/// `[limits] shutdown_grace_secs`.
 async fn shutdown_signal() {
     let ctrl_c = async {
         tokio::signal::ctrl_c().await.expect("install Ctrl-C handler");

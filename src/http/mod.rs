@@ -13,6 +13,7 @@ mod lookup;
 mod ogc;
 mod params;
 pub mod routing;
+pub mod server;
 mod spool;
 pub mod tiles;
 pub mod viewer;
@@ -222,6 +223,7 @@ fn routes(state: AppState) -> Router {
         .route("/viewer/vendor/maplibre-gl/{file}", get(viewer::vendor))
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::map_response(server::json_rejections))
         .layer(compression_layer())
         .layer(cors)
         .layer(TraceLayer::new_for_http())

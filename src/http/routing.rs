@@ -4,7 +4,7 @@
 //! Every decision served is appended to the audit log (when the server keeps one) before its
 //! answer is sent: an answer a client has seen is on disk.
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -122,7 +122,19 @@ pub async fn put_rules(
 }
 
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
-pub async fn route(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn route(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "one case is at most 2 MiB of JSON; send many cases to POST /v1/cases/route:batch",
+        )
+        .with_details(json!({"max_bytes": 2 << 20, "batch": "/v1/cases/route:batch"})),
+        status => ApiError::new(status, "body_failed", format!("the body did not arrive whole: {}", e.body_text())),
+    })?;
     let input: Value = parse_json(&body)?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
@@ -183,50 +195,60 @@ pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<Fixed
     }
 }
 
-/// `POST /v1/cases/route:batch`: a JSON array of cases (`application/json`) or a CSV with a
-/// header of the same field names (`text/csv`; an optional `id` column is echoed), up to
-/// [`MAX_BATCH`] cases. The answer streams as newline-delimited JSON, one [`batch_line`] per
-/// case in input order; a bad case gets its error line and the others go on. Each chunk of
-/// answers is in the audit log before it is sent; if the log fails, a last line
-/// `{"ok": false, "error": {"code": "audit_failed"}}` ends the stream.
-pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+/// `POST /v1/cases/route:batch`: a JSON array of cases (`application/json`), one case per line
+/// (`application/x-ndjson`), or a CSV with a header of the same field names (`text/csv`; an
+/// optional `id` column is echoed), up to [`MAX_BATCH`] cases and [`MAX_BATCH_BYTES`]. The
+/// limits are enforced while the body arrives: an over-limit batch is refused (413
+/// `batch_too_large`) as soon as it passes them, holding no more than the limit in memory. The
+/// answer streams as newline-delimited JSON, one [`batch_line`] per case in input order; a bad
+/// case (also a CSV row with the wrong number of fields) gets its error line and the others go
+/// on. Each chunk of answers is in the audit log before it is sent; if the log fails, a last
+/// line `{"ok": false, "error": {"code": "audit_failed"}}` ends the stream.
+pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let items: Vec<Value> = match essence.as_str() {
-        "text/csv" => cases_from_csv(&body)?,
-        "application/json" | "" => match parse_json::<Value>(&body)? {
-            Value::Array(items) => items,
-            _ => return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases")),
-        },
-        other => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("send a batch as application/json (an array) or text/csv, not {other}"),
-            ));
-        }
-    };
-    if items.is_empty() {
-        return Err(ApiError::bad_request("empty_batch", "the batch holds no case"));
-    }
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("a batch holds at most {MAX_BATCH} cases; this one has {}", items.len()),
+    let format = BatchFormat::from_media_type(&essence).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("send a batch as application/json (an array), application/x-ndjson or text/csv, not {essence}"),
         )
-        .with_details(json!({"cases": items.len(), "max": MAX_BATCH})));
+    })?;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > MAX_BATCH_BYTES as u64) {
+        return Err(too_many_bytes(n));
     }
+    let mut reader = BatchReader::new(format, declared.unwrap_or(0) as usize);
+    let mut body = body;
+    loop {
+        let frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => break,
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    reader.push(data)?;
+                }
+            }
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request("body_failed", format!("the batch did not arrive whole: {e}")));
+            }
+        }
+    }
+    let batch = reader.finish()?;
     let world = state.world.load();
     let audit = state.audit.clone();
     let now = Utc::now().with_timezone(&china_tz());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
-        for (c, chunk) in items.chunks(BATCH_CHUNK).enumerate() {
-            let mut out = Vec::with_capacity(chunk.len() * 1024);
-            let mut records = Vec::with_capacity(chunk.len());
-            for (j, item) in chunk.iter().enumerate() {
-                let (line, record) = batch_line(&world, c * BATCH_CHUNK + j, item, now);
+        let mut cases = batch.cases().enumerate().peekable();
+        while cases.peek().is_some() {
+            let mut out = Vec::with_capacity(BATCH_CHUNK * 1024);
+            let mut records = Vec::with_capacity(BATCH_CHUNK);
+            for (index, case) in cases.by_ref().take(BATCH_CHUNK) {
+                let (line, record) = match case {
+                    Ok(item) => batch_line(&world, index, &item, now),
+                    Err((id, e)) => (error_line(index, id, &e), None),
+                };
                 serde_json::to_writer(&mut out, &line).expect("JSON to memory");
                 out.push(b'\n');
                 records.extend(record);
@@ -245,35 +267,337 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Chunks(rx))).into_response())
 }
 
-/// Cases from a CSV with a header row of case fields (and an optional `id`): one JSON object
-/// per row, empty cells left out, `lon`/`lat`/`accuracy` as numbers when they read as such.
-pub fn cases_from_csv(body: &[u8]) -> Result<Vec<Value>, ApiError> {
-    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
-    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body);
-    let bad = |e: csv::Error| ApiError::bad_request("invalid_csv", format!("the CSV cannot be read: {e}"));
-    let header: Vec<String> = reader.headers().map_err(bad)?.iter().map(|h| h.trim().to_owned()).collect();
+/// The answer line of a case that could not be read.
+pub fn error_line(index: usize, id: Value, e: &ApiError) -> Value {
+    json!({"index": index, "id": id, "ok": false, "status": e.status.as_u16(), "error": e.body()["error"]})
+}
+
+fn too_many_bytes(n: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
+        format!("a batch is at most {} MiB; this one has {} bytes or more: split it", MAX_BATCH_BYTES >> 20, n),
+    )
+    .with_details(json!({"bytes": n, "max_bytes": MAX_BATCH_BYTES, "max": MAX_BATCH}))
+}
+
+fn too_many_cases(n: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "batch_too_large",
+        format!("a batch holds at most {MAX_BATCH} cases; this one has more ({n} read so far): split it"),
+    )
+    .with_details(json!({"cases": n, "max": MAX_BATCH}))
+}
+
+/// How the cases of a batch are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchFormat {
+    /// A JSON array of case objects.
+    Json,
+    /// One JSON case object per line.
+    Ndjson,
+    /// A header row of case fields (and an optional `id`), one case per row.
+    Csv,
+}
+
+impl BatchFormat {
+    /// The format of a media type's essence (`""`: JSON).
+    pub fn from_media_type(essence: &str) -> Option<BatchFormat> {
+        match essence {
+            "application/json" | "" => Some(BatchFormat::Json),
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(BatchFormat::Ndjson),
+            "text/csv" => Some(BatchFormat::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a batch as it arrives: keeps its bytes, finds where each case is, and refuses it as
+/// soon as it passes [`MAX_BATCH`] cases or [`MAX_BATCH_BYTES`].
+pub struct BatchReader {
+    format: BatchFormat,
+    buf: Vec<u8>,
+    /// Where the scan stopped.
+    pos: usize,
+    /// Byte ranges of the cases (JSON, NDJSON) or of the CSV records (the header first).
+    ranges: Vec<(usize, usize)>,
+    /// Start of the current item: a JSON array element, a line or a CSV record.
+    item_start: Option<usize>,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+    /// JSON: the array opened / closed.
+    opened: bool,
+    closed: bool,
+    /// Why the bytes are not a batch (reported at the end, or at once for JSON).
+    broken: Option<String>,
+}
+
+impl BatchReader {
+    /// A reader of `format`, expecting about `size_hint` bytes.
+    pub fn new(format: BatchFormat, size_hint: usize) -> BatchReader {
+        BatchReader {
+            format,
+            buf: Vec::with_capacity(size_hint.min(MAX_BATCH_BYTES)),
+            pos: 0,
+            ranges: Vec::new(),
+            item_start: None,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+            opened: false,
+            closed: false,
+            broken: None,
+        }
+    }
+
+    fn cases(&self) -> usize {
+        match self.format {
+            BatchFormat::Csv => self.ranges.len().saturating_sub(1),
+            _ => self.ranges.len(),
+        }
+    }
+
+    /// Adds the next bytes of the body: `413 batch_too_large` once past a limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        if self.buf.len() + chunk.len() > MAX_BATCH_BYTES {
+            return Err(too_many_bytes((self.buf.len() + chunk.len()) as u64));
+        }
+        if self.buf.is_empty() {
+            let chunk = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk);
+            self.buf.extend_from_slice(chunk);
+        } else {
+            self.buf.extend_from_slice(chunk);
+        }
+        self.scan()?;
+        if self.cases() > MAX_BATCH {
+            return Err(too_many_cases(self.cases()));
+        }
+        Ok(())
+    }
+
+    fn scan(&mut self) -> Result<(), ApiError> {
+        while self.pos < self.buf.len() {
+            let i = self.pos;
+            let b = self.buf[i];
+            self.pos += 1;
+            match self.format {
+                BatchFormat::Ndjson => {
+                    if b == b'\n' {
+                        self.end_line(i);
+                    } else if self.item_start.is_none() && !b.is_ascii_whitespace() {
+                        self.item_start = Some(i);
+                    }
+                }
+                BatchFormat::Csv => {
+                    if b == b'"' {
+                        self.in_string = !self.in_string;
+                    }
+                    if b == b'\n' && !self.in_string {
+                        self.end_line(i);
+                    } else if self.item_start.is_none() && !b.is_ascii_whitespace() {
+                        self.item_start = Some(i);
+                    }
+                }
+                BatchFormat::Json => self.scan_json(i, b)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn end_line(&mut self, end: usize) {
+        if let Some(start) = self.item_start.take() {
+            self.ranges.push((start, end));
+        }
+    }
+
+    fn scan_json(&mut self, i: usize, b: u8) -> Result<(), ApiError> {
+        let not_array = || ApiError::bad_request("invalid_json", "a batch is a JSON array of cases");
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+            }
+            return Ok(());
+        }
+        if b.is_ascii_whitespace() {
+            return Ok(());
+        }
+        if self.closed {
+            return Err(ApiError::bad_request("invalid_json", format!("the body goes on after the array's closing ] (byte {i})")));
+        }
+        if !self.opened {
+            return if b == b'[' {
+                self.opened = true;
+                self.depth = 1;
+                Ok(())
+            } else {
+                Err(not_array())
+            };
+        }
+        if self.depth == 1 {
+            match b {
+                b',' => {
+                    let start = self.item_start.take().unwrap_or(i);
+                    self.ranges.push((start, i));
+                    return Ok(());
+                }
+                b']' => {
+                    if let Some(start) = self.item_start.take() {
+                        self.ranges.push((start, i));
+                    }
+                    self.closed = true;
+                    self.depth = 0;
+                    return Ok(());
+                }
+                _ => {
+                    if self.item_start.is_none() {
+                        self.item_start = Some(i);
+                    }
+                }
+            }
+        }
+        match b {
+            b'"' => self.in_string = true,
+            b'[' | b'{' => self.depth += 1,
+            b']' | b'}' => self.depth = self.depth.saturating_sub(1).max(1),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The whole body is there: the batch, or why it is not one.
+    pub fn finish(mut self) -> Result<Batch, ApiError> {
+        let end = self.buf.len();
+        match self.format {
+            BatchFormat::Json => {
+                if !self.opened {
+                    return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases"));
+                }
+                if !self.closed {
+                    return Err(ApiError::bad_request("invalid_json", "the JSON array of cases is not closed: the body ends inside it"));
+                }
+            }
+            BatchFormat::Ndjson | BatchFormat::Csv => self.end_line(end),
+        }
+        if let Some(why) = self.broken.take() {
+            return Err(ApiError::bad_request("invalid_json", why));
+        }
+        if self.cases() > MAX_BATCH {
+            return Err(too_many_cases(self.cases()));
+        }
+        if self.cases() == 0 {
+            return Err(ApiError::bad_request("empty_batch", "the batch holds no case"));
+        }
+        let header = match self.format {
+            BatchFormat::Csv => {
+                let (start, stop) = self.ranges[0];
+                Some(csv_header(&self.buf[start..stop])?)
+            }
+            _ => None,
+        };
+        Ok(Batch { format: self.format, buf: self.buf, ranges: self.ranges, header })
+    }
+}
+
+/// The header of a case CSV: known column names only.
+fn csv_header(line: &[u8]) -> Result<Vec<String>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
+    let record = reader
+        .records()
+        .next()
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the CSV header cannot be read: {e}")))?
+        .unwrap_or_default();
+    let header: Vec<String> = record.iter().map(|h| h.trim().to_owned()).collect();
     if let Some(h) = header.iter().find(|h| h.as_str() != "id" && !FIELDS.contains(&h.as_str())) {
         return Err(ApiError::bad_request("invalid_csv", format!("unknown column {h}; accepted: id, {}", FIELDS.join(", ")))
             .with_details(json!({"column": h})));
     }
-    let mut items = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(bad)?;
-        let mut case = serde_json::Map::new();
-        for (name, cell) in header.iter().zip(row.iter()) {
-            let cell = cell.trim();
-            if cell.is_empty() {
-                continue;
-            }
-            let value = match name.as_str() {
-                "lon" | "lat" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
-                _ => Value::from(cell),
-            };
-            case.insert(name.clone(), value);
-        }
-        items.push(Value::Object(case));
+    Ok(header)
+}
+
+/// A batch whose cases are located but not yet parsed: each is read as it is routed.
+pub struct Batch {
+    format: BatchFormat,
+    buf: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+    header: Option<Vec<String>>,
+}
+
+/// One case of a batch: its JSON object, or its `id` (if readable) and why it is unreadable.
+pub type BatchCase = Result<Value, (Value, ApiError)>;
+
+impl Batch {
+    /// Reads a whole batch held in memory (a file of the CLI).
+    pub fn from_bytes(format: BatchFormat, bytes: &[u8]) -> Result<Batch, ApiError> {
+        let mut reader = BatchReader::new(format, bytes.len());
+        reader.push(bytes)?;
+        reader.finish()
     }
-    Ok(items)
+
+    /// Number of cases.
+    pub fn len(&self) -> usize {
+        match self.format {
+            BatchFormat::Csv => self.ranges.len() - 1,
+            _ => self.ranges.len(),
+        }
+    }
+
+    /// Whether the batch holds no case (never, once read).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cases in order, each parsed when reached.
+    pub fn cases(&self) -> impl Iterator<Item = BatchCase> + '_ {
+        let skip = usize::from(self.format == BatchFormat::Csv);
+        self.ranges[skip..].iter().enumerate().map(move |(n, &(start, end))| {
+            let bytes = &self.buf[start..end];
+            match &self.header {
+                Some(header) => csv_case(header, bytes, n + 2),
+                None => serde_json::from_slice::<Value>(bytes).map_err(|e| {
+                    (Value::Null, ApiError::bad_request("invalid_json", format!("this case is not JSON: {e}")).with_details(json!({"column": e.column()})))
+                }),
+            }
+        })
+    }
+}
+
+/// One CSV row as a case object: empty cells left out, `lon`/`lat`/`accuracy` as numbers when
+/// they read as such. `line` is the row's number in the file (the header is line 1).
+fn csv_case(header: &[String], bytes: &[u8], line: usize) -> BatchCase {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let row = match reader.records().next() {
+        Some(Ok(row)) => row,
+        Some(Err(e)) => return Err((Value::Null, ApiError::bad_request("invalid_csv", format!("row {line} cannot be read: {e}")).with_details(json!({"line": line})))),
+        None => csv::StringRecord::new(),
+    };
+    let id = header.iter().position(|h| h == "id").and_then(|i| row.get(i)).map(|v| Value::from(v.trim())).unwrap_or(Value::Null);
+    if row.len() != header.len() {
+        return Err((
+            id,
+            ApiError::bad_request("invalid_csv", format!("row {line} has {} fields; the header has {}", row.len(), header.len()))
+                .with_details(json!({"line": line, "fields": row.len(), "expected": header.len()})),
+        ));
+    }
+    let mut case = serde_json::Map::new();
+    for (name, cell) in header.iter().zip(row.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        let value = match name.as_str() {
+            "lon" | "lat" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
+            _ => Value::from(cell),
+        };
+        case.insert(name.clone(), value);
+    }
+    Ok(Value::Object(case))
 }
 
 const FIELDS: [&str; 9] =
