@@ -556,7 +556,7 @@ pub struct Download {
 enum Plan {
     Grids(Vec<GridId>),
     Zones(Vec<u32>),
-    Components { filter: ComponentFilter, bbox: Option<BboxFilter>, limit: usize },
+    Components { filter: Box<ComponentFilter>, bbox: Option<Box<BboxFilter>>, limit: usize },
 }
 
 impl Download {
@@ -583,7 +583,7 @@ impl Download {
             Collection::Components => {
                 let filter = ComponentFilter::parse(world, q)?;
                 let count = count_components(world, &filter, bbox.as_ref()).min(limit as u64);
-                Download { count, plan: Plan::Components { filter, bbox, limit } }
+                Download { count, plan: Plan::Components { filter: Box::new(filter), bbox: bbox.map(Box::new), limit } }
             }
         })
     }
@@ -595,7 +595,7 @@ impl Download {
             Plan::Zones(ids) => ids.iter().try_for_each(|&i| f(Item::Zone(&world.city.zones[i as usize]))),
             Plan::Components { filter, bbox, limit } => {
                 let (mut n, mut failed) = (0usize, None);
-                walk(world, filter, bbox.as_ref(), None, 4096, |i| {
+                walk(world, filter, bbox.as_deref(), None, 4096, |i| {
                     if n == *limit {
                         return false;
                     }
