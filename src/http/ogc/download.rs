@@ -30,6 +30,8 @@ use crate::store::fgb::{FeatureChunk, Schema, stream_header};
 use crate::world::World;
 
 const CHUNK: usize = 64 << 10;
+/// Why writing stopped when the client closed the connection (not worth a warning).
+const CLIENT_GONE: &str = "the client went away";
 /// Features encoded per FlatGeobuf chunk.
 const FGB_BATCH: usize = 1024;
 
@@ -53,6 +55,9 @@ pub fn respond(
         };
         match written.and_then(|()| out.send().map_err(|e| e.to_string())) {
             Ok(()) => {}
+            Err(message) if message == CLIENT_GONE => {
+                tracing::debug!(collection = c.id(), "download of /ogc/collections/{}/items ended early: {message}", c.id());
+            }
             Err(message) => {
                 tracing::warn!(collection = c.id(), "download of /ogc/collections/{}/items ended early: {message}", c.id());
                 // Ends the body with an error: the client sees the transfer fail.
@@ -167,7 +172,7 @@ impl Chunks {
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx
             .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, CLIENT_GONE))
     }
 }
 

@@ -151,6 +151,7 @@ pub async fn items(
             Limit::All => None,
         };
         let world: Arc<World> = Arc::clone(&world);
+        let pairs = query.pairs.clone();
         let (picked, world) = tokio::task::spawn_blocking(move || (Download::new(&world, c, &query, bbox, datetime, max), world))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the download task failed: {e}")))?;
@@ -161,7 +162,7 @@ pub async fn items(
             "numberReturned": picked.count,
             "timeStamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "links": [
-                link(&with_query(&format!("{base}/collections/{}/items", c.id()), &query_pairs(q.as_deref()), None, None), "self", GEOJSON, "every matching feature"),
+                link(&with_query(&format!("{base}/collections/{}/items", c.id()), &pairs, None, None), "self", GEOJSON, "every matching feature"),
                 link(&format!("{base}/collections/{}", c.id()), "collection", JSON, "the collection"),
             ],
         });
@@ -411,11 +412,6 @@ fn with_query(url: &str, pairs: &[(String, String)], start: Option<Start>, limit
         return url.to_owned();
     }
     format!("{url}?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())
-}
-
-/// The request's query pairs (for the `self` link of a download, whose [`Query`] was moved).
-fn query_pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default()
 }
 
 /// The whole selection of an items request in format `f`: its filters, without paging.
