@@ -348,6 +348,152 @@ pub(super) fn write_components(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Streaming (downloads of the OGC API)
+
+/// The attribute columns of a streamed layer: the stored layers' columns, by the same names
+/// and types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Schema {
+    Grids,
+    Components,
+    Zones,
+}
+
+impl Schema {
+    fn columns(self) -> &'static [Col] {
+        match self {
+            Schema::Grids => &GRID_COLUMNS,
+            Schema::Components => &COMPONENT_COLUMNS,
+            Schema::Zones => &ZONE_COLUMNS,
+        }
+    }
+
+    fn geometry(self) -> GeometryType {
+        match self {
+            Schema::Components => GeometryType::Point,
+            Schema::Grids | Schema::Zones => GeometryType::MultiPolygon,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Schema::Grids => "grids",
+            Schema::Components => "components",
+            Schema::Zones => "zones",
+        }
+    }
+}
+
+/// One property of a streamed feature; empty strings and dates are left out (null), as in the
+/// stored layers.
+pub(crate) enum StreamValue<'a> {
+    Str(&'a str),
+    /// `YYYY-MM-DD`, in a DateTime column.
+    Date(&'a str),
+    Int(i32),
+}
+
+/// The start of a FlatGeobuf written as it goes: the magic bytes and a header declaring
+/// `count` features and no spatial index (`index_node_size` 0, which FlatGeobuf allows: the
+/// index needs every feature before the first can be written) and no envelope (optional).
+/// `crs`: an EPSG code, or `None` with a name for a CRS without one (GCJ-02, BD-09).
+pub(crate) fn stream_header(schema: Schema, epsg: Option<u32>, crs_name: &str, count: u64, title: &str, description: &str) -> Vec<u8> {
+    use flatgeobuf::{Column, ColumnArgs, Crs, CrsArgs, Header, HeaderArgs};
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let columns: Vec<_> = schema
+        .columns()
+        .iter()
+        .map(|c| {
+            let args = ColumnArgs {
+                name: Some(fbb.create_string(c.name)),
+                type_: c.kind,
+                description: Some(fbb.create_string(c.description)),
+                nullable: true,
+                ..Default::default()
+            };
+            Column::create(&mut fbb, &args)
+        })
+        .collect();
+    let columns = fbb.create_vector(&columns);
+    let crs_args = CrsArgs {
+        org: epsg.map(|_| fbb.create_string("EPSG")),
+        code: epsg.map_or(0, |c| c as i32),
+        name: Some(fbb.create_string(crs_name)),
+        ..Default::default()
+    };
+    let crs = Crs::create(&mut fbb, &crs_args);
+    let args = HeaderArgs {
+        name: Some(fbb.create_string(schema.name())),
+        geometry_type: schema.geometry(),
+        columns: Some(columns),
+        features_count: count,
+        index_node_size: 0,
+        crs: Some(crs),
+        title: Some(fbb.create_string(title)),
+        description: Some(fbb.create_string(description)),
+        ..Default::default()
+    };
+    let header = Header::create(&mut fbb, &args);
+    fbb.finish_size_prefixed(header, None);
+    let mut out = vec![b'f', b'g', b'b', flatgeobuf::VERSION, b'f', b'g', b'b', 0];
+    out.extend_from_slice(fbb.finished_data());
+    out
+}
+
+/// Features of a streamed FlatGeobuf, encoded by flatgeobuf's own writer a chunk at a time:
+/// [`FeatureChunk::take`] gives the encoded features added since the last take, to follow
+/// [`stream_header`] (the writer's own header for the chunk is cut off).
+pub(crate) struct FeatureChunk {
+    schema: Schema,
+    fgb: Option<FgbWriter<'static>>,
+}
+
+impl FeatureChunk {
+    pub fn new(schema: Schema) -> FeatureChunk {
+        FeatureChunk { schema, fgb: None }
+    }
+
+    /// Adds a feature: a geometry in the output CRS (x east, y north) and its values, one per
+    /// column of the schema, in order.
+    pub fn add(&mut self, geometry: geo_types::Geometry<f64>, values: &[StreamValue<'_>]) -> Result<(), String> {
+        let fgb = match &mut self.fgb {
+            Some(fgb) => fgb,
+            none => {
+                let options = FgbWriterOptions { write_index: false, detect_type: false, promote_to_multi: true, ..Default::default() };
+                none.insert(FgbWriter::create_with_options(self.schema.name(), self.schema.geometry(), options).map_err(|e| e.to_string())?)
+            }
+        };
+        let columns = self.schema.columns();
+        let values: Vec<Value<'_>> = values
+            .iter()
+            .map(|v| match *v {
+                StreamValue::Str(s) => Value::Str(s),
+                StreamValue::Date(s) => Value::Date(s),
+                StreamValue::Int(n) => Value::Int(n),
+            })
+            .collect();
+        let mut result = Ok(());
+        fgb.add_feature_geom(geometry, |feat| result = put(feat, columns, &values)).map_err(|e| e.to_string())?;
+        result
+    }
+
+    /// The features added since the last take, encoded; empty if none.
+    pub fn take(&mut self) -> Result<Vec<u8>, String> {
+        let Some(fgb) = self.fgb.take() else { return Ok(Vec::new()) };
+        let mut file = Vec::new();
+        fgb.write(&mut file).map_err(|e| e.to_string())?;
+        // Magic bytes, then the size-prefixed header: the features follow.
+        let size = file.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or("no header")?;
+        let start = 12 + size;
+        if file.len() < start {
+            return Err("short chunk".into());
+        }
+        file.drain(..start);
+        Ok(file)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Reading
 
 /// A column of the file being read: its type and the field it fills, if any.

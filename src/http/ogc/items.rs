@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::crs::{BboxFilter, OgcCrs};
 use super::query::{DateRange, Query, Start, invalid};
+use crate::store::fgb::{FeatureChunk, StreamValue};
 use crate::http::error::ApiError;
 use crate::lookup;
 use crate::model::{ClassCode, Component, ComponentCode, Grid, GridCode, GridId, Status, UnitId, Zone, is_layer_name};
@@ -292,43 +293,54 @@ fn malformed(name: &'static str, raw: &str, e: crate::model::ModelError) -> ApiE
 
 /// A page of grids (all levels, in level then code order).
 pub fn grids(world: &World, q: &Query, s: &Selection<'_>) -> Result<Page, ApiError> {
+    let selected = select_grids(world, q, s.bbox, s.datetime)?;
+    offset_page(&selected, s, |out, &id| write_grid(out, world, id, s.crs, None))
+}
+
+/// The grids the filters select, in level then code order.
+fn select_grids(world: &World, q: &Query, bbox: Option<&BboxFilter>, datetime: Option<DateRange>) -> Result<Vec<GridId>, ApiError> {
     let filter = GridFilter::parse(world, q)?;
-    let selected: Vec<GridId> = world
+    Ok(world
         .city
         .grids
         .iter()
         .enumerate()
         .filter(|(i, g)| {
             filter.matches(world, g)
-                && s.datetime.is_none_or(|d| d.overlaps(g.valid_from, g.valid_to))
-                && s.bbox.is_none_or(|b| b.intersects(&g.geometry, world.grid_shapes[*i].bbox))
+                && datetime.is_none_or(|d| d.overlaps(g.valid_from, g.valid_to))
+                && bbox.is_none_or(|b| b.intersects(&g.geometry, world.grid_shapes[*i].bbox))
         })
         .map(|(i, _)| GridId(i as u32))
-        .collect();
-    offset_page(&selected, s, |out, &id| write_grid(out, world, id, s.crs, None))
+        .collect())
 }
 
 // ---------------------------------------------------------------- zones
 
 /// A page of zones (by layer, then id).
 pub fn zones(world: &World, q: &Query, s: &Selection<'_>) -> Result<Page, ApiError> {
+    let selected = select_zones(world, q, s.bbox)?;
+    // Zones have no validity dates: `datetime` matches them all (Part 1).
+    offset_page(&selected, s, |out, &i| write_zone(out, world, &world.city.zones[i as usize], s.crs, None))
+}
+
+/// The zones (indices) the filters select, by layer then id.
+fn select_zones(world: &World, q: &Query, bbox: Option<&BboxFilter>) -> Result<Vec<u32>, ApiError> {
     let layer = q.get("layer").map(str::trim);
     if let Some(l) = layer
         && !is_layer_name(l)
     {
         return Err(invalid("layer", l, "layer is a zone layer name: lower-case letters, digits, _ and -"));
     }
-    let selected: Vec<&Zone> = world
+    Ok(world
         .city
         .zones
         .iter()
-        .filter(|z| {
-            layer.is_none_or(|l| z.layer == l)
-                && s.bbox.is_none_or(|b| b.intersects(&z.geometry, bounds(&z.geometry)))
+        .enumerate()
+        .filter(|(_, z)| {
+            layer.is_none_or(|l| z.layer == l) && bbox.is_none_or(|b| b.intersects(&z.geometry, bounds(&z.geometry)))
         })
-        .collect();
-    // Zones have no validity dates: `datetime` matches them all (Part 1).
-    offset_page(&selected, s, |out, z| write_zone(out, world, z, s.crs, None))
+        .map(|(i, _)| i as u32)
+        .collect())
 }
 
 fn bounds(mp: &MultiPolygon<f64>) -> Option<[f64; 4]> {
@@ -519,4 +531,164 @@ fn count_components(world: &World, filter: &ComponentFilter, bbox: Option<&BboxF
                 .count() as u64
         }
     }
+}
+
+// ---------------------------------------------------------------- whole collections
+
+/// A feature of a download.
+#[derive(Clone, Copy)]
+pub enum Item<'w> {
+    Grid(GridId),
+    Component(&'w Component),
+    Zone(&'w Zone),
+}
+
+/// Every feature a request selects (up to a limit), in the order of the pages, for a streamed
+/// download. The filters are read when it is made, so a bad parameter is a 400 before anything
+/// is sent; grids and zones are selected then (thousands of ids), components walked as they are
+/// written (the index's chunks), so memory does not grow with the collection.
+pub struct Download {
+    plan: Plan,
+    /// Features it yields (the header of a FlatGeobuf states it before the first).
+    pub count: u64,
+}
+
+enum Plan {
+    Grids(Vec<GridId>),
+    Zones(Vec<u32>),
+    Components { filter: Box<ComponentFilter>, bbox: Option<Box<BboxFilter>>, limit: usize },
+}
+
+impl Download {
+    pub fn new(
+        world: &World,
+        c: Collection,
+        q: &Query,
+        bbox: Option<BboxFilter>,
+        datetime: Option<DateRange>,
+        limit: Option<usize>,
+    ) -> Result<Download, ApiError> {
+        let limit = limit.unwrap_or(usize::MAX);
+        Ok(match c {
+            Collection::Grids => {
+                let mut ids = select_grids(world, q, bbox.as_ref(), datetime)?;
+                ids.truncate(limit);
+                Download { count: ids.len() as u64, plan: Plan::Grids(ids) }
+            }
+            Collection::Zones => {
+                let mut ids = select_zones(world, q, bbox.as_ref())?;
+                ids.truncate(limit);
+                Download { count: ids.len() as u64, plan: Plan::Zones(ids) }
+            }
+            Collection::Components => {
+                let filter = ComponentFilter::parse(world, q)?;
+                let count = count_components(world, &filter, bbox.as_ref()).min(limit as u64);
+                Download { count, plan: Plan::Components { filter: Box::new(filter), bbox: bbox.map(Box::new), limit } }
+            }
+        })
+    }
+
+    /// Calls `f` with each feature in order, until it fails.
+    pub fn for_each<E>(&self, world: &World, mut f: impl FnMut(Item<'_>) -> Result<(), E>) -> Result<(), E> {
+        match &self.plan {
+            Plan::Grids(ids) => ids.iter().try_for_each(|&id| f(Item::Grid(id))),
+            Plan::Zones(ids) => ids.iter().try_for_each(|&i| f(Item::Zone(&world.city.zones[i as usize]))),
+            Plan::Components { filter, bbox, limit } => {
+                let (mut n, mut failed) = (0usize, None);
+                walk(world, filter, bbox.as_deref(), None, 4096, |i| {
+                    if n == *limit {
+                        return false;
+                    }
+                    n += 1;
+                    match f(Item::Component(&world.city.components[i as usize])) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failed = Some(e);
+                            false
+                        }
+                    }
+                });
+                failed.map_or(Ok(()), Err)
+            }
+        }
+    }
+}
+
+/// Writes a feature as a GeoJSON Feature.
+pub fn write_item(out: &mut Vec<u8>, world: &World, item: Item<'_>, crs: &OgcCrs) -> Result<(), ApiError> {
+    match item {
+        Item::Grid(id) => write_grid(out, world, id, crs, None),
+        Item::Component(c) => write_component(out, world, c, crs, None),
+        Item::Zone(z) => write_zone(out, world, z, crs, None),
+    }
+}
+
+/// Adds a feature to a FlatGeobuf: the properties of its GeoJSON Feature (empty ones null),
+/// coordinates in `crs` as x = easting (longitude), y = northing (latitude), the order FlatGeobuf
+/// files hold whatever the CRS definition's.
+pub fn fgb_item(chunk: &mut FeatureChunk, world: &World, item: Item<'_>, crs: &OgcCrs) -> Result<(), ApiError> {
+    let date = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    let failed = |what: String, e: String| {
+        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write {what} to FlatGeobuf: {e}"))
+    };
+    match item {
+        Item::Grid(id) => {
+            let g = world.city.grid(id);
+            let geometry = east_north_polygons(crs, &g.geometry).map_err(|e| conversion_error(&format!("grid {}", g.code), e))?;
+            let (code, parent) = (g.code.to_string(), g.parent.map(|p| world.city.grid(p).code.to_string()).unwrap_or_default());
+            let (from, to) = (date(g.valid_from), date(g.valid_to));
+            let values = [
+                StreamValue::Str(&code),
+                StreamValue::Str(&g.name),
+                StreamValue::Int(i32::from(g.level) + 1),
+                StreamValue::Str(&parent),
+                StreamValue::Str(unit_name(world, g.unit).unwrap_or("")),
+                StreamValue::Str(g.chief.as_ref().and_then(|c| non_empty(&c.name)).unwrap_or("")),
+                StreamValue::Str(g.chief.as_ref().and_then(|c| non_empty(&c.phone)).unwrap_or("")),
+                StreamValue::Date(&from),
+                StreamValue::Date(&to),
+            ];
+            chunk.add(geo_types::Geometry::MultiPolygon(geometry), &values).map_err(|e| failed(format!("grid {code}"), e))
+        }
+        Item::Component(c) => {
+            let (x, y) = crs
+                .east_north(c.location.x, c.location.y)
+                .map_err(|e| conversion_error(&format!("component {}", c.code), e))?;
+            let (code, class) = (c.code.to_string(), c.class.to_string());
+            let grid = c.grid.map(|g| world.city.grid(g).code.to_string()).unwrap_or_default();
+            let (created, updated) = (date(c.created), date(c.updated));
+            let values = [
+                StreamValue::Str(&code),
+                StreamValue::Str(&class),
+                StreamValue::Str(world.city.names.get(c.name)),
+                StreamValue::Str(unit_name(world, c.dept).unwrap_or("")),
+                StreamValue::Str(unit_name(world, c.owner).unwrap_or("")),
+                StreamValue::Str(unit_name(world, c.maintainer).unwrap_or("")),
+                StreamValue::Str(c.status.zh()),
+                StreamValue::Str(&grid),
+                StreamValue::Date(&created),
+                StreamValue::Date(&updated),
+                StreamValue::Str(c.accuracy.map_or("", |a| a.as_str())),
+            ];
+            let point = geo_types::Geometry::Point(geo_types::Point::new(x, y));
+            chunk.add(point, &values).map_err(|e| failed(format!("component {code}"), e))
+        }
+        Item::Zone(z) => {
+            let geometry =
+                east_north_polygons(crs, &z.geometry).map_err(|e| conversion_error(&format!("zone {}", zone_id(z)), e))?;
+            let values = [
+                StreamValue::Str(&z.layer),
+                StreamValue::Str(&z.id),
+                StreamValue::Str(&z.name),
+                StreamValue::Str(unit_name(world, z.unit).unwrap_or("")),
+            ];
+            chunk.add(geo_types::Geometry::MultiPolygon(geometry), &values).map_err(|e| failed(format!("zone {}", zone_id(z)), e))
+        }
+    }
+}
+
+/// `mp` (WGS84 lon/lat) in `crs`, x east and y north.
+fn east_north_polygons(crs: &OgcCrs, mp: &MultiPolygon<f64>) -> Result<MultiPolygon<f64>, crate::crs::CrsError> {
+    use geo::MapCoords;
+    mp.try_map_coords(|c| crs.east_north(c.x, c.y).map(|(x, y)| Coord { x, y }))
 }

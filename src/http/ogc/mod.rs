@@ -8,7 +8,7 @@
 //! | `/ogc/conformance` | the conformance classes |
 //! | `/ogc/api` | the OpenAPI 3.0 definition of these paths (`service-desc`) |
 //! | `/ogc/collections`, `/ogc/collections/{id}` | `grids`, `components`, `zones`: extent, CRSs |
-//! | `/ogc/collections/{id}/items` | a page of features (GeoJSON), with `next` / `prev` links |
+//! | `/ogc/collections/{id}/items` | a page of features (GeoJSON), with `next` / `prev` links; every feature with `limit=all` (GeoJSON) or `f=fgb` (FlatGeobuf), streamed (see [`download`]) |
 //! | `/ogc/collections/{id}/items/{featureId}` | one feature: a grid or component code, `layer:id` of a zone |
 //!
 //! Reads need no token. Every bad or unknown parameter is a 400 in the API's JSON error format.
@@ -17,6 +17,7 @@
 //! types, and a page of features is serialised straight from the model.
 
 mod crs;
+mod download;
 mod items;
 mod openapi;
 mod query;
@@ -30,14 +31,15 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 
 use self::crs::{BboxFilter, CRS84, OgcCrs};
-use self::items::{Collection, Page, Selection};
-use self::query::{Query, Start};
+use self::items::{Collection, Download, Page, Selection};
+use self::query::{Format, Limit, Query, Start};
 use super::AppState;
 use super::error::ApiError;
 use crate::world::World;
 
 const JSON: &str = "application/json";
 const GEOJSON: &str = "application/geo+json";
+const FLATGEOBUF: &str = "application/flatgeobuf";
 const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 
 /// The conformance classes this API implements.
@@ -124,7 +126,12 @@ pub async fn items(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = Collection::from_id(&id)?;
-    let query = Query::parse(q.as_deref(), &c.items_params())?;
+    let query = Query::parse_any_format(q.as_deref(), &c.items_params())?;
+    let format = match query.get("f") {
+        None if accepts_flatgeobuf(&headers) => Format::FlatGeobuf,
+        _ => query.format()?,
+    };
+    let limit = query.items_limit(format)?;
     let world = state.world.load();
     let info = info(&world);
     let out_crs = match query.get("crs") {
@@ -136,13 +143,33 @@ pub async fn items(
         None => OgcCrs::crs84(),
     };
     let bbox = query.get("bbox").map(|b| BboxFilter::parse(b, &bbox_crs)).transpose()?;
-    let selection = Selection {
-        bbox: bbox.as_ref(),
-        datetime: query.datetime()?,
-        crs: &out_crs,
-        limit: query.limit()?,
-        start: query.start()?,
-    };
+    let datetime = query.datetime()?;
+    if format == Format::FlatGeobuf || limit == Limit::All {
+        // The whole selection (or the first `limit` features of it) in one streamed answer.
+        let max = match limit {
+            Limit::Page(n) => Some(n),
+            Limit::All => None,
+        };
+        let world: Arc<World> = Arc::clone(&world);
+        let pairs = query.pairs.clone();
+        let (picked, world) = tokio::task::spawn_blocking(move || (Download::new(&world, c, &query, bbox, datetime, max), world))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the download task failed: {e}")))?;
+        let picked = picked?;
+        let base = base_url(&headers);
+        let head = json!({
+            "numberMatched": picked.count,
+            "numberReturned": picked.count,
+            "timeStamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "links": [
+                link(&with_query(&format!("{base}/collections/{}/items", c.id()), &pairs, None, None), "self", GEOJSON, "every matching feature"),
+                link(&format!("{base}/collections/{}", c.id()), "collection", JSON, "the collection"),
+            ],
+        });
+        return Ok(download::respond(world, c, picked, out_crs, format, head));
+    }
+    let Limit::Page(limit) = limit else { unreachable!("limit=all is streamed above") };
+    let selection = Selection { bbox: bbox.as_ref(), datetime, crs: &out_crs, limit, start: query.start()? };
     // Only the grids have validity dates; `datetime` on the others is checked and matches all.
     let page: Page = match c {
         Collection::Grids => items::grids(&world, &query, &selection)?,
@@ -163,6 +190,7 @@ pub async fn items(
         links.push(link(&with_query(&items_url, &query.pairs, Some(prev), Some(selection.limit)), "prev", GEOJSON, "the previous page"));
     }
     links.push(link(&format!("{base}/collections/{}", c.id()), "collection", JSON, "the collection"));
+    links.push(link(&download_url(&items_url, &query.pairs, "fgb"), "alternate", FLATGEOBUF, "every matching feature as one FlatGeobuf file"));
 
     let mut body = Vec::with_capacity(page.features.len() + 1024);
     body.extend_from_slice(b"{\"type\":\"FeatureCollection\",");
@@ -339,6 +367,8 @@ fn collection_json(world: &World, info: &Info, base: &str, c: Collection) -> Val
         "links": [
             link(&url, "self", JSON, "this collection"),
             link(&format!("{url}/items"), "items", GEOJSON, &format!("the {} as GeoJSON", c.id())),
+            link(&format!("{url}/items?f=fgb"), "enclosure", FLATGEOBUF, &format!("every one of the {} as one FlatGeobuf file (streamed, no spatial index)", c.id())),
+            link(&format!("{url}/items?limit=all"), "enclosure", GEOJSON, &format!("every one of the {} as one GeoJSON FeatureCollection (streamed)", c.id())),
         ],
     });
     if !extent.is_empty() {
@@ -382,6 +412,22 @@ fn with_query(url: &str, pairs: &[(String, String)], start: Option<Start>, limit
         return url.to_owned();
     }
     format!("{url}?{}", serde_urlencoded::to_string(&kept).unwrap_or_default())
+}
+
+/// The whole selection of an items request in format `f`: its filters, without paging.
+fn download_url(items_url: &str, pairs: &[(String, String)], f: &str) -> String {
+    let mut kept: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "f" | "limit" | "offset" | "cursor")).cloned().collect();
+    kept.push(("f".into(), f.into()));
+    with_query(items_url, &kept, None, None)
+}
+
+/// `Accept` names FlatGeobuf (and the request has no `f`).
+fn accepts_flatgeobuf(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|m| {
+        let m = m.split(';').next().unwrap_or("").trim();
+        m.eq_ignore_ascii_case(FLATGEOBUF)
+    })
 }
 
 fn respond(value: &Value, content_type: &'static str) -> Response {

@@ -48,7 +48,14 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
             }));
         }
         parameters.extend(filters(c));
-        let mut items = doc(&format!("the {} (GeoJSON FeatureCollection)", c.id()), GEOJSON, parameters);
+        let mut items = doc(
+            &format!("the {} (GeoJSON FeatureCollection; every one with limit=all, or as FlatGeobuf with f=fgb)", c.id()),
+            GEOJSON,
+            parameters,
+        );
+        // `f` of the features: GeoJSON or FlatGeobuf.
+        items["get"]["parameters"][0] = json!({"$ref": "#/components/parameters/f-items"});
+        items["get"]["responses"]["200"]["content"]["application/flatgeobuf"] = json!({"schema": {"type": "string", "format": "binary"}});
         items["get"]["responses"]["200"]["headers"] = json!({"Content-Crs": {"$ref": "#/components/headers/Content-Crs"}});
         paths.insert(format!("/collections/{}/items", c.id()), items);
         let id = match c {
@@ -92,10 +99,17 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
             "parameters": {
                 "f": {"name": "f", "in": "query", "required": false, "description": "the format: json (the only one)",
                       "schema": {"type": "string", "enum": ["json"]}, "style": "form", "explode": false},
+                "f-items": {"name": "f", "in": "query", "required": false,
+                            "description": "the format of the features: json or geojson (GeoJSON, paged; every feature with limit=all), \
+                                            fgb (one FlatGeobuf file of every matching feature, streamed without a spatial index; \
+                                            limit has no maximum there, offset and cursor do not apply); also Accept: application/flatgeobuf",
+                            "schema": {"type": "string", "enum": ["json", "geojson", "fgb"]}, "style": "form", "explode": false},
                 "collectionId": {"name": "collectionId", "in": "path", "required": true,
                                  "schema": {"type": "string", "enum": Collection::ALL.map(Collection::id)}},
                 "limit": {"name": "limit", "in": "query", "required": false,
-                          "description": format!("features per page; more than {MAX_LIMIT} is served as {MAX_LIMIT}"),
+                          "description": format!("features per page; more than {MAX_LIMIT} is served as {MAX_LIMIT}. \
+                                                  The value all (not an integer, hence not in the schema) streams every matching \
+                                                  feature in one FeatureCollection; with f=fgb there is no maximum"),
                           "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                           "style": "form", "explode": false},
                 "offset": {"name": "offset", "in": "query", "required": false,

@@ -1,5 +1,9 @@
 //! The query parameters of the OGC API: which ones an endpoint takes (any other is a 400, as
 //! Part 1 requires), `limit`, `offset` / `cursor`, `datetime`, `f`.
+//!
+//! `/items` also downloads a whole collection: `limit=all` streams every matching feature as one
+//! GeoJSON FeatureCollection, and `f=fgb` (or `Accept: application/flatgeobuf`) streams them as
+//! one FlatGeobuf file, where `limit` defaults to all and has no maximum.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 use serde_json::json;
@@ -20,9 +24,37 @@ pub struct Query {
     pub pairs: Vec<(String, String)>,
 }
 
+/// The representation asked for with `f`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// JSON; GeoJSON for features (`f=json`, `geojson`, or none).
+    Json,
+    /// FlatGeobuf (`f=fgb`, `flatgeobuf`, `application/flatgeobuf`): features only.
+    FlatGeobuf,
+}
+
+/// How many features an `/items` answer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// A page of at most this many.
+    Page(usize),
+    /// Every matching feature, streamed (`limit=all`, and the default of `f=fgb`).
+    All,
+}
+
 impl Query {
-    /// Parses the query string and refuses any parameter not in `allowed`, and one given twice.
+    /// Parses the query string and refuses any parameter not in `allowed`, and one given twice;
+    /// `f` may only ask for JSON.
     pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<Query, ApiError> {
+        let query = Query::parse_any_format(raw, allowed)?;
+        if query.format()? != Format::Json {
+            return Err(invalid("f", query.get("f").unwrap_or(""), "f must be json (the only format of this document)"));
+        }
+        Ok(query)
+    }
+
+    /// As [`Query::parse`], with any [`Format`] in `f` (features: `/items`).
+    pub fn parse_any_format(raw: Option<&str>, allowed: &[&str]) -> Result<Query, ApiError> {
         let params = Params::parse(raw)?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
         if let Some((name, value)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
@@ -33,7 +65,7 @@ impl Query {
             .with_details(json!({"parameter": name, "value": value, "accepted": allowed})));
         }
         let query = Query { params, pairs };
-        query.check_format()?;
+        query.format()?;
         Ok(query)
     }
 
@@ -41,19 +73,51 @@ impl Query {
         self.params.get(name)
     }
 
-    /// `f`: the only representation is JSON (GeoJSON for features).
-    fn check_format(&self) -> Result<(), ApiError> {
+    /// `f`: JSON (GeoJSON for features) or FlatGeobuf.
+    pub fn format(&self) -> Result<Format, ApiError> {
         match self.get("f").map(|f| f.trim().to_ascii_lowercase()) {
-            None => Ok(()),
-            Some(f) if matches!(f.as_str(), "json" | "geojson" | "application/json" | "application/geo+json") => Ok(()),
-            Some(_) => Err(invalid("f", self.get("f").unwrap_or(""), "f must be json (the only format served; features are GeoJSON)")),
+            None => Ok(Format::Json),
+            Some(f) if matches!(f.as_str(), "json" | "geojson" | "application/json" | "application/geo+json") => Ok(Format::Json),
+            Some(f) if matches!(f.as_str(), "fgb" | "flatgeobuf" | "application/flatgeobuf") => Ok(Format::FlatGeobuf),
+            Some(_) => Err(invalid(
+                "f",
+                self.get("f").unwrap_or(""),
+                "f must be json (GeoJSON features) or, for the features of /items, fgb (FlatGeobuf)",
+            )),
         }
+    }
+
+    /// `limit` of `/items`: `all` or a number, as [`Query::limit`] reads it; without it, a page
+    /// of [`DEFAULT_LIMIT`] in GeoJSON and every feature in FlatGeobuf, where a number has no
+    /// maximum. Every feature starts at the first: not with `offset` or `cursor`.
+    pub fn items_limit(&self, format: Format) -> Result<Limit, ApiError> {
+        let limit = match (self.get("limit").map(str::trim), format) {
+            (Some(all), _) if all.eq_ignore_ascii_case("all") => Limit::All,
+            (None, Format::FlatGeobuf) => Limit::All,
+            (Some(raw), Format::FlatGeobuf) => match raw.parse::<u64>() {
+                Ok(n) if n > 0 => Limit::Page(usize::try_from(n).unwrap_or(usize::MAX)),
+                _ => return Err(invalid("limit", raw, "limit must be all or a whole number from 1")),
+            },
+            (_, Format::Json) => Limit::Page(self.limit()?),
+        };
+        if limit == Limit::All || format == Format::FlatGeobuf {
+            for name in ["offset", "cursor"] {
+                if let Some(raw) = self.get(name) {
+                    return Err(invalid(
+                        name,
+                        raw,
+                        &format!("{name} pages GeoJSON; limit=all and f=fgb give every matching feature from the first"),
+                    ));
+                }
+            }
+        }
+        Ok(limit)
     }
 
     /// `limit`: 1 or more; above [`MAX_LIMIT`] it is [`MAX_LIMIT`].
     pub fn limit(&self) -> Result<usize, ApiError> {
         let Some(raw) = self.get("limit") else { return Ok(DEFAULT_LIMIT) };
-        let message = format!("limit must be a whole number from 1 (larger than {MAX_LIMIT} is served as {MAX_LIMIT})");
+        let message = format!("limit must be all or a whole number from 1 (larger than {MAX_LIMIT} is served as {MAX_LIMIT})");
         let t = raw.trim();
         if !t.bytes().all(|b| b.is_ascii_digit()) || t.is_empty() {
             return Err(invalid("limit", raw, &message));
