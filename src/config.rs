@@ -26,6 +26,8 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
 /// cors_public_reads = true             # any web page may read (GET/HEAD) across origins
 /// cors_write_origins = ["https://dispatch.example.gov.cn"]  # pages that may also write (routing, imports)
+/// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
+/// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -44,8 +46,33 @@ pub struct FileConfig {
     pub max_upload_mb: Option<usize>,
     pub cors_public_reads: Option<bool>,
     pub cors_write_origins: Option<Vec<String>>,
+    pub metrics: Option<bool>,
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub tiles: TilesSection,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message and fields at the top level).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?}: use text or json")),
+        }
+    }
 }
 
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
@@ -102,6 +129,10 @@ pub struct ServerConfig {
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
     pub cors: CorsPolicy,
+    /// `GET /metrics` answers (else 404). Default: true.
+    pub metrics: bool,
+    /// How log lines are written. Default: text.
+    pub log_format: LogFormat,
 }
 
 /// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
@@ -130,6 +161,10 @@ pub struct Overrides {
     pub tile_cache_mb: Option<u64>,
     /// `CITYGRID_ADMIN_TOKEN` (environment only: a flag would show in `ps`).
     pub admin_token: Option<String>,
+    /// `--metrics` / `CITYGRID_METRICS`.
+    pub metrics: Option<bool>,
+    /// `--log-format` / `CITYGRID_LOG_FORMAT`.
+    pub log_format: Option<LogFormat>,
 }
 
 impl ServerConfig {
@@ -183,7 +218,9 @@ impl ServerConfig {
             public_reads: file.cors_public_reads.unwrap_or(true),
             write_origins: write_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
         };
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors })
+        let metrics = flags.metrics.or(file.metrics).unwrap_or(true);
+        let log_format = flags.log_format.or(file.log_format).unwrap_or_default();
+        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors, metrics, log_format })
     }
 }
 
@@ -268,6 +305,23 @@ mod tests {
             let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
             assert!(e.contains("cors_write_origins") && e.contains("scheme://host"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_and_log_format_come_from_flags_over_the_file() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!((c.metrics, c.log_format), (true, LogFormat::Text));
+        let file: FileConfig = toml::from_str("metrics = false\nlog_format = \"json\"\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
+        assert_eq!((c.metrics, c.log_format), (false, LogFormat::Json));
+        let file: FileConfig = toml::from_str("metrics = false\nlog_format = \"json\"\n").unwrap();
+        let flags = Overrides { metrics: Some(true), log_format: Some(LogFormat::Text), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
+        assert_eq!((c.metrics, c.log_format), (true, LogFormat::Text));
+        let e = toml::from_str::<FileConfig>("log_format = \"xml\"\n").unwrap_err().to_string();
+        assert!(e.contains("log_format") && e.contains("json"), "{e}");
+        assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("xml".parse::<LogFormat>().unwrap_err().contains("text or json"));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod layers;
 mod lookup;
+pub mod metrics;
 mod ogc;
 mod params;
 pub mod routing;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, put};
-use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
 
@@ -48,6 +48,8 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// Which pages of other origins may call the server.
     pub cors: crate::config::CorsPolicy,
+    /// The Prometheus series of `GET /metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -68,7 +70,14 @@ impl AppState {
             max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
             cors: crate::config::CorsPolicy::default(),
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
+            metrics: Arc::new(metrics::Metrics::new()),
         }
+    }
+
+    /// The same state, answering `GET /metrics` or not (404); the series are kept either way.
+    pub fn with_metrics_endpoint(self, exposed: bool) -> AppState {
+        self.metrics.set_exposed(exposed);
+        self
     }
 
     /// The same state serving glyphs from `dir` (`<dir>/<font>/<range>.pbf`).
@@ -84,6 +93,7 @@ impl AppState {
     /// The same state, versioning and switching the datasets of `datasets` (whose handle must
     /// be this state's `world`).
     pub fn with_datasets(mut self, datasets: crate::datasets::Datasets) -> AppState {
+        self.metrics.seed_served_since(&datasets.list(), &self.world.load());
         self.datasets = Some(std::sync::Arc::new(datasets));
         self
     }
@@ -119,8 +129,10 @@ pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
 pub fn router(state: AppState) -> Router {
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
     let cors = cors_layer(&state.cors);
+    let tracking = metrics::Tracking { metrics: state.metrics.clone(), world: state.world.clone() };
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/locate", get(lookup::locate))
         .route("/v1/grids/{code}", get(lookup::grid))
         .route("/v1/components", get(lookup::in_bbox))
@@ -165,7 +177,8 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        // Counts, times and logs every request (once, when its body is sent): src/http/metrics.rs.
+        .layer(axum::middleware::from_fn_with_state(tracking, metrics::track))
         .with_state(state)
 }
 

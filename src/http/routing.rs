@@ -16,6 +16,7 @@ use super::AppState;
 use super::body::{Chunks, parse_json};
 use super::error::ApiError;
 use super::lookup::json;
+use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
 use crate::crs::Datum;
 use crate::world::World;
@@ -123,17 +124,27 @@ pub async fn put_rules(
 
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
 pub async fn route(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let input: Value = parse_json(&body)?;
+    let decided = |outcome| state.metrics.routing_decisions(RoutingMode::Single, outcome, 1);
+    let input: Value = parse_json(&body).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
-    let answer = route_value(&world, &input, now)?;
+    let answer = route_value(&world, &input, now);
+    let answer = answer.inspect_err(|e| decided(RoutingOutcome::of_error(e.code, e.status.as_u16())))?;
     if let Some(log) = state.audit.clone() {
         let record = caselog::record(now, &input, &answer);
-        tokio::task::spawn_blocking(move || log.append(&[record]))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))?
-            .map_err(audit_failed)?;
+        let metrics = state.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let appended = log.append(&[record]);
+            metrics.audit_appended(started.elapsed(), appended.is_ok());
+            appended
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))
+        .and_then(|appended| appended.map_err(audit_failed))
+        .inspect_err(|_| decided(RoutingOutcome::Failed))?;
     }
+    decided(RoutingOutcome::of_answer(&answer));
     Ok(json(&answer))
 }
 
@@ -219,24 +230,36 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
     }
     let world = state.world.load();
     let audit = state.audit.clone();
+    let metrics = state.metrics.clone();
     let now = Utc::now().with_timezone(&china_tz());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
         for (c, chunk) in items.chunks(BATCH_CHUNK).enumerate() {
             let mut out = Vec::with_capacity(chunk.len() * 1024);
             let mut records = Vec::with_capacity(chunk.len());
+            let mut outcomes = std::collections::HashMap::<RoutingOutcome, u64>::new();
             for (j, item) in chunk.iter().enumerate() {
                 let (line, record) = batch_line(&world, c * BATCH_CHUNK + j, item, now);
+                *outcomes.entry(RoutingOutcome::of_batch_line(&line)).or_default() += 1;
                 serde_json::to_writer(&mut out, &line).expect("JSON to memory");
                 out.push(b'\n');
                 records.extend(record);
             }
-            if let Some(log) = &audit
-                && let Err(e) = log.append(&records) {
+            if let Some(log) = &audit {
+                let started = std::time::Instant::now();
+                let appended = log.append(&records);
+                metrics.audit_appended(started.elapsed(), appended.is_ok());
+                if let Err(e) = appended {
+                    // The chunk's decisions are not given.
+                    metrics.routing_decisions(RoutingMode::Batch, RoutingOutcome::Failed, chunk.len() as u64);
                     let line = json!({"ok": false, "error": audit_failed(e).body()["error"]});
                     let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
                     return;
                 }
+            }
+            for (outcome, n) in outcomes {
+                metrics.routing_decisions(RoutingMode::Batch, outcome, n);
+            }
             if tx.blocking_send(Bytes::from(out)).is_err() {
                 return; // the client went away
             }
