@@ -249,7 +249,7 @@ impl Metrics {
         // Every outcome from 0, so that a rate over the first decision of a kind is not lost.
         for mode in ["single", "batch"] {
             for outcome in RoutingOutcome::ALL {
-                routing.get_or_create(&RoutingLabels { mode, outcome: outcome.name() });
+                routing.get_or_create(&RoutingLabels { mode, outcome: outcome.name() }).inc_by(0);
             }
         }
         r.register("citygrid_routing_decisions", "Cases routed, by mode (single, batch) and outcome", routing.clone());
