@@ -470,6 +470,9 @@ pub async fn track(State(state): State<Tracking>, request: Request, next: Next) 
     Response::from_parts(parts, Body::new(Tracked { inner: body, done }))
 }
 
+/// The status counted and logged for a request whose client went away before the answer.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// A request being answered; counted, timed and logged once, when its body is sent or dropped.
 struct Done {
     state: Tracking,
@@ -489,6 +492,9 @@ impl Done {
             return;
         }
         let took = self.started.elapsed();
+        if self.status == 0 {
+            self.status = CLIENT_CLOSED_REQUEST;
+        }
         let m = &self.state.metrics;
         m.in_flight.dec();
         let labels = HttpLabels { route: std::mem::take(&mut self.route), method: method_label(&self.method), status: self.status };
@@ -498,6 +504,8 @@ impl Done {
             let outcome = match self.status {
                 200..=299 => Some("ok"),
                 401 | 403 => None, // not an import attempt: no token
+                // The client went away: the import may still finish (and is seen by the next scrape).
+                CLIENT_CLOSED_REQUEST => None,
                 500.. => Some("failed"),
                 _ => Some("rejected"),
             };
@@ -557,9 +565,11 @@ impl HttpBody for Tracked {
     }
 }
 
-impl Drop for Tracked {
+impl Drop for Done {
+    /// The body was sent or dropped, or the handler itself was dropped (the client went away
+    /// before the answer: status 499, as nginx logs it).
     fn drop(&mut self) {
-        self.done.finish();
+        self.finish();
     }
 }
 
@@ -589,6 +599,27 @@ mod tests {
         let bad = serde_json::json!({"ok": false, "status": 400, "error": {"code": "invalid_parameter"}});
         let outcomes: Vec<&str> = [routed, no_rule, near, far, bad].iter().map(|l| RoutingOutcome::of_batch_line(l).name()).collect();
         assert_eq!(outcomes, ["routed", "no_rule", "near_coverage", "outside_coverage", "rejected"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_before_its_answer_leaves_the_in_flight_gauge() {
+        use tower::ServiceExt;
+        let loaded = crate::datasets::empty_city(None);
+        let world = crate::world::WorldHandle::new(World::new(loaded));
+        let metrics = Arc::new(Metrics::new());
+        let tracking = Tracking { metrics: metrics.clone(), world };
+        let app = axum::Router::new()
+            .route("/slow", axum::routing::get(|| std::future::pending::<&'static str>()))
+            .route("/fast", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(tracking, track));
+        let slow = app.clone().oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap());
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err(), "never answers");
+        let response = app.oneshot(Request::builder().uri("/fast").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(metrics.in_flight.get(), 1, "the answer's body is not sent yet");
+        drop(response);
+        assert_eq!(metrics.in_flight.get(), 0);
+        let count = |route: &str, status| metrics.http_requests.get_or_create(&HttpLabels { route: route.into(), method: "GET", status }).get();
+        assert_eq!((count("/slow", 499), count("/fast", 200)), (1, 1));
     }
 
     #[test]
