@@ -28,6 +28,8 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// cors_public_reads = true             # any web page may read (GET/HEAD) across origins
 /// cors_write_origins = ["https://dispatch.example.gov.cn"]  # pages that may also write (routing, imports)
 /// base_path = "/citygrid"              # answer under this path prefix (a proxy forwarding it unchanged)
+/// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
+/// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -65,6 +67,8 @@ pub struct FileConfig {
     pub cors_public_reads: Option<bool>,
     pub cors_write_origins: Option<Vec<String>>,
     pub base_path: Option<String>,
+    pub metrics: Option<bool>,
+    pub log_format: Option<LogFormat>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -140,6 +144,29 @@ impl LimitsSection {
     }
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, message and fields at the top level).
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?}: use text or json")),
+        }
+    }
+}
+
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +233,10 @@ pub struct ServerConfig {
     pub base_path: String,
     /// Timeouts, connection limit, shutdown deadline, rate limits (`[limits]`).
     pub limits: ServeLimits,
+    /// `GET /metrics` answers (else 404). Default: true.
+    pub metrics: bool,
+    /// How log lines are written. Default: text.
+    pub log_format: LogFormat,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -253,6 +284,10 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `--base-path` / `CITYGRID_BASE_PATH`.
     pub base_path: Option<String>,
+    /// `--metrics` / `CITYGRID_METRICS`.
+    pub metrics: Option<bool>,
+    /// `--log-format` / `CITYGRID_LOG_FORMAT`.
+    pub log_format: Option<LogFormat>,
 }
 
 impl ServerConfig {
@@ -313,6 +348,8 @@ impl ServerConfig {
         };
         retention.check().map_err(ConfigError::Retention)?;
         let limits = file.limits.resolve()?;
+        let metrics = flags.metrics.or(file.metrics).unwrap_or(true);
+        let log_format = flags.log_format.or(file.log_format).unwrap_or_default();
         let base_path = flags.base_path.or(file.base_path).unwrap_or_default();
         let base_path = if base_path.is_empty() {
             String::new()
@@ -330,6 +367,8 @@ impl ServerConfig {
             base_path,
             retention,
             limits,
+            metrics,
+            log_format,
         })
     }
 }
@@ -468,6 +507,23 @@ mod tests {
             let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
             assert!(e.contains("[limits]") && e.contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_and_log_format_come_from_flags_over_the_file() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!((c.metrics, c.log_format), (true, LogFormat::Text));
+        let file: FileConfig = toml::from_str("metrics = false\nlog_format = \"json\"\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap();
+        assert_eq!((c.metrics, c.log_format), (false, LogFormat::Json));
+        let file: FileConfig = toml::from_str("metrics = false\nlog_format = \"json\"\n").unwrap();
+        let flags = Overrides { metrics: Some(true), log_format: Some(LogFormat::Text), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
+        assert_eq!((c.metrics, c.log_format), (true, LogFormat::Text));
+        let e = toml::from_str::<FileConfig>("log_format = \"xml\"\n").unwrap_err().to_string();
+        assert!(e.contains("log_format") && e.contains("json"), "{e}");
+        assert_eq!("JSON".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert!("xml".parse::<LogFormat>().unwrap_err().contains("text or json"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tracing::info;
 
-use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, Overrides, ServerConfig};
+use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, LogFormat, Overrides, ServerConfig};
 use citygrid::demo::{DemoSpec, Preset};
 use citygrid::http::{AppState, router};
 use citygrid::store::{CityMeta, Store};
@@ -318,6 +318,14 @@ struct ServeArgs {
     /// it. [env: CITYGRID_BASE_PATH] [default: none, the root]
     #[arg(long, env = "CITYGRID_BASE_PATH", hide_env = true)]
     base_path: Option<String>,
+    /// Answer GET /metrics (Prometheus): true or false (404). [env: CITYGRID_METRICS]
+    /// [default: the config file's `metrics`, else true]
+    #[arg(long, env = "CITYGRID_METRICS", hide_env = true)]
+    metrics: Option<bool>,
+    /// Log lines as human text or as one JSON object per line (for log shippers).
+    /// [env: CITYGRID_LOG_FORMAT] [default: the config file's `log_format`, else text]
+    #[arg(long, env = "CITYGRID_LOG_FORMAT", hide_env = true, value_parser = ["text", "json"], ignore_case = true)]
+    log_format: Option<String>,
 }
 
 #[derive(Args)]
@@ -353,13 +361,11 @@ fn main() -> Result<()> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_http=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let log_format = match &cli.command {
+        Command::Serve(args) => serve_log_format(args),
+        _ => LogFormat::Text,
+    };
+    init_logging(log_format);
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Locate(args) => locate(args),
@@ -375,6 +381,24 @@ fn main() -> Result<()> {
             }
         }
     }
+}
+
+/// Log lines to stderr at `info` (or as `RUST_LOG` says), as text or JSON objects.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logger = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logger.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // Fields at the top level beside timestamp, level and target; no span lists.
+        LogFormat::Json => logger.json().flatten_event(true).with_current_span(false).with_span_list(false).init(),
+    }
+}
+
+/// The log format of `serve`: the flag (or `CITYGRID_LOG_FORMAT`), else the config file's
+/// `log_format` (a file that cannot be read is reported by `serve` itself), else text.
+fn serve_log_format(args: &ServeArgs) -> LogFormat {
+    let flag = args.log_format.as_deref().and_then(|f| f.parse().ok());
+    flag.or_else(|| args.config.as_deref().and_then(|p| FileConfig::load(p).ok()).and_then(|f| f.log_format)).unwrap_or_default()
 }
 
 fn progress_bar(message: &'static str) -> ProgressBar {
@@ -440,6 +464,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         tile_cache_mb: args.tile_cache_mb,
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
         base_path: args.base_path,
+        metrics: args.metrics,
+        log_format: args.log_format.as_deref().and_then(|f| f.parse().ok()),
     };
     let config = ServerConfig::resolve(flags, file)?;
     let holder = format!("citygrid serve --bind {}", config.bind);
@@ -482,6 +508,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         .with_audit(audit)
         .with_max_upload_mb(config.max_upload_mb)
         .with_cors(config.cors.clone())
+        .with_metrics_endpoint(config.metrics)
         .with_datasets(datasets)
         .with_base_path(&config.base_path);
     if let Some(dir) = args.viewer_dir {

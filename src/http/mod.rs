@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 mod layers;
 mod lookup;
+pub mod metrics;
 mod ogc;
 mod params;
 pub mod routing;
@@ -25,7 +26,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
 use axum::routing::{get, post, put};
-use tower_http::trace::TraceLayer;
 
 use crate::world::WorldHandle;
 
@@ -52,6 +52,8 @@ pub struct AppState {
     pub cors: crate::config::CorsPolicy,
     /// The path prefix the whole server answers under (`/citygrid`), or `None` for `/`.
     pub base_path: Option<Arc<str>>,
+    /// The Prometheus series of `GET /metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             cors: crate::config::CorsPolicy::default(),
             viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
             base_path: None,
+            metrics: Arc::new(metrics::Metrics::new()),
         }
     }
 
@@ -84,6 +87,12 @@ impl AppState {
             crate::config::valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path"))
         };
         AppState { base_path: (!prefix.is_empty()).then(|| Arc::from(prefix)), ..self }
+    }
+
+    /// The same state, answering `GET /metrics` or not (404); the series are kept either way.
+    pub fn with_metrics_endpoint(self, exposed: bool) -> AppState {
+        self.metrics.set_exposed(exposed);
+        self
     }
 
     /// The same state serving glyphs from `dir` (`<dir>/<font>/<range>.pbf`).
@@ -99,6 +108,7 @@ impl AppState {
     /// The same state, versioning and switching the datasets of `datasets` (whose handle must
     /// be this state's `world`).
     pub fn with_datasets(mut self, datasets: crate::datasets::Datasets) -> AppState {
+        self.metrics.seed_served_since(&datasets.list(), &self.world.load());
         self.datasets = Some(std::sync::Arc::new(datasets));
         self
     }
@@ -177,8 +187,10 @@ fn compression_layer() -> tower_http::compression::CompressionLayer<impl tower_h
 fn routes(state: AppState) -> Router {
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
     let cors = cors_layer(&state.cors);
+    let tracking = metrics::Tracking { metrics: state.metrics.clone(), world: state.world.clone() };
     Router::new()
         .route("/health", get(health::health))
+        .route("/metrics", get(metrics::scrape))
         .route("/v1/locate", get(lookup::locate))
         .route("/v1/grids/{code}", get(lookup::grid))
         .route("/v1/components", get(lookup::in_bbox))
@@ -226,7 +238,8 @@ fn routes(state: AppState) -> Router {
         .layer(axum::middleware::map_response(server::json_rejections))
         .layer(compression_layer())
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        // Counts, times and logs every request (once, when its body is sent): src/http/metrics.rs.
+        .layer(axum::middleware::from_fn_with_state(tracking, metrics::track))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@ use super::AppState;
 use super::body::{Chunks, parse_json};
 use super::error::ApiError;
 use super::lookup::json;
+use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
 use crate::crs::Datum;
 use crate::world::World;
@@ -135,17 +136,27 @@ pub async fn route(
         .with_details(json!({"max_bytes": 2 << 20, "batch": "/v1/cases/route:batch"})),
         status => ApiError::new(status, "body_failed", format!("the body did not arrive whole: {}", e.body_text())),
     })?;
-    let input: Value = parse_json(&body)?;
+    let decided = |outcome| state.metrics.routing_decisions(RoutingMode::Single, outcome, 1);
+    let input: Value = parse_json(&body).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
-    let answer = route_value(&world, &input, now)?;
+    let answer = route_value(&world, &input, now);
+    let answer = answer.inspect_err(|e| decided(RoutingOutcome::of_error(e.code, e.status.as_u16())))?;
     if let Some(log) = state.audit.clone() {
         let record = caselog::record(now, &input, &answer);
-        tokio::task::spawn_blocking(move || log.append(&[record]))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))?
-            .map_err(audit_failed)?;
+        let metrics = state.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let appended = log.append(&[record]);
+            metrics.audit_appended(started.elapsed(), appended.is_ok());
+            appended
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))
+        .and_then(|appended| appended.map_err(audit_failed))
+        .inspect_err(|_| decided(RoutingOutcome::Failed))?;
     }
+    decided(RoutingOutcome::of_answer(&answer));
     Ok(json(&answer))
 }
 
@@ -237,6 +248,7 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
     let batch = reader.finish()?;
     let world = state.world.load();
     let audit = state.audit.clone();
+    let metrics = state.metrics.clone();
     let now = Utc::now().with_timezone(&china_tz());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
@@ -244,21 +256,34 @@ pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body
         while cases.peek().is_some() {
             let mut out = Vec::with_capacity(BATCH_CHUNK * 1024);
             let mut records = Vec::with_capacity(BATCH_CHUNK);
+            let mut outcomes = std::collections::HashMap::<RoutingOutcome, u64>::new();
+            let mut in_chunk = 0u64;
             for (index, case) in cases.by_ref().take(BATCH_CHUNK) {
                 let (line, record) = match case {
                     Ok(item) => batch_line(&world, index, &item, now),
                     Err((id, e)) => (error_line(index, id, &e), None),
                 };
+                in_chunk += 1;
+                *outcomes.entry(RoutingOutcome::of_batch_line(&line)).or_default() += 1;
                 serde_json::to_writer(&mut out, &line).expect("JSON to memory");
                 out.push(b'\n');
                 records.extend(record);
             }
-            if let Some(log) = &audit
-                && let Err(e) = log.append(&records) {
+            if let Some(log) = &audit {
+                let started = std::time::Instant::now();
+                let appended = log.append(&records);
+                metrics.audit_appended(started.elapsed(), appended.is_ok());
+                if let Err(e) = appended {
+                    // The chunk's decisions are not given.
+                    metrics.routing_decisions(RoutingMode::Batch, RoutingOutcome::Failed, in_chunk);
                     let line = json!({"ok": false, "error": audit_failed(e).body()["error"]});
                     let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
                     return;
                 }
+            }
+            for (outcome, n) in outcomes {
+                metrics.routing_decisions(RoutingMode::Batch, outcome, n);
+            }
             if tx.blocking_send(Bytes::from(out)).is_err() {
                 return; // the client went away
             }

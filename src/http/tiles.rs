@@ -79,6 +79,12 @@ impl TileCache {
                 .build(),
         )
     }
+
+    /// Bytes held (as weighed) and number of tiles, after pending evictions are applied.
+    pub fn size(&self) -> (u64, u64) {
+        self.0.run_pending_tasks();
+        (self.0.weighted_size(), self.0.entry_count())
+    }
 }
 
 /// The layer list of a URL: `grids`, `zones`, `components`, or several comma-joined (in any
@@ -150,13 +156,21 @@ pub async fn tile(
         x,
         y,
     };
-    let cached = match state.tiles.0.get(&key) {
+    let cached = state.tiles.0.get(&key);
+    state.metrics.tile_cache(cached.is_some());
+    let cached = match cached {
         Some(t) => t,
         None => {
             let world = world.clone();
             let key2 = key.clone();
+            let metrics = state.metrics.clone();
             // Encoding and compressing is CPU work: keep it off the async workers.
-            let tile = tokio::task::spawn_blocking(move || encode(&world, &key2))
+            let tile = tokio::task::spawn_blocking(move || {
+                let started = std::time::Instant::now();
+                let tile = encode(&world, &key2);
+                metrics.tile_encoded(started.elapsed());
+                tile
+            })
                 .await
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("tile encoder failed: {e}")))?
                 .map_err(tile_error)?;
