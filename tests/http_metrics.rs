@@ -350,6 +350,16 @@ fn the_binary_logs_each_request_once_as_a_json_object() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A failed assertion below must not leave the server running.
+    struct KillOnDrop(Option<u32>);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if let Some(pid) = self.0 {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+    let mut guard = KillOnDrop(Some(child.id()));
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
@@ -363,6 +373,7 @@ fn the_binary_logs_each_request_once_as_a_json_object() {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
+    guard.0 = None; // exited and reaped: its pid is no longer ours
     let mut log = String::new();
     child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     assert!(exit.success(), "{exit:?}\n{log}");

@@ -609,7 +609,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let tracking = Tracking { metrics: metrics.clone(), world };
         let app = axum::Router::new()
-            .route("/slow", axum::routing::get(|| std::future::pending::<&'static str>()))
+            .route("/slow", axum::routing::get(std::future::pending::<&'static str>))
             .route("/fast", axum::routing::get(|| async { "ok" }))
             .layer(axum::middleware::from_fn_with_state(tracking, track));
         let slow = app.clone().oneshot(Request::builder().uri("/slow").body(Body::empty()).unwrap());
