@@ -34,6 +34,9 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// component_full_zoom = 16             # one point per component from here; clusters below
 /// max_zoom = 20
 /// max_points_per_tile = 8000           # denser full-detail tiles are clustered instead
+///
+/// [audit]
+/// retention_days = 1095                # routing decisions older are deleted (0 = keep forever)
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +49,20 @@ pub struct FileConfig {
     pub cors_write_origins: Option<Vec<String>>,
     #[serde(default)]
     pub tiles: TilesSection,
+    #[serde(default)]
+    pub audit: AuditSection,
 }
+
+/// The `[audit]` section: the audit log of routing decisions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Days decisions are kept (default [`DEFAULT_AUDIT_RETENTION_DAYS`]; 0 = forever).
+    pub retention_days: Option<u32>,
+}
+
+/// Three years, the usual keeping period of case records.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 1095;
 
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -102,6 +118,8 @@ pub struct ServerConfig {
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
     pub cors: CorsPolicy,
+    /// Days the audit log keeps decisions (0 = forever).
+    pub audit_retention_days: u32,
 }
 
 /// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
@@ -183,7 +201,17 @@ impl ServerConfig {
             public_reads: file.cors_public_reads.unwrap_or(true),
             write_origins: write_origins.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect(),
         };
-        Ok(ServerConfig { bind, data, tiles, tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024), admin_tokens, max_upload_mb, cors })
+        let audit_retention_days = file.audit.retention_days.unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
+        Ok(ServerConfig {
+            bind,
+            data,
+            tiles,
+            tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024),
+            admin_tokens,
+            max_upload_mb,
+            cors,
+            audit_retention_days,
+        })
     }
 }
 
@@ -254,6 +282,15 @@ mod tests {
         let flags = Overrides { admin_token: Some("short".into()), ..Default::default() };
         let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
         assert!(e.contains("CITYGRID_ADMIN_TOKEN") && e.contains("16"), "{e}");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_three_years_and_zero_keeps_forever() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.audit_retention_days, 1095);
+        let file: FileConfig = toml::from_str("[audit]\nretention_days = 0\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().audit_retention_days, 0);
+        assert!(toml::from_str::<FileConfig>("[audit]\nretain = 3\n").is_err(), "unknown keys are refused");
     }
 
     #[test]
