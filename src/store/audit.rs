@@ -84,8 +84,11 @@ struct Inner {
 #[derive(Default)]
 struct MonthCache {
     generation: u64,
-    rows: HashMap<i64, Arc<Vec<(i64, i64, u64)>>>,
+    rows: HashMap<i64, Arc<MonthRows>>,
 }
+
+/// `(place, type, count)` of one month.
+type MonthRows = Vec<(i64, i64, u64)>;
 
 struct State {
     /// Records queued and not yet written.
@@ -433,7 +436,7 @@ impl AuditLog {
         let rows = match cached {
             Some(rows) => rows,
             None => {
-                let rows: Vec<(i64, i64, u64)> = c
+                let rows: MonthRows = c
                     .prepare("SELECT place, type, n FROM counts_month WHERE month = ?1")?
                     .query_map([m], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
                     .collect::<Result<_, _>>()?;
