@@ -13,7 +13,8 @@
 //!
 //! It does not repeat the answer's names, phones, explanation sentences and candidate lists:
 //! every one of them is a function of the input, the time and those dataset versions, which
-//! the data directory keeps (`GET /v1/datasets`, and a rollback serves them again), so the
+//! the data directory keeps (`GET /v1/layers/{name}/versions`, `GET /v1/rules/versions`; a
+//! rollback serves them again), so the
 //! full answer can be recomputed when a dispute needs it. This keeps a decision to a few
 //! hundred bytes instead of ~2.7 KB.
 //!
