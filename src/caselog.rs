@@ -1,40 +1,186 @@
-//! The case log: what the audit log keeps of each routing decision, reading it back, and the
-//! monthly statistics that find high-incidence areas (高发区域).
+//! The case log: what the audit log keeps of each routing decision ([`AuditRecord`]), and the
+//! statistics by area and case type that find high-incidence areas (高发区域).
 //!
-//! A record is one JSON object per decision:
-//! `{"at", "case_kind", "case_type", "grid", "chain": [codes from the district down],
-//! "unit", "due", "versions", "input", "answer"}` — the summary fields for filters and
-//! statistics, then the request and the full answer as they were. Times are RFC 3339 with
-//! the +08:00 offset of China Standard Time.
+//! # What a record holds, and why it is enough for an auditor
+//! One [`AuditRecord`] per decision: *when* (`at`, +08:00), *what was asked* (`input`, the
+//! request as sent: lon/lat/crs/type/urgency/reported_at), *what was decided* (`case_kind`,
+//! `case_type`, `urgency`, the unit grid and its `chain` of codes from the district down,
+//! the responsible `unit` with its register code and how it was found (`unit_role`), the
+//! deadline `due`, the `zone` polygon whose rule applied, `warnings`, `outside_coverage`),
+//! *by which rule* (`rule`: the line of the responsibility list and its scope as written)
+//! and *on which data* (`versions`: the version of every dataset the answer was computed
+//! from — grids, components, rules, units, calendar …).
+//!
+//! It does not repeat the answer's names, phones, explanation sentences and candidate lists:
+//! every one of them is a function of the input, the time and those dataset versions, which
+//! the data directory keeps (`GET /v1/layers/{name}/versions`, `GET /v1/rules/versions`; a
+//! rollback serves them again), so the
+//! full answer can be recomputed when a dispute needs it. This keeps a decision to a few
+//! hundred bytes instead of ~2.7 KB.
+//!
+//! The record is a plain typed struct so that any store can hold it: the SQLite store
+//! ([`crate::store::audit`]) maps each field to one column (see its module doc).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, FixedOffset};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-/// The audit record of one decision. `answer` is the routing answer as served; the summary
-/// fields are copied out of it (`grid.code`, `chain[].code`, `responsible_unit.name`,
-/// `deadline.due`, `rule.case_kind`/`case_type`, `versions`).
-pub fn record(at: DateTime<FixedOffset>, input: &Value, answer: &Value) -> Value {
-    let chain: Vec<Value> = answer["chain"].as_array().map_or_else(Vec::new, |c| c.iter().map(|e| e["code"].clone()).collect());
-    json!({
-        "at": at.to_rfc3339(),
-        "case_kind": answer["rule"]["case_kind"],
-        "case_type": answer["rule"]["case_type"],
-        "grid": answer["grid"]["code"],
-        "chain": chain,
-        "unit": answer["responsible_unit"]["name"],
-        "due": answer["deadline"]["due"],
-        "versions": answer["versions"],
-        "input": input,
-        "answer": answer,
+/// The audit record of one routing decision.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Assigned by the store when appended: increasing, never reused (0 before).
+    pub id: i64,
+    /// When the decision was made, RFC 3339 with the +08:00 offset of China Standard Time.
+    pub at: DateTime<FixedOffset>,
+    /// `event` or `component`.
+    pub case_kind: String,
+    /// The case (sub)class code, e.g. `0102`.
+    pub case_type: String,
+    pub urgency: Option<String>,
+    /// The unit grid's code (the last of `chain`).
+    pub grid: Option<String>,
+    /// Codes of the grid's ancestors and itself, district first (empty: not placed).
+    pub chain: Vec<String>,
+    /// The responsible unit's name.
+    pub unit: String,
+    /// Its code in the unit register, if it has one.
+    pub unit_code: Option<String>,
+    /// How it was found: `unit`, `maintainer`, `owner`, `dept`, `street`, `chief`.
+    pub unit_role: Option<String>,
+    /// The rule that decided (`null`: no rule, the territorial fallback 属地兜底).
+    pub rule: Option<RuleRef>,
+    /// `layer:id` of the responsibility polygon whose rule decided.
+    pub zone: Option<String>,
+    /// The deadline, RFC 3339 +08:00.
+    pub due: Option<String>,
+    /// Dataset → version the decision was computed from.
+    pub versions: BTreeMap<String, u64>,
+    /// The case as sent (the request body, or the batch item without its `id`).
+    pub input: Value,
+    pub warnings: Vec<String>,
+    pub outside_coverage: bool,
+}
+
+/// Which line of the responsibility list decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RuleRef {
+    /// Line in the rules CSV of the version in `versions.rules` (header = 1).
+    pub line: u64,
+    /// The rule's scope as written (empty = whole city).
+    pub scope: String,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// The audit record of a routing answer (as served, JSON) for `input` at `at`; `id` is 0.
+pub fn record(at: DateTime<FixedOffset>, input: &Value, answer: &Value) -> AuditRecord {
+    let chain: Vec<String> = answer["chain"].as_array().map_or_else(Vec::new, |c| c.iter().filter_map(|e| text(&e["code"])).collect());
+    let rule = &answer["rule"];
+    AuditRecord {
+        id: 0,
+        at,
+        case_kind: text(&answer["case"]["kind"]).or_else(|| text(&rule["case_kind"])).unwrap_or_default(),
+        case_type: text(&answer["case"]["code"]).or_else(|| text(&rule["case_type"])).unwrap_or_default(),
+        urgency: text(&answer["deadline"]["urgency"]).or_else(|| text(&answer["case"]["urgency"])),
+        grid: text(&answer["grid"]["code"]),
+        chain,
+        unit: text(&answer["responsible_unit"]["name"]).unwrap_or_default(),
+        unit_code: text(&answer["responsible_unit"]["code"]),
+        unit_role: text(&answer["responsible_unit"]["role"]),
+        rule: rule["line"].as_u64().map(|line| RuleRef { line, scope: text(&rule["scope"]).unwrap_or_default() }),
+        zone: text(&answer["area"]["zone"]),
+        due: text(&answer["deadline"]["due"]),
+        versions: versions(&answer["versions"]),
+        input: input.clone(),
+        warnings: answer["warnings"].as_array().map_or_else(Vec::new, |w| w.iter().filter_map(text).collect()),
+        outside_coverage: answer["outside_coverage"].as_bool().unwrap_or(false),
+    }
+}
+
+fn versions(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object().map_or_else(BTreeMap::new, |m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_u64()?))).collect())
+}
+
+/// A record of the JSON-lines audit log of earlier releases (`{"at", "case_kind", …,
+/// "input", "answer"}`), or `None` if it has no readable `at`. With its `answer` the record
+/// is rebuilt from it; without, from the summary fields.
+pub fn from_legacy(line: &Value) -> Option<AuditRecord> {
+    let at = DateTime::parse_from_rfc3339(line.get("at")?.as_str()?).ok()?;
+    let input = line.get("input").cloned().unwrap_or(Value::Null);
+    if let Some(answer @ Value::Object(_)) = line.get("answer") {
+        let mut r = record(at, &input, answer);
+        // The summary fields were copied out of the answer when written: prefer them where the
+        // answer lacks a field.
+        if r.case_kind.is_empty() {
+            r.case_kind = text(&line["case_kind"]).unwrap_or_default();
+        }
+        if r.case_type.is_empty() {
+            r.case_type = text(&line["case_type"]).unwrap_or_default();
+        }
+        return Some(r);
+    }
+    Some(AuditRecord {
+        id: 0,
+        at,
+        case_kind: text(&line["case_kind"]).unwrap_or_default(),
+        case_type: text(&line["case_type"]).unwrap_or_default(),
+        urgency: None,
+        grid: text(&line["grid"]),
+        chain: line["chain"].as_array().map_or_else(Vec::new, |c| c.iter().filter_map(text).collect()),
+        unit: text(&line["unit"]).unwrap_or_default(),
+        unit_code: None,
+        unit_role: None,
+        rule: None,
+        zone: None,
+        due: text(&line["due"]),
+        versions: versions(&line["versions"]),
+        input,
+        warnings: Vec::new(),
+        outside_coverage: false,
     })
 }
 
-/// Whether a record names `unit` as the responsible unit (exact name).
-pub fn is_for_unit(record: &Value, unit: &str) -> bool {
-    record["unit"].as_str() == Some(unit)
+/// Separator of the codes of a chain in its compact text form (grid codes are digits).
+pub const CHAIN_SEPARATOR: char = '/';
+
+/// A chain's compact text: codes joined by `/`, district first (`""` for no chain).
+pub fn chain_text(chain: &[String]) -> String {
+    chain.join("/")
+}
+
+/// The codes of a chain's compact text.
+pub fn chain_codes(text: &str) -> Vec<String> {
+    if text.is_empty() { Vec::new() } else { text.split(CHAIN_SEPARATOR).map(str::to_owned).collect() }
+}
+
+/// How many decisions one place (chain) had of one case type in some window: what the
+/// statistics are summed from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CaseCount {
+    /// The chain's compact text ([`chain_text`]).
+    pub chain: String,
+    pub case_kind: String,
+    pub case_type: String,
+    pub count: u64,
+}
+
+/// The [`CaseCount`]s of some records (one per chain and type).
+pub fn counts_of(records: &[AuditRecord]) -> Vec<CaseCount> {
+    let mut m: HashMap<(String, &str, &str), u64> = HashMap::new();
+    for r in records {
+        *m.entry((chain_text(&r.chain), &r.case_kind, &r.case_type)).or_default() += 1;
+    }
+    m.into_iter()
+        .map(|((chain, k, t), count)| CaseCount { chain, case_kind: k.to_owned(), case_type: t.to_owned(), count })
+        .collect()
 }
 
 /// Which level statistics group by.
@@ -59,14 +205,16 @@ impl StatsLevel {
         }
     }
 
-    /// The area code of a record's chain at this level.
-    fn area(self, chain: &[Value]) -> Option<&str> {
-        match self {
-            StatsLevel::Street => chain.get(1),
-            StatsLevel::Community => chain.get(2),
-            StatsLevel::Grid => chain.last(),
+    /// The area code of a chain (compact text) at this level.
+    fn area(self, chain: &str) -> Option<&str> {
+        if chain.is_empty() {
+            return None;
         }
-        .and_then(Value::as_str)
+        match self {
+            StatsLevel::Street => chain.split(CHAIN_SEPARATOR).nth(1),
+            StatsLevel::Community => chain.split(CHAIN_SEPARATOR).nth(2),
+            StatsLevel::Grid => chain.rsplit(CHAIN_SEPARATOR).next(),
+        }
     }
 }
 
@@ -99,27 +247,31 @@ pub struct TypeCount {
     pub count: u64,
 }
 
-/// Counts `records` (as [`record`] writes them) by area at `level` and by case type.
-pub fn stats(records: &[Value], level: StatsLevel) -> CaseStats {
-    let mut areas: BTreeMap<String, BTreeMap<(String, String), u64>> = BTreeMap::new();
-    let mut types: BTreeMap<(String, String), u64> = BTreeMap::new();
+/// Sums `counts` by area at `level` and by case type (a place and type may appear more than
+/// once: the counts add up).
+pub fn stats(counts: &[CaseCount], level: StatsLevel) -> CaseStats {
+    let mut areas: HashMap<&str, HashMap<(&str, &str), u64>> = HashMap::new();
+    let mut types: HashMap<(&str, &str), u64> = HashMap::new();
     let mut by_grid: BTreeMap<String, u64> = BTreeMap::new();
     let mut unplaced = 0;
-    for r in records {
-        let kind = r["case_kind"].as_str().unwrap_or("").to_owned();
-        let ty = r["case_type"].as_str().unwrap_or("").to_owned();
-        *types.entry((kind.clone(), ty.clone())).or_default() += 1;
-        let chain = r["chain"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        if let Some(grid) = StatsLevel::Grid.area(chain) {
-            *by_grid.entry(grid.to_owned()).or_default() += 1;
+    let mut total = 0;
+    for c in counts {
+        let key = (c.case_kind.as_str(), c.case_type.as_str());
+        total += c.count;
+        *types.entry(key).or_default() += c.count;
+        if let Some(grid) = StatsLevel::Grid.area(&c.chain) {
+            *by_grid.entry(grid.to_owned()).or_default() += c.count;
         }
-        match level.area(chain) {
-            Some(area) => *areas.entry(area.to_owned()).or_default().entry((kind, ty)).or_default() += 1,
-            None => unplaced += 1,
+        match level.area(&c.chain) {
+            Some(area) => *areas.entry(area).or_default().entry(key).or_default() += c.count,
+            None => unplaced += c.count,
         }
     }
-    let sorted = |m: BTreeMap<(String, String), u64>| {
-        let mut v: Vec<TypeCount> = m.into_iter().map(|((case_kind, case_type), count)| TypeCount { case_kind, case_type, count }).collect();
+    let sorted = |m: HashMap<(&str, &str), u64>| {
+        let mut v: Vec<TypeCount> = m
+            .into_iter()
+            .map(|((k, t), count)| TypeCount { case_kind: k.to_owned(), case_type: t.to_owned(), count })
+            .collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.case_kind, &a.case_type).cmp(&(&b.case_kind, &b.case_type))));
         v
     };
@@ -127,16 +279,17 @@ pub fn stats(records: &[Value], level: StatsLevel) -> CaseStats {
         .into_iter()
         .map(|(code, m)| {
             let by_type = sorted(m);
-            AreaCount { code, total: by_type.iter().map(|t| t.count).sum(), by_type }
+            AreaCount { code: code.to_owned(), total: by_type.iter().map(|t| t.count).sum(), by_type }
         })
         .collect();
     areas.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.code.cmp(&b.code)));
-    CaseStats { level, total: records.len() as u64, areas, by_type: sorted(types), by_grid, unplaced }
+    CaseStats { level, total, areas, by_type: sorted(types), by_grid, unplaced }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn answer(kind: &str, ty: &str, chain: &[&str], unit: &str) -> Value {
         json!({
@@ -149,37 +302,56 @@ mod tests {
         })
     }
 
+    fn at() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap()
+    }
+
     #[test]
-    fn a_record_keeps_the_summary_and_the_whole_answer() {
-        let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
-        let a = answer("event", "0102", &["320506", "320506001", "320506001001", "32050600100101"], "环卫所");
-        let r = record(at, &json!({"lon": 120.6}), &a);
-        assert_eq!(r["at"], "2026-11-23T10:00:00+08:00");
-        assert_eq!(r["grid"], "32050600100101");
-        assert_eq!(r["chain"][1], "320506001");
-        assert_eq!(r["unit"], "环卫所");
-        assert_eq!(r["answer"], a);
-        assert!(is_for_unit(&r, "环卫所") && !is_for_unit(&r, "环卫"));
+    fn a_record_keeps_the_decision_and_references_not_the_whole_answer() {
+        let a = json!({
+            "case": {"kind": "event", "code": "0102", "name": "暴露垃圾", "urgency": "一般"},
+            "responsible_unit": {"name": "环卫所", "code": "U01", "phone": "0512-1", "role": "unit"},
+            "dispatcher": {"name": "张三", "phone": "138"},
+            "grid": {"code": "32050600100101", "name": "一号网格"},
+            "area": {"grid": "32050600100101", "zone": "zones:7"},
+            "chain": [{"code": "320506", "name": "区"}, {"code": "320506001", "name": "街道"}, {"code": "320506001001"}, {"code": "32050600100101"}],
+            "rule": {"case_kind": "event", "case_type": "0102", "case_name": "暴露垃圾", "scope": "320506001", "line": 12, "why": "…"},
+            "deadline": {"urgency": "一般", "due": "2026-11-23T13:00:00+08:00"},
+            "explanation": ["long sentence"],
+            "warnings": ["calendar_unknown_year"],
+            "candidates": [],
+            "outside_coverage": false,
+            "versions": {"grids": 3, "rules": 5},
+        });
+        let r = record(at(), &json!({"lon": 120.6}), &a);
+        assert_eq!((r.case_kind.as_str(), r.case_type.as_str(), r.urgency.as_deref()), ("event", "0102", Some("一般")));
+        assert_eq!(r.grid.as_deref(), Some("32050600100101"));
+        assert_eq!(r.chain[1], "320506001");
+        assert_eq!((r.unit.as_str(), r.unit_code.as_deref(), r.unit_role.as_deref()), ("环卫所", Some("U01"), Some("unit")));
+        assert_eq!(r.rule, Some(RuleRef { line: 12, scope: "320506001".into() }));
+        assert_eq!(r.zone.as_deref(), Some("zones:7"));
+        assert_eq!(r.versions.get("rules"), Some(&5));
+        assert_eq!(r.warnings, ["calendar_unknown_year"]);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(!json.contains("张三") && !json.contains("long sentence") && !json.contains("0512-1"), "no contact details, no prose: {json}");
+        assert!(json.contains("\"at\":\"2026-11-23T10:00:00+08:00\""), "{json}");
+        // A legacy line with its answer reads back as the same record.
+        let legacy = json!({"at": "2026-11-23T10:00:00+08:00", "case_kind": "event", "input": {"lon": 120.6}, "answer": a});
+        assert_eq!(from_legacy(&legacy), Some(r));
+        assert_eq!(from_legacy(&json!({"unit": "x"})), None, "no time, no record");
     }
 
     #[test]
     fn stats_count_by_area_and_type_and_give_a_per_grid_heat() {
-        let at = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
         let g1 = ["d", "d-s1", "d-s1-c1", "d-s1-c1-g1"];
         let g2 = ["d", "d-s1", "d-s1-c2", "d-s1-c2-g1"];
         let g3 = ["d", "d-s2", "d-s2-c1", "d-s2-c1-g1"];
-        let recs: Vec<Value> = [
-            (&g1, "0102"),
-            (&g1, "0102"),
-            (&g2, "0102"),
-            (&g2, "0505"),
-            (&g3, "0505"),
-        ]
-        .iter()
-        .map(|(c, t)| record(at, &json!({}), &answer("event", t, &c[..], "u")))
-        .chain([json!({"at": "2026-11-23T10:00:00+08:00", "case_kind": "event", "case_type": "0102", "chain": []})])
-        .collect();
-        let s = stats(&recs, StatsLevel::Street);
+        let mut recs: Vec<AuditRecord> = [(&g1, "0102"), (&g1, "0102"), (&g2, "0102"), (&g2, "0505"), (&g3, "0505")]
+            .iter()
+            .map(|(c, t)| record(at(), &json!({}), &answer("event", t, &c[..], "u")))
+            .collect();
+        recs.push(record(at(), &json!({}), &answer("event", "0102", &[], "u")));
+        let s = stats(&counts_of(&recs), StatsLevel::Street);
         assert_eq!(s.total, 6);
         assert_eq!(s.unplaced, 1);
         assert_eq!(s.areas.iter().map(|a| (a.code.as_str(), a.total)).collect::<Vec<_>>(), [("d-s1", 4), ("d-s2", 1)]);
@@ -187,9 +359,13 @@ mod tests {
         assert_eq!(s.by_type[0].count, 4, "0102 over all areas, the unplaced one included");
         assert_eq!(s.by_grid.get("d-s1-c1-g1"), Some(&2));
         assert_eq!(s.by_grid.values().sum::<u64>(), 5);
-        let c = stats(&recs, StatsLevel::Community);
+        let c = stats(&counts_of(&recs), StatsLevel::Community);
         assert_eq!(c.areas.len(), 3);
         assert_eq!(c.areas[0].code, "d-s1-c1", "ties broken by code: c1 and c2 both have 2");
+        // Split counts of the same place and type add up (aggregates plus raw edges).
+        let mut split = counts_of(&recs);
+        split.extend(counts_of(&recs[..1]));
+        assert_eq!(stats(&split, StatsLevel::Grid).by_grid.get("d-s1-c1-g1"), Some(&3));
         assert_eq!(StatsLevel::parse("grid"), Some(StatsLevel::Grid));
         assert_eq!(StatsLevel::parse("city"), None);
     }

@@ -42,6 +42,8 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// [retention]                          # old versions of each dataset (layers, rules, …) let go
 /// keep_versions = 10                   # the newest N are kept whatever their age
 /// keep_days = 30                       # and any younger than D days (0: age keeps none)
+///                                      # (the current version and the one before it always stay)
+///
 /// [limits]
 /// header_timeout_secs = 10             # a half-sent request head is closed after this
 /// idle_timeout_secs = 60               # a keep-alive connection with no request is closed after this
@@ -55,8 +57,10 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// bbox_burst = 60
 /// upload_per_minute = 10               # per client: PUT /v1/layers/…, /v1/city, /v1/rules
 /// upload_burst = 5
+///
+/// [audit]
+/// retention_days = 1095                # routing decisions older are deleted (0 = keep forever)
 /// ```
-/// The current version and the one current before it are always kept.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -75,6 +79,8 @@ pub struct FileConfig {
     pub retention: RetentionSection,
     #[serde(default)]
     pub limits: LimitsSection,
+    #[serde(default)]
+    pub audit: AuditSection,
 }
 
 /// The `[retention]` section: which old versions of each dataset are kept
@@ -167,6 +173,17 @@ impl std::str::FromStr for LogFormat {
     }
 }
 
+/// The `[audit]` section: the audit log of routing decisions.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Days decisions are kept (default [`DEFAULT_AUDIT_RETENTION_DAYS`]; 0 = forever).
+    pub retention_days: Option<u32>,
+}
+
+/// Three years, the usual keeping period of case records.
+pub const DEFAULT_AUDIT_RETENTION_DAYS: u32 = 1095;
+
 /// The `[tiles]` section: zoom rules and the tile cache. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +254,8 @@ pub struct ServerConfig {
     pub metrics: bool,
     /// How log lines are written. Default: text.
     pub log_format: LogFormat,
+    /// Days the audit log keeps decisions (0 = forever).
+    pub audit_retention_days: u32,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -356,6 +375,7 @@ impl ServerConfig {
         } else {
             valid_prefix(&base_path).ok_or(ConfigError::BasePath(base_path))?
         };
+        let audit_retention_days = file.audit.retention_days.unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
         Ok(ServerConfig {
             bind,
             data,
@@ -369,6 +389,7 @@ impl ServerConfig {
             limits,
             metrics,
             log_format,
+            audit_retention_days,
         })
     }
 }
@@ -440,6 +461,15 @@ mod tests {
         let flags = Overrides { admin_token: Some("short".into()), ..Default::default() };
         let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
         assert!(e.contains("CITYGRID_ADMIN_TOKEN") && e.contains("16"), "{e}");
+    }
+
+    #[test]
+    fn audit_retention_defaults_to_three_years_and_zero_keeps_forever() {
+        let c = ServerConfig::resolve(Overrides::default(), None).unwrap();
+        assert_eq!(c.audit_retention_days, 1095);
+        let file: FileConfig = toml::from_str("[audit]\nretention_days = 0\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().audit_retention_days, 0);
+        assert!(toml::from_str::<FileConfig>("[audit]\nretain = 3\n").is_err(), "unknown keys are refused");
     }
 
     #[test]

@@ -501,6 +501,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let audit = citygrid::store::audit::AuditLog::open(&config.data)
         .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
+    audit.start_retention(config.audit_retention_days);
     let handle = WorldHandle::new(world);
     let datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)

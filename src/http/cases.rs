@@ -1,5 +1,6 @@
-//! The case log over HTTP: `GET /v1/cases/routes` (the audit log read back) and
-//! `GET /v1/stats/cases` (counts by area and type, and the per-grid heat).
+//! The case log over HTTP: `GET /v1/cases/routes` (the audit log read back, page by page)
+//! and `GET /v1/stats/cases` (counts by area and type, and the per-grid heat, summed from
+//! the log's day and month counts).
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use super::AppState;
 use super::error::ApiError;
 use super::params::Params;
 use crate::caselog::{self, StatsLevel};
-use crate::store::audit::{AuditLog, AuditRead};
+use crate::store::StoreError;
+use crate::store::audit::{AuditLog, COUNT_CAP, PageError, PageQuery};
 
 /// Most records one `GET /v1/cases/routes` returns.
 pub const MAX_ROUTES: usize = 10_000;
@@ -44,19 +46,18 @@ fn audit(state: &AppState) -> Result<Arc<AuditLog>, ApiError> {
     })
 }
 
-async fn read(
-    log: Arc<AuditLog>,
-    since: Option<DateTime<FixedOffset>>,
-    until: Option<DateTime<FixedOffset>>,
-    unit: Option<String>,
-) -> Result<AuditRead, ApiError> {
-    tokio::task::spawn_blocking(move || log.read(since, until, |r| unit.as_deref().is_none_or(|u| caselog::is_for_unit(r, u))))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit reader failed: {e}")))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e.to_string()))
+fn blocking_failed(e: tokio::task::JoinError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit reader failed: {e}"))
 }
 
-/// `GET /v1/cases/routes?since=&until=&unit=&limit=`: routing decisions, oldest first.
+fn unreadable(e: StoreError) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_unreadable", e.to_string())
+}
+
+/// `GET /v1/cases/routes?since=&until=&unit=&limit=&after=`: routing decisions in `(at, id)`
+/// order, one page at a time. `next` is the `after` of the following page (`null` on the
+/// last); `total` counts the matching decisions of all pages when there are at most
+/// [`COUNT_CAP`] (otherwise `null`, with `total_at_least`).
 pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
@@ -66,19 +67,29 @@ pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
         return Err(ApiError::bad_request("invalid_parameter", format!("limit must be 1 to {MAX_ROUTES}"))
             .with_details(json!({"parameter": "limit", "value": limit})));
     }
-    let mut found = read(audit(&state)?, since, until, unit.clone()).await?;
-    let total = found.records.len();
-    found.records.truncate(limit);
-    Ok(axum::Json(json!({
+    let after = params.parsed::<i64>("after", "a decision id (the `next` of the previous page)")?;
+    let log = audit(&state)?;
+    let query = PageQuery { since, until, unit: unit.clone(), after, limit };
+    let page = tokio::task::spawn_blocking(move || log.page(&query)).await.map_err(blocking_failed)?.map_err(|e| match e {
+        PageError::UnknownCursor(id) => {
+            ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({"parameter": "after", "value": id}))
+        }
+        PageError::Store(e) => unreadable(e),
+    })?;
+    let mut body = json!({
         "since": since.map(|t| t.to_rfc3339()),
         "until": until.map(|t| t.to_rfc3339()),
         "unit": unit,
-        "total": total,
-        "truncated": total > limit,
-        "skipped_lines": found.skipped_lines,
-        "routes": found.records,
-    }))
-    .into_response())
+        "after": after,
+        "total": page.total,
+        "truncated": page.next.is_some(),
+        "next": page.next,
+        "routes": page.records,
+    });
+    if page.total.is_none() {
+        body["total_at_least"] = json!(COUNT_CAP + 1);
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// `GET /v1/stats/cases?level=street|community|grid&since=&until=`.
@@ -92,8 +103,9 @@ pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Resu
         })?,
     };
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
-    let found = read(audit(&state)?, since, until, None).await?;
-    let stats = caselog::stats(&found.records, level);
+    let log = audit(&state)?;
+    let counts = tokio::task::spawn_blocking(move || log.case_counts(since, until)).await.map_err(blocking_failed)?.map_err(unreadable)?;
+    let stats = caselog::stats(&counts, level);
     let mut body = serde_json::to_value(&stats).expect("stats serialize");
     if let Value::Object(m) = &mut body {
         m.insert("since".into(), json!(since.map(|t| t.to_rfc3339())));

@@ -185,7 +185,7 @@ const BATCH_CHUNK: usize = 1000;
 
 /// One line of a batch answer: `{"index", "id"?, "ok": true, "answer"}` or
 /// `{"index", "id"?, "ok": false, "status", "error"}`, and the audit record of an answer.
-pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<FixedOffset>) -> (Value, Option<Value>) {
+pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<FixedOffset>) -> (Value, Option<caselog::AuditRecord>) {
     let id = item.get("id").cloned().unwrap_or(Value::Null);
     let result = match item {
         Value::Object(m) => {

@@ -1,101 +1,262 @@
-//! The append-only audit log of routing decisions: `DIR/audit/routes-YYYY-MM-DD.jsonl`, one
-//! JSON object per line, one file per UTC day.
+//! The audit log of routing decisions: an SQLite database at `DIR/audit/audit.sqlite` holding
+//! one [`AuditRecord`] per decision, with per-day and per-month counts for the statistics.
 //!
 //! # Durability
-//! [`AuditLog::append`] returns only after its lines are on disk (`fdatasync`). Concurrent
-//! callers share one sync (group commit): whoever finds no sync running writes everything
-//! queued so far and syncs once, the others wait for it. A crash can therefore tear at most
-//! the last line of a file, and only of lines whose `append` had not returned. On open, a torn
-//! tail (a file not ending in a newline) is cut back to the last whole line, so new lines
-//! never glue onto it; readers skip any line that is not a JSON object and count it.
+//! The database runs in WAL mode with `synchronous=FULL`: [`AuditLog::append`] returns only
+//! after the transaction holding its records is committed and the WAL synced. Concurrent
+//! callers share one transaction (group commit): whoever finds no write running takes every
+//! record queued so far, commits them at once, and wakes the others. A crash (SIGKILL, power
+//! loss) loses at most records whose `append` had not returned; SQLite rolls an unfinished
+//! transaction back when the database is next opened.
 //!
-//! Records carry their own time in the field `at` (RFC 3339); [`AuditLog::read`] filters on
-//! it and on any predicate the caller gives.
+//! # Tables (the column mapping of [`AuditRecord`])
+//! - `decisions`: one row per decision. `id` INTEGER PRIMARY KEY AUTOINCREMENT (never
+//!   reused, also after retention deletes), `at_ms` (unix ms) + `at_offset_s` (the offset to
+//!   show, +08:00), `case_kind`, `case_type`, `urgency`, `grid`, `chain` (codes joined by
+//!   `/`, district first), `unit`, `unit_code`, `unit_role`, `rule_line`, `rule_scope`,
+//!   `zone`, `due` (RFC 3339 text), `versions` and `input` (compact JSON), `warnings` (JSON
+//!   array, NULL when none), `outside_coverage` (0/1). Indexes: `(at_ms)` and
+//!   `(unit, at_ms)`; pages are read in `(at_ms, id)` order, by keyset.
+//! - `places` (chain text → id) and `case_types` ((kind, type) → id): small dictionaries.
+//! - `counts_day (day, place, type, n)` and `counts_month (month, place, type, n)`: decisions
+//!   per day / calendar month of China Standard Time (UTC+8), per place and case type,
+//!   updated in the transaction of the insert. Statistics sum whole months and whole days
+//!   from them and count raw rows only for the partial days at the edges of a window.
+//! - `imported`: the legacy JSON-lines day files already imported.
+//!
+//! # Retention
+//! [`AuditLog::start_retention`] runs a background thread that deletes decisions older than
+//! the retention period in batches of [`RETENTION_BATCH`] rows, each its own short write, so
+//! appends wait at most for one batch. The day and month counts are kept: statistics over
+//! deleted periods still answer (only a window edge inside a deleted day loses its partial
+//! day).
+//!
+//! # Migration
+//! On open, legacy day files `audit/routes-YYYY-MM-DD.jsonl` (the format of earlier releases)
+//! are imported, one transaction per file recording the file in `imported`, then renamed to
+//! `*.jsonl.imported`. A crash between the commit and the rename is harmless: a file already
+//! in `imported` is only renamed.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use serde_json::Value;
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, TimeZone, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use super::StoreError;
+use crate::caselog::{self, AuditRecord, CaseCount, RuleRef};
 
 const FOLDER: &str = "audit";
-const PREFIX: &str = "routes-";
-const SUFFIX: &str = ".jsonl";
+const FILE: &str = "audit.sqlite";
+const LEGACY_PREFIX: &str = "routes-";
+const LEGACY_SUFFIX: &str = ".jsonl";
+/// Rows one retention step deletes.
+pub const RETENTION_BATCH: usize = 2_000;
+/// Most matching decisions a page counts for its `total`.
+pub const COUNT_CAP: u64 = 10_000;
 
-/// An append-only, crash-safe log of JSON records in a data directory.
+const DAY_MS: i64 = 86_400_000;
+/// China Standard Time, the day boundary of the counts.
+const CST_MS: i64 = 8 * 3_600_000;
+
+/// The audit log of a data directory.
 pub struct AuditLog {
-    dir: PathBuf,
-    state: Mutex<State>,
-    synced: Condvar,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    path: PathBuf,
+    state: Mutex<State>,
+    done_cv: Condvar,
+    /// Idle read-only connections.
+    readers: Mutex<Vec<Connection>>,
+    /// Month counts already read (see [`MonthCache`]).
+    months: Mutex<MonthCache>,
+}
+
+/// The `counts_month` rows of months read before, so that a year of statistics sums a dozen
+/// small vectors in memory instead of stepping through ~600,000 rows. A month is dropped when
+/// an append touches it; `generation` stops a read that raced with such an append from
+/// caching what it saw. At most one entry per month of the log (~50,000 × 24 bytes each).
+#[derive(Default)]
+struct MonthCache {
+    generation: u64,
+    rows: HashMap<i64, Arc<MonthRows>>,
+}
+
+/// `(place, type, count)` of one month.
+type MonthRows = Vec<(i64, i64, u64)>;
 
 struct State {
-    /// Lines queued and not yet written, each ending in `\n`, with their UTC day.
-    queue: Vec<(NaiveDate, Vec<u8>)>,
+    /// Records queued and not yet written.
+    queue: Vec<AuditRecord>,
     /// Sequence number of the last queued batch.
     queued: u64,
-    /// Sequence number up to which batches are on disk (or failed: see `failed`).
+    /// Sequence number up to which batches are committed (or failed: see `failed`).
     done: u64,
-    /// A sync is running.
+    /// A write is running (its writer holds `conn`).
     busy: bool,
-    /// The failure of the last sync, with the sequence number it covered.
+    /// The failure of the last write, with the sequence number it covered.
     failed: Option<(u64, String)>,
-    /// The day file open for appends.
-    file: Option<(NaiveDate, File)>,
+    /// The write connection, `None` while a writer holds it.
+    conn: Option<Writer>,
 }
 
-/// Records read back, and how many lines could not be read.
-#[derive(Debug, Default)]
-pub struct AuditRead {
-    pub records: Vec<Value>,
-    /// Lines that are not a JSON object (a torn tail after a crash, or a hand edit).
-    pub skipped_lines: usize,
+/// The write connection and its dictionary caches (ids of places and case types).
+struct Writer {
+    conn: Connection,
+    places: HashMap<String, i64>,
+    types: HashMap<(String, String), i64>,
+}
+
+/// Which decisions a page holds: `since ≤ at < until`, of `unit`, after the decision `after`
+/// (its id, the `next` of the previous page), at most `limit`, in `(at, id)` order.
+#[derive(Clone, Debug, Default)]
+pub struct PageQuery {
+    pub since: Option<DateTime<FixedOffset>>,
+    pub until: Option<DateTime<FixedOffset>>,
+    pub unit: Option<String>,
+    pub after: Option<i64>,
+    pub limit: usize,
+}
+
+/// One page of decisions.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<AuditRecord>,
+    /// The id to pass as `after` for the next page; `None` on the last page.
+    pub next: Option<i64>,
+    /// How many decisions match the window and unit (all pages), if at most [`COUNT_CAP`].
+    pub total: Option<u64>,
+}
+
+/// Errors of a page read that are the caller's.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("no decision has id {0} (deleted by retention, or never written): start again without `after`")]
+    UnknownCursor(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn sql_error(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |e| StoreError::Write { path: path.to_owned(), message: format!("audit database: {e}") }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms INTEGER NOT NULL,
+    at_offset_s INTEGER NOT NULL,
+    case_kind TEXT NOT NULL,
+    case_type TEXT NOT NULL,
+    urgency TEXT,
+    grid TEXT,
+    chain TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    unit_code TEXT,
+    unit_role TEXT,
+    rule_line INTEGER,
+    rule_scope TEXT,
+    zone TEXT,
+    due TEXT,
+    versions TEXT NOT NULL,
+    input TEXT NOT NULL,
+    warnings TEXT,
+    outside_coverage INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at_ms);
+CREATE INDEX IF NOT EXISTS decisions_unit_at ON decisions (unit, at_ms);
+CREATE TABLE IF NOT EXISTS places (id INTEGER PRIMARY KEY, chain TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS case_types (id INTEGER PRIMARY KEY, case_kind TEXT NOT NULL, case_type TEXT NOT NULL, UNIQUE (case_kind, case_type));
+CREATE TABLE IF NOT EXISTS counts_day (day INTEGER NOT NULL, place INTEGER NOT NULL, type INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, place, type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counts_month (month INTEGER NOT NULL, place INTEGER NOT NULL, type INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (month, place, type)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS imported (file TEXT PRIMARY KEY, records INTEGER NOT NULL, skipped_lines INTEGER NOT NULL);
+";
+
+const COLUMNS: &str = "id, at_ms, at_offset_s, case_kind, case_type, urgency, grid, chain, unit, unit_code, unit_role, rule_line, rule_scope, zone, due, versions, input, warnings, outside_coverage";
+
+/// The China-Standard-Time day number of a unix-ms instant (days since 1970-01-01, CST).
+pub fn cst_day(at_ms: i64) -> i64 {
+    (at_ms + CST_MS).div_euclid(DAY_MS)
+}
+
+fn day_start_ms(day: i64) -> i64 {
+    day * DAY_MS - CST_MS
+}
+
+fn day_date(day: i64) -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::TimeDelta::days(day)
+}
+
+/// Month number (`year * 12 + month0`) of a CST day.
+fn month_of_day(day: i64) -> i64 {
+    let d = day_date(day);
+    i64::from(d.year()) * 12 + i64::from(d.month0())
+}
+
+/// First CST day of a month number.
+fn month_first_day(month: i64) -> i64 {
+    let d = NaiveDate::from_ymd_opt(month.div_euclid(12) as i32, month.rem_euclid(12) as u32 + 1, 1).expect("a month");
+    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days()
+}
+
+fn open_conn(path: &Path) -> Result<Connection, StoreError> {
+    let err = sql_error(path);
+    let conn = Connection::open(path).map_err(&err)?;
+    conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(&err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Write { path: path.to_owned(), message: format!("audit database: journal mode {mode}, not WAL") });
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;").map_err(&err)?;
+    Ok(conn)
 }
 
 impl AuditLog {
-    /// Opens (creating) `dir/audit`, repairing a torn tail in every day file.
+    /// Opens (creating) `data_dir/audit/audit.sqlite` and imports any legacy day files.
     pub fn open(data_dir: &Path) -> Result<AuditLog, StoreError> {
         let dir = data_dir.join(FOLDER);
         std::fs::create_dir_all(&dir).map_err(StoreError::io(&dir))?;
-        for (_, path) in day_files(&dir)? {
-            repair_tail(&path)?;
-        }
+        let path = dir.join(FILE);
+        let conn = open_conn(&path)?;
+        conn.execute_batch(SCHEMA).map_err(sql_error(&path))?;
+        let mut writer = Writer { conn, places: HashMap::new(), types: HashMap::new() };
+        import_legacy(&dir, &path, &mut writer)?;
         Ok(AuditLog {
-            dir,
-            state: Mutex::new(State { queue: Vec::new(), queued: 0, done: 0, busy: false, failed: None, file: None }),
-            synced: Condvar::new(),
+            inner: Arc::new(Inner {
+                path,
+                state: Mutex::new(State { queue: Vec::new(), queued: 0, done: 0, busy: false, failed: None, conn: Some(writer) }),
+                done_cv: Condvar::new(),
+                readers: Mutex::new(Vec::new()),
+                months: Mutex::new(MonthCache::default()),
+            }),
         })
     }
 
-    /// The folder of the day files.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
     }
 
-    /// Appends records (each with an `at` time) and returns once they are durable.
-    pub fn append(&self, records: &[Value]) -> Result<(), StoreError> {
+    /// Appends records (their `id` is ignored and assigned) and returns once they are
+    /// committed to disk.
+    pub fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        let mut lines = Vec::with_capacity(records.len());
-        for r in records {
-            let day = record_time(r).map_or_else(|| Utc::now().date_naive(), |t| t.with_timezone(&Utc).date_naive());
-            let mut line = serde_json::to_vec(r).map_err(|e| StoreError::Invalid(format!("audit record: {e}")))?;
-            line.push(b'\n');
-            lines.push((day, line));
-        }
-        let mut st = self.state.lock().expect("audit lock");
-        st.queue.extend(lines);
+        let inner = &self.inner;
+        let mut st = inner.state.lock().expect("audit lock");
+        st.queue.extend_from_slice(records);
         st.queued += 1;
         let mine = st.queued;
         loop {
             if st.done >= mine {
                 return match &st.failed {
-                    Some((upto, message)) if *upto >= mine => Err(StoreError::Write { path: self.dir.clone(), message: message.clone() }),
+                    Some((upto, message)) if *upto >= mine => Err(StoreError::Write { path: inner.path.clone(), message: message.clone() }),
                     _ => Ok(()),
                 };
             }
@@ -103,141 +264,433 @@ impl AuditLog {
                 st.busy = true;
                 let batch = std::mem::take(&mut st.queue);
                 let upto = st.queued;
-                let mut file = st.file.take();
+                let mut writer = st.conn.take().expect("the writer is idle");
                 drop(st);
-                let result = self.write_batch(&mut file, &batch);
-                st = self.state.lock().expect("audit lock");
-                st.file = file;
+                let result = writer.insert(&batch, &inner.path);
+                {
+                    let mut cache = inner.months.lock().expect("audit month cache");
+                    cache.generation += 1;
+                    for r in &batch {
+                        cache.rows.remove(&month_of_day(cst_day(r.at.timestamp_millis())));
+                    }
+                }
+                if result.is_err() {
+                    writer.places.clear();
+                    writer.types.clear();
+                }
+                st = inner.state.lock().expect("audit lock");
+                st.conn = Some(writer);
                 st.busy = false;
                 st.done = upto;
                 st.failed = result.err().map(|e| (upto, e.to_string()));
-                self.synced.notify_all();
+                inner.done_cv.notify_all();
                 continue;
             }
-            st = self.synced.wait(st).expect("audit lock");
+            st = inner.done_cv.wait(st).expect("audit lock");
         }
     }
 
-    fn write_batch(&self, file: &mut Option<(NaiveDate, File)>, batch: &[(NaiveDate, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut i = 0;
-        while i < batch.len() {
-            let day = batch[i].0;
-            if file.as_ref().is_none_or(|(d, _)| *d != day) {
-                let path = self.day_path(day);
-                let f = OpenOptions::new().create(true).append(true).open(&path).map_err(StoreError::io(&path))?;
-                *file = Some((day, f));
-                // A new day file must survive a crash as a directory entry too.
-                super::atomic::sync_dir(&self.dir)?;
+    /// Runs `f` with the write connection, between group commits.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
+        let inner = &self.inner;
+        let mut st = inner.state.lock().expect("audit lock");
+        while st.busy {
+            st = inner.done_cv.wait(st).expect("audit lock");
+        }
+        st.busy = true;
+        let mut writer = st.conn.take().expect("the writer is idle");
+        drop(st);
+        let out = f(&mut writer);
+        let mut st = inner.state.lock().expect("audit lock");
+        st.conn = Some(writer);
+        st.busy = false;
+        inner.done_cv.notify_all();
+        out
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
+        let path = &self.inner.path;
+        let conn = self.inner.readers.lock().expect("audit readers").pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                    .map_err(sql_error(path))?;
+                c.busy_timeout(Duration::from_secs(30)).map_err(sql_error(path))?;
+                c
             }
-            let (_, f) = file.as_mut().expect("opened");
-            let mut buf = Vec::new();
-            while i < batch.len() && batch[i].0 == day {
-                buf.extend_from_slice(&batch[i].1);
-                i += 1;
+        };
+        let out = f(&conn).map_err(sql_error(path));
+        let mut idle = self.inner.readers.lock().expect("audit readers");
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+        out
+    }
+
+    /// One page of decisions, read through the indexes: its cost grows with the page, not
+    /// with the log (plus at most [`COUNT_CAP`] index entries for `total`).
+    pub fn page(&self, q: &PageQuery) -> Result<Page, PageError> {
+        let since = q.since.map_or(i64::MIN, |t| t.timestamp_millis());
+        let until = q.until.map_or(i64::MAX, |t| t.timestamp_millis());
+        let limit = q.limit.max(1);
+        let out = self.with_reader(|c| {
+            let (index, unit_clause) = match q.unit {
+                Some(_) => ("decisions_unit_at", "AND unit = ?4"),
+                None => ("decisions_at", "AND ?4 IS NULL"),
+            };
+            let cursor = match q.after {
+                None => None,
+                Some(id) => match c.query_row("SELECT at_ms FROM decisions WHERE id = ?1", [id], |r| r.get::<_, i64>(0)).optional()? {
+                    Some(at) => Some((at, id)),
+                    None => return Ok(Err(id)),
+                },
+            };
+            let (from, after_id) = match cursor {
+                Some((at, id)) if at >= since => (at, id),
+                _ => (since, i64::MIN),
+            };
+            let sql = format!(
+                "SELECT {COLUMNS} FROM decisions INDEXED BY {index} WHERE at_ms >= ?1 AND at_ms < ?2 {unit_clause} \
+                 AND (at_ms > ?1 OR id > ?3) ORDER BY at_ms, id LIMIT ?5"
+            );
+            let mut stmt = c.prepare(&sql)?;
+            let mut records = stmt
+                .query_map(params![from, until, after_id, q.unit, (limit + 1) as i64], row_record)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if records.len() > limit {
+                records.truncate(limit);
+                records.last().map(|r| r.id)
+            } else {
+                None
+            };
+            let count_sql = format!(
+                "SELECT count(*) FROM (SELECT 1 FROM decisions INDEXED BY {index} WHERE at_ms >= ?1 AND at_ms < ?2 {unit_clause} LIMIT ?3)"
+            );
+            let n: i64 = c.prepare(&count_sql)?.query_row(params![since, until, (COUNT_CAP + 1) as i64, q.unit], |r| r.get(0))?;
+            let total = (n as u64 <= COUNT_CAP).then_some(n as u64);
+            Ok(Ok(Page { records, next, total }))
+        })?;
+        out.map_err(PageError::UnknownCursor)
+    }
+
+    /// Decisions per place and case type with `since ≤ at < until` (either open): whole
+    /// months and whole days (CST) from the counts, partial days at the edges from the rows.
+    pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
+        self.with_reader(|c| {
+            // Two queries: SQLite answers a lone min() or max() from the index's end.
+            let first: Option<i64> = c.query_row("SELECT min(day) FROM counts_day", [], |r| r.get(0))?;
+            let last: Option<i64> = c.query_row("SELECT max(day) FROM counts_day", [], |r| r.get(0))?;
+            let Some((first_day, last_day)) = first.zip(last) else {
+                return Ok(Vec::new());
+            };
+            let since = since.map_or(day_start_ms(first_day), |t| t.timestamp_millis().max(day_start_ms(first_day)));
+            let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
+            let mut sums: HashMap<(i64, i64), u64> = HashMap::new();
+            let mut raw: HashMap<(String, String, String), u64> = HashMap::new();
+            if since < until {
+                // Whole days: [d0, d1).
+                let d0 = cst_day(since - 1) + 1;
+                let d1 = cst_day(until);
+                if d0 >= d1 {
+                    raw_counts(c, since, until, &mut raw)?;
+                } else {
+                    raw_counts(c, since, day_start_ms(d0), &mut raw)?;
+                    raw_counts(c, day_start_ms(d1), until, &mut raw)?;
+                    // Whole months inside: [m0, m1).
+                    let m0 = if month_first_day(month_of_day(d0)) == d0 { month_of_day(d0) } else { month_of_day(d0) + 1 };
+                    let m1 = month_of_day(d1);
+                    if m0 < m1 {
+                        for m in m0..m1 {
+                            self.month_counts(c, m, &mut sums)?;
+                        }
+                        sum_counts(c, "counts_day", "day", d0, month_first_day(m0), &mut sums)?;
+                        sum_counts(c, "counts_day", "day", month_first_day(m1), d1, &mut sums)?;
+                    } else {
+                        sum_counts(c, "counts_day", "day", d0, d1, &mut sums)?;
+                    }
+                }
             }
-            let path = self.day_path(day);
-            f.write_all(&buf).map_err(StoreError::io(&path))?;
-            f.sync_data().map_err(StoreError::io(&path))?;
+            let places: HashMap<i64, String> =
+                c.prepare("SELECT id, chain FROM places")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            let types: HashMap<i64, (String, String)> = c
+                .prepare("SELECT id, case_kind, case_type FROM case_types")?
+                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
+                .collect::<Result<_, _>>()?;
+            let mut out: Vec<CaseCount> = Vec::with_capacity(sums.len() + raw.len());
+            for ((place, ty), count) in sums {
+                let (Some(chain), Some((kind, t))) = (places.get(&place), types.get(&ty)) else { continue };
+                out.push(CaseCount { chain: chain.clone(), case_kind: kind.clone(), case_type: t.clone(), count });
+            }
+            out.extend(raw.into_iter().map(|((chain, case_kind, case_type), count)| CaseCount { chain, case_kind, case_type, count }));
+            Ok(out)
+        })
+    }
+
+    /// Adds the counts of month `m` to `out`, from the cache or the table.
+    fn month_counts(&self, c: &Connection, m: i64, out: &mut HashMap<(i64, i64), u64>) -> rusqlite::Result<()> {
+        let (generation, cached) = {
+            let cache = self.inner.months.lock().expect("audit month cache");
+            (cache.generation, cache.rows.get(&m).cloned())
+        };
+        let rows = match cached {
+            Some(rows) => rows,
+            None => {
+                let rows: MonthRows = c
+                    .prepare("SELECT place, type, n FROM counts_month WHERE month = ?1")?
+                    .query_map([m], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
+                    .collect::<Result<_, _>>()?;
+                let rows = Arc::new(rows);
+                let mut cache = self.inner.months.lock().expect("audit month cache");
+                if cache.generation == generation {
+                    cache.rows.insert(m, rows.clone());
+                }
+                rows
+            }
+        };
+        for &(place, ty, n) in rows.iter() {
+            *out.entry((place, ty)).or_default() += n;
         }
         Ok(())
     }
 
-    fn day_path(&self, day: NaiveDate) -> PathBuf {
-        self.dir.join(format!("{PREFIX}{}{SUFFIX}", day.format("%Y-%m-%d")))
-    }
-
-    /// Records with `since ≤ at < until` (either bound optional) that `keep` accepts, oldest
-    /// file first and in append order within a file.
-    pub fn read(
-        &self,
-        since: Option<DateTime<FixedOffset>>,
-        until: Option<DateTime<FixedOffset>>,
-        mut keep: impl FnMut(&Value) -> bool,
-    ) -> Result<AuditRead, StoreError> {
-        let mut out = AuditRead::default();
-        let first_day = since.map(|t| t.with_timezone(&Utc).date_naive());
-        let last_day = until.map(|t| t.with_timezone(&Utc).date_naive());
-        for (day, path) in day_files(&self.dir)? {
-            if first_day.is_some_and(|d| day < d) || last_day.is_some_and(|d| day > d) {
-                continue;
+    /// Deletes decisions with `at < cutoff`, [`RETENTION_BATCH`] rows per write, and gives how
+    /// many. The counts are kept.
+    pub fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        let cutoff = cutoff.timestamp_millis();
+        let path = self.inner.path.clone();
+        let mut deleted = 0u64;
+        loop {
+            let n = self.with_writer(|w| {
+                w.conn.execute(
+                    "DELETE FROM decisions WHERE id IN (SELECT id FROM decisions INDEXED BY decisions_at WHERE at_ms < ?1 ORDER BY at_ms LIMIT ?2)",
+                    params![cutoff, RETENTION_BATCH as i64],
+                )
+            });
+            let n = n.map_err(sql_error(&path))?;
+            deleted += n as u64;
+            if n < RETENTION_BATCH {
+                return Ok(deleted);
             }
-            let file = File::open(&path).map_err(StoreError::io(&path))?;
-            for line in BufReader::new(file).split(b'\n') {
-                let line = line.map_err(StoreError::io(&path))?;
-                if line.is_empty() {
-                    continue;
-                }
-                let Ok(record @ Value::Object(_)) = serde_json::from_slice::<Value>(&line) else {
-                    out.skipped_lines += 1;
-                    continue;
-                };
-                let at = record_time(&record);
-                if since.is_some_and(|s| at.is_none_or(|t| t < s)) || until.is_some_and(|u| at.is_none_or(|t| t >= u)) {
-                    continue;
-                }
-                if keep(&record) {
-                    out.records.push(record);
-                }
-            }
+            // Let queued appends in between batches.
+            std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(out)
+    }
+
+    /// Starts the background thread that deletes decisions older than `days` days, now and
+    /// then every hour (`days == 0`: keeps everything, no thread). It ends with the log.
+    pub fn start_retention(&self, days: u32) {
+        if days == 0 {
+            return;
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
+            loop {
+                let Some(inner) = weak.upgrade() else { return };
+                let log = AuditLog { inner };
+                let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
+                match log.delete_before(cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, retention_days = days, "audit log: deleted decisions past retention"),
+                    Err(e) => tracing::warn!(error = %e, "audit log: retention failed; retrying in an hour"),
+                }
+                drop(log);
+                // Sleep an hour in short steps, to end soon after the log is dropped.
+                for _ in 0..360 {
+                    std::thread::sleep(Duration::from_secs(10));
+                    if weak.strong_count() == 0 {
+                        return;
+                    }
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "audit log: cannot start the retention thread");
+        }
     }
 }
 
-fn record_time(r: &Value) -> Option<DateTime<FixedOffset>> {
-    r.get("at").and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+fn raw_counts(c: &Connection, from: i64, to: i64, out: &mut HashMap<(String, String, String), u64>) -> rusqlite::Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut stmt = c.prepare("SELECT chain, case_kind, case_type FROM decisions INDEXED BY decisions_at WHERE at_ms >= ?1 AND at_ms < ?2")?;
+    let mut rows = stmt.query(params![from, to])?;
+    while let Some(r) = rows.next()? {
+        *out.entry((r.get(0)?, r.get(1)?, r.get(2)?)).or_default() += 1;
+    }
+    Ok(())
 }
 
-/// The day files of `dir`, oldest first.
-fn day_files(dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>, StoreError> {
+fn sum_counts(c: &Connection, table: &str, key: &str, from: i64, to: i64, out: &mut HashMap<(i64, i64), u64>) -> rusqlite::Result<()> {
+    if from >= to {
+        return Ok(());
+    }
+    let mut stmt = c.prepare(&format!("SELECT place, type, n FROM {table} WHERE {key} >= ?1 AND {key} < ?2"))?;
+    let mut rows = stmt.query(params![from, to])?;
+    while let Some(r) = rows.next()? {
+        *out.entry((r.get(0)?, r.get(1)?)).or_default() += r.get::<_, i64>(2)? as u64;
+    }
+    Ok(())
+}
+
+fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    let at_ms: i64 = r.get(1)?;
+    let offset = FixedOffset::east_opt(r.get(2)?).unwrap_or_else(crate::routing::china_tz);
+    let at = offset.timestamp_millis_opt(at_ms).single().unwrap_or_else(|| Utc.timestamp_millis_opt(0).unwrap().fixed_offset());
+    let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
+        Ok(r.get::<_, Option<String>>(i)?.and_then(|s| serde_json::from_str(&s).ok()))
+    };
+    let rule_line: Option<i64> = r.get(11)?;
+    Ok(AuditRecord {
+        id: r.get(0)?,
+        at,
+        case_kind: r.get(3)?,
+        case_type: r.get(4)?,
+        urgency: r.get(5)?,
+        grid: r.get(6)?,
+        chain: caselog::chain_codes(&r.get::<_, String>(7)?),
+        unit: r.get(8)?,
+        unit_code: r.get(9)?,
+        unit_role: r.get(10)?,
+        rule: rule_line.map(|line| RuleRef { line: line as u64, scope: r.get::<_, Option<String>>(12).ok().flatten().unwrap_or_default() }),
+        zone: r.get(13)?,
+        due: r.get(14)?,
+        versions: json(15)?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        input: json(16)?.unwrap_or(serde_json::Value::Null),
+        warnings: json(17)?.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
+        outside_coverage: r.get::<_, i64>(18)? != 0,
+    })
+}
+
+impl Writer {
+    /// Inserts `batch` in one transaction (with its counts) and commits.
+    fn insert(&mut self, batch: &[AuditRecord], path: &Path) -> Result<(), StoreError> {
+        let err = sql_error(path);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+        insert_records(&tx, &mut self.places, &mut self.types, batch).map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+}
+
+fn insert_records(
+    tx: &Transaction<'_>,
+    places: &mut HashMap<String, i64>,
+    types: &mut HashMap<(String, String), i64>,
+    batch: &[AuditRecord],
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare(&format!(
+        "INSERT INTO decisions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        COLUMNS.trim_start_matches("id, ")
+    ))?;
+    let mut day = tx.prepare("INSERT INTO counts_day (day, place, type, n) VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1")?;
+    let mut month =
+        tx.prepare("INSERT INTO counts_month (month, place, type, n) VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1")?;
+    for r in batch {
+        let chain = caselog::chain_text(&r.chain);
+        let place = match places.get(&chain) {
+            Some(&id) => id,
+            None => {
+                tx.execute("INSERT OR IGNORE INTO places (chain) VALUES (?1)", [&chain])?;
+                let id: i64 = tx.query_row("SELECT id FROM places WHERE chain = ?1", [&chain], |row| row.get(0))?;
+                places.insert(chain.clone(), id);
+                id
+            }
+        };
+        let tkey = (r.case_kind.clone(), r.case_type.clone());
+        let ty = match types.get(&tkey) {
+            Some(&id) => id,
+            None => {
+                tx.execute("INSERT OR IGNORE INTO case_types (case_kind, case_type) VALUES (?1, ?2)", [&tkey.0, &tkey.1])?;
+                let id: i64 =
+                    tx.query_row("SELECT id FROM case_types WHERE case_kind = ?1 AND case_type = ?2", [&tkey.0, &tkey.1], |row| row.get(0))?;
+                types.insert(tkey, id);
+                id
+            }
+        };
+        let at_ms = r.at.timestamp_millis();
+        let versions = serde_json::to_string(&r.versions).expect("versions to JSON");
+        let input = serde_json::to_string(&r.input).expect("input to JSON");
+        let warnings = (!r.warnings.is_empty()).then(|| serde_json::to_string(&r.warnings).expect("warnings to JSON"));
+        insert.execute(params![
+            at_ms,
+            r.at.offset().local_minus_utc(),
+            r.case_kind,
+            r.case_type,
+            r.urgency,
+            r.grid,
+            chain,
+            r.unit,
+            r.unit_code,
+            r.unit_role,
+            r.rule.as_ref().map(|x| x.line as i64),
+            r.rule.as_ref().map(|x| x.scope.as_str()),
+            r.zone,
+            r.due,
+            versions,
+            input,
+            warnings,
+            i64::from(r.outside_coverage),
+        ])?;
+        let d = cst_day(at_ms);
+        day.execute(params![d, place, ty])?;
+        month.execute(params![month_of_day(d), place, ty])?;
+    }
+    Ok(())
+}
+
+/// The legacy day files of `dir`, oldest first.
+fn legacy_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(StoreError::io(dir))? {
         let entry = entry.map_err(StoreError::io(dir))?;
-        let name = entry.file_name();
-        let Some(day) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(PREFIX))
-            .and_then(|n| n.strip_suffix(SUFFIX))
-            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        else {
-            continue;
-        };
-        files.push((day, entry.path()));
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        if name.starts_with(LEGACY_PREFIX) && name.ends_with(LEGACY_SUFFIX) {
+            files.push((name, entry.path()));
+        }
     }
     files.sort();
     Ok(files)
 }
 
-/// Cuts a file that does not end in a newline back to its last whole line.
-fn repair_tail(path: &Path) -> Result<(), StoreError> {
-    let mut f = OpenOptions::new().read(true).write(true).open(path).map_err(StoreError::io(path))?;
-    let len = f.metadata().map_err(StoreError::io(path))?.len();
-    if len == 0 {
-        return Ok(());
-    }
-    // Scan back in blocks for the last newline.
-    let mut end = len;
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut keep = 0;
-    let mut first = true;
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let n = (end - start) as usize;
-        f.seek(SeekFrom::Start(start)).map_err(StoreError::io(path))?;
-        std::io::Read::read_exact(&mut f, &mut buf[..n]).map_err(StoreError::io(path))?;
-        if first && buf[n - 1] == b'\n' {
-            return Ok(());
+/// Imports each legacy day file once (see the module doc), streaming it in one transaction.
+fn import_legacy(dir: &Path, db: &Path, w: &mut Writer) -> Result<(), StoreError> {
+    let err = sql_error(db);
+    for (name, path) in legacy_files(dir)? {
+        let done: Option<i64> =
+            w.conn.query_row("SELECT records FROM imported WHERE file = ?1", [&name], |r| r.get(0)).optional().map_err(&err)?;
+        if done.is_none() {
+            let file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
+            let tx = w.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+            let (mut records, mut skipped) = (0i64, 0i64);
+            let mut chunk = Vec::with_capacity(1024);
+            for line in BufReader::new(file).split(b'\n') {
+                let line = line.map_err(StoreError::io(&path))?;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<serde_json::Value>(&line).ok().as_ref().and_then(caselog::from_legacy) {
+                    Some(r) => chunk.push(r),
+                    None => skipped += 1,
+                }
+                if chunk.len() == 1024 {
+                    insert_records(&tx, &mut w.places, &mut w.types, &chunk).map_err(&err)?;
+                    records += chunk.len() as i64;
+                    chunk.clear();
+                }
+            }
+            insert_records(&tx, &mut w.places, &mut w.types, &chunk).map_err(&err)?;
+            records += chunk.len() as i64;
+            tx.execute("INSERT INTO imported (file, records, skipped_lines) VALUES (?1, ?2, ?3)", params![name, records, skipped])
+                .map_err(&err)?;
+            tx.commit().map_err(&err)?;
+            tracing::info!(file = %path.display(), records, skipped_lines = skipped, "audit log: imported a legacy day file");
         }
-        first = false;
-        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
-            keep = start + i as u64 + 1;
-            break;
-        }
-        end = start;
+        let mut to = path.clone().into_os_string();
+        to.push(".imported");
+        std::fs::rename(&path, &to).map_err(StoreError::io(&path))?;
     }
-    tracing::warn!(file = %path.display(), cut_bytes = len - keep, "audit log: cutting a torn last line (a crash during an append)");
-    f.set_len(keep).map_err(StoreError::io(path))?;
-    f.sync_all().map_err(StoreError::io(path))?;
+    super::atomic::sync_dir(dir)?;
     Ok(())
 }
 
@@ -246,95 +699,190 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn rec(at: &str, unit: &str) -> Value {
-        json!({"at": at, "unit": unit, "case_type": "0102"})
+    fn t(s: &str) -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339(s).unwrap()
+    }
+
+    fn rec(at: &str, unit: &str) -> AuditRecord {
+        let answer = json!({
+            "case": {"kind": "event", "code": "0102"},
+            "grid": {"code": "g1"},
+            "chain": [{"code": "d"}, {"code": "s1"}, {"code": "c1"}, {"code": "g1"}],
+            "responsible_unit": {"name": unit},
+            "rule": {"line": 3, "scope": ""},
+            "versions": {"grids": 1, "rules": 2},
+        });
+        caselog::record(t(at), &json!({"lon": 120.5, "event_type": "0102"}), &answer)
+    }
+
+    fn all(log: &AuditLog) -> Vec<AuditRecord> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = log.page(&PageQuery { after, limit: 7, ..Default::default() }).unwrap();
+            out.extend(page.records);
+            match page.next {
+                Some(n) => after = Some(n),
+                None => return out,
+            }
+        }
     }
 
     #[test]
-    fn appended_records_read_back_in_order_filtered_by_time_and_predicate() {
+    fn appended_records_read_back_by_time_unit_and_cursor() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
         log.append(&[rec("2026-11-20T23:30:00+08:00", "a"), rec("2026-11-21T09:00:00+08:00", "b")]).unwrap();
         log.append(&[rec("2026-11-22T09:00:00+08:00", "a")]).unwrap();
-        // 2026-11-20T23:30+08:00 is 15:30 UTC on the 20th: three day files.
-        let mut names: Vec<String> =
-            std::fs::read_dir(log.dir()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        names.sort();
-        assert_eq!(names, ["routes-2026-11-20.jsonl", "routes-2026-11-21.jsonl", "routes-2026-11-22.jsonl"]);
-
-        let all = log.read(None, None, |_| true).unwrap();
-        let units: Vec<&str> = all.records.iter().map(|r| r["unit"].as_str().unwrap()).collect();
-        assert_eq!(units, ["a", "b", "a"]);
-        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap();
-        let window = log.read(Some(t("2026-11-21T00:00:00+08:00")), Some(t("2026-11-22T09:00:00+08:00")), |_| true).unwrap();
+        assert!(log.path().ends_with("audit/audit.sqlite"));
+        let page = log.page(&PageQuery { limit: 10, ..Default::default() }).unwrap();
+        assert_eq!(page.records.iter().map(|r| r.unit.as_str()).collect::<Vec<_>>(), ["a", "b", "a"]);
+        assert_eq!((page.total, page.next), (Some(3), None));
+        let r = &page.records[0];
+        assert_eq!((r.at, r.chain.len(), r.rule.as_ref().map(|x| x.line)), (t("2026-11-20T23:30:00+08:00"), 4, Some(3)));
+        assert_eq!(r.input["lon"], 120.5);
+        assert!(page.records.windows(2).all(|w| w[0].id < w[1].id));
+        let window = log
+            .page(&PageQuery { since: Some(t("2026-11-21T00:00:00+08:00")), until: Some(t("2026-11-22T09:00:00+08:00")), limit: 10, ..Default::default() })
+            .unwrap();
         assert_eq!(window.records.len(), 1, "since inclusive, until exclusive");
-        assert_eq!(window.records[0]["unit"], "b");
-        let only_a = log.read(None, None, |r| r["unit"] == "a").unwrap();
-        assert_eq!(only_a.records.len(), 2);
+        assert_eq!(window.records[0].unit, "b");
+        let only_a = log.page(&PageQuery { unit: Some("a".into()), limit: 1, ..Default::default() }).unwrap();
+        assert_eq!((only_a.records.len(), only_a.total), (1, Some(2)));
+        let rest = log.page(&PageQuery { unit: Some("a".into()), limit: 1, after: only_a.next, ..Default::default() }).unwrap();
+        assert_eq!((rest.records[0].at, rest.next), (t("2026-11-22T09:00:00+08:00"), None));
+        assert!(matches!(log.page(&PageQuery { after: Some(999), limit: 1, ..Default::default() }), Err(PageError::UnknownCursor(999))));
     }
 
     #[test]
-    fn a_torn_last_line_is_cut_on_open_and_later_appends_stay_readable() {
+    fn counts_sum_months_days_and_partial_days_like_the_rows() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let log = AuditLog::open(dir.path()).unwrap();
-            log.append(&[rec("2026-11-23T10:00:00+08:00", "a")]).unwrap();
-        }
-        // A crash in the middle of the next line.
-        let path = dir.path().join("audit/routes-2026-11-23.jsonl");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"at":"2026-11-23T10:01:00+08:00","un"#).unwrap();
-        drop(f);
         let log = AuditLog::open(dir.path()).unwrap();
-        log.append(&[rec("2026-11-23T10:02:00+08:00", "c")]).unwrap();
-        let read = log.read(None, None, |_| true).unwrap();
-        let units: Vec<&str> = read.records.iter().map(|r| r["unit"].as_str().unwrap()).collect();
-        assert_eq!(units, ["a", "c"]);
-        assert_eq!(read.skipped_lines, 0);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 2, "{text}");
-        assert!(!text.contains("\"un\n") && !text.contains("\"un{"), "the torn bytes are gone: {text}");
+        // Every 7 hours from 2026-09-20 to 2027-01-10, two units.
+        let start = t("2026-09-20T00:00:00+08:00");
+        let recs: Vec<AuditRecord> = (0..380)
+            .map(|i| {
+                let at = start + chrono::TimeDelta::hours(7 * i);
+                let mut r = rec(&at.to_rfc3339(), if i % 3 == 0 { "a" } else { "b" });
+                r.chain[3] = format!("g{}", i % 5);
+                r.case_type = format!("01{:02}", i % 4);
+                r
+            })
+            .collect();
+        log.append(&recs).unwrap();
+        for (since, until) in [
+            (None, None),
+            (Some("2026-10-01T00:00:00+08:00"), Some("2026-12-01T00:00:00+08:00")),
+            (Some("2026-10-03T05:00:00+08:00"), Some("2026-12-20T13:00:00+08:00")),
+            (Some("2026-10-03T05:00:00+08:00"), Some("2026-10-04T01:00:00+08:00")),
+            (Some("2026-10-03T05:00:00+08:00"), Some("2026-10-03T06:00:00+08:00")),
+            (Some("2026-09-25T00:00:00+00:00"), Some("2027-02-01T00:00:00+08:00")),
+            (Some("2025-01-01T00:00:00+08:00"), None),
+            (Some("2026-12-01T00:00:00+08:00"), Some("2026-11-01T00:00:00+08:00")),
+        ] {
+            let (s, u) = (since.map(t), until.map(t));
+            let rows: Vec<AuditRecord> = recs.iter().filter(|r| s.is_none_or(|s| r.at >= s) && u.is_none_or(|u| r.at < u)).cloned().collect();
+            for level in [caselog::StatsLevel::Street, caselog::StatsLevel::Grid] {
+                let want = caselog::stats(&caselog::counts_of(&rows), level);
+                let got = caselog::stats(&log.case_counts(s, u).unwrap(), level);
+                assert_eq!(got, want, "{since:?}..{until:?}");
+            }
+        }
+        // A month read (and cached) before an append into it counts the new decision.
+        let (s, u) = (Some(t("2026-10-01T00:00:00+08:00")), Some(t("2026-12-01T00:00:00+08:00")));
+        let before = caselog::stats(&log.case_counts(s, u).unwrap(), caselog::StatsLevel::Grid).total;
+        log.append(&[rec("2026-10-15T12:00:00+08:00", "a")]).unwrap();
+        assert_eq!(caselog::stats(&log.case_counts(s, u).unwrap(), caselog::StatsLevel::Grid).total, before + 1);
     }
 
     #[test]
-    fn concurrent_appends_all_land_once() {
+    fn retention_deletes_old_decisions_in_batches_and_keeps_the_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let log = std::sync::Arc::new(AuditLog::open(dir.path()).unwrap());
+        let log = AuditLog::open(dir.path()).unwrap();
+        let old: Vec<AuditRecord> = (0..RETENTION_BATCH * 2 + 5).map(|_| rec("2020-01-05T10:00:00+08:00", "a")).collect();
+        log.append(&old).unwrap();
+        log.append(&[rec("2026-11-20T10:00:00+08:00", "b")]).unwrap();
+        let deleted = log.delete_before(t("2026-01-01T00:00:00+08:00").with_timezone(&Utc)).unwrap();
+        assert_eq!(deleted, (RETENTION_BATCH * 2 + 5) as u64);
+        let left = all(&log);
+        assert_eq!(left.iter().map(|r| r.unit.as_str()).collect::<Vec<_>>(), ["b"]);
+        let stats = caselog::stats(&log.case_counts(None, None).unwrap(), caselog::StatsLevel::Street);
+        assert_eq!(stats.total, (RETENTION_BATCH * 2 + 6) as u64, "the counts of deleted days stay");
+        // Ids are never reused.
+        log.append(&[rec("2026-11-21T10:00:00+08:00", "c")]).unwrap();
+        let ids: Vec<i64> = all(&log).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [(RETENTION_BATCH * 2 + 6) as i64, (RETENTION_BATCH * 2 + 7) as i64]);
+    }
+
+    #[test]
+    fn legacy_day_files_are_imported_once_and_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit");
+        std::fs::create_dir_all(&audit).unwrap();
+        let answer = json!({"case": {"kind": "event", "code": "0102"}, "grid": {"code": "g1"}, "chain": [{"code": "d"}, {"code": "s1"}, {"code": "c1"}, {"code": "g1"}],
+            "responsible_unit": {"name": "环卫所", "phone": "0512"}, "rule": {"line": 9, "scope": "s1"}, "deadline": {"due": "2026-11-20T17:00:00+08:00"}, "versions": {"rules": 4}});
+        let line = |at: &str| json!({"at": at, "case_kind": "event", "case_type": "0102", "unit": "环卫所", "input": {"lon": 1}, "answer": answer}).to_string();
+        std::fs::write(audit.join("routes-2026-11-19.jsonl"), format!("{}\n{}\nnot json\n", line("2026-11-19T10:00:00+08:00"), line("2026-11-19T11:00:00+08:00"))).unwrap();
+        // A torn last line, as a crash of an earlier release could leave.
+        std::fs::write(audit.join("routes-2026-11-20.jsonl"), format!("{}\n{{\"at\":\"2026-11-20T1", line("2026-11-20T09:00:00+08:00"))).unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        let got = all(&log);
+        assert_eq!(got.len(), 3);
+        assert_eq!((got[0].unit.as_str(), got[0].rule.as_ref().unwrap().line, got[0].versions["rules"]), ("环卫所", 9, 4));
+        assert_eq!(got[2].due.as_deref(), Some("2026-11-20T17:00:00+08:00"));
+        let mut names: Vec<String> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("routes-")).collect();
+        names.sort();
+        assert_eq!(names, ["routes-2026-11-19.jsonl.imported", "routes-2026-11-20.jsonl.imported"]);
+        assert_eq!(caselog::stats(&log.case_counts(None, None).unwrap(), caselog::StatsLevel::Grid).by_grid["g1"], 3);
+        drop(log);
+        // A crash after the commit but before the rename: the file is not imported twice.
+        std::fs::rename(audit.join("routes-2026-11-19.jsonl.imported"), audit.join("routes-2026-11-19.jsonl")).unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        assert_eq!(all(&log).len(), 3);
+        assert!(audit.join("routes-2026-11-19.jsonl.imported").exists());
+    }
+
+    #[test]
+    fn concurrent_appends_all_land_once_in_order_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Arc::new(AuditLog::open(dir.path()).unwrap());
         let threads: Vec<_> = (0..8)
-            .map(|t| {
+            .map(|th| {
                 let log = log.clone();
                 std::thread::spawn(move || {
                     for i in 0..50 {
-                        log.append(&[json!({"at": "2026-11-23T10:00:00+08:00", "t": t, "i": i})]).unwrap();
+                        let mut r = rec("2026-11-23T10:00:00+08:00", "a");
+                        r.input = json!({"t": th, "i": i});
+                        log.append(&[r]).unwrap();
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for th in threads {
+            th.join().unwrap();
         }
-        let read = log.read(None, None, |_| true).unwrap();
-        assert_eq!(read.records.len(), 400);
-        let mut seen: Vec<(i64, i64)> = read.records.iter().map(|r| (r["t"].as_i64().unwrap(), r["i"].as_i64().unwrap())).collect();
+        drop(log);
+        let log = AuditLog::open(dir.path()).unwrap();
+        let read = all(&log);
+        assert_eq!(read.len(), 400);
+        let mut seen: Vec<(i64, i64)> = read.iter().map(|r| (r.input["t"].as_i64().unwrap(), r.input["i"].as_i64().unwrap())).collect();
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 400);
-        // Each thread's records are in its own order.
-        for t in 0..8 {
-            let mine: Vec<i64> = read.records.iter().filter(|r| r["t"] == t).map(|r| r["i"].as_i64().unwrap()).collect();
-            assert_eq!(mine, (0..50).collect::<Vec<_>>());
+        for th in 0..8 {
+            let mine: Vec<i64> = read.iter().filter(|r| r.input["t"] == th).map(|r| r.input["i"].as_i64().unwrap()).collect();
+            assert_eq!(mine, (0..50).collect::<Vec<_>>(), "each thread's records in its own order");
         }
     }
 
     #[test]
-    fn a_line_that_is_not_json_is_skipped_and_counted() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = AuditLog::open(dir.path()).unwrap();
-        log.append(&[rec("2026-11-23T10:00:00+08:00", "a")]).unwrap();
-        let path = dir.path().join("audit/routes-2026-11-23.jsonl");
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"not json\n").unwrap();
-        let read = log.read(None, None, |_| true).unwrap();
-        assert_eq!((read.records.len(), read.skipped_lines), (1, 1));
+    fn cst_days_and_months() {
+        let ms = t("2026-11-30T23:59:59+08:00").timestamp_millis();
+        let d = cst_day(ms);
+        assert_eq!(day_date(d), NaiveDate::from_ymd_opt(2026, 11, 30).unwrap());
+        assert_eq!(cst_day(ms + 1000), d + 1);
+        assert_eq!(day_start_ms(d + 1), ms + 1000);
+        assert_eq!(month_of_day(d) + 1, month_of_day(d + 1));
+        assert_eq!(month_first_day(month_of_day(d + 1)), d + 1);
     }
 }
