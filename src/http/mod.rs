@@ -11,6 +11,7 @@ mod ingest;
 mod layers;
 mod lookup;
 mod ogc;
+pub mod openapi;
 mod params;
 pub mod routing;
 mod spool;
@@ -121,6 +122,8 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.cors);
     Router::new()
         .route("/health", get(health::health))
+        .route("/openapi.json", get(openapi::json))
+        .route("/docs", get(openapi::page))
         .route("/v1/locate", get(lookup::locate))
         .route("/v1/grids/{code}", get(lookup::grid))
         .route("/v1/components", get(lookup::in_bbox))
