@@ -18,7 +18,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCHEMATHESIS=4.32.5
 SPEC_VALIDATOR=0.9.0
 examples=${SCHEMATHESIS_EXAMPLES:-25}
-bin=./target/release/citygrid
+bin=${CITYGRID_BIN:-./target/release/citygrid}
 [ -x "$bin" ] || { echo "$bin is missing: run cargo build --release --locked first"; exit 1; }
 
 py="${XDG_CACHE_HOME:-$HOME/.cache}/citygrid-ci/py"
@@ -57,7 +57,7 @@ python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))["openapi"]; assert v
 
 echo "== schemathesis: every documented operation, $examples examples each"
 status=0
-"$py/bin/schemathesis" run "http://$addr/openapi.json" \
+PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hooks "$py/bin/schemathesis" run "http://$addr/openapi.json" \
   --url "http://$addr" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --header "Authorization: Bearer $token" \
