@@ -64,7 +64,7 @@ impl LookupError {
 }
 
 /// A point as given (lon/lat, or x/y in a projected `crs`), checked and converted to WGS84.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PointEcho {
     /// As given.
     pub input: Input,
@@ -75,7 +75,7 @@ pub struct PointEcho {
 
 /// A point as given: `{"lon", "lat"}`, or `{"x", "y"}` (easting, northing in metres) in a
 /// projected CRS.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Input {
     LonLat(LonLat),
@@ -83,7 +83,7 @@ pub enum Input {
 }
 
 /// A lon/lat pair in degrees.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LonLat {
     pub lon: f64,
     pub lat: f64,
@@ -103,6 +103,17 @@ pub enum CrsName {
     /// A projected CRS without an EPSG code (not reachable from the HTTP API).
     Other,
 }
+
+impl utoipa::PartialSchema for CrsName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some("the CRS of the input: wgs84, cgcs2000, gcj02, bd09 or EPSG:nnnn"))
+            .examples(["wgs84", "EPSG:4549"])
+            .into()
+    }
+}
+impl utoipa::ToSchema for CrsName {}
 
 impl Serialize for CrsName {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -151,7 +162,7 @@ impl PointEcho {
 }
 
 /// A unit as answers show it: code (if the register has one), name, duty phone.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct UnitView<'a> {
     pub code: Option<&'a str>,
     pub name: &'a str,
@@ -159,7 +170,7 @@ pub struct UnitView<'a> {
 }
 
 /// One grid of a chain: district first, the unit grid last.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChainEntry<'a> {
     /// 1 = top level (district).
     pub level: usize,
@@ -173,7 +184,7 @@ pub struct ChainEntry<'a> {
 }
 
 /// A grid's own attributes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GridView<'a> {
     pub code: GridCode,
     pub name: &'a str,
@@ -194,7 +205,7 @@ pub struct GridView<'a> {
 }
 
 /// A grid an accuracy disc touches.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CandidateView<'a> {
     pub code: GridCode,
     pub name: &'a str,
@@ -203,7 +214,7 @@ pub struct CandidateView<'a> {
 }
 
 /// A grid near a point outside the coverage (owned: it travels in [`LookupError`]).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GridNear {
     pub code: GridCode,
     pub name: String,
@@ -212,7 +223,7 @@ pub struct GridNear {
 }
 
 /// `/v1/locate`: the unit grid of a point and its chain.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Located<'a> {
     pub point: PointEcho,
     /// The unit grid (on a shared edge or vertex: the smallest code among the grids touching it).
@@ -231,7 +242,7 @@ pub struct Located<'a> {
 }
 
 /// Components counted by subclass.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClassCount<'a> {
     pub class: ClassCode,
     pub name: &'a str,
@@ -239,7 +250,7 @@ pub struct ClassCount<'a> {
 }
 
 /// `/v1/grids/{code}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GridDetail<'a> {
     #[serde(flatten)]
     pub grid: GridView<'a>,
@@ -251,14 +262,14 @@ pub struct GridDetail<'a> {
     pub versions: &'a Versions,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentCounts<'a> {
     pub total: u64,
     pub by_class: Vec<ClassCount<'a>>,
 }
 
 /// A class named by code and names.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ClassView<'a> {
     pub code: ClassCode,
     pub name: &'a str,
@@ -266,7 +277,7 @@ pub struct ClassView<'a> {
 }
 
 /// A component's attributes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentView<'a> {
     pub code: ComponentCode,
     pub name: &'a str,
@@ -293,7 +304,7 @@ pub struct ComponentView<'a> {
 }
 
 /// `/v1/components/{code}`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentDetail<'a> {
     #[serde(flatten)]
     pub component: ComponentView<'a>,
@@ -307,7 +318,7 @@ pub struct ComponentDetail<'a> {
 }
 
 /// A component with its distance from the query point.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentHit<'a> {
     #[serde(flatten)]
     pub component: ComponentView<'a>,
@@ -315,7 +326,7 @@ pub struct ComponentHit<'a> {
 }
 
 /// `/v1/components/nearest`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NearestComponents<'a> {
     pub point: PointEcho,
     /// Nearest first; equal distances by code.
@@ -324,7 +335,7 @@ pub struct NearestComponents<'a> {
 }
 
 /// `/v1/components?bbox=`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentPage<'a> {
     /// The box searched, WGS84.
     pub bbox: [f64; 4],
@@ -336,7 +347,7 @@ pub struct ComponentPage<'a> {
 }
 
 /// `/v1/components/counts?bbox=`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentCountsInBox<'a> {
     /// The box counted, WGS84.
     pub bbox: [f64; 4],

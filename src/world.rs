@@ -181,7 +181,7 @@ fn count_components_per_grid(city: &City, index: &GridIndex) -> Vec<Vec<(ClassCo
     counts.into_iter().map(|m| m.into_iter().collect()).collect()
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WorldSummary {
     pub city: String,
     /// The county code the settings declare.
@@ -207,14 +207,14 @@ pub struct WorldSummary {
     pub loaded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LayerSummary {
     pub name: &'static str,
     pub version: Option<u64>,
     pub features: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LevelSummary {
     pub name: String,
     pub name_en: String,

@@ -49,7 +49,7 @@ pub enum DatasetError {
 }
 
 /// A dataset's history as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DatasetHistory {
     pub name: &'static str,
     pub current: Option<u64>,
@@ -57,7 +57,7 @@ pub struct DatasetHistory {
     pub versions: Vec<VersionView>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionView {
     #[serde(flatten)]
     pub info: VersionInfo,
@@ -65,7 +65,7 @@ pub struct VersionView {
 }
 
 /// What a switch did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Switched {
     pub dataset: &'static str,
     pub previous: u64,

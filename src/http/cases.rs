@@ -58,6 +58,17 @@ fn unreadable(e: StoreError) -> ApiError {
 /// order, one page at a time. `next` is the `after` of the following page (`null` on the
 /// last); `total` counts the matching decisions of all pages when there are at most
 /// [`COUNT_CAP`] (otherwise `null`, with `total_at_least`).
+#[utoipa::path(get, path = "/v1/cases/routes", tag = "cases",
+    summary = "the routing decisions of the audit log in time order, one page at a time",
+    params(("since" = Option<String>, Query, description = "inclusive: a date (2026-11-01, midnight +08:00) or an RFC 3339 time"),
+        ("until" = Option<String>, Query, description = "exclusive: a date or an RFC 3339 time"),
+        ("unit" = Option<String>, Query, description = "only the decisions for this unit"),
+        ("limit" = Option<usize>, Query, description = "at most this many records (1 to 10000, default 1000)"),
+        ("after" = Option<String>, Query, description = "the `next` of the previous page")),
+    responses((status = 200, description = "{since, until, unit, after, next, total, total_at_least, truncated, routes}", body = Object),
+        (status = 400, description = "invalid_parameter", body = super::error::ErrorBody),
+        (status = 500, description = "audit_unreadable", body = super::error::ErrorBody),
+        (status = 503, description = "audit_unavailable: no audit log (no data directory)", body = super::error::ErrorBody)))]
 pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
@@ -93,6 +104,15 @@ pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
 }
 
 /// `GET /v1/stats/cases?level=street|community|grid&since=&until=`.
+#[utoipa::path(get, path = "/v1/stats/cases", tag = "cases",
+    summary = "cases counted by area and type, and per grid",
+    params(("level" = Option<String>, Query, description = "street (default), community or grid"),
+        ("since" = Option<String>, Query, description = "inclusive: a date (2026-11-01, midnight +08:00) or an RFC 3339 time"),
+        ("until" = Option<String>, Query, description = "exclusive: a date or an RFC 3339 time")),
+    responses((status = 200, description = "{level, total, areas, by_type, by_grid, unplaced, since, until}", body = Object),
+        (status = 400, description = "invalid_parameter", body = super::error::ErrorBody),
+        (status = 500, description = "audit_unreadable", body = super::error::ErrorBody),
+        (status = 503, description = "audit_unavailable: no audit log (no data directory)", body = super::error::ErrorBody)))]
 pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let level = match params.get("level") {

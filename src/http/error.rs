@@ -99,10 +99,30 @@ impl From<RoutingError> for ApiError {
     }
 }
 
+/// The body of every error answer (4xx, 5xx): the shared `ErrorBody` schema of the API
+/// description.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorInfo<'a>,
+}
+
+/// What went wrong.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorInfo<'a> {
+    /// Stable machine code, snake_case (`invalid_parameter`, `grid_not_found`, …).
+    pub code: &'a str,
+    /// A human sentence.
+    pub message: &'a str,
+    /// Structured context: the parameter, the value, the report…; `{}` when there is none.
+    #[schema(value_type = Object)]
+    pub details: &'a Value,
+}
+
 impl ApiError {
-    /// The JSON body: `{"error": {"code", "message", "details"}}`.
+    /// The JSON body: `{"error": {"code", "message", "details"}}` ([`ErrorBody`]).
     pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message, "details": self.details}})
+        let body = ErrorBody { error: ErrorInfo { code: self.code, message: &self.message, details: &self.details } };
+        serde_json::to_value(body).expect("an error body serializes")
     }
 }
 

@@ -27,6 +27,13 @@ fn is_font_name(f: &str) -> bool {
 }
 
 /// `GET /fonts/{fontstack}/{range}.pbf`
+#[utoipa::path(get, path = "/fonts/{fontstack}/{range}", tag = "tiles",
+    summary = "MapLibre glyphs of the labels",
+    params(("fontstack" = String, Path, description = "font names, comma-separated"),
+        ("range" = String, Path, description = "a glyph range: 0-255.pbf, 256-511.pbf, …")),
+    responses((status = 200, description = "the glyph PBF", content(("application/x-protobuf"))),
+        (status = 400, description = "invalid_parameter", body = super::error::ErrorBody),
+        (status = 404, description = "glyphs_not_found", body = super::error::ErrorBody)))]
 pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(String, String)>) -> Result<Response, ApiError> {
     if !is_range(&range) {
         return Err(ApiError::bad_request("invalid_parameter", "a glyph range is like 0-255.pbf").with_details(json!({"range": range})));

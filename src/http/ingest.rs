@@ -28,7 +28,9 @@ use serde_json::json;
 
 use super::AppState;
 use super::auth::Admin;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use crate::datasets::Switched;
+use crate::store::Versions;
 use super::layers::datasets;
 use super::params::Params;
 use super::spool::{self, Spool, SpoolError};
@@ -69,6 +71,47 @@ impl From<IngestError> for ApiError {
     }
 }
 
+/// The answer of `PUT /v1/layers/{name}`: a survey layer's report, or a text dataset's check.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum ImportAnswer<'a> {
+    Layer(LayerImported<'a>),
+    Text(TextImported<'a>),
+}
+
+/// A survey layer imported (or checked, `dry_run`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LayerImported<'a> {
+    /// The validation report: features read, kept, dropped and why, topology findings.
+    #[schema(value_type = Object)]
+    report: &'a crate::ingest::report::Report,
+    /// The switch; `null` for a dry run.
+    switched: Option<&'a Switched>,
+    dry_run: bool,
+}
+
+/// A text dataset (units, rules, calendar, city settings) imported (or checked, `dry_run`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TextImported<'a> {
+    /// What the check found.
+    #[schema(value_type = Object)]
+    checked: &'a crate::datasets::TextChecked,
+    /// The switch; `null` for a dry run.
+    switched: Option<&'a Switched>,
+    dry_run: bool,
+}
+
+/// The answer of `PUT /v1/city`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PackageImported<'a> {
+    /// The report of each file of the package.
+    #[schema(value_type = Object)]
+    report: &'a crate::datasets::PackageReport,
+    /// Every dataset's version now served; `null` for a dry run.
+    versions: Option<&'a Versions>,
+    dry_run: bool,
+}
+
 /// `PUT /v1/layers/{units|rules|calendar|city}`: the dataset's text (CSV or TOML, UTF-8) as the
 /// body, checked against what is served, stored as its next version and served; `dry_run=true`
 /// checks only. 422 `dataset_rejected` (nothing changes) with the reason.
@@ -85,7 +128,8 @@ async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crat
     let imported = tokio::task::spawn_blocking(move || d.import_text(dataset, &text, allow_shrink, dry_run, &origin))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
-    Ok(axum::Json(json!({"checked": imported.checked, "switched": imported.switched, "dry_run": dry_run})).into_response())
+    let answer = ImportAnswer::Text(TextImported { checked: &imported.checked, switched: imported.switched.as_ref(), dry_run });
+    Ok(axum::Json(answer).into_response())
 }
 
 /// The import options of the query: `crs`, `force_crs`, `strict`, `allow_shrink`, `accept_findings`.
@@ -107,6 +151,24 @@ fn import_options(layer: LayerKind, params: &Params) -> Result<ImportOptions, Ap
 /// and made current in one switch, or refused whole (422 `package_rejected` with the report of
 /// each file, nothing changed). Query: `crs`, `strict`, `allow_shrink`, `accept_findings` for its
 /// layers, `dry_run`. Spooled to disk like a layer upload.
+#[utoipa::path(put, path = "/v1/city", tag = "datasets",
+    summary = "a whole city package (ZIP), checked and switched in at once (admin token)",
+    params(("crs" = Option<String>, Query, description = "the CRS of the layer(s) (EPSG:nnnn, a datum name, a PROJ string or WKT)"),
+        ("strict" = Option<bool>, Query, description = "any invalid feature rejects all"),
+        ("allow_shrink" = Option<bool>, Query, description = "accept a layer under half the size of the current one"),
+        ("accept_findings" = Option<bool>, Query, description = "grids: import despite dropped grids and topology findings"),
+        ("dry_run" = Option<bool>, Query, description = "validate only, change nothing")),
+    request_body(content_type = "application/zip", description = "city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml (any of them)"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the report of each file and the versions now served", body = PackageImported),
+        (status = 400, description = "unreadable_layer, unknown_crs, crs_conflict, crs_required, csv_columns, invalid_multipart, missing_file, invalid_encoding, invalid_parameter…", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 409, description = "changed_meanwhile or data_directory_locked", body = ErrorBody),
+        (status = 413, description = "payload_too_large: past max_upload_mb", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "package_rejected: details.report says why; nothing changed", body = ErrorBody),
+        (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn import_package(
     _admin: Admin,
     State(state): State<AppState>,
@@ -124,7 +186,8 @@ pub async fn import_package(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
-    Ok(axum::Json(json!({"report": imported.report, "versions": imported.versions, "dry_run": dry_run})).into_response())
+    let answer = PackageImported { report: &imported.report, versions: imported.versions.as_ref(), dry_run };
+    Ok(axum::Json(answer).into_response())
 }
 
 fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
@@ -132,6 +195,31 @@ fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
 }
 
 /// `PUT /v1/layers/{name}`: see the module doc.
+#[utoipa::path(put, path = "/v1/layers/{name}", tag = "datasets",
+    summary = "a new version of a dataset: a survey layer file, or the text of units, rules, calendar or city settings (admin token)",
+    params(("name" = String, Path, description = "grids, components, zones (a layer file); units, rules (CSV), calendar, city (TOML)"),
+        ("crs" = Option<String>, Query, description = "the CRS of the layer(s) (EPSG:nnnn, a datum name, a PROJ string or WKT)"),
+        ("strict" = Option<bool>, Query, description = "any invalid feature rejects all"),
+        ("allow_shrink" = Option<bool>, Query, description = "accept a layer under half the size of the current one"),
+        ("accept_findings" = Option<bool>, Query, description = "grids: import despite dropped grids and topology findings"),
+        ("dry_run" = Option<bool>, Query, description = "validate only, change nothing"),
+        ("force_crs" = Option<bool>, Query, description = "crs wins over the CRS the file declares"),
+        ("x_column" = Option<String>, Query, description = "CSV: the easting / longitude column"),
+        ("y_column" = Option<String>, Query, description = "CSV: the northing / latitude column")),
+    request_body(description = "the file: GeoJSON, GeoJSON sequence, CSV, FlatGeobuf, zipped Shapefile, GeoPackage, or a multipart form with it; TOML or CSV text for the text datasets",
+        content(("application/geo+json"), ("application/x-ndjson"), ("text/csv"), ("application/flatgeobuf"),
+            ("application/zip"), ("application/toml"), ("application/octet-stream"), ("multipart/form-data"))),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the report and the switch (a layer), or the check and the switch (a text dataset)", body = ImportAnswer),
+        (status = 400, description = "unreadable_layer, unknown_crs, crs_conflict, crs_required, csv_columns, invalid_multipart, missing_file, invalid_encoding, invalid_parameter…", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 409, description = "changed_meanwhile or data_directory_locked", body = ErrorBody),
+        (status = 413, description = "payload_too_large: past max_upload_mb", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 404, description = "unknown_layer", body = ErrorBody),
+        (status = 422, description = "layer_rejected (details.report) or dataset_rejected: nothing changed", body = ErrorBody),
+        (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn import(
     _admin: Admin,
     State(state): State<AppState>,
@@ -197,5 +285,6 @@ pub async fn import(
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected", message)
             .with_details(json!({"report": imported.report, "dry_run": dry_run})));
     }
-    Ok(axum::Json(json!({"report": imported.report, "switched": imported.switched, "dry_run": dry_run})).into_response())
+    let answer = ImportAnswer::Layer(LayerImported { report: &imported.report, switched: imported.switched.as_ref(), dry_run });
+    Ok(axum::Json(answer).into_response())
 }

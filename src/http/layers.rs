@@ -15,7 +15,8 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Admin;
 use super::body::json_body;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use crate::datasets::{DatasetHistory, Switched};
 use crate::datasets::{DatasetError, Datasets};
 
 pub(super) fn datasets(state: &AppState) -> Result<Arc<Datasets>, ApiError> {
@@ -54,14 +55,29 @@ impl From<DatasetError> for ApiError {
     }
 }
 
+/// The answer of `GET /v1/layers`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LayerList {
+    /// Every dataset (layers, units, rules, calendar, city settings).
+    layers: Vec<DatasetHistory>,
+}
+
 /// `GET /v1/layers`: every dataset with its current version and history.
+#[utoipa::path(get, path = "/v1/layers", tag = "datasets",
+    summary = "every dataset with its current version and kept versions",
+    responses((status = 200, description = "the datasets", body = LayerList), (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let layers = blocking(move || Ok(d.list())).await?;
-    Ok(axum::Json(json!({"layers": layers})).into_response())
+    Ok(axum::Json(LayerList { layers }).into_response())
 }
 
 /// `GET /v1/layers/{name}/versions`.
+#[utoipa::path(get, path = "/v1/layers/{name}/versions", tag = "datasets",
+    summary = "a dataset's kept versions",
+    params(("name" = String, Path, description = "grids, components, zones, units, rules, calendar or city")),
+    responses((status = 200, description = "the dataset's history", body = DatasetHistory),
+        (status = 404, description = "unknown_layer", body = ErrorBody), (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     Ok(axum::Json(blocking(move || d.history(&name)).await?).into_response())
@@ -87,6 +103,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DatasetError>
 /// that slice and `Content-Range` — what GDAL's `/vsicurl/` reads a FlatGeobuf with: the header
 /// and index first, then only the features it needs — or 416 if the file has none of it; several
 /// ranges, a malformed one or a stale `If-Range` get the whole file. `HEAD` answers the headers.
+#[utoipa::path(get, path = "/v1/layers/{name}/versions/{version}", tag = "datasets",
+    summary = "the stored file of a kept version (admin token)",
+    params(("name" = String, Path, description = "grids, components, zones, units, rules, calendar or city"),
+        ("version" = String, Path, description = "a version number, or current")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "the file, as an attachment <name>-v<version>.<ext>",
+            content(("application/flatgeobuf"), ("text/csv"), ("application/octet-stream"))),
+        (status = 400, description = "invalid_parameter: version is not a number", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 404, description = "unknown_layer or unknown_version", body = ErrorBody), (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn version_file(
     _admin: Admin,
     State(state): State<AppState>,
@@ -251,17 +278,36 @@ impl futures_core::Stream for FileChunks {
 }
 
 /// `GET /v1/rules/versions`.
+#[utoipa::path(get, path = "/v1/rules/versions", tag = "rules",
+    summary = "the responsibility list's kept versions",
+    responses((status = 200, description = "the list's history", body = DatasetHistory), (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn rules_versions(state: State<AppState>) -> Result<Response, ApiError> {
     versions(state, Path("rules".to_owned())).await
 }
 
-#[derive(Deserialize)]
+/// The body of a rollback.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackBody {
+pub struct RollbackBody {
+    /// The kept version to serve again.
     version: u64,
 }
 
 /// `POST /v1/layers/{name}/rollback` with `{"version": N}`: serve kept version N again.
+#[utoipa::path(post, path = "/v1/layers/{name}/rollback", tag = "datasets",
+    summary = "serve a kept version of a dataset again (admin token)",
+    params(("name" = String, Path, description = "grids, components, zones, units, rules, calendar or city")),
+    request_body = RollbackBody,
+    security(("bearer" = [])),
+    responses((status = 200, description = "what the switch did", body = Switched),
+        (status = 400, description = "invalid_json: not the body expected", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 404, description = "unknown_layer or unknown_version", body = ErrorBody),
+        (status = 409, description = "changed_meanwhile or data_directory_locked", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: send application/json", body = ErrorBody),
+        (status = 422, description = "version_unloadable: the version cannot be served; the current one stays", body = ErrorBody),
+        (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn rollback(
     _admin: Admin,
     State(state): State<AppState>,
@@ -276,6 +322,19 @@ pub async fn rollback(
 }
 
 /// `POST /v1/rules/rollback` with `{"version": N}`.
+#[utoipa::path(post, path = "/v1/rules/rollback", tag = "rules",
+    summary = "serve a kept version of the responsibility list again (admin token)",
+    request_body = RollbackBody,
+    security(("bearer" = [])),
+    responses((status = 200, description = "what the switch did", body = Switched),
+        (status = 400, description = "invalid_json: not the body expected", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 404, description = "unknown_layer or unknown_version", body = ErrorBody),
+        (status = 409, description = "changed_meanwhile or data_directory_locked", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: send application/json", body = ErrorBody),
+        (status = 422, description = "version_unloadable: the version cannot be served; the current one stays", body = ErrorBody),
+        (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
 pub async fn rules_rollback(admin: Admin, state: State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     rollback(admin, state, Path("rules".to_owned()), headers, body).await
 }

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::params::{PointCrs, Params};
+use crate::lookup::{ComponentCountsInBox, ComponentDetail, ComponentPage, GridDetail, Located, NearestComponents};
 use crate::lookup::{self, PointEcho};
 
 /// The point of a query: `lon`, `lat` (and `crs` a datum), or `x` (easting), `y` (northing)
@@ -47,6 +48,18 @@ fn wrong_pair(name: &str, p: &Params, message: &str) -> ApiError {
 }
 
 /// `GET /v1/locate?lon=&lat=[&crs=][&accuracy=]`
+#[utoipa::path(get, path = "/v1/locate", tag = "lookup",
+    summary = "the grid of a point, its chain of grids and their units and chiefs",
+    params(("lon" = Option<f64>, Query, description = "longitude (with lat; a datum crs)"),
+        ("lat" = Option<f64>, Query, description = "latitude"),
+        ("x" = Option<f64>, Query, description = "easting, metres (with y; a projected crs such as EPSG:4549)"),
+        ("y" = Option<f64>, Query, description = "northing, metres"),
+        ("crs" = Option<String>, Query, description = "wgs84 (default), cgcs2000, gcj02, bd09, EPSG:4326, EPSG:4490, or a projected EPSG code (x/y)"),
+        ("accuracy" = Option<f64>, Query, description = "GPS accuracy radius, metres: grids within it are candidates")),
+    responses((status = 200, description = "the grid and its chain", body = Located),
+        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody),
+        (status = 404, description = "outside_coverage: the point is in no grid (the nearest are in details)", body = ErrorBody),
+        (status = 503, description = "no_grids: the city has no grid layer yet", body = ErrorBody)))]
 pub async fn locate(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let point = point(&p)?;
@@ -56,12 +69,24 @@ pub async fn locate(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
 }
 
 /// `GET /v1/grids/{code}`
+#[utoipa::path(get, path = "/v1/grids/{code}", tag = "lookup",
+    summary = "a grid of any level: its chain, units, chief, children and component counts",
+    params(("code" = String, Path, description = "the grid code")),
+    responses((status = 200, description = "the grid", body = GridDetail),
+        (status = 400, description = "malformed_code", body = ErrorBody),
+        (status = 404, description = "grid_not_found", body = ErrorBody)))]
 pub async fn grid(State(state): State<AppState>, Path(code): Path<String>) -> Result<Response, ApiError> {
     let world = state.world.load();
     Ok(json(&lookup::grid_detail(&world, &code)?))
 }
 
 /// `GET /v1/components/{code}`
+#[utoipa::path(get, path = "/v1/components/{code}", tag = "lookup",
+    summary = "a component (部件): class, status, units, its grid and chain",
+    params(("code" = String, Path, description = "the 16-digit component code")),
+    responses((status = 200, description = "the component", body = ComponentDetail),
+        (status = 400, description = "malformed_code", body = ErrorBody),
+        (status = 404, description = "component_not_found", body = ErrorBody)))]
 pub async fn component(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -71,6 +96,18 @@ pub async fn component(
 }
 
 /// `GET /v1/components/nearest?lon=&lat=[&crs=][&k=][&class=][&max_distance=]`
+#[utoipa::path(get, path = "/v1/components/nearest", tag = "lookup",
+    summary = "the k components nearest a point",
+    params(("lon" = Option<f64>, Query, description = "longitude (with lat; a datum crs)"),
+        ("lat" = Option<f64>, Query, description = "latitude"),
+        ("x" = Option<f64>, Query, description = "easting, metres (with y; a projected crs such as EPSG:4549)"),
+        ("y" = Option<f64>, Query, description = "northing, metres"),
+        ("crs" = Option<String>, Query, description = "wgs84 (default), cgcs2000, gcj02, bd09, EPSG:4326, EPSG:4490, or a projected EPSG code (x/y)"),
+        ("k" = Option<usize>, Query, description = "how many (default 10, at most 1000)"),
+        ("class" = Option<String>, Query, description = "component classes, comma-separated: subclasses (0101) or major classes (01)"),
+        ("max_distance" = Option<f64>, Query, description = "search radius, metres (at most 100000)")),
+    responses((status = 200, description = "the components, nearest first", body = NearestComponents),
+        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody)))]
 pub async fn nearest(
     State(state): State<AppState>,
     RawQuery(q): RawQuery,
@@ -86,6 +123,15 @@ pub async fn nearest(
 
 /// `GET /v1/components?bbox=minlon,minlat,maxlon,maxlat[&crs=][&class=][&limit=][&cursor=]`.
 /// With a `crs` other than WGS84 the two corners are converted (the box stays axis-aligned).
+#[utoipa::path(get, path = "/v1/components", tag = "lookup",
+    summary = "the components in a box, a page at a time",
+    params(("bbox" = String, Query, description = "minlon,minlat,maxlon,maxlat (minx,miny,maxx,maxy in metres with a projected crs)"),
+        ("crs" = Option<String>, Query, description = "the CRS of bbox: a datum (default wgs84) or a projected EPSG code"),
+        ("class" = Option<String>, Query, description = "component classes, comma-separated: subclasses (0101) or major classes (01)"),
+        ("limit" = Option<usize>, Query, description = "page size (default 1000, at most 10000)"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "a page of components", body = ComponentPage),
+        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody)))]
 pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let bbox = bbox(&p)?;
@@ -96,6 +142,13 @@ pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Re
 }
 
 /// `GET /v1/components/counts?bbox=minlon,minlat,maxlon,maxlat[&crs=][&class=]`.
+#[utoipa::path(get, path = "/v1/components/counts", tag = "lookup",
+    summary = "component counts in a box, by class",
+    params(("bbox" = String, Query, description = "minlon,minlat,maxlon,maxlat (minx,miny,maxx,maxy in metres with a projected crs)"),
+        ("crs" = Option<String>, Query, description = "the CRS of bbox: a datum (default wgs84) or a projected EPSG code"),
+        ("class" = Option<String>, Query, description = "component classes, comma-separated: subclasses (0101) or major classes (01)")),
+    responses((status = 200, description = "the counts", body = ComponentCountsInBox),
+        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody)))]
 pub async fn counts(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let bbox = bbox(&p)?;

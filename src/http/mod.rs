@@ -12,6 +12,7 @@ mod layers;
 mod lookup;
 pub mod metrics;
 mod ogc;
+pub mod openapi;
 mod params;
 pub mod routing;
 pub mod server;
@@ -191,6 +192,8 @@ fn routes(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/metrics", get(metrics::scrape))
+        .route("/openapi.json", get(openapi::json))
+        .route("/docs", get(openapi::page))
         .route("/v1/locate", get(lookup::locate))
         .route("/v1/grids/{code}", get(lookup::grid))
         .route("/v1/components", get(lookup::in_bbox))

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::body::{Chunks, parse_json};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use crate::routing::RouteAnswer;
 use super::lookup::json;
 use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
@@ -23,25 +24,75 @@ use crate::world::World;
 use crate::lookup::PointEcho;
 use crate::routing::{self, CaseInput, CaseSubject, Urgency, china_tz};
 
+/// The answer of `GET /v1/cases/types`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CaseTypes<'a> {
+    /// Every event subclass, then every component subclass, in code order.
+    types: Vec<routing::CaseTypeView<'a>>,
+}
+
 /// `GET /v1/cases/types` → `{"types": [{kind, code, name, name_en, major, urgencies}]}`.
+#[utoipa::path(get, path = "/v1/cases/types", tag = "routing",
+    summary = "the case types (event and component subclasses) and their urgency levels",
+    responses((status = 200, description = "the case types", body = CaseTypes)))]
 pub async fn types(State(state): State<AppState>) -> Response {
     let world = state.world.load();
-    json(&json!({"types": routing::case_types(&world)}))
+    json(&CaseTypes { types: routing::case_types(&world) })
+}
+
+/// The answer of `GET /v1/rules`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RulesAnswer<'a> {
+    version: Option<u64>,
+    /// The list routes cases (it parsed and validated without errors).
+    usable: bool,
+    rules: usize,
+    /// Why it is not usable.
+    problem: Option<&'a str>,
+    /// Lines that cannot be read: `{line, message}`.
+    #[schema(value_type = Vec<Object>)]
+    line_errors: &'a [routing::LineError],
+    /// The validation report of the list (指向唯一).
+    #[schema(value_type = Option<Object>)]
+    report: Option<&'a routing::ValidationReport>,
+}
+
+/// The answer of `PUT /v1/rules`: checked only (`dry_run`), or saved and served.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum PutRulesAnswer<'a> {
+    Checked(RulesChecked<'a>),
+    Saved(RulesSaved<'a>),
+}
+
+/// `PUT /v1/rules?dry_run=true`: the list would be accepted.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RulesChecked<'a> {
+    /// Always true.
+    dry_run: bool,
+    /// Always true (an invalid list is a 422).
+    valid: bool,
+    rules: usize,
+    #[schema(value_type = Object)]
+    report: &'a routing::ValidationReport,
+}
+
+/// `PUT /v1/rules`: the list saved as the next version and served.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RulesSaved<'a> {
+    version: u64,
+    previous: u64,
+    rules: usize,
+    #[schema(value_type = Object)]
+    report: &'a routing::ValidationReport,
+    versions: &'a crate::store::Versions,
 }
 
 /// `GET /v1/rules`: the list in use (version, rule count) and its validation report.
+#[utoipa::path(get, path = "/v1/rules", tag = "rules",
+    summary = "the responsibility list in use and its validation report",
+    responses((status = 200, description = "the list's version, size and report", body = RulesAnswer)))]
 pub async fn rules(State(state): State<AppState>) -> Response {
-    #[derive(Serialize)]
-    struct RulesAnswer<'a> {
-        version: Option<u64>,
-        /// The list routes cases (it parsed and validated without errors).
-        usable: bool,
-        rules: usize,
-        /// Why it is not usable.
-        problem: Option<&'a str>,
-        line_errors: &'a [routing::LineError],
-        report: Option<&'a routing::ValidationReport>,
-    }
     let world = state.world.load();
     let r = &world.routing;
     json(&RulesAnswer {
@@ -58,6 +109,20 @@ pub async fn rules(State(state): State<AppState>) -> Response {
 /// Excel's "CSV UTF-8" writes it). It is parsed and validated against the layers being served
 /// (指向唯一); a list with errors is refused with 422 and its report, and nothing changes.
 /// Otherwise it becomes the next rules version and is served at once (unless `dry_run`).
+#[utoipa::path(put, path = "/v1/rules", tag = "rules",
+    summary = "a new responsibility list (CSV), validated and served (admin token)",
+    params(("dry_run" = Option<bool>, Query, description = "validate only, change nothing"),
+        ("allow_shrink" = Option<bool>, Query, description = "accept a list under half the size of the current one")),
+    request_body(content = String, content_type = "text/csv", description = "the list, UTF-8 (Excel: CSV UTF-8)"),
+    security(("bearer" = [])),
+    responses((status = 200, description = "checked (dry_run) or saved and served", body = PutRulesAnswer),
+        (status = 400, description = "invalid_csv: not UTF-8", body = ErrorBody),
+        (status = 401, description = "unauthorized: no Authorization: Bearer header", body = ErrorBody),
+        (status = 403, description = "forbidden (a token that may not write) or writes_disabled (no token configured)", body = ErrorBody),
+        (status = 409, description = "changed_meanwhile or data_directory_locked", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type: send text/csv", body = ErrorBody),
+        (status = 422, description = "rules_invalid, rules_unreadable or rules_shrink: details say why; the current list stays", body = ErrorBody),
+        (status = 503, description = "no_data_directory", body = ErrorBody)))]
 pub async fn put_rules(
     _admin: super::auth::Admin,
     State(state): State<AppState>,
@@ -112,17 +177,58 @@ pub async fn put_rules(
             .with_details(json!({"rules": rules, "current": current, "parameter": "allow_shrink"})));
     }
     if dry_run {
-        return Ok(json(&json!({"dry_run": true, "valid": true, "rules": rules, "report": report})));
+        return Ok(json(&PutRulesAnswer::Checked(RulesChecked { dry_run: true, valid: true, rules, report: &report })));
     }
     let datasets = super::layers::datasets(&state)?;
     let csv = csv.to_owned();
     let switched = tokio::task::spawn_blocking(move || datasets.save_rules(&csv, rules as u64, "PUT /v1/rules"))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("saving the rules failed: {e}")))??;
-    Ok(json(&json!({"version": switched.current, "previous": switched.previous, "rules": rules, "report": report, "versions": switched.versions})))
+    Ok(json(&PutRulesAnswer::Saved(RulesSaved {
+        version: switched.current,
+        previous: switched.previous,
+        rules,
+        report: &report,
+        versions: &switched.versions,
+    })))
+}
+
+/// A case to route (the body of `POST /v1/cases/route`, an item of a batch): a point and/or a
+/// component, and what it is about (exactly one of `event_type`, `component_class`,
+/// `component_code`). Parsed by [`parse_case`], which gives each problem its own 400.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // the schema of what parse_case reads
+pub struct CaseRequest {
+    /// Longitude (with lat; required unless component_code is given).
+    lon: Option<f64>,
+    lat: Option<f64>,
+    /// The datum of lon/lat: wgs84 (default), cgcs2000, gcj02, bd09, EPSG:4326, EPSG:4490.
+    crs: Option<String>,
+    /// GPS accuracy radius, metres.
+    accuracy: Option<f64>,
+    /// An event subclass code (4 digits), see GET /v1/cases/types.
+    event_type: Option<String>,
+    /// A component subclass code (4 digits): the case is about the nearest such component.
+    component_class: Option<String>,
+    /// A 16-digit component code.
+    component_code: Option<String>,
+    /// 一般 / 紧急 / 非常紧急 (or normal, urgent, very_urgent); default 一般.
+    urgency: Option<String>,
+    /// RFC 3339 with offset; default now.
+    reported_at: Option<String>,
 }
 
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
+#[utoipa::path(post, path = "/v1/cases/route", tag = "routing",
+    summary = "route one case: the responsible unit, the dispatcher, the rule and the deadline",
+    request_body = CaseRequest,
+    responses((status = 200, description = "the routing decision (also appended to the audit log)", body = RouteAnswer),
+        (status = 400, description = "invalid_json, missing_parameter, invalid_parameter, unknown_case_type, unknown_crs", body = ErrorBody),
+        (status = 404, description = "component_not_found", body = ErrorBody),
+        (status = 413, description = "payload_too_large: one case is at most 2 MiB", body = ErrorBody),
+        (status = 422, description = "outside_coverage: farther than max_outside_m from every grid", body = ErrorBody),
+        (status = 500, description = "audit_failed: the decision could not be logged, so it is not given", body = ErrorBody),
+        (status = 503, description = "rules_unavailable or no_grids", body = ErrorBody)))]
 pub async fn route(
     State(state): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
@@ -215,6 +321,16 @@ pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<Fixed
 /// case (also a CSV row with the wrong number of fields) gets its error line and the others go
 /// on. Each chunk of answers is in the audit log before it is sent; if the log fails, a last
 /// line `{"ok": false, "error": {"code": "audit_failed"}}` ends the stream.
+#[utoipa::path(post, path = "/v1/cases/route:batch", tag = "routing",
+    summary = "route many cases; the answers stream as newline-delimited JSON",
+    request_body(description = "a JSON array of cases (each may carry an id), one case per line, or a CSV with a header of the case fields",
+        content((Vec<CaseRequest> = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
+    responses((status = 200, description = "one line per case, in input order: {index, id, ok: true, answer} or {index, id, ok: false, status, error}",
+            content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "invalid_json, invalid_csv or empty_batch", body = ErrorBody),
+        (status = 413, description = "batch_too_large: over 100,000 cases or 64 MiB, refused as soon as the body passes either", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many batches from this client (Retry-After)", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody)))]
 pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

@@ -129,6 +129,16 @@ fn out_of_range(what: &str, value: &str) -> ApiError {
 }
 
 /// `GET /tiles/{layers}/{z}/{x}/{y}.mvt[?datum=gcj02]` (`.pbf` alike)
+#[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}.mvt", tag = "tiles",
+    summary = "a Mapbox vector tile",
+    params(("layers" = String, Path, description = "comma-separated tile layers: grids, zones, components"),
+        ("z" = u8, Path, description = "zoom"), ("x" = u32, Path, description = "column"), ("y" = u32, Path, description = "row"),
+        ("datum" = Option<String>, Query, description = "wgs84 (default) or gcj02 (for AMap / Tencent base maps)")),
+    responses((status = 200, description = "the tile", content(("application/vnd.mapbox-vector-tile"))),
+        (status = 204, description = "an empty tile: nothing of these layers there"),
+        (status = 304, description = "the client's If-None-Match names it"),
+        (status = 400, description = "tile_out_of_range, invalid_layers, unknown_datum", body = super::error::ErrorBody),
+        (status = 404, description = "unknown_layer, or the path does not end in .mvt", body = super::error::ErrorBody)))]
 pub async fn tile(
     State(state): State<AppState>,
     Path((layers, z, x, y)): Path<(String, String, String, String)>,
@@ -313,6 +323,13 @@ fn tilejson(world: &World, base: &str, layers: &[Layer], datum: Datum) -> Value 
 }
 
 /// `GET /tiles/{layers}[?datum=gcj02]`: TileJSON 3.0.
+#[utoipa::path(get, path = "/tiles/{layers}", tag = "tiles",
+    summary = "TileJSON 3.0 of a tileset",
+    params(("layers" = String, Path, description = "comma-separated tile layers: grids, zones, components"), ("datum" = Option<String>, Query, description = "wgs84 (default) or gcj02 (for AMap / Tencent base maps)")),
+    responses((status = 200, description = "the TileJSON", body = Object),
+        (status = 304, description = "the client's If-None-Match names it"),
+        (status = 400, description = "invalid_layers, unknown_datum", body = super::error::ErrorBody),
+        (status = 404, description = "unknown_layer", body = super::error::ErrorBody)))]
 pub async fn tilejson_handler(
     State(state): State<AppState>,
     Path(layers): Path<String>,
@@ -351,6 +368,10 @@ fn validated_json(body: String, headers: &HeaderMap, cache_control: &'static str
 }
 
 /// `GET /tiles`: the tilesets this server offers, each with its TileJSON URL.
+#[utoipa::path(get, path = "/tiles", tag = "tiles",
+    summary = "the tilesets offered, each with its TileJSON URL",
+    responses((status = 200, description = "{city, tilesets: [{id, tilejson, tilejson_gcj02, tiles}], style}", body = Object),
+        (status = 304, description = "the client's If-None-Match names it")))]
 pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let base = base_url(&headers);
     let world = state.world.load();
@@ -374,6 +395,12 @@ pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Respo
 }
 
 /// `GET /styles/citygrid.json[?datum=gcj02]`: the MapLibre style with this server's URLs.
+#[utoipa::path(get, path = "/styles/citygrid.json", tag = "tiles",
+    summary = "the MapLibre style of the tiles",
+    params(("datum" = Option<String>, Query, description = "wgs84 (default) or gcj02 (for AMap / Tencent base maps)")),
+    responses((status = 200, description = "a MapLibre style (version 8)", body = Object),
+        (status = 304, description = "the client's If-None-Match names it"),
+        (status = 400, description = "unknown_datum", body = super::error::ErrorBody)))]
 pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     let datum = tile_datum(&Params::parse(q.as_deref())?)?;
     let body = STYLE_TEMPLATE

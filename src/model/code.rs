@@ -526,6 +526,25 @@ impl Serialize for ComponentCode {
     }
 }
 
+/// The OpenAPI description of a code: a string of digits on the wire (`schema` of the API).
+macro_rules! digits_schema {
+    ($ty:ty, $pattern:literal, $description:literal) => {
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .pattern(Some($pattern))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+        impl utoipa::ToSchema for $ty {}
+    };
+}
+digits_schema!(GridCode, "^[0-9]+$", "a grid code: the county code (6 digits), then each lower level's serial digits");
+digits_schema!(ClassCode, "^[0-9]{2}([0-9]{2})?$", "a class code: major class (2 digits), or major + subclass (4 digits)");
+digits_schema!(ComponentCode, "^[0-9]{16}$", "a component code (部件标识码, CJ/T 214): 16 digits");
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use super::{GridCode, UnitId};
 pub struct GridId(pub u32);
 
 /// The grid chief (网格长): the person who dispatches inside a grid.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Chief {
     pub name: String,
     pub phone: String,

@@ -60,7 +60,7 @@ pub struct CaseInput {
 }
 
 /// The unit a case goes to.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ResponsibleUnit<'a> {
     pub name: &'a str,
     pub code: Option<&'a str>,
@@ -71,7 +71,7 @@ pub struct ResponsibleUnit<'a> {
 }
 
 /// The person who dispatches in the unit grid (its grid chief, 网格长).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Dispatcher<'a> {
     pub name: &'a str,
     pub phone: &'a str,
@@ -79,14 +79,14 @@ pub struct Dispatcher<'a> {
     pub grid: GridCode,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GridRef<'a> {
     pub code: GridCode,
     pub name: &'a str,
 }
 
 /// What the map highlights.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Area {
     /// The unit grid, or the street's code when the street office is responsible.
     pub grid: GridCode,
@@ -94,7 +94,7 @@ pub struct Area {
     pub zone: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseView<'a> {
     pub kind: CaseKind,
     pub code: ClassCode,
@@ -103,7 +103,7 @@ pub struct CaseView<'a> {
 }
 
 /// The rule that decided, and why it won.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RuleView<'a> {
     pub case_kind: CaseKind,
     pub case_type: ClassCode,
@@ -121,7 +121,7 @@ pub struct RuleView<'a> {
     pub why: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Deadline {
     pub urgency: Urgency,
     /// `4 working hours (4个工作时)`.
@@ -141,7 +141,7 @@ pub struct Deadline {
 }
 
 /// A grid within the accuracy disc and the unit the case would get there.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RouteCandidate<'a> {
     pub code: GridCode,
     pub name: &'a str,
@@ -150,7 +150,7 @@ pub struct RouteCandidate<'a> {
 }
 
 /// The component the case is about, with its distance when snapped.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ComponentRef<'a> {
     #[serde(flatten)]
     pub component: ComponentView<'a>,
@@ -161,14 +161,14 @@ pub struct ComponentRef<'a> {
     pub also_near: Vec<NearComponent>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct NearComponent {
     pub code: ComponentCode,
     pub distance_m: f64,
 }
 
 /// `POST /v1/cases/route`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RouteAnswer<'a> {
     pub case: CaseView<'a>,
     pub responsible_unit: ResponsibleUnit<'a>,
@@ -196,7 +196,7 @@ pub struct RouteAnswer<'a> {
 }
 
 /// A case type for `GET /v1/cases/types`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseTypeView<'a> {
     pub kind: CaseKind,
     pub code: ClassCode,

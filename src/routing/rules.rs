@@ -32,7 +32,7 @@ use super::calendar::TimeLimit;
 use crate::model::{City, ClassCode, GridCode, ModelError};
 
 /// Which class table a case type is from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseKind {
     Event,
@@ -84,6 +84,17 @@ impl fmt::Display for Urgency {
         f.write_str(self.zh())
     }
 }
+
+impl utoipa::PartialSchema for Urgency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(["一般", "紧急", "非常紧急"]))
+            .description(Some("urgency (紧急程度): normal, urgent, very urgent"))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Urgency {}
 
 impl Serialize for Urgency {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -56,7 +56,7 @@ impl History {
 }
 
 /// One committed version of a dataset.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionInfo {
     pub version: u64,
     /// Path relative to the data directory.

@@ -167,6 +167,16 @@ impl CityMeta {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Versions(pub BTreeMap<String, u64>);
 
+impl utoipa::PartialSchema for Versions {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .description(Some("the version served of each dataset, by name (grids, components, units, rules, …)"))
+            .additional_properties(Some(<u64 as utoipa::PartialSchema>::schema()))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Versions {}
+
 impl Versions {
     pub fn get(&self, dataset: &str) -> Option<u64> {
         self.0.get(dataset).copied()

@@ -62,6 +62,7 @@ pub async fn landing(State(state): State<AppState>, RawQuery(q): RawQuery, heade
         "links": [
             link(&base, "self", JSON, "this document"),
             link(&format!("{base}/api"), "service-desc", OPENAPI, "the API definition (OpenAPI 3.0)"),
+            link(&format!("{}/docs", super::base_url(&headers)), "service-doc", "text/html", "the whole API's documentation"),
             link(&format!("{base}/conformance"), "conformance", JSON, "the conformance classes implemented"),
             link(&format!("{base}/conformance"), "http://www.opengis.net/def/rel/ogc/1.0/conformance", JSON, "the conformance classes implemented"),
             link(&format!("{base}/collections"), "data", JSON, "the feature collections"),
@@ -86,8 +87,13 @@ pub async fn conformance(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Re
 pub async fn api(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     Query::parse(q.as_deref(), &["f"])?;
     let world = state.world.load();
-    let info = info(&world);
-    Ok(respond(&openapi::document(&base_url(&headers), &world.meta.name, &info.crs), OPENAPI))
+    Ok(respond(&api_document(&world, &base_url(&headers)), OPENAPI))
+}
+
+/// The OpenAPI 3.0 definition of the `/ogc` paths for the OGC API reached at `base` (`…/ogc`):
+/// what `/ogc/api` serves, and what the whole API's description (`/openapi.json`) folds in.
+pub(crate) fn api_document(world: &Arc<World>, base: &str) -> Value {
+    openapi::document(base, &world.meta.name, &info(world).crs)
 }
 
 /// `GET /ogc/collections`.
