@@ -403,6 +403,10 @@ fn open_fds() -> Option<u64> {
 
 /// `GET /metrics`: every series in the OpenMetrics text format; 404 when configured off
 /// (`metrics = false`).
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    summary = "Prometheus metrics (OpenMetrics text): requests, tile cache, datasets, imports, routing, audit, process",
+    responses((status = 200, description = "the series", content_type = "application/openmetrics-text; version=1.0.0", body = String),
+        (status = 404, description = "not_found: metrics are turned off (metrics = false)", body = super::error::ErrorBody)))]
 pub async fn scrape(State(state): State<AppState>, uri: axum::extract::OriginalUri) -> Response {
     if !state.metrics.exposed.load(Ordering::Relaxed) {
         return super::error::no_route(uri).await.into_response();

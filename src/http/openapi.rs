@@ -32,6 +32,7 @@ use crate::world::World;
     ),
     paths(
         super::health::health,
+        super::metrics::scrape,
         json,
         page,
         super::lookup::locate,
@@ -57,6 +58,7 @@ use crate::world::World;
         super::ingest::import_package,
         super::tiles::catalog,
         super::tiles::tilejson_handler,
+        super::tiles::metadata_json,
         super::tiles::tile,
         super::tiles::style,
         super::fonts::glyphs,

@@ -414,6 +414,12 @@ pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response
 /// reads it beside the zoom level it is given (`MVT:http://HOST/tiles/{layers}/{z}`) for the
 /// layers, their fields and geometry types and the bounds, then fetches `{z}/{x}/{y}.pbf`.
 /// WGS84 tiles only (GDAL builds tile URLs without a query string).
+#[utoipa::path(get, path = "/tiles/{layers}/metadata.json", tag = "tiles",
+    summary = "the tileset as a tippecanoe metadata.json (what GDAL's MVT driver reads beside MVT:http://…/{layers}/{z})",
+    params(("layers" = String, Path, description = "comma-separated tile layers: grids, zones, components")),
+    responses((status = 200, description = "name, format pbf, minzoom, maxzoom, bounds, center, and json: the vector_layers", body = Object),
+        (status = 400, description = "invalid_layers", body = super::error::ErrorBody),
+        (status = 404, description = "unknown_layer", body = super::error::ErrorBody)))]
 pub async fn metadata_json(State(state): State<AppState>, Path(layers): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let layers = parse_layers(&layers)?;
     let world = state.world.load();
