@@ -442,6 +442,17 @@ async fn version_files_answer_ranges_head_and_validators() {
     // Another version has another ETag.
     let grids = send(&f.app, "GET", "/v1/layers/grids/versions/1", &[("authorization", &auth)]).await;
     assert_ne!(grids.headers["etag"], etag.as_str());
+
+    // A text version file (the responsibility list, CSV) is sent as stored even to a client
+    // that accepts gzip: one strong ETag and byte ranges always mean the same bytes.
+    let rules = std::fs::read(f.dir.path().join("rules/1.csv")).unwrap();
+    assert!(rules.len() > 4096, "large enough to be compressed if text were: {}", rules.len());
+    let r = send(&f.app, "GET", "/v1/layers/rules/versions/1", &[("authorization", auth.as_str()), ("accept-encoding", "gzip, br")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers.get("content-encoding").is_none(), "{:?}", r.headers);
+    assert_eq!((r.headers["accept-ranges"].to_str().unwrap(), r.body.as_slice()), ("bytes", rules.as_slice()));
+    let r = send(&f.app, "GET", "/v1/layers/rules/versions/1", &[("authorization", auth.as_str()), ("accept-encoding", "gzip"), ("range", "bytes=10-19")]).await;
+    assert_eq!((r.status, r.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &rules[10..20]));
 }
 
 // ---------------------------------------------------------------- a real client: GDAL

@@ -167,7 +167,8 @@ pub fn router(state: AppState) -> Router {
     }
 }
 
-/// Responses worth compressing: text (JSON, GeoJSON, NDJSON, CSV, HTML, JS) above 1 KiB.
+/// Responses worth compressing: text (JSON, GeoJSON, NDJSON, CSV, HTML, JS) above 1 KiB, but
+/// not answers that serve byte ranges (`Accept-Ranges`: the stored version files).
 /// Tiles carry their own pre-compressed `Content-Encoding` (never touched twice); glyphs,
 /// FlatGeobuf, archives and images are binary already dense, so they pass as they are.
 fn compression_layer() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
@@ -180,7 +181,11 @@ fn compression_layer() -> tower_http::compression::CompressionLayer<impl tower_h
         .and(NotForContentType::const_new("application/flatgeobuf"))
         .and(NotForContentType::const_new("application/zip"))
         .and(NotForContentType::const_new("application/octet-stream"))
-        .and(NotForContentType::const_new("application/geopackage+sqlite3"));
+        .and(NotForContentType::const_new("application/geopackage+sqlite3"))
+        // Stored version files (ranges, one strong ETag for their bytes) go as stored.
+        .and(|_: axum::http::StatusCode, _: axum::http::Version, headers: &axum::http::HeaderMap, _: &axum::http::Extensions| {
+            !headers.contains_key(axum::http::header::ACCEPT_RANGES)
+        });
     CompressionLayer::new().compress_when(predicate)
 }
 
