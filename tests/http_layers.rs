@@ -115,6 +115,11 @@ async fn rollback_needs_the_admin_token_and_switches_what_is_served() {
     assert!(!after["grid"]["name"].as_str().unwrap().ends_with(" v2"), "{after}");
     // It is on disk: a restart serves version 1 too.
     assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(1));
+    // Rolling back to the version already served changes nothing and rebuilds nothing.
+    let served = handle.load();
+    let (status, again, _) = call(app.clone(), "POST", "/v1/layers/grids/rollback", Some(TOKEN), Some(json!({"version": 1}))).await;
+    assert_eq!((status, again["previous"].as_u64(), again["current"].as_u64()), (StatusCode::OK, Some(1), Some(1)), "{again}");
+    assert!(std::sync::Arc::ptr_eq(&served, &handle.load()), "the same snapshot is served");
 
     for (uri, body, status, code) in [
         ("/v1/layers/grids/rollback", json!({"version": 7}), StatusCode::NOT_FOUND, "unknown_version"),

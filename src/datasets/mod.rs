@@ -134,12 +134,17 @@ impl Datasets {
         Ok((info, file))
     }
 
-    /// Makes a kept version of `dataset` current and serves it. Blocks while the new snapshot
-    /// is built (seconds for a large city): call it off the async workers.
+    /// Makes a kept version of `dataset` current and serves it; the version already current is
+    /// left as it is (no rebuild). Blocks while the new snapshot is built (seconds for a large
+    /// city): call it off the async workers.
     pub fn rollback(&self, dataset: &str, version: u64) -> Result<Switched, DatasetError> {
         let name = Self::name(dataset)?;
         let mut store = self.store();
         let previous = store.versions().get(name).unwrap_or(0);
+        if version == previous && version != 0 {
+            // Already served: nothing to commit or rebuild (a rebuild takes seconds on a big city).
+            return Ok(Switched { dataset: name, previous, current: version, versions: store.versions() });
+        }
         store.set_current(name, version).map_err(|e| match e {
             StoreError::UnknownVersion { dataset, version, known } => DatasetError::UnknownVersion { dataset, version, kept: known },
             e => DatasetError::Store(e),
