@@ -24,6 +24,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// bind = "0.0.0.0:8080"
 /// data = "/var/lib/citygrid"
 /// admin_tokens = ["a-long-random-string"]   # bearer tokens for writes (and CITYGRID_ADMIN_TOKEN)
+/// dispatcher_tokens = ["another-long-one"]  # if set: case routing and the case log need one (or an admin token)
 /// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
 /// cors_public_reads = true             # any web page may read (GET/HEAD) across origins
 /// cors_write_origins = ["https://dispatch.example.gov.cn"]  # pages that may also write (routing, imports)
@@ -67,6 +68,7 @@ pub struct FileConfig {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
     pub admin_tokens: Option<Vec<String>>,
+    pub dispatcher_tokens: Option<Vec<String>>,
     pub max_upload_mb: Option<usize>,
     pub cors_public_reads: Option<bool>,
     pub cors_write_origins: Option<Vec<String>>,
@@ -211,6 +213,8 @@ pub enum ConfigError {
     Upload(String),
     #[error("admin_tokens / CITYGRID_ADMIN_TOKEN: {0}")]
     Token(String),
+    #[error("dispatcher_tokens / CITYGRID_DISPATCHER_TOKEN: {0}")]
+    DispatcherToken(String),
     #[error("cors_write_origins: {0}")]
     Cors(String),
     #[error("[retention] {0}")]
@@ -240,6 +244,9 @@ pub struct ServerConfig {
     pub tile_cache_bytes: u64,
     /// Bearer tokens that may write: the file's `admin_tokens` plus `CITYGRID_ADMIN_TOKEN`.
     pub admin_tokens: Vec<String>,
+    /// Bearer tokens of the dispatcher role: the file's `dispatcher_tokens` plus
+    /// `CITYGRID_DISPATCHER_TOKEN`. Empty: case routing and the case log are open to anyone.
+    pub dispatcher_tokens: Vec<String>,
     /// Largest layer upload accepted over HTTP, MiB.
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
@@ -301,6 +308,8 @@ pub struct Overrides {
     pub tile_cache_mb: Option<u64>,
     /// `CITYGRID_ADMIN_TOKEN` (environment only: a flag would show in `ps`).
     pub admin_token: Option<String>,
+    /// `CITYGRID_DISPATCHER_TOKEN` (environment only).
+    pub dispatcher_token: Option<String>,
     /// `--base-path` / `CITYGRID_BASE_PATH`.
     pub base_path: Option<String>,
     /// `--metrics` / `CITYGRID_METRICS`.
@@ -337,15 +346,8 @@ impl ServerConfig {
             tiles.max_points_per_tile = v;
         }
         tiles.validate().map_err(ConfigError::Tiles)?;
-        let mut admin_tokens = file.admin_tokens.unwrap_or_default();
-        admin_tokens.extend(flags.admin_token.filter(|t| !t.trim().is_empty()));
-        if let Some(t) = admin_tokens.iter().find(|t| t.trim().len() < 16) {
-            return Err(ConfigError::Token(format!(
-                "an admin token of {} characters is too easy to guess: use at least 16 (e.g. `openssl rand -hex 24`)",
-                t.trim().len()
-            )));
-        }
-        let admin_tokens = admin_tokens.into_iter().map(|t| t.trim().to_owned()).collect();
+        let admin_tokens = tokens(file.admin_tokens, flags.admin_token, "an admin").map_err(ConfigError::Token)?;
+        let dispatcher_tokens = tokens(file.dispatcher_tokens, flags.dispatcher_token, "a dispatcher").map_err(ConfigError::DispatcherToken)?;
         let max_upload_mb = file.max_upload_mb.unwrap_or(crate::http::DEFAULT_MAX_UPLOAD_MB);
         if max_upload_mb == 0 {
             return Err(ConfigError::Upload("must be at least 1 (MiB)".into()));
@@ -382,6 +384,7 @@ impl ServerConfig {
             tiles,
             tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024),
             admin_tokens,
+            dispatcher_tokens,
             max_upload_mb,
             cors,
             base_path,
@@ -392,6 +395,17 @@ impl ServerConfig {
             audit_retention_days,
         })
     }
+}
+
+/// The tokens of a role: the file's list plus the environment's one, trimmed, each at least 16
+/// characters.
+fn tokens(file: Option<Vec<String>>, env: Option<String>, role: &str) -> Result<Vec<String>, String> {
+    let mut tokens = file.unwrap_or_default();
+    tokens.extend(env.filter(|t| !t.trim().is_empty()));
+    if let Some(t) = tokens.iter().find(|t| t.trim().len() < 16) {
+        return Err(format!("{role} token of {} characters is too easy to guess: use at least 16 (e.g. `openssl rand -hex 24`)", t.trim().len()));
+    }
+    Ok(tokens.into_iter().map(|t| t.trim().to_owned()).collect())
 }
 
 #[cfg(test)]
@@ -458,6 +472,11 @@ mod tests {
         let c = ServerConfig::resolve(flags, Some(file)).unwrap();
         assert_eq!(c.admin_tokens, ["0123456789abcdef-file", "0123456789abcdef-env"]);
         assert!(ServerConfig::resolve(Overrides::default(), None).unwrap().admin_tokens.is_empty());
+        let file: FileConfig = toml::from_str("dispatcher_tokens = [\"0123456789abcdef-disp\"]\n").unwrap();
+        let flags = Overrides { dispatcher_token: Some("0123456789abcdef-denv".into()), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, Some(file)).unwrap().dispatcher_tokens, ["0123456789abcdef-disp", "0123456789abcdef-denv"]);
+        let e = ServerConfig::resolve(Overrides { dispatcher_token: Some("short".into()), ..Default::default() }, None).unwrap_err().to_string();
+        assert!(e.contains("CITYGRID_DISPATCHER_TOKEN") && e.contains("16"), "{e}");
         let flags = Overrides { admin_token: Some("short".into()), ..Default::default() };
         let e = ServerConfig::resolve(flags, None).unwrap_err().to_string();
         assert!(e.contains("CITYGRID_ADMIN_TOKEN") && e.contains("16"), "{e}");

@@ -463,6 +463,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         data: args.data,
         tile_cache_mb: args.tile_cache_mb,
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
+        dispatcher_token: std::env::var("CITYGRID_DISPATCHER_TOKEN").ok(),
         base_path: args.base_path,
         metrics: args.metrics,
         log_format: args.log_format.as_deref().and_then(|f| f.parse().ok()),
@@ -499,6 +500,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     if config.admin_tokens.is_empty() {
         info!("no admin token configured: writes (rules, layers) are refused; set CITYGRID_ADMIN_TOKEN to allow them");
     }
+    if config.dispatcher_tokens.is_empty() {
+        tracing::warn!("no dispatcher token configured: anyone who reaches this server may route cases (each is written to the audit log) and read the case log; set dispatcher_tokens or CITYGRID_DISPATCHER_TOKEN");
+    }
     let audit = citygrid::store::audit::AuditLog::open(&config.data)
         .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
     audit.start_retention(config.audit_retention_days);
@@ -506,6 +510,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
+        .with_dispatcher_tokens(config.dispatcher_tokens.clone())
         .with_audit(audit)
         .with_max_upload_mb(config.max_upload_mb)
         .with_cors(config.cors.clone())

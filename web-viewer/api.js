@@ -43,9 +43,30 @@ export const api = {
   component: (code) => call(at('v1/components/' + encodeURIComponent(code))),
   counts: (bbox) => call(at('v1/components/counts?' + q({ bbox: bbox.join(',') }))),
   caseTypes: () => call(at('v1/cases/types')),
-  route: (body) =>
-    call(at('v1/cases/route'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+  route: (body) => routeCase(body),
 };
+
+const TOKEN_KEY = 'citygrid.dispatcherToken';
+
+/**
+ * Routes a case. A server with dispatcher tokens configured answers 401 without one: the
+ * dispatcher is asked for the token once, and it is kept for this browser tab only.
+ */
+async function routeCase(body, retried = false) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  try {
+    return await call(at('v1/cases/route'), { method: 'POST', headers, body: JSON.stringify(body) });
+  } catch (e) {
+    if (retried || !(e instanceof ApiError) || (e.status !== 401 && e.status !== 403)) throw e;
+    sessionStorage.removeItem(TOKEN_KEY);
+    const given = window.prompt('派遣需要调度员令牌 Case routing needs a dispatcher token:');
+    if (!given) throw e;
+    sessionStorage.setItem(TOKEN_KEY, given.trim());
+    return routeCase(body, true);
+  }
+}
 
 /** What a search string is: a grid code (14 digits, or 6–15 for other levels) or a component code (16). */
 export function codeKind(text) {

@@ -1,10 +1,17 @@
-//! Bearer tokens for writes (`PUT /v1/rules`, layer uploads, rollbacks).
+//! Bearer tokens of the two roles.
 //!
-//! Tokens come from the config file (`admin_tokens = [...]`) and the `CITYGRID_ADMIN_TOKEN`
-//! environment variable. A write handler takes [`Admin`] as an extractor:
-//! no `Authorization: Bearer …` header → 401 `unauthorized` (with `WWW-Authenticate`);
-//! a token that is not configured → 403 `forbidden`; a server with no token configured at all
-//! → 403 `writes_disabled`. Reads stay open.
+//! - **admin** (data): writes — `PUT /v1/rules`, layer and package uploads, rollbacks — and the
+//!   stored version files. Tokens from `admin_tokens = [...]` and `CITYGRID_ADMIN_TOKEN`. A handler
+//!   takes [`Admin`]: no `Authorization: Bearer …` header → 401 `unauthorized` (with
+//!   `WWW-Authenticate`); a token that is not configured → 403 `forbidden`; a server with no
+//!   admin token configured at all → 403 `writes_disabled`.
+//! - **dispatcher**: case routing (`POST /v1/cases/route`, `…:batch`, which write the audit
+//!   log) and reading the case log (`GET /v1/cases/routes`). Tokens from `dispatcher_tokens` and
+//!   `CITYGRID_DISPATCHER_TOKEN`; an admin token is accepted too. A handler takes
+//!   [`Dispatcher`]: with no dispatcher token configured these stay open to anyone (the server
+//!   warns at start); once one is, 401 / 403 as for the admin.
+//!
+//! Everything else is a public read: lookups, tiles, OGC API, statistics.
 
 use std::sync::Arc;
 
@@ -17,19 +24,19 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::error::ApiError;
 
-/// The tokens that may write. Empty: writes are disabled.
+/// The tokens of one role. Empty: none configured.
 #[derive(Clone, Default)]
-pub struct AdminTokens(Arc<Vec<String>>);
+pub struct Tokens(Arc<Vec<String>>);
 
-impl std::fmt::Debug for AdminTokens {
+impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AdminTokens({} configured)", self.0.len())
+        write!(f, "Tokens({} configured)", self.0.len())
     }
 }
 
-impl AdminTokens {
-    pub fn new(tokens: Vec<String>) -> AdminTokens {
-        AdminTokens(Arc::new(tokens.into_iter().filter(|t| !t.is_empty()).collect()))
+impl Tokens {
+    pub fn new(tokens: Vec<String>) -> Tokens {
+        Tokens(Arc::new(tokens.into_iter().filter(|t| !t.is_empty()).collect()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -77,12 +84,7 @@ impl FromRequestParts<AppState> for Admin {
                 true,
             ));
         };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .unwrap_or("");
+        let token = bearer(value);
         if state.admin.is_empty() {
             return Err(Refused(
                 ApiError::new(
@@ -100,16 +102,50 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Proof that the request may route cases and read the case log: it carries a dispatcher or an
+/// admin token, or the server has no dispatcher token configured (routing open to anyone).
+pub struct Dispatcher;
+
+impl FromRequestParts<AppState> for Dispatcher {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Dispatcher, Refused> {
+        if state.dispatchers.is_empty() {
+            return Ok(Dispatcher);
+        }
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(Refused(
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "case routing and the case log need a dispatcher: send Authorization: Bearer <dispatcher token>",
+                ),
+                true,
+            ));
+        };
+        let token = bearer(value);
+        if token.is_empty() || !(state.dispatchers.accepts(token) || state.admin.accepts(token)) {
+            return Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not route cases"), false));
+        }
+        Ok(Dispatcher)
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header (`""` if it is not one).
+fn bearer(value: &HeaderValue) -> &str {
+    value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))).map(str::trim).unwrap_or("")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn only_configured_tokens_are_accepted() {
-        let t = AdminTokens::new(vec!["s3cret-token-one".into(), String::new(), "another-token".into()]);
+        let t = Tokens::new(vec!["s3cret-token-one".into(), String::new(), "another-token".into()]);
         assert!(t.accepts("s3cret-token-one") && t.accepts("another-token"));
         assert!(!t.accepts("") && !t.accepts("s3cret-token-onf") && !t.accepts("s3cret-token-one "));
-        assert!(!AdminTokens::new(vec![String::new()]).accepts(""), "an empty token never counts");
-        assert!(AdminTokens::default().is_empty());
+        assert!(!Tokens::new(vec![String::new()]).accepts(""), "an empty token never counts");
+        assert!(Tokens::default().is_empty());
     }
 }

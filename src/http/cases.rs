@@ -65,11 +65,14 @@ fn unreadable(e: StoreError) -> ApiError {
         ("unit" = Option<String>, Query, description = "only the decisions for this unit"),
         ("limit" = Option<usize>, Query, description = "at most this many records (1 to 10000, default 1000)"),
         ("after" = Option<String>, Query, description = "the `next` of the previous page")),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "{since, until, unit, after, next, total, total_at_least, truncated, routes}", body = Object),
         (status = 400, description = "invalid_parameter", body = super::error::ErrorBody),
+        (status = 401, description = "unauthorized: dispatcher tokens are configured and no Authorization: Bearer header was sent", body = super::error::ErrorBody),
+        (status = 403, description = "forbidden: neither a dispatcher nor an admin token", body = super::error::ErrorBody),
         (status = 500, description = "audit_unreadable", body = super::error::ErrorBody),
         (status = 503, description = "audit_unavailable: no audit log (no data directory)", body = super::error::ErrorBody)))]
-pub async fn routes(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn routes(_dispatcher: super::auth::Dispatcher, State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let params = Params::parse(q.as_deref())?;
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
     let unit = params.get("unit").map(str::to_owned);

@@ -37,7 +37,9 @@ pub struct AppState {
     /// Encoded, compressed tiles (keys carry the layer versions).
     pub tiles: tiles::TileCache,
     /// Who may write (rules, layers). None configured: writes are refused.
-    pub admin: auth::AdminTokens,
+    pub admin: auth::Tokens,
+    /// Who may route cases and read the case log (besides admins). None configured: anyone.
+    pub dispatchers: auth::Tokens,
     /// The audit log of routing decisions (`None`: not kept, e.g. a server without a data
     /// directory in tests).
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
@@ -68,7 +70,8 @@ impl AppState {
         AppState {
             world,
             tiles: tiles::TileCache::new(max_bytes),
-            admin: auth::AdminTokens::default(),
+            admin: auth::Tokens::default(),
+            dispatchers: auth::Tokens::default(),
             audit: None,
             datasets: None,
             fonts_dir: None,
@@ -133,7 +136,14 @@ impl AppState {
 
     /// The same state, accepting these bearer tokens for writes.
     pub fn with_admin_tokens(mut self, tokens: Vec<String>) -> AppState {
-        self.admin = auth::AdminTokens::new(tokens);
+        self.admin = auth::Tokens::new(tokens);
+        self
+    }
+
+    /// The same state, asking for one of these bearer tokens (or an admin's) to route cases and
+    /// read the case log. Empty: both stay open to anyone.
+    pub fn with_dispatcher_tokens(mut self, tokens: Vec<String>) -> AppState {
+        self.dispatchers = auth::Tokens::new(tokens);
         self
     }
 }

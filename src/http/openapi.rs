@@ -85,7 +85,11 @@ impl utoipa::Modify for BearerScheme {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
-            .description(Some("an admin token: admin_tokens in the config file, or CITYGRID_ADMIN_TOKEN"))
+            .description(Some(
+                "an admin token (admin_tokens in the config file, or CITYGRID_ADMIN_TOKEN); on the case-routing and case-log \
+                 operations, where it is optional, a dispatcher token (dispatcher_tokens, CITYGRID_DISPATCHER_TOKEN) or an \
+                 admin token, needed once dispatcher tokens are configured",
+            ))
             .build();
         openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
@@ -182,7 +186,7 @@ pub fn render(doc: &Value) -> String {
             method.to_uppercase(),
             anchor(method, path),
             esc(path),
-            if op.get("security").is_some() { " <span class=\"lock\">admin token</span>" } else { "" },
+            lock(op),
             esc(op["summary"].as_str().unwrap_or("")),
         );
     }
@@ -199,6 +203,18 @@ pub fn render(doc: &Value) -> String {
     out
 }
 
+/// The role an operation needs, as a label (`""`: a public read). An optional bearer (`{}` or
+/// `bearer`) is the dispatcher's: open until dispatcher tokens are configured.
+fn lock(op: &Value) -> &'static str {
+    match op.get("security").and_then(Value::as_array) {
+        None => "",
+        Some(alternatives) if alternatives.iter().any(|a| a.as_object().is_some_and(|o| o.is_empty())) => {
+            " <span class=\"lock\">dispatcher token (if configured)</span>"
+        }
+        Some(_) => " <span class=\"lock\">admin token</span>",
+    }
+}
+
 fn operation(out: &mut String, doc: &Value, path: &str, method: &str, op: &Value) {
     let _ = writeln!(
         out,
@@ -211,8 +227,9 @@ fn operation(out: &mut String, doc: &Value, path: &str, method: &str, op: &Value
     if let Some(d) = op["description"].as_str().filter(|d| Some(*d) != op["summary"].as_str()) {
         let _ = writeln!(out, "<p class=\"d\">{}</p>", esc(d));
     }
-    if op.get("security").is_some() {
-        out.push_str("<p><span class=\"lock\">admin token</span> <code>Authorization: Bearer &lt;token&gt;</code></p>\n");
+    let role = lock(op);
+    if !role.is_empty() {
+        let _ = writeln!(out, "<p>{role} <code>Authorization: Bearer &lt;token&gt;</code></p>");
     }
     let params: Vec<&Value> = op["parameters"].as_array().into_iter().flatten().map(|p| resolve(doc, p)).collect();
     if !params.is_empty() {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::body::{Chunks, parse_json};
+use super::auth::Dispatcher;
 use super::error::{ApiError, ErrorBody};
 use crate::routing::RouteAnswer;
 use super::lookup::json;
@@ -222,14 +223,18 @@ pub struct CaseRequest {
 #[utoipa::path(post, path = "/v1/cases/route", tag = "routing",
     summary = "route one case: the responsible unit, the dispatcher, the rule and the deadline",
     request_body = CaseRequest,
+    security((), ("bearer" = [])),
     responses((status = 200, description = "the routing decision (also appended to the audit log)", body = RouteAnswer),
         (status = 400, description = "invalid_json, missing_parameter, invalid_parameter, unknown_case_type, unknown_crs", body = ErrorBody),
+        (status = 401, description = "unauthorized: dispatcher tokens are configured and no Authorization: Bearer header was sent", body = ErrorBody),
+        (status = 403, description = "forbidden: neither a dispatcher nor an admin token", body = ErrorBody),
         (status = 404, description = "component_not_found", body = ErrorBody),
         (status = 413, description = "payload_too_large: one case is at most 2 MiB", body = ErrorBody),
         (status = 422, description = "outside_coverage: farther than max_outside_m from every grid", body = ErrorBody),
         (status = 500, description = "audit_failed: the decision could not be logged, so it is not given", body = ErrorBody),
         (status = 503, description = "rules_unavailable or no_grids", body = ErrorBody)))]
 pub async fn route(
+    _dispatcher: Dispatcher,
     State(state): State<AppState>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -325,13 +330,16 @@ pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<Fixed
     summary = "route many cases; the answers stream as newline-delimited JSON",
     request_body(description = "a JSON array of cases (each may carry an id), one case per line, or a CSV with a header of the case fields",
         content((Vec<CaseRequest> = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
+    security((), ("bearer" = [])),
     responses((status = 200, description = "one line per case, in input order: {index, id, ok: true, answer} or {index, id, ok: false, status, error}",
             content_type = "application/x-ndjson", body = String),
         (status = 400, description = "invalid_json, invalid_csv or empty_batch", body = ErrorBody),
+        (status = 401, description = "unauthorized: dispatcher tokens are configured and no Authorization: Bearer header was sent", body = ErrorBody),
+        (status = 403, description = "forbidden: neither a dispatcher nor an admin token", body = ErrorBody),
         (status = 413, description = "batch_too_large: over 100,000 cases or 64 MiB, refused as soon as the body passes either", body = ErrorBody),
         (status = 429, description = "rate_limited: too many batches from this client (Retry-After)", body = ErrorBody),
         (status = 415, description = "unsupported_media_type", body = ErrorBody)))]
-pub async fn route_batch(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let format = BatchFormat::from_media_type(&essence).ok_or_else(|| {
