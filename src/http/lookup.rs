@@ -131,7 +131,8 @@ pub async fn nearest(
         ("limit" = Option<usize>, Query, description = "page size (default 1000, at most 10000)"),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "a page of components", body = ComponentPage),
-        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody)))]
+        (status = 400, description = "a parameter is missing or unusable", body = ErrorBody),
+        (status = 429, description = "rate_limited: too many pages of over 1,000 components from this client (Retry-After)", body = ErrorBody))]
 pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let bbox = bbox(&p)?;

@@ -124,8 +124,11 @@ impl Class {
         }
         let page = path.ends_with("/v1/components") || (path.contains("/ogc/collections/") && path.ends_with("/items"));
         if method == "GET" && page {
-            let limit = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("limit="));
-            if limit.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > 1000) {
+            let query = req.uri().query().unwrap_or("");
+            let limit = query.split('&').find_map(|kv| kv.strip_prefix("limit="));
+            // A whole collection (`limit=all`, or FlatGeobuf, which has no pages) counts as big.
+            let whole = limit == Some("all") || query.split('&').any(|kv| kv == "f=fgb" || kv == "f=flatgeobuf");
+            if whole || limit.and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > 1000) {
                 return Some(Class::Bbox);
             }
         }

@@ -57,6 +57,7 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
         items["get"]["parameters"][0] = json!({"$ref": "#/components/parameters/f-items"});
         items["get"]["responses"]["200"]["content"]["application/flatgeobuf"] = json!({"schema": {"type": "string", "format": "binary"}});
         items["get"]["responses"]["200"]["headers"] = json!({"Content-Crs": {"$ref": "#/components/headers/Content-Crs"}});
+        items["get"]["responses"]["429"] = json!({"$ref": "#/components/responses/TooManyRequests"});
         paths.insert(format!("/collections/{}/items", c.id()), items);
         let id = match c {
             Collection::Grids => "the grid code (any level)",
@@ -134,7 +135,8 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
             },
             "responses": {
                 "BadRequest": {"description": "a parameter is unknown or has an unusable value", "content": error.clone()},
-                "NotFound": {"description": "no such collection or feature", "content": error},
+                "NotFound": {"description": "no such collection or feature", "content": error.clone()},
+                "TooManyRequests": {"description": "rate_limited: too many whole-collection downloads or pages of over 1,000 features from this client (Retry-After)", "content": error},
             },
         },
     })
