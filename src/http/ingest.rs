@@ -169,7 +169,7 @@ fn import_options(layer: LayerKind, params: &Params) -> Result<ImportOptions, Ap
         (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 422, description = "package_rejected: details.report says why; nothing changed", body = ErrorBody),
         (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody))]
+        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody)))]
 pub async fn import_package(
     _admin: Admin,
     State(state): State<AppState>,
@@ -221,7 +221,7 @@ fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
         (status = 404, description = "unknown_layer", body = ErrorBody),
         (status = 422, description = "layer_rejected (details.report) or dataset_rejected: nothing changed", body = ErrorBody),
         (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody))]
+        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody)))]
 pub async fn import(
     _admin: Admin,
     State(state): State<AppState>,

@@ -132,7 +132,7 @@ pub async fn nearest(
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "a page of components", body = ComponentPage),
         (status = 400, description = "a parameter is missing or unusable", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many pages of over 1,000 components from this client (Retry-After)", body = ErrorBody))]
+        (status = 429, description = "rate_limited: too many pages of over 1,000 components from this client (Retry-After)", body = ErrorBody)))]
 pub async fn in_bbox(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let bbox = bbox(&p)?;

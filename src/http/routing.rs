@@ -124,7 +124,7 @@ pub async fn rules(State(state): State<AppState>) -> Response {
         (status = 415, description = "unsupported_media_type: send text/csv", body = ErrorBody),
         (status = 422, description = "rules_invalid, rules_unreadable or rules_shrink: details say why; the current list stays", body = ErrorBody),
         (status = 503, description = "no_data_directory", body = ErrorBody),
-        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody))]
+        (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody)))]
 pub async fn put_rules(
     _admin: super::auth::Admin,
     State(state): State<AppState>,
