@@ -89,6 +89,50 @@ enum Command {
     /// Validate a layer file against the city without storing anything; prints the report
     /// (readable text, or JSON with --json). Exit status 0 if it would be imported, else 2.
     Validate(ValidateArgs),
+    /// Move a city between a data directory and a PostgreSQL store, every version kept.
+    ///
+    /// Examples: citygrid store copy --from /srv/citygrid --to postgres://citygrid@db/citygrid
+    ///           citygrid store copy --from postgres://citygrid@db/citygrid --to /srv/citygrid-copy
+    #[command(verbatim_doc_comment, subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every version of every dataset, the manifest and the city settings from a data
+    /// directory into an empty PostgreSQL store, or from a store into an empty data directory.
+    /// (Not copied: the audit log, local class files.)
+    Copy {
+        /// A data directory, or postgres://…
+        #[arg(long)]
+        from: String,
+        /// A data directory, or postgres://…
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn is_postgres(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+fn store_command(command: StoreCommand) -> Result<()> {
+    use citygrid::store::pg::{PgStore, copy_dir_to_store, copy_store_to_dir};
+    let StoreCommand::Copy { from, to } = command;
+    match (is_postgres(&from), is_postgres(&to)) {
+        (false, true) => {
+            let store = PgStore::connect(&to)?;
+            let generation = copy_dir_to_store(Path::new(&from), &store)?;
+            println!("copied {from} into {} (generation {generation})", store.shown());
+        }
+        (true, false) => {
+            let store = PgStore::connect(&from)?;
+            let generation = copy_store_to_dir(&store, Path::new(&to))?;
+            println!("copied {} (generation {generation}) into {to}", store.shown());
+        }
+        _ => bail!("copy from a data directory to postgres://…, or from postgres://… to a data directory"),
+    }
+    Ok(())
 }
 
 /// How to read a layer file.
@@ -377,6 +421,7 @@ fn main() -> Result<()> {
         Command::Import(args) => import(args),
         Command::Init(args) => init(args),
         Command::Validate(args) => validate(args),
+        Command::Store(command) => store_command(command),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             match &args.package {
@@ -542,7 +587,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::warn!("no dispatcher token configured: anyone who reaches this server may route cases (each is written to the audit log) and read the case log; set dispatcher_tokens or CITYGRID_DISPATCHER_TOKEN");
     }
     let audit = match &shared {
-        Some(pg) => citygrid::store::audit::AuditLog::shared(citygrid::store::pg_audit::PgAudit::open(pg.clone(), &holder)?),
+        Some(pg) => {
+            // Which replica decided: host and process.
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+            let replica = format!("{host} pid {}", std::process::id());
+            citygrid::store::audit::AuditLog::shared(citygrid::store::pg_audit::PgAudit::open(pg.clone(), &replica)?)
+        }
         None => citygrid::store::audit::AuditLog::open(&data_dir).with_context(|| format!("opening the audit log in {}", data_dir.display()))?,
     };
     audit.start_retention(config.audit_retention_days);

@@ -537,6 +537,38 @@ fn multipolygon_ewkt(mp: &geo_types::MultiPolygon<f64>) -> String {
     s
 }
 
+/// Copies the data directory `dir` (every kept version of every dataset, the manifest, the
+/// city settings) into `store`, which must be empty, in one transaction; the current layers
+/// become its PostGIS tables. Returns the store's generation (1).
+pub fn copy_dir_to_store(dir: &Path, store: &PgStore) -> Result<i64, StoreError> {
+    let local = super::Store::open(dir)?;
+    if local.is_empty() {
+        return Err(StoreError::Empty(dir.to_owned()));
+    }
+    let loaded = local.load_city(&|_, _| {})?;
+    let write = store.begin_write()?;
+    if !write.is_empty() {
+        return Err(StoreError::Postgres { store: store.shown.clone(), message: format!("holds a city already (generation {}): copy into an empty database", write.generation()) });
+    }
+    write.commit(dir, local.manifest(), &loaded.city)
+}
+
+/// Copies `store` (every kept version, the manifest, the city settings) into the data
+/// directory `dir`, which must hold no city yet (it is created if missing). Returns the
+/// generation copied.
+pub fn copy_store_to_dir(store: &PgStore, dir: &Path) -> Result<i64, StoreError> {
+    let mut local = super::Store::open_writer(dir, "citygrid store copy")?;
+    if !local.is_empty() {
+        return Err(StoreError::Invalid(format!("{} holds a city already: copy into an empty data directory", dir.display())));
+    }
+    let generation = store.pull(dir)?;
+    local.resync()?;
+    if local.is_empty() {
+        return Err(StoreError::Postgres { store: store.shown.clone(), message: "holds no city yet: nothing to copy".into() });
+    }
+    Ok(generation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
