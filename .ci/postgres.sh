@@ -74,6 +74,9 @@ case "${1:-test}" in
     trap stop EXIT
     start
     echo "== the PostgreSQL store with real replicas (cargo test --test store_pg), skipping is a failure"
+    # The reconnect test also restarts the database server in the middle.
+    export CITYGRID_TEST_PG_RESTART="$(printf 'runuser -u postgres -- %q -D %q -m fast -w restart >/dev/null' "$BIN/pg_ctl" "$DATA")"
+    [ "$(id -u)" = 0 ] || CITYGRID_TEST_PG_RESTART="$BIN/pg_ctl -D $DATA -m fast -w restart >/dev/null"
     CITYGRID_REQUIRE_PG=1 cargo test --locked --test store_pg -- --test-threads=1
     ;;
   *)

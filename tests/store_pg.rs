@@ -369,3 +369,42 @@ fn a_replica_cut_off_from_the_database_catches_up_when_it_reconnects() {
     assert_eq!(history["versions"].as_array().unwrap().len(), 2, "{history}");
     let _ = WRITER_LOCK;
 }
+
+#[test]
+fn store_copy_moves_every_version_from_a_data_directory_to_postgres_and_back() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "copy");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let citygrid = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let data_s = data.to_str().unwrap();
+    // Two versions of every dataset of the demo city.
+    citygrid(&["demo", "--preset", "tiny", "--out", data_s]);
+    citygrid(&["demo", "--preset", "tiny", "--out", data_s]);
+    citygrid(&["store", "copy", "--from", data_s, "--to", &db.url]);
+    // Into an empty store only.
+    let again = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["store", "copy", "--from", data_s, "--to", &db.url]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("holds a city already"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    let back = dir.path().join("back");
+    citygrid(&["store", "copy", "--from", &db.url, "--to", back.to_str().unwrap()]);
+    let manifest = |d: &std::path::Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap() };
+    let (original, copied) = (manifest(&data), manifest(&back));
+    assert_eq!(original, copied, "the same manifest: every version of every dataset, the current ones");
+    let grids = original["datasets"]["grids"]["versions"].as_array().unwrap();
+    assert_eq!(grids.len(), 2);
+    for dataset in original["datasets"].as_object().unwrap().values() {
+        for v in dataset["versions"].as_array().unwrap() {
+            let file = v["file"].as_str().unwrap();
+            assert_eq!(std::fs::read(data.join(file)).unwrap(), std::fs::read(back.join(file)).unwrap(), "{file}");
+        }
+    }
+    // A replica serves the copied store's current versions.
+    let replica = Replica::start(&db);
+    assert_eq!(replica.health()["layers"][0]["version"], 2);
+}
