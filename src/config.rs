@@ -23,6 +23,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// ```toml
 /// bind = "0.0.0.0:8080"
 /// data = "/var/lib/citygrid"
+/// store = "postgres://citygrid@db/citygrid"  # a PostgreSQL/PostGIS store shared by replicas (CITYGRID_STORE)
 /// admin_tokens = ["a-long-random-string"]   # bearer tokens for writes (and CITYGRID_ADMIN_TOKEN)
 /// dispatcher_tokens = ["another-long-one"]  # if set: case routing and the case log need one (or an admin token)
 /// max_upload_mb = 512                  # largest layer upload (PUT /v1/layers/{name}); larger: 413
@@ -67,6 +68,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 pub struct FileConfig {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
+    pub store: Option<String>,
     pub admin_tokens: Option<Vec<String>>,
     pub dispatcher_tokens: Option<Vec<String>>,
     pub max_upload_mb: Option<usize>,
@@ -238,6 +240,9 @@ impl FileConfig {
 pub struct ServerConfig {
     pub bind: SocketAddr,
     pub data: PathBuf,
+    /// A PostgreSQL store (`postgres://…`) shared by several replicas, instead of the data
+    /// directory (`None`, the default). With one, `data` is not used.
+    pub store: Option<String>,
     /// Zoom rules of the tiles.
     pub tiles: TileConfig,
     /// Bound of the in-memory tile cache, bytes of compressed tiles.
@@ -305,6 +310,8 @@ impl Default for CorsPolicy {
 pub struct Overrides {
     pub bind: Option<String>,
     pub data: Option<PathBuf>,
+    /// `--store` / `CITYGRID_STORE`.
+    pub store: Option<String>,
     pub tile_cache_mb: Option<u64>,
     /// `CITYGRID_ADMIN_TOKEN` (environment only: a flag would show in `ps`).
     pub admin_token: Option<String>,
@@ -327,6 +334,7 @@ impl ServerConfig {
             .parse()
             .map_err(|e: std::net::AddrParseError| ConfigError::Bind { value: bind_text.clone(), message: e.to_string() })?;
         let data = flags.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = flags.store.or(file.store).filter(|s| !s.trim().is_empty());
         let t = file.tiles;
         let cache_mb = flags.tile_cache_mb.or(t.cache_mb).unwrap_or(DEFAULT_TILE_CACHE_MB);
         let mut tiles = TileConfig::default();
@@ -381,6 +389,7 @@ impl ServerConfig {
         Ok(ServerConfig {
             bind,
             data,
+            store,
             tiles,
             tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024),
             admin_tokens,

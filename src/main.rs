@@ -89,6 +89,50 @@ enum Command {
     /// Validate a layer file against the city without storing anything; prints the report
     /// (readable text, or JSON with --json). Exit status 0 if it would be imported, else 2.
     Validate(ValidateArgs),
+    /// Move a city between a data directory and a PostgreSQL store, every version kept.
+    ///
+    /// Examples: citygrid store copy --from /srv/citygrid --to postgres://citygrid@db/citygrid
+    ///           citygrid store copy --from postgres://citygrid@db/citygrid --to /srv/citygrid-copy
+    #[command(verbatim_doc_comment, subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every version of every dataset, the manifest and the city settings from a data
+    /// directory into an empty PostgreSQL store, or from a store into an empty data directory.
+    /// (Not copied: the audit log, local class files.)
+    Copy {
+        /// A data directory, or postgres://…
+        #[arg(long)]
+        from: String,
+        /// A data directory, or postgres://…
+        #[arg(long)]
+        to: String,
+    },
+}
+
+fn is_postgres(s: &str) -> bool {
+    s.starts_with("postgres://") || s.starts_with("postgresql://")
+}
+
+fn store_command(command: StoreCommand) -> Result<()> {
+    use citygrid::store::pg::{PgStore, copy_dir_to_store, copy_store_to_dir};
+    let StoreCommand::Copy { from, to } = command;
+    match (is_postgres(&from), is_postgres(&to)) {
+        (false, true) => {
+            let store = PgStore::connect(&to)?;
+            let generation = copy_dir_to_store(Path::new(&from), &store)?;
+            println!("copied {from} into {} (generation {generation})", store.shown());
+        }
+        (true, false) => {
+            let store = PgStore::connect(&from)?;
+            let generation = copy_store_to_dir(&store, Path::new(&to))?;
+            println!("copied {} (generation {generation}) into {to}", store.shown());
+        }
+        _ => bail!("copy from a data directory to postgres://…, or from postgres://… to a data directory"),
+    }
+    Ok(())
 }
 
 /// How to read a layer file.
@@ -286,6 +330,10 @@ struct ServeArgs {
     /// Data directory (layers, manifest). [env: CITYGRID_DATA] [default: ./citygrid-data]
     #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
     data: Option<PathBuf>,
+    /// A PostgreSQL/PostGIS store shared by several replicas instead of the data directory:
+    /// postgres://user@host:port/database (docs/deployment.md). [env: CITYGRID_STORE]
+    #[arg(long, env = "CITYGRID_STORE", hide_env = true)]
+    store: Option<String>,
     /// Address to listen on; use 0.0.0.0:8080 to serve the LAN. Port 0 picks a free port.
     /// [env: CITYGRID_BIND] [default: 127.0.0.1:8080]
     #[arg(long, env = "CITYGRID_BIND", hide_env = true)]
@@ -373,6 +421,7 @@ fn main() -> Result<()> {
         Command::Import(args) => import(args),
         Command::Init(args) => init(args),
         Command::Validate(args) => validate(args),
+        Command::Store(command) => store_command(command),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             match &args.package {
@@ -461,6 +510,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let flags = Overrides {
         bind: args.bind,
         data: args.data,
+        store: args.store,
         tile_cache_mb: args.tile_cache_mb,
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
         dispatcher_token: std::env::var("CITYGRID_DISPATCHER_TOKEN").ok(),
@@ -470,23 +520,56 @@ fn serve(args: ServeArgs) -> Result<()> {
     };
     let config = ServerConfig::resolve(flags, file)?;
     let holder = format!("citygrid serve --bind {}", config.bind);
-    let store = Store::open_writer(&config.data, &holder).with_context(|| format!("opening data directory {}", config.data.display()))?.with_retention(config.retention);
+    // With a PostgreSQL store, this replica's own copy of it lives in a private directory.
+    let shared = match &config.store {
+        Some(url) => Some(std::sync::Arc::new(citygrid::store::pg::PgStore::connect(url).context("opening the PostgreSQL store")?)),
+        None => None,
+    };
+    let replica_dir = match &shared {
+        Some(_) => Some(tempfile::Builder::new().prefix("citygrid-replica-").tempdir().context("creating the replica's local copy")?),
+        None => None,
+    };
+    let data_dir = replica_dir.as_ref().map_or_else(|| config.data.clone(), |d| d.path().to_owned());
+    let started = Instant::now();
+    let mut generation = match &shared {
+        Some(pg) => pg.pull(&data_dir).context("reading the PostgreSQL store")?,
+        None => 0,
+    };
+    let store = Store::open_writer(&data_dir, &holder).with_context(|| format!("opening data directory {}", data_dir.display()))?.with_retention(config.retention);
     let store = if store.is_empty() && args.demo {
-        info!(dir = %config.data.display(), preset = ?args.demo_preset, "empty data directory: generating the demo city");
         drop(store);
-        generate_demo(&config.data, &DemoSpec { preset: args.demo_preset, components: None, seed: 1 })?;
-        Store::open_writer(&config.data, &holder)?.with_retention(config.retention)
+        let demo = DemoSpec { preset: args.demo_preset, components: None, seed: 1 };
+        match &shared {
+            None => {
+                info!(dir = %config.data.display(), preset = ?args.demo_preset, "empty data directory: generating the demo city");
+                generate_demo(&data_dir, &demo)?;
+            }
+            Some(pg) => {
+                // The first replica to find the store empty fills it; the others wait for its lock.
+                let mut write = pg.begin_write()?;
+                write.pull(&data_dir)?;
+                if write.is_empty() {
+                    info!(store = %pg.shown(), preset = ?args.demo_preset, "empty PostgreSQL store: generating the demo city");
+                    generate_demo(&data_dir, &demo)?;
+                    let store = Store::open(&data_dir)?;
+                    let loaded = store.load_city(&|_, _| {})?;
+                    generation = write.commit(&data_dir, store.manifest(), &loaded.city)?;
+                } else {
+                    generation = write.generation();
+                }
+            }
+        }
+        Store::open_writer(&data_dir, &holder)?.with_retention(config.retention)
     } else {
         store
     };
 
-    let started = Instant::now();
     let bar = progress_bar("loading");
     let loaded = if store.is_empty() {
         info!(dir = %config.data.display(), "the data directory holds no city yet: serving an empty one; create it with `citygrid init` or import a city package (PUT /v1/layers/…)");
         citygrid::datasets::empty_city(None)
     } else {
-        store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", config.data.display()))?
+        store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data_dir.display()))?
     };
     bar.finish_and_clear();
     let world = World::with_tiles(loaded, config.tiles.clone());
@@ -503,11 +586,22 @@ fn serve(args: ServeArgs) -> Result<()> {
     if config.dispatcher_tokens.is_empty() {
         tracing::warn!("no dispatcher token configured: anyone who reaches this server may route cases (each is written to the audit log) and read the case log; set dispatcher_tokens or CITYGRID_DISPATCHER_TOKEN");
     }
-    let audit = citygrid::store::audit::AuditLog::open(&config.data)
-        .with_context(|| format!("opening the audit log in {}", config.data.display()))?;
+    let audit = match &shared {
+        Some(pg) => {
+            // Which replica decided: host and process.
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "localhost".into());
+            let replica = format!("{host} pid {}", std::process::id());
+            citygrid::store::audit::AuditLog::shared(citygrid::store::pg_audit::PgAudit::open(pg.clone(), &replica)?)
+        }
+        None => citygrid::store::audit::AuditLog::open(&data_dir).with_context(|| format!("opening the audit log in {}", data_dir.display()))?,
+    };
     audit.start_retention(config.audit_retention_days);
     let handle = WorldHandle::new(world);
-    let datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
+    let mut datasets = citygrid::datasets::Datasets::new(store, handle.clone(), config.tiles.clone());
+    if let Some(pg) = &shared {
+        info!(store = %pg.shown(), generation, "serving the PostgreSQL store's generation; following its switches");
+        datasets = datasets.with_shared(pg.clone(), generation);
+    }
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
         .with_dispatcher_tokens(config.dispatcher_tokens.clone())
@@ -521,6 +615,16 @@ fn serve(args: ServeArgs) -> Result<()> {
         state = state.with_viewer_dir(dir);
     }
     state = state.with_fonts_dir(args.fonts_dir.unwrap_or_else(|| config.data.join("fonts")));
+    if let (Some(pg), Some(datasets)) = (shared.clone(), state.datasets.clone()) {
+        // Other replicas' switches: LISTEN/NOTIFY, a poll, and a catch-up after a reconnect.
+        std::thread::Builder::new().name("store-follow".into()).spawn(move || {
+            pg.follow(&|| match datasets.follow() {
+                Ok(true) => info!(generation = datasets.served_generation(), "switched to another replica's commit"),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot follow the PostgreSQL store; retrying"),
+            })
+        })?;
+    }
 
     let mut limits = config.limits.clone();
     // Stay below the file limit: data files, logs and the listener need descriptors too.

@@ -83,11 +83,64 @@ pub struct Datasets {
     importing: Mutex<()>,
     world: WorldHandle,
     tiles: TileConfig,
+    /// The PostgreSQL store this directory is the local copy of (`None`: the directory is the
+    /// store itself).
+    shared: Option<std::sync::Arc<crate::store::pg::PgStore>>,
+    /// The store's generation the served snapshot was built from (0 without a shared store).
+    served: std::sync::atomic::AtomicI64,
 }
 
 impl Datasets {
     pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
-        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles }
+        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles, shared: None, served: 0.into() }
+    }
+
+    /// The same datasets, with `store` as the system of record and this directory its local
+    /// copy, which serves generation `generation` now: every change takes the store's writer
+    /// lock, brings the local copy up to date, and commits to the store in the same switch
+    /// ([`crate::store::pg`]); [`Datasets::follow`] takes in the other replicas' switches.
+    pub fn with_shared(mut self, store: std::sync::Arc<crate::store::pg::PgStore>, generation: i64) -> Datasets {
+        self.shared = Some(store);
+        self.served = generation.into();
+        self
+    }
+
+    /// The shared store's generation the served snapshot comes from (0: none).
+    pub fn served_generation(&self) -> i64 {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes in a switch another replica committed to the shared store: if the store's
+    /// generation is not the one served, copies it into the local directory, builds its
+    /// snapshot and serves it (one swap, never a mix). True if it switched. Without a shared
+    /// store, nothing to follow.
+    pub fn follow(&self) -> Result<bool, DatasetError> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        if shared.generation()? == self.served_generation() {
+            return Ok(false);
+        }
+        let mut store = self.store();
+        let generation = shared.pull(&self.dir)?;
+        if generation == self.served_generation() {
+            return Ok(false);
+        }
+        store.resync()?;
+        self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+        if store.is_empty() {
+            return Ok(false);
+        }
+        self.reload(&store, false, None).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("generation {generation} cannot be served here: {message}") }))?;
+        Ok(true)
+    }
+
+    /// With a shared store: takes its writer lock (waiting for another replica's write to end)
+    /// and brings the local directory to what it committed.
+    fn begin_shared(&self, store: &mut Store) -> Result<Option<crate::store::pg::PgWrite>, DatasetError> {
+        let Some(shared) = &self.shared else { return Ok(None) };
+        let mut write = shared.begin_write()?;
+        write.pull(&self.dir)?;
+        store.resync()?;
+        Ok(Some(write))
     }
 
     /// The data directory.
@@ -140,6 +193,7 @@ impl Datasets {
     pub fn rollback(&self, dataset: &str, version: u64) -> Result<Switched, DatasetError> {
         let name = Self::name(dataset)?;
         let mut store = self.store();
+        let shared = self.begin_shared(&mut store)?;
         let previous = store.versions().get(name).unwrap_or(0);
         if version == previous && version != 0 {
             // Already served: nothing to commit or rebuild (a rebuild takes seconds on a big city).
@@ -149,7 +203,7 @@ impl Datasets {
             StoreError::UnknownVersion { dataset, version, known } => DatasetError::UnknownVersion { dataset, version, kept: known },
             e => DatasetError::Store(e),
         })?;
-        if let Err(message) = self.reload(&store, name == "rules") {
+        if let Err(message) = self.reload(&store, name == "rules", shared) {
             // Put back what was current; the old snapshot was never replaced.
             store.set_current(name, previous)?;
             return Err(DatasetError::Unloadable { dataset: name.to_owned(), version, previous, message });
@@ -162,9 +216,10 @@ impl Datasets {
     /// refused (nothing changes) if it does not route there.
     pub fn save_rules(&self, csv: &str, rules: u64, source: &str) -> Result<Switched, DatasetError> {
         let mut store = self.store();
+        let shared = self.begin_shared(&mut store)?;
         let previous = store.versions().get("rules").unwrap_or(0);
         let version = store.save_rules(csv, rules, source)?;
-        if let Err(message) = self.reload(&store, true) {
+        if let Err(message) = self.reload(&store, true, shared) {
             store.set_current("rules", previous)?;
             return Err(DatasetError::Unloadable { dataset: "rules".into(), version, previous, message });
         }
@@ -199,6 +254,7 @@ impl Datasets {
         let report = prepared.report;
         let (Some(city), false) = (prepared.city, dry_run) else { return Ok(Imported { report, switched: None }) };
         let mut store = self.store();
+        let shared = self.begin_shared(&mut store)?;
         if store.versions() != checked_against {
             // A rollback or a new responsibility list meanwhile: the upload was checked
             // against layers no longer served.
@@ -211,7 +267,7 @@ impl Datasets {
         }
         let saved = save_upload(&mut store, &city, prepared.units_changed, options, origin)?;
         drop(city);
-        if let Err(message) = self.reload(&store, false) {
+        if let Err(message) = self.reload(&store, false, shared) {
             return Err(saved.restore(&mut store, message));
         }
         Ok(Imported { report, switched: Some(saved.switched(&store)) })
@@ -224,15 +280,21 @@ impl Datasets {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
         let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref(), allow_shrink).map_err(|message| DatasetError::Rejected { dataset, message })?;
+        let checked_against = world.versions.clone();
         drop(world);
         if dry_run {
             return Ok(TextImported { checked, switched: None });
         }
         let mut store = self.store();
+        let shared = self.begin_shared(&mut store)?;
+        if shared.is_some() && store.versions() != checked_against {
+            // Another replica switched meanwhile: checked against what it no longer serves.
+            return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
+        }
         let before = store.versions();
         let meta = checked.meta.clone().or_else(|| store.is_empty().then(|| self.world.load().meta.clone()));
         store.save_versions(vec![NewVersion::text(dataset, checked.rows, text)], meta.as_ref(), origin, None)?;
-        if let Err(message) = self.reload(&store, dataset == Dataset::Rules) {
+        if let Err(message) = self.reload(&store, dataset == Dataset::Rules, shared) {
             store.restore(&before)?;
             let version = store.dataset(dataset.name()).map_or(0, |d| d.latest());
             return Err(DatasetError::Unloadable { dataset: dataset.name().into(), version, previous: before.get(dataset.name()).unwrap_or(0), message });
@@ -255,6 +317,7 @@ impl Datasets {
             return Ok(PackageImported { report: checked.report, versions: None });
         }
         let mut store = self.store();
+        let shared = self.begin_shared(&mut store)?;
         if store.versions() != checked_against {
             return Err(DatasetError::ChangedMeanwhile { checked: checked_against, now: store.versions() });
         }
@@ -262,7 +325,7 @@ impl Datasets {
         store.save_versions_clearing(checked.plan(&|_, _| {}), &checked.clear, Some(&checked.meta), origin)?;
         let CheckedPackage { report, city, .. } = checked;
         drop(city);
-        if let Err(message) = self.reload(&store, false) {
+        if let Err(message) = self.reload(&store, false, shared) {
             store.restore(&before)?;
             return Err(DatasetError::Unloadable { dataset: "package".into(), version: 0, previous: 0, message });
         }
@@ -270,14 +333,20 @@ impl Datasets {
     }
 
     /// Builds the snapshot of the store's current versions and swaps it in; with
-    /// `need_rules`, only if its responsibility list is usable.
-    fn reload(&self, store: &Store, need_rules: bool) -> Result<(), String> {
+    /// `need_rules`, only if its responsibility list is usable. With `shared`, the write is
+    /// committed to the shared store before the swap (its commit failing, nothing is served
+    /// and the error is returned).
+    fn reload(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>) -> Result<(), String> {
         let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
         let world = World::with_tiles(loaded, self.tiles.clone());
         if need_rules
             && let Err(problem) = &world.routing.rules {
                 return Err(format!("its responsibility list does not route: {problem}"));
             }
+        if let Some(write) = shared {
+            let generation = write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?;
+            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+        }
         tracing::info!(versions = ?world.versions, "switching to a new snapshot");
         self.world.replace(world);
         Ok(())

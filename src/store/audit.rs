@@ -64,7 +64,10 @@ const CST_MS: i64 = 8 * 3_600_000;
 
 /// The audit log of a data directory.
 pub struct AuditLog {
-    inner: Arc<Inner>,
+    /// The SQLite log (`None`: the log is `shared`).
+    inner: Option<Arc<Inner>>,
+    /// The log shared by the replicas of a PostgreSQL store (`serve --store`).
+    shared: Option<Arc<super::pg_audit::PgAudit>>,
 }
 
 struct Inner {
@@ -227,19 +230,34 @@ impl AuditLog {
         let mut writer = Writer { conn, places: HashMap::new(), types: HashMap::new() };
         import_legacy(&dir, &path, &mut writer)?;
         Ok(AuditLog {
-            inner: Arc::new(Inner {
+            shared: None,
+            inner: Some(Arc::new(Inner {
                 path,
                 state: Mutex::new(State { queue: Vec::new(), queued: 0, done: 0, busy: false, failed: None, conn: Some(writer) }),
                 done_cv: Condvar::new(),
                 readers: Mutex::new(Vec::new()),
                 months: Mutex::new(MonthCache::default()),
-            }),
+            })),
         })
+    }
+
+    /// The log shared by every replica of a PostgreSQL store: one table, the same records,
+    /// pages and statistics over all of them ([`super::pg_audit`]).
+    pub fn shared(log: super::pg_audit::PgAudit) -> AuditLog {
+        AuditLog { inner: None, shared: Some(Arc::new(log)) }
+    }
+
+    /// The SQLite log; only called where `shared` was handled before.
+    fn sqlite(&self) -> &Arc<Inner> {
+        self.inner.as_ref().expect("an SQLite audit log")
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        if self.shared.is_some() {
+            return Path::new("");
+        }
+        &self.sqlite().path
     }
 
     /// Appends records (their `id` is ignored and assigned) and returns once they are
@@ -248,7 +266,10 @@ impl AuditLog {
         if records.is_empty() {
             return Ok(());
         }
-        let inner = &self.inner;
+        if let Some(shared) = &self.shared {
+            return shared.append(records);
+        }
+        let inner = self.sqlite();
         let mut st = inner.state.lock().expect("audit lock");
         st.queue.extend_from_slice(records);
         st.queued += 1;
@@ -292,7 +313,7 @@ impl AuditLog {
 
     /// Runs `f` with the write connection, between group commits.
     fn with_writer<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> T {
-        let inner = &self.inner;
+        let inner = self.sqlite();
         let mut st = inner.state.lock().expect("audit lock");
         while st.busy {
             st = inner.done_cv.wait(st).expect("audit lock");
@@ -309,8 +330,8 @@ impl AuditLog {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error>) -> Result<T, StoreError> {
-        let path = &self.inner.path;
-        let conn = self.inner.readers.lock().expect("audit readers").pop();
+        let path = &self.sqlite().path;
+        let conn = self.sqlite().readers.lock().expect("audit readers").pop();
         let conn = match conn {
             Some(c) => c,
             None => {
@@ -321,7 +342,7 @@ impl AuditLog {
             }
         };
         let out = f(&conn).map_err(sql_error(path));
-        let mut idle = self.inner.readers.lock().expect("audit readers");
+        let mut idle = self.sqlite().readers.lock().expect("audit readers");
         if idle.len() < 8 {
             idle.push(conn);
         }
@@ -331,6 +352,9 @@ impl AuditLog {
     /// One page of decisions, read through the indexes: its cost grows with the page, not
     /// with the log (plus at most [`COUNT_CAP`] index entries for `total`).
     pub fn page(&self, q: &PageQuery) -> Result<Page, PageError> {
+        if let Some(shared) = &self.shared {
+            return shared.page(q);
+        }
         let since = q.since.map_or(i64::MIN, |t| t.timestamp_millis());
         let until = q.until.map_or(i64::MAX, |t| t.timestamp_millis());
         let limit = q.limit.max(1);
@@ -377,6 +401,9 @@ impl AuditLog {
     /// Decisions per place and case type with `since ≤ at < until` (either open): whole
     /// months and whole days (CST) from the counts, partial days at the edges from the rows.
     pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared.case_counts(since, until);
+        }
         self.with_reader(|c| {
             // Two queries: SQLite answers a lone min() or max() from the index's end.
             let first: Option<i64> = c.query_row("SELECT min(day) FROM counts_day", [], |r| r.get(0))?;
@@ -430,7 +457,7 @@ impl AuditLog {
     /// Adds the counts of month `m` to `out`, from the cache or the table.
     fn month_counts(&self, c: &Connection, m: i64, out: &mut HashMap<(i64, i64), u64>) -> rusqlite::Result<()> {
         let (generation, cached) = {
-            let cache = self.inner.months.lock().expect("audit month cache");
+            let cache = self.sqlite().months.lock().expect("audit month cache");
             (cache.generation, cache.rows.get(&m).cloned())
         };
         let rows = match cached {
@@ -441,7 +468,7 @@ impl AuditLog {
                     .query_map([m], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
                     .collect::<Result<_, _>>()?;
                 let rows = Arc::new(rows);
-                let mut cache = self.inner.months.lock().expect("audit month cache");
+                let mut cache = self.sqlite().months.lock().expect("audit month cache");
                 if cache.generation == generation {
                     cache.rows.insert(m, rows.clone());
                 }
@@ -457,8 +484,11 @@ impl AuditLog {
     /// Deletes decisions with `at < cutoff`, [`RETENTION_BATCH`] rows per write, and gives how
     /// many. The counts are kept.
     pub fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared.delete_before(cutoff);
+        }
         let cutoff = cutoff.timestamp_millis();
-        let path = self.inner.path.clone();
+        let path = self.sqlite().path.clone();
         let mut deleted = 0u64;
         loop {
             let n = self.with_writer(|w| {
@@ -483,11 +513,14 @@ impl AuditLog {
         if days == 0 {
             return;
         }
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        if let Some(shared) = &self.shared {
+            return super::pg_audit::PgAudit::start_retention(shared, days);
+        }
+        let weak: Weak<Inner> = Arc::downgrade(self.sqlite());
         let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
             loop {
                 let Some(inner) = weak.upgrade() else { return };
-                let log = AuditLog { inner };
+                let log = AuditLog { inner: Some(inner), shared: None };
                 let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
                 match log.delete_before(cutoff) {
                     Ok(0) => {}

@@ -32,6 +32,8 @@ pub(crate) mod fgb;
 mod layers;
 mod lock;
 mod manifest;
+pub mod pg;
+pub mod pg_audit;
 mod retention;
 mod versions;
 
@@ -87,6 +89,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("{dataset} has no version {version} (kept: {})", known.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
     UnknownVersion { dataset: String, version: u64, known: Vec<u64> },
+    /// The PostgreSQL store (`serve --store postgres://…`) failed or refused.
+    #[error("PostgreSQL store {store}: {message}")]
+    Postgres { store: String, message: String },
     /// Only from [`Store::save_city_with_crash`].
     #[doc(hidden)]
     #[error("simulated crash at {0:?}")]
@@ -418,6 +423,14 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Re-reads the manifest and brings the directory back to it (see [`Store::open`]): after
+    /// another process replaced `manifest.json` (a replica's local copy pulled from the
+    /// PostgreSQL store, [`pg::PgStore::pull`]).
+    pub fn resync(&mut self) -> Result<(), StoreError> {
+        self.manifest = Store::read(&self.dir)?.manifest;
+        self.recover()
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The PostgreSQL store against the data directory, with the release binary:
+#  1. storing a city of N components (default 1,000,000): `citygrid import PACKAGE --data DIR`
+#     vs `citygrid store copy --from DIR --to postgres://…` (version bytes + PostGIS tables);
+#  2. start-up of a replica: `serve --data DIR` vs `serve --store postgres://…` (the `loaded`
+#     log line's seconds: for the store, copying the versions from the database included);
+#  3. from an import's answer on one replica to the other replica serving it (rules switch: the
+#     other replica rebuilds its whole snapshot).
+# Needs CITYGRID_TEST_PG (bash .ci/postgres.sh start); creates and drops database citygrid_bench.
+#
+#   benches/store_pg.sh [COMPONENTS]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+N=${1:-1000000}
+: "${CITYGRID_TEST_PG:?run: eval \"\$(bash .ci/postgres.sh start | tail -1)\"}"
+BIN=${CITYGRID_BIN:-${CARGO_TARGET_DIR:-target}/release/citygrid}
+[ -x "$BIN" ] || cargo build --release --locked
+base=${CITYGRID_TEST_PG%/*}
+DB=$base/citygrid_bench
+psql "$CITYGRID_TEST_PG" -qtA -c "DROP DATABASE IF EXISTS citygrid_bench WITH (FORCE)" -c "CREATE DATABASE citygrid_bench"
+psql "$DB" -qtA -c "CREATE EXTENSION postgis"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; psql "$CITYGRID_TEST_PG" -qtA -c "DROP DATABASE IF EXISTS citygrid_bench WITH (FORCE)" || true; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+
+"$BIN" demo --components "$N" --package "$tmp/package" >/dev/null 2>&1
+t0=$(now); "$BIN" import "$tmp/package" --data "$tmp/data" >/dev/null 2>&1; t1=$(now)
+echo "import of $N components into a data directory: $(echo "$t1 - $t0" | bc) s"
+t0=$(now); "$BIN" store copy --from "$tmp/data" --to "$DB" >/dev/null 2>&1; t1=$(now)
+echo "store copy of it into PostgreSQL (bytes + PostGIS tables): $(echo "$t1 - $t0" | bc) s"
+psql "$DB" -qtA -c "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
+
+start() { # name, args…; prints the address, leaves the log in $tmp/$name.log
+  local name=$1; shift
+  CITYGRID_ADMIN_TOKEN=0123456789abcdef-bench "$BIN" serve --bind 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.log" &
+  pids+=($!)
+  for _ in $(seq 1 600); do grep -q 'listening on' "$tmp/$name.out" && break; sleep 0.2; done
+  sed -n 's#.*listening on http://##p' "$tmp/$name.out"
+}
+loaded() { sed -n 's/.*loaded.*seconds="\?\([0-9.]*\).*/\1/p' "$tmp/$1.log" | head -1; }
+dir_addr=$(start dir --data "$tmp/data"); echo "start-up from the data directory: $(loaded dir) s"
+a=$(start a --store "$DB"); echo "start-up from PostgreSQL (replica a): $(loaded a) s"
+b=$(start b --store "$DB"); echo "start-up from PostgreSQL (replica b): $(loaded b) s"
+: "$dir_addr"
+
+rules_version() { curl -fsS "http://$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rules_version"])'; }
+cp "$tmp/package/rules.csv" "$tmp/rules.csv"
+for i in 1 2 3; do
+  before=$(rules_version "$b")
+  curl -fsS -X PUT -H "Authorization: Bearer 0123456789abcdef-bench" -H 'Content-Type: text/csv' --data-binary @"$tmp/rules.csv" "http://$a/v1/rules" >/dev/null
+  t0=$(now)
+  while [ "$(rules_version "$b")" = "$before" ]; do sleep 0.01; done
+  t1=$(now)
+  echo "run $i: from a's answer to b serving the new rules version: $(echo "$t1 - $t0" | bc) s"
+done

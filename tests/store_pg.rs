@@ -1,0 +1,411 @@
+//! Several real `citygrid serve --store postgres://…` replica processes on one real
+//! PostgreSQL/PostGIS database: a switch through one is served by all within a second, imports
+//! through two replicas are serialized, a replica killed in the middle of its commit leaves no
+//! partial version, a lost connection (or a database restart) is caught up, routing decisions
+//! of every replica land in one audit log, and the current layers are PostGIS tables.
+//!
+//! Needs `CITYGRID_TEST_PG=postgres://…` naming a database whose user may create databases
+//! (each test makes its own, with PostGIS). Without it every test here is skipped with a
+//! message, unless `CITYGRID_REQUIRE_PG=1` (CI: `.ci/postgres.sh`), which makes a skip a failure.
+//! `CITYGRID_TEST_PG_RESTART`, if set, is a shell command that restarts the database server.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+
+const ADMIN: &str = "0123456789abcdef-store-pg-admin";
+const WRITER_LOCK: i64 = 0x0063_6974_7967_7269;
+
+/// The test database's URL, or `None` (skipped, said on stderr) without one.
+fn database() -> Option<String> {
+    match std::env::var("CITYGRID_TEST_PG") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            if std::env::var("CITYGRID_REQUIRE_PG").is_ok_and(|v| v == "1") {
+                panic!("CITYGRID_REQUIRE_PG=1 but CITYGRID_TEST_PG is not set: the PostgreSQL store tests cannot be skipped here (run .ci/postgres.sh)");
+            }
+            // Straight to stderr: the test harness captures eprintln! of a passing test.
+            let _ = writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL store tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)");
+            None
+        }
+    }
+}
+
+/// A fresh database with PostGIS for one test, dropped at the end.
+struct TestDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    fn new(admin_url: &str, test: &str) -> TestDb {
+        let name = format!("citygrid_t_{test}_{}", std::process::id());
+        let mut admin = Client::connect(admin_url, NoTls).unwrap();
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        let mut config: postgres::Config = admin_url.parse().unwrap();
+        config.dbname(&name);
+        let mut c = config.connect(NoTls).unwrap();
+        c.batch_execute("CREATE EXTENSION IF NOT EXISTS postgis").unwrap();
+        // The same URL with the test's database in place of the last path segment.
+        let base = admin_url.split('?').next().unwrap();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        TestDb { admin_url: admin_url.to_owned(), name, url }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.url, NoTls).unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = Client::connect(&self.admin_url, NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
+
+/// A replica process, killed when dropped.
+struct Replica {
+    child: Child,
+    addr: String,
+}
+
+impl Replica {
+    fn start(db: &TestDb) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+            .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--store", &db.url])
+            .env("CITYGRID_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("the replica did not start: {line:?}")).to_owned();
+        Replica { child, addr }
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let (status, body) = request(&self.addr, "GET", "/health", None);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    fn rules_version(&self) -> u64 {
+        self.health()["rules_version"].as_u64().unwrap()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn request(addr: &str, method: &str, path: &str, body: Option<(&str, &str)>) -> (u16, serde_json::Value) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let (content_type, body) = body.unwrap_or(("application/json", ""));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let text = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text)))
+}
+
+/// The current responsibility list as the store holds it.
+fn current_rules(db: &TestDb) -> String {
+    let mut c = db.client();
+    let manifest: String = c.query_one("SELECT manifest::text FROM citygrid_manifest", &[]).unwrap().get(0);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let rules = &manifest["datasets"]["rules"];
+    let current = rules["current"].as_u64().unwrap();
+    let file = rules["versions"].as_array().unwrap().iter().find(|v| v["version"] == current).unwrap()["file"].as_str().unwrap().to_owned();
+    let rows = c.query("SELECT data FROM citygrid_files WHERE file = $1 ORDER BY chunk", &[&file]).unwrap();
+    String::from_utf8(rows.iter().flat_map(|r| r.get::<_, &[u8]>(0).to_vec()).collect()).unwrap()
+}
+
+fn put_rules(replica: &Replica, csv: &str) -> (u16, serde_json::Value) {
+    request(&replica.addr, "PUT", "/v1/rules", Some(("text/csv", csv)))
+}
+
+/// Polls every replica until each serves rules version `version`; the time the last took.
+fn all_serve(replicas: &[&Replica], version: u64, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if replicas.iter().all(|r| r.rules_version() == version) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not every replica serves rules version {version} after {within:?}: {:?}", replicas.iter().map(|r| r.rules_version()).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn generation(db: &TestDb) -> i64 {
+    db.client().query_one("SELECT generation FROM citygrid_manifest", &[]).unwrap().get(0)
+}
+
+#[test]
+fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_postgis_tables() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "switch");
+    let a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let c = Replica::start(&db);
+    // The first replica filled the empty store with the demo city; the others loaded it.
+    assert_eq!(generation(&db), 1);
+    for r in [&a, &b, &c] {
+        assert_eq!(r.rules_version(), 1);
+        assert_eq!(r.health()["layers"][0]["version"], 1);
+    }
+
+    let (status, body) = put_rules(&b, &current_rules(&db));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2);
+    let took = all_serve(&[&a, &b, &c], 2, Duration::from_secs(1));
+    eprintln!("every replica served the new version {took:?} after the answer");
+    assert_eq!(generation(&db), 2);
+
+    // A rollback through another replica switches them all back.
+    let (status, body) = request(&c.addr, "POST", "/v1/rules/rollback", Some(("application/json", r#"{"version":1}"#)));
+    assert_eq!(status, 200, "{body}");
+    all_serve(&[&a, &b, &c], 1, Duration::from_secs(1));
+    // Every replica lists the same history.
+    for r in [&a, &b, &c] {
+        let (_, versions) = request(&r.addr, "GET", "/v1/rules/versions", None);
+        assert_eq!(versions["current"], 1, "{versions}");
+        assert_eq!(versions["versions"].as_array().unwrap().len(), 2, "{versions}");
+    }
+
+    // The current layers, as PostGIS tables with their SRID and spatial indexes.
+    let mut client = db.client();
+    let health = a.health();
+    for (i, table) in ["grids", "components", "zones"].iter().enumerate() {
+        let n: i64 = client.query_one(&format!("SELECT count(*) FROM {table}"), &[]).unwrap().get(0);
+        assert_eq!(n as u64, health["layers"][i]["features"].as_u64().unwrap(), "{table}");
+        let srid: i32 = client.query_one("SELECT Find_SRID('public', $1, 'geom')", &[table]).unwrap().get(0);
+        assert_eq!(srid, 4326, "{table}");
+        let gist: i64 = client
+            .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef ILIKE '%USING gist (geom)%'", &[table])
+            .unwrap()
+            .get(0);
+        assert_eq!(gist, 1, "{table} has a spatial index");
+    }
+    // A spatial query finds the unit grid a replica locates.
+    let [lon, lat] = [health["center"][0].as_f64().unwrap(), health["center"][1].as_f64().unwrap()];
+    let (status, located) = request(&a.addr, "GET", &format!("/v1/locate?lon={lon}&lat={lat}"), None);
+    assert_eq!(status, 200, "{located}");
+    let code: String = client
+        .query_one(
+            "SELECT code FROM grids WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326)) ORDER BY level DESC LIMIT 1",
+            &[&lon, &lat],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(located["grid"]["code"], code.as_str());
+
+    // Routing decisions of every replica go to one log; any replica's statistics count them all.
+    let case = serde_json::json!({"lon": lon, "lat": lat, "event_type": "0101", "reported_at": "2026-12-08T10:00:00+08:00"}).to_string();
+    for r in [&a, &b, &c, &c] {
+        let (status, answer) = request(&r.addr, "POST", "/v1/cases/route", Some(("application/json", &case)));
+        assert_eq!(status, 200, "{answer}");
+    }
+    let decided: Vec<String> = client.query("SELECT DISTINCT replica FROM citygrid_audit", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(decided.len(), 3, "{decided:?}");
+    for r in [&a, &b] {
+        let (status, stats) = request(&r.addr, "GET", "/v1/stats/cases?since=2026-12-01&until=2026-12-31", None);
+        assert_eq!(status, 200, "{stats}");
+        assert_eq!(stats["total"], 4, "{stats}");
+        let (_, page) = request(&r.addr, "GET", "/v1/cases/routes?limit=10", None);
+        assert_eq!(page["routes"].as_array().unwrap().len(), 4, "{page}");
+    }
+}
+
+#[test]
+fn concurrent_imports_through_two_replicas_are_serialized() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "concurrent");
+    let a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let csv = current_rules(&db);
+    const EACH: usize = 4;
+    let answers: Vec<(u16, serde_json::Value)> = std::thread::scope(|s| {
+        let threads: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|r| {
+                let csv = &csv;
+                s.spawn(move || (0..EACH).map(|_| put_rules(r, csv)).collect::<Vec<_>>())
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    let mut versions: Vec<u64> = Vec::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "every import is taken, one after the other: {body}");
+        versions.push(body["version"].as_u64().unwrap());
+    }
+    versions.sort();
+    // Each import got its own version number, none lost, none twice.
+    assert_eq!(versions, (2..2 + 2 * EACH as u64).collect::<Vec<_>>());
+    assert_eq!(generation(&db), 1 + 2 * EACH as i64);
+    let last = 1 + 2 * EACH as u64;
+    all_serve(&[&a, &b], last, Duration::from_secs(1));
+    let (_, history) = request(&a.addr, "GET", "/v1/rules/versions", None);
+    assert_eq!(history["versions"].as_array().unwrap().len(), 1 + 2 * EACH, "{history}");
+}
+
+#[test]
+fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "kill");
+    let mut a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let csv = current_rules(&db);
+    let files_before: i64 = db.client().query_one("SELECT count(*) FROM citygrid_files", &[]).unwrap().get(0);
+
+    // Hold the manifest row: A's commit writes its version's bytes, then waits on the row.
+    let mut blocker = db.client();
+    blocker.batch_execute("BEGIN; SELECT * FROM citygrid_manifest FOR UPDATE").unwrap();
+    let addr = a.addr.clone();
+    let csv2 = csv.clone();
+    let pending = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(&addr).unwrap();
+        let _ = write!(
+            stream,
+            "PUT /v1/rules HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: text/csv\r\nContent-Length: {}\r\n\r\n{csv2}",
+            csv2.len()
+        );
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    });
+    // Wait until A's transaction has written the new version's bytes and waits on the lock.
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = db
+            .client()
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'", &[])
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "replica A never reached its commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    a.kill();
+    let answer = pending.join().unwrap();
+    assert!(!answer.contains("\"version\":2"), "a killed replica did not answer a commit: {answer}");
+    blocker.batch_execute("ROLLBACK").unwrap();
+
+    // Nothing of the unfinished version reached the store: same generation, same files.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(generation(&db), 1);
+    let files_after: i64 = db.client().query_one("SELECT count(*) FROM citygrid_files", &[]).unwrap().get(0);
+    assert_eq!(files_after, files_before);
+    assert_eq!(b.rules_version(), 1);
+    // The writer lock died with A: B takes the next import, under the number A never committed.
+    let (status, body) = put_rules(&b, &csv);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["version"], 2);
+    // A restarted replica loads the current version.
+    let a2 = Replica::start(&db);
+    assert_eq!(a2.rules_version(), 2);
+}
+
+#[test]
+fn a_replica_cut_off_from_the_database_catches_up_when_it_reconnects() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "reconnect");
+    let a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let csv = current_rules(&db);
+    let restart = std::env::var("CITYGRID_TEST_PG_RESTART").ok().filter(|c| !c.trim().is_empty());
+    match &restart {
+        // A database restart: every connection of every replica is cut.
+        Some(command) => {
+            let status = Command::new("sh").arg("-c").arg(command).status().unwrap();
+            assert!(status.success(), "{command}");
+        }
+        // Otherwise: cut B's connections (its listener's among them).
+        None => {
+            db.client()
+                .batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'citygrid'")
+                .unwrap();
+        }
+    }
+    // The first write after the break may meet a connection that died with it: retried.
+    let start = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = put_rules(&a, &csv);
+        if status == 200 || start.elapsed() > Duration::from_secs(10) {
+            break (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, 200, "{body}");
+    // B learns of it through its reconnected listener or its poll.
+    all_serve(&[&a, &b], 2, Duration::from_secs(5));
+    // Nothing was lost: both versions kept.
+    let (_, history) = request(&b.addr, "GET", "/v1/rules/versions", None);
+    assert_eq!(history["versions"].as_array().unwrap().len(), 2, "{history}");
+    let _ = WRITER_LOCK;
+}
+
+#[test]
+fn store_copy_moves_every_version_from_a_data_directory_to_postgres_and_back() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "copy");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let citygrid = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let data_s = data.to_str().unwrap();
+    // Two versions of every dataset of the demo city.
+    citygrid(&["demo", "--preset", "tiny", "--out", data_s]);
+    citygrid(&["demo", "--preset", "tiny", "--out", data_s]);
+    citygrid(&["store", "copy", "--from", data_s, "--to", &db.url]);
+    // Into an empty store only.
+    let again = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["store", "copy", "--from", data_s, "--to", &db.url]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("holds a city already"), "{}", String::from_utf8_lossy(&again.stderr));
+
+    let back = dir.path().join("back");
+    citygrid(&["store", "copy", "--from", &db.url, "--to", back.to_str().unwrap()]);
+    let manifest = |d: &std::path::Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(d.join("manifest.json")).unwrap()).unwrap() };
+    let (original, copied) = (manifest(&data), manifest(&back));
+    assert_eq!(original, copied, "the same manifest: every version of every dataset, the current ones");
+    let grids = original["datasets"]["grids"]["versions"].as_array().unwrap();
+    assert_eq!(grids.len(), 2);
+    for dataset in original["datasets"].as_object().unwrap().values() {
+        for v in dataset["versions"].as_array().unwrap() {
+            let file = v["file"].as_str().unwrap();
+            assert_eq!(std::fs::read(data.join(file)).unwrap(), std::fs::read(back.join(file)).unwrap(), "{file}");
+        }
+    }
+    // A replica serves the copied store's current versions.
+    let replica = Replica::start(&db);
+    assert_eq!(replica.health()["layers"][0]["version"], 2);
+}
