@@ -1,11 +1,10 @@
 // citygrid dispatch-centre viewer: the server's own style and tiles in MapLibre GL JS, the
 // lookup API on click and search, and case routing. Plain ES modules, no build step; MapLibre
-// comes from the server (web-viewer/node_modules, `npm ci --prefix web-viewer`), never a CDN.
+// comes from the server (web-viewer/vendor/maplibre-gl, compiled into the binary), never a CDN.
 
 import { ROOT, api, codeKind, esc, who } from './api.js';
 
 const MAPLIBRE = './vendor/maplibre-gl/maplibre-gl.mjs';
-const INSTALL_COMMAND = 'npm ci --prefix web-viewer';
 /** Major component classes (data/component_classes.csv); colours come from the style. */
 const MAJORS = [
   ['01', '公用设施', 'public utilities'],
@@ -22,7 +21,7 @@ const ZONE_LAYERS = {
   rivers: ['河道', 'rivers'],
   plazas: ['广场', 'plazas'],
 };
-/** Local fonts for Chinese labels: the map draws every glyph itself, nothing is downloaded. */
+/** Local fonts for Chinese labels (MapLibre draws CJK glyphs from these; the rest from the server's glyphs). */
 const CJK_FONTS = '"Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", sans-serif';
 const NONE = '\u0000'; // a code no grid has: highlight filters start empty
 
@@ -35,25 +34,16 @@ function fatal(html) {
   box.hidden = false;
 }
 
-/** MapLibre from this server, or a visible message naming the install command. */
+/** MapLibre from this server (compiled into it), or a visible message if it cannot load. */
 async function loadMapLibre() {
   try {
     return await import(MAPLIBRE);
   } catch (e) {
-    let reason = e.message;
-    try {
-      const answer = await (await fetch(MAPLIBRE)).json();
-      reason = answer.error?.message ?? reason;
-    } catch {
-      // Not a JSON error: keep the import's own message.
-    }
     $('route-status').textContent = '';
-    fatal(`<h2>地图组件未安装 ${en('The map library is not installed')}</h2>
-      <p>本服务器没有 MapLibre GL JS。请在服务器上的 citygrid 源码目录运行：<br>
-      ${en('This server has no MapLibre GL JS. On the server, in the citygrid source tree, run:')}</p>
-      <pre>${esc(INSTALL_COMMAND)}</pre>
-      <p>然后刷新本页。${en('Then reload this page.')}</p>
-      <p class="hint">${esc(reason)}</p>`);
+    fatal(`<h2>地图组件加载失败 ${en('The map library did not load')}</h2>
+      <p>${en('MapLibre GL JS is served by this server at')} <code>${esc(MAPLIBRE.slice(2))}</code>.
+      请刷新本页；如仍失败，请检查代理是否转发该路径。${en('Reload the page; if it fails again, check that a proxy forwards that path.')}</p>
+      <p class="hint">${esc(e.message)}</p>`);
     return null;
   }
 }
@@ -74,13 +64,12 @@ const state = {
 };
 
 /**
- * The served style names an internet glyph server; the dispatch centre's LAN has none. Without
- * a `glyphs` URL MapLibre 6 draws every label glyph locally from system fonts (CJK through
- * `localIdeographFontFamily`), so drop it. Also notes the grid, point and cluster layers and
- * their own filters and properties, which the toggles extend.
+ * The served style's glyphs come from this server too (`/fonts/…`: Latin and digits from its
+ * built-in font, other scripts from its font directory); CJK ideographs are drawn from the
+ * browser's fonts (`localIdeographFontFamily`), so they are never downloaded. Notes the grid,
+ * point and cluster layers and their own filters and properties, which the toggles extend.
  */
 function offlineStyle(style) {
-  delete style.glyphs;
   for (const layer of style.layers) {
     const copy = { id: layer.id, filter: layer.filter, layout: layer.layout, paint: layer.paint };
     if (layer['source-layer'] === 'grids') state.gridLayers.push(copy);
