@@ -31,6 +31,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// base_path = "/citygrid"              # answer under this path prefix (a proxy forwarding it unchanged)
 /// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
 /// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
+/// fonts = "/usr/share/fonts/opentype/noto"  # fonts of the label glyphs (serve --fonts); default <data>/fonts
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -75,6 +76,7 @@ pub struct FileConfig {
     pub base_path: Option<String>,
     pub metrics: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub fonts: Option<PathBuf>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -263,6 +265,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Days the audit log keeps decisions (0 = forever).
     pub audit_retention_days: u32,
+    /// The file's `fonts`: the font directory of the label glyphs (the flag `--fonts` wins;
+    /// neither: `<data>/fonts`).
+    pub fonts: Option<PathBuf>,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -393,6 +398,7 @@ impl ServerConfig {
             metrics,
             log_format,
             audit_retention_days,
+            fonts: file.fonts,
         })
     }
 }
