@@ -527,6 +527,95 @@ async function setupRouting(map, marks, popups) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Case hot spots: routed cases per unit grid (`/v1/stats/cases?level=grid`) for a period and a
+// case type, as a choropleth of the unit grids joined on their codes, with its own legend.
+
+const HOTSPOT_COLOURS = ['#fee391', '#fec44f', '#fe9929', '#d95f0e', '#993404'];
+const HOTSPOT_PERIODS = [
+  [7, '近 7 天', 'last 7 days'],
+  [30, '近 30 天', 'last 30 days'],
+  [90, '近 90 天', 'last 90 days'],
+  [365, '近一年', 'last year'],
+  [0, '全部', 'all time'],
+];
+
+/** Up to five classes of counts: [low, high] each, from the counts' quantiles. */
+function hotspotClasses(counts) {
+  const values = [...counts].sort((a, b) => a - b);
+  if (!values.length) return [];
+  const tops = [...new Set([0.2, 0.4, 0.6, 0.8, 1].map((q) => values[Math.min(values.length - 1, Math.ceil(q * values.length) - 1)]))];
+  return tops.map((high, i) => [i === 0 ? values[0] : tops[i - 1] + 1, high]);
+}
+
+function setupHotspots(map, beforeId) {
+  const on = $('hotspots-on');
+  const period = $('hotspots-period');
+  const type = $('hotspots-type');
+  const status = $('hotspots-status');
+  period.innerHTML = HOTSPOT_PERIODS.map(([days, zh, english]) => `<option value="${days}"${days === 30 ? ' selected' : ''}>${zh} ${english}</option>`).join('');
+  type.innerHTML = `<option value="">全部类型 All case types</option>` +
+    state.caseTypes.map((t) => `<option value="${esc(t.code)}">${esc(t.code)} ${esc(t.name)}</option>`).join('');
+  map.addLayer(
+    {
+      id: 'hotspots-fill',
+      type: 'fill',
+      source: 'citygrid',
+      'source-layer': 'grids',
+      filter: ['==', ['get', 'code'], NONE],
+      layout: { visibility: 'none' },
+      paint: { 'fill-color': '#fe9929', 'fill-opacity': 0.7, 'fill-outline-color': 'rgba(80, 40, 0, 0.5)' },
+    },
+    beforeId,
+  );
+  let asked = 0;
+  const refresh = async () => {
+    const visible = on.checked;
+    map.setLayoutProperty('hotspots-fill', 'visibility', visible ? 'visible' : 'none');
+    period.disabled = type.disabled = !visible;
+    if (!visible) {
+      $('hotspots-legend').innerHTML = '';
+      status.textContent = '';
+      return;
+    }
+    const params = { level: 'grid' };
+    const days = Number(period.value);
+    if (days) params.since = new Date(Date.now() - days * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    if (type.value) params.case_type = type.value;
+    const ticket = ++asked;
+    status.textContent = '正在统计… Counting…';
+    let stats;
+    try {
+      stats = await api.stats(params);
+    } catch (e) {
+      if (ticket === asked) status.innerHTML = `案件统计读取失败 ${en('Could not load the case statistics')}: ${esc(e.message)}`;
+      return;
+    }
+    if (ticket !== asked) return; // a newer choice is on its way
+    const entries = Object.entries(stats.by_grid ?? {}).filter(([, n]) => n > 0);
+    const classes = hotspotClasses(entries.map(([, n]) => n));
+    const colour = ['match', ['get', 'code']];
+    const legendRows = classes.map(([low, high], i) => {
+      const codes = entries.filter(([, n]) => n >= low && n <= high).map(([code]) => code);
+      colour.push(codes, HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]);
+      return `<li><span class="swatch zone" style="border-color:${HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]};background:${HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]}" aria-hidden="true"></span>
+        ${low === high ? low : `${low}–${high}`} 件 ${en(low === high && low === 1 ? 'case' : 'cases')} <span class="count">${codes.length} 个网格 ${en('grids')}</span></li>`;
+    });
+    colour.push('rgba(0, 0, 0, 0)');
+    const codes = entries.map(([code]) => code);
+    map.setFilter('hotspots-fill', ['all', ['==', ['geometry-type'], 'Polygon'], ['in', ['get', 'code'], ['literal', codes.length ? codes : [NONE]]]]);
+    map.setPaintProperty('hotspots-fill', 'fill-color', classes.length ? colour : '#fe9929');
+    $('hotspots-legend').innerHTML = legendRows.join('');
+    const unplaced = stats.unplaced ? `；${stats.unplaced} 件无网格 ${en(`${stats.unplaced} without a grid`)}` : '';
+    status.innerHTML = entries.length
+      ? `共 ${stats.total} 件，${entries.length} 个网格${unplaced}。放大至单元网格层级查看。${en(`${stats.total} cases in ${entries.length} grids; zoom in to the unit grids to see them.`)}`
+      : `此期间没有派遣案件。${en('No routed cases in this period.')}`;
+  };
+  for (const el of [on, period, type]) el.addEventListener('change', refresh);
+  period.disabled = type.disabled = true;
+  return refresh;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main() {
   const maplibregl = await loadMapLibre();
@@ -569,6 +658,8 @@ async function main() {
   const popups = makePopups(maplibregl, map);
   const show = popups.show;
   const routeAt = await setupRouting(map, marks, popups);
+  // Under the grid outlines, so the grids stay readable over the colours.
+  setupHotspots(map, state.gridLayers.find((l) => map.getLayer(l.id)?.type === 'line')?.id);
   if (sourceUrl) watchVersions(map, health, style, sourceUrl);
 
   const pointLayers = state.pointLayers.map((l) => l.id);

@@ -276,6 +276,29 @@ try {
     assert.ok(area, 'the answer names area.grid');
     assert.ok((await renderedCodes(page, 'route-area-line')).includes(area), `area ${area} is highlighted`);
     log(`ok: routed ${type.code} ${type.name} → ${expected.body.responsible_unit.name}, area ${area} highlighted`);
+
+    // 7b. Case hot spots: the grid of the cases just routed is coloured, with a legend; for
+    // their case type too; the toggle hides the layer.
+    const heat = async (query) => (await api(`/v1/stats/cases?level=grid${query}`)).body.by_grid ?? {};
+    const counted = await heat('&since=' + new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'));
+    assert.ok(counted[grid.code] >= 2, `the stats count the cases routed in ${grid.code}: ${JSON.stringify(counted)}`);
+    const legendShown = () => page.waitForFunction(() => document.querySelectorAll('#hotspots-legend li').length > 0, null, { timeout: TIMEOUT });
+    await page.check('#hotspots-on');
+    await legendShown();
+    await page.evaluate(({ lon, lat }) => window.citygridMap.jumpTo({ center: [lon, lat], zoom: 15 }), { lon, lat });
+    await waitIdle(page);
+    assert.ok((await renderedCodes(page, 'hotspots-fill')).includes(grid.code), `grid ${grid.code} is coloured`);
+    for (const code of await renderedCodes(page, 'hotspots-fill')) assert.ok(counted[code] > 0 || (await heat(''))[code] > 0, `${code} has cases`);
+    await page.selectOption('#hotspots-type', type.code);
+    await page.waitForFunction((code) => document.querySelector('#hotspots-status').textContent.includes('个网格'), type.code, { timeout: TIMEOUT });
+    await waitIdle(page);
+    assert.ok((await renderedCodes(page, 'hotspots-fill')).includes(grid.code), `grid ${grid.code} is coloured for type ${type.code}`);
+    const legendText = await page.textContent('#hotspots-legend');
+    assert.match(legendText, /件/, 'the legend names the classes of counts');
+    await page.uncheck('#hotspots-on');
+    await waitIdle(page);
+    assert.deepEqual(await renderedCodes(page, 'hotspots-fill'), [], 'the toggle hides the hot spots');
+    log(`ok: case hot spots colour grid ${grid.code} (all types and ${type.code}), legend "${legendText.replace(/\s+/g, ' ').trim()}", toggle hides them`);
   }
 
   // 8. A map kept open all day: a new zones version (here the current layer uploaded again) is
