@@ -58,7 +58,15 @@ const BUILTIN_TTF: &[u8] = include_bytes!("../vendor/fonts/OpenSans-Semibold-sub
 const BORDER: u32 = 3;
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let response = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    get_with(app, uri, &[]).await
+}
+
+async fn get_with(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut request = Request::builder().uri(uri);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     (status, headers, response.into_body().collect().await.unwrap().to_bytes().to_vec())
@@ -133,6 +141,20 @@ async fn latin_glyphs_come_from_the_built_in_font_with_its_metrics() {
     let centre = bitmap[(BORDER + i.height / 2) as usize * row + (BORDER + i.width / 2) as usize];
     assert!(centre > 192, "inside the stem: {centre}");
     assert!(bitmap[0] < 150 && bitmap[bitmap.len() - 1] < 150, "outside the ink: {} {}", bitmap[0], bitmap[bitmap.len() - 1]);
+    // Sent gzip-compressed to a client that accepts it (the same PBF), with an ETag: 304.
+    let uri = "/fonts/Open%20Sans%20Semibold/0-255.pbf";
+    let (_, plain_headers, plain) = get(&app, uri).await;
+    let (status, headers, gz) = get_with(&app, uri, &[("accept-encoding", "gzip, deflate, br")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_ENCODING], "gzip");
+    assert!(gz.len() * 2 < plain.len(), "{} of {}", gz.len(), plain.len());
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    assert_eq!(unzipped, plain);
+    let etag = plain_headers[header::ETAG].to_str().unwrap();
+    assert_eq!(headers[header::ETAG], etag);
+    let (status, _, body) = get_with(&app, uri, &[("if-none-match", etag)]).await;
+    assert_eq!((status, body.len()), (StatusCode::NOT_MODIFIED, 0));
     // A space has metrics and no ink.
     let space = glyph(&set, ' ');
     assert_eq!((space.width, space.height), (0, 0));

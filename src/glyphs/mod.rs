@@ -16,8 +16,8 @@
 //!   ready glyph PBFs (`<dir>/<font name>/0-255.pbf`, …) is a font of that name too.
 //! - **Each code point** of a range comes from the first font of the requested stack that has
 //!   it, then from the fallback fonts: the built-in one, then the directory's faces — simplified
-//!   Chinese ones first (names holding `SC`, `CN`, `GB`, `Hans` or `WenQuanYi`), regular weights
-//!   first, then by name. So a client asking for a font the server lacks still gets its labels
+//!   Chinese ones first (names holding `SC`, `CN`, `GB`, `Hans` or `WenQuanYi`), then
+//!   proportional before `Mono`, regular weights first, then by name. So a client asking for a font the server lacks still gets its labels
 //!   from the fonts it has, and a range no font covers is a valid, empty glyph set.
 //!
 //! Renderings follow FreeType's and martin's conventions (pbf_font_tools): the em is 24 px,
@@ -138,7 +138,40 @@ pub struct FontLibrary {
     warnings: Vec<String>,
     /// Parsed faces with the size of their file (the parsed font holds its bytes).
     fonts: moka::sync::Cache<usize, (FontArc, u32)>,
-    ranges: moka::sync::Cache<(String, u32), Bytes>,
+    ranges: moka::sync::Cache<(String, u32), Arc<GlyphRange>>,
+}
+
+/// One rendered range: the glyph PBF, and its gzip copy made on first use (glyph PBFs shrink to
+/// about a third: distance fields are smooth).
+#[derive(Debug)]
+pub struct GlyphRange {
+    /// The encoded [`Glyphs`] message.
+    pub pbf: Bytes,
+    /// CRC-32 of `pbf` (for an ETag).
+    pub crc32: u32,
+    gzip: OnceLock<Bytes>,
+}
+
+impl GlyphRange {
+    fn new(pbf: Bytes) -> GlyphRange {
+        GlyphRange { crc32: crc32fast::hash(&pbf), pbf, gzip: OnceLock::new() }
+    }
+
+    /// The PBF gzip-compressed (made once).
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write;
+                let mut w = flate2::write::GzEncoder::new(Vec::with_capacity(self.pbf.len() / 2), flate2::Compression::default());
+                w.write_all(&self.pbf).expect("writing to memory");
+                Bytes::from(w.finish().expect("writing to memory"))
+            })
+            .clone()
+    }
+
+    fn weight(&self) -> u32 {
+        u32::try_from(self.pbf.len() + self.pbf.len() / 2).unwrap_or(u32::MAX)
+    }
 }
 
 impl std::fmt::Debug for FontLibrary {
@@ -181,7 +214,7 @@ impl FontLibrary {
         let mut fallback: Vec<usize> = (1..faces.len()).filter(|&i| by_name.get(&faces[i].name.to_lowercase()) == Some(&i)).collect();
         fallback.sort_by_key(|&i| {
             let name = &faces[i].name;
-            (!is_simplified_chinese(name), !is_regular(name), name.clone())
+            (!is_simplified_chinese(name), name.contains(" Mono"), !is_regular(name), name.clone())
         });
         fallback.insert(0, 0);
         FontLibrary {
@@ -196,7 +229,7 @@ impl FontLibrary {
                 .build(),
             ranges: moka::sync::Cache::builder()
                 .max_capacity(RANGE_CACHE_BYTES)
-                .weigher(|_: &(String, u32), b: &Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                .weigher(|_: &(String, u32), r: &Arc<GlyphRange>| r.weight())
                 .build(),
         }
     }
@@ -221,13 +254,13 @@ impl FontLibrary {
     /// font of the stack, then of the fallback fonts, that has it; none may be found (an empty,
     /// valid glyph set). CPU-heavy on first use (up to ~100 ms for a range of CJK ideographs);
     /// then from memory.
-    pub fn range(&self, stack: &str, start: u32) -> Result<Bytes, GlyphError> {
+    pub fn range(&self, stack: &str, start: u32) -> Result<Arc<GlyphRange>, GlyphError> {
         let names = parse_stack(stack)?;
         if start % RANGE_LEN != 0 || start > 0x10FF00 {
             return Err(GlyphError::BadRange(format!("{start}-{}", start.saturating_add(RANGE_LEN - 1))));
         }
         let key = (names.join(","), start);
-        Ok(self.ranges.get_with(key, || self.render(&names, start)))
+        Ok(self.ranges.get_with(key, || Arc::new(GlyphRange::new(self.render(&names, start)))))
     }
 
     fn render(&self, names: &[&str], start: u32) -> Bytes {
@@ -491,11 +524,15 @@ mod tests {
     fn the_builtin_font_has_latin_but_no_ideographs() {
         let lib = FontLibrary::builtin();
         assert_eq!(lib.names(), [BUILTIN_FONT]);
-        let latin = Glyphs::decode(lib.range(BUILTIN_FONT, 0).unwrap()).unwrap();
+        let range = lib.range(BUILTIN_FONT, 0).unwrap();
+        let latin = Glyphs::decode(range.pbf.clone()).unwrap();
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&range.gzip()[..]), &mut unzipped).unwrap();
+        assert_eq!(unzipped, range.pbf);
         let ids: Vec<u32> = latin.stacks[0].glyphs.iter().map(|g| g.id).collect();
         assert!(ids.contains(&('A' as u32)) && ids.contains(&('9' as u32)) && ids.contains(&0x20), "{ids:?}");
         assert!(!ids.contains(&0x0A), "no control characters");
-        let cjk = Glyphs::decode(lib.range(BUILTIN_FONT, 0x4E00).unwrap()).unwrap();
+        let cjk = Glyphs::decode(lib.range(BUILTIN_FONT, 0x4E00).unwrap().pbf.clone()).unwrap();
         assert_eq!((cjk.stacks.len(), cjk.stacks[0].glyphs.len(), cjk.stacks[0].range.as_str()), (1, 0, "19968-20223"));
     }
 
