@@ -80,7 +80,7 @@ pub fn parse_range(text: &str) -> Result<u32, GlyphError> {
         return Err(bad());
     }
     let (start, end): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-    if start % RANGE_LEN != 0 || end != start + RANGE_LEN - 1 || end > 0x10FFFF {
+    if !start.is_multiple_of(RANGE_LEN) || end != start + RANGE_LEN - 1 || end > 0x10FFFF {
         return Err(bad());
     }
     Ok(start)
@@ -256,7 +256,7 @@ impl FontLibrary {
     /// then from memory.
     pub fn range(&self, stack: &str, start: u32) -> Result<Arc<GlyphRange>, GlyphError> {
         let names = parse_stack(stack)?;
-        if start % RANGE_LEN != 0 || start > 0x10FF00 {
+        if !start.is_multiple_of(RANGE_LEN) || start > 0x10FF00 {
             return Err(GlyphError::BadRange(format!("{start}-{}", start.saturating_add(RANGE_LEN - 1))));
         }
         let key = (names.join(","), start);
