@@ -54,12 +54,10 @@ fn serve_demo_generates_serves_health_and_shuts_down_on_sigterm() {
     assert_eq!(status, 200, "{body}");
     let tilejson: serde_json::Value = serde_json::from_str(body.trim()).unwrap();
     assert_eq!(tilejson["maxzoom"], 18, "max_zoom from the config file: {tilejson}");
-    // An empty viewer dir and fonts dir: the compiled-in MapLibre and built-in font answer.
+    // An empty viewer dir: the compiled-in MapLibre answers (glyphs: tests/viewer_binary.rs).
     let (status, body) = http_get(&addr, "/viewer/vendor/maplibre-gl/maplibre-gl.css");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(".maplibregl-map"), "{body}");
-    let (status, _) = http_get(&addr, "/fonts/Open%20Sans%20Semibold/0-255.pbf");
-    assert_eq!(status, 200);
     let (status, body) = http_get(&addr, "/tiles/components/19/0/0.mvt");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("tile_out_of_range"), "{body}");
