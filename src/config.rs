@@ -524,6 +524,13 @@ mod tests {
     }
 
     #[test]
+    fn the_font_directory_comes_from_the_file() {
+        assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().fonts, None);
+        let file: FileConfig = toml::from_str("fonts = \"/usr/share/fonts/opentype/noto\"\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().fonts, Some(PathBuf::from("/usr/share/fonts/opentype/noto")));
+    }
+
+    #[test]
     fn the_base_path_is_a_plain_prefix_and_the_flag_wins() {
         assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().base_path, "");
         let file: FileConfig = toml::from_str("base_path = \"/citygrid/\"\n").unwrap();
