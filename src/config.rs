@@ -32,6 +32,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// base_path = "/citygrid"              # answer under this path prefix (a proxy forwarding it unchanged)
 /// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
 /// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
+/// fonts = "/usr/share/fonts/opentype/noto"  # fonts of the label glyphs (serve --fonts); default <data>/fonts
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -77,6 +78,7 @@ pub struct FileConfig {
     pub base_path: Option<String>,
     pub metrics: Option<bool>,
     pub log_format: Option<LogFormat>,
+    pub fonts: Option<PathBuf>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -268,6 +270,9 @@ pub struct ServerConfig {
     pub log_format: LogFormat,
     /// Days the audit log keeps decisions (0 = forever).
     pub audit_retention_days: u32,
+    /// The file's `fonts`: the font directory of the label glyphs (the flag `--fonts` wins;
+    /// neither: `<data>/fonts`).
+    pub fonts: Option<PathBuf>,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -402,6 +407,7 @@ impl ServerConfig {
             metrics,
             log_format,
             audit_retention_days,
+            fonts: file.fonts,
         })
     }
 }
@@ -524,6 +530,13 @@ mod tests {
         let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 0\n").unwrap();
         let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
         assert!(e.contains("[retention]") && e.contains("keep_versions"), "{e}");
+    }
+
+    #[test]
+    fn the_font_directory_comes_from_the_file() {
+        assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().fonts, None);
+        let file: FileConfig = toml::from_str("fonts = \"/usr/share/fonts/opentype/noto\"\n").unwrap();
+        assert_eq!(ServerConfig::resolve(Overrides::default(), Some(file)).unwrap().fonts, Some(PathBuf::from("/usr/share/fonts/opentype/noto")));
     }
 
     #[test]

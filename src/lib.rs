@@ -10,6 +10,7 @@ pub mod config;
 pub mod crs;
 pub mod datasets;
 pub mod demo;
+pub mod glyphs;
 pub mod http;
 pub mod index;
 pub mod ingest;

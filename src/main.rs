@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use tracing::info;
+use tracing::{info, warn};
 
 use citygrid::config::{DEFAULT_DATA_DIR, FileConfig, LogFormat, Overrides, ServerConfig};
 use citygrid::demo::{DemoSpec, Preset};
@@ -352,14 +352,15 @@ struct ServeArgs {
     /// Which demo city `--demo` generates.
     #[arg(long, value_enum, default_value = "wuzhong", requires = "demo")]
     demo_preset: Preset,
-    /// The web viewer's directory, whose node_modules/ (`npm ci --prefix web-viewer`) holds
-    /// MapLibre GL JS for /viewer/. [env: CITYGRID_VIEWER_DIR] [default: web-viewer/ of the
-    /// source tree this binary was built from]
+    /// For developing the viewer: serve the files of /viewer/ found in this directory (e.g.
+    /// web-viewer/) instead of the copies compiled into the binary. [env: CITYGRID_VIEWER_DIR]
     #[arg(long, env = "CITYGRID_VIEWER_DIR", hide_env = true)]
     viewer_dir: Option<PathBuf>,
-    /// Glyph PBFs for the style's labels: DIR/<font>/<range>.pbf. [env: CITYGRID_FONTS_DIR]
-    /// [default: <data>/fonts]
-    #[arg(long, env = "CITYGRID_FONTS_DIR", hide_env = true)]
+    /// TrueType/OpenType fonts (.ttf .otf .ttc .otc, searched recursively) the style's label
+    /// glyphs are rendered from, besides the built-in Latin font; e.g.
+    /// /usr/share/fonts/opentype/noto for Noto Sans CJK SC. [env: CITYGRID_FONTS_DIR]
+    /// [default: the config file's `fonts`, else <data>/fonts]
+    #[arg(long = "fonts", visible_alias = "fonts-dir", value_name = "DIR", env = "CITYGRID_FONTS_DIR", hide_env = true)]
     fonts_dir: Option<PathBuf>,
     /// Answer under this path prefix, e.g. /citygrid behind a reverse proxy that forwards it
     /// unchanged: /citygrid/health, /citygrid/viewer/, and every URL the server writes carries
@@ -614,7 +615,19 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = args.viewer_dir {
         state = state.with_viewer_dir(dir);
     }
-    state = state.with_fonts_dir(args.fonts_dir.unwrap_or_else(|| config.data.join("fonts")));
+    let configured = args.fonts_dir.or_else(|| config.fonts.clone());
+    let fonts_dir = configured.clone().unwrap_or_else(|| config.data.join("fonts"));
+    // The default directory may well not exist: then only the built-in font, quietly.
+    let glyphs = if configured.is_none() && !fonts_dir.exists() {
+        citygrid::glyphs::FontLibrary::builtin()
+    } else {
+        std::sync::Arc::new(citygrid::glyphs::FontLibrary::open(&fonts_dir))
+    };
+    for warning in glyphs.warnings() {
+        warn!("fonts: {warning}");
+    }
+    info!(dir = %fonts_dir.display(), fonts = ?glyphs.names(), "label fonts");
+    state = state.with_glyphs(glyphs);
     if let (Some(pg), Some(datasets)) = (shared.clone(), state.datasets.clone()) {
         // Other replicas' switches: LISTEN/NOTIFY, a poll, and a catch-up after a reconnect.
         std::thread::Builder::new().name("store-follow".into()).spawn(move || {

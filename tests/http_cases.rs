@@ -135,8 +135,20 @@ async fn stats_count_a_month_by_street_and_community_with_a_grid_heat() {
     assert_eq!(body["total"], 3, "{body}");
     assert_eq!(body["by_grid"]["s1c1g1"], 2);
     assert_eq!(body["by_grid"]["s2c1g1"], 1);
-    let (_, body) = get(app, "/v1/stats/cases?since=2026-12-02").await;
+    let (_, body) = get(app.clone(), "/v1/stats/cases?since=2026-12-02").await;
     assert_eq!((body["total"].as_u64(), body["areas"].as_array().map(Vec::len)), (Some(0), Some(0)));
+    // One case type (the viewer's hot-spot layer): only its cases, per grid.
+    let (_, all) = get(app.clone(), "/v1/stats/cases?level=grid").await;
+    let (status, body) = get(app.clone(), "/v1/stats/cases?level=grid&case_type=0102").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let of_type = all["by_type"].as_array().unwrap().iter().find(|t| t["case_type"] == "0102").unwrap()["count"].as_u64().unwrap();
+    assert!(of_type < all["total"].as_u64().unwrap(), "the fixture has other types too");
+    assert_eq!(body["total"].as_u64(), Some(of_type), "{body}");
+    assert_eq!(body["by_grid"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(), of_type);
+    assert!(body["by_type"].as_array().unwrap().iter().all(|t| t["case_type"] == "0102"), "{body}");
+    assert_eq!(body["case_type"], serde_json::json!(["0102"]));
+    let (_, none) = get(app, "/v1/stats/cases?level=grid&case_type=9999").await;
+    assert_eq!(none["total"], 0);
 }
 
 #[tokio::test]

@@ -125,27 +125,6 @@ async fn catalog_and_style_point_at_this_server() {
 }
 
 #[tokio::test]
-async fn glyphs_are_served_from_the_fonts_directory_with_stack_fallback() {
-    let f = fixture();
-    let (status, _, body) = send(&f.app, "/fonts/Open%20Sans%20Semibold/0-255.pbf", &[]).await;
-    assert_eq!((status, json(&body)["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("glyphs_not_found")));
-    let fonts = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(fonts.path().join("Noto Sans Regular")).unwrap();
-    std::fs::write(fonts.path().join("Noto Sans Regular/0-255.pbf"), b"\x0a\x03pbf").unwrap();
-    let app = router(AppState::new(f.handle.clone()).with_fonts_dir(fonts.path().to_owned()));
-    let (status, headers, body) = send(&app, "/fonts/Open%20Sans%20Semibold,Noto%20Sans%20Regular/0-255.pbf", &[]).await;
-    assert_eq!(status, StatusCode::OK, "the second font of the stack is there");
-    assert_eq!(body, b"\x0a\x03pbf");
-    assert_eq!(headers["content-type"], "application/x-protobuf");
-    let (status, _, _) = send(&app, "/fonts/Noto%20Sans%20Regular/256-511.pbf", &[]).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    for bad in ["/fonts/Noto%20Sans%20Regular/0-255", "/fonts/..%2F..%2Fetc/0-255.pbf", "/fonts/.hidden/0-255.pbf"] {
-        let (status, _, body) = send(&app, bad, &[]).await;
-        assert_eq!((status, json(&body)["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_parameter")), "{bad}");
-    }
-}
-
-#[tokio::test]
 async fn bad_tile_requests_get_the_error_format() {
     let f = fixture();
     for (uri, status, code) in [

@@ -1,6 +1,6 @@
-//! The web viewer through the real router: its page and modules compiled in, MapLibre served
-//! from a viewer directory's node_modules when installed, a JSON 404 naming the install command
-//! when not, and the redirects to /viewer/.
+//! The web viewer through the real router: its page, modules and MapLibre GL JS compiled in
+//! (whatever the viewer directory holds), ETags and compression, a developer's viewer directory
+//! overriding single files, and the redirects to /viewer/.
 
 mod common;
 
@@ -38,7 +38,15 @@ fn app(data: &Path, viewer_dir: &Path) -> axum::Router {
 }
 
 async fn get(app: &axum::Router, uri: &str) -> Answer {
-    let response = app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    get_with(app, uri, &[]).await
+}
+
+async fn get_with(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> Answer {
+    let mut request = Request::builder().uri(uri);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
@@ -81,53 +89,80 @@ async fn the_page_and_its_modules_are_served_from_the_binary() {
 }
 
 #[tokio::test]
-async fn maplibre_missing_is_a_json_404_naming_the_install_command() {
+async fn maplibre_is_compiled_in_with_its_licence_etag_and_compression() {
     let data = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
     let app = app(data.path(), empty.path());
-    for file in ["maplibre-gl.mjs", "maplibre-gl.css", "maplibre-gl-worker.mjs"] {
-        let answer = get(&app, &format!("/viewer/vendor/maplibre-gl/{file}")).await;
-        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{file}");
-        assert_eq!(answer.header(header::CONTENT_TYPE), "application/json");
-        let error = &answer.json()["error"];
-        assert_eq!(error["code"], "viewer_vendor_missing");
-        assert!(error["message"].as_str().unwrap().contains("npm ci --prefix web-viewer"), "{error}");
-        assert_eq!(error["details"]["install"], "npm ci --prefix web-viewer");
-        assert_eq!(error["details"]["path"], format!("/viewer/vendor/maplibre-gl/{file}"));
-    }
-}
-
-#[tokio::test]
-async fn maplibre_is_served_from_node_modules_when_installed() {
-    let data = tempfile::tempdir().unwrap();
-    let viewer = tempfile::tempdir().unwrap();
-    let dist = citygrid::http::viewer::vendor_dir(viewer.path());
-    std::fs::create_dir_all(&dist).unwrap();
-    std::fs::write(dist.join("maplibre-gl.mjs"), "export default {};\n").unwrap();
-    std::fs::write(dist.join("maplibre-gl.css"), ".maplibregl-map{}\n").unwrap();
-    std::fs::write(viewer.path().join("secret.mjs"), "no\n").unwrap();
-    std::fs::write(dist.join("maplibre-gl.d.ts"), "no\n").unwrap();
-    let app = app(data.path(), viewer.path());
 
     let js = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs").await;
     assert_eq!(js.status, StatusCode::OK);
     assert_eq!(js.header(header::CONTENT_TYPE), "text/javascript; charset=utf-8");
     assert_eq!(js.header(header::CACHE_CONTROL), "public, max-age=3600");
-    assert_eq!(js.text(), "export default {};\n");
+    let text = js.text();
+    assert!(text.contains("MapLibre GL JS") && text.contains("v6.17.0"), "the pinned version");
+    assert!(text.contains("maplibre-gl-worker.mjs"), "loads its worker from beside itself");
+    let worker = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl-worker.mjs?v=6.17.0").await;
+    assert_eq!((worker.status, worker.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/javascript; charset=utf-8"));
     let css = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.css").await;
     assert_eq!((css.status, css.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/css; charset=utf-8"));
+    assert!(css.text().contains(".maplibregl-map"));
+    let licence = get(&app, "/viewer/vendor/maplibre-gl/LICENSE.txt").await;
+    assert_eq!((licence.status, licence.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/plain; charset=utf-8"));
+    assert!(licence.text().contains("MapLibre") && licence.text().contains("Redistribution"), "BSD-3-Clause text");
 
-    // Only plain file names of dist/ with a type the page loads; nothing above it.
+    // A strong ETag; the same one again is a 304 with no body.
+    let etag = js.header(header::ETAG).to_owned();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let again = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
+    assert_eq!(again.header(header::ETAG), etag);
+    let stale = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("if-none-match", "\"0-0\"")]).await;
+    assert_eq!(stale.status, StatusCode::OK);
+
+    // Compressed for a client that accepts it, and the same bytes once decompressed.
+    let gz = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("accept-encoding", "gzip")]).await;
+    assert_eq!(gz.header(header::CONTENT_ENCODING), "gzip");
+    assert!(gz.body.len() * 2 < js.body.len(), "{} of {}", gz.body.len(), js.body.len());
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain).unwrap();
+    assert_eq!(plain, js.body);
+    let br = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("accept-encoding", "gzip, br")]).await;
+    assert_eq!(br.header(header::CONTENT_ENCODING), "br");
+    assert_eq!(br.header(header::ETAG), etag, "one ETag for the file, whatever the encoding");
+
+    // Only the files the viewer loads; nothing above them.
     for uri in [
         "/viewer/vendor/maplibre-gl/maplibre-gl.d.ts",
-        "/viewer/vendor/maplibre-gl/..%2F..%2F..%2Fsecret.mjs",
-        "/viewer/vendor/maplibre-gl/.hidden.mjs",
+        "/viewer/vendor/maplibre-gl/..%2F..%2F..%2FCargo.toml",
+        "/viewer/vendor/maplibre-gl/README.md",
         "/viewer/vendor/maplibre-gl/absent.mjs",
+        "/viewer/..%2Fsrc%2Fmain.rs",
     ] {
         let answer = get(&app, uri).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{uri}");
-        assert!(answer.json()["error"]["code"].is_string(), "{uri}");
+        assert_eq!(answer.json()["error"]["code"], "not_found", "{uri}");
     }
+}
+
+#[tokio::test]
+async fn a_viewer_dir_overrides_single_files_for_development() {
+    let data = tempfile::tempdir().unwrap();
+    let viewer = tempfile::tempdir().unwrap();
+    std::fs::write(viewer.path().join("app.js"), "console.log('working copy');\n").unwrap();
+    std::fs::create_dir_all(viewer.path().join("vendor/maplibre-gl")).unwrap();
+    std::fs::write(viewer.path().join("vendor/maplibre-gl/maplibre-gl.css"), ".dev{}\n").unwrap();
+    std::fs::write(viewer.path().join("secret.js"), "no\n").unwrap();
+    let app = app(data.path(), viewer.path());
+
+    let js = get(&app, "/viewer/app.js").await;
+    assert_eq!((js.status, js.text().as_str()), (StatusCode::OK, "console.log('working copy');\n"));
+    assert_eq!(js.header(header::CACHE_CONTROL), "no-cache");
+    assert_eq!(get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.css").await.text(), ".dev{}\n");
+    // What the directory lacks comes from the binary; what the viewer does not load is not served.
+    assert!(get(&app, "/viewer/api.js").await.text().contains("export"));
+    assert!(get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs").await.text().contains("v6.17.0"));
+    assert_eq!(get(&app, "/viewer/secret.js").await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -43,6 +43,7 @@ export const api = {
   component: (code) => call(at('v1/components/' + encodeURIComponent(code))),
   counts: (bbox) => call(at('v1/components/counts?' + q({ bbox: bbox.join(',') }))),
   caseTypes: () => call(at('v1/cases/types')),
+  stats: (params) => call(at('v1/stats/cases?' + q(params))),
   route: (body) => routeCase(body),
 };
 

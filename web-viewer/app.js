@@ -1,11 +1,10 @@
 // citygrid dispatch-centre viewer: the server's own style and tiles in MapLibre GL JS, the
 // lookup API on click and search, and case routing. Plain ES modules, no build step; MapLibre
-// comes from the server (web-viewer/node_modules, `npm ci --prefix web-viewer`), never a CDN.
+// comes from the server (web-viewer/vendor/maplibre-gl, compiled into the binary), never a CDN.
 
 import { ROOT, api, codeKind, esc, who } from './api.js';
 
 const MAPLIBRE = './vendor/maplibre-gl/maplibre-gl.mjs';
-const INSTALL_COMMAND = 'npm ci --prefix web-viewer';
 /** Major component classes (data/component_classes.csv); colours come from the style. */
 const MAJORS = [
   ['01', '公用设施', 'public utilities'],
@@ -22,7 +21,7 @@ const ZONE_LAYERS = {
   rivers: ['河道', 'rivers'],
   plazas: ['广场', 'plazas'],
 };
-/** Local fonts for Chinese labels: the map draws every glyph itself, nothing is downloaded. */
+/** Local fonts for Chinese labels (MapLibre draws CJK glyphs from these; the rest from the server's glyphs). */
 const CJK_FONTS = '"Microsoft YaHei", "PingFang SC", "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei", sans-serif';
 const NONE = '\u0000'; // a code no grid has: highlight filters start empty
 
@@ -35,25 +34,16 @@ function fatal(html) {
   box.hidden = false;
 }
 
-/** MapLibre from this server, or a visible message naming the install command. */
+/** MapLibre from this server (compiled into it), or a visible message if it cannot load. */
 async function loadMapLibre() {
   try {
     return await import(MAPLIBRE);
   } catch (e) {
-    let reason = e.message;
-    try {
-      const answer = await (await fetch(MAPLIBRE)).json();
-      reason = answer.error?.message ?? reason;
-    } catch {
-      // Not a JSON error: keep the import's own message.
-    }
     $('route-status').textContent = '';
-    fatal(`<h2>地图组件未安装 ${en('The map library is not installed')}</h2>
-      <p>本服务器没有 MapLibre GL JS。请在服务器上的 citygrid 源码目录运行：<br>
-      ${en('This server has no MapLibre GL JS. On the server, in the citygrid source tree, run:')}</p>
-      <pre>${esc(INSTALL_COMMAND)}</pre>
-      <p>然后刷新本页。${en('Then reload this page.')}</p>
-      <p class="hint">${esc(reason)}</p>`);
+    fatal(`<h2>地图组件加载失败 ${en('The map library did not load')}</h2>
+      <p>${en('MapLibre GL JS is served by this server at')} <code>${esc(MAPLIBRE.slice(2))}</code>.
+      请刷新本页；如仍失败，请检查代理是否转发该路径。${en('Reload the page; if it fails again, check that a proxy forwards that path.')}</p>
+      <p class="hint">${esc(e.message)}</p>`);
     return null;
   }
 }
@@ -74,13 +64,12 @@ const state = {
 };
 
 /**
- * The served style names an internet glyph server; the dispatch centre's LAN has none. Without
- * a `glyphs` URL MapLibre 6 draws every label glyph locally from system fonts (CJK through
- * `localIdeographFontFamily`), so drop it. Also notes the grid, point and cluster layers and
- * their own filters and properties, which the toggles extend.
+ * The served style's glyphs come from this server too (`/fonts/…`: Latin and digits from its
+ * built-in font, other scripts from its font directory); CJK ideographs are drawn from the
+ * browser's fonts (`localIdeographFontFamily`), so they are never downloaded. Notes the grid,
+ * point and cluster layers and their own filters and properties, which the toggles extend.
  */
 function offlineStyle(style) {
-  delete style.glyphs;
   for (const layer of style.layers) {
     const copy = { id: layer.id, filter: layer.filter, layout: layer.layout, paint: layer.paint };
     if (layer['source-layer'] === 'grids') state.gridLayers.push(copy);
@@ -538,6 +527,95 @@ async function setupRouting(map, marks, popups) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Case hot spots: routed cases per unit grid (`/v1/stats/cases?level=grid`) for a period and a
+// case type, as a choropleth of the unit grids joined on their codes, with its own legend.
+
+const HOTSPOT_COLOURS = ['#fee391', '#fec44f', '#fe9929', '#d95f0e', '#993404'];
+const HOTSPOT_PERIODS = [
+  [7, '近 7 天', 'last 7 days'],
+  [30, '近 30 天', 'last 30 days'],
+  [90, '近 90 天', 'last 90 days'],
+  [365, '近一年', 'last year'],
+  [0, '全部', 'all time'],
+];
+
+/** Up to five classes of counts: [low, high] each, from the counts' quantiles. */
+function hotspotClasses(counts) {
+  const values = [...counts].sort((a, b) => a - b);
+  if (!values.length) return [];
+  const tops = [...new Set([0.2, 0.4, 0.6, 0.8, 1].map((q) => values[Math.min(values.length - 1, Math.ceil(q * values.length) - 1)]))];
+  return tops.map((high, i) => [i === 0 ? values[0] : tops[i - 1] + 1, high]);
+}
+
+function setupHotspots(map, beforeId) {
+  const on = $('hotspots-on');
+  const period = $('hotspots-period');
+  const type = $('hotspots-type');
+  const status = $('hotspots-status');
+  period.innerHTML = HOTSPOT_PERIODS.map(([days, zh, english]) => `<option value="${days}"${days === 30 ? ' selected' : ''}>${zh} ${english}</option>`).join('');
+  type.innerHTML = `<option value="">全部类型 All case types</option>` +
+    state.caseTypes.map((t) => `<option value="${esc(t.code)}">${esc(t.code)} ${esc(t.name)}</option>`).join('');
+  map.addLayer(
+    {
+      id: 'hotspots-fill',
+      type: 'fill',
+      source: 'citygrid',
+      'source-layer': 'grids',
+      filter: ['==', ['get', 'code'], NONE],
+      layout: { visibility: 'none' },
+      paint: { 'fill-color': '#fe9929', 'fill-opacity': 0.7, 'fill-outline-color': 'rgba(80, 40, 0, 0.5)' },
+    },
+    beforeId,
+  );
+  let asked = 0;
+  const refresh = async () => {
+    const visible = on.checked;
+    map.setLayoutProperty('hotspots-fill', 'visibility', visible ? 'visible' : 'none');
+    period.disabled = type.disabled = !visible;
+    if (!visible) {
+      $('hotspots-legend').innerHTML = '';
+      status.textContent = '';
+      return;
+    }
+    const params = { level: 'grid' };
+    const days = Number(period.value);
+    if (days) params.since = new Date(Date.now() - days * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    if (type.value) params.case_type = type.value;
+    const ticket = ++asked;
+    status.textContent = '正在统计… Counting…';
+    let stats;
+    try {
+      stats = await api.stats(params);
+    } catch (e) {
+      if (ticket === asked) status.innerHTML = `案件统计读取失败 ${en('Could not load the case statistics')}: ${esc(e.message)}`;
+      return;
+    }
+    if (ticket !== asked) return; // a newer choice is on its way
+    const entries = Object.entries(stats.by_grid ?? {}).filter(([, n]) => n > 0);
+    const classes = hotspotClasses(entries.map(([, n]) => n));
+    const colour = ['match', ['get', 'code']];
+    const legendRows = classes.map(([low, high], i) => {
+      const codes = entries.filter(([, n]) => n >= low && n <= high).map(([code]) => code);
+      colour.push(codes, HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]);
+      return `<li><span class="swatch zone" style="border-color:${HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]};background:${HOTSPOT_COLOURS[i + HOTSPOT_COLOURS.length - classes.length]}" aria-hidden="true"></span>
+        ${low === high ? low : `${low}–${high}`} 件 ${en(low === high && low === 1 ? 'case' : 'cases')} <span class="count">${codes.length} 个网格 ${en('grids')}</span></li>`;
+    });
+    colour.push('rgba(0, 0, 0, 0)');
+    const codes = entries.map(([code]) => code);
+    map.setFilter('hotspots-fill', ['all', ['==', ['geometry-type'], 'Polygon'], ['in', ['get', 'code'], ['literal', codes.length ? codes : [NONE]]]]);
+    map.setPaintProperty('hotspots-fill', 'fill-color', classes.length ? colour : '#fe9929');
+    $('hotspots-legend').innerHTML = legendRows.join('');
+    const unplaced = stats.unplaced ? `；${stats.unplaced} 件无网格 ${en(`${stats.unplaced} without a grid`)}` : '';
+    status.innerHTML = entries.length
+      ? `共 ${stats.total} 件，${entries.length} 个网格${unplaced}。放大至单元网格层级查看。${en(`${stats.total} cases in ${entries.length} grids; zoom in to the unit grids to see them.`)}`
+      : `此期间没有派遣案件。${en('No routed cases in this period.')}`;
+  };
+  for (const el of [on, period, type]) el.addEventListener('change', refresh);
+  period.disabled = type.disabled = true;
+  return refresh;
+}
+
+// ---------------------------------------------------------------------------------------------
 
 async function main() {
   const maplibregl = await loadMapLibre();
@@ -580,6 +658,8 @@ async function main() {
   const popups = makePopups(maplibregl, map);
   const show = popups.show;
   const routeAt = await setupRouting(map, marks, popups);
+  // Under the grid outlines, so the grids stay readable over the colours.
+  setupHotspots(map, state.gridLayers.find((l) => map.getLayer(l.id)?.type === 'line')?.id);
   if (sourceUrl) watchVersions(map, health, style, sourceUrl);
 
   const pointLayers = state.pointLayers.map((l) => l.id);

@@ -106,10 +106,11 @@ pub async fn routes(_dispatcher: super::auth::Dispatcher, State(state): State<Ap
     Ok(axum::Json(body).into_response())
 }
 
-/// `GET /v1/stats/cases?level=street|community|grid&since=&until=`.
+/// `GET /v1/stats/cases?level=street|community|grid&since=&until=&case_type=`.
 #[utoipa::path(get, path = "/v1/stats/cases", tag = "cases",
     summary = "cases counted by area and type, and per grid",
     params(("level" = Option<String>, Query, description = "street (default), community or grid"),
+        ("case_type" = Option<String>, Query, description = "only cases of this type code (e.g. 0102; comma-separated for several); default all"),
         ("since" = Option<String>, Query, description = "inclusive: a date (2026-11-01, midnight +08:00) or an RFC 3339 time"),
         ("until" = Option<String>, Query, description = "exclusive: a date or an RFC 3339 time")),
     responses((status = 200, description = "{level, total, areas, by_type, by_grid, unplaced, since, until}", body = Object),
@@ -127,12 +128,17 @@ pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Resu
     };
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
     let log = audit(&state)?;
-    let counts = tokio::task::spawn_blocking(move || log.case_counts(since, until)).await.map_err(blocking_failed)?.map_err(unreadable)?;
+    let types: Option<Vec<String>> = params.get("case_type").map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect());
+    let mut counts = tokio::task::spawn_blocking(move || log.case_counts(since, until)).await.map_err(blocking_failed)?.map_err(unreadable)?;
+    if let Some(types) = &types {
+        counts.retain(|c| types.contains(&c.case_type));
+    }
     let stats = caselog::stats(&counts, level);
     let mut body = serde_json::to_value(&stats).expect("stats serialize");
     if let Value::Object(m) = &mut body {
         m.insert("since".into(), json!(since.map(|t| t.to_rfc3339())));
         m.insert("until".into(), json!(until.map(|t| t.to_rfc3339())));
+        m.insert("case_type".into(), json!(types));
     }
     Ok(axum::Json(body).into_response())
 }

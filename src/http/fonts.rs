@@ -1,73 +1,69 @@
 //! Glyphs for the style's labels, from the server itself: `GET /fonts/{fontstack}/{range}.pbf`
-//! reads `<fonts dir>/<font>/<range>.pbf` (the layout of every MapLibre glyph set, e.g. one made
-//! with `build_pbf_glyphs` or copied from a tile server), trying each font of a comma-separated
-//! stack in turn. The style points here, so a dispatch centre's LAN never needs the internet;
-//! without glyph files the answer is a 404 in the error format, and MapLibre GL JS still draws
-//! Chinese labels from the browser's own fonts (the viewer sets `localIdeographFontFamily`).
+//! answers MapLibre's glyph PBF for any font stack, rendered by [`crate::glyphs`] from the
+//! built-in font and the font directory (`serve --fonts DIR`). Every well-formed request gets a
+//! glyph set — empty for a range no font has — so a MapLibre client on a dispatch centre's LAN
+//! keeps its labels without the internet.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::glyphs::{self, GlyphError};
 
-/// Glyph ranges only change with the files: a day, then revalidate.
+/// Glyph ranges only change with the fonts (a restart): a day, then revalidate.
 const CACHE_CONTROL: &str = "public, max-age=86400";
-
-fn is_range(r: &str) -> bool {
-    r.strip_suffix(".pbf")
-        .and_then(|r| r.split_once('-'))
-        .is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()))
-}
-
-fn is_font_name(f: &str) -> bool {
-    !f.is_empty() && !f.starts_with('.') && !f.contains(['/', '\\', '\0'])
-}
 
 /// `GET /fonts/{fontstack}/{range}.pbf`
 #[utoipa::path(get, path = "/fonts/{fontstack}/{range}", tag = "tiles",
     summary = "MapLibre glyphs of the labels",
-    params(("fontstack" = String, Path, description = "font names, comma-separated"),
+    description = "The SDF glyphs (24 px, MapLibre's glyph protobuf) of a range of 256 code points for a font stack. Each code point comes from the first font of the stack that has it, then from the built-in font (Open Sans Semibold, Latin) and the server's font directory; a range no font covers is an empty glyph set, never a 404.",
+    params(("fontstack" = String, Path, description = "font names, comma-separated (e.g. Open Sans Semibold,Noto Sans CJK SC Regular)"),
         ("range" = String, Path, description = "a glyph range: 0-255.pbf, 256-511.pbf, …")),
-    responses((status = 200, description = "the glyph PBF", content(("application/x-protobuf"))),
-        (status = 400, description = "invalid_parameter", body = super::error::ErrorBody),
-        (status = 404, description = "glyphs_not_found", body = super::error::ErrorBody)))]
-pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(String, String)>) -> Result<Response, ApiError> {
-    if !is_range(&range) {
-        return Err(ApiError::bad_request("invalid_parameter", "a glyph range is like 0-255.pbf").with_details(json!({"range": range})));
-    }
-    let fonts: Vec<&str> = stack.split(',').map(str::trim).collect();
-    if !fonts.iter().all(|f| is_font_name(f)) {
-        return Err(ApiError::bad_request("invalid_parameter", "a font name cannot hold / or start with .").with_details(json!({"fontstack": stack})));
-    }
-    let missing = || {
-        ApiError::new(axum::http::StatusCode::NOT_FOUND, "glyphs_not_found", format!("no glyphs {range} for {stack}"))
-            .with_details(json!({"fontstack": stack, "range": range, "hint": "put MapLibre glyph PBFs in <fonts dir>/<font name>/<range>.pbf (serve --fonts-dir; default <data>/fonts)"}))
+    responses((status = 200, description = "the glyph PBF (gzip-encoded when accepted)", content(("application/x-protobuf"))),
+        (status = 304, description = "the client's If-None-Match names it"),
+        (status = 400, description = "invalid_parameter", body = super::error::ErrorBody)))]
+pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let bad = |e: GlyphError, field: &str, value: &str| ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({field: value}));
+    let start = range
+        .strip_suffix(".pbf")
+        .ok_or_else(|| GlyphError::BadRange(range.clone()))
+        .and_then(glyphs::parse_range)
+        .map_err(|e| bad(e, "range", &range))?;
+    glyphs::parse_stack(&stack).map_err(|e| bad(e, "fontstack", &stack))?;
+    let library = state.glyphs.clone();
+    let rendered = tokio::task::spawn_blocking(move || library.range(&stack, start))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("rendering glyphs: {e}")))?;
+    let rendered = rendered.map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
+    let etag = HeaderValue::from_str(&format!("\"{:08x}-{:x}\"", rendered.crc32, rendered.pbf.len())).expect("hex is a valid header");
+    let fresh = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().trim_start_matches("W/") == etag.to_str().unwrap_or_default());
+    // Glyph PBFs compress to about a third; the compression layer leaves protobuf alone, so
+    // the gzip copy is made here, once per range.
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|c| c.trim().eq_ignore_ascii_case("gzip")));
+    let mut r = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if gzip {
+        let mut r = rendered.gzip().into_response();
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        rendered.pbf.clone().into_response()
     };
-    let Some(dir) = state.fonts_dir.as_deref() else { return Err(missing()) };
-    for font in fonts {
-        let path = dir.join(font).join(&range);
-        if let Ok(bytes) = tokio::fs::read(&path).await {
-            let mut r = bytes.into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
-            return Ok(r);
-        }
-    }
-    Err(missing())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_ranges_and_font_names_pass() {
-        assert!(is_range("0-255.pbf") && is_range("65280-65535.pbf"));
-        assert!(!is_range("0-255") && !is_range("../0-255.pbf") && !is_range("-255.pbf") && !is_range("a-b.pbf"));
-        assert!(is_font_name("Open Sans Semibold") && is_font_name("Noto Sans CJK SC Regular"));
-        assert!(!is_font_name("..") && !is_font_name("../etc") && !is_font_name("a/b") && !is_font_name(""));
-    }
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL));
+    h.insert(header::ETAG, etag);
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(r)
 }

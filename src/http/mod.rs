@@ -45,10 +45,12 @@ pub struct AppState {
     pub audit: Option<std::sync::Arc<crate::store::audit::AuditLog>>,
     /// The data directory's versioned datasets (`None`: an in-memory server, nothing to switch).
     pub datasets: Option<std::sync::Arc<crate::datasets::Datasets>>,
-    /// Where glyph PBFs for the style's labels are (`None`: none; `/fonts/…` answers 404).
-    pub fonts_dir: Option<Arc<PathBuf>>,
-    /// The web viewer's directory, whose `node_modules/` holds MapLibre GL JS.
-    pub viewer_dir: Arc<PathBuf>,
+    /// The fonts the style's label glyphs are rendered from (`/fonts/…`): the built-in one,
+    /// plus a font directory's.
+    pub glyphs: Arc<crate::glyphs::FontLibrary>,
+    /// A developer's directory of viewer files served instead of the compiled-in ones
+    /// (`serve --viewer-dir`); `None`: the binary's own.
+    pub viewer_dir: Option<Arc<PathBuf>>,
     /// Largest layer upload accepted (`PUT /v1/layers/{name}`), bytes.
     pub max_upload_bytes: usize,
     /// Which pages of other origins may call the server.
@@ -74,10 +76,10 @@ impl AppState {
             dispatchers: auth::Tokens::default(),
             audit: None,
             datasets: None,
-            fonts_dir: None,
+            glyphs: crate::glyphs::FontLibrary::builtin(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
             cors: crate::config::CorsPolicy::default(),
-            viewer_dir: Arc::new(PathBuf::from(viewer::DEFAULT_VIEWER_DIR)),
+            viewer_dir: None,
             base_path: None,
             metrics: Arc::new(metrics::Metrics::new()),
         }
@@ -99,14 +101,21 @@ impl AppState {
         self
     }
 
-    /// The same state serving glyphs from `dir` (`<dir>/<font>/<range>.pbf`).
+    /// The same state rendering glyphs from the fonts under `dir` too
+    /// ([`FontLibrary::open`](crate::glyphs::FontLibrary::open); reads the directory now).
     pub fn with_fonts_dir(self, dir: PathBuf) -> AppState {
-        AppState { fonts_dir: Some(Arc::new(dir)), ..self }
+        self.with_glyphs(Arc::new(crate::glyphs::FontLibrary::open(&dir)))
     }
 
-    /// The same state with the web viewer's files read from `dir` instead of the source tree.
+    /// The same state rendering glyphs from `library`.
+    pub fn with_glyphs(self, library: Arc<crate::glyphs::FontLibrary>) -> AppState {
+        AppState { glyphs: library, ..self }
+    }
+
+    /// The same state serving the viewer's files found in `dir` instead of the compiled-in
+    /// ones (a developer's working copy of `web-viewer/`).
     pub fn with_viewer_dir(self, dir: PathBuf) -> AppState {
-        AppState { viewer_dir: Arc::new(dir), ..self }
+        AppState { viewer_dir: Some(Arc::new(dir)), ..self }
     }
 
     /// The same state, versioning and switching the datasets of `datasets` (whose handle must

@@ -6,13 +6,15 @@
 #
 # Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), SCREENSHOT (default
 # target/viewer.png), CHROMIUM (default /usr/bin/chromium), BASE_PATH (e.g. /citygrid: the
-# server runs with --base-path and the page is tested under it; default none).
+# server runs with --base-path and the page is tested under it; default none), FONTS_DIR (the
+# server's --fonts; default none: the built-in font).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bin=${1:-./target/release/citygrid}
 [ -x "$bin" ] || { echo "no citygrid binary at $bin: run cargo build --release"; exit 1; }
 
-# Debian's Chromium (never a downloaded browser), and a CJK font so labels are not boxes.
+# Debian's Chromium (never a downloaded browser), and a CJK font for the browser's own drawing of
+# Chinese labels (localIdeographFontFamily) so they are not boxes.
 need_apt=()
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || need_apt+=(chromium)
 fc-list :lang=zh 2>/dev/null | grep -q . || need_apt+=(fonts-wqy-zenhei)
@@ -23,8 +25,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
   { echo "the viewer e2e test needs Node.js 20 or newer (playwright-core); found $(node --version)"; exit 1; }
-# maplibre-gl (served by the server) and playwright-core, exactly as package-lock.json says.
-if [ ! -d web-viewer/node_modules/maplibre-gl ] || [ ! -d web-viewer/node_modules/playwright-core ]; then
+# The test driver, playwright-core, exactly as package-lock.json says (MapLibre is not an npm
+# install: it is compiled into the server binary).
+if [ ! -d web-viewer/node_modules/playwright-core ]; then
   echo "== npm ci --prefix web-viewer"
   npm ci --prefix web-viewer --no-audit --no-fund
 fi
@@ -33,10 +36,14 @@ tmp=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
+# The server runs from a directory that is not the source tree: the viewer comes from the binary.
+bin=$(realpath "$bin")
+cd "$tmp"
+repo=$OLDPWD
 # An admin token, so that the test can upload a new zones version while the page is open.
 token="e2e-admin-token-$RANDOM$RANDOM-0123456789"
 CITYGRID_ADMIN_TOKEN="$token" "$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
-  --viewer-dir web-viewer ${BASE_PATH:+--base-path "$BASE_PATH"} >"$tmp/out" 2>"$tmp/log" &
+  ${BASE_PATH:+--base-path "$BASE_PATH"} ${FONTS_DIR:+--fonts "$FONTS_DIR"} >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q 'listening on' "$tmp/out" && break
@@ -48,6 +55,7 @@ addr=$(sed -n 's#.*listening on http://##p' "$tmp/out")
 
 echo "== web viewer e2e against http://$addr${BASE_PATH:-}/viewer/"
 status=0
+cd "$repo"
 CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
 [ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
 exit "$status"

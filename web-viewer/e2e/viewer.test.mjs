@@ -2,8 +2,9 @@
 // running citygrid server: CITYGRID_URL=http://127.0.0.1:8080 node e2e/viewer.test.mjs
 // (web-viewer/e2e/run.sh starts a demo server and runs this). Starts no server itself.
 //
-// Checks: the page says plainly when MapLibre is not installed; the map renders the server's
-// tiles; a click shows the grid chain of the point; a click on a component shows its units; the
+// Checks: the page says plainly when MapLibre does not load; MapLibre, the style's glyphs and
+// everything else come from the server itself (no other origin, no 404), and the bytes of a cold
+// start are logged; the map renders the server's tiles; a click shows the grid chain of the point; a click on a component shows its units; the
 // search box finds a grid; a level toggle hides that level; the zone toggles hide and show the
 // zones, and a click in a zone shows its name, layer, id and unit; case routing routes a case and
 // highlights the unit's area (skipped, with a log line, only while GET /v1/cases/types is a 404);
@@ -86,19 +87,21 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 const errors = [];
 let failed = false;
 try {
-  // 1. Without MapLibre the page names the install command instead of showing a blank map.
+  // 1. If MapLibre cannot load (a proxy dropping the path), the page says so instead of a blank map.
   const bare = await context.newPage();
   await bare.route('**/vendor/maplibre-gl/**', (route) =>
-    route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: { code: 'viewer_vendor_missing', message: 'MapLibre GL JS is not installed on this server (test)' } }) }),
+    route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: { code: 'not_found', message: 'blocked by the test' } }) }),
   );
   await bare.goto(BASE + '/viewer/');
   await bare.waitForSelector('#fatal:not([hidden])', { timeout: TIMEOUT });
-  assert.match(await bare.textContent('#fatal'), /npm ci --prefix web-viewer/);
+  assert.match(await bare.textContent('#fatal'), /The map library did not load/);
   await bare.close();
-  log('ok: without MapLibre the page shows the install command');
+  log('ok: without MapLibre the page says the map library did not load');
 
-  // 2. The map renders the server's style and tiles.
+  // 2. The map renders the server's style and tiles, with everything from the server.
   const page = await context.newPage();
+  const responses = [];
+  page.on('response', (r) => responses.push(r));
   page.on('pageerror', (e) => errors.push(e.message));
   // MapLibre reports style and tile errors on the console; an expected 404 (no routing yet) is not one.
   page.on('console', (m) => m.type() === 'error' && !m.text().startsWith('Failed to load resource') && errors.push(m.text()));
@@ -116,6 +119,29 @@ try {
   assert.equal(await page.locator('#component-classes input[type=checkbox]').count(), 7);
   assert.equal(await page.textContent('#city-name'), health.city);
   log(`ok: map rendered grid tiles of ${health.city}, legend has ${health.levels.length} levels and 7 classes`);
+  await waitIdle(page);
+  {
+    const origin = new URL(BASE).origin;
+    const seen = responses.filter((r) => !r.url().startsWith('data:') && !r.url().startsWith('blob:'));
+    const foreign = seen.filter((r) => new URL(r.url()).origin !== origin);
+    assert.deepEqual(foreign.map((r) => r.url()), [], 'nothing from another origin');
+    const failedAssets = seen.filter((r) => /\/(viewer|fonts|styles)\//.test(r.url()) && r.status() >= 400);
+    assert.deepEqual(failedAssets.map((r) => `${r.status()} ${r.url()}`), [], 'every viewer file, style and glyph range answers');
+    const maplibre = seen.filter((r) => r.url().includes('/vendor/maplibre-gl/'));
+    assert.ok(maplibre.some((r) => r.url().includes('maplibre-gl.mjs')) && maplibre.some((r) => r.url().includes('maplibre-gl.css')), 'MapLibre from the server');
+    const glyphs = seen.filter((r) => r.url().includes('/fonts/'));
+    assert.ok(glyphs.length > 0 && glyphs.every((r) => r.status() === 200), 'the style\'s glyph ranges come from the server');
+    let total = 0;
+    const by = {};
+    for (const r of seen) {
+      const sizes = await r.request().sizes().catch(() => null);
+      const n = sizes ? sizes.responseBodySize + sizes.responseHeadersSize : 0;
+      total += n;
+      const kind = r.url().includes('/vendor/') ? 'maplibre' : r.url().includes('/tiles/') ? 'tiles' : r.url().includes('/fonts/') ? 'glyphs' : 'other';
+      by[kind] = (by[kind] ?? 0) + n;
+    }
+    log(`ok: ${seen.length} requests, all to the server; cold start ${total} bytes on the wire (${JSON.stringify(by)}); ${glyphs.length} glyph ranges`);
+  }
 
   // 3. A click anywhere: the grid chain, chief and responsible unit of that point.
   const grid = located.grid;
@@ -250,6 +276,29 @@ try {
     assert.ok(area, 'the answer names area.grid');
     assert.ok((await renderedCodes(page, 'route-area-line')).includes(area), `area ${area} is highlighted`);
     log(`ok: routed ${type.code} ${type.name} → ${expected.body.responsible_unit.name}, area ${area} highlighted`);
+
+    // 7b. Case hot spots: the grid of the cases just routed is coloured, with a legend; for
+    // their case type too; the toggle hides the layer.
+    const heat = async (query) => (await api(`/v1/stats/cases?level=grid${query}`)).body.by_grid ?? {};
+    const counted = await heat('&since=' + new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'));
+    assert.ok(counted[grid.code] >= 2, `the stats count the cases routed in ${grid.code}: ${JSON.stringify(counted)}`);
+    const legendShown = () => page.waitForFunction(() => document.querySelectorAll('#hotspots-legend li').length > 0, null, { timeout: TIMEOUT });
+    await page.check('#hotspots-on');
+    await legendShown();
+    await page.evaluate(({ lon, lat }) => window.citygridMap.jumpTo({ center: [lon, lat], zoom: 15 }), { lon, lat });
+    await waitIdle(page);
+    assert.ok((await renderedCodes(page, 'hotspots-fill')).includes(grid.code), `grid ${grid.code} is coloured`);
+    for (const code of await renderedCodes(page, 'hotspots-fill')) assert.ok(counted[code] > 0 || (await heat(''))[code] > 0, `${code} has cases`);
+    await page.selectOption('#hotspots-type', type.code);
+    await page.waitForFunction((code) => document.querySelector('#hotspots-status').textContent.includes('个网格'), type.code, { timeout: TIMEOUT });
+    await waitIdle(page);
+    assert.ok((await renderedCodes(page, 'hotspots-fill')).includes(grid.code), `grid ${grid.code} is coloured for type ${type.code}`);
+    const legendText = await page.textContent('#hotspots-legend');
+    assert.match(legendText, /件/, 'the legend names the classes of counts');
+    await page.uncheck('#hotspots-on');
+    await waitIdle(page);
+    assert.deepEqual(await renderedCodes(page, 'hotspots-fill'), [], 'the toggle hides the hot spots');
+    log(`ok: case hot spots colour grid ${grid.code} (all types and ${type.code}), legend "${legendText.replace(/\s+/g, ' ').trim()}", toggle hides them`);
   }
 
   // 8. A map kept open all day: a new zones version (here the current layer uploaded again) is
