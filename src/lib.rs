@@ -19,3 +19,5 @@ pub mod routing;
 pub mod store;
 pub mod tiles;
 pub mod world;
+#[doc(hidden)]
+pub mod fuzzing;

@@ -1,0 +1,147 @@
+//! Every input of the fuzz corpus (`fuzz/corpus/<target>/`, the seeds) and every input that once
+//! crashed a reader (`fuzz/regressions/<target>/`) fed to the same reader functions as the fuzz
+//! targets (`citygrid::fuzzing`), without a fuzzer: each must come back (an answer or a clean
+//! error), with no panic and no single allocation over 256 MiB (the allocator of this test
+//! binary refuses those, which aborts it: see docs/fuzzing.md).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::{Path, PathBuf};
+
+use citygrid::fuzzing::{self, TARGETS};
+
+/// As fuzz/src/lib.rs: the largest single allocation a reader may make on these inputs.
+const MAX_ALLOCATION: usize = 256 << 20;
+
+struct Capped;
+
+// SAFETY: every call goes to the system allocator, or is refused with a null pointer (an
+// allocation failure to the caller) before reaching it.
+unsafe impl GlobalAlloc for Capped {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.alloc(layout) } }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.alloc_zeroed(layout) } }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.realloc(ptr, layout, new_size) } }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Capped = Capped;
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+}
+
+/// The files of `fuzz/<kind>/<target>/`, sorted (none if the directory is absent).
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind).join(target)) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    files.sort();
+    files
+}
+
+/// Feeds every file of `fuzz/<kind>/*/` to its target; the names of those that panicked.
+fn replay(kind: &str) -> (usize, Vec<String>) {
+    let (mut count, mut panicked) = (0, Vec::new());
+    for target in TARGETS {
+        for file in inputs(kind, target) {
+            let data = std::fs::read(&file).unwrap();
+            count += 1;
+            if std::panic::catch_unwind(|| fuzzing::run(target, &data)).is_err() {
+                panicked.push(file.display().to_string());
+            }
+        }
+    }
+    (count, panicked)
+}
+
+#[test]
+fn every_seed_of_the_fuzz_corpus_reads_without_a_panic() {
+    let (count, panicked) = replay("corpus");
+    assert!(panicked.is_empty(), "these seeds made a reader panic: {panicked:#?}");
+    // Every target has seeds: a target without any would be fuzzed from nothing.
+    for target in TARGETS {
+        assert!(!inputs("corpus", target).is_empty(), "fuzz/corpus/{target}/ has no seed");
+    }
+    assert!(count >= TARGETS.len());
+}
+
+#[test]
+fn every_input_that_once_crashed_a_reader_now_reads_without_a_panic() {
+    let (_, panicked) = replay("regressions");
+    assert!(panicked.is_empty(), "these inputs of fuzz/regressions/ make a reader panic again: {panicked:#?}");
+}
+
+#[test]
+fn the_corpus_and_regression_directories_are_named_after_targets() {
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind)) else { continue };
+        for entry in entries {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(TARGETS.contains(&name.as_str()), "fuzz/{kind}/{name}/ is no fuzz target (targets: {TARGETS:?})");
+        }
+    }
+    for target in TARGETS {
+        assert!(fuzz_dir().join("fuzz_targets").join(format!("{target}.rs")).is_file(), "fuzz/fuzz_targets/{target}.rs is missing");
+    }
+}
+
+#[test]
+fn a_shapefile_input_is_its_parts_zipped() {
+    // The `shapefile` target's framing: .shp, .dbf, .prj, .cpg separated by PART_SEPARATOR.
+    let data = [b"shp".as_slice(), b"dbf", b"prj"].join(fuzzing::PART_SEPARATOR);
+    let zip = fuzzing::shapefile_parts_zip(&data);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
+    let names: Vec<String> = (0..archive.len()).map(|i| archive.by_index(i).unwrap().name().to_owned()).collect();
+    assert_eq!(names, ["layer.shp", "layer.dbf", "layer.prj"]);
+    let mut dbf = String::new();
+    std::io::Read::read_to_string(&mut archive.by_name("layer.dbf").unwrap(), &mut dbf).unwrap();
+    assert_eq!(dbf, "dbf");
+}
+
+/// Writes the FlatGeobuf seeds of fuzz/corpus/fgb/ (the other binary seeds come from
+/// fuzz/make_seeds.py): `cargo test --test fuzz_corpus -- --ignored write_fgb_seeds`.
+#[test]
+#[ignore = "writes the FlatGeobuf seeds; run by hand"]
+fn write_fgb_seeds() {
+    use flatgeobuf::{ColumnType, FgbCrs, FgbWriter, FgbWriterOptions, GeometryType};
+    use geozero::{ColumnValue, PropertyProcessor};
+    let dir = fuzz_dir().join("corpus").join("fgb");
+    std::fs::create_dir_all(&dir).unwrap();
+    let square = geo_types::polygon![(x: 557000.0, y: 3461000.0), (x: 557100.0, y: 3461000.0), (x: 557100.0, y: 3461100.0), (x: 557000.0, y: 3461000.0)];
+    for (name, index, code, geometry) in [
+        ("grids-gk-indexed.fgb", true, 4549, GeometryType::MultiPolygon),
+        ("points-wgs84.fgb", false, 4326, GeometryType::Point),
+    ] {
+        let options = FgbWriterOptions {
+            write_index: index,
+            crs: FgbCrs { org: Some("EPSG"), code, ..Default::default() },
+            ..Default::default()
+        };
+        let mut fgb = FgbWriter::create_with_options("layer", geometry, options).unwrap();
+        fgb.add_column("网格编码", ColumnType::String, |_, _| {});
+        fgb.add_column("层级", ColumnType::Int, |_, _| {});
+        fgb.add_column("面积", ColumnType::Double, |_, _| {});
+        for i in 0..3 {
+            let g: geo_types::Geometry<f64> = match geometry {
+                GeometryType::Point => geo_types::Point::new(120.6 + f64::from(i) * 0.01, 31.3).into(),
+                _ => geo_types::MultiPolygon(vec![square.clone()]).into(),
+            };
+            fgb.add_feature_geom(g, |feat| {
+                feat.property(0, "网格编码", &ColumnValue::String(&format!("3205090010010{i}"))).unwrap();
+                feat.property(1, "层级", &ColumnValue::Int(4)).unwrap();
+                feat.property(2, "面积", &ColumnValue::Double(1.5)).unwrap();
+            })
+            .unwrap();
+        }
+        let mut out = Vec::new();
+        fgb.write(&mut out).unwrap();
+        std::fs::write(dir.join(name), out).unwrap();
+    }
+}
