@@ -254,6 +254,14 @@ fn builtin(code: u32) -> Option<(String, Option<String>, AxisOrder, Area)> {
 }
 
 fn builtin_proj(def: &str) -> Result<Arc<Proj>, CrsError> {
+    // proj4rs slices angle values at byte offsets next to a non-ASCII character (a `°`) and
+    // panics there; a PROJ string is ASCII (degrees as decimals or `120d30'`).
+    if let Some(c) = def.chars().find(|c| !c.is_ascii()) {
+        return Err(CrsError::InvalidProjString {
+            text: def.to_owned(),
+            reason: format!("{c:?} is not ASCII: write angles as decimal degrees (or as 120d30')"),
+        });
+    }
     Proj::from_proj_string(def)
         .map(Arc::new)
         .map_err(|e| CrsError::InvalidProjString { text: def.to_owned(), reason: e.to_string() })
