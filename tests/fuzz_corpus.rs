@@ -114,7 +114,8 @@ fn write_fgb_seeds() {
     use geozero::{ColumnValue, PropertyProcessor};
     let dir = fuzz_dir().join("corpus").join("fgb");
     std::fs::create_dir_all(&dir).unwrap();
-    let square = geo_types::polygon![(x: 557000.0, y: 3461000.0), (x: 557100.0, y: 3461000.0), (x: 557100.0, y: 3461100.0), (x: 557000.0, y: 3461000.0)];
+    let ring = vec![(557000.0, 3461000.0), (557100.0, 3461000.0), (557100.0, 3461100.0), (557000.0, 3461000.0)];
+    let square = geo_types::Polygon::new(geo_types::LineString::from(ring), vec![]);
     for (name, index, code, geometry) in [
         ("grids-gk-indexed.fgb", true, 4549, GeometryType::MultiPolygon),
         ("points-wgs84.fgb", false, 4326, GeometryType::Point),
@@ -144,4 +145,31 @@ fn write_fgb_seeds() {
         fgb.write(&mut out).unwrap();
         std::fs::write(dir.join(name), out).unwrap();
     }
+}
+
+/// The inputs of fuzz/regressions/ get the readers' clear errors, not just no panic.
+#[test]
+fn the_regressions_are_refused_with_clear_errors() {
+    use citygrid::ingest::{Format, first_geometry, shapefile, stream_layer};
+    let bytes = |target: &str, name: &str| std::fs::read(fuzz_dir().join("regressions").join(target).join(name)).unwrap();
+    // Read through (every feature of these has no geometry), not collected.
+    let layer_error = |target: &str, name: &str, format: Format| {
+        let data = bytes(target, name);
+        first_geometry(|sink| stream_layer(data.as_slice(), Some(format), &Default::default(), sink)).unwrap_err().to_string()
+    };
+    let crs_error = |name: &str| citygrid::crs::Crs::parse(&String::from_utf8_lossy(&bytes("crs", name))).unwrap_err().to_string();
+    for (got, want) in [
+        (layer_error("fgb", "feature-claims-4-gib.fgb", Format::FlatGeobuf), "4294967280 bytes long, more than the limit"),
+        (layer_error("gpkg", "view-recursive-cte-never-ends.gpkg", Format::GeoPackage), "a view that never ends"),
+        (layer_error("gpkg", "view-sorted-infinite-cte.gpkg", Format::GeoPackage), "a view that never ends"),
+        (crs_error("wkt-nested-30000-deep.prj"), "nested more than 32 deep"),
+        (crs_error("proj-string-degree-sign.txt"), "is not ASCII"),
+        (crs_error("proj-string-non-ascii-in-angle.txt"), "is not ASCII"),
+    ] {
+        assert!(got.contains(want), "{got:?} should say {want:?}");
+    }
+    let zip = fuzzing::shapefile_parts_zip(&bytes("shapefile", "polygon-claims-2-billion-points.parts"));
+    let limits = shapefile::ZipLimits::for_zip_len(zip.len() as u64);
+    let got = citygrid::ingest::collect(|sink| shapefile::read_zip(&zip, limits, sink)).unwrap_err().to_string();
+    assert!(got.contains("shape 0: its counts of parts and points need 34359738400 bytes but the record has 816"), "{got}");
 }
