@@ -13,6 +13,33 @@ pub const TARGETS: &[&str] = &[
     "geojson", "csv_layer", "shapefile", "shapefile_zip", "gpkg", "gpkg_wkb", "fgb", "crs", "rules", "calendar", "units", "cases",
 ];
 
+/// The largest single allocation a reader may make on the fuzz inputs (they are kilobytes).
+pub const MAX_ALLOCATION: usize = 256 << 20;
+
+/// A global allocator for the fuzz targets and tests/fuzz_corpus.rs that refuses any single
+/// allocation over [`MAX_ALLOCATION`]: a reader that sizes a buffer from what a tiny input
+/// claims (a `.dbf` announcing 4 billion records) then aborts with "memory allocation of N
+/// bytes failed" (a crash to libFuzzer). Without a sanitizer, Linux would grant such an
+/// allocation lazily and libFuzzer's RSS limit would never see it.
+pub struct CappedAllocator;
+
+// SAFETY: every call is passed to the system allocator, or refused with a null pointer (an
+// allocation failure to the caller) before reaching it.
+unsafe impl std::alloc::GlobalAlloc for CappedAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { std::alloc::System.alloc(layout) } }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { std::alloc::System.alloc_zeroed(layout) } }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        if new_size > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { std::alloc::System.realloc(ptr, layout, new_size) } }
+    }
+}
+
 /// Feeds `data` to target `name`'s readers; `false` if there is no such target.
 pub fn run(name: &str, data: &[u8]) -> bool {
     match name {

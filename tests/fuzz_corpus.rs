@@ -4,35 +4,13 @@
 //! error), with no panic and no single allocation over 256 MiB (the allocator of this test
 //! binary refuses those, which aborts it: see docs/fuzzing.md).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
 
 use citygrid::fuzzing::{self, TARGETS};
 
-/// As fuzz/src/lib.rs: the largest single allocation a reader may make on these inputs.
-const MAX_ALLOCATION: usize = 256 << 20;
-
-struct Capped;
-
-// SAFETY: every call goes to the system allocator, or is refused with a null pointer (an
-// allocation failure to the caller) before reaching it.
-unsafe impl GlobalAlloc for Capped {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.alloc(layout) } }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.size() > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.alloc_zeroed(layout) } }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > MAX_ALLOCATION { std::ptr::null_mut() } else { unsafe { System.realloc(ptr, layout, new_size) } }
-    }
-}
-
+/// No single allocation over 256 MiB (`fuzzing::MAX_ALLOCATION`), as in the fuzz targets.
 #[global_allocator]
-static ALLOCATOR: Capped = Capped;
+static ALLOCATOR: fuzzing::CappedAllocator = fuzzing::CappedAllocator;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
