@@ -20,3 +20,5 @@ pub mod routing;
 pub mod store;
 pub mod tiles;
 pub mod world;
+#[doc(hidden)]
+pub mod fuzzing;

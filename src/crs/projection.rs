@@ -254,6 +254,14 @@ fn builtin(code: u32) -> Option<(String, Option<String>, AxisOrder, Area)> {
 }
 
 fn builtin_proj(def: &str) -> Result<Arc<Proj>, CrsError> {
+    // proj4rs slices angle values at byte offsets next to a non-ASCII character (a `°`) and
+    // panics there; a PROJ string is ASCII (degrees as decimals or `120d30'`).
+    if let Some(c) = def.chars().find(|c| !c.is_ascii()) {
+        return Err(CrsError::InvalidProjString {
+            text: def.to_owned(),
+            reason: format!("{c:?} is not ASCII: write angles as decimal degrees (or as 120d30')"),
+        });
+    }
     Proj::from_proj_string(def)
         .map(Arc::new)
         .map_err(|e| CrsError::InvalidProjString { text: def.to_owned(), reason: e.to_string() })
@@ -679,7 +687,7 @@ mod wkt {
     }
 
     pub fn parse(text: &str) -> Result<Node, CrsError> {
-        let mut p = Parser { s: text.as_bytes(), i: 0 };
+        let mut p = Parser { s: text.as_bytes(), i: 0, depth: 0 };
         p.ws();
         let node = p.node()?;
         p.ws();
@@ -689,9 +697,16 @@ mod wkt {
         Ok(node)
     }
 
+    /// The deepest nesting of nodes read: a real CRS nests 6 or 7 deep (PROJCRS › BASEGEOGCRS ›
+    /// DATUM › ELLIPSOID › LENGTHUNIT); without a bound, `A[A[A[…` in a 1 MB `.prj` would
+    /// overflow the stack of the thread reading it.
+    const MAX_DEPTH: usize = 32;
+
     struct Parser<'a> {
         s: &'a [u8],
         i: usize,
+        /// Nodes open around the one being read.
+        depth: usize,
     }
 
     impl Parser<'_> {
@@ -711,6 +726,15 @@ mod wkt {
             String::from_utf8_lossy(&self.s[start..self.i]).into_owned()
         }
         fn node(&mut self) -> Result<Node, CrsError> {
+            if self.depth >= MAX_DEPTH {
+                return Err(self.err(&format!("nodes nested more than {MAX_DEPTH} deep")));
+            }
+            self.depth += 1;
+            let node = self.node_inner();
+            self.depth -= 1;
+            node
+        }
+        fn node_inner(&mut self) -> Result<Node, CrsError> {
             let key = self.ident();
             if key.is_empty() {
                 return Err(self.err("expected a keyword"));

@@ -2,8 +2,16 @@
 //! its header (`EPSG` code, else its WKT), every attribute column as text, points and
 //! (multi)polygons read straight from the coordinate arrays with bounds checks. Properties go
 //! through the store's checked decoder (a corrupt length is an error, never a panic).
+//!
+//! The `flatgeobuf` crate trusts the file's sizes, so they are checked here before it uses them:
+//! an index node size of 1 (it asserts), a feature count whose index size overflows, and a
+//! feature's 4-byte length (it allocates and zeroes that much at once: a 20-byte file could
+//! claim 4 GiB) — the stream is watched by [`Frames`], which refuses a length over
+//! [`MAX_FEATURE_BYTES`] before the crate sees it.
 
+use std::cell::Cell;
 use std::io::Read;
+use std::rc::Rc;
 
 use flatgeobuf::{FallibleStreamingIterator, FgbReader, GeometryType};
 use geo_types::{Coord, Geometry, LineString, MultiPoint, MultiPolygon, Point, Polygon};
@@ -16,6 +24,65 @@ fn unreadable(message: impl std::fmt::Display) -> IngestError {
 }
 
 type GeometryProblem = (IssueKind, String);
+
+/// The largest feature read (a polygon of millions of vertices is a few tens of MiB).
+pub const MAX_FEATURE_BYTES: u64 = 128 << 20;
+
+/// The most features a header may announce: more would overflow the size of their index.
+const MAX_FEATURES: u64 = 1 << 48;
+
+/// What [`Frames`] and the reader share: where the features start, once known, and the
+/// length refused.
+#[derive(Default)]
+struct FrameState {
+    /// Stream offset of the first feature's length (after the header and the index).
+    features_at: Cell<Option<u64>>,
+    refused: Cell<Option<u64>>,
+    /// Bytes passed so far.
+    pos: Cell<u64>,
+}
+
+/// The stream as the crate reads it, with each feature's length prefix checked as it passes:
+/// a length over [`MAX_FEATURE_BYTES`] is an error instead of bytes.
+struct Frames<R> {
+    inner: R,
+    state: Rc<FrameState>,
+    /// Offset of the next length prefix, and its bytes seen so far.
+    next: Option<u64>,
+    prefix: [u8; 4],
+}
+
+impl<R: Read> Read for Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.state.refused.get().is_some() {
+            return Err(std::io::Error::other("a feature too large"));
+        }
+        let n = self.inner.read(buf)?;
+        let start = self.state.pos.get();
+        let end = start + n as u64;
+        self.state.pos.set(end);
+        let mut next = self.next.or(self.state.features_at.get());
+        while let Some(at) = next
+            && at < end
+        {
+            // Length bytes at..at+4 that fall in this read.
+            for i in at.max(start)..(at + 4).min(end) {
+                self.prefix[(i - at) as usize] = buf[(i - start) as usize];
+            }
+            if at + 4 > end {
+                break; // the rest of the prefix comes with the next read
+            }
+            let len = u64::from(u32::from_le_bytes(self.prefix));
+            if len > MAX_FEATURE_BYTES {
+                self.state.refused.set(Some(len));
+                return Err(std::io::Error::other("a feature too large"));
+            }
+            next = Some(at + 4 + len);
+        }
+        self.next = next;
+        Ok(n)
+    }
+}
 
 fn invalid(message: impl Into<String>) -> GeometryProblem {
     (IssueKind::InvalidGeometry, message.into())
@@ -79,8 +146,22 @@ fn geometry(kind: GeometryType, g: &flatgeobuf::Geometry<'_>) -> Result<Geometry
 
 /// Reads every feature of a FlatGeobuf stream (the spatial index, if any, is skipped).
 pub fn read(reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer, IngestError> {
-    let fgb = FgbReader::open(reader).map_err(unreadable)?;
+    let state = Rc::new(FrameState::default());
+    let frames = Frames { inner: reader, state: state.clone(), next: None, prefix: [0; 4] };
+    let fgb = FgbReader::open(frames).map_err(unreadable)?;
     let header = fgb.header();
+    let announced = header.features_count();
+    if announced > MAX_FEATURES {
+        return Err(unreadable(format!("the header announces {announced} features")));
+    }
+    let index_size = match header.index_node_size() {
+        0 => 0,
+        _ if announced == 0 => 0,
+        1 => return Err(unreadable("the header gives an index node size of 1 (at least 2)")),
+        node_size => flatgeobuf::packed_r_tree::PackedRTree::index_size(announced as usize, node_size) as u64,
+    };
+    // The crate has read the magic (8 bytes), the header's length (4) and the header, no more.
+    state.features_at.set(Some(state.pos.get() + index_size));
     let mut layer = SourceLayer::new(Format::FlatGeobuf);
     if let Some(crs) = header.crs() {
         let epsg = crs.org().is_none_or(|o| o.eq_ignore_ascii_case("EPSG"));
@@ -102,7 +183,6 @@ pub fn read(reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer
         })
         .collect();
     let header_kind = header.geometry_type();
-    let announced = header.features_count();
     let mut features = fgb.select_all_seq().map_err(unreadable)?;
     let mut index = 0u64;
     while let Some(feature) = features.next().map_err(|e| unreadable(format!("feature {index}: {e}")))? {
@@ -132,6 +212,9 @@ pub fn read(reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceLayer
         };
         sink.feature(&layer, Feature { index, line: None, geometry, problem, values })?;
         index += 1;
+    }
+    if let Some(len) = state.refused.get() {
+        return Err(unreadable(format!("feature {index} is {len} bytes long, more than the limit of {MAX_FEATURE_BYTES}")));
     }
     if announced != 0 && announced != index {
         return Err(unreadable(format!("the header announces {announced} features but the file holds {index} (truncated?)")));

@@ -49,8 +49,34 @@ pub fn read(mut reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceL
     // corrupt b-tree cells are caught early.
     conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;")
         .map_err(|e| unreadable(format!("SQLite: {e}")))?;
-    read_connection(&conn, sink)
+    // A view named as the feature table (or as gpkg_contents) can make SQLite work without end
+    // on a small file: a recursive CTE that never stops, a join that multiplies rows. Its work
+    // is bounded by the file's size: far more than reading every byte of real tables takes.
+    let budget = length.saturating_mul(SQLITE_OPS_PER_BYTE).max(MIN_SQLITE_OPS);
+    let spent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = spent.clone();
+    conn.progress_handler(
+        SQLITE_OPS_PER_CHECK as i32,
+        Some(move || counter.fetch_add(SQLITE_OPS_PER_CHECK, std::sync::atomic::Ordering::Relaxed) >= budget),
+    )
+    .map_err(|e| unreadable(format!("SQLite: {e}")))?;
+    read_connection(&conn, sink).map_err(|e| {
+        if spent.load(std::sync::atomic::Ordering::Relaxed) >= budget {
+            unreadable(format!(
+                "SQLite did more than {budget} steps of work on a file of {length} bytes: a view that never ends or multiplies \
+                 rows? Export the layer as a plain table (ogr2ogr -f GPKG)"
+            ))
+        } else {
+            e
+        }
+    })
 }
+
+/// SQLite's work allowed per byte of the file ([`read`]), and at least.
+const SQLITE_OPS_PER_BYTE: u64 = 100;
+const MIN_SQLITE_OPS: u64 = 50_000_000;
+/// How often (in SQLite virtual machine steps) the budget is checked.
+const SQLITE_OPS_PER_CHECK: u64 = 10_000;
 
 /// The checks SQLite itself would only make late or never: the magic, the page size, and the
 /// length the header announces (a truncated upload). A database in WAL mode is switched to

@@ -630,10 +630,37 @@ impl<R: Read> ShpReader<R> {
         }
         self.pos += 8 + bytes;
         self.index += 1;
+        if let Some(needed) = counted_len(&self.content)
+            && needed > bytes
+        {
+            return Err(unreadable(format!(
+                "{}: its counts of parts and points need {needed} bytes but the record has {bytes} (corrupt?)",
+                what()
+            )));
+        }
         <::shapefile::Shape as ::shapefile::ReadableShape>::read_from(&mut Cursor::new(&self.content[..]), bytes as i32)
             .map(Some)
             .map_err(|e| unreadable(format!("{}: {e}", what())))
     }
+}
+
+/// The length a record's content needs for the numbers of parts and points it declares (shape
+/// types with counts only), checked before the `shapefile` crate reads it: that crate reserves
+/// room for the declared counts, so 2 billion points claimed in a 50-byte record would ask for
+/// 32 GB.
+fn counted_len(content: &[u8]) -> Option<u64> {
+    let int = |at: usize| content.get(at..at + 4).map(|b| u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes"))));
+    let shape_type = int(0)?;
+    // type, bounding box (32 bytes), then the counts.
+    Some(match shape_type {
+        // MultiPoint, Z, M: number of points, points (16 bytes each).
+        8 | 18 | 28 => 40 + 16 * int(36)?,
+        // Polyline, Polygon (plain, Z, M): parts, points, part starts (4 bytes each), points.
+        3 | 5 | 13 | 15 | 23 | 25 => 44 + 4 * int(36)? + 16 * int(40)?,
+        // MultiPatch: part starts and part types (4 bytes each).
+        31 => 44 + 8 * int(36)? + 16 * int(40)?,
+        _ => return None,
+    })
 }
 
 type GeometryProblem = (IssueKind, String);

@@ -315,17 +315,18 @@ impl RuleSet {
         }
         let mut rules = Vec::new();
         let mut errors = Vec::new();
+        let mut lines = LineCounter::new(text);
         for record in reader.records() {
             let record = match record {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e.position().map(|p| line_at(text, p.byte() as usize)).unwrap_or(0);
+                    let line = e.position().map(|p| lines.line_at(p.byte() as usize)).unwrap_or(0);
                     errors.push(LineError { line, column: None, message: e.to_string() });
                     continue;
                 }
             };
             // The csv crate does not count blank lines; count newlines up to the record instead.
-            let line = record.position().map(|p| line_at(text, p.byte() as usize)).unwrap_or(0);
+            let line = record.position().map(|p| lines.line_at(p.byte() as usize)).unwrap_or(0);
             if record.iter().all(|f| f.is_empty()) {
                 continue;
             }
@@ -352,15 +353,35 @@ impl RuleSet {
     }
 }
 
-/// The 1-based line number of a byte offset.
+/// The 1-based line numbers of byte offsets of `text`, asked in ascending order (as the CSV
+/// reader gives its records): each newline is counted once, so a list of many lines is not
+/// rescanned from its start for every record (which was quadratic in the number of lines).
 /// (The reader's record position may point at blank lines before the record: skip them.)
-fn line_at(text: &str, byte: usize) -> usize {
-    let bytes = text.as_bytes();
-    let mut at = byte.min(bytes.len());
-    while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
-        at += 1;
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    /// Newlines in `bytes[..counted]`.
+    newlines: usize,
+    counted: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> LineCounter<'a> {
+        LineCounter { bytes: text.as_bytes(), newlines: 0, counted: 0 }
     }
-    bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+
+    fn line_at(&mut self, byte: usize) -> usize {
+        let bytes = self.bytes;
+        let mut at = byte.min(bytes.len());
+        while at < bytes.len() && (bytes[at] == b'\n' || bytes[at] == b'\r') {
+            at += 1;
+        }
+        if at < self.counted {
+            (self.newlines, self.counted) = (0, 0); // not ascending: count again from the start
+        }
+        self.newlines += bytes[self.counted..at].iter().filter(|&&b| b == b'\n').count();
+        self.counted = at;
+        self.newlines + 1
+    }
 }
 
 /// One record's fields by header name.
@@ -487,5 +508,20 @@ mod tests {
         );
         let Err(RoutingError::BadRules(errors)) = RuleSet::parse("case_kind,case_type\n", &city()) else { panic!() };
         assert!(errors.iter().any(|e| e.column == Some("time_limit")));
+    }
+
+    #[test]
+    fn line_numbers_count_blank_lines_and_crlf_whatever_the_order_asked() {
+        let text = "h\r\n\r\na\n\n\nb\r\nc";
+        let mut lines = LineCounter::new(text);
+        // Lines: 1 h, 2 blank, 3 a, 4 and 5 blank, 6 b, 7 c. Offsets of h, the blank line
+        // before a (skipped to a), a, the blank lines before b, c; then back to the start.
+        assert_eq!([0, 3, 5, 7, 12].map(|b| lines.line_at(b)), [1, 3, 3, 6, 7]);
+        assert_eq!(lines.line_at(0), 1);
+        assert_eq!(lines.line_at(100), 7);
+        // Rows after blank lines keep their real line numbers.
+        let list = "case_kind,case_type,case_name,scope,unit,urgency,time_limit\n\n\nevent,0102,x,,u,紧急,9xx\n";
+        let Err(RoutingError::BadRules(errors)) = RuleSet::parse(list, &city()) else { panic!("a bad limit") };
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4]);
     }
 }
