@@ -228,6 +228,7 @@ fn read_answer(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool)> {
     }
     let no_body = status == 204 || status == 304 || (100..200).contains(&status);
     if no_body {
+        // Nothing to read.
     } else if chunked {
         loop {
             line.clear();
@@ -340,9 +341,9 @@ fn main() {
     }
 
     // The switcher: PUT the components layer again every `switch_every` seconds.
-    let upload = std::fs::read(dir.join("upload.fgb")).ok();
-    let switcher = (switch_every > 0.0 && upload.is_some()).then(|| {
-        let (stop, switches, addr, upload) = (stop.clone(), switches.clone(), addr.clone(), upload.unwrap());
+    let upload = std::fs::read(dir.join("upload.fgb")).ok().filter(|_| switch_every > 0.0);
+    let switcher = upload.map(|upload| {
+        let (stop, switches, addr) = (stop.clone(), switches.clone(), addr.clone());
         std::thread::spawn(move || {
             let mut next = switch_every / 2.0;
             while next < duration - 1.0 {

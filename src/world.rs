@@ -230,6 +230,16 @@ pub struct WorldHandle(Arc<ArcSwap<World>>, Arc<std::sync::RwLock<Vec<SwitchHook
 
 impl WorldHandle {
     pub fn new(world: World) -> WorldHandle {
+        // The big arrays of every later snapshot (components, indexes, tile data: ≥ 1 MiB each)
+        // come from their own mappings, returned to the system when a switch frees them, not
+        // from glibc's heap, whose dynamic threshold would otherwise keep up to 32 MiB arrays
+        // there and let RSS grow with every import. (malloc_trim after each switch did as
+        // much, but stalled every thread for ~1 s while it walked the heap: benches/soak.sh.)
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets a tunable of glibc's allocator.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
         WorldHandle(Arc::new(ArcSwap::from_pointee(world)), Arc::default())
     }
 
