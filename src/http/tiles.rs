@@ -107,7 +107,7 @@ pub struct TileCache(Arc<TileCacheInner>);
 struct TileCacheInner {
     tiles: moka::sync::Cache<TileKey, Arc<CachedTile>>,
     /// The snapshot (its address) whose versions the cache was last checked against, and those
-    /// versions: a switch to other grids, zones, components or settings drops every entry.
+    /// versions: a switch to other grids, zones, components or settings drops the old entries.
     seen_world: AtomicUsize,
     seen_versions: Mutex<Option<[Option<u64>; 4]>>,
     /// The background brotli compressor, started on first use.
@@ -134,15 +134,21 @@ impl TileCache {
         (self.0.tiles.weighted_size(), self.0.tiles.entry_count())
     }
 
-    /// Drops every entry when `current` (the snapshot served now) has other tile versions than
-    /// the cache last saw: they can never be asked for again, and a full cache would otherwise
-    /// keep them (its admission favours often-asked entries) and turn new tiles away.
-    fn forget_old_versions(&self, current: &Arc<World>) {
-        let at = Arc::as_ptr(current) as usize;
+    /// When the snapshot served now has other tile versions than the cache last saw, drops
+    /// the entries of every other version: they can never be asked for again, and a full cache
+    /// would otherwise keep them (its admission favours often-asked entries) and turn new tiles
+    /// away. `seen_by_request` (the request's snapshot) is only the fast check; the handle's
+    /// current one decides, so a request still holding the old snapshot drops nothing new.
+    fn forget_old_versions(&self, seen_by_request: &Arc<World>, handle: &crate::world::WorldHandle) {
+        if self.0.seen_world.load(Ordering::Relaxed) == Arc::as_ptr(seen_by_request) as usize {
+            return;
+        }
+        let current = handle.load();
+        let at = Arc::as_ptr(&current) as usize;
         if self.0.seen_world.load(Ordering::Relaxed) == at {
             return;
         }
-        let versions = tile_versions(current);
+        let versions = tile_versions(&current);
         let mut seen = self.0.seen_versions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if seen.is_some_and(|v| v != versions) {
             // Applied by the cache's housekeeping; a lookup never sees a matching entry again.
@@ -306,7 +312,7 @@ pub async fn tile(
     let y: u32 = y.parse().map_err(|_| out_of_range("y", y))?;
 
     let world = state.world.load();
-    state.tiles.forget_old_versions(&world);
+    state.tiles.forget_old_versions(&world, &state.world);
     let [grids_version, zones_version, settings_version, components_version] = tile_versions(&world);
     let key = TileKey { grids_version, zones_version, settings_version, components_version, layers, datum, z, x, y };
     let cached = state.tiles.0.tiles.get(&key);
