@@ -6,6 +6,9 @@
 //!   tile size max / median and encode time p50 / p99 / max over the tiles (each tile's time
 //!   is the median of 7 runs);
 //!
+//! - where an uncached HTTP tile's time goes (`grids,zones,components`, z12–z18): the encode
+//!   and each compression the tile cache may apply (`MISS_PROFILE_ONLY=1` stops after this);
+//!
 //! then criterion measures `tiles/build`, `tiles/components/zN` (z12–z18, one sample tile after
 //! another), `tiles/components_gcj02/z16`, `tiles/grids/zN` (z0–z18) and `tiles/grids_gcj02/z13`.
 
@@ -83,6 +86,65 @@ fn report(city: &City, set: &TileSet, layer: Layer, zooms: std::ops::RangeInclus
     }
 }
 
+/// Where an uncached HTTP tile's time goes, per zoom, for the viewer's tileset
+/// (`grids,zones,components`) over the sample: the MVT encode, then each compression the tile
+/// cache may apply to it (medians over the tiles of each tile's median of 5 runs), and sizes.
+fn miss_profile(city: &City, set: &TileSet) {
+    use std::io::Write;
+    let layers = [Layer::Grids, Layer::Zones, Layer::Components];
+    let time = |f: &mut dyn FnMut() -> usize| {
+        let mut runs: Vec<(f64, usize)> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let n = f();
+                (t.elapsed().as_secs_f64() * 1e3, n)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        runs[2]
+    };
+    let gzip = |raw: &[u8], level: u32| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        e.write_all(raw).unwrap();
+        e.finish().unwrap().len()
+    };
+    let brotli = |raw: &[u8], quality: u32| {
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, quality, 22);
+            w.write_all(raw).unwrap();
+        }
+        out.len()
+    };
+    println!(
+        "uncached grids,zones,components tile (median over the sample): zoom | raw KB | encode ms | gzip-6 ms (KB) | \
+         gzip-1 ms (KB) | brotli-6 ms (KB) | brotli-4 ms (KB) | brotli-1 ms (KB)"
+    );
+    for z in [12u8, 13, 14, 15, 16, 17, 18] {
+        let mut rows: Vec<[f64; 12]> = Vec::new();
+        for (x, y) in sample(city, z, Datum::Wgs84) {
+            let Some(raw) = set.encode(city, &layers, z, x, y, Datum::Wgs84).unwrap() else { continue };
+            let enc = time(&mut || set.encode(city, &layers, z, x, y, Datum::Wgs84).unwrap().map_or(0, |b| b.len()));
+            let g6 = time(&mut || gzip(&raw, 6));
+            let g1 = time(&mut || gzip(&raw, 1));
+            let b6 = time(&mut || brotli(&raw, 6));
+            let b4 = time(&mut || brotli(&raw, 4));
+            let b1 = time(&mut || brotli(&raw, 1));
+            let kb = |n: usize| n as f64 / 1024.0;
+            rows.push([kb(raw.len()), enc.0, g6.0, kb(g6.1), g1.0, kb(g1.1), b6.0, kb(b6.1), b4.0, kb(b4.1), b1.0, kb(b1.1)]);
+        }
+        let med = |i: usize| {
+            let mut v: Vec<f64> = rows.iter().map(|r| r[i]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "  z{z:<2} | {:6.1} | {:.3} | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1})",
+            med(0), med(1), med(2), med(3), med(4), med(5), med(6), med(7), med(8), med(9), med(10), med(11)
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let t = Instant::now();
     let demo = generate(&DemoSpec { preset: Preset::Xicheng, components: None, seed: 1 }, &|_, _| {}).unwrap();
@@ -102,6 +164,10 @@ fn bench(c: &mut Criterion) {
         s.component_bytes as f64 / city.components.len() as f64,
         s.precomputed_cluster_zooms
     );
+    miss_profile(&city, &set);
+    if std::env::var_os("MISS_PROFILE_ONLY").is_some() {
+        return;
+    }
     report(&city, &set, Layer::Components, 0..=18, Datum::Wgs84);
     report(&city, &set, Layer::Components, 14..=18, Datum::Gcj02);
     report(&city, &set, Layer::Grids, 0..=18, Datum::Wgs84);

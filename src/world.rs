@@ -221,13 +221,26 @@ pub struct LevelSummary {
     pub grids: usize,
 }
 
+/// What runs on every switch, before readers see the new snapshot: `hook(old, new)`.
+type SwitchHook = Box<dyn Fn(&World, &World) + Send + Sync>;
+
 /// The shared, atomically swappable pointer to the current [`World`].
 #[derive(Clone)]
-pub struct WorldHandle(Arc<ArcSwap<World>>);
+pub struct WorldHandle(Arc<ArcSwap<World>>, Arc<std::sync::RwLock<Vec<SwitchHook>>>);
 
 impl WorldHandle {
     pub fn new(world: World) -> WorldHandle {
-        WorldHandle(Arc::new(ArcSwap::from_pointee(world)))
+        // The big arrays of every later snapshot (components, indexes, tile data: ≥ 1 MiB each)
+        // come from their own mappings, returned to the system when a switch frees them, not
+        // from glibc's heap, whose dynamic threshold would otherwise keep up to 32 MiB arrays
+        // there and let RSS grow with every import. (malloc_trim after each switch did as
+        // much, but stalled every thread for ~1 s while it walked the heap: benches/soak.sh.)
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets a tunable of glibc's allocator.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+        WorldHandle(Arc::new(ArcSwap::from_pointee(world)), Arc::default())
     }
 
     /// The current snapshot; hold it for the whole request.
@@ -235,8 +248,51 @@ impl WorldHandle {
         self.0.load_full()
     }
 
-    /// Switches every new reader to `world`; readers in flight finish on the old one.
+    /// Runs `hook(old, new)` on every [`WorldHandle::replace`], on the switching thread (an
+    /// import's, at background priority), before any reader sees `new`: e.g. to encode the
+    /// most asked-for tiles of the new snapshot while the old one is still served.
+    pub fn before_switch(&self, hook: impl Fn(&World, &World) + Send + Sync + 'static) {
+        self.1.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(Box::new(hook));
+    }
+
+    /// Switches every new reader to `world`; readers in flight finish on the old one. The old
+    /// snapshot is freed by a low-priority thread of its own once its last reader is done
+    /// (freeing a large city takes tens of milliseconds, which would otherwise fall on the
+    /// request that happened to hold it last).
     pub fn replace(&self, world: World) {
-        self.0.store(Arc::new(world));
+        {
+            let current = self.0.load_full();
+            for hook in self.1.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+                hook(&current, &world);
+            }
+        }
+        let old = self.0.swap(Arc::new(world));
+        // No thread to be had: the old snapshot, moved into the closure, is freed right here.
+        let _ = std::thread::Builder::new().name("world-free".into()).spawn(move || {
+            lower_thread_priority();
+            // Readers hold a snapshot for one request; a long download may hold it longer,
+            // and then drops it itself.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while Arc::strong_count(&old) > 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            drop(old);
+        });
+    }
+}
+
+/// The nice value of background work (imports, snapshot builds, freeing old snapshots, brotli
+/// copies of tiles): the scheduler gives serving threads (nice 0) ~10× its share of a busy CPU.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] (Linux: per thread, and
+/// inherited by the threads it starts; elsewhere nothing). Cannot be undone without
+/// privileges: call it only on threads started for background work, never on a pool's.
+pub fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; failure only leaves the priority as is.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
     }
 }

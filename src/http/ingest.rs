@@ -125,9 +125,7 @@ async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crat
     })?;
     let origin = format!("PUT /v1/layers/{dataset}");
     let allow_shrink = flag(params, "allow_shrink")?;
-    let imported = tokio::task::spawn_blocking(move || d.import_text(dataset, &text, allow_shrink, dry_run, &origin))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    let imported = in_background(move || d.import_text(dataset, &text, allow_shrink, dry_run, &origin)).await??;
     let answer = ImportAnswer::Text(TextImported { checked: &imported.checked, switched: imported.switched.as_ref(), dry_run });
     Ok(axum::Json(answer).into_response())
 }
@@ -181,14 +179,30 @@ pub async fn import_package(
     let options = crate::datasets::PackageOptions { base: Some(import_options(LayerKind::Grids, &params)?) };
     let dry_run = flag(&params, "dry_run")?;
     let file = spool::body(request.into_body(), state.max_upload_bytes as u64, d.dir()).await?;
-    let imported = tokio::task::spawn_blocking(move || {
+    let imported = in_background(move || {
         let package = crate::datasets::Package::from_zip(file, d.dir())?;
         d.import_package(&package, &options, dry_run, "PUT /v1/city")
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    .await??;
     let answer = PackageImported { report: &imported.report, versions: imported.versions.as_ref(), dry_run };
     Ok(axum::Json(answer).into_response())
+}
+
+/// Runs an import — reading the upload, validating it, building the new snapshot — on a thread
+/// of its own at background priority ([`crate::world::lower_thread_priority`]; the threads it
+/// starts inherit it), so requests keep their latency while it runs: when both want the CPU,
+/// serving gets ~10× the import's share.
+async fn in_background<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let internal = |m: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("import".into())
+        .spawn(move || {
+            crate::world::lower_thread_priority();
+            let _ = tx.send(f());
+        })
+        .map_err(|e| internal(format!("import failed: no thread for it: {e}")))?;
+    rx.await.map_err(|_| internal("import failed: the import stopped with a panic".into()))
 }
 
 fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
@@ -277,11 +291,7 @@ pub async fn import(
     let dry_run = flag(&params, "dry_run")?;
     let csv = CsvOptions { x_column: params.get("x_column").map(str::to_owned), y_column: params.get("y_column").map(str::to_owned) };
     let origin = format!("PUT /v1/layers/{name}");
-    let imported = tokio::task::spawn_blocking(move || {
-        d.import(|sink| stream_layer_file(file, format, &csv, sink), &options, dry_run, &origin)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("import failed: {e}")))??;
+    let imported = in_background(move || d.import(|sink| stream_layer_file(file, format, &csv, sink), &options, dry_run, &origin)).await??;
     if !imported.report.accepted_layer {
         let message = imported.report.summary();
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected", message)

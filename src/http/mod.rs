@@ -69,9 +69,11 @@ impl AppState {
 
     /// State over `world` with a tile cache bounded to `max_bytes` of compressed tiles.
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
+        let tiles = tiles::TileCache::new(max_bytes);
+        tiles.follow(&world);
         AppState {
             world,
-            tiles: tiles::TileCache::new(max_bytes),
+            tiles,
             admin: auth::Tokens::default(),
             dispatchers: auth::Tokens::default(),
             audit: None,
