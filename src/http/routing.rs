@@ -499,7 +499,7 @@ pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>,
         // Two stages: this thread routes chunk k+1 (over the cores) while a second thread
         // appends chunk k to the audit log and, once it is durable, sends its answers.
         let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedChunk>(1);
-        std::thread::scope(|s| {
+        std::thread::scope(move |s| {
             s.spawn(move || {
                 for chunk in routed_rx {
                     if let Some(log) = &audit {
@@ -533,6 +533,8 @@ pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>,
                 }
                 start = end;
             }
+            // The writer ends once it has the last chunk.
+            drop(routed_tx);
         });
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Chunks(rx))).into_response())
