@@ -27,6 +27,8 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::routing::RouteAnswer;
+
 /// The audit record of one routing decision.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -80,7 +82,34 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// The audit record of a routing answer (as served, JSON) for `input` at `at`; `id` is 0.
+/// The audit record of a routing decision: `answer` for the case `input` (as sent) at `at`;
+/// `id` is 0. Every field is read from the typed answer (the case's kind, code and urgency,
+/// the unit grid and its chain, the unit, the rule's line and scope, the zone, the deadline,
+/// the warnings, the dataset versions).
+pub fn record_answer(at: DateTime<FixedOffset>, input: Value, answer: &RouteAnswer<'_>) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at,
+        case_kind: answer.case.kind.as_str().to_owned(),
+        case_type: answer.case.code.to_string(),
+        urgency: Some(answer.deadline.urgency.to_string()),
+        grid: Some(answer.grid.code.to_string()),
+        chain: answer.chain.iter().map(|e| e.code.to_string()).collect(),
+        unit: answer.responsible_unit.name.to_owned(),
+        unit_code: answer.responsible_unit.code.map(str::to_owned),
+        unit_role: Some(answer.responsible_unit.role.to_owned()),
+        rule: answer.rule.as_ref().map(|r| RuleRef { line: r.line as u64, scope: r.scope.clone() }),
+        zone: answer.area.zone.clone(),
+        due: Some(answer.deadline.due.clone()),
+        versions: answer.versions.0.clone(),
+        input,
+        warnings: answer.warnings.clone(),
+        outside_coverage: answer.outside_coverage,
+    }
+}
+
+/// The audit record of a routing answer given as JSON (a legacy log line's `answer`) for
+/// `input` at `at`; `id` is 0. Routing itself uses [`record_answer`].
 pub fn record(at: DateTime<FixedOffset>, input: &Value, answer: &Value) -> AuditRecord {
     let chain: Vec<String> = answer["chain"].as_array().map_or_else(Vec::new, |c| c.iter().filter_map(|e| text(&e["code"])).collect());
     let rule = &answer["rule"];

@@ -209,7 +209,7 @@ pub fn cases(data: &[u8]) {
         let Ok(batch) = Batch::from_bytes(format, data) else { continue };
         for (i, case) in batch.cases().enumerate().take(64) {
             if let Ok(case) = case {
-                let _ = batch_line(world, i, &case, now);
+                let _ = batch_line(world, i, case, now);
             }
         }
     }

@@ -768,13 +768,13 @@ fn route_file(file: &Path, data: &Path) -> Result<()> {
     for (i, case) in batch.cases().enumerate() {
         let line = match case {
             Ok(item) => {
-                let (line, record) = batch_line(&world, i, &item, now);
+                let (line, record) = batch_line(&world, i, item, now);
                 failed += usize::from(record.is_none());
                 line
             }
             Err((id, e)) => {
                 failed += 1;
-                error_line(i, id, &e)
+                error_line(i, id, e)
             }
         };
         serde_json::to_writer(&mut out, &line)?;

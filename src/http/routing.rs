@@ -15,15 +15,13 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::body::{Chunks, parse_json};
 use super::auth::Dispatcher;
-use super::error::{ApiError, ErrorBody};
+use super::error::{ApiError, ErrorBody, ErrorInfo};
 use crate::routing::RouteAnswer;
 use super::lookup::json;
 use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
-use crate::crs::Datum;
 use crate::world::World;
-use crate::lookup::PointEcho;
-use crate::routing::{self, CaseInput, CaseSubject, Urgency, china_tz};
+use crate::routing::{self, china_tz};
 
 /// The answer of `GET /v1/cases/types`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -197,7 +195,7 @@ pub async fn put_rules(
 
 /// A case to route (the body of `POST /v1/cases/route`, an item of a batch): a point and/or a
 /// component, and what it is about (exactly one of `event_type`, `component_class`,
-/// `component_code`). Parsed by [`parse_case`], which gives each problem its own 400.
+/// `component_code`). Read by [`routing::parse_case`], which gives each problem its own 400.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // the schema of what parse_case reads
 pub struct CaseRequest {
@@ -252,10 +250,14 @@ pub async fn route(
     let input: Value = parse_json(&body).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
-    let answer = route_value(&world, &input, now);
-    let answer = answer.inspect_err(|e| decided(RoutingOutcome::of_error(e.code, e.status.as_u16())))?;
-    if let Some(log) = state.audit.clone() {
-        let record = caselog::record(now, &input, &answer);
+    let routed = routing::parse_case(&input).map_err(ApiError::from).and_then(|case| Ok(routing::route(&world, &case, now)?));
+    let answer = routed.inspect_err(|e| decided(RoutingOutcome::of_error(e.code, e.status.as_u16())))?;
+    let outcome = outcome_of(&answer);
+    let mut bytes = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut bytes, &answer).expect("a route answer serializes");
+    let record = state.audit.is_some().then(|| caselog::record_answer(now, input, &answer));
+    drop(answer);
+    if let (Some(log), Some(record)) = (state.audit.clone(), record) {
         let metrics = state.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -268,8 +270,28 @@ pub async fn route(
         .and_then(|appended| appended.map_err(audit_failed))
         .inspect_err(|_| decided(RoutingOutcome::Failed))?;
     }
-    decided(RoutingOutcome::of_answer(&answer));
-    Ok(json(&answer))
+    decided(outcome);
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// The metrics outcome of an answer (as [`RoutingOutcome::of_answer`] reads its JSON).
+fn outcome_of(answer: &RouteAnswer<'_>) -> RoutingOutcome {
+    if answer.outside_coverage {
+        RoutingOutcome::NearCoverage
+    } else if answer.rule.is_none() {
+        RoutingOutcome::NoRule
+    } else {
+        RoutingOutcome::Routed
+    }
+}
+
+impl From<routing::InputError> for ApiError {
+    fn from(e: routing::InputError) -> ApiError {
+        match e {
+            routing::InputError::Invalid { code, message, details } => ApiError::bad_request(code, message).with_details(details),
+            routing::InputError::Lookup(e) => ApiError::from(e),
+        }
+    }
 }
 
 fn audit_failed(e: crate::store::StoreError) -> ApiError {
@@ -280,14 +302,6 @@ fn audit_failed(e: crate::store::StoreError) -> ApiError {
     )
 }
 
-/// Routes one case given as a JSON object (the body of `POST /v1/cases/route`, or one item
-/// of a batch) and gives the answer as JSON. Shared by the CLI.
-pub fn route_value(world: &World, input: &Value, now: DateTime<FixedOffset>) -> Result<Value, ApiError> {
-    let case = parse_case(input)?;
-    let answer = routing::route(world, &case, now)?;
-    Ok(serde_json::to_value(&answer).expect("a route answer serializes"))
-}
-
 /// Most cases in one batch.
 pub const MAX_BATCH: usize = 100_000;
 /// Body limit of `POST /v1/cases/route:batch` (100,000 cases of ~300 bytes).
@@ -295,27 +309,132 @@ pub const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Cases routed, logged and sent per chunk of a batch.
 const BATCH_CHUNK: usize = 1000;
 
-/// One line of a batch answer: `{"index", "id"?, "ok": true, "answer"}` or
-/// `{"index", "id"?, "ok": false, "status", "error"}`, and the audit record of an answer.
-pub fn batch_line(world: &World, index: usize, item: &Value, now: DateTime<FixedOffset>) -> (Value, Option<caselog::AuditRecord>) {
-    let id = item.get("id").cloned().unwrap_or(Value::Null);
-    let result = match item {
-        Value::Object(m) => {
-            let mut case = m.clone();
-            case.remove("id");
-            let case = Value::Object(case);
-            parse_case(&case).and_then(|c| routing::route(world, &c, now).map_err(ApiError::from)).map(|a| {
-                let answer = serde_json::to_value(&a).expect("a route answer serializes");
-                let record = caselog::record(now, &case, &answer);
-                (answer, record)
-            })
+/// One line of a batch answer: `{"index", "id", "ok": true, "answer"}` or `{"index", "id",
+/// "ok": false, "status", "error"}` (`id` is `null` when the case has none; `error` as in
+/// [`ErrorBody`]). Serialized straight from the typed answer.
+pub struct BatchLine<'w> {
+    pub index: usize,
+    pub id: Value,
+    pub result: Result<RouteAnswer<'w>, ApiError>,
+}
+
+impl Serialize for BatchLine<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(if self.result.is_ok() { 4 } else { 5 }))?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("id", &self.id)?;
+        match &self.result {
+            Ok(answer) => {
+                m.serialize_entry("ok", &true)?;
+                m.serialize_entry("answer", answer)?;
+            }
+            Err(e) => {
+                m.serialize_entry("ok", &false)?;
+                m.serialize_entry("status", &e.status.as_u16())?;
+                m.serialize_entry("error", &ErrorInfo { code: e.code, message: &e.message, details: &e.details })?;
+            }
         }
-        _ => Err(ApiError::bad_request("invalid_json", "each case must be a JSON object")),
-    };
-    match result {
-        Ok((answer, record)) => (json!({"index": index, "id": id, "ok": true, "answer": answer}), Some(record)),
-        Err(e) => (json!({"index": index, "id": id, "ok": false, "status": e.status.as_u16(), "error": e.body()["error"]}), None),
+        m.end()
     }
+}
+
+impl BatchLine<'_> {
+    /// The metrics outcome of this case.
+    pub fn outcome(&self) -> RoutingOutcome {
+        match &self.result {
+            Ok(answer) => outcome_of(answer),
+            Err(e) => RoutingOutcome::of_error(e.code, e.status.as_u16()),
+        }
+    }
+}
+
+/// Routes one batch item (a JSON object, perhaps with an `id`): its answer line, and the audit
+/// record of the decision (none for a refused case).
+pub fn batch_line(world: &World, index: usize, item: Value, now: DateTime<FixedOffset>) -> (BatchLine<'_>, Option<caselog::AuditRecord>) {
+    let (id, case) = routing::input::split_id(item);
+    let routed = case.map_err(ApiError::from).and_then(|case| {
+        let parsed = routing::parse_case(&case)?;
+        Ok((routing::route(world, &parsed, now)?, case))
+    });
+    match routed {
+        Ok((answer, case)) => {
+            let record = caselog::record_answer(now, case, &answer);
+            (BatchLine { index, id, result: Ok(answer) }, Some(record))
+        }
+        Err(e) => (BatchLine { index, id, result: Err(e) }, None),
+    }
+}
+
+/// One chunk of a batch routed: its answer lines, the audit records of its decisions and the
+/// count of each outcome.
+#[derive(Default)]
+struct RoutedChunk {
+    out: Vec<u8>,
+    records: Vec<caselog::AuditRecord>,
+    outcomes: Vec<(RoutingOutcome, u64)>,
+    cases: u64,
+}
+
+impl RoutedChunk {
+    fn add(&mut self, line: &BatchLine<'_>, record: Option<caselog::AuditRecord>) {
+        serde_json::to_writer(&mut self.out, line).expect("JSON to memory");
+        self.out.push(b'\n');
+        self.records.extend(record);
+        self.cases += 1;
+        let outcome = line.outcome();
+        match self.outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, n)) => *n += 1,
+            None => self.outcomes.push((outcome, 1)),
+        }
+    }
+
+    fn append(&mut self, mut other: RoutedChunk) {
+        self.out.append(&mut other.out);
+        self.records.append(&mut other.records);
+        self.cases += other.cases;
+        for (outcome, n) in other.outcomes {
+            match self.outcomes.iter_mut().find(|(o, _)| *o == outcome) {
+                Some((_, m)) => *m += n,
+                None => self.outcomes.push((outcome, n)),
+            }
+        }
+    }
+}
+
+/// Routes cases `range` of `batch`, split over `workers` threads; lines in input order.
+fn route_range(world: &World, batch: &Batch, range: std::ops::Range<usize>, workers: usize, now: DateTime<FixedOffset>) -> RoutedChunk {
+    let one = |range: std::ops::Range<usize>| {
+        let mut chunk = RoutedChunk { out: Vec::with_capacity(range.len() * 1536), records: Vec::with_capacity(range.len()), ..Default::default() };
+        for index in range {
+            let (line, record) = match batch.case(index) {
+                Ok(item) => batch_line(world, index, item, now),
+                Err((id, e)) => (error_line(index, id, e), None),
+            };
+            chunk.add(&line, record);
+        }
+        chunk
+    };
+    let workers = workers.clamp(1, range.len().max(1));
+    if workers == 1 {
+        return one(range);
+    }
+    let step = range.len().div_ceil(workers);
+    let parts: Vec<std::ops::Range<usize>> =
+        (range.start..range.end).step_by(step).map(|start| start..(start + step).min(range.end)).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts[1..].iter().map(|r| s.spawn(|| one(r.clone()))).collect();
+        let mut first = one(parts[0].clone());
+        for h in handles {
+            first.append(h.join().expect("a routing worker panicked"));
+        }
+        first
+    })
+}
+
+/// Threads that route the cases of one chunk: the cores there are, at most 8.
+fn routing_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
 }
 
 /// `POST /v1/cases/route:batch`: a JSON array of cases (`application/json`), one case per line
@@ -377,49 +496,53 @@ pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>,
     let now = Utc::now().with_timezone(&china_tz());
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
-        let mut cases = batch.cases().enumerate().peekable();
-        while cases.peek().is_some() {
-            let mut out = Vec::with_capacity(BATCH_CHUNK * 1024);
-            let mut records = Vec::with_capacity(BATCH_CHUNK);
-            let mut outcomes = std::collections::HashMap::<RoutingOutcome, u64>::new();
-            let mut in_chunk = 0u64;
-            for (index, case) in cases.by_ref().take(BATCH_CHUNK) {
-                let (line, record) = match case {
-                    Ok(item) => batch_line(&world, index, &item, now),
-                    Err((id, e)) => (error_line(index, id, &e), None),
-                };
-                in_chunk += 1;
-                *outcomes.entry(RoutingOutcome::of_batch_line(&line)).or_default() += 1;
-                serde_json::to_writer(&mut out, &line).expect("JSON to memory");
-                out.push(b'\n');
-                records.extend(record);
-            }
-            if let Some(log) = &audit {
-                let started = std::time::Instant::now();
-                let appended = log.append(&records);
-                metrics.audit_appended(started.elapsed(), appended.is_ok());
-                if let Err(e) = appended {
-                    // The chunk's decisions are not given.
-                    metrics.routing_decisions(RoutingMode::Batch, RoutingOutcome::Failed, in_chunk);
-                    let line = json!({"ok": false, "error": audit_failed(e).body()["error"]});
-                    let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
-                    return;
+        // Two stages: this thread routes chunk k+1 (over the cores) while a second thread
+        // appends chunk k to the audit log and, once it is durable, sends its answers.
+        let (routed_tx, routed_rx) = std::sync::mpsc::sync_channel::<RoutedChunk>(1);
+        std::thread::scope(move |s| {
+            s.spawn(move || {
+                for chunk in routed_rx {
+                    if let Some(log) = &audit {
+                        let started = std::time::Instant::now();
+                        let appended = log.append(&chunk.records);
+                        metrics.audit_appended(started.elapsed(), appended.is_ok());
+                        if let Err(e) = appended {
+                            // The chunk's decisions are not given.
+                            metrics.routing_decisions(RoutingMode::Batch, RoutingOutcome::Failed, chunk.cases);
+                            let e = audit_failed(e);
+                            let line = json!({"ok": false, "error": ErrorInfo { code: e.code, message: &e.message, details: &e.details }});
+                            let _ = tx.blocking_send(Bytes::from(format!("{line}\n")));
+                            return;
+                        }
+                    }
+                    for (outcome, n) in chunk.outcomes {
+                        metrics.routing_decisions(RoutingMode::Batch, outcome, n);
+                    }
+                    if tx.blocking_send(Bytes::from(chunk.out)).is_err() {
+                        return; // the client went away
+                    }
                 }
+            });
+            let workers = routing_workers();
+            let mut start = 0;
+            while start < batch.len() {
+                let end = (start + BATCH_CHUNK).min(batch.len());
+                let chunk = route_range(&world, &batch, start..end, workers, now);
+                if routed_tx.send(chunk).is_err() {
+                    return; // the log failed or the client went away
+                }
+                start = end;
             }
-            for (outcome, n) in outcomes {
-                metrics.routing_decisions(RoutingMode::Batch, outcome, n);
-            }
-            if tx.blocking_send(Bytes::from(out)).is_err() {
-                return; // the client went away
-            }
-        }
+            // The writer ends once it has the last chunk.
+            drop(routed_tx);
+        });
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(Chunks(rx))).into_response())
 }
 
 /// The answer line of a case that could not be read.
-pub fn error_line(index: usize, id: Value, e: &ApiError) -> Value {
-    json!({"index": index, "id": id, "ok": false, "status": e.status.as_u16(), "error": e.body()["error"]})
+pub fn error_line(index: usize, id: Value, e: ApiError) -> BatchLine<'static> {
+    BatchLine { index, id, result: Err(e) }
 }
 
 fn too_many_bytes(n: u64) -> ApiError {
@@ -646,29 +769,12 @@ impl BatchReader {
         let header = match self.format {
             BatchFormat::Csv => {
                 let (start, stop) = self.ranges[0];
-                Some(csv_header(&self.buf[start..stop])?)
+                Some(routing::input::csv_header(&self.buf[start..stop])?)
             }
             _ => None,
         };
         Ok(Batch { format: self.format, buf: self.buf, ranges: self.ranges, header })
     }
-}
-
-/// The header of a case CSV: known column names only.
-fn csv_header(line: &[u8]) -> Result<Vec<String>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(line);
-    let record = reader
-        .records()
-        .next()
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_csv", format!("the CSV header cannot be read: {e}")))?
-        .unwrap_or_default();
-    let header: Vec<String> = record.iter().map(|h| h.trim().to_owned()).collect();
-    if let Some(h) = header.iter().find(|h| h.as_str() != "id" && !FIELDS.contains(&h.as_str())) {
-        return Err(ApiError::bad_request("invalid_csv", format!("unknown column {h}; accepted: id, {}", FIELDS.join(", ")))
-            .with_details(json!({"column": h})));
-    }
-    Ok(header)
 }
 
 /// A batch whose cases are located but not yet parsed: each is read as it is routed.
@@ -705,124 +811,120 @@ impl Batch {
 
     /// The cases in order, each parsed when reached.
     pub fn cases(&self) -> impl Iterator<Item = BatchCase> + '_ {
+        (0..self.len()).map(|n| self.case(n))
+    }
+
+    /// Case `n` (from 0): a JSON item (a CSV row as the object it stands for, its `id` as
+    /// text), or its `id` and why it cannot be read.
+    pub fn case(&self, n: usize) -> BatchCase {
         let skip = usize::from(self.format == BatchFormat::Csv);
-        self.ranges[skip..].iter().enumerate().map(move |(n, &(start, end))| {
-            let bytes = &self.buf[start..end];
-            match &self.header {
-                Some(header) => csv_case(header, bytes, n + 2),
-                None => serde_json::from_slice::<Value>(bytes).map_err(|e| {
-                    (Value::Null, ApiError::bad_request("invalid_json", format!("this case is not JSON: {e}")).with_details(json!({"column": e.column()})))
-                }),
+        let (start, end) = self.ranges[n + skip];
+        let bytes = &self.buf[start..end];
+        match &self.header {
+            Some(header) => match routing::input::csv_case(header, bytes, n + 2) {
+                Ok((Value::Null, case)) => Ok(case),
+                Ok((id, Value::Object(mut case))) => {
+                    case.insert("id".to_owned(), id);
+                    Ok(Value::Object(case))
+                }
+                Ok((_, case)) => Ok(case),
+                Err(err) => {
+                    let (id, e) = *err;
+                    Err((id, e.into()))
+                }
+            },
+            None => serde_json::from_slice::<Value>(bytes).map_err(|e| {
+                (Value::Null, ApiError::bad_request("invalid_json", format!("this case is not JSON: {e}")).with_details(json!({"column": e.column()})))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::{DemoSpec, Preset, generate};
+    use crate::store::{LoadedCity, Versions};
+
+    fn world() -> World {
+        let demo = generate(&DemoSpec { preset: Preset::Tiny, components: None, seed: 1 }, &|_, _| {}).unwrap();
+        let meta = demo.meta();
+        let versions = Versions([("grids", 2), ("components", 3), ("rules", 4)].into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+        World::new(LoadedCity { city: demo.city, meta, versions, rules_csv: Some(demo.rules_csv), calendar_toml: None })
+    }
+
+    /// The typed batch line is the JSON the answer's `serde_json::Value` gave, and the audit
+    /// record read from the typed answer is the one read from its JSON.
+    #[test]
+    fn typed_lines_and_records_match_the_answer_as_json() {
+        let world = world();
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+        let comps: Vec<_> = world.city.components.iter().step_by(97).take(20).collect();
+        let mut items = Vec::new();
+        for (k, c) in comps.iter().enumerate() {
+            let (lon, lat) = (c.location.x, c.location.y);
+            let event = ["0102", "0104", "0301", "0501", "0505", "0101"][k % 6];
+            items.push(json!({"id": k, "lon": lon, "lat": lat, "event_type": event, "accuracy": 30}));
+            items.push(json!({"lon": lon, "lat": lat, "component_class": c.class.to_string(), "urgency": "紧急"}));
+            items.push(json!({"id": "c", "component_code": c.code.to_string(), "reported_at": "2026-11-21T18:00:00+08:00"}));
+        }
+        let (lon, lat) = (comps[0].location.x, comps[0].location.y);
+        items.push(json!({"id": "near", "lon": lon + 0.0, "lat": lat - 0.2, "event_type": "0102"}));
+        items.push(json!({"id": "bad", "lon": lon, "lat": lat, "event_type": "9999"}));
+        items.push(json!({"id": "field", "lon": lon, "lat": lat, "event_type": "0102", "colour": "red"}));
+        items.push(json!(17));
+        let mut answered = 0;
+        for (index, item) in items.into_iter().enumerate() {
+            let (line, record) = batch_line(&world, index, item.clone(), now);
+            let got: Value = serde_json::from_slice(&serde_json::to_vec(&line).unwrap()).unwrap();
+            let id = item.get("id").cloned().unwrap_or(Value::Null);
+            let mut case = item.clone();
+            if let Value::Object(m) = &mut case {
+                m.remove("id");
             }
-        })
-    }
-}
-
-/// One CSV row as a case object: empty cells left out, `lon`/`lat`/`accuracy` as numbers when
-/// they read as such. `line` is the row's number in the file (the header is line 1).
-fn csv_case(header: &[String], bytes: &[u8], line: usize) -> BatchCase {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
-    let row = match reader.records().next() {
-        Some(Ok(row)) => row,
-        Some(Err(e)) => return Err((Value::Null, ApiError::bad_request("invalid_csv", format!("row {line} cannot be read: {e}")).with_details(json!({"line": line})))),
-        None => csv::StringRecord::new(),
-    };
-    let id = header.iter().position(|h| h == "id").and_then(|i| row.get(i)).map(|v| Value::from(v.trim())).unwrap_or(Value::Null);
-    if row.len() != header.len() {
-        return Err((
-            id,
-            ApiError::bad_request("invalid_csv", format!("row {line} has {} fields; the header has {}", row.len(), header.len()))
-                .with_details(json!({"line": line, "fields": row.len(), "expected": header.len()})),
-        ));
-    }
-    let mut case = serde_json::Map::new();
-    for (name, cell) in header.iter().zip(row.iter()) {
-        let cell = cell.trim();
-        if cell.is_empty() {
-            continue;
+            // A batch item that is not an object says so in the words of a batch (as before).
+            let parsed = match case {
+                Value::Object(_) => routing::parse_case(&case).map_err(ApiError::from),
+                _ => Err(ApiError::bad_request("invalid_json", "each case must be a JSON object")),
+            };
+            let want = match parsed.and_then(|c| Ok(routing::route(&world, &c, now)?)) {
+                Ok(a) => {
+                    let answer = serde_json::to_value(&a).unwrap();
+                    assert_eq!(record.as_ref(), Some(&caselog::record(now, &case, &answer)), "{item}");
+                    assert_eq!(line.outcome(), RoutingOutcome::of_answer(&answer));
+                    answered += 1;
+                    json!({"index": index, "id": id, "ok": true, "answer": answer})
+                }
+                Err(e) => {
+                    assert!(record.is_none());
+                    json!({"index": index, "id": id, "ok": false, "status": e.status.as_u16(), "error": e.body()["error"]})
+                }
+            };
+            assert_eq!(got, want, "{item}");
         }
-        let value = match name.as_str() {
-            "lon" | "lat" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
-            _ => Value::from(cell),
-        };
-        case.insert(name.clone(), value);
+        assert!(answered >= 40, "most cases route: {answered}");
     }
-    Ok(Value::Object(case))
-}
 
-const FIELDS: [&str; 9] =
-    ["lon", "lat", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at"];
-
-fn invalid(parameter: &str, value: &Value, message: impl Into<String>) -> ApiError {
-    ApiError::bad_request("invalid_parameter", message).with_details(json!({"parameter": parameter, "value": value}))
-}
-
-/// A case from its JSON object; every problem is a 400 in the documented format.
-fn parse_case(value: &Value) -> Result<CaseInput, ApiError> {
-    let Value::Object(map) = value else {
-        return Err(ApiError::bad_request("invalid_json", "the body must be a JSON object"));
-    };
-    if let Some(k) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(ApiError::bad_request("invalid_parameter", format!("unknown field {k}; accepted: {}", FIELDS.join(", ")))
-            .with_details(json!({"parameter": k, "accepted": FIELDS})));
-    }
-    let get = |k: &str| map.get(k).filter(|v| !v.is_null());
-    let number = |k: &'static str| -> Result<Option<f64>, ApiError> {
-        get(k).map(|v| v.as_f64().ok_or_else(|| invalid(k, v, format!("{k} must be a number")))).transpose()
-    };
-    let text = |k: &'static str| -> Result<Option<&str>, ApiError> {
-        get(k).map(|v| v.as_str().map(str::trim).ok_or_else(|| invalid(k, v, format!("{k} must be a string")))).transpose()
-    };
-    let crs = match text("crs")? {
-        None => Datum::Wgs84,
-        Some(c) => c.parse::<Datum>().map_err(|e| {
-            ApiError::bad_request("unknown_crs", e.to_string())
-                .with_details(json!({"parameter": "crs", "value": c, "accepted": ["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]}))
-        })?,
-    };
-    let point = match (number("lon")?, number("lat")?) {
-        (Some(lon), Some(lat)) => Some(PointEcho::new(lon, lat, crs)?),
-        (None, None) => None,
-        (None, Some(_)) => return Err(missing("lon")),
-        (Some(_), None) => return Err(missing("lat")),
-    };
-    let subjects: Vec<(&str, &str)> = ["event_type", "component_class", "component_code"]
-        .into_iter()
-        .filter_map(|k| text(k).transpose().map(|v| v.map(|v| (k, v))))
-        .collect::<Result<_, _>>()?;
-    let subject = match subjects.as_slice() {
-        [] => {
-            return Err(ApiError::bad_request("missing_parameter", "one of event_type, component_class, component_code is required")
-                .with_details(json!({"parameter": "event_type"})));
+    /// A chunk routed over several threads gives the lines of one thread, in input order.
+    #[test]
+    fn a_chunk_over_threads_keeps_input_order() {
+        let world = world();
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();
+        let mut csv = String::from("id,lon,lat,event_type\n");
+        for (k, c) in world.city.components.iter().step_by(5).take(301).enumerate() {
+            csv.push_str(&format!("{k},{},{},{}\n", c.location.x, c.location.y, ["0102", "0104", "9999"][k % 3]));
         }
-        [(k, v)] => match *k {
-            "event_type" => CaseSubject::Event(v.to_string()),
-            "component_class" => CaseSubject::ComponentClass(v.to_string()),
-            _ => CaseSubject::Component(v.to_string()),
-        },
-        many => {
-            let names: Vec<&str> = many.iter().map(|(k, _)| *k).collect();
-            return Err(ApiError::bad_request("invalid_parameter", format!("give exactly one of event_type, component_class, component_code (got {})", names.join(", ")))
-                .with_details(json!({"parameter": names[1]})));
-        }
-    };
-    if point.is_none() && !matches!(subject, CaseSubject::Component(_)) {
-        return Err(missing("lon"));
+        csv.push_str("x,1\n");
+        let batch = Batch::from_bytes(BatchFormat::Csv, csv.as_bytes()).unwrap();
+        let one = route_range(&world, &batch, 0..batch.len(), 1, now);
+        let three = route_range(&world, &batch, 0..batch.len(), 3, now);
+        assert_eq!(String::from_utf8(three.out.clone()).unwrap(), String::from_utf8(one.out.clone()).unwrap());
+        assert_eq!(three.records, one.records);
+        assert_eq!((three.cases, one.cases), (302, 302));
+        let lines: Vec<Value> = String::from_utf8(one.out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(lines.iter().enumerate().all(|(i, l)| l["index"] == i), "index = position");
+        assert_eq!((lines[0]["id"].clone(), lines[2]["ok"].clone(), lines[301]["error"]["code"].clone()), (json!("0"), json!(false), json!("invalid_csv")));
+        let counted: u64 = three.outcomes.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, 302);
     }
-    let urgency = text("urgency")?
-        .map(|u| {
-            Urgency::parse(u).ok_or_else(|| invalid("urgency", &json!(u), "urgency must be 一般, 紧急 or 非常紧急 (normal, urgent, very_urgent)"))
-        })
-        .transpose()?;
-    let reported_at = text("reported_at")?
-        .map(|t| {
-            DateTime::parse_from_rfc3339(t)
-                .map_err(|_| invalid("reported_at", &json!(t), "reported_at must be an RFC 3339 time with offset, e.g. 2026-11-23T10:00:00+08:00"))
-        })
-        .transpose()?;
-    Ok(CaseInput { point, accuracy_m: number("accuracy")?.unwrap_or(0.0), subject, urgency, reported_at })
-}
-
-fn missing(parameter: &'static str) -> ApiError {
-    ApiError::bad_request("missing_parameter", format!("{parameter} is required")).with_details(json!({"parameter": parameter}))
 }

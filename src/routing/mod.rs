@@ -4,17 +4,20 @@
 //!
 //! - [`rules`]: the responsibility list (责任清单) CSV.
 //! - [`validate`]: every type, urgency and unit grid has exactly one rule.
+//! - [`input`]: a case as sent (JSON object, CSV row) → [`CaseInput`].
 //! - [`calendar`]: working hours, holidays, make-up working days; deadlines in UTC+08:00.
 //! - [`route`](route::route): one case → unit, dispatcher, deadline, explanation.
 //!
 //! No HTTP here; [`crate::http`] maps [`RoutingError`] to statuses.
 
 pub mod calendar;
+pub mod input;
 pub mod route;
 pub mod rules;
 pub mod validate;
 
 pub use calendar::{LimitUnit, TimeLimit, WorkCalendar, china_tz};
+pub use input::{InputError, parse_case};
 pub use route::{CaseInput, CaseSubject, CaseTypeView, RouteAnswer, case_types, route};
 pub use rules::{CaseKind, LineError, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 pub use validate::{Issue, RenamedScope, Severity, ValidationReport, renamed_scopes, validate};

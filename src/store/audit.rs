@@ -76,22 +76,64 @@ struct Inner {
     done_cv: Condvar,
     /// Idle read-only connections.
     readers: Mutex<Vec<Connection>>,
-    /// Month counts already read (see [`MonthCache`]).
-    months: Mutex<MonthCache>,
+    /// Month and day counts already read (see [`CountCache`]).
+    months: Mutex<CountCache>,
 }
 
-/// The `counts_month` rows of months read before, so that a year of statistics sums a dozen
-/// small vectors in memory instead of stepping through ~600,000 rows. A month is dropped when
-/// an append touches it; `generation` stops a read that raced with such an append from
-/// caching what it saw. At most one entry per month of the log (~50,000 × 24 bytes each).
+/// The `counts_month` rows of months and the `counts_day` rows of days read before, so that a
+/// year of statistics sums a dozen months and a few dozen days of small vectors in memory
+/// instead of stepping through hundreds of thousands of rows. A month or day is dropped when an
+/// append touches it; `generation` stops a read that raced with such an append from caching
+/// what it saw. At most one entry per month of the log (~50,000 × 24 bytes each) and
+/// [`CountCache::MAX_DAYS`] days (the edges of the windows asked; all dropped when full).
 #[derive(Default)]
-struct MonthCache {
+struct CountCache {
     generation: u64,
-    rows: HashMap<i64, Arc<MonthRows>>,
+    months: HashMap<i64, Arc<CountRows>>,
+    days: HashMap<i64, Arc<CountRows>>,
 }
 
-/// `(place, type, count)` of one month.
-type MonthRows = Vec<(i64, i64, u64)>;
+/// A month (`year * 12 + month0`) or a day (CST day number) of counts.
+#[derive(Clone, Copy, Debug)]
+enum Period {
+    Month(i64),
+    Day(i64),
+}
+
+impl CountCache {
+    /// Days kept (two partial months at the edges of a window are at most 60).
+    const MAX_DAYS: usize = 124;
+
+    fn get(&self, period: Period) -> Option<Arc<CountRows>> {
+        match period {
+            Period::Month(m) => self.months.get(&m).cloned(),
+            Period::Day(d) => self.days.get(&d).cloned(),
+        }
+    }
+
+    fn put(&mut self, period: Period, rows: Arc<CountRows>) {
+        match period {
+            Period::Month(m) => {
+                self.months.insert(m, rows);
+            }
+            Period::Day(d) => {
+                if self.days.len() >= Self::MAX_DAYS {
+                    self.days.clear();
+                }
+                self.days.insert(d, rows);
+            }
+        }
+    }
+
+    /// Forgets the day (and its month) of an appended decision.
+    fn touched(&mut self, day: i64) {
+        self.days.remove(&day);
+        self.months.remove(&month_of_day(day));
+    }
+}
+
+/// `(place, type, count)` of one month or day.
+type CountRows = Vec<(i64, i64, u64)>;
 
 struct State {
     /// Records queued and not yet written.
@@ -236,7 +278,7 @@ impl AuditLog {
                 state: Mutex::new(State { queue: Vec::new(), queued: 0, done: 0, busy: false, failed: None, conn: Some(writer) }),
                 done_cv: Condvar::new(),
                 readers: Mutex::new(Vec::new()),
-                months: Mutex::new(MonthCache::default()),
+                months: Mutex::new(CountCache::default()),
             })),
         })
     }
@@ -292,7 +334,7 @@ impl AuditLog {
                     let mut cache = inner.months.lock().expect("audit month cache");
                     cache.generation += 1;
                     for r in &batch {
-                        cache.rows.remove(&month_of_day(cst_day(r.at.timestamp_millis())));
+                        cache.touched(cst_day(r.at.timestamp_millis()));
                     }
                 }
                 if result.is_err() {
@@ -400,6 +442,11 @@ impl AuditLog {
 
     /// Decisions per place and case type with `since ≤ at < until` (either open): whole
     /// months and whole days (CST) from the counts, partial days at the edges from the rows.
+    ///
+    /// The counts are summed in a dense array indexed by (place id, type id) — the ids of the
+    /// `places` and `case_types` dictionaries — and the rows of whole months and of whole days
+    /// outside them are kept in memory once read (see [`CountCache`]), so a year sums a few
+    /// hundred thousand integers in memory.
     pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
         if let Some(shared) = &self.shared {
             return shared.case_counts(since, until);
@@ -413,7 +460,11 @@ impl AuditLog {
             };
             let since = since.map_or(day_start_ms(first_day), |t| t.timestamp_millis().max(day_start_ms(first_day)));
             let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
-            let mut sums: HashMap<(i64, i64), u64> = HashMap::new();
+            // The dictionaries only grow: ids past the ones read now (appended meanwhile) go to
+            // the overflow map of `Sums`.
+            let max_place: i64 = c.query_row("SELECT coalesce(max(id), 0) FROM places", [], |r| r.get(0))?;
+            let max_type: i64 = c.query_row("SELECT coalesce(max(id), 0) FROM case_types", [], |r| r.get(0))?;
+            let mut sums = Sums::new(max_place, max_type);
             let mut raw: HashMap<(String, String, String), u64> = HashMap::new();
             if since < until {
                 // Whole days: [d0, d1).
@@ -427,14 +478,17 @@ impl AuditLog {
                     // Whole months inside: [m0, m1).
                     let m0 = if month_first_day(month_of_day(d0)) == d0 { month_of_day(d0) } else { month_of_day(d0) + 1 };
                     let m1 = month_of_day(d1);
-                    if m0 < m1 {
+                    let days = if m0 < m1 {
                         for m in m0..m1 {
-                            self.month_counts(c, m, &mut sums)?;
+                            self.cached_counts(c, Period::Month(m), &mut sums)?;
                         }
-                        sum_counts(c, "counts_day", "day", d0, month_first_day(m0), &mut sums)?;
-                        sum_counts(c, "counts_day", "day", month_first_day(m1), d1, &mut sums)?;
+                        (d0..month_first_day(m0)).chain(month_first_day(m1)..d1)
                     } else {
-                        sum_counts(c, "counts_day", "day", d0, d1, &mut sums)?;
+                        (d0..d1).chain(0..0)
+                    };
+                    // Only days that have counts (a window may reach far past the log).
+                    for d in days.filter(|d| (first_day..=last_day).contains(d)) {
+                        self.cached_counts(c, Period::Day(d), &mut sums)?;
                     }
                 }
             }
@@ -444,39 +498,46 @@ impl AuditLog {
                 .prepare("SELECT id, case_kind, case_type FROM case_types")?
                 .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
                 .collect::<Result<_, _>>()?;
-            let mut out: Vec<CaseCount> = Vec::with_capacity(sums.len() + raw.len());
-            for ((place, ty), count) in sums {
-                let (Some(chain), Some((kind, t))) = (places.get(&place), types.get(&ty)) else { continue };
-                out.push(CaseCount { chain: chain.clone(), case_kind: kind.clone(), case_type: t.clone(), count });
-            }
+            let mut out: Vec<CaseCount> = Vec::with_capacity(raw.len() + 1024);
+            sums.for_each(|place, ty, count| {
+                if let (Some(chain), Some((kind, t))) = (places.get(&place), types.get(&ty)) {
+                    out.push(CaseCount { chain: chain.clone(), case_kind: kind.clone(), case_type: t.clone(), count });
+                }
+            });
             out.extend(raw.into_iter().map(|((chain, case_kind, case_type), count)| CaseCount { chain, case_kind, case_type, count }));
             Ok(out)
         })
     }
 
-    /// Adds the counts of month `m` to `out`, from the cache or the table.
-    fn month_counts(&self, c: &Connection, m: i64, out: &mut HashMap<(i64, i64), u64>) -> rusqlite::Result<()> {
+    /// Adds the counts of a month or a day to `sums`, from the cache or the table.
+    fn cached_counts(&self, c: &Connection, period: Period, sums: &mut Sums) -> rusqlite::Result<()> {
         let (generation, cached) = {
-            let cache = self.sqlite().months.lock().expect("audit month cache");
-            (cache.generation, cache.rows.get(&m).cloned())
+            let cache = self.sqlite().months.lock().expect("audit count cache");
+            (cache.generation, cache.get(period))
         };
         let rows = match cached {
             Some(rows) => rows,
             None => {
-                let rows: MonthRows = c
-                    .prepare("SELECT place, type, n FROM counts_month WHERE month = ?1")?
-                    .query_map([m], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?
-                    .collect::<Result<_, _>>()?;
-                let rows = Arc::new(rows);
-                let mut cache = self.sqlite().months.lock().expect("audit month cache");
+                let (sql, key) = match period {
+                    Period::Month(m) => ("SELECT place, type, n FROM counts_month WHERE month = ?1", m),
+                    Period::Day(d) => ("SELECT place, type, n FROM counts_day WHERE day = ?1", d),
+                };
+                let mut stmt = c.prepare(sql)?;
+                let mut rows = stmt.query([key])?;
+                let mut read: CountRows = Vec::new();
+                while let Some(r) = rows.next()? {
+                    read.push((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64));
+                }
+                let rows = Arc::new(read);
+                let mut cache = self.sqlite().months.lock().expect("audit count cache");
                 if cache.generation == generation {
-                    cache.rows.insert(m, rows.clone());
+                    cache.put(period, rows.clone());
                 }
                 rows
             }
         };
         for &(place, ty, n) in rows.iter() {
-            *out.entry((place, ty)).or_default() += n;
+            sums.add(place, ty, n);
         }
         Ok(())
     }
@@ -555,16 +616,43 @@ fn raw_counts(c: &Connection, from: i64, to: i64, out: &mut HashMap<(String, Str
     Ok(())
 }
 
-fn sum_counts(c: &Connection, table: &str, key: &str, from: i64, to: i64, out: &mut HashMap<(i64, i64), u64>) -> rusqlite::Result<()> {
-    if from >= to {
-        return Ok(());
+/// Counts summed by (place id, type id): a dense array over the ids known when the sum
+/// started, a map for ids added since.
+struct Sums {
+    places: usize,
+    types: usize,
+    dense: Vec<u64>,
+    overflow: HashMap<(i64, i64), u64>,
+}
+
+impl Sums {
+    /// Most cells of the dense array (32 MiB); a larger dictionary sums in the map.
+    const MAX_DENSE: usize = 4 << 20;
+
+    fn new(max_place: i64, max_type: i64) -> Sums {
+        let (places, types) = (max_place.max(0) as usize + 1, max_type.max(0) as usize + 1);
+        let (places, types) = if places.saturating_mul(types) <= Self::MAX_DENSE { (places, types) } else { (0, 0) };
+        Sums { places, types, dense: vec![0; places * types], overflow: HashMap::new() }
     }
-    let mut stmt = c.prepare(&format!("SELECT place, type, n FROM {table} WHERE {key} >= ?1 AND {key} < ?2"))?;
-    let mut rows = stmt.query(params![from, to])?;
-    while let Some(r) = rows.next()? {
-        *out.entry((r.get(0)?, r.get(1)?)).or_default() += r.get::<_, i64>(2)? as u64;
+
+    fn add(&mut self, place: i64, ty: i64, n: u64) {
+        match (usize::try_from(place), usize::try_from(ty)) {
+            (Ok(p), Ok(t)) if p < self.places && t < self.types => self.dense[p * self.types + t] += n,
+            _ => *self.overflow.entry((place, ty)).or_default() += n,
+        }
     }
-    Ok(())
+
+    /// Every (place, type) with a count above zero.
+    fn for_each(&self, mut f: impl FnMut(i64, i64, u64)) {
+        for (i, &n) in self.dense.iter().enumerate() {
+            if let (true, Some(place)) = (n > 0, i.checked_div(self.types)) {
+                f(place as i64, (i % self.types) as i64, n);
+            }
+        }
+        for (&(p, t), &n) in &self.overflow {
+            f(p, t, n);
+        }
+    }
 }
 
 fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -616,9 +704,10 @@ fn insert_records(
         "INSERT INTO decisions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         COLUMNS.trim_start_matches("id, ")
     ))?;
-    let mut day = tx.prepare("INSERT INTO counts_day (day, place, type, n) VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1")?;
-    let mut month =
-        tx.prepare("INSERT INTO counts_month (month, place, type, n) VALUES (?1, ?2, ?3, 1) ON CONFLICT DO UPDATE SET n = n + 1")?;
+    // The counts of the batch, added to the tables once per (day, place, type) at the end.
+    let mut counts: HashMap<(i64, i64, i64), u64> = HashMap::new();
+    // Consecutive decisions mostly share their dataset versions: written once.
+    let mut last_versions: Option<(&std::collections::BTreeMap<String, u64>, String)> = None;
     for r in batch {
         let chain = caselog::chain_text(&r.chain);
         let place = match places.get(&chain) {
@@ -642,7 +731,14 @@ fn insert_records(
             }
         };
         let at_ms = r.at.timestamp_millis();
-        let versions = serde_json::to_string(&r.versions).expect("versions to JSON");
+        let versions = match &last_versions {
+            Some((v, text)) if **v == r.versions => text.clone(),
+            _ => {
+                let text = serde_json::to_string(&r.versions).expect("versions to JSON");
+                last_versions = Some((&r.versions, text.clone()));
+                text
+            }
+        };
         let input = serde_json::to_string(&r.input).expect("input to JSON");
         let warnings = (!r.warnings.is_empty()).then(|| serde_json::to_string(&r.warnings).expect("warnings to JSON"));
         insert.execute(params![
@@ -665,9 +761,18 @@ fn insert_records(
             warnings,
             i64::from(r.outside_coverage),
         ])?;
-        let d = cst_day(at_ms);
-        day.execute(params![d, place, ty])?;
-        month.execute(params![month_of_day(d), place, ty])?;
+        *counts.entry((cst_day(at_ms), place, ty)).or_default() += 1;
+    }
+    let mut day = tx.prepare("INSERT INTO counts_day (day, place, type, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
+    let mut months: HashMap<(i64, i64, i64), u64> = HashMap::new();
+    for (&(d, place, ty), &n) in &counts {
+        day.execute(params![d, place, ty, n as i64])?;
+        *months.entry((month_of_day(d), place, ty)).or_default() += n;
+    }
+    let mut month =
+        tx.prepare("INSERT INTO counts_month (month, place, type, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
+    for (&(m, place, ty), &n) in &months {
+        month.execute(params![m, place, ty, n as i64])?;
     }
     Ok(())
 }
