@@ -21,7 +21,8 @@ psql "$CITYGRID_TEST_PG" -qtA -c "DROP DATABASE IF EXISTS citygrid_bench WITH (F
 psql "$DB" -qtA -c "CREATE EXTENSION postgis"
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; psql "$CITYGRID_TEST_PG" -qtA -c "DROP DATABASE IF EXISTS citygrid_bench WITH (FORCE)" || true; }
+# start() runs in $(…), a subshell: the servers' PIDs go to a file, not to a variable.
+cleanup() { for p in "${pids[@]}" $(cat "$tmp/pids" 2>/dev/null); do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"; psql "$CITYGRID_TEST_PG" -qtA -c "DROP DATABASE IF EXISTS citygrid_bench WITH (FORCE)" || true; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 
@@ -35,7 +36,7 @@ psql "$DB" -qtA -c "SELECT 'database size: ' || pg_size_pretty(pg_database_size(
 start() { # name, args…; prints the address, leaves the log in $tmp/$name.log
   local name=$1; shift
   CITYGRID_ADMIN_TOKEN=0123456789abcdef-bench "$BIN" serve --bind 127.0.0.1:0 "$@" >"$tmp/$name.out" 2>"$tmp/$name.log" &
-  pids+=($!)
+  echo $! >>"$tmp/pids"
   for _ in $(seq 1 600); do grep -q 'listening on' "$tmp/$name.out" && break; sleep 0.2; done
   sed -n 's#.*listening on http://##p' "$tmp/$name.out"
 }
