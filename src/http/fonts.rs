@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::conditional::{accepts_encoding, etag_matches};
 use crate::glyphs::{self, GlyphError};
 
 /// Glyph ranges only change with the fonts (a restart): a day, then revalidate.
@@ -39,18 +40,10 @@ pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(S
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("rendering glyphs: {e}")))?;
     let rendered = rendered.map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     let etag = HeaderValue::from_str(&format!("\"{:08x}-{:x}\"", rendered.crc32, rendered.pbf.len())).expect("hex is a valid header");
-    let fresh = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().trim_start_matches("W/") == etag.to_str().unwrap_or_default());
+    let fresh = etag_matches(&headers, etag.to_str().unwrap_or_default());
     // Glyph PBFs compress to about a third; the compression layer leaves protobuf alone, so
     // the gzip copy is made here, once per range.
-    let gzip = headers
-        .get(header::ACCEPT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|c| c.trim().eq_ignore_ascii_case("gzip")));
+    let gzip = accepts_encoding(&headers, "gzip");
     let mut r = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else if gzip {

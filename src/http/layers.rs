@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::conditional::etag_matches;
 use super::auth::Admin;
 use super::body::json_body;
 use super::error::{ApiError, ErrorBody};
@@ -152,10 +153,7 @@ pub async fn version_file(
 
     let header_text = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
     let not_modified = match header_text(header::IF_NONE_MATCH) {
-        Some(tags) => tags.split(',').any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag
-        }),
+        Some(_) => etag_matches(&headers, &etag),
         None => match (header_text(header::IF_MODIFIED_SINCE).and_then(http_date), modified) {
             (Some(since), Some(m)) => m.timestamp() <= since.timestamp(),
             _ => false,

@@ -132,7 +132,8 @@ impl RoutingOutcome {
         }
     }
 
-    /// The outcome of a route answer (as its JSON).
+    /// The outcome of a route answer from its JSON (the typed answers' outcome, `http::routing`,
+    /// is checked against it).
     pub fn of_answer(answer: &Value) -> RoutingOutcome {
         if answer["outside_coverage"] == Value::Bool(true) {
             RoutingOutcome::NearCoverage
@@ -153,23 +154,6 @@ impl RoutingOutcome {
         }
     }
 
-    /// The outcome of a routing result.
-    pub fn of(result: &Result<Value, ApiError>) -> RoutingOutcome {
-        match result {
-            Ok(answer) => RoutingOutcome::of_answer(answer),
-            Err(e) => RoutingOutcome::of_error(e.code, e.status.as_u16()),
-        }
-    }
-
-    /// The outcome of one line of a batch answer (`{"ok", "answer"}` or `{"ok": false, "status", "error"}`).
-    pub fn of_batch_line(line: &Value) -> RoutingOutcome {
-        if line["ok"] == Value::Bool(true) {
-            RoutingOutcome::of_answer(&line["answer"])
-        } else {
-            let status = line["status"].as_u64().unwrap_or(500) as u16;
-            RoutingOutcome::of_error(line["error"]["code"].as_str().unwrap_or(""), status)
-        }
-    }
 }
 
 /// The server's metrics. Cheap to update from any thread; read by [`scrape`].
@@ -595,14 +579,16 @@ mod tests {
     }
 
     #[test]
-    fn batch_lines_classify_like_single_answers() {
-        let routed = serde_json::json!({"ok": true, "answer": {"rule": {"id": 1}, "outside_coverage": false}});
-        let no_rule = serde_json::json!({"ok": true, "answer": {"rule": null, "outside_coverage": false}});
-        let near = serde_json::json!({"ok": true, "answer": {"rule": null, "outside_coverage": true}});
-        let far = serde_json::json!({"ok": false, "status": 422, "error": {"code": "outside_coverage"}});
-        let bad = serde_json::json!({"ok": false, "status": 400, "error": {"code": "invalid_parameter"}});
-        let outcomes: Vec<&str> = [routed, no_rule, near, far, bad].iter().map(|l| RoutingOutcome::of_batch_line(l).name()).collect();
-        assert_eq!(outcomes, ["routed", "no_rule", "near_coverage", "outside_coverage", "rejected"]);
+    fn answers_and_refusals_are_classified() {
+        let routed = serde_json::json!({"rule": {"id": 1}, "outside_coverage": false});
+        let no_rule = serde_json::json!({"rule": null, "outside_coverage": false});
+        let near = serde_json::json!({"rule": null, "outside_coverage": true});
+        let answers: Vec<&str> = [routed, no_rule, near].iter().map(|a| RoutingOutcome::of_answer(a).name()).collect();
+        assert_eq!(answers, ["routed", "no_rule", "near_coverage"]);
+        assert_eq!(RoutingOutcome::of_error("outside_coverage", 422).name(), "outside_coverage");
+        assert_eq!(RoutingOutcome::of_error("invalid_parameter", 400).name(), "rejected");
+        assert_eq!(RoutingOutcome::of_error("rules_unavailable", 503).name(), "rules_unavailable");
+        assert_eq!(RoutingOutcome::of_error("internal", 500).name(), "failed");
     }
 
     #[tokio::test]

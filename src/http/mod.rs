@@ -4,6 +4,7 @@
 pub mod auth;
 mod body;
 mod cases;
+mod conditional;
 pub mod error;
 mod fonts;
 mod health;

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, base_url};
 use super::error::ApiError;
+use super::conditional::{accepts_encoding, etag_matches};
 use super::params::Params;
 use crate::crs::Datum;
 use crate::tiles::{Layer, TileError};
@@ -348,10 +349,10 @@ pub async fn tile(
 /// background compressor) or its copy is on its way from there: then this answer is gzip. Off
 /// the async workers.
 async fn ensure_brotli(cache: &TileCache, tile: &Arc<CachedTile>, headers: &HeaderMap, fresh: bool) -> Result<(), ApiError> {
-    if tile.raw.is_none() || tile.brotli.get().is_some() || !accepts(headers, "br") {
+    if tile.raw.is_none() || tile.brotli.get().is_some() || !accepts_encoding(headers, "br") {
         return Ok(());
     }
-    if accepts(headers, "gzip") && (tile.brotli_queued.load(Ordering::Relaxed) || fresh) {
+    if accepts_encoding(headers, "gzip") && (tile.brotli_queued.load(Ordering::Relaxed) || fresh) {
         if fresh {
             // Its queue full (a burst of misses): the first hit that asks for brotli makes it.
             cache.queue_brotli(tile);
@@ -400,28 +401,11 @@ fn brotli(raw: &[u8]) -> Bytes {
     Bytes::from(out)
 }
 
-/// Which encodings the client accepts (`br` preferred over `gzip`); `q=0` refuses.
-fn accepts(headers: &HeaderMap, coding: &str) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|part| {
-        let mut it = part.split(';');
-        let name = it.next().unwrap_or("").trim();
-        let refused = it.any(|p| p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0)));
-        (name.eq_ignore_ascii_case(coding) || name == "*") && !refused
-    })
-}
 
 /// The answer from `tile`: 304 when `If-None-Match` names it, 204 when empty, else brotli (when
 /// accepted and made: [`ensure_brotli`]), gzip or identity as the client accepts.
 fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
-    let not_modified = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == tile.etag.to_str().unwrap_or("")
-        });
+    let not_modified = etag_matches(headers, tile.etag.to_str().unwrap_or(""));
     let common = [
         (header::ETAG, tile.etag.clone()),
         (header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL)),
@@ -433,8 +417,8 @@ fn respond(tile: &CachedTile, headers: &HeaderMap) -> Response {
     let Some(raw) = &tile.raw else {
         return (StatusCode::NO_CONTENT, common).into_response();
     };
-    let gzip = accepts(headers, "gzip");
-    let mut response = if let Some(body) = tile.brotli.get().filter(|_| accepts(headers, "br")) {
+    let gzip = accepts_encoding(headers, "gzip");
+    let mut response = if let Some(body) = tile.brotli.get().filter(|_| accepts_encoding(headers, "br")) {
         let body = body.clone();
         (common, [(header::CONTENT_ENCODING, HeaderValue::from_static("br"))], body).into_response()
     } else if gzip {
@@ -530,12 +514,7 @@ const METADATA_CACHE_CONTROL: &str = "public, max-age=60";
 /// client's `If-None-Match` already names it.
 fn validated_json(body: String, headers: &HeaderMap, cache_control: &'static str) -> Response {
     let etag = format!("\"j{:08x}-{}\"", crc32fast::hash(body.as_bytes()), body.len());
-    let fresh = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim() == "*" || t.trim().trim_start_matches("W/") == etag);
+    let fresh = etag_matches(headers, &etag);
     let common = [
         (header::ETAG, HeaderValue::from_str(&etag).expect("an ASCII etag")),
         (header::CACHE_CONTROL, HeaderValue::from_static(cache_control)),

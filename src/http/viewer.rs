@@ -22,6 +22,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::conditional::{accepts_encoding, etag_matches};
 
 /// The viewer's own files change with the binary: clients revalidate every time (a 304).
 const OWN_CACHE_CONTROL: &str = "no-cache";
@@ -133,15 +134,7 @@ async fn read_override(dir: &Path, path: &str) -> Result<Option<Vec<u8>>, ApiErr
 
 /// The compressed copy the client accepts (brotli, else gzip), with its encoding name.
 fn encode(headers: &HeaderMap, prep: &Prepared, body: &'static [u8]) -> Option<(&'static str, Bytes)> {
-    let accepted = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let accepts = |name: &str| {
-        accepted.split(',').any(|part| {
-            let mut it = part.split(';');
-            let coding = it.next().unwrap_or("").trim();
-            let refused = it.any(|p| matches!(p.trim().strip_prefix("q="), Some(q) if q.trim().parse::<f32>().is_ok_and(|q| q == 0.0)));
-            coding.eq_ignore_ascii_case(name) && !refused
-        })
-    };
+    let accepts = |name: &str| accepts_encoding(headers, name);
     if accepts("br") {
         let br = prep.brotli.get_or_init(|| {
             let mut out = Vec::new();
@@ -172,15 +165,7 @@ fn answer(
     body: Bytes,
     encoded: Option<(&'static str, Bytes)>,
 ) -> Response {
-    let matches = headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| {
-            let t = t.trim();
-            t == "*" || t.trim_start_matches("W/") == etag.to_str().unwrap_or_default()
-        });
+    let matches = etag_matches(headers, etag.to_str().unwrap_or_default());
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else if let Some((coding, bytes)) = encoded {

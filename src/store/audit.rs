@@ -577,30 +577,39 @@ impl AuditLog {
         if let Some(shared) = &self.shared {
             return super::pg_audit::PgAudit::start_retention(shared, days);
         }
-        let weak: Weak<Inner> = Arc::downgrade(self.sqlite());
-        let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
-            loop {
-                let Some(inner) = weak.upgrade() else { return };
-                let log = AuditLog { inner: Some(inner), shared: None };
-                let cutoff = Utc::now() - chrono::TimeDelta::days(i64::from(days));
-                match log.delete_before(cutoff) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, retention_days = days, "audit log: deleted decisions past retention"),
-                    Err(e) => tracing::warn!(error = %e, "audit log: retention failed; retrying in an hour"),
-                }
-                drop(log);
-                // Sleep an hour in short steps, to end soon after the log is dropped.
-                for _ in 0..360 {
-                    std::thread::sleep(Duration::from_secs(10));
-                    if weak.strong_count() == 0 {
-                        return;
-                    }
+        spawn_retention(Arc::downgrade(self.sqlite()), days, "audit log", |inner, cutoff| {
+            AuditLog { inner: Some(inner), shared: None }.delete_before(cutoff)
+        });
+    }
+}
+
+/// Runs `delete(owner, now − days)` on a thread of its own, now and then every hour, until
+/// `owner` is dropped (checked every 10 s, so the thread ends soon after the log). `what` names
+/// the log in the messages. Failures are logged and retried an hour later.
+pub(super) fn spawn_retention<T: Send + Sync + 'static>(
+    owner: Weak<T>,
+    days: u32,
+    what: &'static str,
+    delete: fn(Arc<T>, DateTime<Utc>) -> Result<u64, StoreError>,
+) {
+    let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
+        loop {
+            let Some(log) = owner.upgrade() else { return };
+            match delete(log, Utc::now() - chrono::TimeDelta::days(i64::from(days))) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, retention_days = days, "{what}: deleted decisions past retention"),
+                Err(e) => tracing::warn!(error = %e, "{what}: retention failed; retrying in an hour"),
+            }
+            for _ in 0..360 {
+                std::thread::sleep(Duration::from_secs(10));
+                if owner.strong_count() == 0 {
+                    return;
                 }
             }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "audit log: cannot start the retention thread");
         }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "{what}: cannot start the retention thread");
     }
 }
 

@@ -13,8 +13,7 @@
 //! exact over every replica's decisions. There are no per-day/per-month count tables as in the
 //! SQLite log yet, so a window of years costs a scan of its rows.
 
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use postgres::Client;
@@ -197,27 +196,7 @@ impl PgAudit {
     /// Deletes decisions older than `days` now and every hour while `log` lives (every replica
     /// does: the deletes are idempotent).
     pub fn start_retention(log: &Arc<PgAudit>, days: u32) {
-        let weak: Weak<PgAudit> = Arc::downgrade(log);
-        let spawned = std::thread::Builder::new().name("audit-retention".into()).spawn(move || {
-            loop {
-                let Some(log) = weak.upgrade() else { return };
-                match log.delete_before(Utc::now() - chrono::TimeDelta::days(i64::from(days))) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(deleted = n, retention_days = days, "shared audit log: deleted decisions past retention"),
-                    Err(e) => tracing::warn!(error = %e, "shared audit log: retention failed; retrying in an hour"),
-                }
-                drop(log);
-                for _ in 0..360 {
-                    std::thread::sleep(Duration::from_secs(10));
-                    if weak.strong_count() == 0 {
-                        return;
-                    }
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "shared audit log: cannot start the retention thread");
-        }
+        super::audit::spawn_retention(Arc::downgrade(log), days, "shared audit log", |log, cutoff| log.delete_before(cutoff));
     }
 }
 
