@@ -2,7 +2,9 @@
 //! PostgreSQL/PostGIS database: a switch through one is served by all within a second, imports
 //! through two replicas are serialized, a replica killed in the middle of its commit leaves no
 //! partial version, a lost connection (or a database restart) is caught up, routing decisions
-//! of every replica land in one audit log, and the current layers are PostGIS tables.
+//! of every replica land in one audit log, the current layers are PostGIS tables, and a real
+//! city package (fixtures/city-gk) uploaded into an empty store through one replica is served by
+//! the other.
 //!
 //! Needs `CITYGRID_TEST_PG=postgres://…` naming a database whose user may create databases
 //! (each test makes its own, with PostGIS). Without it every test here is skipped with a
@@ -78,8 +80,18 @@ struct Replica {
 
 impl Replica {
     fn start(db: &TestDb) -> Replica {
+        Replica::start_with(db, &["--demo", "--demo-preset", "tiny"])
+    }
+
+    /// A replica with no demo: an empty store stays empty until a city is imported.
+    fn start_empty(db: &TestDb) -> Replica {
+        Replica::start_with(db, &[])
+    }
+
+    fn start_with(db: &TestDb, extra: &[&str]) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-            .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--store", &db.url])
+            .args(["serve", "--bind", "127.0.0.1:0", "--store", &db.url])
+            .args(extra)
             .env("CITYGRID_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -408,4 +420,67 @@ fn store_copy_moves_every_version_from_a_data_directory_to_postgres_and_back() {
     // A replica serves the copied store's current versions.
     let replica = Replica::start(&db);
     assert_eq!(replica.health()["layers"][0]["version"], 2);
+}
+
+/// A real city from an empty store, as a GIS office brings it in: the Gauss-Krüger package of
+/// `fixtures/city-gk` (a GBK Shapefile of grids, components as CSV with X = easting, zones,
+/// units, rules, calendar) uploaded as a ZIP through replica a of an empty PostgreSQL store;
+/// replica b serves it within a second, every locate of the package's own oracle
+/// (`expected.csv`, computed with pyproj) agrees on replica b, and the grids are a PostGIS table.
+#[test]
+fn a_real_city_package_uploaded_through_one_replica_of_an_empty_store_is_served_by_the_other() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "realcity");
+    let a = Replica::start_empty(&db);
+    let b = Replica::start_empty(&db);
+    assert_eq!(b.health()["has_grids"], false);
+
+    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/city-gk");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for name in ["city.toml", "grids.zip", "components.csv", "zones.geojson", "units.csv", "rules.csv", "calendar.toml"] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(&std::fs::read(package.join(name)).unwrap()).unwrap();
+    }
+    let body = zip.finish().unwrap().into_inner();
+    let mut stream = TcpStream::connect(&a.addr).unwrap();
+    write!(
+        stream,
+        "PUT /v1/city HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/zip\r\nContent-Length: {}\r\n\r\n",
+        a.addr,
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(&body).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let start = Instant::now();
+    while b.health()["has_grids"] != true {
+        assert!(start.elapsed() < Duration::from_secs(1), "replica b does not serve the city a second after the upload: {}", b.health());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let health = b.health();
+    assert_eq!(health["city"], "苏州市星湖示范区", "{health}");
+
+    let mut checked = 0;
+    let oracle = std::fs::read_to_string(package.join("expected.csv")).unwrap();
+    let mut rows = oracle.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for row in rows {
+        let f: Vec<&str> = row.split(',').collect();
+        if f[col("kind")] != "locate" {
+            continue;
+        }
+        let (status, located) = request(&b.addr, "GET", &format!("/v1/locate?lon={}&lat={}", f[col("lon")], f[col("lat")]), None);
+        assert_eq!(status, 200, "{located}");
+        assert_eq!(located["grid"]["code"], f[col("unit_grid")], "{row}");
+        checked += 1;
+    }
+    assert!(checked >= 50, "only {checked} locate rows in the oracle");
+
+    let grids: i64 = db.client().query_one("SELECT count(*) FROM grids", &[]).unwrap().get(0);
+    let srid: i32 = db.client().query_one("SELECT Find_SRID('public', 'grids', 'geom')", &[]).unwrap().get(0);
+    assert_eq!((grids, srid), (55, 4326));
 }
