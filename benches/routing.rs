@@ -7,6 +7,10 @@
 //! component), `routing/event_accuracy30` (with a 30 m accuracy disc: candidates near
 //! boundaries), and `routing/batch_line` (the batch endpoint's per-case work on one core: parse,
 //! route, build the audit record from the typed answer, serialize the answer line). Cases per second = 1 / time per case.
+//! `routing/case_csv_row` and `routing/case_json_row` read the same case from a CSV row (under
+//! its header) and from a JSON object: what a batch costs before routing, per format;
+//! `routing/case_csv_row_fresh_reader` reads the row's fields with a fresh `csv::Reader`, as
+//! `csv_case` did before it reused one.
 
 use std::hint::black_box;
 
@@ -76,6 +80,32 @@ fn bench(c: &mut Criterion) {
         .enumerate()
         .map(|(k, p)| json!({"id": k, "lon": p.coord().x, "lat": p.coord().y, "event_type": events[k % events.len()]}))
         .collect();
+    let header = citygrid::routing::input::csv_header(b"id,lon,lat,event_type").unwrap();
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = items
+        .iter()
+        .map(|v| (format!("{},{},{},{}", v["id"], v["lon"], v["lat"], v["event_type"].as_str().unwrap()).into_bytes(), serde_json::to_vec(v).unwrap()))
+        .collect();
+    g.bench_function("case_csv_row", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(citygrid::routing::input::csv_case(&header, &rows[i % rows.len()].0, 2).unwrap());
+        })
+    });
+    // The reading of a row before issue 17's change: a fresh `csv::Reader` per row (fields
+    // only, so a lower bound of the old `csv_case`): the side-by-side of `case_csv_row`.
+    g.bench_function("case_csv_row_fresh_reader", |b| {
+        b.iter(|| {
+            i += 1;
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&rows[i % rows.len()].0[..]);
+            black_box(reader.records().next().unwrap().unwrap());
+        })
+    });
+    g.bench_function("case_json_row", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(serde_json::from_slice::<serde_json::Value>(&rows[i % rows.len()].1).unwrap());
+        })
+    });
     g.bench_function("batch_line", |b| {
         b.iter(|| {
             i += 1;
