@@ -120,16 +120,19 @@ impl Datasets {
             return Ok(false);
         }
         let mut store = self.store();
+        let started = std::time::Instant::now();
         let generation = shared.pull(&self.dir)?;
         if generation == self.served_generation() {
             return Ok(false);
         }
         store.resync()?;
+        let pulled = started.elapsed();
         self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
         if store.is_empty() {
             return Ok(false);
         }
         self.reload(&store, false, None).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("generation {generation} cannot be served here: {message}") }))?;
+        tracing::info!(generation, pull_ms = pulled.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "followed the shared store's switch");
         Ok(true)
     }
 
@@ -337,8 +340,11 @@ impl Datasets {
     /// committed to the shared store before the swap (its commit failing, nothing is served
     /// and the error is returned).
     fn reload(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>) -> Result<(), String> {
+        let started = std::time::Instant::now();
         let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
+        let read = started.elapsed();
         let world = World::with_tiles(loaded, self.tiles.clone());
+        let built = started.elapsed();
         if need_rules
             && let Err(problem) = &world.routing.rules {
                 return Err(format!("its responsibility list does not route: {problem}"));
@@ -349,6 +355,7 @@ impl Datasets {
         }
         tracing::info!(versions = ?world.versions, "switching to a new snapshot");
         self.world.replace(world);
+        tracing::info!(read_ms = read.as_millis() as u64, build_ms = (built - read).as_millis() as u64, commit_switch_ms = (started.elapsed() - built).as_millis() as u64, "snapshot switched");
         Ok(())
     }
 }
