@@ -360,7 +360,10 @@ impl Datasets {
     }
 
     /// Builds the snapshot of the store's current versions and swaps it in; with
-    /// `need_rules`, only if its responsibility list is usable. With `shared`, the write is
+    /// `need_rules`, only if its responsibility list is usable. If only the responsibility
+    /// list or the calendar differ from the served snapshot's (same settings, same
+    /// unversioned files), the new snapshot shares the served layers, indexes and tiles
+    /// ([`World::with_routing`]) instead of reading and building them again. With `shared`, the write is
     /// committed to the shared store before the swap (its commit failing, nothing is served
     /// and the error is returned).
     fn reload(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>) -> Result<(), String> {

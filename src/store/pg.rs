@@ -35,8 +35,15 @@
 //! # Followers
 //! Every replica listens on [`SWITCH_CHANNEL`] (and polls the generation every
 //! [`POLL`], which also covers a lost connection): on a new generation it copies the committed
-//! manifest and the version files it lacks into its local copy, all read in one
-//! repeatable-read transaction, builds the new snapshot and swaps it in.
+//! manifest and the version files it lacks into its local copy (each streamed to disk chunk by
+//! chunk), all read in one repeatable-read transaction, builds the new snapshot and swaps it
+//! in. A switch of the responsibility list or the calendar alone shares the served layers
+//! instead of rebuilding them ([`crate::world::World::with_routing`]).
+//!
+//! # Working copies
+//! A replica's local copy is a data directory it holds the writer lock of (one process per
+//! directory), marked with the store's identity ([`PgStore::adopt`]): a private temporary
+//! directory, or the lasting one `serve --data` names.
 
 use std::io::{Read, Write};
 use std::path::Path;
