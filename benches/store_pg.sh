@@ -4,8 +4,11 @@
 #     vs `citygrid store copy --from DIR --to postgres://…` (version bytes + PostGIS tables);
 #  2. start-up of a replica: `serve --data DIR` vs `serve --store postgres://…` (the `loaded`
 #     log line's seconds: for the store, copying the versions from the database included);
-#  3. from an import's answer on one replica to the other replica serving it (rules switch: the
-#     other replica rebuilds its whole snapshot).
+#  3. from an import's answer on one replica to the other replica serving it: a rules switch
+#     (the other replica keeps its layers and parses the new list only), then a rollback of the
+#     component layer (the other replica pulls that version and rebuilds its whole snapshot).
+# Each replica logs where a switch went (`snapshot switched read_ms build_ms …`,
+# `followed the shared store's switch pull_ms total_ms`): printed after each run.
 # Needs CITYGRID_TEST_PG (bash .ci/postgres.sh start); creates and drops database citygrid_bench.
 #
 #   benches/store_pg.sh [COMPONENTS]
@@ -29,6 +32,8 @@ now() { date +%s.%N; }
 "$BIN" demo --components "$N" --package "$tmp/package" >/dev/null 2>&1
 t0=$(now); "$BIN" import "$tmp/package" --data "$tmp/data" >/dev/null 2>&1; t1=$(now)
 echo "import of $N components into a data directory: $(echo "$t1 - $t0" | bc) s"
+# A second version of every dataset: the component layer's rollback below switches between them.
+"$BIN" import "$tmp/package" --data "$tmp/data" >/dev/null 2>&1
 t0=$(now); "$BIN" store copy --from "$tmp/data" --to "$DB" >/dev/null 2>&1; t1=$(now)
 echo "store copy of it into PostgreSQL (bytes + PostGIS tables): $(echo "$t1 - $t0" | bc) s"
 psql "$DB" -qtA -c "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
@@ -46,7 +51,23 @@ a=$(start a --store "$DB"); echo "start-up from PostgreSQL (replica a): $(loaded
 b=$(start b --store "$DB"); echo "start-up from PostgreSQL (replica b): $(loaded b) s"
 : "$dir_addr"
 
-rules_version() { curl -fsS "http://$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["rules_version"])'; }
+# Probes without a Python start each (hundreds of ms on a loaded machine): curl and grep only.
+rules_version() { curl -fsS "http://$1/health" | grep -o '"rules_version":[0-9]*' | cut -d: -f2; }
+components_version() { curl -fsS "http://$1/health" | grep -o '"name":"components","version":[0-9]*' | cut -d: -f3; }
+# b's own account of its last switch, and the time from a's switch log line to b's (clocks of
+# one machine: the lag without the probes' cost).
+breakdown() {
+  sleep 0.2
+  grep -E 'followed the shared store|snapshot switched' "$tmp/b.log" | tail -2 | sed 's/^.*INFO //; s/\x1b\[[0-9;]*m//g' | tr '\n' ' '
+  python3 - "$tmp/a.log" "$tmp/b.log" <<'PY'
+import re, sys, datetime
+def last(path):
+    lines = [l for l in open(path, errors="replace") if "snapshot switched" in l]
+    ts = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).split()[0]
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+print(f"| a's switch → b's switch (logs): {(last(sys.argv[2]) - last(sys.argv[1])).total_seconds():.3f} s")
+PY
+}
 cp "$tmp/package/rules.csv" "$tmp/rules.csv"
 for i in 1 2 3; do
   before=$(rules_version "$b")
@@ -55,4 +76,13 @@ for i in 1 2 3; do
   while [ "$(rules_version "$b")" = "$before" ]; do sleep 0.01; done
   t1=$(now)
   echo "run $i: from a's answer to b serving the new rules version: $(echo "$t1 - $t0" | bc) s"
+  echo "  b: $(breakdown)"
+done
+for v in 1 2 1; do
+  curl -fsS -X POST -H "Authorization: Bearer 0123456789abcdef-bench" -H 'Content-Type: application/json' --data "{\"version\":$v}" "http://$a/v1/layers/components/rollback" >/dev/null
+  t0=$(now)
+  while [ "$(components_version "$b")" != "$v" ]; do sleep 0.01; done
+  t1=$(now)
+  echo "component layer to version $v: from a's answer to b serving it: $(echo "$t1 - $t0" | bc) s"
+  echo "  b: $(breakdown)"
 done

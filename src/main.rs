@@ -99,9 +99,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Copy every version of every dataset, the manifest and the city settings from a data
-    /// directory into an empty PostgreSQL store, or from a store into an empty data directory.
-    /// (Not copied: the audit log, local class files.)
+    /// Copy every version of every dataset, the manifest, the city settings, the local class
+    /// files and the audit log (ids kept) from a data directory into an empty PostgreSQL
+    /// store, or from a store into an empty data directory.
     Copy {
         /// A data directory, or postgres://…
         #[arg(long)]
@@ -122,13 +122,13 @@ fn store_command(command: StoreCommand) -> Result<()> {
     match (is_postgres(&from), is_postgres(&to)) {
         (false, true) => {
             let store = PgStore::connect(&to)?;
-            let generation = copy_dir_to_store(Path::new(&from), &store)?;
-            println!("copied {from} into {} (generation {generation})", store.shown());
+            let copied = copy_dir_to_store(Path::new(&from), &store)?;
+            println!("copied {from} into {} (generation {}, {} audit decisions)", store.shown(), copied.generation, copied.decisions);
         }
         (true, false) => {
             let store = PgStore::connect(&from)?;
-            let generation = copy_store_to_dir(&store, Path::new(&to))?;
-            println!("copied {} (generation {generation}) into {to}", store.shown());
+            let copied = copy_store_to_dir(&store, Path::new(&to))?;
+            println!("copied {} (generation {}, {} audit decisions) into {to}", store.shown(), copied.generation, copied.decisions);
         }
         _ => bail!("copy from a data directory to postgres://…, or from postgres://… to a data directory"),
     }
@@ -508,6 +508,9 @@ fn write_demo_package(dir: &Path, spec: &DemoSpec) -> Result<()> {
 
 fn serve(args: ServeArgs) -> Result<()> {
     let file = args.config.as_deref().map(FileConfig::load).transpose()?;
+    // With a PostgreSQL store, a data directory given (flag, environment or file) is the
+    // replica's lasting working copy; none given, a private temporary one.
+    let data_given = args.data.is_some() || file.as_ref().is_some_and(|f| f.data.is_some());
     let flags = Overrides {
         bind: args.bind,
         data: args.data,
@@ -527,16 +530,20 @@ fn serve(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let replica_dir = match &shared {
-        Some(_) => Some(tempfile::Builder::new().prefix("citygrid-replica-").tempdir().context("creating the replica's local copy")?),
-        None => None,
+        Some(_) if !data_given => Some(tempfile::Builder::new().prefix("citygrid-replica-").tempdir().context("creating the replica's local copy")?),
+        _ => None,
     };
     let data_dir = replica_dir.as_ref().map_or_else(|| config.data.clone(), |d| d.path().to_owned());
     let started = Instant::now();
-    let mut generation = match &shared {
-        Some(pg) => pg.pull(&data_dir).context("reading the PostgreSQL store")?,
-        None => 0,
-    };
-    let store = Store::open_writer(&data_dir, &holder).with_context(|| format!("opening data directory {}", data_dir.display()))?.with_retention(config.retention);
+    // The writer lock first: one process per directory, a replica's working copy included.
+    let mut store = Store::open_writer(&data_dir, &holder).with_context(|| format!("opening data directory {}", data_dir.display()))?.with_retention(config.retention);
+    let mut generation = 0;
+    if let Some(pg) = &shared {
+        pg.adopt(&data_dir, store.is_empty()).context("the replica's working copy")?;
+        generation = pg.pull(&data_dir).context("reading the PostgreSQL store")?;
+        store.resync()?;
+        info!(dir = %data_dir.display(), generation, "working copy of the PostgreSQL store");
+    }
     let store = if store.is_empty() && args.demo {
         drop(store);
         let demo = DemoSpec { preset: args.demo_preset, components: None, seed: 1 };
@@ -573,7 +580,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data_dir.display()))?
     };
     bar.finish_and_clear();
-    let world = World::with_tiles(loaded, config.tiles.clone());
+    let mut world = World::with_tiles(loaded, config.tiles.clone());
+    world.store_generation = generation;
     info!(
         city = %world.meta.name,
         grids = world.city.grids.len(),

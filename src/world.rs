@@ -19,29 +19,36 @@ use crate::store::{CityMeta, LoadedCity, Versions};
 use crate::tiles::{TileConfig, TileSet};
 
 /// One consistent snapshot of the city's layers, with its spatial indexes.
+///
+/// The layers and everything derived from them (indexes, counts, tiles) are behind `Arc`s:
+/// a snapshot that changes only the responsibility list or the working calendar
+/// ([`World::with_routing`]) shares them with the one it replaces instead of rebuilding them.
 pub struct World {
-    pub city: City,
+    pub city: Arc<City>,
     pub meta: CityMeta,
     /// Version of each dataset this snapshot was built from.
     pub versions: Versions,
     pub rules_csv: Option<String>,
+    /// The PostgreSQL store's generation this snapshot is of (0: no shared store). Set by the
+    /// switch that serves it, before the swap.
+    pub store_generation: i64,
     /// The responsibility list parsed and validated once per snapshot, with the calendar.
     pub routing: Routing,
     pub loaded_at: DateTime<Utc>,
     /// Point → unit grid.
-    pub grids: GridIndex,
+    pub grids: Arc<GridIndex>,
     /// Components near a point, in a box.
-    pub components: ComponentIndex,
+    pub components: Arc<ComponentIndex>,
     /// Point → the responsibility polygons holding it.
-    pub zones: ZoneIndex,
+    pub zones: Arc<ZoneIndex>,
     /// Per grid (by `GridId`), its components counted by subclass, ascending class code.
-    pub class_counts: Vec<Vec<(ClassCode, u32)>>,
+    pub class_counts: Arc<Vec<Vec<(ClassCode, u32)>>>,
     /// Number of direct children per grid (by `GridId`).
-    pub child_counts: Vec<u32>,
+    pub child_counts: Arc<Vec<u32>>,
     /// Per grid (by `GridId`): area on the WGS84 ellipsoid in m², and its lon/lat bounding box.
-    pub grid_shapes: Vec<GridShape>,
+    pub grid_shapes: Arc<Vec<GridShape>>,
     /// Vector tiles of the grids and components.
-    pub tiles: TileSet,
+    pub tiles: Arc<TileSet>,
 }
 
 /// Measures of a grid's polygon, computed once per snapshot.
@@ -82,18 +89,43 @@ impl World {
         let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city, loaded.calendar_toml.as_deref());
         World {
             routing,
-            city,
+            city: Arc::new(city),
             meta: loaded.meta,
             versions: loaded.versions,
             rules_csv: loaded.rules_csv,
+            store_generation: 0,
             loaded_at: Utc::now(),
-            grids,
-            components,
-            zones,
-            class_counts,
-            child_counts,
-            grid_shapes,
-            tiles,
+            grids: Arc::new(grids),
+            components: Arc::new(components),
+            zones: Arc::new(zones),
+            class_counts: Arc::new(class_counts),
+            child_counts: Arc::new(child_counts),
+            grid_shapes: Arc::new(grid_shapes),
+            tiles: Arc::new(tiles),
+        }
+    }
+
+    /// A snapshot of the same layers (shared, not rebuilt: milliseconds however large the
+    /// city) with another responsibility list and working calendar, the texts of `versions`'
+    /// `rules` and `calendar`. The caller guarantees that no other dataset differs between
+    /// `self.versions` and `versions`, and that the city settings are `self.meta`.
+    pub fn with_routing(&self, rules_csv: Option<String>, calendar_toml: Option<&str>, versions: Versions) -> World {
+        let routing = Routing::load(rules_csv.as_deref(), versions.get("rules"), &self.city, calendar_toml);
+        World {
+            routing,
+            city: self.city.clone(),
+            meta: self.meta.clone(),
+            versions,
+            rules_csv,
+            store_generation: self.store_generation,
+            loaded_at: Utc::now(),
+            grids: self.grids.clone(),
+            components: self.components.clone(),
+            zones: self.zones.clone(),
+            class_counts: self.class_counts.clone(),
+            child_counts: self.child_counts.clone(),
+            grid_shapes: self.grid_shapes.clone(),
+            tiles: self.tiles.clone(),
         }
     }
 

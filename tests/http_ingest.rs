@@ -653,7 +653,7 @@ async fn a_grids_import_gets_topology_qa_and_an_overlap_is_refused_unless_accept
     use geo::Scale;
     let s = server();
     let original = s.handle.load();
-    let mut city = original.city.clone();
+    let mut city = (*original.city).clone();
     // One unit grid grown by 5% around its centre: it overlaps its neighbours.
     let unit = city.hierarchy.unit_level();
     let i = city.grids.iter().position(|g| g.level as usize == unit).unwrap();

@@ -4,7 +4,8 @@
 //! partial version, a lost connection (or a database restart) is caught up, routing decisions
 //! of every replica land in one audit log, the current layers are PostGIS tables, and a real
 //! city package (fixtures/city-gk) uploaded into an empty store through one replica is served by
-//! the other.
+//! the other, `store copy` carries the local class files and the audit log both ways (same
+//! statistics, same ids), and a replica given `--data` keeps its working copy there, alone.
 //!
 //! Needs `CITYGRID_TEST_PG=postgres://…` naming a database whose user may create databases
 //! (each test makes its own, with PostGIS). Without it every test here is skipped with a
@@ -72,13 +73,14 @@ impl Drop for TestDb {
     }
 }
 
-/// A replica process, killed when dropped.
+/// A replica process (or a server on a data directory), killed when dropped.
 struct Replica {
     child: Child,
     addr: String,
 }
 
 impl Replica {
+    /// A replica whose working copy is a private temporary directory (no `--data`).
     fn start(db: &TestDb) -> Replica {
         Replica::start_with(db, &["--demo", "--demo-preset", "tiny"])
     }
@@ -88,10 +90,25 @@ impl Replica {
         Replica::start_with(db, &[])
     }
 
+    /// A replica whose working copy is `dir` (`--data`), kept between its runs.
+    fn start_in(db: &TestDb, dir: &std::path::Path) -> Replica {
+        Replica::start_with(db, &["--demo", "--demo-preset", "tiny", "--data", dir.to_str().unwrap()])
+    }
+
     fn start_with(db: &TestDb, extra: &[&str]) -> Replica {
+        Replica::spawn(&[&["--store", db.url.as_str()], extra].concat())
+    }
+
+    /// A server on the data directory `dir` (no PostgreSQL store).
+    fn start_dir(dir: &std::path::Path) -> Replica {
+        Replica::spawn(&["--data", dir.to_str().unwrap()])
+    }
+
+    fn spawn(args: &[&str]) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--store", &db.url])
-            .args(extra)
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("CITYGRID_DATA")
             .env("CITYGRID_ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -196,6 +213,13 @@ fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_
     let took = all_serve(&[&a, &b, &c], 2, Duration::from_secs(1));
     eprintln!("every replica served the new version {took:?} after the answer");
     assert_eq!(generation(&db), 2);
+    // /health says what each serves: the store, its generation, every dataset's version.
+    for r in [&a, &b, &c] {
+        let health = r.health();
+        assert_eq!(health["store"], serde_json::json!({"kind": "postgres", "generation": 2}), "{health}");
+        assert_eq!(health["versions"]["rules"], 2, "{health}");
+        assert_eq!(health["versions"]["grids"], 1, "{health}");
+    }
 
     // A rollback through another replica switches them all back.
     let (status, body) = request(&c.addr, "POST", "/v1/rules/rollback", Some(("application/json", r#"{"version":1}"#)));
@@ -483,4 +507,168 @@ fn a_real_city_package_uploaded_through_one_replica_of_an_empty_store_is_served_
     let grids: i64 = db.client().query_one("SELECT count(*) FROM grids", &[]).unwrap().get(0);
     let srid: i32 = db.client().query_one("SELECT Find_SRID('public', 'grids', 'geom')", &[]).unwrap().get(0);
     assert_eq!((grids, srid), (55, 4326));
+}
+
+/// `citygrid serve ARGS` that must refuse to start: its stderr.
+fn refused(args: &[&str]) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("CITYGRID_DATA")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("citygrid serve {args:?} started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(!status.success(), "{args:?}: {stderr}");
+    stderr
+}
+
+/// Routes `n` cases at points around the city centre through `server`.
+fn route_cases(server: &Replica, n: usize) {
+    let health = server.health();
+    let [lon, lat] = [health["center"][0].as_f64().unwrap(), health["center"][1].as_f64().unwrap()];
+    for i in 0..n {
+        let (dx, dy) = ((i % 5) as f64 * 0.0003 - 0.0006, (i / 5) as f64 * 0.0003 - 0.0006);
+        let case = serde_json::json!({"lon": lon + dx, "lat": lat + dy, "event_type": if i % 2 == 0 { "0101" } else { "0102" }, "reported_at": "2026-12-08T10:00:00+08:00"});
+        let (status, answer) = request(&server.addr, "POST", "/v1/cases/route", Some(("application/json", &case.to_string())));
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+/// What the audit log of `server` shows: its statistics over all time, and every decision's
+/// (id, time, unit) in page order.
+fn audit_view(server: &Replica) -> (serde_json::Value, Vec<(i64, String, String)>) {
+    let (status, stats) = request(&server.addr, "GET", "/v1/stats/cases?since=2000-01-01&until=2100-01-01&level=grid", None);
+    assert_eq!(status, 200, "{stats}");
+    let (status, page) = request(&server.addr, "GET", "/v1/cases/routes?limit=1000", None);
+    assert_eq!(status, 200, "{page}");
+    let routes = page["routes"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r["at"].as_str().unwrap().to_owned(), r["unit"].as_str().unwrap_or("").to_owned())).collect();
+    (stats, routes)
+}
+
+/// The served case type `code` of `kind`, by name.
+fn case_type_name(server: &Replica, kind: &str, code: &str) -> Option<String> {
+    let (_, types) = request(&server.addr, "GET", "/v1/cases/types", None);
+    types["types"].as_array().unwrap().iter().find(|t| t["kind"] == kind && t["code"] == code).map(|t| t["name"].as_str().unwrap().to_owned())
+}
+
+/// The local class files and the audit log go with `store copy`, both ways: a replica of the
+/// store serves the directory's own classes and answers the same statistics and the same
+/// decisions (ids, order) as the directory's server did, new decisions are numbered after the
+/// copied ones, and a copy back into a directory gives the same files, statistics and pages.
+#[test]
+fn store_copy_keeps_class_files_and_the_audit_log_both_ways() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "copyextra");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let citygrid = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).env_remove("CITYGRID_DATA").output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let data_s = data.to_str().unwrap();
+    citygrid(&["demo", "--preset", "tiny", "--out", data_s]);
+    let classes = [
+        ("component_classes.csv", "code,name,name_en\n21,城市家具,street furniture\n2101,共享单车停放点,bike-share parking\n"),
+        ("event_classes.csv", "code,name,name_en\n21,本地事件,local events\n2101,共享单车乱停放,misparked bikes\n"),
+    ];
+    for (file, text) in classes {
+        std::fs::write(data.join(file), text).unwrap();
+    }
+
+    // Decisions of the single server on the directory.
+    let server = Replica::start_dir(&data);
+    assert_eq!(server.health()["store"], serde_json::json!({"kind": "dir"}));
+    assert_eq!(case_type_name(&server, "event", "2101").as_deref(), Some("共享单车乱停放"));
+    route_cases(&server, 12);
+    let (stats, routes) = audit_view(&server);
+    assert_eq!(stats["total"], 12, "{stats}");
+    assert_eq!(routes.len(), 12);
+    drop(server);
+
+    let out = citygrid(&["store", "copy", "--from", data_s, "--to", &db.url]);
+    assert!(out.contains("12 audit decisions"), "{out}");
+    let replica = Replica::start_with(&db, &[]);
+    let health = replica.health();
+    assert_eq!(health["store"], serde_json::json!({"kind": "postgres", "generation": 1}), "{health}");
+    assert_eq!(case_type_name(&replica, "event", "2101").as_deref(), Some("共享单车乱停放"));
+    assert_eq!(case_type_name(&replica, "component", "2101").as_deref(), Some("共享单车停放点"));
+    assert_eq!(audit_view(&replica), (stats, routes.clone()), "the store's log answers as the directory's did");
+    // New decisions come after the copied ones.
+    route_cases(&replica, 1);
+    let (stats, routes) = audit_view(&replica);
+    let newest = routes.iter().map(|r| r.0).max().unwrap();
+    assert!(routes.iter().filter(|r| r.0 != newest).all(|r| r.0 < newest), "{routes:?}");
+    assert_eq!(stats["total"], 13);
+    drop(replica);
+
+    let back = dir.path().join("back");
+    let out = citygrid(&["store", "copy", "--from", &db.url, "--to", back.to_str().unwrap()]);
+    assert!(out.contains("13 audit decisions"), "{out}");
+    for (file, text) in classes {
+        assert_eq!(std::fs::read_to_string(back.join(file)).unwrap(), text, "{file}");
+    }
+    let server = Replica::start_dir(&back);
+    assert_eq!(case_type_name(&server, "event", "2101").as_deref(), Some("共享单车乱停放"));
+    assert_eq!(audit_view(&server), (stats, routes), "the copied-back log answers as the store's did");
+    // Into an empty directory only: its log holds decisions now.
+    drop(server);
+    std::fs::remove_file(back.join("manifest.json")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["store", "copy", "--from", &db.url, "--to", back.to_str().unwrap()]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("holds audit decisions already"), "{}", String::from_utf8_lossy(&again.stderr));
+}
+
+/// A replica given `--data DIR` keeps its working copy there: a second replica (or any other
+/// citygrid process) on the same directory is refused with the holder's name, a data directory
+/// holding a city of its own is never taken as a working copy, and a replica restarted on its
+/// directory serves the store's current generation.
+#[test]
+fn a_replica_keeps_its_working_copy_in_its_own_data_directory() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "workdir");
+    let dir = tempfile::tempdir().unwrap();
+    let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = Replica::start_in(&db, &dir_a);
+    let b = Replica::start_in(&db, &dir_b);
+    assert!(dir_a.join("manifest.json").is_file() && dir_a.join("replica-of").is_file());
+    assert!(dir_b.join("manifest.json").is_file());
+
+    let stderr = refused(&["--store", &db.url, "--data", dir_a.to_str().unwrap()]);
+    assert!(stderr.contains("is being written by") && stderr.contains("citygrid serve"), "{stderr}");
+
+    // A data directory of its own city is not overwritten by the store's.
+    let own = dir.path().join("own");
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["demo", "--preset", "tiny", "--out", own.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success());
+    let manifest = std::fs::read(own.join("manifest.json")).unwrap();
+    let stderr = refused(&["--store", &db.url, "--data", own.to_str().unwrap()]);
+    assert!(stderr.contains("holds a city of its own"), "{stderr}");
+    assert_eq!(std::fs::read(own.join("manifest.json")).unwrap(), manifest);
+
+    // A switch while a is down; restarted on its directory, a serves it.
+    a.kill();
+    let (status, body) = put_rules(&b, &current_rules(&db));
+    assert_eq!(status, 200, "{body}");
+    let a = Replica::start_in(&db, &dir_a);
+    assert_eq!(a.rules_version(), 2);
+    for r in [&a, &b] {
+        let health = r.health();
+        assert_eq!(health["store"], serde_json::json!({"kind": "postgres", "generation": 2}), "{health}");
+        assert_eq!(health["versions"]["rules"], 2, "{health}");
+    }
 }

@@ -88,11 +88,26 @@ pub struct Datasets {
     shared: Option<std::sync::Arc<crate::store::pg::PgStore>>,
     /// The store's generation the served snapshot was built from (0 without a shared store).
     served: std::sync::atomic::AtomicI64,
+    /// The last generation another replica committed that this one took in, served or not
+    /// (one that cannot be served here is not tried again).
+    pulled: std::sync::atomic::AtomicI64,
+    /// The unversioned files ([`Store::unversioned_files`]) the served snapshot was built
+    /// with: while they stay the same, a switch of the responsibility list or the calendar
+    /// alone reuses the served layers ([`World::with_routing`]).
+    unversioned: Mutex<Vec<(&'static str, Vec<u8>)>>,
+}
+
+/// Whether `before` and `after` differ in no dataset but the responsibility list and the
+/// working calendar.
+fn only_routing_differs(before: &Versions, after: &Versions) -> bool {
+    before.0.keys().chain(after.0.keys()).all(|name| matches!(name.as_str(), "rules" | "calendar") || before.get(name) == after.get(name))
 }
 
 impl Datasets {
     pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
-        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles, shared: None, served: 0.into() }
+        // The snapshot served was loaded from this store just before.
+        let unversioned = Mutex::new(store.unversioned_files().unwrap_or_default());
+        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles, shared: None, served: 0.into(), pulled: 0.into(), unversioned }
     }
 
     /// The same datasets, with `store` as the system of record and this directory its local
@@ -102,6 +117,7 @@ impl Datasets {
     pub fn with_shared(mut self, store: std::sync::Arc<crate::store::pg::PgStore>, generation: i64) -> Datasets {
         self.shared = Some(store);
         self.served = generation.into();
+        self.pulled = generation.into();
         self
     }
 
@@ -110,26 +126,37 @@ impl Datasets {
         self.served.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// The kind of store behind the served city: `postgres` (a store shared by replicas,
+    /// this directory its working copy) or `dir` (this data directory).
+    pub fn store_kind(&self) -> &'static str {
+        if self.shared.is_some() { "postgres" } else { "dir" }
+    }
+
     /// Takes in a switch another replica committed to the shared store: if the store's
     /// generation is not the one served, copies it into the local directory, builds its
     /// snapshot and serves it (one swap, never a mix). True if it switched. Without a shared
     /// store, nothing to follow.
     pub fn follow(&self) -> Result<bool, DatasetError> {
         let Some(shared) = &self.shared else { return Ok(false) };
-        if shared.generation()? == self.served_generation() {
+        let pulled = || self.pulled.load(std::sync::atomic::Ordering::SeqCst);
+        if shared.generation()? == pulled() {
             return Ok(false);
         }
         let mut store = self.store();
+        let started = std::time::Instant::now();
         let generation = shared.pull(&self.dir)?;
-        if generation == self.served_generation() {
+        if generation == pulled() {
             return Ok(false);
         }
         store.resync()?;
-        self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+        let pulled = started.elapsed();
         if store.is_empty() {
+            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+            self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
             return Ok(false);
         }
-        self.reload(&store, false, None).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("generation {generation} cannot be served here: {message}") }))?;
+        self.reload_followed(&store, generation).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("generation {generation} cannot be served here: {message}") }))?;
+        tracing::info!(generation, pull_ms = pulled.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "followed the shared store's switch");
         Ok(true)
     }
 
@@ -309,7 +336,7 @@ impl Datasets {
     pub fn import_package(&self, package: &Package, options: &PackageOptions, dry_run: bool, origin: &str) -> Result<PackageImported, DatasetError> {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
-        let current = self.store().city_meta().is_some().then_some((&world.city, &world.meta));
+        let current = self.store().city_meta().is_some().then_some((&*world.city, &world.meta));
         let checked = check_package(package, current, world.rules_csv.as_deref(), options)?;
         let checked_against = world.versions.clone();
         drop(world);
@@ -333,22 +360,62 @@ impl Datasets {
     }
 
     /// Builds the snapshot of the store's current versions and swaps it in; with
-    /// `need_rules`, only if its responsibility list is usable. With `shared`, the write is
+    /// `need_rules`, only if its responsibility list is usable. If only the responsibility
+    /// list or the calendar differ from the served snapshot's (same settings, same
+    /// unversioned files), the new snapshot shares the served layers, indexes and tiles
+    /// ([`World::with_routing`]) instead of reading and building them again. With `shared`, the write is
     /// committed to the shared store before the swap (its commit failing, nothing is served
     /// and the error is returned).
     fn reload(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>) -> Result<(), String> {
-        let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
-        let world = World::with_tiles(loaded, self.tiles.clone());
+        self.reload_as(store, need_rules, shared, None)
+    }
+
+    /// [`Datasets::reload`] of the shared store's generation `generation`, pulled into the
+    /// local directory (another replica's switch).
+    fn reload_followed(&self, store: &Store, generation: i64) -> Result<(), String> {
+        let result = self.reload_as(store, false, None, Some(generation));
+        // Taken in either way: a generation that cannot be served here is not tried again at
+        // every poll (the next one is).
+        self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
+        result
+    }
+
+    fn reload_as(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>, followed: Option<i64>) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let unversioned = store.unversioned_files().map_err(|e| e.to_string())?;
+        let current = self.world.load();
+        let routing_only = store.city_meta() == Some(&current.meta)
+            && *self.unversioned.lock().unwrap_or_else(PoisonError::into_inner) == unversioned
+            && only_routing_differs(&current.versions, &store.versions());
+        let (mut world, read) = if routing_only {
+            // Same layers, settings and classes: share them, parse the new list or calendar only.
+            let (rules_csv, calendar_toml) = store.routing_texts().map_err(|e| e.to_string())?;
+            let read = started.elapsed();
+            (current.with_routing(rules_csv, calendar_toml.as_deref(), store.versions()), read)
+        } else {
+            let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
+            let read = started.elapsed();
+            (World::with_tiles(loaded, self.tiles.clone()), read)
+        };
+        drop(current);
+        let built = started.elapsed();
         if need_rules
             && let Err(problem) = &world.routing.rules {
                 return Err(format!("its responsibility list does not route: {problem}"));
             }
+        let mut generation = followed;
         if let Some(write) = shared {
-            let generation = write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?;
-            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+            generation = Some(write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?);
         }
-        tracing::info!(versions = ?world.versions, "switching to a new snapshot");
+        if let Some(generation) = generation {
+            world.store_generation = generation;
+            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+            self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
+        }
+        tracing::info!(versions = ?world.versions, routing_only, "switching to a new snapshot");
         self.world.replace(world);
+        *self.unversioned.lock().unwrap_or_else(PoisonError::into_inner) = unversioned;
+        tracing::info!(read_ms = read.as_millis() as u64, build_ms = (built - read).as_millis() as u64, commit_switch_ms = (started.elapsed() - built).as_millis() as u64, "snapshot switched");
         Ok(())
     }
 }

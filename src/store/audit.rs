@@ -55,6 +55,8 @@ const LEGACY_PREFIX: &str = "routes-";
 const LEGACY_SUFFIX: &str = ".jsonl";
 /// Rows one retention step deletes.
 pub const RETENTION_BATCH: usize = 2_000;
+/// Decisions per batch of [`AuditLog::export`].
+pub const EXPORT_BATCH: usize = 1_000;
 /// Most matching decisions a page counts for its `total`.
 pub const COUNT_CAP: u64 = 10_000;
 
@@ -283,6 +285,11 @@ impl AuditLog {
         })
     }
 
+    /// Whether `data_dir` has an audit log (or legacy day files) to open.
+    pub fn exists_in(data_dir: &Path) -> bool {
+        data_dir.join(FOLDER).is_dir()
+    }
+
     /// The log shared by every replica of a PostgreSQL store: one table, the same records,
     /// pages and statistics over all of them ([`super::pg_audit`]).
     pub fn shared(log: super::pg_audit::PgAudit) -> AuditLog {
@@ -351,6 +358,61 @@ impl AuditLog {
             }
             st = inner.done_cv.wait(st).expect("audit lock");
         }
+    }
+
+    /// Whether the log holds no decision (the target of `citygrid store copy` must not).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        if let Some(shared) = &self.shared {
+            return shared.is_empty();
+        }
+        self.with_reader(|c| c.query_row("SELECT NOT EXISTS (SELECT 1 FROM decisions)", [], |r| r.get(0)))
+    }
+
+    /// Every decision of the SQLite log in `(at, id)` order, handed to `f` in batches of
+    /// [`EXPORT_BATCH`] from one read (`citygrid store copy`). Returns how many.
+    pub fn export(&self, f: &mut dyn FnMut(&[AuditRecord]) -> Result<(), StoreError>) -> Result<u64, StoreError> {
+        let path = self.sqlite().path.clone();
+        let err = sql_error(&path);
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(&err)?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(&err)?;
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM decisions ORDER BY at_ms, id")).map_err(&err)?;
+        let mut batch = Vec::with_capacity(EXPORT_BATCH);
+        let mut total = 0u64;
+        for record in stmt.query_map([], row_record).map_err(&err)? {
+            batch.push(record.map_err(&err)?);
+            if batch.len() == EXPORT_BATCH {
+                f(&batch)?;
+                total += batch.len() as u64;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            f(&batch)?;
+            total += batch.len() as u64;
+        }
+        Ok(total)
+    }
+
+    /// Appends `records` of another log keeping their ids, with their day and month counts
+    /// (`citygrid store copy`; the ids must be new here, and larger than any appended since).
+    pub fn import(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let path = self.sqlite().path.clone();
+        let result = self.with_writer(|w| {
+            let err = sql_error(&path);
+            let tx = w.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
+            let result = insert_records(&tx, &mut w.places, &mut w.types, records, true).and_then(|()| tx.commit());
+            if result.is_err() {
+                // Rolled back: ids cached meanwhile may not exist.
+                w.places.clear();
+                w.types.clear();
+            }
+            result.map_err(&err)
+        });
+        let mut cache = self.sqlite().months.lock().expect("audit month cache");
+        cache.generation += 1;
+        cache.months.clear();
+        cache.days.clear();
+        result
     }
 
     /// Runs `f` with the write connection, between group commits.
@@ -698,7 +760,7 @@ impl Writer {
     fn insert(&mut self, batch: &[AuditRecord], path: &Path) -> Result<(), StoreError> {
         let err = sql_error(path);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
-        insert_records(&tx, &mut self.places, &mut self.types, batch).map_err(&err)?;
+        insert_records(&tx, &mut self.places, &mut self.types, batch, false).map_err(&err)?;
         tx.commit().map_err(&err)
     }
 }
@@ -708,11 +770,20 @@ fn insert_records(
     places: &mut HashMap<String, i64>,
     types: &mut HashMap<(String, String), i64>,
     batch: &[AuditRecord],
+    keep_ids: bool,
 ) -> rusqlite::Result<()> {
     let mut insert = tx.prepare(&format!(
         "INSERT INTO decisions ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         COLUMNS.trim_start_matches("id, ")
     ))?;
+    // A copied log keeps its ids (`AUTOINCREMENT` then goes on after the largest).
+    let mut with_id = if keep_ids {
+        Some(tx.prepare(&format!(
+            "INSERT INTO decisions ({COLUMNS}) VALUES (?19, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+        ))?)
+    } else {
+        None
+    };
     // The counts of the batch, added to the tables once per (day, place, type) at the end.
     let mut counts: HashMap<(i64, i64, i64), u64> = HashMap::new();
     // Consecutive decisions mostly share their dataset versions: written once.
@@ -750,7 +821,7 @@ fn insert_records(
         };
         let input = serde_json::to_string(&r.input).expect("input to JSON");
         let warnings = (!r.warnings.is_empty()).then(|| serde_json::to_string(&r.warnings).expect("warnings to JSON"));
-        insert.execute(params![
+        let values = params![
             at_ms,
             r.at.offset().local_minus_utc(),
             r.case_kind,
@@ -769,7 +840,12 @@ fn insert_records(
             input,
             warnings,
             i64::from(r.outside_coverage),
-        ])?;
+            r.id,
+        ];
+        match &mut with_id {
+            Some(statement) => statement.execute(values)?,
+            None => insert.execute(&values[..18])?,
+        };
         *counts.entry((cst_day(at_ms), place, ty)).or_default() += 1;
     }
     let mut day = tx.prepare("INSERT INTO counts_day (day, place, type, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
@@ -821,12 +897,12 @@ fn import_legacy(dir: &Path, db: &Path, w: &mut Writer) -> Result<(), StoreError
                     None => skipped += 1,
                 }
                 if chunk.len() == 1024 {
-                    insert_records(&tx, &mut w.places, &mut w.types, &chunk).map_err(&err)?;
+                    insert_records(&tx, &mut w.places, &mut w.types, &chunk, false).map_err(&err)?;
                     records += chunk.len() as i64;
                     chunk.clear();
                 }
             }
-            insert_records(&tx, &mut w.places, &mut w.types, &chunk).map_err(&err)?;
+            insert_records(&tx, &mut w.places, &mut w.types, &chunk, false).map_err(&err)?;
             records += chunk.len() as i64;
             tx.execute("INSERT INTO imported (file, records, skipped_lines) VALUES (?1, ?2, ?3)", params![name, records, skipped])
                 .map_err(&err)?;

@@ -54,6 +54,10 @@ const CITY_TOML: &str = "city.toml";
 /// still read when the calendar dataset has no version.
 const LEGACY_CALENDAR_TOML: &str = "calendar.toml";
 const CLASS_FILES: [&str; 2] = ["component_classes.csv", "event_classes.csv"];
+/// The files of a data directory outside its versioned datasets that shape the served city:
+/// the local class tables and a legacy working calendar. A PostgreSQL store holds them too
+/// ([`pg`]).
+pub const UNVERSIONED_FILES: [&str; 3] = [CLASS_FILES[0], CLASS_FILES[1], LEGACY_CALENDAR_TOML];
 
 /// Everything that can go wrong with a data directory. Messages name the file.
 #[derive(Debug, thiserror::Error)]
@@ -685,19 +689,7 @@ impl Store {
             path: grids_path,
             source,
         })?;
-        let read_text = |path: PathBuf| std::fs::read_to_string(&path).map_err(StoreError::io(&path));
-        let rules_csv = current(Dataset::Rules).map(|(p, _)| read_text(p)).transpose()?;
-        let calendar_toml = match current(Dataset::Calendar) {
-            Some((path, _)) => Some(read_text(path)?),
-            None => {
-                let legacy = self.dir.join(LEGACY_CALENDAR_TOML);
-                match std::fs::read_to_string(&legacy) {
-                    Ok(text) => Some(text),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(source) => return Err(StoreError::Io { path: legacy, source }),
-                }
-            }
-        };
+        let (rules_csv, calendar_toml) = self.routing_texts()?;
         Ok(LoadedCity {
             calendar_toml,
             city,
@@ -705,6 +697,31 @@ impl Store {
             versions: self.versions(),
             rules_csv,
         })
+    }
+
+    /// The current responsibility list and working calendar (the calendar dataset's current
+    /// version, else a legacy `calendar.toml`), as [`Store::load_city`] reads them.
+    pub fn routing_texts(&self) -> Result<(Option<String>, Option<String>), StoreError> {
+        let current = |d: Dataset| self.manifest.current(d.name()).map(|v| self.dir.join(&v.file));
+        let read_text = |path: PathBuf| std::fs::read_to_string(&path).map_err(StoreError::io(&path));
+        let rules_csv = current(Dataset::Rules).map(read_text).transpose()?;
+        let calendar_toml = match current(Dataset::Calendar) {
+            Some(path) => Some(read_text(path)?),
+            None => read_optional(&self.dir.join(LEGACY_CALENDAR_TOML))?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        };
+        Ok((rules_csv, calendar_toml))
+    }
+
+    /// The files of the directory that no manifest versions (the local class files, a legacy
+    /// `calendar.toml`), by name, with their bytes; absent ones are left out.
+    pub fn unversioned_files(&self) -> Result<Vec<(&'static str, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for name in UNVERSIONED_FILES {
+            if let Some(bytes) = read_optional(&self.dir.join(name))? {
+                out.push((name, bytes));
+            }
+        }
+        Ok(out)
     }
 
     fn read_city_toml(&self) -> Result<CityMeta, StoreError> {
@@ -718,6 +735,15 @@ impl Store {
             .validate()
             .map_err(|source| StoreError::Model { path, source })?;
         Ok(meta)
+    }
+}
+
+/// The bytes of `path`, `None` if it does not exist.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io { path: path.to_owned(), source }),
     }
 }
 

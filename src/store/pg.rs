@@ -12,6 +12,14 @@
 //!   directory gives it (`layers/grids/3.fgb`, `rules/2.csv`, …), in chunks of [`CHUNK`] bytes:
 //!   the same FlatGeobuf, CSV and TOML payloads. A version's rows are written in the transaction
 //!   that commits it, and deleted in the one whose retention lets it go.
+//! - `citygrid_store`: one row, `store_id`, a random identity made when the tables are
+//!   created (kept by `pg_dump`/`pg_restore`): the working copy of a replica names it
+//!   ([`PgStore::adopt`]).
+//! - `citygrid_unversioned_files (file, data)`: the files of a data directory that no manifest
+//!   versions but that shape the served city ([`super::UNVERSIONED_FILES`]: the local class
+//!   tables `component_classes.csv`, `event_classes.csv`, a legacy `calendar.toml`), one row
+//!   each; written by `citygrid store copy`, copied into every replica's local copy with each
+//!   generation it pulls (a file without a row is removed there).
 //! - `grids`, `components`, `zones`: the current layers as PostGIS tables (EPSG:4326 geometry
 //!   columns with GiST indexes), for GIS staff (QGIS, SQL). Replaced in the transaction that
 //!   switches their layer, so a reader sees one version or the next, never a mix.
@@ -27,8 +35,15 @@
 //! # Followers
 //! Every replica listens on [`SWITCH_CHANNEL`] (and polls the generation every
 //! [`POLL`], which also covers a lost connection): on a new generation it copies the committed
-//! manifest and the version files it lacks into its local copy, all read in one
-//! repeatable-read transaction, builds the new snapshot and swaps it in.
+//! manifest and the version files it lacks into its local copy (each streamed to disk chunk by
+//! chunk), all read in one repeatable-read transaction, builds the new snapshot and swaps it
+//! in. A switch of the responsibility list or the calendar alone shares the served layers
+//! instead of rebuilding them ([`crate::world::World::with_routing`]).
+//!
+//! # Working copies
+//! A replica's local copy is a data directory it holds the writer lock of (one process per
+//! directory), marked with the store's identity ([`PgStore::adopt`]): a private temporary
+//! directory, or the lasting one `serve --data` names.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -46,6 +61,9 @@ pub const SWITCH_CHANNEL: &str = "citygrid_switch";
 pub const WRITER_LOCK: i64 = 0x0063_6974_7967_7269;
 /// Size of one row of a version's bytes.
 pub const CHUNK: usize = 4 << 20;
+/// The file that marks a data directory as a replica's working copy of a store, holding
+/// the store's identity ([`PgStore::adopt`]).
+pub const REPLICA_OF: &str = "replica-of";
 /// How often a follower checks the generation without a notification.
 pub const POLL: Duration = Duration::from_secs(2);
 
@@ -62,6 +80,15 @@ CREATE TABLE IF NOT EXISTS citygrid_files (
     chunk integer NOT NULL,
     data bytea NOT NULL,
     PRIMARY KEY (file, chunk)
+);
+CREATE TABLE IF NOT EXISTS citygrid_store (
+    id integer PRIMARY KEY CHECK (id = 1),
+    store_id text NOT NULL
+);
+INSERT INTO citygrid_store (id, store_id) VALUES (1, md5(random()::text || clock_timestamp()::text)) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS citygrid_unversioned_files (
+    file text PRIMARY KEY,
+    data bytea NOT NULL
 );
 CREATE TABLE IF NOT EXISTS grids (
     code text PRIMARY KEY,
@@ -193,6 +220,29 @@ impl PgStore {
         Ok(result?.0)
     }
 
+    /// Makes `dir` this store's working copy for a replica, or refuses: a directory that
+    /// is another store's working copy, or that holds a city of its own (a data directory:
+    /// `local_is_empty` false and no mark), is never overwritten. The mark is the file
+    /// [`REPLICA_OF`] holding the store's identity. The caller holds `dir`'s writer lock, so
+    /// two replicas never share one working copy.
+    pub fn adopt(&self, dir: &Path, local_is_empty: bool) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let id: String = client.query_one("SELECT store_id FROM citygrid_store WHERE id = 1", &[]).map_err(pg_error(&self.shown))?.get(0);
+        let mark = dir.join(REPLICA_OF);
+        match super::read_optional(&mark)? {
+            Some(text) if String::from_utf8_lossy(&text).trim() == id => Ok(()),
+            Some(_) => Err(StoreError::Invalid(format!(
+                "{} is the working copy of another PostgreSQL store: give this replica a directory of its own (--data), or remove that one",
+                dir.display()
+            ))),
+            None if !local_is_empty => Err(StoreError::Invalid(format!(
+                "{} holds a city of its own (a data directory, not a replica's working copy): give the replica an empty directory (--data), or copy that city into the store with `citygrid store copy`",
+                dir.display()
+            ))),
+            None => atomic::stage(&mark, |w| w.write_all(format!("{id}\n").as_bytes()).map_err(|e| e.to_string()))?.commit().map(|_| ()),
+        }
+    }
+
     /// Starts a write: a transaction holding the writer lock (waiting while another replica
     /// holds it). Dropped without [`PgWrite::commit`], it rolls back and changes nothing.
     pub fn begin_write(&self) -> Result<PgWrite, StoreError> {
@@ -283,8 +333,9 @@ fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Optio
             atomic::create_dirs(dir, rel)?;
             let staged = atomic::stage(&path, |w| {
                 let mut written = 0u64;
-                let rows = client.query("SELECT data FROM citygrid_files WHERE file = $1 ORDER BY chunk", &[&info.file]).map_err(|e| error_text(&e))?;
-                for row in rows {
+                // Streamed: one chunk in memory at a time, written while the next arrives.
+                let mut rows = client.query_raw("SELECT data FROM citygrid_files WHERE file = $1 ORDER BY chunk", [&info.file]).map_err(|e| error_text(&e))?;
+                while let Some(row) = rows.next().map_err(|e| error_text(&e))? {
                     let data: &[u8] = row.get(0);
                     w.write_all(data).map_err(|e| e.to_string())?;
                     written += data.len() as u64;
@@ -297,6 +348,7 @@ fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Optio
             staged.commit()?;
         }
     }
+    pull_unversioned(client, shown, dir)?;
     let path = dir.join(super::MANIFEST);
     atomic::stage(&path, |w| {
         serde_json::to_writer_pretty(&mut *w, &manifest).map_err(|e| e.to_string())?;
@@ -307,6 +359,27 @@ fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Optio
         super::write_city_toml(&dir.join(super::CITY_TOML), meta)?.commit()?;
     }
     Ok((generation, Some(manifest)))
+}
+
+/// Makes the unversioned files of `dir` those of the store: each one the store holds is
+/// written (if it differs), each one it does not is removed.
+fn pull_unversioned(client: &mut Client, shown: &str, dir: &Path) -> Result<(), StoreError> {
+    let rows = client.query("SELECT file, data FROM citygrid_unversioned_files", &[]).map_err(pg_error(shown))?;
+    for name in super::UNVERSIONED_FILES {
+        let path = dir.join(name);
+        let local = super::read_optional(&path)?;
+        match rows.iter().find(|r| r.get::<_, &str>(0) == name).map(|r| r.get::<_, &[u8]>(1)) {
+            Some(data) if local.as_deref() != Some(data) => {
+                atomic::stage(&path, |w| w.write_all(data).map_err(|e| e.to_string()))?.commit()?;
+            }
+            None if local.is_some() => {
+                tracing::info!(file = %path.display(), "removing a file the store does not hold");
+                std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A write in progress: a transaction holding the writer lock.
@@ -333,6 +406,31 @@ impl PgWrite {
     /// writer lock guarantees nobody commits meanwhile.
     pub fn pull(&mut self, dir: &Path) -> Result<(), StoreError> {
         pull_into(&mut self.client, &self.shown, dir).map(|_| ())
+    }
+
+    /// Makes `files` (name, bytes: [`super::Store::unversioned_files`]) the store's
+    /// unversioned files, committed with the next [`PgWrite::commit`].
+    pub fn put_unversioned(&mut self, files: &[(&str, Vec<u8>)]) -> Result<(), StoreError> {
+        let e = pg_error(&self.shown);
+        self.client.execute("DELETE FROM citygrid_unversioned_files", &[]).map_err(&e)?;
+        for (name, data) in files {
+            self.client.execute("INSERT INTO citygrid_unversioned_files (file, data) VALUES ($1, $2)", &[name, data]).map_err(&e)?;
+        }
+        Ok(())
+    }
+
+    /// Copies every decision of `log` (a data directory's SQLite log) into the store's audit
+    /// log, which must be empty, keeping ids and order; committed with the next
+    /// [`PgWrite::commit`]. Returns how many.
+    pub fn copy_audit(&mut self, log: &super::audit::AuditLog) -> Result<u64, StoreError> {
+        let e = pg_error(&self.shown);
+        if !super::pg_audit::is_empty_in(&mut self.client).map_err(&e)? {
+            return Err(StoreError::Postgres { store: self.shown.clone(), message: "its audit log holds decisions already: copy into an empty database".into() });
+        }
+        let client = &mut self.client;
+        let copied = log.export(&mut |batch| super::pg_audit::copy_in(client, batch).map_err(&e))?;
+        super::pg_audit::end_copy(&mut self.client).map_err(&e)?;
+        Ok(copied)
     }
 
     /// Commits the data directory `dir`'s manifest `next` as the new generation: the version
@@ -538,35 +636,55 @@ fn multipolygon_ewkt(mp: &geo_types::MultiPolygon<f64>) -> String {
 }
 
 /// Copies the data directory `dir` (every kept version of every dataset, the manifest, the
-/// city settings) into `store`, which must be empty, in one transaction; the current layers
-/// become its PostGIS tables. Returns the store's generation (1).
-pub fn copy_dir_to_store(dir: &Path, store: &PgStore) -> Result<i64, StoreError> {
+/// city settings, the unversioned files, the audit log with its ids) into `store`, which must
+/// be empty, in one transaction; the current layers become its PostGIS tables. The copied
+/// decisions keep their ids and order; the statistics of the store then count them all
+/// (decisions the directory's retention deleted are no longer rows, and are not copied).
+pub fn copy_dir_to_store(dir: &Path, store: &PgStore) -> Result<Copied, StoreError> {
     let local = super::Store::open(dir)?;
     if local.is_empty() {
         return Err(StoreError::Empty(dir.to_owned()));
     }
     let loaded = local.load_city(&|_, _| {})?;
-    let write = store.begin_write()?;
+    let mut write = store.begin_write()?;
     if !write.is_empty() {
         return Err(StoreError::Postgres { store: store.shown.clone(), message: format!("holds a city already (generation {}): copy into an empty database", write.generation()) });
     }
-    write.commit(dir, local.manifest(), &loaded.city)
+    write.put_unversioned(&local.unversioned_files()?)?;
+    let decisions = if super::audit::AuditLog::exists_in(dir) { write.copy_audit(&super::audit::AuditLog::open(dir)?)? } else { 0 };
+    let generation = write.commit(dir, local.manifest(), &loaded.city)?;
+    Ok(Copied { generation, decisions })
 }
 
-/// Copies `store` (every kept version, the manifest, the city settings) into the data
-/// directory `dir`, which must hold no city yet (it is created if missing). Returns the
-/// generation copied.
-pub fn copy_store_to_dir(store: &PgStore, dir: &Path) -> Result<i64, StoreError> {
+/// What `citygrid store copy` copied besides the versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Copied {
+    /// The store's generation copied (from a store) or created (into one: 1).
+    pub generation: i64,
+    /// Decisions of the audit log copied.
+    pub decisions: u64,
+}
+
+/// Copies `store` (every kept version, the manifest, the city settings, the unversioned
+/// files, the audit log with its ids and its day and month counts) into the data directory
+/// `dir`, which must hold no city and no decision yet (it is created if missing).
+pub fn copy_store_to_dir(store: &PgStore, dir: &Path) -> Result<Copied, StoreError> {
     let mut local = super::Store::open_writer(dir, "citygrid store copy")?;
     if !local.is_empty() {
         return Err(StoreError::Invalid(format!("{} holds a city already: copy into an empty data directory", dir.display())));
     }
+    let log = super::audit::AuditLog::open(dir)?;
+    if !log.is_empty()? {
+        return Err(StoreError::Invalid(format!("{} holds audit decisions already: copy into an empty data directory", dir.display())));
+    }
+    let mut client = store.client()?;
     let generation = store.pull(dir)?;
     local.resync()?;
     if local.is_empty() {
         return Err(StoreError::Postgres { store: store.shown.clone(), message: "holds no city yet: nothing to copy".into() });
     }
-    Ok(generation)
+    let decisions = super::pg_audit::export(&mut client, &store.shown, &mut |batch| log.import(batch))?;
+    Ok(Copied { generation, decisions })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use postgres::types::ToSql;
 
 use super::StoreError;
@@ -91,29 +91,14 @@ impl PgAudit {
         }
         self.with_client(|c| {
             let mut tx = c.transaction()?;
-            for part in records.chunks(500) {
-                let rows: Vec<Row> = part.iter().map(Row::of).collect();
-                let mut sql = format!("INSERT INTO citygrid_audit ({}, replica) VALUES ", COLUMNS.trim_start_matches("id, "));
-                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * 19);
-                for (i, row) in rows.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push('(');
-                    for k in 0..19 {
-                        if k > 0 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&format!("${}", i * 19 + k + 1));
-                    }
-                    sql.push(')');
-                    params.extend(row.params());
-                    params.push(&self.replica);
-                }
-                tx.execute(&sql, &params)?;
-            }
+            insert(&mut tx, records, Some(&self.replica), false)?;
             tx.commit()
         })
+    }
+
+    /// Whether the log holds no decision.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.with_client(|c| Ok(c.query_one("SELECT NOT EXISTS (SELECT 1 FROM citygrid_audit)", &[])?.get(0)))
     }
 
     /// One page of decisions, by keyset on `(at_ms, id)` like the SQLite log's.
@@ -198,6 +183,83 @@ impl PgAudit {
     pub fn start_retention(log: &Arc<PgAudit>, days: u32) {
         super::audit::spawn_retention(Arc::downgrade(log), days, "shared audit log", |log, cutoff| log.delete_before(cutoff));
     }
+}
+
+/// Inserts `records` as decided by `replica`, 500 rows per statement; with `keep_ids`, under
+/// their own ids (a copied log: then [`end_copy`]).
+fn insert(c: &mut impl GenericClient, records: &[AuditRecord], replica: Option<&str>, keep_ids: bool) -> Result<(), postgres::Error> {
+    let columns = if keep_ids { COLUMNS } else { COLUMNS.trim_start_matches("id, ") };
+    let width = if keep_ids { 20 } else { 19 };
+    for part in records.chunks(500) {
+        let rows: Vec<Row> = part.iter().map(Row::of).collect();
+        let mut sql = format!("INSERT INTO citygrid_audit ({columns}, replica) VALUES ");
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rows.len() * width);
+        for (i, (row, record)) in rows.iter().zip(part).enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('(');
+            for k in 0..width {
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", i * width + k + 1));
+            }
+            sql.push(')');
+            if keep_ids {
+                params.push(&record.id);
+            }
+            params.extend(row.params());
+            params.push(&replica);
+        }
+        c.execute(&sql, &params)?;
+    }
+    Ok(())
+}
+
+/// Inserts decisions of another log (`citygrid store copy` from a data directory) under their
+/// own ids, `replica` NULL (decided before the store).
+pub(super) fn copy_in(c: &mut impl GenericClient, records: &[AuditRecord]) -> Result<(), postgres::Error> {
+    insert(c, records, None, true)
+}
+
+/// After [`copy_in`]: new decisions get ids after the largest copied.
+pub(super) fn end_copy(c: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    c.execute("SELECT setval(pg_get_serial_sequence('citygrid_audit', 'id'), max(id)) FROM citygrid_audit HAVING count(*) > 0", &[])?;
+    Ok(())
+}
+
+/// Whether the log of the connection's database holds no decision.
+pub(super) fn is_empty_in(c: &mut impl GenericClient) -> Result<bool, postgres::Error> {
+    Ok(c.query_one("SELECT NOT EXISTS (SELECT 1 FROM citygrid_audit)", &[])?.get(0))
+}
+
+/// Every decision in `(at, id)` order, streamed and handed to `f` in batches of
+/// [`super::audit::EXPORT_BATCH`] (`citygrid store copy` into a data directory). Returns how
+/// many.
+pub(super) fn export(c: &mut Client, shown: &str, f: &mut dyn FnMut(&[AuditRecord]) -> Result<(), StoreError>) -> Result<u64, StoreError> {
+    use postgres::fallible_iterator::FallibleIterator;
+    let e = |e: postgres::Error| StoreError::Postgres { store: shown.to_owned(), message: format!("audit log: {e}") };
+    let mut tx = c.transaction().map_err(e)?;
+    let params: [&(dyn ToSql + Sync); 0] = [];
+    let mut rows = tx.query_raw(&format!("SELECT {COLUMNS} FROM citygrid_audit ORDER BY at_ms, id"), params).map_err(e)?;
+    let mut batch = Vec::with_capacity(super::audit::EXPORT_BATCH);
+    let mut total = 0u64;
+    while let Some(row) = rows.next().map_err(e)? {
+        batch.push(record(&row));
+        if batch.len() == super::audit::EXPORT_BATCH {
+            f(&batch)?;
+            total += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        f(&batch)?;
+        total += batch.len() as u64;
+    }
+    drop(rows);
+    tx.commit().map_err(e)?;
+    Ok(total)
 }
 
 fn err(store: &PgStore, e: &postgres::Error) -> StoreError {
