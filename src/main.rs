@@ -71,7 +71,7 @@ enum Command {
     /// the report; exit status 0 when imported, 2 when rejected (nothing changed).
     ///
     /// Datasets: grids, components, zones (survey layers), units (CSV), rules (CSV), calendar
-    /// (TOML), city (the settings, TOML). A city package is a folder or ZIP with any of
+    /// (TOML), city (the settings, TOML), staff (the staff register, CSV). A city package is a folder or ZIP with any of
     /// city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml: all of
     /// them become current in one switch, or none.
     ///
