@@ -35,7 +35,7 @@ fn bench(c: &mut Criterion) {
     hub.set_register(register.clone(), None);
     // Positions of a run of 500 consecutive items, later each time (so every one is newer).
     let mut round = 0i64;
-    let mut next_batch = |round: &mut i64| {
+    let next_batch = |round: &mut i64| {
         *round += 1;
         let start = (*round as usize * 500) % (items.len() - 500);
         let shift = chrono::Duration::days(*round);

@@ -233,12 +233,12 @@ pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterat
     }
     report.seconds = started.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(q) = querier {
-        if let Ok(Ok(mut t)) = q.await {
-            report.queries = t.len() as u64;
-            report.query_ms_median = percentile(&mut t, 0.5);
-            report.query_ms_p99 = percentile(&mut t, 0.99);
-        }
+    if let Some(q) = querier
+        && let Ok(Ok(mut t)) = q.await
+    {
+        report.queries = t.len() as u64;
+        report.query_ms_median = percentile(&mut t, 0.5);
+        report.query_ms_p99 = percentile(&mut t, 0.99);
     }
     report.positions_per_s = report.accepted as f64 / report.seconds.max(1e-9);
     report.batch_ms_median = percentile(&mut batch_times, 0.5);

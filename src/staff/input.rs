@@ -69,8 +69,11 @@ pub struct Item {
     pub fix: Fix,
 }
 
+/// One item of a batch: checked, or why not (with its id if it had a usable one).
+pub type Checked = Result<Item, (Option<String>, ItemError)>;
+
 /// The items of a batch body: each checked, or why not (in order).
-pub fn parse_batch(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Result<Item, (Option<String>, ItemError)>>, BatchError> {
+pub fn parse_batch(body: &[u8], now: DateTime<Utc>) -> Result<Vec<Checked>, BatchError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| BatchError::NotJson(e.to_string()))?;
     let (crs, items) = match value {
         Value::Array(items) => (None, items),
@@ -124,7 +127,7 @@ fn parse_crs(text: &str) -> Result<ItemCrs, ItemError> {
 }
 
 /// One item, checked; `Err` carries the item's id if it had a usable one.
-pub fn parse_item(item: &Value, batch_crs: Option<&ItemCrs>, now: DateTime<Utc>) -> Result<Item, (Option<String>, ItemError)> {
+pub fn parse_item(item: &Value, batch_crs: Option<&ItemCrs>, now: DateTime<Utc>) -> Checked {
     let Value::Object(map) = item else {
         return Err((None, ItemError::new("invalid_item", "a position must be a JSON object", None)));
     };

@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-pub use input::{BatchError, Item, ItemError};
+pub use input::{BatchError, Checked, Item, ItemError};
 pub use positions::{Filter, Fix, Hit, PositionStore, Status, Stored};
 pub use register::{Role, StaffMember, StaffRegister};
 pub use tracks::{TrackPoint, Tracks};
@@ -169,10 +169,12 @@ impl StaffHub {
     /// Stores checked items (each the person's position if newer than the one held, and a
     /// track point), locating each in `world`'s unit grids; refused items are reported by
     /// index. Events for grid changes go out before this returns, never blocking.
-    pub fn apply(&self, world: &World, items: Vec<Result<Item, (Option<String>, ItemError)>>) -> BatchOutcome {
+    pub fn apply(&self, world: &World, items: Vec<Checked>) -> BatchOutcome {
         let register = self.register();
         let mut outcome = BatchOutcome::default();
-        let mut changes: Vec<(Arc<StaffMember>, Fix, Option<GridCode>, Option<GridCode>)> = Vec::new();
+        // (who, where, grid left, grid entered)
+        type Change = (Arc<StaffMember>, Fix, Option<GridCode>, Option<GridCode>);
+        let mut changes: Vec<Change> = Vec::new();
         let mut track: Vec<(usize, TrackPoint)> = Vec::with_capacity(items.len());
         let mut checked: Vec<(usize, Arc<StaffMember>, Fix, Option<GridCode>)> = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
