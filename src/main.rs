@@ -279,7 +279,7 @@ fn init(args: InitArgs) -> Result<()> {
 
 #[derive(Args)]
 struct ImportArgs {
-    /// The dataset (grids, components, zones, units, rules, calendar, city) — or, with no FILE,
+    /// The dataset (grids, components, zones, units, rules, calendar, city, staff) — or, with no FILE,
     /// a city package (a folder or a ZIP).
     what: String,
     /// The dataset's file.

@@ -75,7 +75,7 @@ async fn layers_list_every_dataset_with_its_history() {
     let (status, body, _) = call(app.clone(), "GET", "/v1/layers", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let names: Vec<&str> = body["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["grids", "components", "zones", "units", "rules", "calendar", "city"]);
+    assert_eq!(names, ["grids", "components", "zones", "units", "rules", "calendar", "city", "staff"]);
     assert!(body["layers"].as_array().unwrap()[..5].iter().all(|l| l["current"] == 2), "{body}");
     assert_eq!(body["layers"][5]["current"], serde_json::Value::Null, "no calendar imported: the built-in one");
     let (_, body, _) = call(app.clone(), "GET", "/v1/layers/grids/versions", None, None).await;
