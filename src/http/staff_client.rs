@@ -43,6 +43,8 @@ pub struct SimulateOptions {
 pub struct SimulateReport {
     pub sent: u64,
     pub accepted: u64,
+    /// Reports not newer than the position held (processed, kept in the track only).
+    pub older: u64,
     pub rejected: u64,
     pub events: u64,
     pub requests: u64,
@@ -167,8 +169,14 @@ pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterat
             let mut times = Vec::new();
             loop {
                 let Some(chunk) = rx.lock().await.recv().await else { break };
+                // Stamped now, 1 µs apart in the day's order: a person met twice in one batch
+                // moves twice (equal times would count the second report as `older`).
                 let now = Utc::now();
-                let body = json!({"positions": chunk.iter().map(|i| item_json(&i.id, &crate::staff::Fix { time: now, ..i.fix })).collect::<Vec<_>>()});
+                let n = chunk.len() as i64;
+                let body = json!({"positions": chunk.iter().enumerate().map(|(k, i)| {
+                    let time = now - chrono::Duration::microseconds(n - k as i64);
+                    item_json(&i.id, &crate::staff::Fix { time, ..i.fix })
+                }).collect::<Vec<_>>()});
                 let t = Instant::now();
                 report.sent += chunk.len() as u64;
                 report.requests += 1;
@@ -177,6 +185,7 @@ pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterat
                         times.push(t.elapsed().as_secs_f64() * 1000.0);
                         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
                         report.accepted += v["accepted"].as_u64().unwrap_or(0);
+                        report.older += v["older"].as_u64().unwrap_or(0);
                         report.rejected += v["rejected"].as_array().map_or(0, |r| r.len() as u64);
                         report.events += v["events"].as_u64().unwrap_or(0);
                     }
@@ -225,6 +234,7 @@ pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterat
         let (r, t) = w.await.map_err(|e| e.to_string())??;
         report.sent += r.sent;
         report.accepted += r.accepted;
+        report.older += r.older;
         report.rejected += r.rejected;
         report.events += r.events;
         report.requests += r.requests;

@@ -202,7 +202,7 @@ fn parse_fields(map: &Map<String, Value>, batch_crs: Option<&ItemCrs>, now: Date
 
 /// An item as JSON (what the simulator sends).
 pub fn item_json(id: &str, fix: &Fix) -> Value {
-    let mut v = json!({"id": id, "lon": fix.lon, "lat": fix.lat, "time": fix.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "status": fix.status.name()});
+    let mut v = json!({"id": id, "lon": fix.lon, "lat": fix.lat, "time": fix.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "status": fix.status.name()});
     if let Some(a) = fix.accuracy_m {
         v["accuracy"] = json!(a);
     }
