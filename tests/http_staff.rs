@@ -494,3 +494,22 @@ fn the_demo_staff_walk_across_grids_and_produce_events() {
     let someone = &register.members()[0].id;
     assert!(!hub.track(someone, day).is_empty());
 }
+
+#[tokio::test]
+async fn the_staff_operations_have_their_own_operation_ids() {
+    let f = fixture(people(1));
+    let (_, doc) = call(&f.app, "GET", "/openapi.json", None, None).await;
+    let mut ids = Vec::new();
+    for (_, item) in doc["paths"].as_object().unwrap() {
+        for (_, op) in item.as_object().unwrap() {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "operationIds must be unique (openapi-spec-validator refuses duplicates)");
+    assert!(ids.iter().any(|i| i == "staff_nearest"));
+}

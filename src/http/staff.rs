@@ -100,7 +100,7 @@ pub struct PositionItem {
 }
 
 /// `POST /v1/staff/positions`.
-#[utoipa::path(post, path = "/v1/staff/positions", tag = "staff",
+#[utoipa::path(post, path = "/v1/staff/positions", tag = "staff", operation_id = "staff_positions",
     summary = "position reports of field staff, a batch at a time (positions or admin token)",
     request_body(content = PositionBatch, description = "an object {crs, positions: [...]}, or a bare array of positions (at most 10000)"),
     security(("bearer" = [])),
@@ -219,7 +219,7 @@ fn invalid(parameter: &str, value: &str, message: &str) -> ApiError {
 }
 
 /// `GET /v1/staff/nearest?lon&lat[&crs][&k][&role][&status][&within][&max_distance]`.
-#[utoipa::path(get, path = "/v1/staff/nearest", tag = "staff",
+#[utoipa::path(get, path = "/v1/staff/nearest", tag = "staff", operation_id = "staff_nearest",
     summary = "the k field staff nearest a point, great-circle distance (staff or admin token)",
     params(("lon" = Option<f64>, Query, description = "longitude (with lat; a datum crs)"),
         ("lat" = Option<f64>, Query, description = "latitude"),
@@ -259,7 +259,7 @@ pub async fn nearest(_reader: StaffReader, State(state): State<AppState>, RawQue
 }
 
 /// `GET /v1/staff?bbox=…|grid=…[&crs][&role][&status][&limit]`.
-#[utoipa::path(get, path = "/v1/staff", tag = "staff",
+#[utoipa::path(get, path = "/v1/staff", tag = "staff", operation_id = "staff_list",
     summary = "field staff in a box or a grid, by id (staff or admin token)",
     params(("bbox" = Option<String>, Query, description = "minlon,minlat,maxlon,maxlat (minx,miny,maxx,maxy in metres with a projected crs)"),
         ("grid" = Option<String>, Query, description = "a grid code of any level: staff whose current unit grid is it or lies in it"),
@@ -310,7 +310,7 @@ impl futures_core::Stream for EventStream {
 }
 
 /// `GET /v1/staff/events`: Server-Sent Events.
-#[utoipa::path(get, path = "/v1/staff/events", tag = "staff",
+#[utoipa::path(get, path = "/v1/staff/events", tag = "staff", operation_id = "staff_events",
     summary = "grid enter/leave events of field staff as Server-Sent Events (staff or admin token)",
     description = "First `event: ready` (data `{\"people\": n}`), then one `event: grid_change` per position that changes a person's unit grid (data: the event JSON, `id`: its sequence number). A client that falls behind the server's buffer gets `event: lagged` (data `{\"missed\": n}`) and the stream ends: reconnect. Comments keep the connection alive every 15 s.",
     security(("bearer" = [])),
