@@ -63,6 +63,15 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 ///
 /// [audit]
 /// retention_days = 1095                # routing decisions older are deleted (0 = keep forever)
+///
+/// [staff]                              # field staff positions (docs/staff.md)
+/// stale_after_secs = 120               # older positions are left out of every answer
+/// track_retention_days = 7             # days of tracks kept in memory
+/// track_max_points_per_day = 21600     # per person per day
+/// event_buffer = 4096                  # SSE clients further behind get `lagged` and are dropped
+/// webhooks = ["http://10.0.0.5:9000/staff-events"]  # grid enter/leave events POSTed (http:// only)
+/// webhook_queue = 1000                 # per webhook; when full, newer events are dropped (counted)
+/// webhook_retries = 5
 /// ```
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +81,10 @@ pub struct FileConfig {
     pub store: Option<String>,
     pub admin_tokens: Option<Vec<String>>,
     pub dispatcher_tokens: Option<Vec<String>>,
+    /// Bearer tokens that may read staff positions and events (and CITYGRID_STAFF_TOKEN).
+    pub staff_tokens: Option<Vec<String>>,
+    /// Bearer tokens that may send position reports (and CITYGRID_POSITIONS_TOKEN).
+    pub positions_tokens: Option<Vec<String>>,
     pub max_upload_mb: Option<usize>,
     pub cors_public_reads: Option<bool>,
     pub cors_write_origins: Option<Vec<String>>,
@@ -87,6 +100,21 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub staff: StaffSection,
+}
+
+/// The `[staff]` section: positions, tracks, events of field staff. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaffSection {
+    pub stale_after_secs: Option<u64>,
+    pub track_retention_days: Option<u32>,
+    pub track_max_points_per_day: Option<usize>,
+    pub event_buffer: Option<usize>,
+    pub webhooks: Option<Vec<String>>,
+    pub webhook_queue: Option<usize>,
+    pub webhook_retries: Option<u32>,
 }
 
 /// The `[retention]` section: which old versions of each dataset are kept
@@ -219,6 +247,12 @@ pub enum ConfigError {
     Token(String),
     #[error("dispatcher_tokens / CITYGRID_DISPATCHER_TOKEN: {0}")]
     DispatcherToken(String),
+    #[error("staff_tokens / CITYGRID_STAFF_TOKEN: {0}")]
+    StaffToken(String),
+    #[error("positions_tokens / CITYGRID_POSITIONS_TOKEN: {0}")]
+    PositionsToken(String),
+    #[error("[staff] {0}")]
+    Staff(String),
     #[error("cors_write_origins: {0}")]
     Cors(String),
     #[error("[retention] {0}")]
@@ -254,6 +288,16 @@ pub struct ServerConfig {
     /// Bearer tokens of the dispatcher role: the file's `dispatcher_tokens` plus
     /// `CITYGRID_DISPATCHER_TOKEN`. Empty: case routing and the case log are open to anyone.
     pub dispatcher_tokens: Vec<String>,
+    /// Bearer tokens that read staff positions and events: `staff_tokens` plus
+    /// `CITYGRID_STAFF_TOKEN`. Empty: only admins read them.
+    pub staff_tokens: Vec<String>,
+    /// Bearer tokens that send position reports: `positions_tokens` plus
+    /// `CITYGRID_POSITIONS_TOKEN`. Empty: only admins send them.
+    pub positions_tokens: Vec<String>,
+    /// Staleness, track retention, event buffer (`[staff]`).
+    pub staff: crate::staff::StaffConfig,
+    /// Webhooks of the staff events (`[staff] webhooks`).
+    pub webhooks: crate::http::staff_webhook::WebhookConfig,
     /// Largest layer upload accepted over HTTP, MiB.
     pub max_upload_mb: usize,
     /// Which web pages of other origins may call the server.
@@ -322,6 +366,10 @@ pub struct Overrides {
     pub admin_token: Option<String>,
     /// `CITYGRID_DISPATCHER_TOKEN` (environment only).
     pub dispatcher_token: Option<String>,
+    /// `CITYGRID_STAFF_TOKEN` (environment only).
+    pub staff_token: Option<String>,
+    /// `CITYGRID_POSITIONS_TOKEN` (environment only).
+    pub positions_token: Option<String>,
     /// `--base-path` / `CITYGRID_BASE_PATH`.
     pub base_path: Option<String>,
     /// `--metrics` / `CITYGRID_METRICS`.
@@ -361,6 +409,9 @@ impl ServerConfig {
         tiles.validate().map_err(ConfigError::Tiles)?;
         let admin_tokens = tokens(file.admin_tokens, flags.admin_token, "an admin").map_err(ConfigError::Token)?;
         let dispatcher_tokens = tokens(file.dispatcher_tokens, flags.dispatcher_token, "a dispatcher").map_err(ConfigError::DispatcherToken)?;
+        let staff_tokens = tokens(file.staff_tokens, flags.staff_token, "a staff").map_err(ConfigError::StaffToken)?;
+        let positions_tokens = tokens(file.positions_tokens, flags.positions_token, "a positions").map_err(ConfigError::PositionsToken)?;
+        let (staff, webhooks) = file.staff.resolve()?;
         let max_upload_mb = file.max_upload_mb.unwrap_or(crate::http::DEFAULT_MAX_UPLOAD_MB);
         if max_upload_mb == 0 {
             return Err(ConfigError::Upload("must be at least 1 (MiB)".into()));
@@ -399,6 +450,10 @@ impl ServerConfig {
             tile_cache_bytes: cache_mb.saturating_mul(1024 * 1024),
             admin_tokens,
             dispatcher_tokens,
+            staff_tokens,
+            positions_tokens,
+            staff,
+            webhooks,
             max_upload_mb,
             cors,
             base_path,
@@ -409,6 +464,45 @@ impl ServerConfig {
             audit_retention_days,
             fonts: file.fonts,
         })
+    }
+}
+
+impl StaffSection {
+    fn resolve(self) -> Result<(crate::staff::StaffConfig, crate::http::staff_webhook::WebhookConfig), ConfigError> {
+        let mut staff = crate::staff::StaffConfig::default();
+        if let Some(s) = self.stale_after_secs {
+            if s == 0 || s > 86_400 {
+                return Err(ConfigError::Staff(format!("stale_after_secs = {s}: give seconds between 1 and 86400")));
+            }
+            staff.stale_after = std::time::Duration::from_secs(s);
+        }
+        if let Some(d) = self.track_retention_days {
+            if d == 0 || d > 366 {
+                return Err(ConfigError::Staff(format!("track_retention_days = {d}: give days between 1 and 366")));
+            }
+            staff.track_retention_days = d;
+        }
+        if let Some(n) = self.track_max_points_per_day {
+            staff.track_max_points_per_day = n;
+        }
+        if let Some(n) = self.event_buffer {
+            if n == 0 || n > 1 << 20 {
+                return Err(ConfigError::Staff(format!("event_buffer = {n}: give events between 1 and 1048576")));
+            }
+            staff.event_buffer = n;
+        }
+        let mut webhooks = crate::http::staff_webhook::WebhookConfig::default();
+        for url in self.webhooks.unwrap_or_default() {
+            crate::http::staff_webhook::check_url(&url).map_err(|e| ConfigError::Staff(format!("webhooks: {e}")))?;
+            webhooks.urls.push(url);
+        }
+        if let Some(q) = self.webhook_queue {
+            webhooks.queue = q.max(1);
+        }
+        if let Some(r) = self.webhook_retries {
+            webhooks.retries = r;
+        }
+        Ok((staff, webhooks))
     }
 }
 
@@ -443,6 +537,20 @@ mod tests {
         let c = ServerConfig::resolve(flags, Some(file)).unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:1234");
         assert_eq!(c.data, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn the_staff_section_and_tokens() {
+        let file: FileConfig = toml::from_str("staff_tokens = [\"0123456789abcdef-staff\"]\n[staff]\nstale_after_secs = 30\nwebhooks = [\"http://127.0.0.1:9/x\"]\nwebhook_retries = 2\n").unwrap();
+        let flags = Overrides { positions_token: Some("0123456789abcdef-pos".into()), ..Default::default() };
+        let c = ServerConfig::resolve(flags, Some(file)).unwrap();
+        assert_eq!((c.staff_tokens.len(), c.positions_tokens.len()), (1, 1));
+        assert_eq!(c.staff.stale_after.as_secs(), 30);
+        assert_eq!((c.webhooks.urls.len(), c.webhooks.retries), (1, 2));
+        for bad in ["[staff]\nstale_after_secs = 0\n", "[staff]\nwebhooks = [\"https://x.example/\"]\n", "staff_tokens = [\"short\"]\n"] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(ServerConfig::resolve(Overrides::default(), Some(file)).is_err(), "{bad}");
+        }
     }
 
     #[test]

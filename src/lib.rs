@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod lookup;
 pub mod model;
 pub mod routing;
+pub mod staff;
 pub mod store;
 pub mod tiles;
 pub mod world;

@@ -71,7 +71,7 @@ enum Command {
     /// the report; exit status 0 when imported, 2 when rejected (nothing changed).
     ///
     /// Datasets: grids, components, zones (survey layers), units (CSV), rules (CSV), calendar
-    /// (TOML), city (the settings, TOML). A city package is a folder or ZIP with any of
+    /// (TOML), city (the settings, TOML), staff (the staff register, CSV). A city package is a folder or ZIP with any of
     /// city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml: all of
     /// them become current in one switch, or none.
     ///
@@ -95,6 +95,47 @@ enum Command {
     ///           citygrid store copy --from postgres://citygrid@db/citygrid --to /srv/citygrid-copy
     #[command(verbatim_doc_comment, subcommand)]
     Store(StoreCommand),
+    /// Replay a day of patrols of the demo staff against a running server
+    /// (POST /v1/staff/positions), at a fixed rate, each position stamped with the time it is
+    /// sent. Prints progress on stderr and a JSON summary on stdout.
+    ///
+    /// Example: CITYGRID_POSITIONS_TOKEN=… citygrid simulate-staff --url http://127.0.0.1:8080 --rate 200
+    #[command(verbatim_doc_comment)]
+    SimulateStaff(SimulateStaffArgs),
+}
+
+#[derive(Args)]
+struct SimulateStaffArgs {
+    /// The server, http://host:port (with its base path, if any).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Positions per second.
+    #[arg(long, default_value_t = 100)]
+    rate: u32,
+    /// Positions per request.
+    #[arg(long, default_value_t = 200)]
+    batch: usize,
+    /// Parallel connections.
+    #[arg(long, default_value_t = 2)]
+    connections: usize,
+    /// Stop after this many seconds (default: when the day is replayed).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Start the day over when it ends (until --duration).
+    #[arg(long)]
+    repeat: bool,
+    /// The data directory of the demo city whose staff walk (its staff register and grids).
+    #[arg(long, default_value = DEFAULT_DATA_DIR, conflicts_with = "patrols")]
+    data: PathBuf,
+    /// Replay this NDJSON file of positions (`citygrid demo --patrols`) instead.
+    #[arg(long)]
+    patrols: Option<PathBuf>,
+    /// Seconds between two positions of one person in the generated day.
+    #[arg(long, default_value_t = 10)]
+    step: u32,
+    /// Nearest-staff queries per second at the same time (needs CITYGRID_STAFF_TOKEN).
+    #[arg(long, default_value_t = 0)]
+    queries: u32,
 }
 
 #[derive(Subcommand)]
@@ -238,7 +279,7 @@ fn init(args: InitArgs) -> Result<()> {
 
 #[derive(Args)]
 struct ImportArgs {
-    /// The dataset (grids, components, zones, units, rules, calendar, city) — or, with no FILE,
+    /// The dataset (grids, components, zones, units, rules, calendar, city, staff) — or, with no FILE,
     /// a city package (a folder or a ZIP).
     what: String,
     /// The dataset's file.
@@ -396,6 +437,13 @@ struct DemoArgs {
     /// Random seed; the same seed gives the same city.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write a day of patrols of the demo staff (NDJSON, one position a line, for
+    /// `citygrid simulate-staff --patrols`) into this file.
+    #[arg(long)]
+    patrols: Option<PathBuf>,
+    /// Seconds between two positions of one person in --patrols.
+    #[arg(long, default_value_t = 10)]
+    patrol_step: u32,
 }
 
 fn main() -> Result<()> {
@@ -423,12 +471,17 @@ fn main() -> Result<()> {
         Command::Init(args) => init(args),
         Command::Validate(args) => validate(args),
         Command::Store(command) => store_command(command),
+        Command::SimulateStaff(args) => simulate_staff(args),
         Command::Demo(args) => {
             let spec = DemoSpec { preset: args.preset, components: args.components, seed: args.seed };
             match &args.package {
-                Some(dir) => write_demo_package(dir, &spec),
-                None => generate_demo(&args.out, &spec),
+                Some(dir) => write_demo_package(dir, &spec)?,
+                None => generate_demo(&args.out, &spec)?,
             }
+            if let Some(file) = &args.patrols {
+                write_patrols(file, &spec, args.patrol_step)?;
+            }
+            Ok(())
         }
     }
 }
@@ -495,12 +548,98 @@ fn generate_demo(out: &Path, spec: &DemoSpec) -> Result<()> {
     Ok(())
 }
 
+/// Writes a day (today, China time) of patrols of the demo staff of `spec` as NDJSON.
+fn write_patrols(file: &Path, spec: &DemoSpec, step: u32) -> Result<()> {
+    use std::io::Write;
+    let demo = citygrid::demo::generate(spec, &|_, _| {}).context("generating the demo city")?;
+    let register = citygrid::staff::simulate::demo_register(&demo.city, spec.seed);
+    let day = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz()).date_naive();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?);
+    let mut n = 0u64;
+    for item in citygrid::staff::simulate::patrols(&demo.city, &register, day, step, spec.seed) {
+        serde_json::to_writer(&mut out, &citygrid::staff::input::item_json(&item.id, &item.fix))?;
+        out.write_all(b"\n")?;
+        n += 1;
+    }
+    out.flush()?;
+    info!(file = %file.display(), positions = n, people = register.len(), %day, "patrols written");
+    Ok(())
+}
+
+/// `citygrid simulate-staff`.
+fn simulate_staff(args: SimulateStaffArgs) -> Result<()> {
+    use citygrid::staff::Item;
+    type Day = Box<dyn Fn() -> Box<dyn Iterator<Item = Item> + Send> + Send + Sync>;
+    let day: Day = match &args.patrols {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let now = chrono::Utc::now();
+            let items: Vec<Item> = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .enumerate()
+                .map(|(i, line)| {
+                    let v: serde_json::Value = serde_json::from_str(line).with_context(|| format!("line {}", i + 1))?;
+                    citygrid::staff::input::parse_item(&v, None, now).map_err(|(_, e)| anyhow::anyhow!("line {}: {}", i + 1, e.message))
+                })
+                .collect::<Result<_>>()?;
+            let items = std::sync::Arc::new(items);
+            Box::new(move || Box::new((*items).clone().into_iter()))
+        }
+        None => {
+            let store = open_city_store(&args.data)?;
+            let loaded = store.load_city(&|_, _| {})?;
+            let (info, mut file) = store_staff_file(&args.data)?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut file, &mut text)?;
+            let register = citygrid::staff::StaffRegister::from_csv(&text).map_err(|e| anyhow::anyhow!("the staff register (version {info}): {e}"))?;
+            let city = std::sync::Arc::new(loaded.city);
+            let register = std::sync::Arc::new(register);
+            let day = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz()).date_naive();
+            let step = args.step;
+            Box::new(move || Box::new(citygrid::staff::simulate::patrols(&city, &register, day, step, 1)))
+        }
+    };
+    let options = citygrid::http::staff_client::SimulateOptions {
+        url: args.url.trim_end_matches('/').to_owned(),
+        rate: args.rate,
+        batch: args.batch,
+        connections: args.connections,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        token: std::env::var("CITYGRID_POSITIONS_TOKEN").ok().or_else(|| std::env::var("CITYGRID_ADMIN_TOKEN").ok()),
+        queries: args.queries,
+        staff_token: std::env::var("CITYGRID_STAFF_TOKEN").ok().or_else(|| std::env::var("CITYGRID_ADMIN_TOKEN").ok()),
+        repeat: args.repeat,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let report = runtime.block_on(citygrid::http::staff_client::simulate(options, day)).map_err(|e| anyhow::anyhow!(e))?;
+    info!(accepted = report.accepted, rejected = report.rejected, events = report.events, per_s = format!("{:.0}", report.positions_per_s), "replayed");
+    println!("{}", serde_json::to_string(&report)?);
+    if report.failed_requests > 0 && report.accepted == 0 {
+        bail!("no batch was accepted ({} requests failed)", report.failed_requests);
+    }
+    Ok(())
+}
+
+/// The current staff register file of a data directory.
+fn store_staff_file(data: &Path) -> Result<(u64, std::fs::File)> {
+    let store = open_city_store(data)?;
+    let dataset = store.dataset("staff").ok_or_else(|| anyhow::anyhow!("{} has no staff register: run `citygrid demo` again, or `citygrid import staff staff.csv`", data.display()))?;
+    let current = dataset.current;
+    let info = dataset.versions.iter().find(|v| v.version == current).ok_or_else(|| anyhow::anyhow!("the staff register has no current version"))?;
+    let path = data.join(&info.file);
+    Ok((current, std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?))
+}
+
 /// Writes the demo city `spec` as a city package in `dir`.
 fn write_demo_package(dir: &Path, spec: &DemoSpec) -> Result<()> {
     let bar = progress_bar("generating");
     let demo = citygrid::demo::generate(spec, &ticker(&bar)).context("generating the demo city")?;
     bar.finish_and_clear();
     citygrid::datasets::write_package(dir, &demo.meta(), &demo.city, Some(&demo.rules_csv), None, &|_, _| {})?;
+    // The demo's field staff: their register is a dataset of the package (staff.csv).
+    let staff = citygrid::staff::simulate::demo_register(&demo.city, spec.seed);
+    std::fs::write(dir.join("staff.csv"), staff.to_csv()).with_context(|| format!("writing {}", dir.join("staff.csv").display()))?;
     let counts = demo.city.level_counts();
     info!(dir = %dir.display(), grids_per_level = ?counts, components = demo.city.components.len(), "demo city package {} written", demo.name);
     Ok(())
@@ -518,6 +657,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         tile_cache_mb: args.tile_cache_mb,
         admin_token: std::env::var("CITYGRID_ADMIN_TOKEN").ok(),
         dispatcher_token: std::env::var("CITYGRID_DISPATCHER_TOKEN").ok(),
+        staff_token: std::env::var("CITYGRID_STAFF_TOKEN").ok(),
+        positions_token: std::env::var("CITYGRID_POSITIONS_TOKEN").ok(),
         base_path: args.base_path,
         metrics: args.metrics,
         log_format: args.log_format.as_deref().and_then(|f| f.parse().ok()),
@@ -611,9 +752,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!(store = %pg.shown(), generation, "serving the PostgreSQL store's generation; following its switches");
         datasets = datasets.with_shared(pg.clone(), generation);
     }
+    let staff = std::sync::Arc::new(citygrid::staff::StaffHub::new(config.staff.clone(), handle.load().center()));
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
         .with_dispatcher_tokens(config.dispatcher_tokens.clone())
+        .with_staff(staff)
+        .with_staff_tokens(config.staff_tokens.clone())
+        .with_positions_tokens(config.positions_tokens.clone())
         .with_audit(audit)
         .with_max_upload_mb(config.max_upload_mb)
         .with_cors(config.cors.clone())
@@ -636,6 +781,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     info!(dir = %fonts_dir.display(), fonts = ?glyphs.names(), "label fonts");
     state = state.with_glyphs(glyphs);
+    citygrid::http::staff::follow_register(&state, &state.world.load());
+    info!(people = state.staff.register().len(), version = ?state.staff.register_version(), "staff register");
     if let (Some(pg), Some(datasets)) = (shared.clone(), state.datasets.clone()) {
         // Other replicas' switches: LISTEN/NOTIFY, a poll, and a catch-up after a reconnect.
         std::thread::Builder::new().name("store-follow".into()).spawn(move || {
@@ -661,6 +808,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.bind))?;
         let addr = listener.local_addr()?;
+        if !config.webhooks.urls.is_empty() {
+            citygrid::http::staff_webhook::start(&state.staff, &config.webhooks).map_err(|e| anyhow::anyhow!(e))?;
+            info!(urls = ?config.webhooks.urls, "staff events go to webhooks");
+        }
         // Tests and scripts read this line to learn the port when binding to port 0.
         println!("citygrid listening on http://{addr}");
         info!(%addr, base = %config.base_path, "listening; GET {0}/health, the web viewer at {0}/viewer/", config.base_path);

@@ -75,7 +75,7 @@ async fn layers_list_every_dataset_with_its_history() {
     let (status, body, _) = call(app.clone(), "GET", "/v1/layers", None, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let names: Vec<&str> = body["layers"].as_array().unwrap().iter().map(|l| l["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["grids", "components", "zones", "units", "rules", "calendar", "city"]);
+    assert_eq!(names, ["grids", "components", "zones", "units", "rules", "calendar", "city", "staff"]);
     assert!(body["layers"].as_array().unwrap()[..5].iter().all(|l| l["current"] == 2), "{body}");
     assert_eq!(body["layers"][5]["current"], serde_json::Value::Null, "no calendar imported: the built-in one");
     let (_, body, _) = call(app.clone(), "GET", "/v1/layers/grids/versions", None, None).await;
@@ -286,7 +286,7 @@ fn listings_and_rollbacks_do_not_wait_for_an_upload_being_read_and_a_rollback_me
         done.send((listed, rolled.ok())).unwrap();
     });
     let (listed, rolled) = answered.recv_timeout(Duration::from_secs(20)).expect("the history and rollback waited for the upload");
-    assert_eq!((listed, rolled), (7, Some(1)));
+    assert_eq!((listed, rolled), (citygrid::store::Dataset::ALL.len(), Some(1)));
     // The upload was checked against grids version 2, which is no longer served: refused.
     go_on.send(()).unwrap();
     let e = importer.join().unwrap().expect_err("refused");

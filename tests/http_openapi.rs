@@ -180,8 +180,12 @@ async fn writes_carry_the_bearer_scheme_and_are_refused_without_a_token() {
         secured,
         [
             "GET /v1/layers/{name}/versions/{version}",
+            "GET /v1/staff",
+            "GET /v1/staff/events",
+            "GET /v1/staff/nearest",
             "POST /v1/layers/{name}/rollback",
             "POST /v1/rules/rollback",
+            "POST /v1/staff/positions",
             "PUT /v1/city",
             "PUT /v1/layers/{name}",
             "PUT /v1/rules",

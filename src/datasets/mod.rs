@@ -28,7 +28,7 @@ use crate::world::{World, WorldHandle};
 /// Why a change was refused. Nothing changed when this is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("no dataset {0:?}: the datasets are grids, components, zones, units, rules, calendar, city")]
+    #[error("no dataset {0:?}: the datasets are grids, components, zones, units, rules, calendar, city, staff")]
     UnknownDataset(String),
     #[error("{dataset} refused: {message}; nothing changed")]
     Rejected { dataset: Dataset, message: String },

@@ -221,7 +221,7 @@ pub fn check_package(
         if !package.files.contains_key(&Dataset::Grids) {
             return refuse(report, format!("city.toml names another city (code {}): its package must bring its grids", meta.code.as_deref().unwrap_or("")));
         }
-        for d in [Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar] {
+        for d in [Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::Staff] {
             if !package.files.contains_key(&d) {
                 clear.push(d);
             }
@@ -302,7 +302,7 @@ pub fn check_package(
             }
         }
     let mut texts = Vec::new();
-    for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar] {
+    for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::Staff] {
         let Some(text) = package.text(dataset)? else { continue };
         let allow_shrink = options.base.as_ref().is_some_and(|o| o.allow_shrink);
         match check_text(dataset, &text, served, Some(&meta), current_rules.filter(|_| dataset == Dataset::Rules && !another_city), allow_shrink) {

@@ -74,6 +74,15 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
                 }
             done(1, warnings, Some(new))
         }
+        Dataset::Staff => {
+            let register = crate::staff::StaffRegister::from_csv(text)?;
+            let unknown = register.unknown_home_grids(city);
+            let mut warnings = Vec::new();
+            if !unknown.is_empty() {
+                warnings.push(format!("{} home grids are not unit grids of the city: {}", unknown.len(), unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", ")));
+            }
+            done(register.len() as u64, warnings, None)
+        }
         other => Err(format!("{other} is a layer, not a text dataset")),
     }
 }

@@ -11,6 +11,15 @@
 //!   [`Dispatcher`]: with no dispatcher token configured these stay open to anyone (the server
 //!   warns at start); once one is, 401 / 403 as for the admin.
 //!
+//! - **staff** (privacy of field staff): reading positions, nearest staff and the grid
+//!   enter/leave events (`GET /v1/staff…`). Tokens from `staff_tokens` and
+//!   `CITYGRID_STAFF_TOKEN`; an admin token is accepted too. A handler takes [`StaffReader`]:
+//!   never open — with no staff token configured only admins read (401 / 403 otherwise).
+//! - **positions** (phones, a gateway): `POST /v1/staff/positions`. Tokens from
+//!   `positions_tokens` and `CITYGRID_POSITIONS_TOKEN`; an admin token is accepted too. A
+//!   handler takes [`PositionWriter`]: with no positions token configured, 403
+//!   `positions_disabled` (unless an admin token is sent). A positions token reads nothing.
+//!
 //! Everything else is a public read: lookups, tiles, OGC API, statistics.
 
 use std::sync::Arc;
@@ -129,6 +138,65 @@ impl FromRequestParts<AppState> for Dispatcher {
         }
         Ok(Dispatcher)
     }
+}
+
+/// Proof that the request may read field staff positions and events: a staff or an admin token.
+pub struct StaffReader;
+
+impl FromRequestParts<AppState> for StaffReader {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<StaffReader, Refused> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(Refused(
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "staff positions are private: send Authorization: Bearer <staff token>"),
+                true,
+            ));
+        };
+        let token = bearer(value);
+        if token.is_empty() || !(state.staff_readers.accepts(token) || state.admin.accepts(token)) {
+            return Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not read staff positions (a staff or admin token may)"), false));
+        }
+        Ok(StaffReader)
+    }
+}
+
+/// Proof that the request may send position reports: a positions or an admin token.
+pub struct PositionWriter;
+
+impl FromRequestParts<AppState> for PositionWriter {
+    type Rejection = Refused;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<PositionWriter, Refused> {
+        let Some(value) = parts.headers.get(AUTHORIZATION) else {
+            return Err(Refused(
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "position reports need Authorization: Bearer <positions token>"),
+                true,
+            ));
+        };
+        let token = bearer(value);
+        if state.admin.accepts(token) || (!token.is_empty() && state.position_writers.accepts(token)) {
+            return Ok(PositionWriter);
+        }
+        if state.position_writers.is_empty() {
+            return Err(Refused(
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "positions_disabled",
+                    "position reports are disabled on this server: set positions_tokens in the config file or CITYGRID_POSITIONS_TOKEN",
+                ),
+                false,
+            ));
+        }
+        Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not send positions"), false))
+    }
+}
+
+/// Whether the request carries a token of any role that may see staff positions in a case's
+/// answer: staff, dispatcher or admin (only configured tokens count: an open server gives none).
+pub fn may_see_staff(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
+    let Some(token) = headers.get(AUTHORIZATION).map(bearer).filter(|t| !t.is_empty()) else { return false };
+    state.staff_readers.accepts(token) || state.dispatchers.accepts(token) || state.admin.accepts(token)
 }
 
 /// The token of an `Authorization: Bearer …` header (`""` if it is not one).

@@ -212,7 +212,7 @@ fn flag(params: &Params, name: &'static str) -> Result<bool, ApiError> {
 /// `PUT /v1/layers/{name}`: see the module doc.
 #[utoipa::path(put, path = "/v1/layers/{name}", tag = "datasets",
     summary = "a new version of a dataset: a survey layer file, or the text of units, rules, calendar or city settings (admin token)",
-    params(("name" = String, Path, description = "grids, components, zones (a layer file); units, rules (CSV), calendar, city (TOML)"),
+    params(("name" = String, Path, description = "grids, components, zones (a layer file); units, rules, staff (CSV), calendar, city (TOML)"),
         ("crs" = Option<String>, Query, description = "the CRS of the layer(s) (EPSG:nnnn, a datum name, a PROJ string or WKT)"),
         ("strict" = Option<bool>, Query, description = "any invalid feature rejects all"),
         ("allow_shrink" = Option<bool>, Query, description = "accept a layer under half the size of the current one"),

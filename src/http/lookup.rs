@@ -14,7 +14,7 @@ use crate::lookup::{self, PointEcho};
 
 /// The point of a query: `lon`, `lat` (and `crs` a datum), or `x` (easting), `y` (northing)
 /// with `crs` a projected CRS such as `EPSG:4549` (metres; not EPSG's northing-first order).
-fn point(p: &Params) -> Result<PointEcho, ApiError> {
+pub(crate) fn point(p: &Params) -> Result<PointEcho, ApiError> {
     match p.point_crs()? {
         PointCrs::Datum(crs) => {
             if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
@@ -162,7 +162,7 @@ pub async fn counts(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
 /// projected `crs` the box is minx,miny,maxx,maxy in metres (easting, northing), and the
 /// lookup uses the lon/lat envelope of its four converted corners (a slightly larger box: the
 /// grid of a projected CRS is turned against the meridians by up to ~1–2° in China).
-fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
+pub(crate) fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
     let bbox = parse_bbox(p.required("bbox")?)?;
     let crs = p.point_crs()?;
     if bbox[0] > bbox[2] || bbox[1] > bbox[3] {

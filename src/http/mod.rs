@@ -18,6 +18,9 @@ mod params;
 pub mod routing;
 pub mod server;
 mod spool;
+pub mod staff;
+pub mod staff_client;
+pub mod staff_webhook;
 pub mod tiles;
 pub mod viewer;
 
@@ -60,6 +63,12 @@ pub struct AppState {
     pub base_path: Option<Arc<str>>,
     /// The Prometheus series of `GET /metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// Field staff: register, positions, events (`/v1/staff…`).
+    pub staff: Arc<crate::staff::StaffHub>,
+    /// Who may read staff positions and events (besides admins). None configured: only admins.
+    pub staff_readers: auth::Tokens,
+    /// Who may send position reports (besides admins). None configured: only admins.
+    pub position_writers: auth::Tokens,
 }
 
 impl AppState {
@@ -72,7 +81,11 @@ impl AppState {
     pub fn with_tile_cache(world: WorldHandle, max_bytes: u64) -> AppState {
         let tiles = tiles::TileCache::new(max_bytes);
         tiles.follow(&world);
+        let centre = world.load().center();
         AppState {
+            staff: Arc::new(crate::staff::StaffHub::new(crate::staff::StaffConfig::default(), centre)),
+            staff_readers: auth::Tokens::default(),
+            position_writers: auth::Tokens::default(),
             world,
             tiles,
             admin: auth::Tokens::default(),
@@ -160,6 +173,26 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// The same state, reading staff positions and events with one of these tokens (or an
+    /// admin's). Empty: only admins.
+    pub fn with_staff_tokens(mut self, tokens: Vec<String>) -> AppState {
+        self.staff_readers = auth::Tokens::new(tokens);
+        self
+    }
+
+    /// The same state, accepting position reports with one of these tokens (or an admin's).
+    pub fn with_positions_tokens(mut self, tokens: Vec<String>) -> AppState {
+        self.position_writers = auth::Tokens::new(tokens);
+        self
+    }
+
+    /// The same state with this staff subsystem (its settings, a register set directly).
+    pub fn with_staff(self, hub: Arc<crate::staff::StaffHub>) -> AppState {
+        AppState { staff: hub, ..self }
+    }
+}
+
 /// Default of `max_upload_mb`: the largest layer upload, MiB.
 pub const DEFAULT_MAX_UPLOAD_MB: usize = 512;
 
@@ -244,6 +277,10 @@ fn routes(state: AppState) -> Router {
         )
         .route("/v1/cases/types", get(routing::types))
         .route("/v1/rules", get(routing::rules).put(routing::put_rules))
+        .route("/v1/staff", get(staff::list))
+        .route("/v1/staff/nearest", get(staff::nearest))
+        .route("/v1/staff/events", get(staff::events))
+        .route("/v1/staff/positions", post(staff::positions).layer(DefaultBodyLimit::max(staff::MAX_POSITIONS_BYTES)))
         .route("/tiles", get(tiles::catalog))
         .route("/tiles/{layers}", get(tiles::tilejson_handler))
         .route("/tiles/{layers}/metadata.json", get(tiles::metadata_json))

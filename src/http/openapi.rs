@@ -62,6 +62,10 @@ use crate::world::World;
         super::tiles::tile,
         super::tiles::style,
         super::fonts::glyphs,
+        super::staff::positions,
+        super::staff::nearest,
+        super::staff::list,
+        super::staff::events,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -72,6 +76,7 @@ use crate::world::World;
         (name = "rules", description = "the responsibility list (责任清单)"),
         (name = "cases", description = "the case log: routing decisions read back, and their statistics"),
         (name = "datasets", description = "versioned datasets: uploads, versions, rollback"),
+        (name = "staff", description = "field staff (监督员, 网格员): positions, nearest staff, grid enter/leave events; private (staff token)"),
         (name = "tiles", description = "vector tiles, TileJSON, the MapLibre style and its glyphs"),
         (name = "ogc", description = "OGC API – Features (Part 1 and 2) of the grids, components and zones; /ogc/api is its own OpenAPI 3.0 definition"),
     )

@@ -216,6 +216,11 @@ pub struct CaseRequest {
     urgency: Option<String>,
     /// RFC 3339 with offset; default now.
     reported_at: Option<String>,
+    /// `true` (3) or how many (1-20): add `suggested_staff`, the nearest available inspectors
+    /// with a fresh position and their great-circle distance (needs a staff, dispatcher or admin
+    /// token). Not part of the audit record.
+    #[schema(value_type = Option<Object>)]
+    suggest_staff: Option<serde_json::Value>,
 }
 
 /// `POST /v1/cases/route` with a JSON body (see README "Case routing").
@@ -226,7 +231,7 @@ pub struct CaseRequest {
     responses((status = 200, description = "the routing decision (also appended to the audit log)", body = RouteAnswer),
         (status = 400, description = "invalid_json, missing_parameter, invalid_parameter, unknown_case_type, unknown_crs", body = ErrorBody),
         (status = 401, description = "unauthorized: dispatcher tokens are configured and no Authorization: Bearer header was sent", body = ErrorBody),
-        (status = 403, description = "forbidden: neither a dispatcher nor an admin token", body = ErrorBody),
+        (status = 403, description = "forbidden: neither a dispatcher nor an admin token (suggest_staff: nor a staff token)", body = ErrorBody),
         (status = 404, description = "component_not_found", body = ErrorBody),
         (status = 413, description = "payload_too_large: one case is at most 2 MiB", body = ErrorBody),
         (status = 422, description = "outside_coverage: farther than max_outside_m from every grid", body = ErrorBody),
@@ -235,6 +240,7 @@ pub struct CaseRequest {
 pub async fn route(
     _dispatcher: Dispatcher,
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|e| match e.status() {
@@ -247,14 +253,31 @@ pub async fn route(
         status => ApiError::new(status, "body_failed", format!("the body did not arrive whole: {}", e.body_text())),
     })?;
     let decided = |outcome| state.metrics.routing_decisions(RoutingMode::Single, outcome, 1);
-    let input: Value = parse_json(&body).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
+    let mut input: Value = parse_json(&body).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
+    // `suggest_staff` (nearest available inspectors) is taken out: the case and its audit
+    // record stay as they were; staff positions are only shown to staff, dispatcher, admin tokens.
+    let suggest = super::staff::take_suggest(&mut input).inspect_err(|_| decided(RoutingOutcome::Rejected))?;
+    if suggest.is_some() && !super::auth::may_see_staff(&headers, &state) {
+        decided(RoutingOutcome::Rejected);
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "suggest_staff shows staff positions: send a staff, dispatcher or admin token")
+            .with_details(json!({"parameter": "suggest_staff"})));
+    }
     let world = state.world.load();
     let now = Utc::now().with_timezone(&china_tz());
     let routed = routing::parse_case(&input).map_err(ApiError::from).and_then(|case| Ok(routing::route(&world, &case, now)?));
     let answer = routed.inspect_err(|e| decided(RoutingOutcome::of_error(e.code, e.status.as_u16())))?;
     let outcome = outcome_of(&answer);
     let mut bytes = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut bytes, &answer).expect("a route answer serializes");
+    match suggest {
+        None => serde_json::to_writer(&mut bytes, &answer).expect("a route answer serializes"),
+        Some(k) => {
+            let at = answer.component.as_ref().map(|c| c.component.location).or(answer.point.map(|p| p.wgs84));
+            let mut value = serde_json::to_value(&answer).expect("a route answer serializes");
+            let staff = at.map(|at| super::staff::suggest(&state, &world, [at.lon, at.lat], k)).unwrap_or_default();
+            value["suggested_staff"] = serde_json::to_value(staff).expect("staff serialize");
+            serde_json::to_writer(&mut bytes, &value).expect("a route answer serializes");
+        }
+    }
     let record = state.audit.is_some().then(|| caselog::record_answer(now, input, &answer));
     drop(answer);
     if let (Some(log), Some(record)) = (state.audit.clone(), record) {

@@ -71,7 +71,7 @@ pub enum IngestError {
     CrsAfterFeatures { declared: String, read_as: String },
     #[error("fields: {0}")]
     Fields(String),
-    #[error("{0:?} is not a dataset that can be imported: the datasets are grids, components, zones, units, rules, calendar, city")]
+    #[error("{0:?} is not a dataset that can be imported: the datasets are grids, components, zones, units, rules, calendar, city, staff")]
     UnknownLayer(String),
     #[error("reading the file: {0}")]
     Io(#[from] std::io::Error),

@@ -22,12 +22,14 @@ pub enum Dataset {
     Calendar,
     /// The city settings: name, county code, default CRS, centre, grid hierarchy (TOML).
     City,
+    /// The staff register: id, name, role, unit, home grids (CSV; see [`crate::staff::register`]).
+    Staff,
 }
 
 impl Dataset {
     /// Every dataset, in the order they are listed.
-    pub const ALL: [Dataset; 7] =
-        [Dataset::Grids, Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::City];
+    pub const ALL: [Dataset; 8] =
+        [Dataset::Grids, Dataset::Components, Dataset::Zones, Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::City, Dataset::Staff];
 
     /// Its name in the manifest, the API and the command line.
     pub fn name(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Dataset {
             Dataset::Rules => "rules",
             Dataset::Calendar => "calendar",
             Dataset::City => "city",
+            Dataset::Staff => "staff",
         }
     }
 
@@ -57,6 +60,7 @@ impl Dataset {
             Dataset::Rules => "rules",
             Dataset::Calendar => "calendar",
             Dataset::City => "city",
+            Dataset::Staff => "staff",
         }
     }
 
@@ -64,7 +68,7 @@ impl Dataset {
     pub fn ext(self) -> &'static str {
         match self {
             Dataset::Grids | Dataset::Components | Dataset::Zones => "fgb",
-            Dataset::Units | Dataset::Rules => "csv",
+            Dataset::Units | Dataset::Rules | Dataset::Staff => "csv",
             Dataset::Calendar | Dataset::City => "toml",
         }
     }

@@ -1,0 +1,308 @@
+//! Field staff (监督员 inspectors, 网格员 grid workers): the staff register, the latest position
+//! of each person with a spatial index, grid enter/leave events, and bounded tracks. No HTTP
+//! here: `src/http/staff.rs` is the API over [`StaffHub`].
+//!
+//! - [`register`]: the register dataset (CSV: id, name, role, unit, home grids).
+//! - [`input`]: position batches (JSON) checked item by item, in any supported datum.
+//! - [`positions`]: the latest fix per person; nearest / in a box / in a grid, stale ones left
+//!   out.
+//! - [`tracks`]: per-person per-day points, bounded (the patrol-coverage feature reads them).
+//! - [`simulate`]: a day of patrols along the demo city's streets, and its register.
+//!
+//! A position whose unit grid ([`crate::index::GridIndex::locate`]) differs from the person's
+//! previous one produces one [`StaffEvent`] (`grid_change`: the grid left and the grid entered,
+//! each with its chain, `null` outside every unit grid). Events go to a bounded broadcast
+//! channel: the intake never waits for a reader; a reader that falls behind loses the oldest
+//! events (and learns how many). Sinks (webhook queues) get each event too, without blocking.
+
+pub mod input;
+pub mod positions;
+pub mod register;
+pub mod simulate;
+pub mod tracks;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+pub use input::{BatchError, Checked, Item, ItemError};
+pub use positions::{Filter, Fix, Hit, PositionStore, Status, Stored};
+pub use register::{Role, StaffMember, StaffRegister};
+pub use tracks::{TrackPoint, Tracks};
+
+use crate::index::Location;
+use crate::model::GridCode;
+use crate::world::World;
+
+/// Default age after which a position is stale (left out of every answer), seconds.
+pub const DEFAULT_STALE_AFTER_S: u64 = 120;
+/// Default capacity of the event channel: a reader this many events behind starts losing them.
+pub const DEFAULT_EVENT_BUFFER: usize = 4096;
+
+/// Settings of the staff subsystem (`[staff]` of the configuration file).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StaffConfig {
+    /// A position older than this is stale.
+    pub stale_after: std::time::Duration,
+    /// Days of tracks kept in memory.
+    pub track_retention_days: u32,
+    /// Most track points per person per day.
+    pub track_max_points_per_day: usize,
+    /// Capacity of the event channel.
+    pub event_buffer: usize,
+}
+
+impl Default for StaffConfig {
+    fn default() -> Self {
+        StaffConfig {
+            stale_after: std::time::Duration::from_secs(DEFAULT_STALE_AFTER_S),
+            track_retention_days: tracks::DEFAULT_RETENTION_DAYS,
+            track_max_points_per_day: tracks::DEFAULT_MAX_POINTS_PER_DAY,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+        }
+    }
+}
+
+/// A grid enter/leave event, serialised once (SSE and webhooks send the same bytes).
+#[derive(Debug)]
+pub struct StaffEvent {
+    /// Increasing from 1 over the server's life (the SSE `id`).
+    pub seq: u64,
+    /// `grid_change`.
+    pub kind: &'static str,
+    /// The event as JSON (see docs/staff.md).
+    pub json: String,
+}
+
+/// What one batch did.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct BatchOutcome {
+    /// Items stored as their person's current position.
+    pub accepted: usize,
+    /// Items older than the position already held (kept in the track only).
+    pub older: usize,
+    /// Items refused, with why.
+    pub rejected: Vec<RejectedItem>,
+    /// Grid enter/leave events produced.
+    pub events: usize,
+}
+
+/// A refused item of a batch.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RejectedItem {
+    /// Position in the batch, from 0.
+    pub index: usize,
+    pub id: Option<String>,
+    pub error: ItemError,
+}
+
+/// Something that takes every event (a webhook queue); must not block.
+pub type EventSink = Arc<dyn Fn(&Arc<StaffEvent>) + Send + Sync>;
+
+/// The staff subsystem of a running server.
+pub struct StaffHub {
+    config: StaffConfig,
+    /// The register and the `staff` dataset version it came from.
+    register: RwLock<(Option<u64>, Arc<StaffRegister>)>,
+    store: RwLock<PositionStore>,
+    tracks: Mutex<Tracks>,
+    events: broadcast::Sender<Arc<StaffEvent>>,
+    seq: AtomicU64,
+    sinks: RwLock<Vec<EventSink>>,
+}
+
+impl StaffHub {
+    /// An empty hub (no register, no positions) indexing around `centre` (lon, lat).
+    pub fn new(config: StaffConfig, centre: [f64; 2]) -> StaffHub {
+        let (events, _) = broadcast::channel(config.event_buffer.max(1));
+        StaffHub {
+            store: RwLock::new(PositionStore::new(geo_types::Coord { x: centre[0], y: centre[1] })),
+            tracks: Mutex::new(Tracks::new(config.track_retention_days, config.track_max_points_per_day)),
+            register: RwLock::new((None, Arc::new(StaffRegister::default()))),
+            events,
+            seq: AtomicU64::new(0),
+            sinks: RwLock::new(Vec::new()),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &StaffConfig {
+        &self.config
+    }
+
+    /// The register in use.
+    pub fn register(&self) -> Arc<StaffRegister> {
+        self.register.read().unwrap_or_else(PoisonError::into_inner).1.clone()
+    }
+
+    /// The `staff` dataset version the register came from (`None`: set directly, or none).
+    pub fn register_version(&self) -> Option<u64> {
+        self.register.read().unwrap_or_else(PoisonError::into_inner).0
+    }
+
+    /// Uses `register` (of dataset version `version`) from now on; positions held follow it.
+    pub fn set_register(&self, register: StaffRegister, version: Option<u64>) {
+        let register = Arc::new(register);
+        self.store.write().unwrap_or_else(PoisonError::into_inner).follow_register(&register);
+        *self.register.write().unwrap_or_else(PoisonError::into_inner) = (version, register);
+    }
+
+    /// A new receiver of the events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StaffEvent>> {
+        self.events.subscribe()
+    }
+
+    /// Adds a sink that gets every event from now on.
+    pub fn add_sink(&self, sink: EventSink) {
+        self.sinks.write().unwrap_or_else(PoisonError::into_inner).push(sink);
+    }
+
+    /// The positions older than this at `now` are stale.
+    pub fn fresh_since(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now - chrono::Duration::from_std(self.config.stale_after).unwrap_or(chrono::Duration::MAX)
+    }
+
+    /// Stores checked items (each the person's position if newer than the one held, and a
+    /// track point), locating each in `world`'s unit grids; refused items are reported by
+    /// index. Events for grid changes go out before this returns, never blocking.
+    pub fn apply(&self, world: &World, items: Vec<Checked>) -> BatchOutcome {
+        let register = self.register();
+        let mut outcome = BatchOutcome::default();
+        // (who, where, grid left, grid entered)
+        type Change = (Arc<StaffMember>, Fix, Option<GridCode>, Option<GridCode>);
+        let mut changes: Vec<Change> = Vec::new();
+        let mut track: Vec<(usize, TrackPoint)> = Vec::with_capacity(items.len());
+        let mut checked: Vec<(usize, Arc<StaffMember>, Fix, Option<GridCode>)> = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            match item {
+                Err((id, error)) => outcome.rejected.push(RejectedItem { index, id, error }),
+                Ok(Item { id, fix }) => match register.get(&id) {
+                    None => outcome.rejected.push(RejectedItem {
+                        index,
+                        error: ItemError { code: "unknown_staff", message: format!("{id} is not in the staff register"), parameter: Some("id".into()) },
+                        id: Some(id),
+                    }),
+                    Some(member) => {
+                        let grid = unit_grid(world, &fix);
+                        checked.push((index, member.clone(), fix, grid));
+                    }
+                },
+            }
+        }
+        {
+            let mut store = self.store.write().unwrap_or_else(PoisonError::into_inner);
+            for (index, member, fix, grid) in &checked {
+                match store.store(member, *fix, *grid) {
+                    Stored::Updated { first, previous_grid } => {
+                        outcome.accepted += 1;
+                        if (first && grid.is_some()) || (!first && previous_grid != *grid) {
+                            changes.push((member.clone(), *fix, if first { None } else { previous_grid }, *grid));
+                        }
+                    }
+                    Stored::Older => outcome.older += 1,
+                }
+                track.push((*index, TrackPoint::from(*fix)));
+            }
+        }
+        {
+            let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+            for ((_, member, _, _), (_, point)) in checked.iter().zip(&track) {
+                tracks.push(&member.id, *point);
+            }
+        }
+        outcome.events = changes.len();
+        if !changes.is_empty() {
+            let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner).clone();
+            for (member, fix, left, entered) in changes {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+                let event = Arc::new(StaffEvent { seq, kind: "grid_change", json: event_json(world, seq, &member, &fix, left, entered).to_string() });
+                for sink in &sinks {
+                    sink(&event);
+                }
+                // No receiver: nobody listens, nothing to do.
+                let _ = self.events.send(event);
+            }
+        }
+        outcome
+    }
+
+    /// The `k` people nearest `p` (WGS84 lon/lat) that `filter` accepts, within `max_m`.
+    pub fn nearest(&self, p: [f64; 2], k: usize, filter: &Filter, max_m: Option<f64>) -> Vec<Hit> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).nearest(geo_types::Coord { x: p[0], y: p[1] }, k, filter, max_m)
+    }
+
+    /// People in a lon/lat box, by id (at most `limit`; `true`: there were more).
+    pub fn in_bbox(&self, bbox: [f64; 4], filter: &Filter, limit: usize) -> (Vec<Hit>, bool) {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).in_bbox(bbox, filter, limit)
+    }
+
+    /// People whose unit grid is `grid` or lies in it, by id.
+    pub fn in_grid(&self, grid: GridCode, filter: &Filter, limit: usize) -> (Vec<Hit>, bool) {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).in_grid(grid, filter, limit)
+    }
+
+    /// The latest position of `id` (stale or not).
+    pub fn position(&self, id: &str) -> Option<Hit> {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).get(id)
+    }
+
+    /// People with a position.
+    pub fn people(&self) -> usize {
+        self.store.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// `id`'s track on `day` (China time), in time order (for patrol coverage).
+    pub fn track(&self, id: &str, day: NaiveDate) -> Vec<TrackPoint> {
+        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).track(id, day)
+    }
+
+    /// Every track of `day`, by id (for patrol coverage).
+    pub fn tracks_of_day(&self, day: NaiveDate) -> Vec<(Arc<str>, Vec<TrackPoint>)> {
+        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).day(day)
+    }
+
+    /// Track points held, and points not kept (over the bounds).
+    pub fn track_stats(&self) -> (usize, u64) {
+        let t = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+        (t.points(), t.dropped_points())
+    }
+}
+
+/// The unit grid a fix lies in (`None` outside every unit grid).
+pub fn unit_grid(world: &World, fix: &Fix) -> Option<GridCode> {
+    match world.grids.locate(&world.city, fix.coord()) {
+        Location::Inside { grid, .. } => Some(world.city.grid(grid).code),
+        _ => None,
+    }
+}
+
+/// A person as answers and events show them.
+pub fn member_json(m: &StaffMember) -> Value {
+    json!({"id": m.id, "name": m.name, "role": m.role, "unit": m.unit})
+}
+
+/// A unit grid with its chain (district first), or `null`.
+pub fn grid_json(world: &World, code: Option<GridCode>) -> Value {
+    let Some(code) = code else { return Value::Null };
+    match world.city.grid_by_code(code) {
+        Some(id) => json!({"code": code.to_string(), "name": world.city.grid(id).name, "chain": crate::lookup::chain(world, id)}),
+        None => json!({"code": code.to_string(), "name": null, "chain": []}),
+    }
+}
+
+fn event_json(world: &World, seq: u64, member: &StaffMember, fix: &Fix, left: Option<GridCode>, entered: Option<GridCode>) -> Value {
+    json!({
+        "seq": seq,
+        "type": "grid_change",
+        "time": fix.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "staff": member_json(member),
+        "status": fix.status,
+        "position": {"lon": fix.lon, "lat": fix.lat, "accuracy_m": fix.accuracy_m},
+        "left": grid_json(world, left),
+        "entered": grid_json(world, entered),
+    })
+}
