@@ -33,6 +33,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
 /// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
 /// fonts = "/usr/share/fonts/opentype/noto"  # fonts of the label glyphs (serve --fonts); default <data>/fonts
+/// basemaps = ["/srv/maps/suzhou.pmtiles", "/srv/maps/imagery-2024.mbtiles"]  # served under the grids (serve --basemap)
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -79,6 +80,7 @@ pub struct FileConfig {
     pub metrics: Option<bool>,
     pub log_format: Option<LogFormat>,
     pub fonts: Option<PathBuf>,
+    pub basemaps: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -273,6 +275,9 @@ pub struct ServerConfig {
     /// The file's `fonts`: the font directory of the label glyphs (the flag `--fonts` wins;
     /// neither: `<data>/fonts`).
     pub fonts: Option<PathBuf>,
+    /// MBTiles/PMTiles basemap files: `--basemap` / `CITYGRID_BASEMAPS` if given, else the
+    /// file's `basemaps`.
+    pub basemaps: Vec<PathBuf>,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -328,6 +333,8 @@ pub struct Overrides {
     pub metrics: Option<bool>,
     /// `--log-format` / `CITYGRID_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--basemap` (repeatable) / `CITYGRID_BASEMAPS` (comma-separated); replaces the file's list.
+    pub basemaps: Option<Vec<PathBuf>>,
 }
 
 impl ServerConfig {
@@ -408,6 +415,7 @@ impl ServerConfig {
             log_format,
             audit_retention_days,
             fonts: file.fonts,
+            basemaps: flags.basemaps.filter(|b| !b.is_empty()).or(file.basemaps).unwrap_or_default(),
         })
     }
 }

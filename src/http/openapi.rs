@@ -62,6 +62,9 @@ use crate::world::World;
         super::tiles::tile,
         super::tiles::style,
         super::fonts::glyphs,
+        super::basemap::list,
+        super::basemap::tilejson_handler,
+        super::basemap::tile,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -72,7 +75,7 @@ use crate::world::World;
         (name = "rules", description = "the responsibility list (责任清单)"),
         (name = "cases", description = "the case log: routing decisions read back, and their statistics"),
         (name = "datasets", description = "versioned datasets: uploads, versions, rollback"),
-        (name = "tiles", description = "vector tiles, TileJSON, the MapLibre style and its glyphs"),
+        (name = "tiles", description = "vector tiles, TileJSON, the MapLibre style and its glyphs, basemaps from local MBTiles/PMTiles files"),
         (name = "ogc", description = "OGC API – Features (Part 1 and 2) of the grids, components and zones; /ogc/api is its own OpenAPI 3.0 definition"),
     )
 )]
