@@ -541,6 +541,18 @@ mod tests {
     }
 
     #[test]
+    fn basemaps_come_from_the_flags_else_the_file() {
+        assert!(ServerConfig::resolve(Overrides::default(), None).unwrap().basemaps.is_empty());
+        let file = || toml::from_str::<FileConfig>("basemaps = [\"a.pmtiles\", \"b.mbtiles\"]\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file())).unwrap();
+        assert_eq!(c.basemaps, [PathBuf::from("a.pmtiles"), PathBuf::from("b.mbtiles")]);
+        let flags = Overrides { basemaps: Some(vec![PathBuf::from("c.mbtiles")]), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, Some(file())).unwrap().basemaps, [PathBuf::from("c.mbtiles")]);
+        let none_given = Overrides { basemaps: Some(Vec::new()), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(none_given, Some(file())).unwrap().basemaps.len(), 2, "no --basemap: the file's");
+    }
+
+    #[test]
     fn the_font_directory_comes_from_the_file() {
         assert_eq!(ServerConfig::resolve(Overrides::default(), None).unwrap().fonts, None);
         let file: FileConfig = toml::from_str("fonts = \"/usr/share/fonts/opentype/noto\"\n").unwrap();
