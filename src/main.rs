@@ -659,10 +659,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     info!(dir = %fonts_dir.display(), fonts = ?glyphs.names(), "label fonts");
     state = state.with_glyphs(glyphs);
     let mut basemap_files = config.basemaps.clone();
-    if args.demo
-        && let Some(street_map) = demo_street_map(&data_dir, args.demo_preset, &state.world.load().meta.name)?
-    {
-        basemap_files.insert(0, street_map);
+    if args.demo {
+        // The demo's street map is a nicety: a data directory it cannot be written to serves
+        // the demo without it.
+        match demo_street_map(&data_dir, args.demo_preset, &state.world.load().meta.name) {
+            Ok(Some(street_map)) => basemap_files.insert(0, street_map),
+            Ok(None) => {}
+            Err(e) => warn!("the demo street map could not be written, serving without it: {e:#}"),
+        }
     }
     let basemaps = citygrid::basemap::Basemaps::open(&basemap_files)?;
     for b in basemaps.iter() {
