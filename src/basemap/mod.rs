@@ -142,7 +142,7 @@ impl Encoding {
 
     /// `bytes` decoded from this coding (at most `limit` bytes out: a bomb is an error).
     pub fn decode(self, bytes: &[u8], limit: u64) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(bytes.len() * 3);
+        let mut out = Vec::new();
         match self {
             Encoding::Identity => return Ok(bytes.to_vec()),
             Encoding::Gzip => flate2::read::MultiGzDecoder::new(bytes).take(limit + 1).read_to_end(&mut out)?,

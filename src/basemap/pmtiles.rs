@@ -316,6 +316,8 @@ fn find(entries: &[Entry], id: u64) -> Option<Entry> {
 pub(super) struct Pmtiles {
     path: PathBuf,
     file: File,
+    /// The file's length at open: nothing past it is read.
+    size: u64,
     header: Header,
     root: Arc<Vec<Entry>>,
     /// Leaf directories by offset in the file.
@@ -330,6 +332,7 @@ impl Pmtiles {
         let mut p = Pmtiles {
             path: path.to_owned(),
             file,
+            size,
             header: dummy_header(),
             root: Arc::new(Vec::new()),
             leaves: moka::sync::Cache::builder()
@@ -401,6 +404,9 @@ impl Pmtiles {
     }
 
     fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, BasemapError> {
+        if offset.checked_add(len).is_none_or(|end| end > self.size) {
+            return Err(BasemapError::invalid(&self.path, format!("a directory or tile at {offset}+{len} lies past the end of the file ({} bytes)", self.size)));
+        }
         let len = usize::try_from(len).map_err(|_| BasemapError::invalid(&self.path, "a length over the address space"))?;
         let mut buf = vec![0u8; len];
         read_exact_at(&self.file, &mut buf, offset).map_err(|e| BasemapError::io(&self.path, e))?;
@@ -619,6 +625,41 @@ mod tests {
         assert_eq!(find(&entries, 8), None, "past the run of 6");
         assert_eq!(find(&entries, 4), None);
         assert_eq!(find(&entries, 1 << 40).map(|e| e.tile_id), Some(9), "a leaf covers what follows");
+    }
+
+    #[test]
+    fn mutated_files_are_refused_or_read_never_panic() {
+        // A file with leaf directories, then single-byte mutations of its header and
+        // directories (a deterministic stand-in for the `pmtiles` fuzz target).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seed.pmtiles");
+        let tiles: Vec<(u8, u32, u32, Vec<u8>)> = (0..4u32).flat_map(|x| (0..4u32).map(move |y| (2, x, y, vec![x as u8; 5]))).collect();
+        let opts = WriteOptions { tile_type: 2, tile_compression: Compression::None, metadata: serde_json::json!({"name": "m"}), bounds: [0.0, 0.0, 1.0, 1.0], max_root_entries: 3 };
+        let header = write(&path, &tiles, &opts).unwrap();
+        let seed = std::fs::read(&path).unwrap();
+        let b = crate::basemap::Basemap::open(&path).unwrap();
+        assert_eq!(&b.tile(2, 3, 1).unwrap().unwrap().data[..], &[3u8; 5]);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let end = header.data_offset as usize;
+        for _ in 0..1500 {
+            let mut bytes = seed.clone();
+            for _ in 0..1 + next() % 3 {
+                let at = (next() % end as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(b) = crate::basemap::Basemap::open(&path) {
+                for (z, x, y) in [(0, 0, 0), (2, 0, 0), (2, 3, 3), (2, 1, 2)] {
+                    let _ = b.tile(z, x, y);
+                }
+            }
+        }
     }
 
     #[test]

@@ -31,8 +31,11 @@ fn unknown(state: &AppState, id: &str) -> ApiError {
         .with_details(json!({"basemap": id, "basemaps": ids}))
 }
 
-fn read_error(e: BasemapError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "basemap_unreadable", e.to_string())
+/// A tile the file could not give: logged with the file's path, answered without it.
+fn read_error(id: &str, e: BasemapError) -> ApiError {
+    tracing::warn!(basemap = id, error = %e, "basemap tile could not be read");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "basemap_unreadable", format!("basemap {id:?}: the tile could not be read from its file (see the server log)"))
+        .with_details(json!({"basemap": id}))
 }
 
 /// The tile URL template of `b` under `base`.
@@ -159,7 +162,7 @@ pub async fn tile(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("basemap read failed: {e}")))?
-    .map_err(read_error)?;
+    .map_err(|e| read_error(&id, e))?;
     let Some((data, encoding, content_type)) = answer else {
         return Ok((StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL))]).into_response());
     };
