@@ -101,7 +101,12 @@ fn imagery(dir: &Path) -> PathBuf {
 /// A vector MBTiles of gzip'd MVT (as planetiler writes): z14 x13 XYZ row 6 (TMS 16383-6).
 fn streets(dir: &Path) -> PathBuf {
     let path = dir.join("streets.mbtiles");
-    let json = json!({"vector_layers": [{"id": "transportation", "fields": {"class": "String"}, "minzoom": 0, "maxzoom": 14}]}).to_string();
+    // The OpenMapTiles layers of a city extract, without landcover and waterway.
+    let layers: Vec<Value> = ["water", "landuse", "park", "building", "transportation", "transportation_name", "place"]
+        .iter()
+        .map(|id| json!({"id": id, "fields": {"class": "String"}, "minzoom": 0, "maxzoom": 14}))
+        .collect();
+    let json = json!({"vector_layers": layers}).to_string();
     mbtiles(
         &path,
         &[("name", "OSM 吴中"), ("format", "pbf"), ("minzoom", "0"), ("maxzoom", "14"), ("json", &json), ("center", "120.6,31.2,13")],
@@ -169,7 +174,7 @@ async fn vector_mbtiles_pass_gzip_through_or_decode_it() {
     assert_eq!(tj["tiles"], json!(["http://gis.example/citygrid/basemaps/streets/{z}/{x}/{y}.pbf"]));
     assert_eq!(tj["name"], "OSM 吴中");
     assert_eq!((tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()), (Some(0), Some(14)));
-    assert_eq!(tj["vector_layers"][0]["id"], "transportation");
+    assert_eq!(tj["vector_layers"][4]["id"], "transportation");
     assert_eq!(tj["center"], json!([120.6, 31.2, 13.0]));
     let (status, _, body) = get(&app, "/basemaps/none", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -206,6 +211,9 @@ async fn the_list_and_the_style_carry_both_kinds_under_the_grids() {
     assert_eq!((roads["source-layer"].as_str(), roads["layout"]["visibility"].as_str()), (Some("transportation"), Some("visible")));
     for want in ["water", "landuse", "park", "building", "transportation_name", "place"] {
         assert!(layers.iter().any(|l| l["source-layer"] == want), "a layer of {want}");
+    }
+    for absent in ["landcover", "waterway"] {
+        assert!(!layers.iter().any(|l| l["source-layer"] == absent), "no layer of {absent}: the file has none (MapLibre would report it)");
     }
     let names = &layers[index(&|l| l["source-layer"] == "transportation_name").unwrap()];
     assert_eq!(names["layout"]["text-font"], style["layers"][index(&|l| l["id"] == "grid-labels").unwrap()]["layout"]["text-font"]);

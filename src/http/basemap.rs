@@ -187,7 +187,8 @@ const FONT: [&str; 2] = ["Open Sans Semibold", "Noto Sans CJK SC Regular"];
 
 /// Adds every basemap of `state` to the MapLibre `style` under its first layer after the
 /// background: a vector basemap as the OpenMapTiles-schema layers (water, landuse, park,
-/// building fills, roads by class, road names and places), a raster one as a raster layer.
+/// building fills, roads by class, road names and places; only those of source layers its
+/// `vector_layers` lists, when it lists them), a raster one as a raster layer.
 /// Vector basemaps are visible, raster ones hidden when a vector one exists (the viewer's
 /// switch "街道图 / 影像" shows one kind or the other). `metadata["citygrid:basemaps"]` lists
 /// each basemap with its kind and layer ids.
@@ -209,7 +210,15 @@ pub(crate) fn add_to_style(style: &mut Value, state: &AppState, base: &str) {
         }
         style["sources"][&source] = src;
         let layers = if b.kind() == Kind::Vector {
-            vector_layers(&source, true)
+            // Only layers of source layers the file has, when it lists them: MapLibre reports a
+            // style layer of a source layer missing from the TileJSON as an error.
+            let present: Option<Vec<&str>> =
+                b.info.vector_layers.as_ref().and_then(Value::as_array).map(|a| a.iter().filter_map(|l| l["id"].as_str()).collect());
+            let mut layers = vector_layers(&source, true);
+            if let Some(present) = present {
+                layers.retain(|l| l["source-layer"].as_str().is_some_and(|id| present.contains(&id)));
+            }
+            layers
         } else {
             let visible = !has_vector;
             vec![json!({"id": format!("{source}-raster"), "type": "raster", "source": source,
