@@ -179,6 +179,23 @@ async fn vector_mbtiles_pass_gzip_through_or_decode_it() {
     let (status, _, body) = get(&app, "/basemaps/none", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(json_of(&body)["error"]["code"], "unknown_basemap");
+
+    // The basemap operations are described, each with an operationId of its own (OpenAPI
+    // requires them unique; the tile handlers share function names with /tiles').
+    let (_, _, body) = get(&app, "/openapi.json", &[]).await;
+    let doc = json_of(&body);
+    let mut ids: Vec<String> = Vec::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(id) = op.get("operationId").and_then(Value::as_str) {
+                assert!(!ids.contains(&id.to_owned()), "operationId {id} twice");
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    for want in ["basemap_list", "basemap_tilejson", "basemap_tile"] {
+        assert!(ids.iter().any(|i| i == want), "{want} in {ids:?}");
+    }
 }
 
 #[tokio::test]

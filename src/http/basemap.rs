@@ -85,7 +85,7 @@ fn json_answer(body: String, headers: &HeaderMap) -> Response {
 }
 
 /// `GET /basemaps`
-#[utoipa::path(get, path = "/basemaps", tag = "tiles",
+#[utoipa::path(get, path = "/basemaps", tag = "tiles", operation_id = "basemap_list",
     summary = "the basemaps served (serve --basemap): id, kind, format, zooms, TileJSON URL",
     responses((status = 200, description = "{basemaps: [{id, name, kind (raster|vector), format, minzoom, maxzoom, bounds, tilejson, tiles}]}", body = Object),
         (status = 304, description = "the client's If-None-Match names it")))]
@@ -106,7 +106,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 /// `GET /basemaps/{id}`
-#[utoipa::path(get, path = "/basemaps/{id}", tag = "tiles",
+#[utoipa::path(get, path = "/basemaps/{id}", tag = "tiles", operation_id = "basemap_tilejson",
     summary = "TileJSON 3.0 of a basemap",
     params(("id" = String, Path, description = "the basemap's id: its file name without the extension, sanitised")),
     responses((status = 200, description = "the TileJSON (vector basemaps with their vector_layers)", body = Object),
@@ -123,7 +123,7 @@ fn out_of_range(what: &str, value: &str) -> ApiError {
 }
 
 /// `GET /basemaps/{id}/{z}/{x}/{y}[.png|.jpg|.webp|.pbf|.mvt]`
-#[utoipa::path(get, path = "/basemaps/{id}/{z}/{x}/{y}", tag = "tiles",
+#[utoipa::path(get, path = "/basemaps/{id}/{z}/{x}/{y}", tag = "tiles", operation_id = "basemap_tile",
     summary = "a basemap tile as stored in its file (XYZ scheme)",
     params(("id" = String, Path, description = "the basemap's id"),
         ("z" = u8, Path, description = "zoom"), ("x" = u32, Path, description = "column"),
