@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the binary seeds of fuzz/corpus/ that are not copied from fixtures/ as they are:
 a cut-down Shapefile (parts for the `shapefile` target, a ZIP for `shapefile_zip`), small
-GeoPackages (`gpkg`) and GeoPackage geometry blobs (`gpkg_wkb`). Python standard library
+GeoPackages (`gpkg`), GeoPackage geometry blobs (`gpkg_wkb`) and small PMTiles v3
+basemaps (`pmtiles`). Python standard library
 only; run from the repository root: python3 fuzz/make_seeds.py"""
-import io, os, sqlite3, struct, tempfile, zipfile
+import gzip, io, json, os, sqlite3, struct, tempfile, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPUS = os.path.join(ROOT, "fuzz", "corpus")
@@ -98,6 +99,79 @@ def gpkg(table, geometry_type, srs, columns, rows):
             return f.read()
 
 
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def tile_id(z, x, y):
+    """PMTiles v3 tile id: the tiles of lower zooms, then the Hilbert index of (x, y)."""
+    n, d, s = 1 << z, 0, (1 << z) // 2
+    while s > 0:
+        rx, ry = int(x & s > 0), int(y & s > 0)
+        d += s * s * ((3 * rx) ^ ry)
+        if ry == 0:
+            if rx == 1:
+                x, y = n - 1 - x, n - 1 - y
+            x, y = y, x
+        s //= 2
+    return ((1 << 2 * z) - 1) // 3 + d
+
+
+def directory(entries):
+    """entries: (tile_id, offset, length, run_length), sorted."""
+    out = varint(len(entries))
+    last = 0
+    for e in entries:
+        out += varint(e[0] - last)
+        last = e[0]
+    for e in entries:
+        out += varint(e[3])
+    for e in entries:
+        out += varint(e[2])
+    for i, e in enumerate(entries):
+        follows = i > 0 and e[1] == entries[i - 1][1] + entries[i - 1][2]
+        out += varint(0 if follows else e[1] + 1)
+    return out
+
+
+def pmtiles(tiles, tile_type, per_leaf=None, compress=True):
+    """A PMTiles v3 file of tiles [(z, x, y, bytes)]; leaf directories of per_leaf entries."""
+    comp = (lambda b: gzip.compress(b, mtime=0)) if compress else (lambda b: b)
+    tiles = sorted(tiles, key=lambda t: tile_id(*t[:3]))
+    data, entries = b"", []
+    for z, x, y, b in tiles:
+        entries.append((tile_id(z, x, y), len(data), len(b), 1))
+        data += b
+    leaves = b""
+    if per_leaf and len(entries) > per_leaf:
+        root = []
+        for i in range(0, len(entries), per_leaf):
+            leaf = comp(directory(entries[i:i + per_leaf]))
+            root.append((entries[i][0], len(leaves), len(leaf), 0))
+            leaves += leaf
+        root = comp(directory(root))
+    else:
+        root = comp(directory(entries))
+    meta = comp(json.dumps({"name": "seed", "vector_layers": [{"id": "transportation", "fields": {}}]}).encode())
+    ro = 127
+    mo = ro + len(root)
+    lo = mo + len(meta)
+    do = lo + len(leaves)
+    zs = [t[0] for t in tiles]
+    header = b"PMTiles" + bytes([3]) + struct.pack("<11Q", ro, len(root), mo, len(meta), lo, len(leaves), do, len(data),
+                                                   len(tiles), len(tiles), len(tiles))
+    header += bytes([1, 2 if compress else 1, 2 if tile_type == 1 else 1, tile_type, min(zs), max(zs)])
+    header += struct.pack("<4i", 1200000000, 310000000, 1210000000, 320000000) + bytes([min(zs)])
+    header += struct.pack("<2i", 1205000000, 315000000)
+    assert len(header) == 127
+    return header + root + meta + leaves + data
+
+
 def main():
     shp, dbf, prj, cpg = cut_shapefile(3)
     out("shapefile", "grids3.parts", SEP.join([shp, dbf, prj, cpg]))
@@ -121,6 +195,11 @@ def main():
     ring_z = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]
     polygon_z = bytes([1]) + struct.pack("<III", 1003, 1, len(ring_z)) + b"".join(struct.pack("<3d", x, y, 1.0) for x, y in ring_z)
     out("gpkg_wkb", "polygon-z.blob", blob(polygon_z))
+
+    mvt = bytes.fromhex("1a1d0a0e7472616e73706f72746174696f6e1202180228800278021a0568656c6c6f")
+    out("pmtiles", "vector-leaves.pmtiles", pmtiles(
+        [(z, x, y, gzip.compress(mvt, mtime=0)) for z in range(3) for x in range(1 << z) for y in range(1 << z)], 1, per_leaf=4))
+    out("pmtiles", "raster-root.pmtiles", pmtiles([(0, 0, 0, b"\x89PNG\r\n\x1a\n" + b"\0" * 16), (1, 1, 0, b"\xff\xd8\xff\xe0")], 2, compress=False))
 
     out("gpkg", "components.gpkg", gpkg("部件", "POINT", 4549, [("部件标识码", "TEXT"), ("小类", "TEXT"), ("状态", "TEXT")], [
         (blob(wkb_point(558616.381, 3465941.696)), "3205090101000001", "0101", "完好"),

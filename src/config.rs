@@ -33,6 +33,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 /// metrics = true                       # GET /metrics for Prometheus (false: 404); CITYGRID_METRICS
 /// log_format = "text"                  # or "json": one JSON object per log line; CITYGRID_LOG_FORMAT
 /// fonts = "/usr/share/fonts/opentype/noto"  # fonts of the label glyphs (serve --fonts); default <data>/fonts
+/// basemaps = ["/srv/maps/suzhou.pmtiles", "/srv/maps/imagery-2024.mbtiles"]  # served under the grids (serve --basemap)
 ///
 /// [tiles]
 /// cache_mb = 512                       # compressed tiles kept in memory
@@ -92,6 +93,7 @@ pub struct FileConfig {
     pub metrics: Option<bool>,
     pub log_format: Option<LogFormat>,
     pub fonts: Option<PathBuf>,
+    pub basemaps: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub tiles: TilesSection,
     #[serde(default)]
@@ -317,6 +319,9 @@ pub struct ServerConfig {
     /// The file's `fonts`: the font directory of the label glyphs (the flag `--fonts` wins;
     /// neither: `<data>/fonts`).
     pub fonts: Option<PathBuf>,
+    /// MBTiles/PMTiles basemap files: `--basemap` / `CITYGRID_BASEMAPS` if given, else the
+    /// file's `basemaps`.
+    pub basemaps: Vec<PathBuf>,
 }
 
 /// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
@@ -376,6 +381,8 @@ pub struct Overrides {
     pub metrics: Option<bool>,
     /// `--log-format` / `CITYGRID_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--basemap` (repeatable) / `CITYGRID_BASEMAPS` (comma-separated); replaces the file's list.
+    pub basemaps: Option<Vec<PathBuf>>,
 }
 
 impl ServerConfig {
@@ -463,6 +470,7 @@ impl ServerConfig {
             log_format,
             audit_retention_days,
             fonts: file.fonts,
+            basemaps: flags.basemaps.filter(|b| !b.is_empty()).or(file.basemaps).unwrap_or_default(),
         })
     }
 }
@@ -638,6 +646,18 @@ mod tests {
         let file: FileConfig = toml::from_str("[retention]\nkeep_versions = 0\n").unwrap();
         let e = ServerConfig::resolve(Overrides::default(), Some(file)).unwrap_err().to_string();
         assert!(e.contains("[retention]") && e.contains("keep_versions"), "{e}");
+    }
+
+    #[test]
+    fn basemaps_come_from_the_flags_else_the_file() {
+        assert!(ServerConfig::resolve(Overrides::default(), None).unwrap().basemaps.is_empty());
+        let file = || toml::from_str::<FileConfig>("basemaps = [\"a.pmtiles\", \"b.mbtiles\"]\n").unwrap();
+        let c = ServerConfig::resolve(Overrides::default(), Some(file())).unwrap();
+        assert_eq!(c.basemaps, [PathBuf::from("a.pmtiles"), PathBuf::from("b.mbtiles")]);
+        let flags = Overrides { basemaps: Some(vec![PathBuf::from("c.mbtiles")]), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(flags, Some(file())).unwrap().basemaps, [PathBuf::from("c.mbtiles")]);
+        let none_given = Overrides { basemaps: Some(Vec::new()), ..Default::default() };
+        assert_eq!(ServerConfig::resolve(none_given, Some(file())).unwrap().basemaps.len(), 2, "no --basemap: the file's");
     }
 
     #[test]

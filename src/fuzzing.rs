@@ -11,6 +11,7 @@ use crate::ingest::{self, CsvOptions, Feature, FeatureSink, IngestError, SourceL
 /// The targets, by name: the directory names under `fuzz/corpus/` and `fuzz/regressions/`.
 pub const TARGETS: &[&str] = &[
     "geojson", "csv_layer", "shapefile", "shapefile_zip", "gpkg", "gpkg_wkb", "fgb", "crs", "rules", "calendar", "units", "cases",
+    "pmtiles",
 ];
 
 /// The largest single allocation a reader may make on the fuzz inputs (they are kilobytes).
@@ -55,6 +56,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "calendar" => calendar(data),
         "units" => units(data),
         "cases" => cases(data),
+        "pmtiles" => pmtiles(data),
         _ => return false,
     }
     true
@@ -197,6 +199,29 @@ pub fn calendar(data: &[u8]) {
 pub fn units(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = crate::store::units_from_csv(text);
+}
+
+/// A PMTiles basemap file: the header and directory parsers on the raw bytes, then the file
+/// opened as a basemap (header, root directory, metadata) and a few tiles read through its
+/// leaf directories: the tile at the header's centre, the first tiles of its zooms.
+pub fn pmtiles(data: &[u8]) {
+    use crate::basemap::pmtiles::{parse_directory, parse_header};
+    let _ = parse_header(data);
+    let _ = parse_directory(data);
+    let Ok(mut file) = tempfile::Builder::new().suffix(".pmtiles").tempfile() else { return };
+    if file.write_all(data).is_err() {
+        return;
+    }
+    let Ok(basemap) = crate::basemap::Basemap::open(file.path()) else { return };
+    let (lo, hi) = (basemap.info.minzoom, basemap.info.maxzoom.min(basemap.info.minzoom.saturating_add(3)));
+    for z in lo..=hi {
+        let n = 1u32 << z.min(30);
+        for (x, y) in [(0, 0), (n / 2, n / 2), (n - 1, n - 1)] {
+            if let Ok(Some(tile)) = basemap.tile(z, x, y) {
+                let _ = tile.encoding.decode(&tile.data, 1 << 20);
+            }
+        }
+    }
 }
 
 /// A batch of cases (the same bytes as a JSON array, NDJSON and CSV), each case routed in the

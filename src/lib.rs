@@ -5,6 +5,7 @@
 // comparison is the point, not an oversight.
 #![allow(clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)]
 
+pub mod basemap;
 pub mod caselog;
 pub mod config;
 pub mod crs;

@@ -403,6 +403,12 @@ struct ServeArgs {
     /// [default: the config file's `fonts`, else <data>/fonts]
     #[arg(long = "fonts", visible_alias = "fonts-dir", value_name = "DIR", env = "CITYGRID_FONTS_DIR", hide_env = true)]
     fonts_dir: Option<PathBuf>,
+    /// A basemap to serve under the grids: an MBTiles or PMTiles file of raster imagery (PNG,
+    /// JPEG, WebP) or of vector tiles in the OpenMapTiles schema (planetiler, tilemaker).
+    /// Repeatable; its id is the file name without the extension. [env: CITYGRID_BASEMAPS,
+    /// comma-separated] [default: the config file's `basemaps`]
+    #[arg(long = "basemap", value_name = "FILE", env = "CITYGRID_BASEMAPS", hide_env = true, value_delimiter = ',')]
+    basemaps: Vec<PathBuf>,
     /// Answer under this path prefix, e.g. /citygrid behind a reverse proxy that forwards it
     /// unchanged: /citygrid/health, /citygrid/viewer/, and every URL the server writes carries
     /// it. [env: CITYGRID_BASE_PATH] [default: none, the root]
@@ -631,6 +637,29 @@ fn store_staff_file(data: &Path) -> Result<(u64, std::fs::File)> {
     Ok((current, std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?))
 }
 
+/// The demo city's own street map (`DATA/basemaps/demo-streets.mbtiles`), written on first
+/// use, when the city served is the demo city of `preset` (seed 1, as `serve --demo` makes
+/// it); `None` for any other city.
+fn demo_street_map(data: &Path, preset: Preset, city_name: &str) -> Result<Option<PathBuf>> {
+    let spec = DemoSpec { preset, components: None, seed: 1 };
+    if city_name != citygrid::demo::streetmap::demo_label(preset) {
+        return Ok(None);
+    }
+    let path = data.join("basemaps").join("demo-streets.mbtiles");
+    if !path.exists() {
+        let started = Instant::now();
+        let stats = citygrid::demo::streetmap::write_street_map(&spec, &path)?;
+        info!(
+            file = %path.display(),
+            tiles = stats.tiles,
+            kib = stats.bytes / 1024,
+            seconds = format!("{:.2}", started.elapsed().as_secs_f64()),
+            "demo street map written"
+        );
+    }
+    Ok(Some(path))
+}
+
 /// Writes the demo city `spec` as a city package in `dir`.
 fn write_demo_package(dir: &Path, spec: &DemoSpec) -> Result<()> {
     let bar = progress_bar("generating");
@@ -662,6 +691,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         base_path: args.base_path,
         metrics: args.metrics,
         log_format: args.log_format.as_deref().and_then(|f| f.parse().ok()),
+        basemaps: Some(args.basemaps.clone()),
     };
     let config = ServerConfig::resolve(flags, file)?;
     let holder = format!("citygrid serve --bind {}", config.bind);
@@ -783,6 +813,21 @@ fn serve(args: ServeArgs) -> Result<()> {
     state = state.with_glyphs(glyphs);
     citygrid::http::staff::follow_register(&state, &state.world.load());
     info!(people = state.staff.register().len(), version = ?state.staff.register_version(), "staff register");
+    let mut basemap_files = config.basemaps.clone();
+    if args.demo {
+        // The demo's street map is a nicety: a data directory it cannot be written to serves
+        // the demo without it.
+        match demo_street_map(&data_dir, args.demo_preset, &state.world.load().meta.name) {
+            Ok(Some(street_map)) => basemap_files.insert(0, street_map),
+            Ok(None) => {}
+            Err(e) => warn!("the demo street map could not be written, serving without it: {e:#}"),
+        }
+    }
+    let basemaps = citygrid::basemap::Basemaps::open(&basemap_files)?;
+    for b in basemaps.iter() {
+        info!(id = %b.id, file = %b.path.display(), kind = ?b.kind(), format = b.info.format.name(), zooms = format!("{}-{}", b.info.minzoom, b.info.maxzoom), "basemap");
+    }
+    state = state.with_basemaps(basemaps);
     if let (Some(pg), Some(datasets)) = (shared.clone(), state.datasets.clone()) {
         // Other replicas' switches: LISTEN/NOTIFY, a poll, and a catch-up after a reconnect.
         std::thread::Builder::new().name("store-follow".into()).spawn(move || {

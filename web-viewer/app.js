@@ -615,6 +615,43 @@ function setupHotspots(map, beforeId) {
   return refresh;
 }
 
+// --- Basemap switch (街道图 / 影像) ---------------------------------------------------------------
+// The style lists its basemaps in metadata["citygrid:basemaps"] ({id, name, kind, layers}), the
+// server's own files (`serve --basemap`, the demo's street map): vector ones are street maps,
+// raster ones imagery. The switch shows one kind (or none) by the layers' visibility.
+
+const BASEMAP_CHOICES = [
+  { kind: 'vector', label: '街道图', en: 'Street map' },
+  { kind: 'raster', label: '影像', en: 'Imagery' },
+  { kind: 'none', label: '无底图', en: 'None' },
+];
+
+function setupBasemapSwitch(map, style) {
+  const basemaps = style.metadata?.['citygrid:basemaps'] ?? [];
+  const section = $('basemaps');
+  if (!section || !basemaps.length) return;
+  const kinds = new Set(basemaps.map((b) => b.kind));
+  const choices = BASEMAP_CHOICES.filter((c) => c.kind === 'none' || kinds.has(c.kind));
+  const visibleKind = kinds.has('vector') ? 'vector' : 'raster';
+  const names = (kind) => basemaps.filter((b) => b.kind === kind).map((b) => esc(b.name)).join('、');
+  $('basemap-choice').innerHTML = choices
+    .map((c) => `<li><label><input type="radio" name="basemap" value="${c.kind}"${c.kind === visibleKind ? ' checked' : ''}>
+      ${c.label} <span class="en">${c.en}</span>${c.kind !== 'none' ? ` <span class="count">${names(c.kind)}</span>` : ''}</label></li>`)
+    .join('');
+  const show = (kind) => {
+    for (const b of basemaps) {
+      for (const id of b.layers) {
+        if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', b.kind === kind ? 'visible' : 'none');
+      }
+    }
+  };
+  for (const input of section.querySelectorAll('input[name="basemap"]')) {
+    input.addEventListener('change', () => input.checked && show(input.value));
+  }
+  show(visibleKind);
+  section.hidden = false;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main() {
@@ -653,6 +690,7 @@ async function main() {
   classCounts(health.extent);
 
   await map.once('load');
+  setupBasemapSwitch(map, style);
   const marks = addHighlights(map);
   applyFilters(map);
   const popups = makePopups(maplibregl, map);

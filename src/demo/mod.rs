@@ -21,6 +21,7 @@ mod layout;
 mod names;
 mod rules;
 mod seed;
+pub mod streetmap;
 mod zones;
 #[cfg(test)]
 mod tests;
@@ -107,6 +108,8 @@ pub enum DemoError {
     },
     #[error("the generated city failed the model's checks: {0}")]
     Model(#[from] ModelError),
+    #[error("the demo street map could not be written: {0}")]
+    Basemap(#[from] crate::basemap::BasemapError),
 }
 
 /// A street after naming: its layout index, code, name and its communities.

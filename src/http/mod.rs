@@ -2,6 +2,7 @@
 //! Only this module knows axum; domain errors become statuses in [`error`].
 
 pub mod auth;
+mod basemap;
 mod body;
 mod cases;
 mod conditional;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub staff_readers: auth::Tokens,
     /// Who may send position reports (besides admins). None configured: only admins.
     pub position_writers: auth::Tokens,
+    /// The basemap files served under `/basemaps` and drawn under the grids in the style.
+    pub basemaps: Arc<crate::basemap::Basemaps>,
 }
 
 impl AppState {
@@ -98,6 +101,7 @@ impl AppState {
             viewer_dir: None,
             base_path: None,
             metrics: Arc::new(metrics::Metrics::new()),
+            basemaps: Arc::default(),
         }
     }
 
@@ -126,6 +130,11 @@ impl AppState {
     /// The same state rendering glyphs from `library`.
     pub fn with_glyphs(self, library: Arc<crate::glyphs::FontLibrary>) -> AppState {
         AppState { glyphs: library, ..self }
+    }
+
+    /// The same state serving these basemaps (`/basemaps`, and in the style under the grids).
+    pub fn with_basemaps(self, basemaps: crate::basemap::Basemaps) -> AppState {
+        AppState { basemaps: Arc::new(basemaps), ..self }
     }
 
     /// The same state serving the viewer's files found in `dir` instead of the compiled-in
@@ -287,6 +296,9 @@ fn routes(state: AppState) -> Router {
         .route("/tiles/{layers}/{z}/{x}/{y}", get(tiles::tile))
         .route("/styles/citygrid.json", get(tiles::style))
         .route("/fonts/{fontstack}/{range}", get(fonts::glyphs))
+        .route("/basemaps", get(basemap::list))
+        .route("/basemaps/{id}", get(basemap::tilejson_handler))
+        .route("/basemaps/{id}/{z}/{x}/{y}", get(basemap::tile))
         .route("/ogc", get(ogc::landing))
         .route("/ogc/", get(ogc::landing))
         .route("/ogc/conformance", get(ogc::conformance))

@@ -66,6 +66,9 @@ use crate::world::World;
         super::staff::nearest,
         super::staff::list,
         super::staff::events,
+        super::basemap::list,
+        super::basemap::tilejson_handler,
+        super::basemap::tile,
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -77,7 +80,7 @@ use crate::world::World;
         (name = "cases", description = "the case log: routing decisions read back, and their statistics"),
         (name = "datasets", description = "versioned datasets: uploads, versions, rollback"),
         (name = "staff", description = "field staff (监督员, 网格员): positions, nearest staff, grid enter/leave events; private (staff token)"),
-        (name = "tiles", description = "vector tiles, TileJSON, the MapLibre style and its glyphs"),
+        (name = "tiles", description = "vector tiles, TileJSON, the MapLibre style and its glyphs, basemaps from local MBTiles/PMTiles files"),
         (name = "ogc", description = "OGC API – Features (Part 1 and 2) of the grids, components and zones; /ogc/api is its own OpenAPI 3.0 definition"),
     )
 )]

@@ -560,11 +560,19 @@ pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Respo
     responses((status = 200, description = "a MapLibre style (version 8)", body = Object),
         (status = 304, description = "the client's If-None-Match names it"),
         (status = 400, description = "unknown_datum", body = super::error::ErrorBody)))]
-pub async fn style(RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn style(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     let datum = tile_datum(&Params::parse(q.as_deref())?)?;
-    let body = STYLE_TEMPLATE
-        .replace("{{BASE_URL}}", &base_url(&headers))
+    let base = base_url(&headers);
+    let mut body = STYLE_TEMPLATE
+        .replace("{{BASE_URL}}", &base)
         .replace("{{DATUM_QUERY}}", datum_query(datum));
+    if !state.basemaps.is_empty() && datum == Datum::Wgs84 {
+        // The basemaps' sources and layers under the grids (src/http/basemap.rs); they are
+        // WGS84, so a GCJ-02 style (for AMap/Tencent base maps) goes without them.
+        let mut style: Value = serde_json::from_str(&body).expect("the built-in style is JSON");
+        super::basemap::add_to_style(&mut style, &state, &base);
+        body = style.to_string();
+    }
     Ok(validated_json(body, &headers, METADATA_CACHE_CONTROL))
 }
 

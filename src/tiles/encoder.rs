@@ -139,6 +139,19 @@ impl LayerBuilder {
         f.geometry.push(command(CLOSE_PATH, 1));
     }
 
+    /// Appends a line string (at least 2 points, no two consecutive equal): MoveTo 1,
+    /// LineTo n-1. Several calls on one feature make a multi-line string.
+    pub fn line(&mut self, f: &mut Feature, line: &[[i32; 2]]) {
+        debug_assert!(line.len() >= 2);
+        f.geometry.reserve(line.len() * 2 + 2);
+        f.geometry.push(command(MOVE_TO, 1));
+        self.delta(f, line[0]);
+        f.geometry.push(command(LINE_TO, (line.len() - 1) as u32));
+        for &p in &line[1..] {
+            self.delta(f, p);
+        }
+    }
+
     #[inline]
     fn delta(&mut self, f: &mut Feature, p: [i32; 2]) {
         f.geometry.push(zigzag(p[0] - self.cursor[0]));

@@ -55,11 +55,11 @@
 //! holds exactly the components whose position lies in its cell, so a tile's clusters count
 //! exactly the components in the tile, and all tiles of a zoom count each component once.
 
-mod clip;
+pub(crate) mod clip;
 mod components;
-mod encoder;
+pub(crate) mod encoder;
 mod grids;
-mod mercator;
+pub(crate) mod mercator;
 mod shapes;
 mod topology;
 pub mod vector_tile;

@@ -4,7 +4,8 @@
 //
 // Checks: the page says plainly when MapLibre does not load; MapLibre, the style's glyphs and
 // everything else come from the server itself (no other origin, no 404), and the bytes of a cold
-// start are logged; the map renders the server's tiles; a click shows the grid chain of the point; a click on a component shows its units; the
+// start are logged; the map renders the server's tiles; the demo's street map shows under the
+// grids and the basemap switch hides it; a click shows the grid chain of the point; a click on a component shows its units; the
 // search box finds a grid; a level toggle hides that level; the zone toggles hide and show the
 // zones, and a click in a zone shows its name, layer, id and unit; case routing routes a case and
 // highlights the unit's area (skipped, with a log line, only while GET /v1/cases/types is a 404);
@@ -137,10 +138,27 @@ try {
       const sizes = await r.request().sizes().catch(() => null);
       const n = sizes ? sizes.responseBodySize + sizes.responseHeadersSize : 0;
       total += n;
-      const kind = r.url().includes('/vendor/') ? 'maplibre' : r.url().includes('/tiles/') ? 'tiles' : r.url().includes('/fonts/') ? 'glyphs' : 'other';
+      const kind = r.url().includes('/vendor/') ? 'maplibre' : r.url().includes('/tiles/') ? 'tiles' : r.url().includes('/basemaps/') ? 'basemap' : r.url().includes('/fonts/') ? 'glyphs' : 'other';
       by[kind] = (by[kind] ?? 0) + n;
     }
     log(`ok: ${seen.length} requests, all to the server; cold start ${total} bytes on the wire (${JSON.stringify(by)}); ${glyphs.length} glyph ranges`);
+  }
+
+  // 2b. The demo's own street map lies under the grids, and the basemap switch (底图) hides it
+  // and shows it again.
+  {
+    const roads = () => page.evaluate(() => window.citygridMap.queryRenderedFeatures().filter((f) => f.sourceLayer === 'transportation').length);
+    assert.ok(await page.locator('#basemaps').isVisible(), 'the basemap switch shows');
+    assert.ok(await page.isChecked('#basemap-choice input[value="vector"]'), 'the street map is on');
+    const before = await roads();
+    assert.ok(before > 0, 'streets drawn on the first screen');
+    await page.check('#basemap-choice input[value="none"]');
+    await waitIdle(page);
+    assert.equal(await roads(), 0, 'no streets with the basemap off');
+    await page.check('#basemap-choice input[value="vector"]');
+    await waitIdle(page);
+    assert.ok((await roads()) > 0, 'streets back with the street map');
+    log(`ok: the demo street map draws ${before} road features under the grids; the switch hides and shows it`);
   }
 
   // 3. A click anywhere: the grid chain, chief and responsible unit of that point.

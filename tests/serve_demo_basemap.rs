@@ -1,0 +1,105 @@
+//! `serve --demo` serves the demo city's own street map: the real binary on the tiny demo, the
+//! style has the basemap under the grids, and the z14 tile at the city's centre decodes (prost)
+//! to `transportation` lines with classes and `transportation_name` with road names. When GDAL
+//! is installed (CI: gdal-bin), `ogrinfo` reads the MBTiles file the demo wrote as an
+//! independent oracle.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use prost::Message;
+use serde_json::Value;
+
+use citygrid::tiles::vector_tile::Tile;
+
+fn http_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, response[split + 4..].to_vec())
+}
+
+fn tile_at(lon: f64, lat: f64, z: u8) -> (u32, u32) {
+    let n = f64::from(1u32 << z);
+    let r = lat.to_radians();
+    (((lon + 180.0) / 360.0 * n) as u32, ((1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0 * n) as u32)
+}
+
+#[test]
+fn serve_demo_has_streets_on_the_first_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
+        .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let result = std::panic::catch_unwind(|| {
+        let (status, body) = http_get(&addr, "/styles/citygrid.json");
+        assert_eq!(status, 200);
+        let style: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(style["sources"]["basemap-demo-streets"]["type"], "vector");
+        let layers = style["layers"].as_array().unwrap();
+        let road = layers.iter().position(|l| l["id"] == "basemap-demo-streets-road").expect("road layer");
+        let grids = layers.iter().position(|l| l["source"] == "citygrid").unwrap();
+        assert!(road < grids, "streets under the grids");
+
+        let (status, body) = http_get(&addr, "/basemaps/demo-streets");
+        assert_eq!(status, 200);
+        let tj: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((tj["minzoom"].as_u64(), tj["maxzoom"].as_u64()), (Some(10), Some(16)));
+
+        let (_, body) = http_get(&addr, "/health");
+        let health: Value = serde_json::from_slice(&body).unwrap();
+        let (lon, lat) = (health["center"][0].as_f64().unwrap(), health["center"][1].as_f64().unwrap());
+        let (x, y) = tile_at(lon, lat, 14);
+        let (status, body) = http_get(&addr, &format!("/basemaps/demo-streets/14/{x}/{y}.pbf"));
+        assert_eq!(status, 200);
+        let tile = Tile::decode(body.as_slice()).expect("an identity MVT for a client without gzip");
+        let layer = |name: &str| tile.layers.iter().find(|l| l.name == name).unwrap_or_else(|| panic!("no {name} layer"));
+        let roads = layer("transportation");
+        assert!(roads.features.len() >= 4, "{} roads", roads.features.len());
+        let classes: Vec<&str> = roads.values.iter().filter_map(|v| v.string_value.as_deref()).collect();
+        assert!(classes.contains(&"minor"), "{classes:?}");
+        let names = layer("transportation_name");
+        assert!(names.values.iter().filter_map(|v| v.string_value.as_deref()).any(|n| n.ends_with('路') || n.ends_with('街') || n.ends_with("大道")));
+        assert!(!layer("landuse").features.is_empty());
+    });
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+
+    // GDAL's MBTiles driver reads the file the demo wrote (skipped without GDAL).
+    let file = data.join("basemaps/demo-streets.mbtiles");
+    assert!(file.exists());
+    match Command::new("ogrinfo").args(["-ro", "-al", "-so"]).arg(&file).output() {
+        Err(_) => eprintln!("ogrinfo not installed: GDAL oracle skipped"),
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+            for want in ["Layer name: transportation", "Layer name: transportation_name", "Layer name: landuse", "name: String"] {
+                assert!(text.contains(want), "{want} in:\n{text}");
+            }
+            let count = text
+                .split("Layer name: transportation\n")
+                .nth(1)
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Feature Count: ")))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            assert!(count > 0, "GDAL counts transportation features:\n{text}");
+        }
+    }
+}
