@@ -4,7 +4,8 @@
 #
 #   web-viewer/e2e/run.sh [BINARY]      # default ./target/release/citygrid
 #
-# Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), SCREENSHOT (default
+# Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), ZOOM_SHOTS (the directory for
+# zooms.test.mjs's screenshots; default a new one under the system tmp dir), SCREENSHOT (default
 # target/viewer.png), CHROMIUM (default /usr/bin/chromium), BASE_PATH (e.g. /citygrid: the
 # server runs with --base-path and the page is tested under it; default none), FONTS_DIR (the
 # server's --fonts; default none: the built-in font).
@@ -57,5 +58,8 @@ echo "== web viewer e2e against http://$addr${BASE_PATH:-}/viewer/"
 status=0
 cd "$repo"
 CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
+# Readable at every zoom, in pixels: grids, labels, components (and a basemap's streets) at
+# z12/z14/z16/z18, clusters off the labels; screenshots kept under $ZOOM_SHOTS (printed).
+[ "$status" = 0 ] && { CITYGRID_URL="http://$addr${BASE_PATH:-}" node web-viewer/e2e/zooms.test.mjs || status=$?; }
 [ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
 exit "$status"
