@@ -8,7 +8,7 @@
 //! # Clusters
 //! Below the full zoom (and in tiles the density guard clusters) a tile's components are
 //! clustered greedily on their positions, density-adaptively (like supercluster, but within
-//! the one tile): the tile is cut into [`CELLS`] × [`CELLS`] fine cells (8 px of a 512 px
+//! the one tile): the tile is cut into [`CELLS`] × [`CELLS`] fine cells (16 px of a 512 px
 //! tile); the non-empty cells, heaviest first (ties: Morton order), each start a cluster unless
 //! already taken, and take every free cell whose mean lies within [`RADIUS_PER_TILE`] of a tile
 //! side (48 px of a 512 px tile) of their own mean. A cluster is one point at the mean Web
@@ -24,7 +24,7 @@
 //! Clusters never reach across a tile edge. The clusters of a tile therefore count exactly the
 //! components inside it, and the clusters of all tiles of a zoom count every component once.
 //! The same tile always gives the same clusters. Fine-cell aggregates are precomputed per zoom
-//! at build while they stay few (at most 1/32 of the components, plus 1024); denser zooms
+//! at build while they stay few (at most 1/16 of the components, plus 1024); denser zooms
 //! aggregate on the fly from the sorted run, which is one linear pass.
 
 use super::encoder::{LayerBuilder, str_value, uint_value};
@@ -36,10 +36,10 @@ use super::vector_tile::tile::GeomType;
 use crate::crs::Datum;
 use crate::model::{City, ClassCode, ComponentCode, Status};
 
-/// Fine cells per tile side that clusters are built from (a power of two): 8 px of a 512 px
-/// tile.
-pub const CELLS: u32 = 64;
-const CELL_BITS: u8 = 6;
+/// Fine cells per tile side that clusters are built from (a power of two): 16 px of a 512 px
+/// tile, a third of the cluster radius.
+pub const CELLS: u32 = 32;
+const CELL_BITS: u8 = 5;
 /// Cluster radius as a fraction of the tile side: 3/32, i.e. 48 px of a 512 px tile (384 of
 /// 4096 tile units).
 pub const RADIUS_PER_TILE: f64 = 3.0 / 32.0;
@@ -167,7 +167,7 @@ impl ComponentLayer {
                 below += shared_hist[l];
             }
         }
-        let limit = n / 32 + 1024;
+        let limit = n / 16 + 1024;
         let top = (0..self.full_zoom).rev().find(|&z| distinct[cell_level(z) as usize] <= limit);
         let Some(top) = top else { return };
         // Finest precomputed level from the components, coarser ones by merging.
