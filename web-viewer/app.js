@@ -654,6 +654,38 @@ function setupBasemapSwitch(map, style) {
 
 // ---------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------
+// Cluster bubbles: a symbol icon, so that they take part in label collision (circles never do).
+
+const CLUSTER_ICON = 'citygrid-cluster';
+
+/**
+ * The style's `component-clusters` layer draws `icon-image: citygrid-cluster`; the style has no
+ * sprite, so the page supplies the image when MapLibre asks for it (its missing-image resolver):
+ * a signed distance field of a disc (64 px at pixel ratio 2, radius 26 px, 6 px of field around
+ * it), which the style colours (`icon-color`) and rings (`icon-halo-*`). A client without it
+ * draws the counts alone.
+ */
+function supplyClusterIcon(map) {
+  const add = (id) => {
+    if (id !== CLUSTER_ICON || map.hasImage(CLUSTER_ICON)) return;
+    const size = 64;
+    const radius = 26;
+    const data = new Uint8Array(size * size * 4);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        // MapLibre's SDF: 0.75 on the edge, 1/8 per pixel inwards / outwards.
+        const inside = radius - Math.hypot(x + 0.5 - size / 2, y + 0.5 - size / 2);
+        const a = Math.max(0, Math.min(1, 0.75 + inside / 8));
+        data.set([255, 255, 255, Math.round(a * 255)], (y * size + x) * 4);
+      }
+    }
+    map.addImage(CLUSTER_ICON, { width: size, height: size, data }, { sdf: true, pixelRatio: 2 });
+  };
+  if (map.setMissingStyleImageResolver) map.setMissingStyleImageResolver(add);
+  else map.on('styleimagemissing', (e) => add(e.id));
+}
+
 async function main() {
   const maplibregl = await loadMapLibre();
   if (!maplibregl) return;
@@ -682,6 +714,7 @@ async function main() {
     hash: true,
   });
   window.citygridMap = map;
+  supplyClusterIcon(map);
   map.addControl(new maplibregl.NavigationControl({ visualizePitch: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-right');
   legend(map, health, style);
@@ -701,7 +734,7 @@ async function main() {
   if (sourceUrl) watchVersions(map, health, style, sourceUrl);
 
   const pointLayers = state.pointLayers.map((l) => l.id);
-  const clusterLayers = state.clusterLayers.filter((l) => map.getLayer(l.id)?.type === 'circle').map((l) => l.id);
+  const clusterLayers = state.clusterLayers.filter((l) => map.getLayer(l.id)).map((l) => l.id);
   const zoneFills = state.zoneLayers.filter((l) => map.getLayer(l.id)?.type === 'fill').map((l) => l.id);
   const near = (p, r) => [[p.x - r, p.y - r], [p.x + r, p.y + r]];
 

@@ -6,16 +6,26 @@
 //! component: key, index, major class and status).
 //!
 //! # Clusters
-//! Below the full zoom a tile is cut into a fixed grid of [`CELLS`] × [`CELLS`] cells; every
-//! non-empty cell gives one cluster feature at the mean position of its components, with
-//! `point_count` and counts per major class and per non-intact status. A component belongs to
-//! the one tile (and cell) that contains its position: tiles and cells are half-open,
-//! `x0 ≤ x < x1`, `y0 ≤ y < y1` in Web Mercator (quantised to 2^-32 of the world, ~1 cm), so a
-//! component on a tile edge belongs to the tile to its east / south. The clusters of a tile
-//! therefore count exactly the components inside it, and the clusters of all tiles of a zoom
-//! count every component once. Cell aggregates are precomputed per zoom at build while they
-//! stay few (at most 1/32 of the components, plus 1024); denser zooms aggregate on the fly
-//! from the sorted run, which is one linear pass.
+//! Below the full zoom (and in tiles the density guard clusters) a tile's components are
+//! clustered greedily on their positions, density-adaptively (like supercluster, but within
+//! the one tile): the tile is cut into [`CELLS`] × [`CELLS`] fine cells (16 px of a 512 px
+//! tile); the non-empty cells, heaviest first (ties: Morton order), each start a cluster unless
+//! already taken, and take every free cell whose mean lies within [`RADIUS_PER_TILE`] of a tile
+//! side (48 px of a 512 px tile) of their own mean. A cluster is one point at the mean Web
+//! Mercator position of all its components, with `point_count` and counts per major class and
+//! per non-intact status. So a sparse area shows its components one by one (`point_count` 1,
+//! at the component's own position: a component with no other within two radii is always
+//! alone), a dense one a few heavy clusters at the centres of mass — never one bubble per
+//! cell of a fixed lattice — and the cluster seeds are more than a radius apart.
+//!
+//! A component belongs to the one tile (and cell) that contains its position: tiles and cells
+//! are half-open, `x0 ≤ x < x1`, `y0 ≤ y < y1` in Web Mercator (quantised to 2^-32 of the
+//! world, ~1 cm), so a component on a tile edge belongs to the tile to its east / south.
+//! Clusters never reach across a tile edge. The clusters of a tile therefore count exactly the
+//! components inside it, and the clusters of all tiles of a zoom count every component once.
+//! The same tile always gives the same clusters. Fine-cell aggregates are precomputed per zoom
+//! at build while they stay few (at most 1/16 of the components, plus 1024); denser zooms
+//! aggregate on the fly from the sorted run, which is one linear pass.
 
 use super::encoder::{LayerBuilder, str_value, uint_value};
 use super::mercator::{
@@ -26,9 +36,18 @@ use super::vector_tile::tile::GeomType;
 use crate::crs::Datum;
 use crate::model::{City, ClassCode, ComponentCode, Status};
 
-/// Cells per tile side for clusters (a power of two).
-pub const CELLS: u32 = 16;
-const CELL_BITS: u8 = 4;
+/// Fine cells per tile side that clusters are built from (a power of two): 16 px of a 512 px
+/// tile, a third of the cluster radius.
+pub const CELLS: u32 = 32;
+const CELL_BITS: u8 = 5;
+/// Cluster radius as a fraction of the tile side: 3/32, i.e. 48 px of a 512 px tile (384 of
+/// 4096 tile units).
+pub const RADIUS_PER_TILE: f64 = 3.0 / 32.0;
+
+/// The cell level (Morton bits per axis) of the fine cells of zoom `z`.
+fn cell_level(z: u8) -> u8 {
+    (z + CELL_BITS).min(32)
+}
 
 /// Property keys of component features. The name and the three units are not in the tile:
 /// a popup asks `/v1/components/{code}` (this keeps a dense z16 tile ~25% smaller).
@@ -148,14 +167,14 @@ impl ComponentLayer {
                 below += shared_hist[l];
             }
         }
-        let limit = n / 32 + 1024;
-        let top = (0..self.full_zoom).rev().find(|&z| distinct[(z + CELL_BITS) as usize] <= limit);
+        let limit = n / 16 + 1024;
+        let top = (0..self.full_zoom).rev().find(|&z| distinct[cell_level(z) as usize] <= limit);
         let Some(top) = top else { return };
         // Finest precomputed level from the components, coarser ones by merging.
         let m = self.majors.len();
-        let mut level = self.aggregate_range(0, n, top + CELL_BITS);
+        let mut level = self.aggregate_range(0, n, cell_level(top));
         for z in (0..=top).rev() {
-            let coarser = (z > 0).then(|| merge(&level, z - 1 + CELL_BITS, m));
+            let coarser = (z > 0).then(|| merge(&level, cell_level(z - 1), m));
             self.clusters[z as usize] = Some(level);
             match coarser {
                 Some(c) => level = c,
@@ -307,16 +326,16 @@ impl ComponentLayer {
             Some(l) => l,
             None => {
                 let (a, b) = self.run(z, tx, ty);
-                owned = self.aggregate_range(a, b, z + CELL_BITS);
+                owned = self.aggregate_range(a, b, cell_level(z));
                 &owned
             }
         };
         let (lo, hi) = tile_key_range(z, tx, ty);
         let a = level.keys.partition_point(|&k| k < lo);
         let b = a + level.keys[a..].partition_point(|&k| k <= hi);
+        let clusters = cluster_cells(level, a, b, z, tx, ty, m);
         let wgs = is_wgs84(datum);
-        for c in a..b {
-            let agg = &level.aggs[c];
+        for (c, agg) in clusters.aggs.iter().enumerate() {
             let n = agg.count as u64;
             let mean = [((agg.sx + n / 2) / n) as u32, ((agg.sy + n / 2) / n) as u32];
             let w = if wgs { dequantize(mean) } else { shifted(mean, datum) };
@@ -333,12 +352,12 @@ impl ComponentLayer {
             for (s, &count) in agg.status.iter().enumerate() {
                 tag(&mut f, 1 + s as u32, count as u64);
             }
-            for (j, &count) in level.majors[c * m..(c + 1) * m].iter().enumerate() {
+            for (j, &count) in clusters.majors[c * m..(c + 1) * m].iter().enumerate() {
                 if count > 0 {
                     tag(&mut f, (CLUSTER_KEYS.len() + j) as u32, count as u64);
                 }
             }
-            // The mean of points in a cell lies in the cell, so in [0, extent).
+            // The mean of points in the tile lies in the tile, so in [0, extent).
             let p = [(t[0].floor() as i32).clamp(0, i32::MAX), (t[1].floor() as i32).clamp(0, i32::MAX)];
             out.point(&mut f, p);
             out.end_feature(f);
@@ -392,6 +411,94 @@ fn merge(fine: &ClusterLevel, cell_level: u8, m: usize) -> ClusterLevel {
         let base = out.majors.len() - m;
         for j in 0..m {
             out.majors[base + j] += fine.majors[i * m + j];
+        }
+    }
+    out
+}
+
+/// Clusters of the fine cells `level[a..b]` (the non-empty cells of tile z/tx/ty), greedy and
+/// deterministic: cells by descending count (ties: ascending key) each seed a cluster unless
+/// taken, and take every free cell whose mean lies within the radius of the seed's mean. A
+/// spatial hash of radius-sized buckets keeps it linear in the cells. The clusters come out in
+/// seed order (heaviest seed first), `keys` holding each seed's cell key.
+fn cluster_cells(level: &ClusterLevel, a: usize, b: usize, z: u8, tx: u32, ty: u32, m: usize) -> ClusterLevel {
+    let mut out = ClusterLevel { keys: Vec::new(), aggs: Vec::new(), majors: Vec::new() };
+    let n = b - a;
+    if n == 0 {
+        return out;
+    }
+    // Positions relative to the tile's north-west corner, in 2^-32 of the world.
+    let side = 1u64 << (32 - z.min(32) as u32);
+    let (ox, oy) = (tx as u64 * side, ty as u64 * side);
+    let radius = ((side as f64 * RADIUS_PER_TILE) as u64).max(1);
+    let buckets = (side.div_ceil(radius) as usize).max(1);
+    let pos: Vec<[i64; 2]> = level.aggs[a..b]
+        .iter()
+        .map(|g| {
+            let c = g.count as u64;
+            [((g.sx + c / 2) / c).saturating_sub(ox) as i64, ((g.sy + c / 2) / c).saturating_sub(oy) as i64]
+        })
+        .collect();
+    let bucket_of = |p: [i64; 2]| -> (usize, usize) {
+        (((p[0] as u64 / radius) as usize).min(buckets - 1), ((p[1] as u64 / radius) as usize).min(buckets - 1))
+    };
+    // Counting sort of the cells into buckets.
+    let mut start = vec![0u32; buckets * buckets + 1];
+    for &p in &pos {
+        let (bx, by) = bucket_of(p);
+        start[by * buckets + bx + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut fill = start.clone();
+    let mut members = vec![0u32; n];
+    for (i, &p) in pos.iter().enumerate() {
+        let (bx, by) = bucket_of(p);
+        let slot = &mut fill[by * buckets + bx];
+        members[*slot as usize] = i as u32;
+        *slot += 1;
+    }
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(level.aggs[a + i as usize].count));
+    let mut taken = vec![false; n];
+    let r2 = (radius as i128) * (radius as i128);
+    for &seed in &order {
+        let seed = seed as usize;
+        if taken[seed] {
+            continue;
+        }
+        let p = pos[seed];
+        let (bx, by) = bucket_of(p);
+        out.keys.push(level.keys[a + seed]);
+        out.aggs.push(Agg::default());
+        out.majors.extend(std::iter::repeat_n(0, m));
+        let base = out.majors.len() - m;
+        let agg = out.aggs.last_mut().expect("pushed");
+        for y in by.saturating_sub(1)..(by + 2).min(buckets) {
+            for x in bx.saturating_sub(1)..(bx + 2).min(buckets) {
+                let cell = y * buckets + x;
+                for &j in &members[start[cell] as usize..start[cell + 1] as usize] {
+                    let j = j as usize;
+                    let q = pos[j];
+                    let (dx, dy) = ((q[0] - p[0]) as i128, (q[1] - p[1]) as i128);
+                    if taken[j] || dx * dx + dy * dy > r2 {
+                        continue;
+                    }
+                    taken[j] = true;
+                    let g = &level.aggs[a + j];
+                    agg.count += g.count;
+                    agg.sx += g.sx;
+                    agg.sy += g.sy;
+                    for s in 0..3 {
+                        agg.status[s] += g.status[s];
+                    }
+                    let from = (a + j) * m;
+                    for k in 0..m {
+                        out.majors[base + k] += level.majors[from + k];
+                    }
+                }
+            }
         }
     }
     out

@@ -49,11 +49,14 @@
 //! and units are left to `/v1/components/{code}`.
 //!
 //! Below it, and in any tile holding more than [`TileConfig::max_points_per_tile`]
-//! components (the density guard): clusters. Each tile is cut into 16 × 16 cells; each non-empty cell is one point
-//! at the mean Web Mercator position of its components, with `point_count`, `damaged`,
-//! `missing`, `occupied`, and `count_XX` per major class `XX` (absent when 0). A cluster
-//! holds exactly the components whose position lies in its cell, so a tile's clusters count
-//! exactly the components in the tile, and all tiles of a zoom count each component once.
+//! components (the density guard): clusters, density-adaptive (greedy on the positions within
+//! a radius of 3/32 of a tile, 48 px of a 512 px tile; see `components.rs`), so a sparse area
+//! shows single components (`point_count` 1) and a dense one a few heavy clusters, not a
+//! lattice. Each is one point at the mean Web Mercator position of its components, with
+//! `point_count`, `damaged`, `missing`, `occupied`, and `count_XX` per major class `XX`
+//! (absent when 0). A cluster holds components of its own tile only, so a tile's clusters
+//! count exactly the components in the tile, and all tiles of a zoom count each component
+//! once.
 
 pub(crate) mod clip;
 mod components;
@@ -79,7 +82,7 @@ use grids::GridLayer;
 use mercator::TileFrame;
 use zones::ZoneLayer;
 
-pub use components::CELLS as CLUSTER_CELLS;
+pub use components::{CELLS as CLUSTER_CELLS, RADIUS_PER_TILE as CLUSTER_RADIUS_PER_TILE};
 pub use topology::TOLERANCE_UNITS as SIMPLIFY_TOLERANCE_UNITS;
 
 /// A tile layer.
@@ -330,8 +333,8 @@ impl TileSet {
                 LayerInfo {
                     id: layer.name(),
                     description: "Components (code, class, major, status) from component_full_zoom on; below \
-                                  it, and in tiles denser than max_points_per_tile, clusters of a 16x16 grid of cells \
-                                  per tile with point_count, damaged, missing, occupied and count_XX per major class \
+                                  it, and in tiles denser than max_points_per_tile, density-adaptive clusters (radius 3/32 \
+                                  of a tile, within the tile) with point_count, damaged, missing, occupied and count_XX per major class \
                                   (absent = 0)",
                     fields,
                     minzoom: 0,

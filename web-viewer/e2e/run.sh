@@ -4,7 +4,9 @@
 #
 #   web-viewer/e2e/run.sh [BINARY]      # default ./target/release/citygrid
 #
-# Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), SCREENSHOT (default
+# Then starts `serve --demo` (ZOOMS_PRESET, default wuzhong) and runs e2e/zooms.test.mjs against it.
+# Environment: DEMO_PRESET (tiny|wuzhong|xicheng, default tiny), ZOOM_SHOTS (the directory for
+# zooms.test.mjs's screenshots; default a new one under the system tmp dir), SCREENSHOT (default
 # target/viewer.png), CHROMIUM (default /usr/bin/chromium), BASE_PATH (e.g. /citygrid: the
 # server runs with --base-path and the page is tested under it; default none), FONTS_DIR (the
 # server's --fonts; default none: the built-in font).
@@ -57,5 +59,24 @@ echo "== web viewer e2e against http://$addr${BASE_PATH:-}/viewer/"
 status=0
 cd "$repo"
 CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
-[ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; }
+[ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; exit "$status"; }
+
+# Readable at every zoom, in pixels: grids, labels, components (and a basemap's streets) at
+# z12/z14/z16/z18, clusters off the labels; screenshots kept under $ZOOM_SHOTS (printed). Against
+# `serve --demo` as the README runs it (the Wuzhong demo city; ZOOMS_PRESET to change it).
+kill "$pid" 2>/dev/null || true
+wait "$pid" 2>/dev/null || true
+"$bin" serve --demo --demo-preset "${ZOOMS_PRESET:-wuzhong}" --data "$tmp/zooms-data" --bind 127.0.0.1:0 \
+  ${BASE_PATH:+--base-path "$BASE_PATH"} ${FONTS_DIR:+--fonts "$FONTS_DIR"} >"$tmp/zooms-out" 2>"$tmp/zooms-log" &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q 'listening on' "$tmp/zooms-out" && break
+  kill -0 "$pid" 2>/dev/null || { echo "server exited early:"; cat "$tmp/zooms-log"; exit 1; }
+  sleep 0.5
+done
+addr=$(sed -n 's#.*listening on http://##p' "$tmp/zooms-out")
+[ -n "$addr" ] || { echo "server did not start in time:"; cat "$tmp/zooms-log"; exit 1; }
+echo "== readable at every zoom (${ZOOMS_PRESET:-wuzhong} demo) against http://$addr${BASE_PATH:-}/viewer/"
+CITYGRID_URL="http://$addr${BASE_PATH:-}" node web-viewer/e2e/zooms.test.mjs || status=$?
+[ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/zooms-log"; }
 exit "$status"
