@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of citygrid's readers of untrusted input (docs/fuzzing.md), stable
 # Rust only: cargo-fuzz + libFuzzer without a sanitizer (`--sanitizer none`: coverage through
 # stable -C flags, no -Z flag). Builds fuzz/, replays fuzz/regressions/<target>/, then fuzzes
-# each target for FUZZ_SECONDS (default 25 s: 12 targets, about 5 minutes) from the seeds in
+# each target for FUZZ_SECONDS (default 25 s: 13 targets, about 6 minutes) from the seeds in
 # fuzz/corpus/<target>/. Any crash, timeout (> 10 s on one input), allocation over 256 MiB or
 # RSS over 2 GiB fails the script; the input is printed (base64) and kept in
 # fuzz/artifacts/<target>/.
