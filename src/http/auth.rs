@@ -69,8 +69,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Proof that the request carries a configured admin token.
 pub struct Admin;
 
-/// Why a write was refused.
+/// Why a request was refused: the JSON error, and whether to send a `WWW-Authenticate`
+/// challenge (401 only).
 pub struct Refused(ApiError, bool);
+
+impl Refused {
+    /// 401 `unauthorized` with a challenge: no `Authorization` header.
+    fn unauthorized(message: &'static str) -> Refused {
+        Refused(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message), true)
+    }
+
+    /// 403 with `code`: a token was sent but this role does not accept it.
+    fn forbidden(code: &'static str, message: &'static str) -> Refused {
+        Refused(ApiError::new(StatusCode::FORBIDDEN, code, message), false)
+    }
+}
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -83,29 +96,30 @@ impl IntoResponse for Refused {
     }
 }
 
+/// The bearer token the request presents (`""` for a header that is not `Bearer …`), or 401
+/// with `missing` when it has no `Authorization` header.
+fn presented<'a>(parts: &'a Parts, missing: &'static str) -> Result<&'a str, Refused> {
+    parts.headers.get(AUTHORIZATION).map(bearer).ok_or_else(|| Refused::unauthorized(missing))
+}
+
+/// Whether `token` is one of `roles`' tokens (an empty token never is).
+fn accepted(token: &str, roles: &[&Tokens]) -> bool {
+    !token.is_empty() && roles.iter().any(|t| t.accepts(token))
+}
+
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Refused> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(Refused(
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this is a write: send Authorization: Bearer <admin token>"),
-                true,
-            ));
-        };
-        let token = bearer(value);
+        let token = presented(parts, "this is a write: send Authorization: Bearer <admin token>")?;
         if state.admin.is_empty() {
-            return Err(Refused(
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "writes_disabled",
-                    "writes are disabled on this server: set admin_tokens in the config file or CITYGRID_ADMIN_TOKEN",
-                ),
-                false,
+            return Err(Refused::forbidden(
+                "writes_disabled",
+                "writes are disabled on this server: set admin_tokens in the config file or CITYGRID_ADMIN_TOKEN",
             ));
         }
-        if token.is_empty() || !state.admin.accepts(token) {
-            return Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not write"), false));
+        if !accepted(token, &[&state.admin]) {
+            return Err(Refused::forbidden("forbidden", "this token may not write"));
         }
         Ok(Admin)
     }
@@ -122,19 +136,9 @@ impl FromRequestParts<AppState> for Dispatcher {
         if state.dispatchers.is_empty() {
             return Ok(Dispatcher);
         }
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(Refused(
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "case routing and the case log need a dispatcher: send Authorization: Bearer <dispatcher token>",
-                ),
-                true,
-            ));
-        };
-        let token = bearer(value);
-        if token.is_empty() || !(state.dispatchers.accepts(token) || state.admin.accepts(token)) {
-            return Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not route cases"), false));
+        let token = presented(parts, "case routing and the case log need a dispatcher: send Authorization: Bearer <dispatcher token>")?;
+        if !accepted(token, &[&state.dispatchers, &state.admin]) {
+            return Err(Refused::forbidden("forbidden", "this token may not route cases"));
         }
         Ok(Dispatcher)
     }
@@ -147,15 +151,9 @@ impl FromRequestParts<AppState> for StaffReader {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<StaffReader, Refused> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(Refused(
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "staff positions are private: send Authorization: Bearer <staff token>"),
-                true,
-            ));
-        };
-        let token = bearer(value);
-        if token.is_empty() || !(state.staff_readers.accepts(token) || state.admin.accepts(token)) {
-            return Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not read staff positions (a staff or admin token may)"), false));
+        let token = presented(parts, "staff positions are private: send Authorization: Bearer <staff token>")?;
+        if !accepted(token, &[&state.staff_readers, &state.admin]) {
+            return Err(Refused::forbidden("forbidden", "this token may not read staff positions (a staff or admin token may)"));
         }
         Ok(StaffReader)
     }
@@ -168,35 +166,25 @@ impl FromRequestParts<AppState> for PositionWriter {
     type Rejection = Refused;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<PositionWriter, Refused> {
-        let Some(value) = parts.headers.get(AUTHORIZATION) else {
-            return Err(Refused(
-                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "position reports need Authorization: Bearer <positions token>"),
-                true,
-            ));
-        };
-        let token = bearer(value);
-        if state.admin.accepts(token) || (!token.is_empty() && state.position_writers.accepts(token)) {
+        let token = presented(parts, "position reports need Authorization: Bearer <positions token>")?;
+        if accepted(token, &[&state.admin, &state.position_writers]) {
             return Ok(PositionWriter);
         }
         if state.position_writers.is_empty() {
-            return Err(Refused(
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "positions_disabled",
-                    "position reports are disabled on this server: set positions_tokens in the config file or CITYGRID_POSITIONS_TOKEN",
-                ),
-                false,
+            return Err(Refused::forbidden(
+                "positions_disabled",
+                "position reports are disabled on this server: set positions_tokens in the config file or CITYGRID_POSITIONS_TOKEN",
             ));
         }
-        Err(Refused(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "this token may not send positions"), false))
+        Err(Refused::forbidden("forbidden", "this token may not send positions"))
     }
 }
 
 /// Whether the request carries a token of any role that may see staff positions in a case's
 /// answer: staff, dispatcher or admin (only configured tokens count: an open server gives none).
 pub fn may_see_staff(headers: &axum::http::HeaderMap, state: &AppState) -> bool {
-    let Some(token) = headers.get(AUTHORIZATION).map(bearer).filter(|t| !t.is_empty()) else { return false };
-    state.staff_readers.accepts(token) || state.dispatchers.accepts(token) || state.admin.accepts(token)
+    let token = headers.get(AUTHORIZATION).map(bearer).unwrap_or("");
+    accepted(token, &[&state.staff_readers, &state.dispatchers, &state.admin])
 }
 
 /// The token of an `Authorization: Bearer …` header (`""` if it is not one).
