@@ -6,13 +6,16 @@
 //! GeoJSON, units, rules, calendar) — then every locate, route and a tile checked against the
 //! package's own oracle (fixtures/city-gk/expected.csv, computed by construction with pyproj).
 
+mod common;
 #[path = "tiles_decode.rs"]
 mod tiles_decode;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+
+use common::server::{Server, serve};
 
 fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -32,33 +35,6 @@ fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, se
     (status, json)
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
-        Server { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn citygrid(args: &[&str], data: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).arg("--data").arg(data).output().unwrap()
@@ -72,7 +48,7 @@ fn package() -> PathBuf {
 fn an_empty_directory_is_served_and_has_one_writer() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(&data);
+    let server = Server::start(&mut serve(&data));
     let (status, health) = request(&server.addr, "GET", "/health", None);
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["has_grids"], false, "{health}");
@@ -106,7 +82,7 @@ fn a_gauss_kruger_city_package_from_zero_answers_like_its_oracle() {
     assert!(report.contains("imported: the city package is current"), "{report}");
     assert!(!report.contains("error:"), "a clean package imports without errors:\n{report}");
 
-    let server = Server::start(&data);
+    let server = Server::start(&mut serve(&data));
     let (_, health) = request(&server.addr, "GET", "/health", None);
     assert_eq!(health["has_grids"], true, "{health}");
     assert!(health["city"].as_str().unwrap().contains("星湖示范区"), "{health}");
@@ -186,7 +162,7 @@ fn components_may_come_before_their_grids_and_every_dataset_one_at_a_time() {
     assert!(out.status.success(), "{report}");
     assert!(report.contains("300 kept") && report.contains("no_grids_yet"), "{report}");
     {
-        let server = Server::start(&data);
+        let server = Server::start(&mut serve(&data));
         let (_, health) = request(&server.addr, "GET", "/health", None);
         assert_eq!((health["has_grids"].as_bool(), health["layers"][1]["features"].as_u64()), (Some(false), Some(300)), "{health}");
         let (status, answer) = request(&server.addr, "GET", "/v1/components/3205090118000004", None);
@@ -197,7 +173,7 @@ fn components_may_come_before_their_grids_and_every_dataset_one_at_a_time() {
         let out = citygrid(&["import", dataset, &file(name)], &data);
         assert!(out.status.success(), "{dataset}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
-    let server = Server::start(&data);
+    let server = Server::start(&mut serve(&data));
     let (_, health) = request(&server.addr, "GET", "/health", None);
     assert_eq!(health["has_grids"], true, "{health}");
     let mut reader = csv::Reader::from_path(pkg.join("components.csv")).unwrap();
@@ -238,7 +214,7 @@ fn a_real_citys_package_over_the_demo_replaces_it_whole() {
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}");
     assert!(report.contains("another city") && report.contains("zones, rules"), "{report}");
-    let server = Server::start(&data);
+    let server = Server::start(&mut serve(&data));
     let (_, health) = request(&server.addr, "GET", "/health", None);
     assert!(!health.to_string().contains("demo"), "nothing of the demo is left: {health}");
     let zones = health["layers"].as_array().unwrap().iter().find(|l| l["name"] == "zones").unwrap();

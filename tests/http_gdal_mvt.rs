@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -61,32 +60,14 @@ async fn metadata_json_is_the_tippecanoe_format_gdal_reads() {
 
 /// The tiny demo city served by the real binary (with `env`), stopped on drop.
 struct Server {
-    child: std::process::Child,
-    addr: String,
+    server: common::server::Server,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(env: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
-    Server { child, addr, _dir: dir }
+    let server = common::server::Server::start(common::server::serve_tiny_demo(&dir.path().join("data")).envs(env.iter().copied()));
+    Server { server, _dir: dir }
 }
 
 fn ogrinfo(args: &[&str]) -> String {
@@ -122,7 +103,7 @@ fn gdal_reads_the_tileset_from_its_url() {
         return;
     }
     let root = serve(&[]);
-    let url = format!("MVT:http://{}/tiles/grids,components/14", root.addr);
+    let url = format!("MVT:http://{}/tiles/grids,components/14", root.server.addr);
     let summary = ogrinfo(&["-ro", "-al", "-so", &url]);
     let counts = feature_counts(&summary);
     assert_eq!(counts.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["grids", "components"], "{summary}");
@@ -135,7 +116,7 @@ fn gdal_reads_the_tileset_from_its_url() {
 
     // Under a base path, unclipped, at the zoom of single components: every feature with its code.
     let prefixed = serve(&[("CITYGRID_BASE_PATH", "/citygrid")]);
-    let url = format!("MVT:http://{}/citygrid/tiles/grids,components/16", prefixed.addr);
+    let url = format!("MVT:http://{}/citygrid/tiles/grids,components/16", prefixed.server.addr);
     let all = ogrinfo(&["-ro", "-al", "-oo", "CLIP=NO", &url]);
     let counts = feature_counts(&all);
     assert_eq!(counts.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["grids", "components"], "{}", &all[..all.len().min(3000)]);

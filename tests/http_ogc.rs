@@ -6,8 +6,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -24,6 +23,7 @@ use citygrid::crs::{Crs, Datum};
 use citygrid::http::{AppState, router};
 use citygrid::model::{Component, Grid, Zone};
 use citygrid::world::World;
+use common::server::{Server, serve_tiny_demo};
 
 const HOST: &str = "citygrid.test";
 const BASE: &str = "http://citygrid.test/ogc";
@@ -700,24 +700,8 @@ fn gdal_lists_and_downloads_the_collections() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let server = Kill(child);
-    let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let server = Server::start(&mut serve_tiny_demo(&data));
+    let addr = server.addr.clone();
     let url = format!("OAPIF:http://{addr}/ogc");
     let world = World::new(citygrid::store::Store::open(&data).unwrap().load_city(&|_, _| {}).unwrap());
 

@@ -7,8 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Cursor};
-use std::process::{Command, Stdio};
+use std::io::Cursor;
+use std::process::Command;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -24,6 +24,7 @@ use citygrid::http::{AppState, router};
 use citygrid::store::Store;
 use citygrid::tiles::TileConfig;
 use citygrid::world::{World, WorldHandle};
+use common::server::{Server, serve_tiny_demo};
 
 const HOST: &str = "citygrid.test";
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -468,25 +469,8 @@ fn gdal_reads_the_downloads_over_vsicurl() {
     }
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .env("CITYGRID_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let server = Kill(child);
-    let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let server = Server::start(serve_tiny_demo(&data).env("CITYGRID_ADMIN_TOKEN", TOKEN));
+    let addr = server.addr.clone();
     let world = World::new(Store::open(&data).unwrap().load_city(&|_, _| {}).unwrap());
 
     let run = |args: &[&str]| -> String {

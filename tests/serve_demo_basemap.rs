@@ -4,9 +4,13 @@
 //! is installed (CI: gdal-bin), `ogrinfo` reads the MBTiles file the demo wrote as an
 //! independent oracle.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+use common::server::{Server, serve_tiny_demo};
 
 use prost::Message;
 use serde_json::Value;
@@ -35,16 +39,8 @@ fn tile_at(lon: f64, lat: f64, z: u8) -> (u32, u32) {
 fn serve_demo_has_streets_on_the_first_screen() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
+    let server = Server::start(&mut serve_tiny_demo(&data));
+    let addr = server.addr.clone();
     let result = std::panic::catch_unwind(|| {
         let (status, body) = http_get(&addr, "/styles/citygrid.json");
         assert_eq!(status, 200);
@@ -76,8 +72,7 @@ fn serve_demo_has_streets_on_the_first_screen() {
         assert!(names.values.iter().filter_map(|v| v.string_value.as_deref()).any(|n| n.ends_with('路') || n.ends_with('街') || n.ends_with("大道")));
         assert!(!layer("landuse").features.is_empty());
     });
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    drop(server);
     if let Err(e) = result {
         std::panic::resume_unwind(e);
     }

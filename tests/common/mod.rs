@@ -22,3 +22,4 @@ pub fn tiny_world(dir: &Path) -> WorldHandle {
     WorldHandle::new(World::new(loaded))
 }
 pub mod ingest;
+pub mod server;
