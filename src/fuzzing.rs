@@ -227,7 +227,8 @@ pub fn pmtiles(data: &[u8]) {
 /// A batch of cases (the same bytes as a JSON array, NDJSON and CSV), each case routed in the
 /// tiny demo city.
 pub fn cases(data: &[u8]) {
-    use crate::http::routing::{Batch, BatchFormat, batch_line};
+    use crate::http::routing::batch_line;
+    use crate::routing::batch::{Batch, BatchFormat};
     let world = tiny();
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").expect("a fixed time");
     for format in [BatchFormat::Json, BatchFormat::Ndjson, BatchFormat::Csv] {

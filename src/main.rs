@@ -955,7 +955,8 @@ fn route(args: RouteArgs) -> Result<()> {
 
 /// `citygrid route --file`: one answer line per case on stdout, a summary on stderr.
 fn route_file(file: &Path, data: &Path) -> Result<()> {
-    use citygrid::http::routing::{Batch, BatchFormat, batch_line, error_line};
+    use citygrid::http::routing::{batch_line, error_line};
+    use citygrid::routing::batch::{Batch, BatchFormat};
     use std::io::Write;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -964,7 +965,7 @@ fn route_file(file: &Path, data: &Path) -> Result<()> {
         "ndjson" | "jsonl" => BatchFormat::Ndjson,
         _ => BatchFormat::Csv,
     };
-    let batch = Batch::from_bytes(format, &bytes).map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message))?;
+    let batch = Batch::from_bytes(format, &bytes).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let world = load_world(data)?;
     let now = chrono::Utc::now().with_timezone(&citygrid::routing::china_tz());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -976,9 +977,10 @@ fn route_file(file: &Path, data: &Path) -> Result<()> {
                 failed += usize::from(record.is_none());
                 line
             }
-            Err((id, e)) => {
+            Err(err) => {
+                let (id, e) = *err;
                 failed += 1;
-                error_line(i, id, e)
+                error_line(i, id, e.into())
             }
         };
         serde_json::to_writer(&mut out, &line)?;

@@ -235,14 +235,14 @@ fn a_batch_over_the_case_limit_is_refused_before_its_body_ends() {
     let server = start(ServeLimits::default());
     let mut s = connect(server.addr);
     // Declares 60 MB but sends only the first 100,001 cases, then waits for the answer.
-    let cases = format!("[{}", vec!["{}"; citygrid::http::routing::MAX_BATCH + 1].join(","));
+    let cases = format!("[{}", vec!["{}"; citygrid::routing::batch::MAX_BATCH + 1].join(","));
     write!(s, "POST /v1/cases/route:batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n").unwrap();
     s.write_all(cases.as_bytes()).unwrap();
     s.write_all(b",{}").unwrap();
     let (status, _, body) = read_response(&mut s);
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "batch_too_large");
-    assert_eq!(body["error"]["details"]["max"], citygrid::http::routing::MAX_BATCH);
+    assert_eq!(body["error"]["details"]["max"], citygrid::routing::batch::MAX_BATCH);
     // And over the byte limit, by its declared length alone.
     let mut s = connect(server.addr);
     write!(s, "POST /v1/cases/route:batch HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 900000000\r\n\r\nlon,lat\n").unwrap();

@@ -143,7 +143,7 @@ async fn a_csv_batch_as_excel_writes_it_routes_too() {
 #[tokio::test]
 async fn batches_that_cannot_be_read_are_refused_whole() {
     let f = fixture();
-    let too_many = format!("[{}]", vec!["{}"; citygrid::http::routing::MAX_BATCH + 1].join(","));
+    let too_many = format!("[{}]", vec!["{}"; citygrid::routing::batch::MAX_BATCH + 1].join(","));
     for (ct, body, status, code) in [
         ("application/json", "[]".to_owned(), StatusCode::BAD_REQUEST, "empty_batch"),
         ("application/json", "{\"lon\": 1}".to_owned(), StatusCode::BAD_REQUEST, "invalid_json"),

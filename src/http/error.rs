@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::lookup::LookupError;
 use crate::model::ModelError;
-use crate::routing::RoutingError;
+use crate::routing::batch::{BatchError, MAX_BATCH, MAX_BATCH_BYTES};
+use crate::routing::{InputError, RoutingError};
 
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
@@ -95,6 +96,29 @@ impl From<RoutingError> for ApiError {
             }
             RoutingError::Calendar(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_calendar", message),
             RoutingError::Lookup(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> ApiError {
+        match e {
+            InputError::Invalid { code, message, details } => ApiError::bad_request(code, message).with_details(details),
+            InputError::Lookup(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<BatchError> for ApiError {
+    fn from(e: BatchError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            BatchError::TooManyBytes { bytes } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message)
+                .with_details(json!({"bytes": bytes, "max_bytes": MAX_BATCH_BYTES, "max": MAX_BATCH})),
+            BatchError::TooManyCases { cases } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large", message).with_details(json!({"cases": cases, "max": MAX_BATCH}))
+            }
+            BatchError::Input(e) => ApiError::from(e),
         }
     }
 }

@@ -282,7 +282,7 @@ fn routes(state: AppState) -> Router {
         .route("/v1/cases/route", post(routing::route))
         .route(
             "/v1/cases/route:batch",
-            post(routing::route_batch).layer(axum::extract::DefaultBodyLimit::max(routing::MAX_BATCH_BYTES)),
+            post(routing::route_batch).layer(axum::extract::DefaultBodyLimit::max(crate::routing::batch::MAX_BATCH_BYTES)),
         )
         .route("/v1/cases/types", get(routing::types))
         .route("/v1/rules", get(routing::rules).put(routing::put_rules))

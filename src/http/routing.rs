@@ -21,6 +21,7 @@ use super::lookup::json;
 use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
 use crate::world::World;
+use crate::routing::batch::{Batch, BatchError, BatchFormat, BatchReader, MAX_BATCH_BYTES};
 use crate::routing::{self, china_tz};
 
 /// The answer of `GET /v1/cases/types`.
@@ -308,15 +309,6 @@ fn outcome_of(answer: &RouteAnswer<'_>) -> RoutingOutcome {
     }
 }
 
-impl From<routing::InputError> for ApiError {
-    fn from(e: routing::InputError) -> ApiError {
-        match e {
-            routing::InputError::Invalid { code, message, details } => ApiError::bad_request(code, message).with_details(details),
-            routing::InputError::Lookup(e) => ApiError::from(e),
-        }
-    }
-}
-
 fn audit_failed(e: crate::store::StoreError) -> ApiError {
     ApiError::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -325,10 +317,6 @@ fn audit_failed(e: crate::store::StoreError) -> ApiError {
     )
 }
 
-/// Most cases in one batch.
-pub const MAX_BATCH: usize = 100_000;
-/// Body limit of `POST /v1/cases/route:batch` (100,000 cases of ~300 bytes).
-pub const MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 /// Cases routed, logged and sent per chunk of a batch.
 const BATCH_CHUNK: usize = 1000;
 
@@ -432,7 +420,10 @@ fn route_range(world: &World, batch: &Batch, range: std::ops::Range<usize>, work
         for index in range {
             let (line, record) = match batch.case(index) {
                 Ok(item) => batch_line(world, index, item, now),
-                Err((id, e)) => (error_line(index, id, e), None),
+                Err(err) => {
+                    let (id, e) = *err;
+                    (error_line(index, id, e.into()), None)
+                }
             };
             chunk.add(&line, record);
         }
@@ -462,7 +453,7 @@ fn routing_workers() -> usize {
 
 /// `POST /v1/cases/route:batch`: a JSON array of cases (`application/json`), one case per line
 /// (`application/x-ndjson`), or a CSV with a header of the same field names (`text/csv`; an
-/// optional `id` column is echoed), up to [`MAX_BATCH`] cases and [`MAX_BATCH_BYTES`]. The
+/// optional `id` column is echoed), up to [`MAX_BATCH`](crate::routing::batch::MAX_BATCH) cases and [`MAX_BATCH_BYTES`]. The
 /// limits are enforced while the body arrives: an over-limit batch is refused (413
 /// `batch_too_large`) as soon as it passes them, holding no more than the limit in memory. The
 /// answer streams as newline-delimited JSON, one [`batch_line`] per case in input order; a bad
@@ -494,7 +485,7 @@ pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>,
     })?;
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > MAX_BATCH_BYTES as u64) {
-        return Err(too_many_bytes(n));
+        return Err(BatchError::TooManyBytes { bytes: n }.into());
     }
     let mut reader = BatchReader::new(format, declared.unwrap_or(0) as usize);
     let mut body = body;
@@ -566,301 +557,6 @@ pub async fn route_batch(_dispatcher: Dispatcher, State(state): State<AppState>,
 /// The answer line of a case that could not be read.
 pub fn error_line(index: usize, id: Value, e: ApiError) -> BatchLine<'static> {
     BatchLine { index, id, result: Err(e) }
-}
-
-fn too_many_bytes(n: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "batch_too_large",
-        format!("a batch is at most {} MiB; this one has {} bytes or more: split it", MAX_BATCH_BYTES >> 20, n),
-    )
-    .with_details(json!({"bytes": n, "max_bytes": MAX_BATCH_BYTES, "max": MAX_BATCH}))
-}
-
-fn too_many_cases(n: usize) -> ApiError {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "batch_too_large",
-        format!("a batch holds at most {MAX_BATCH} cases; this one has more ({n} read so far): split it"),
-    )
-    .with_details(json!({"cases": n, "max": MAX_BATCH}))
-}
-
-/// How the cases of a batch are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BatchFormat {
-    /// A JSON array of case objects.
-    Json,
-    /// One JSON case object per line.
-    Ndjson,
-    /// A header row of case fields (and an optional `id`), one case per row.
-    Csv,
-}
-
-impl BatchFormat {
-    /// The format of a media type's essence (`""`: JSON).
-    pub fn from_media_type(essence: &str) -> Option<BatchFormat> {
-        match essence {
-            "application/json" | "" => Some(BatchFormat::Json),
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Some(BatchFormat::Ndjson),
-            "text/csv" => Some(BatchFormat::Csv),
-            _ => None,
-        }
-    }
-}
-
-/// Reads a batch as it arrives: keeps its bytes, finds where each case is, and refuses it as
-/// soon as it passes [`MAX_BATCH`] cases or [`MAX_BATCH_BYTES`].
-pub struct BatchReader {
-    format: BatchFormat,
-    buf: Vec<u8>,
-    /// Where the scan stopped.
-    pos: usize,
-    /// Byte ranges of the cases (JSON, NDJSON) or of the CSV records (the header first).
-    ranges: Vec<(usize, usize)>,
-    /// Start of the current item: a JSON array element, a line or a CSV record.
-    item_start: Option<usize>,
-    depth: u32,
-    in_string: bool,
-    escaped: bool,
-    /// JSON: the array opened / closed.
-    opened: bool,
-    closed: bool,
-    /// Why the bytes are not a batch (reported at the end, or at once for JSON).
-    broken: Option<String>,
-}
-
-impl BatchReader {
-    /// A reader of `format`, expecting about `size_hint` bytes.
-    pub fn new(format: BatchFormat, size_hint: usize) -> BatchReader {
-        BatchReader {
-            format,
-            buf: Vec::with_capacity(size_hint.min(MAX_BATCH_BYTES)),
-            pos: 0,
-            ranges: Vec::new(),
-            item_start: None,
-            depth: 0,
-            in_string: false,
-            escaped: false,
-            opened: false,
-            closed: false,
-            broken: None,
-        }
-    }
-
-    fn cases(&self) -> usize {
-        match self.format {
-            BatchFormat::Csv => self.ranges.len().saturating_sub(1),
-            _ => self.ranges.len(),
-        }
-    }
-
-    /// Adds the next bytes of the body: `413 batch_too_large` once past a limit.
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        if self.buf.len() + chunk.len() > MAX_BATCH_BYTES {
-            return Err(too_many_bytes((self.buf.len() + chunk.len()) as u64));
-        }
-        if self.buf.is_empty() {
-            let chunk = chunk.strip_prefix("\u{feff}".as_bytes()).unwrap_or(chunk);
-            self.buf.extend_from_slice(chunk);
-        } else {
-            self.buf.extend_from_slice(chunk);
-        }
-        self.scan()?;
-        if self.cases() > MAX_BATCH {
-            return Err(too_many_cases(self.cases()));
-        }
-        Ok(())
-    }
-
-    fn scan(&mut self) -> Result<(), ApiError> {
-        while self.pos < self.buf.len() {
-            let i = self.pos;
-            let b = self.buf[i];
-            self.pos += 1;
-            match self.format {
-                BatchFormat::Ndjson => {
-                    if b == b'\n' {
-                        self.end_line(i);
-                    } else if self.item_start.is_none() && !b.is_ascii_whitespace() {
-                        self.item_start = Some(i);
-                    }
-                }
-                BatchFormat::Csv => {
-                    if b == b'"' {
-                        self.in_string = !self.in_string;
-                    }
-                    if b == b'\n' && !self.in_string {
-                        self.end_line(i);
-                    } else if self.item_start.is_none() && !b.is_ascii_whitespace() {
-                        self.item_start = Some(i);
-                    }
-                }
-                BatchFormat::Json => self.scan_json(i, b)?,
-            }
-        }
-        Ok(())
-    }
-
-    fn end_line(&mut self, end: usize) {
-        if let Some(start) = self.item_start.take() {
-            self.ranges.push((start, end));
-        }
-    }
-
-    fn scan_json(&mut self, i: usize, b: u8) -> Result<(), ApiError> {
-        let not_array = || ApiError::bad_request("invalid_json", "a batch is a JSON array of cases");
-        if self.in_string {
-            if self.escaped {
-                self.escaped = false;
-            } else if b == b'\\' {
-                self.escaped = true;
-            } else if b == b'"' {
-                self.in_string = false;
-            }
-            return Ok(());
-        }
-        if b.is_ascii_whitespace() {
-            return Ok(());
-        }
-        if self.closed {
-            return Err(ApiError::bad_request("invalid_json", format!("the body goes on after the array's closing ] (byte {i})")));
-        }
-        if !self.opened {
-            return if b == b'[' {
-                self.opened = true;
-                self.depth = 1;
-                Ok(())
-            } else {
-                Err(not_array())
-            };
-        }
-        if self.depth == 1 {
-            match b {
-                b',' => {
-                    let start = self.item_start.take().unwrap_or(i);
-                    self.ranges.push((start, i));
-                    return Ok(());
-                }
-                b']' => {
-                    if let Some(start) = self.item_start.take() {
-                        self.ranges.push((start, i));
-                    }
-                    self.closed = true;
-                    self.depth = 0;
-                    return Ok(());
-                }
-                _ => {
-                    if self.item_start.is_none() {
-                        self.item_start = Some(i);
-                    }
-                }
-            }
-        }
-        match b {
-            b'"' => self.in_string = true,
-            b'[' | b'{' => self.depth += 1,
-            b']' | b'}' => self.depth = self.depth.saturating_sub(1).max(1),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// The whole body is there: the batch, or why it is not one.
-    pub fn finish(mut self) -> Result<Batch, ApiError> {
-        let end = self.buf.len();
-        match self.format {
-            BatchFormat::Json => {
-                if !self.opened {
-                    return Err(ApiError::bad_request("invalid_json", "a batch is a JSON array of cases"));
-                }
-                if !self.closed {
-                    return Err(ApiError::bad_request("invalid_json", "the JSON array of cases is not closed: the body ends inside it"));
-                }
-            }
-            BatchFormat::Ndjson | BatchFormat::Csv => self.end_line(end),
-        }
-        if let Some(why) = self.broken.take() {
-            return Err(ApiError::bad_request("invalid_json", why));
-        }
-        if self.cases() > MAX_BATCH {
-            return Err(too_many_cases(self.cases()));
-        }
-        if self.cases() == 0 {
-            return Err(ApiError::bad_request("empty_batch", "the batch holds no case"));
-        }
-        let header = match self.format {
-            BatchFormat::Csv => {
-                let (start, stop) = self.ranges[0];
-                Some(routing::input::csv_header(&self.buf[start..stop])?)
-            }
-            _ => None,
-        };
-        Ok(Batch { format: self.format, buf: self.buf, ranges: self.ranges, header })
-    }
-}
-
-/// A batch whose cases are located but not yet parsed: each is read as it is routed.
-pub struct Batch {
-    format: BatchFormat,
-    buf: Vec<u8>,
-    ranges: Vec<(usize, usize)>,
-    header: Option<Vec<String>>,
-}
-
-/// One case of a batch: its JSON object, or its `id` (if readable) and why it is unreadable.
-pub type BatchCase = Result<Value, (Value, ApiError)>;
-
-impl Batch {
-    /// Reads a whole batch held in memory (a file of the CLI).
-    pub fn from_bytes(format: BatchFormat, bytes: &[u8]) -> Result<Batch, ApiError> {
-        let mut reader = BatchReader::new(format, bytes.len());
-        reader.push(bytes)?;
-        reader.finish()
-    }
-
-    /// Number of cases.
-    pub fn len(&self) -> usize {
-        match self.format {
-            BatchFormat::Csv => self.ranges.len() - 1,
-            _ => self.ranges.len(),
-        }
-    }
-
-    /// Whether the batch holds no case (never, once read).
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The cases in order, each parsed when reached.
-    pub fn cases(&self) -> impl Iterator<Item = BatchCase> + '_ {
-        (0..self.len()).map(|n| self.case(n))
-    }
-
-    /// Case `n` (from 0): a JSON item (a CSV row as the object it stands for, its `id` as
-    /// text), or its `id` and why it cannot be read.
-    pub fn case(&self, n: usize) -> BatchCase {
-        let skip = usize::from(self.format == BatchFormat::Csv);
-        let (start, end) = self.ranges[n + skip];
-        let bytes = &self.buf[start..end];
-        match &self.header {
-            Some(header) => match routing::input::csv_case(header, bytes, n + 2) {
-                Ok((Value::Null, case)) => Ok(case),
-                Ok((id, Value::Object(mut case))) => {
-                    case.insert("id".to_owned(), id);
-                    Ok(Value::Object(case))
-                }
-                Ok((_, case)) => Ok(case),
-                Err(err) => {
-                    let (id, e) = *err;
-                    Err((id, e.into()))
-                }
-            },
-            None => serde_json::from_slice::<Value>(bytes).map_err(|e| {
-                (Value::Null, ApiError::bad_request("invalid_json", format!("this case is not JSON: {e}")).with_details(json!({"column": e.column()})))
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,8 @@ pub enum InputError {
 }
 
 impl InputError {
-    fn new(code: &'static str, message: impl Into<String>, details: Value) -> InputError {
+    /// A problem of the case as written: its `code`, a sentence and the details.
+    pub fn new(code: &'static str, message: impl Into<String>, details: Value) -> InputError {
         InputError::Invalid { code, message: message.into(), details }
     }
 }

@@ -5,11 +5,13 @@
 //! - [`rules`]: the responsibility list (责任清单) CSV.
 //! - [`validate`]: every type, urgency and unit grid has exactly one rule.
 //! - [`input`]: a case as sent (JSON object, CSV row) → [`CaseInput`].
+//! - [`batch`]: many cases as they arrive (JSON array, NDJSON, CSV), bounded while read.
 //! - [`calendar`]: working hours, holidays, make-up working days; deadlines in UTC+08:00.
 //! - [`route`](route::route): one case → unit, dispatcher, deadline, explanation.
 //!
 //! No HTTP here; [`crate::http`] maps [`RoutingError`] to statuses.
 
+pub mod batch;
 pub mod calendar;
 pub mod input;
 pub mod route;
