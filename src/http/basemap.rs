@@ -147,7 +147,7 @@ pub async fn tile(
     let y_num: u32 = y_num.parse().ok().filter(|v| u64::from(*v) < limit).ok_or_else(|| out_of_range("y", &y))?;
     let gzip_ok = accepts_encoding(&headers, "gzip");
     let br_ok = accepts_encoding(&headers, "br");
-    let answer = tokio::task::spawn_blocking(move || -> Result<Option<(bytes::Bytes, Encoding, &'static str)>, BasemapError> {
+    let answer = super::error::blocking("the basemap read", move || -> Result<Option<(bytes::Bytes, Encoding, &'static str)>, BasemapError> {
         let Some(t) = b.tile(z_num, x_num, y_num)? else { return Ok(None) };
         let passes = match t.encoding {
             Encoding::Identity => true,
@@ -160,8 +160,7 @@ pub async fn tile(
         let raw = t.encoding.decode(&t.data, MAX_DECODED).map_err(|e| BasemapError::Invalid { path: b.path.clone(), reason: format!("tile {z_num}/{x_num}/{y_num} does not decode: {e}") })?;
         Ok(Some((raw.into(), Encoding::Identity, b.info.format.content_type())))
     })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("basemap read failed: {e}")))?
+    .await?
     .map_err(|e| read_error(&id, e))?;
     let Some((data, encoding, content_type)) = answer else {
         return Ok((StatusCode::NO_CONTENT, [(header::CACHE_CONTROL, HeaderValue::from_static(TILE_CACHE_CONTROL))]).into_response());

@@ -11,7 +11,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, blocking};
 use super::params::Params;
 use crate::caselog::{self, StatsLevel};
 use crate::store::StoreError;
@@ -44,10 +44,6 @@ fn audit(state: &AppState) -> Result<Arc<AuditLog>, ApiError> {
     state.audit.clone().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "this server keeps no audit log (no data directory)")
     })
-}
-
-fn blocking_failed(e: tokio::task::JoinError) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit reader failed: {e}"))
 }
 
 fn unreadable(e: StoreError) -> ApiError {
@@ -84,7 +80,7 @@ pub async fn routes(_dispatcher: super::auth::Dispatcher, State(state): State<Ap
     let after = params.parsed::<i64>("after", "a decision id (the `next` of the previous page)")?;
     let log = audit(&state)?;
     let query = PageQuery { since, until, unit: unit.clone(), after, limit };
-    let page = tokio::task::spawn_blocking(move || log.page(&query)).await.map_err(blocking_failed)?.map_err(|e| match e {
+    let page = blocking("the audit reader", move || log.page(&query)).await?.map_err(|e| match e {
         PageError::UnknownCursor(id) => {
             ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({"parameter": "after", "value": id}))
         }
@@ -129,7 +125,7 @@ pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Resu
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
     let log = audit(&state)?;
     let types: Option<Vec<String>> = params.get("case_type").map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect());
-    let mut counts = tokio::task::spawn_blocking(move || log.case_counts(since, until)).await.map_err(blocking_failed)?.map_err(unreadable)?;
+    let mut counts = blocking("the audit reader", move || log.case_counts(since, until)).await?.map_err(unreadable)?;
     if let Some(types) = &types {
         counts.retain(|c| types.contains(&c.case_type));
     }

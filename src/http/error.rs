@@ -123,6 +123,14 @@ impl From<BatchError> for ApiError {
     }
 }
 
+/// Runs `f` on the blocking pool, off the async workers (a store read, an audit append, a
+/// render): its result, or 500 `internal` "`what` failed: …" if the task panicked.
+pub async fn blocking<T: Send + 'static>(what: &'static str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what} failed: {e}")))
+}
+
 /// The body of every error answer (4xx, 5xx): the shared `ErrorBody` schema of the API
 /// description.
 #[derive(serde::Serialize, utoipa::ToSchema)]

@@ -35,9 +35,7 @@ pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(S
         .map_err(|e| bad(e, "range", &range))?;
     glyphs::parse_stack(&stack).map_err(|e| bad(e, "fontstack", &stack))?;
     let library = state.glyphs.clone();
-    let rendered = tokio::task::spawn_blocking(move || library.range(&stack, start))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("rendering glyphs: {e}")))?;
+    let rendered = super::error::blocking("rendering glyphs", move || library.range(&stack, start)).await?;
     let rendered = rendered.map_err(|e| ApiError::bad_request("invalid_parameter", e.to_string()))?;
     let etag = HeaderValue::from_str(&format!("\"{:08x}-{:x}\"", rendered.crc32, rendered.pbf.len())).expect("hex is a valid header");
     let fresh = etag_matches(&headers, etag.to_str().unwrap_or_default());

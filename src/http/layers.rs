@@ -87,10 +87,7 @@ pub async fn versions(State(state): State<AppState>, Path(name): Path<String>) -
 /// Runs `f`, which may wait for the store (held while a change is saved and switched in) or
 /// build a snapshot, off the async workers.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, DatasetError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the data directory task failed: {e}")))?
-        .map_err(ApiError::from)
+    super::error::blocking("the data directory task", f).await?.map_err(ApiError::from)
 }
 
 /// `GET /v1/layers/{name}/versions/{version}` (admin token: a bulk export of every unit's and

@@ -182,9 +182,7 @@ pub async fn put_rules(
     }
     let datasets = super::layers::datasets(&state)?;
     let csv = csv.to_owned();
-    let switched = tokio::task::spawn_blocking(move || datasets.save_rules(&csv, rules as u64, "PUT /v1/rules"))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("saving the rules failed: {e}")))??;
+    let switched = super::error::blocking("saving the rules", move || datasets.save_rules(&csv, rules as u64, "PUT /v1/rules")).await??;
     Ok(json(&PutRulesAnswer::Saved(RulesSaved {
         version: switched.current,
         previous: switched.previous,
@@ -283,14 +281,13 @@ pub async fn route(
     drop(answer);
     if let (Some(log), Some(record)) = (state.audit.clone(), record) {
         let metrics = state.metrics.clone();
-        tokio::task::spawn_blocking(move || {
+        super::error::blocking("the audit writer", move || {
             let started = std::time::Instant::now();
             let appended = log.append(&[record]);
             metrics.audit_appended(started.elapsed(), appended.is_ok());
             appended
         })
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("audit writer failed: {e}")))
         .and_then(|appended| appended.map_err(audit_failed))
         .inspect_err(|_| decided(RoutingOutcome::Failed))?;
     }

@@ -158,9 +158,7 @@ pub async fn items(
         };
         let world: Arc<World> = Arc::clone(&world);
         let pairs = query.pairs.clone();
-        let (picked, world) = tokio::task::spawn_blocking(move || (Download::new(&world, c, &query, bbox, datetime, max), world))
-            .await
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the download task failed: {e}")))?;
+        let (picked, world) = crate::http::error::blocking("the download task", move || (Download::new(&world, c, &query, bbox, datetime, max), world)).await?;
         let picked = picked?;
         let base = base_url(&headers);
         let head = json!({
