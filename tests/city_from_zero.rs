@@ -18,21 +18,9 @@ use std::process::Command;
 use common::server::{Server, serve};
 
 fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let text = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    let json = serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text));
-    (status, json)
+    let a = common::http::tcp(addr, method, path, &[("Content-Type", "application/json")], body.unwrap_or("").as_bytes());
+    let text = a.text();
+    (a.status.as_u16(), serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text)))
 }
 
 

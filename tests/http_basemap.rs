@@ -12,12 +12,9 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{HeaderMap, StatusCode, header};
 use prost::Message;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use citygrid::basemap::pmtiles::{self, Compression, WriteOptions};
 use citygrid::basemap::{Basemap, Basemaps};
@@ -25,13 +22,8 @@ use citygrid::http::{AppState, router};
 use citygrid::tiles::vector_tile::{Tile, tile};
 
 async fn get(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let mut req = Request::builder().uri(uri);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let r = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
-    let (status, headers) = (r.status(), r.headers().clone());
-    (status, headers, r.into_body().collect().await.unwrap().to_bytes().to_vec())
+    let a = common::http::get_with(app, uri, headers).await;
+    (a.status, a.headers, a.body)
 }
 
 fn json_of(body: &[u8]) -> Value {

@@ -5,22 +5,17 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use chrono::DateTime;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use citygrid::caselog;
 use citygrid::http::{AppState, router};
 use citygrid::store::audit::AuditLog;
 
 async fn get(app: axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response = app.oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
+    let a = common::http::get(&app, uri).await;
+    (a.status, a.json())
 }
 
 fn answer(ty: &str, chain: &[&str], unit: &str) -> Value {

@@ -9,11 +9,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{StatusCode, header};
 use prost::Message;
-use tower::ServiceExt;
 
 use citygrid::http::{AppState, router};
 
@@ -62,14 +59,8 @@ async fn get(app: &axum::Router, uri: &str) -> (StatusCode, axum::http::HeaderMa
 }
 
 async fn get_with(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let mut request = Request::builder().uri(uri);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    (status, headers, response.into_body().collect().await.unwrap().to_bytes().to_vec())
+    let a = common::http::get_with(app, uri, headers).await;
+    (a.status, a.headers, a.body)
 }
 
 /// The one font stack of a 200 glyph answer.

@@ -3,18 +3,14 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use citygrid::http::{AppState, router};
 
 async fn get(app: axum::Router, method: &str, uri: &str) -> (StatusCode, Value) {
-    let response = app.oneshot(Request::builder().method(method).uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
+    let a = common::http::send(&app, method, uri, &[], Body::empty()).await;
+    (a.status, a.json())
 }
 
 #[tokio::test]

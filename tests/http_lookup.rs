@@ -6,16 +6,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use geo::coordinate_position::{CoordPos, CoordinatePosition};
 use geo::{Closest, Distance, Haversine, HaversineClosestPoint, InteriorPoint};
 use geo_types::{Coord, Point};
-use http_body_util::BodyExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use tower::ServiceExt;
 
 use citygrid::crs::Datum;
 use citygrid::http::{AppState, router};
@@ -36,11 +33,8 @@ fn fixture() -> Fixture {
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Value) {
-    let response =
-        app.clone().oneshot(Request::builder().uri(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{uri}: not JSON ({e}): {bytes:?}")))
+    let a = common::http::get(app, uri).await;
+    (a.status, a.json())
 }
 
 fn unit_grids(city: &City) -> Vec<GridId> {

@@ -6,51 +6,15 @@ mod common;
 
 use std::path::Path;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
+use axum::http::{StatusCode, header};
 
 use citygrid::http::{AppState, router};
 
-struct Answer {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: header::HeaderName) -> &str {
-        self.headers.get(&name).and_then(|v| v.to_str().ok()).unwrap_or_else(|| panic!("no {name} header"))
-    }
-    fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).expect("UTF-8 body")
-    }
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
+use common::http::{get, get_with};
 
 /// A router on the tiny city whose viewer directory is `viewer_dir`.
 fn app(data: &Path, viewer_dir: &Path) -> axum::Router {
     router(AppState::new(common::tiny_world(data)).with_viewer_dir(viewer_dir.to_path_buf()))
-}
-
-async fn get(app: &axum::Router, uri: &str) -> Answer {
-    get_with(app, uri, &[]).await
-}
-
-async fn get_with(app: &axum::Router, uri: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut request = Request::builder().uri(uri);
-    for (k, v) in headers {
-        request = request.header(*k, *v);
-    }
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer { status, headers, body }
 }
 
 #[tokio::test]
@@ -61,8 +25,8 @@ async fn the_page_and_its_modules_are_served_from_the_binary() {
 
     let page = get(&app, "/viewer/").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert_eq!(page.header(header::CONTENT_TYPE), "text/html; charset=utf-8");
-    assert_eq!(page.header(header::CACHE_CONTROL), "no-cache");
+    assert_eq!(page.header(header::CONTENT_TYPE).unwrap(), "text/html; charset=utf-8");
+    assert_eq!(page.header(header::CACHE_CONTROL).unwrap(), "no-cache");
     let html = page.text();
     assert!(html.contains("<script type=\"module\" src=\"app.js\">"), "{html}");
     assert!(html.contains("vendor/maplibre-gl/maplibre-gl.css"), "{html}");
@@ -70,12 +34,12 @@ async fn the_page_and_its_modules_are_served_from_the_binary() {
 
     let js = get(&app, "/viewer/app.js").await;
     assert_eq!(js.status, StatusCode::OK);
-    assert_eq!(js.header(header::CONTENT_TYPE), "text/javascript; charset=utf-8");
+    assert_eq!(js.header(header::CONTENT_TYPE).unwrap(), "text/javascript; charset=utf-8");
     let js = js.text();
     assert!(js.contains("vendor/maplibre-gl/maplibre-gl.mjs") && js.contains("window.citygridMap"), "app.js");
     assert!(js.contains("import ") && js.contains("./api.js"), "app.js is an ES module importing api.js");
     assert_eq!(get(&app, "/viewer/api.js").await.status, StatusCode::OK);
-    assert_eq!(get(&app, "/viewer/style.css").await.header(header::CONTENT_TYPE), "text/css; charset=utf-8");
+    assert_eq!(get(&app, "/viewer/style.css").await.header(header::CONTENT_TYPE).unwrap(), "text/css; charset=utf-8");
 
     // Nothing from the internet: no absolute URLs in the viewer's own files.
     for file in ["index.html", "app.js", "api.js", "style.css"] {
@@ -96,40 +60,40 @@ async fn maplibre_is_compiled_in_with_its_licence_etag_and_compression() {
 
     let js = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs").await;
     assert_eq!(js.status, StatusCode::OK);
-    assert_eq!(js.header(header::CONTENT_TYPE), "text/javascript; charset=utf-8");
-    assert_eq!(js.header(header::CACHE_CONTROL), "public, max-age=3600");
+    assert_eq!(js.header(header::CONTENT_TYPE).unwrap(), "text/javascript; charset=utf-8");
+    assert_eq!(js.header(header::CACHE_CONTROL).unwrap(), "public, max-age=3600");
     let text = js.text();
     assert!(text.contains("MapLibre GL JS") && text.contains("v6.17.0"), "the pinned version");
     assert!(text.contains("maplibre-gl-worker.mjs"), "loads its worker from beside itself");
     let worker = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl-worker.mjs?v=6.17.0").await;
-    assert_eq!((worker.status, worker.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/javascript; charset=utf-8"));
+    assert_eq!((worker.status, worker.header(header::CONTENT_TYPE).unwrap()), (StatusCode::OK, "text/javascript; charset=utf-8"));
     let css = get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.css").await;
-    assert_eq!((css.status, css.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/css; charset=utf-8"));
+    assert_eq!((css.status, css.header(header::CONTENT_TYPE).unwrap()), (StatusCode::OK, "text/css; charset=utf-8"));
     assert!(css.text().contains(".maplibregl-map"));
     let licence = get(&app, "/viewer/vendor/maplibre-gl/LICENSE.txt").await;
-    assert_eq!((licence.status, licence.header(header::CONTENT_TYPE)), (StatusCode::OK, "text/plain; charset=utf-8"));
+    assert_eq!((licence.status, licence.header(header::CONTENT_TYPE).unwrap()), (StatusCode::OK, "text/plain; charset=utf-8"));
     assert!(licence.text().contains("MapLibre") && licence.text().contains("Redistribution"), "BSD-3-Clause text");
 
     // A strong ETag; the same one again is a 304 with no body.
-    let etag = js.header(header::ETAG).to_owned();
+    let etag = js.header(header::ETAG).unwrap().to_owned();
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
     let again = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("if-none-match", &etag)]).await;
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
-    assert_eq!(again.header(header::ETAG), etag);
+    assert_eq!(again.header(header::ETAG).unwrap(), etag);
     let stale = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("if-none-match", "\"0-0\"")]).await;
     assert_eq!(stale.status, StatusCode::OK);
 
     // Compressed for a client that accepts it, and the same bytes once decompressed.
     let gz = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("accept-encoding", "gzip")]).await;
-    assert_eq!(gz.header(header::CONTENT_ENCODING), "gzip");
+    assert_eq!(gz.header(header::CONTENT_ENCODING).unwrap(), "gzip");
     assert!(gz.body.len() * 2 < js.body.len(), "{} of {}", gz.body.len(), js.body.len());
     let mut plain = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut plain).unwrap();
     assert_eq!(plain, js.body);
     let br = get_with(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.mjs", &[("accept-encoding", "gzip, br")]).await;
-    assert_eq!(br.header(header::CONTENT_ENCODING), "br");
-    assert_eq!(br.header(header::ETAG), etag, "one ETag for the file, whatever the encoding");
+    assert_eq!(br.header(header::CONTENT_ENCODING).unwrap(), "br");
+    assert_eq!(br.header(header::ETAG).unwrap(), etag, "one ETag for the file, whatever the encoding");
 
     // Only the files the viewer loads; nothing above them.
     for uri in [
@@ -157,7 +121,7 @@ async fn a_viewer_dir_overrides_single_files_for_development() {
 
     let js = get(&app, "/viewer/app.js").await;
     assert_eq!((js.status, js.text().as_str()), (StatusCode::OK, "console.log('working copy');\n"));
-    assert_eq!(js.header(header::CACHE_CONTROL), "no-cache");
+    assert_eq!(js.header(header::CACHE_CONTROL).unwrap(), "no-cache");
     assert_eq!(get(&app, "/viewer/vendor/maplibre-gl/maplibre-gl.css").await.text(), ".dev{}\n");
     // What the directory lacks comes from the binary; what the viewer does not load is not served.
     assert!(get(&app, "/viewer/api.js").await.text().contains("export"));
@@ -173,6 +137,6 @@ async fn viewer_and_root_redirect_to_the_page() {
     for uri in ["/viewer", "/"] {
         let answer = get(&app, uri).await;
         assert!(answer.status.is_redirection(), "{uri}: {}", answer.status);
-        assert_eq!(answer.header(header::LOCATION), "/viewer/", "{uri}");
+        assert_eq!(answer.header(header::LOCATION).unwrap(), "/viewer/", "{uri}");
     }
 }

@@ -1,18 +1,14 @@
 //! The real `citygrid` binary: `serve --demo` on an empty directory, /health over a socket,
 //! a lookup over the socket and the same answer from `citygrid locate`, and graceful shutdown on SIGTERM. (An empty directory without `--demo`: tests/city_from_zero.rs.)
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let a = common::http::tcp_get(addr, path);
+    (a.status.as_u16(), a.text())
 }
 
 #[test]

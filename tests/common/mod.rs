@@ -21,5 +21,6 @@ pub fn tiny_world(dir: &Path) -> WorldHandle {
     let loaded = Store::open(dir).unwrap().load_city(&|_, _| {}).unwrap();
     WorldHandle::new(World::new(loaded))
 }
+pub mod http;
 pub mod ingest;
 pub mod server;
