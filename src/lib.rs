@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod lookup;
 pub mod model;
 pub mod routing;
+pub mod rules;
 pub mod staff;
 pub mod store;
 pub mod tiles;

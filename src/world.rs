@@ -14,7 +14,7 @@ use geo::{BoundingRect, GeodesicArea};
 
 use crate::index::{ComponentIndex, GridIndex, Location, ZoneIndex};
 use crate::model::{City, ClassCode};
-use crate::routing::Routing;
+use crate::rules::Routing;
 use crate::store::{CityMeta, LoadedCity, Versions};
 use crate::tiles::{TileConfig, TileSet};
 

@@ -4,7 +4,7 @@
 mod common;
 
 use citygrid::model::{City, GridCode};
-use citygrid::routing::{RenamedScope, RoutingError, RuleSet, renamed_scopes, validate};
+use citygrid::rules::{RenamedScope, RuleSet, RulesError, renamed_scopes, validate};
 use citygrid::world::World;
 
 fn world() -> (std::sync::Arc<World>, tempfile::TempDir) {
@@ -67,7 +67,7 @@ fn a_scope_code_that_names_another_place_in_the_new_city_is_flagged_per_rule() {
     assert!(RuleSet::load(&csv, &new).is_ok());
     // A list that does not read is an error, not an empty answer.
     let bad = format!("{csv}event,0102,暴露垃圾,,@street,someday,4wh,\n");
-    assert!(matches!(renamed_scopes(&bad, old, &new), Err(RoutingError::BadRules(_))));
+    assert!(matches!(renamed_scopes(&bad, old, &new), Err(RulesError::BadRules(_))));
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn a_scope_name_column_is_checked_against_the_scope_grid_and_zone() {
 
     // Wrong names: one error each, with the line, the grid or the zone, and both names.
     let bad = with_scope_names(&csv, names("郭巷街道".into(), "别的路段".into()));
-    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, city) else { panic!("must be refused") };
+    let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, city) else { panic!("must be refused") };
     let found: Vec<_> = report.with_code("scope_name_mismatch").collect();
     assert_eq!(found.len(), 2, "{:#?}", report.issues);
     assert_eq!(report.errors, 2);

@@ -3,7 +3,8 @@
 
 mod common;
 
-use citygrid::routing::{RoutingError, RuleSet, Severity, validate};
+use citygrid::routing::RoutingError;
+use citygrid::rules::{RuleSet, RulesError, Severity, validate};
 use citygrid::world::World;
 
 fn world() -> (std::sync::Arc<World>, tempfile::TempDir) {
@@ -37,7 +38,7 @@ fn a_seeded_conflict_is_reported_for_every_grid_of_the_street_with_type_and_code
     let csv = world.rules_csv.clone().unwrap();
     // A second street-level rule for 0102 一般 in 长桥街道 (320506001), equal to line 157's scope.
     let bad = format!("{csv}event,0102,暴露垃圾,320506001,吴中区环境卫生管理处,一般,1wd,吴中区城市管理局\n");
-    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
+    let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
     let conflicts: Vec<_> = report.with_code("conflict").collect();
     let expected = unit_grids_of(&world, "320506001");
     assert!(!expected.is_empty());
@@ -61,7 +62,7 @@ fn a_seeded_hole_is_reported_per_unit_grid_of_the_streets_without_a_rule() {
     let mut lines: Vec<String> = csv.lines().filter(|l| !l.starts_with("event,0505,")).map(str::to_owned).collect();
     lines.push("event,0505,机动车乱停放,320506002,苏州市公安局交通警察支队吴中大队,一般,2wh,吴中区城市管理局".into());
     let bad = lines.join("\n");
-    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
+    let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
     let mut got: Vec<String> = report.with_code("no_rule").map(|i| i.grid.clone().unwrap()).collect();
     got.sort();
     let mut expected = unit_grids_of(&world, "320506001");
@@ -84,7 +85,7 @@ fn unknown_units_scopes_classes_roles_and_zone_layers_are_errors() {
          event,0104,道路不洁,zone:rivers,@zone,一般,1wd,\n\
          event,0104,道路不洁,zone:roads:XX99,@zone,一般,1wd,\n"
     );
-    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
+    let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
     for (code, line) in [
         ("unknown_unit", 163),
         ("unknown_scope", 164),
@@ -102,7 +103,7 @@ fn an_unreadable_list_names_its_lines_and_a_failing_list_does_not_replace_the_cu
     let (world, _dir) = world();
     let csv = world.rules_csv.clone().unwrap();
     let bad = format!("{csv}event,0102,暴露垃圾,,@street,someday,4wh,\n");
-    let Err(RoutingError::BadRules(lines)) = RuleSet::parse(&bad, &world.city) else { panic!() };
+    let Err(RulesError::BadRules(lines)) = RuleSet::parse(&bad, &world.city) else { panic!() };
     assert_eq!(lines.len(), 1);
     assert_eq!((lines[0].line, lines[0].column), (163, Some("urgency")));
     // The snapshot still routes with its own, valid list.
@@ -178,7 +179,7 @@ fn zone_rules_must_name_real_zones_and_not_tie_inside_a_zone() {
     let csv = world.rules_csv.clone().unwrap();
     // A second layer-wide rule for 0401 紧急 on roads ties with line 161 in every section.
     let bad = format!("{csv}event,0401,路面塌陷,zone:roads,吴中区市政工程管理处,紧急,2wh,吴中区应急管理局\n");
-    let Err(RoutingError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
+    let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
     let conflicts: Vec<_> = report.with_code("conflict").collect();
     let sections = world.city.zones.iter().filter(|z| z.layer == "roads").count();
     assert!(!conflicts.is_empty());

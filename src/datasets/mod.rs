@@ -536,11 +536,11 @@ pub fn import_offline(
 /// place (same code, another grid name: the rule still validates but aims at the wrong area).
 /// `None`: neither.
 pub(crate) fn rules_problem(csv: &str, old: &City, new: &City) -> Option<String> {
-    use crate::routing::{RoutingError, RuleSet, Severity, renamed_scopes};
+    use crate::rules::{RuleSet, RulesError, Severity, renamed_scopes};
     let mut problems = Vec::new();
     match RuleSet::load(csv, new) {
         Ok(_) => {}
-        Err(RoutingError::InvalidRules(report)) => {
+        Err(RulesError::InvalidRules(report)) => {
             let errors: Vec<&str> =
                 report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
             problems.push(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")));

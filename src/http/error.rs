@@ -10,6 +10,7 @@ use crate::lookup::LookupError;
 use crate::model::ModelError;
 use crate::routing::batch::{BatchError, MAX_BATCH, MAX_BATCH_BYTES};
 use crate::routing::{InputError, RoutingError};
+use crate::rules::RulesError;
 
 /// An error answer: status, stable machine code, human message, optional details.
 #[derive(Debug)]
@@ -88,14 +89,25 @@ impl From<RoutingError> for ApiError {
                 .with_details(json!({"nearest": nearest, "max_outside_m": max_m})),
             RoutingError::RulesUnavailable(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_unavailable", message)
                 .with_details(json!({"reason": reason, "rules": "/v1/rules"})),
-            RoutingError::BadRules(lines) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", message).with_details(json!({"lines": lines}))
-            }
-            RoutingError::InvalidRules(report) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_rules", message).with_details(json!({"report": report}))
-            }
-            RoutingError::Calendar(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "bad_calendar", message),
             RoutingError::Lookup(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// The codes are those of `PUT /v1/rules`: `rules_unreadable` (with the `line_errors`),
+/// `rules_invalid` (with the validation `report`); a calendar that does not read is
+/// `calendar_invalid`. All 422: the list or calendar as sent cannot be used.
+impl From<RulesError> for ApiError {
+    fn from(e: RulesError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            RulesError::BadRules(lines) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules_unreadable", message).with_details(json!({"line_errors": lines}))
+            }
+            RulesError::InvalidRules(report) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rules_invalid", message).with_details(json!({"report": report}))
+            }
+            RulesError::Calendar(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "calendar_invalid", message),
         }
     }
 }

@@ -153,7 +153,7 @@ pub async fn put_rules(
     let world = state.world.load();
     let (set, report) = match routing::RuleSet::load(csv, &world.city) {
         Ok(ok) => ok,
-        Err(routing::RoutingError::InvalidRules(report)) => {
+        Err(routing::RulesError::InvalidRules(report)) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "rules_invalid",
@@ -161,7 +161,7 @@ pub async fn put_rules(
             )
             .with_details(json!({"report": report})));
         }
-        Err(routing::RoutingError::BadRules(lines)) => {
+        Err(routing::RulesError::BadRules(lines)) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "rules_unreadable",

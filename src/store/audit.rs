@@ -728,7 +728,7 @@ impl Sums {
 
 fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
     let at_ms: i64 = r.get(1)?;
-    let offset = FixedOffset::east_opt(r.get(2)?).unwrap_or_else(crate::routing::china_tz);
+    let offset = FixedOffset::east_opt(r.get(2)?).unwrap_or_else(crate::rules::china_tz);
     let at = offset.timestamp_millis_opt(at_ms).single().unwrap_or_else(|| Utc.timestamp_millis_opt(0).unwrap().fixed_offset());
     let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
         Ok(r.get::<_, Option<String>>(i)?.and_then(|s| serde_json::from_str(&s).ok()))

@@ -342,7 +342,7 @@ impl Row {
 
 fn record(r: &postgres::Row) -> AuditRecord {
     let at_ms: i64 = r.get(1);
-    let offset = FixedOffset::east_opt(r.get(2)).unwrap_or_else(crate::routing::china_tz);
+    let offset = FixedOffset::east_opt(r.get(2)).unwrap_or_else(crate::rules::china_tz);
     let at = offset.timestamp_millis_opt(at_ms).single().unwrap_or_else(|| Utc.timestamp_millis_opt(0).unwrap().fixed_offset());
     let json = |i: usize| r.get::<_, Option<String>>(i).and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
     let rule_line: Option<i64> = r.get(11);

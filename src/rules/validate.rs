@@ -15,8 +15,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::RoutingError;
-use super::rules::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
+use super::RulesError;
+use super::list::{CaseKind, Role, Rule, RuleSet, Scope, UnitRef, Urgency};
 use crate::model::{City, ClassCode, GridCode};
 
 /// How bad an issue is.
@@ -340,7 +340,7 @@ impl fmt::Display for RenamedScope {
 /// — but aimed at the wrong area; codes that disappeared are [`validate`]'s `unknown_scope`,
 /// and are not listed here, nor are zone scopes or city-wide rules. The list is read with the
 /// old city's code scheme; a list that does not read is the `Err` of [`RuleSet::parse`].
-pub fn renamed_scopes(rules_csv: &str, old: &City, new: &City) -> Result<Vec<RenamedScope>, RoutingError> {
+pub fn renamed_scopes(rules_csv: &str, old: &City, new: &City) -> Result<Vec<RenamedScope>, RulesError> {
     let set = RuleSet::parse(rules_csv, old)?;
     Ok(set
         .rules

@@ -48,7 +48,7 @@ use std::fmt;
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveTime, TimeZone, Weekday};
 use serde::{Deserialize, Serialize};
 
-use super::RoutingError;
+use super::RulesError;
 
 /// UTC+08:00, China Standard Time (Asia/Shanghai has had no DST since 1991).
 pub fn china_tz() -> FixedOffset {
@@ -197,7 +197,7 @@ pub struct CalendarSummary {
 }
 
 /// Validates a calendar TOML text as [`WorkCalendar::from_toml`] does and summarises it.
-pub fn check_calendar_toml(text: &str) -> Result<CalendarSummary, RoutingError> {
+pub fn check_calendar_toml(text: &str) -> Result<CalendarSummary, RulesError> {
     WorkCalendar::from_toml(text).map(|c| c.summary())
 }
 
@@ -237,8 +237,8 @@ impl Default for WorkCalendar {
 impl WorkCalendar {
     /// Reads and checks a calendar from TOML (keys and rules in the
     /// [module documentation](self#the-toml-file)).
-    pub fn from_toml(text: &str) -> Result<WorkCalendar, RoutingError> {
-        let bad = |reason: String| RoutingError::Calendar(reason);
+    pub fn from_toml(text: &str) -> Result<WorkCalendar, RulesError> {
+        let bad = |reason: String| RulesError::Calendar(reason);
         let file: CalendarFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let mut periods = Vec::new();
         for p in &file.working_hours {

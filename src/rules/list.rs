@@ -27,7 +27,7 @@ use std::fmt;
 use chrono::NaiveTime;
 use serde::Serialize;
 
-use super::RoutingError;
+use super::RulesError;
 use super::calendar::TimeLimit;
 use crate::model::{City, ClassCode, GridCode, ModelError};
 
@@ -295,12 +295,12 @@ impl RuleSet {
     /// Reads the CSV. Every unreadable line is reported (not just the first); grid-code scopes
     /// are checked against the city's code scheme. Whether the list is *complete and unique*
     /// is [`super::validate`]'s business.
-    pub fn parse(text: &str, city: &City) -> Result<RuleSet, RoutingError> {
+    pub fn parse(text: &str, city: &City) -> Result<RuleSet, RulesError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(text.as_bytes());
         let header: Vec<String> = reader
             .headers()
-            .map_err(|e| RoutingError::BadRules(vec![LineError { line: 1, column: None, message: e.to_string() }]))?
+            .map_err(|e| RulesError::BadRules(vec![LineError { line: 1, column: None, message: e.to_string() }]))?
             .iter()
             .map(|h| h.trim().to_ascii_lowercase())
             .collect();
@@ -311,7 +311,7 @@ impl RuleSet {
             .map(|c| LineError { line: 1, column: Some(c), message: format!("the header has no column {c}") })
             .collect();
         if !missing.is_empty() {
-            return Err(RoutingError::BadRules(missing));
+            return Err(RulesError::BadRules(missing));
         }
         let mut rules = Vec::new();
         let mut errors = Vec::new();
@@ -336,7 +336,7 @@ impl RuleSet {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() { Ok(RuleSet { rules, version: None }) } else { Err(RoutingError::BadRules(errors)) }
+        if errors.is_empty() { Ok(RuleSet { rules, version: None }) } else { Err(RulesError::BadRules(errors)) }
     }
 
     /// The rules for one case type, in file order.
@@ -492,7 +492,7 @@ mod tests {
                    event,0102,x,,u,一般,0wh,\n\
                    event,0102,x,zone:,u,一般,4wh,\n\
                    event,0102,x,,u,一般,4wh,\n";
-        let Err(RoutingError::BadRules(errors)) = RuleSet::parse(csv, &city()) else { panic!() };
+        let Err(RulesError::BadRules(errors)) = RuleSet::parse(csv, &city()) else { panic!() };
         let got: Vec<(usize, Option<&str>)> = errors.iter().map(|e| (e.line, e.column)).collect();
         assert_eq!(
             got,
@@ -506,7 +506,7 @@ mod tests {
                 (8, Some("scope")),
             ]
         );
-        let Err(RoutingError::BadRules(errors)) = RuleSet::parse("case_kind,case_type\n", &city()) else { panic!() };
+        let Err(RulesError::BadRules(errors)) = RuleSet::parse("case_kind,case_type\n", &city()) else { panic!() };
         assert!(errors.iter().any(|e| e.column == Some("time_limit")));
     }
 
@@ -521,7 +521,7 @@ mod tests {
         assert_eq!(lines.line_at(100), 7);
         // Rows after blank lines keep their real line numbers.
         let list = "case_kind,case_type,case_name,scope,unit,urgency,time_limit\n\n\nevent,0102,x,,u,紧急,9xx\n";
-        let Err(RoutingError::BadRules(errors)) = RuleSet::parse(list, &city()) else { panic!("a bad limit") };
+        let Err(RulesError::BadRules(errors)) = RuleSet::parse(list, &city()) else { panic!("a bad limit") };
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4]);
     }
 }
