@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::http::cors::CorsPolicy;
 use crate::http::server::{Rate, RateLimits, ServeLimits};
+use crate::http::valid_prefix;
 use crate::tiles::TileConfig;
 
 /// Default data directory, relative to the working directory.
@@ -322,41 +324,6 @@ pub struct ServerConfig {
     /// MBTiles/PMTiles basemap files: `--basemap` / `CITYGRID_BASEMAPS` if given, else the
     /// file's `basemaps`.
     pub basemaps: Vec<PathBuf>,
-}
-
-/// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
-/// absolute path: starts with `/`, at most 200 characters of letters, digits and `-._~/`, no
-/// empty, `.` or `..` segment (so no `//host`, no scheme, no way out of the site).
-pub fn valid_prefix(prefix: &str) -> Option<String> {
-    let trimmed = prefix.trim_end_matches('/');
-    if !prefix.starts_with('/') || prefix.len() > 200 {
-        return None;
-    }
-    if trimmed.is_empty() {
-        return Some(String::new());
-    }
-    let plain = trimmed[1..].split('/').all(|seg| {
-        !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    });
-    plain.then(|| trimmed.to_owned())
-}
-
-/// Cross-origin (CORS) policy: which web pages served from other origins a browser lets call
-/// this server. Reads (GET, HEAD) are public by default, as tiles and lookups are; anything
-/// else (case routing, which writes the audit log, and every admin write) only from the
-/// configured origins — none by default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CorsPolicy {
-    /// Any origin may read (GET, HEAD). Default: true.
-    pub public_reads: bool,
-    /// Origins (`https://host[:port]`) that may also send POST, PUT and DELETE.
-    pub write_origins: Vec<String>,
-}
-
-impl Default for CorsPolicy {
-    fn default() -> Self {
-        CorsPolicy { public_reads: true, write_origins: Vec::new() }
-    }
 }
 
 /// Values given on the command line or in the environment (`None`: not given).

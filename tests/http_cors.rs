@@ -6,7 +6,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use citygrid::config::CorsPolicy;
+use citygrid::http::cors::CorsPolicy;
 use citygrid::http::{AppState, router};
 use tower::ServiceExt;
 

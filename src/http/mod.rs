@@ -6,6 +6,7 @@ mod basemap;
 mod body;
 mod cases;
 mod conditional;
+pub mod cors;
 pub mod error;
 mod fonts;
 mod health;
@@ -59,7 +60,7 @@ pub struct AppState {
     /// Largest layer upload accepted (`PUT /v1/layers/{name}`), bytes.
     pub max_upload_bytes: usize,
     /// Which pages of other origins may call the server.
-    pub cors: crate::config::CorsPolicy,
+    pub cors: cors::CorsPolicy,
     /// The path prefix the whole server answers under (`/citygrid`), or `None` for `/`.
     pub base_path: Option<Arc<str>>,
     /// The Prometheus series of `GET /metrics`.
@@ -97,7 +98,7 @@ impl AppState {
             datasets: None,
             glyphs: crate::glyphs::FontLibrary::builtin(),
             max_upload_bytes: DEFAULT_MAX_UPLOAD_MB << 20,
-            cors: crate::config::CorsPolicy::default(),
+            cors: cors::CorsPolicy::default(),
             viewer_dir: None,
             base_path: None,
             metrics: Arc::new(metrics::Metrics::new()),
@@ -106,11 +107,11 @@ impl AppState {
     }
 
     /// The same state answering under `prefix` (`/citygrid`, checked by
-    /// [`valid_prefix`](crate::config::valid_prefix); `""` or `/`: at the root): every route,
+    /// [`valid_prefix`]; `""` or `/`: at the root): every route,
     /// and every URL the server writes, carries it. Panics on a prefix that is not plain.
     pub fn with_base_path(self, prefix: &str) -> AppState {
         let prefix = if prefix.is_empty() { String::new() } else {
-            crate::config::valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path"))
+            valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path"))
         };
         AppState { base_path: (!prefix.is_empty()).then(|| Arc::from(prefix)), ..self }
     }
@@ -164,7 +165,7 @@ impl AppState {
     }
 
     /// The same state with this cross-origin policy.
-    pub fn with_cors(self, cors: crate::config::CorsPolicy) -> AppState {
+    pub fn with_cors(self, cors: cors::CorsPolicy) -> AppState {
         AppState { cors, ..self }
     }
 
@@ -256,7 +257,7 @@ fn compression_layer() -> tower_http::compression::CompressionLayer<impl tower_h
 /// The routes at the root.
 fn routes(state: AppState) -> Router {
     let upload_limit = DefaultBodyLimit::max(state.max_upload_bytes);
-    let cors = cors_layer(&state.cors);
+    let cors = cors::layer(&state.cors);
     let tracking = metrics::Tracking { metrics: state.metrics.clone(), world: state.world.clone() };
     Router::new()
         .route("/health", get(health::health))
@@ -326,12 +327,12 @@ fn routes(state: AppState) -> Router {
 const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
 
 /// The path prefix of the server's URLs as the client sees them: the configured base path, or a
-/// proxy's `X-Forwarded-Prefix` when it is a [`valid_prefix`](crate::config::valid_prefix) (else ignored); `""` for none.
+/// proxy's `X-Forwarded-Prefix` when it is a [`valid_prefix`] (else ignored); `""` for none.
 pub(crate) fn path_prefix(headers: &axum::http::HeaderMap) -> String {
     headers
         .get(FORWARDED_PREFIX)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| crate::config::valid_prefix(v.split(',').next().unwrap_or("").trim()))
+        .and_then(|v| valid_prefix(v.split(',').next().unwrap_or("").trim()))
         .unwrap_or_default()
 }
 
@@ -346,26 +347,19 @@ pub(crate) fn base_url(headers: &axum::http::HeaderMap) -> String {
     format!("{proto}://{host}{}", path_prefix(headers))
 }
 
-/// The CORS layer of `policy`: a page of another origin may read (GET, HEAD) if reads are
-/// public, and send anything else only from a configured write origin. Preflights
-/// (`OPTIONS` with `Access-Control-Request-Method`) are answered here; an origin that may not
-/// gets no `Access-Control-Allow-Origin`, so its browser refuses the call.
-fn cors_layer(policy: &crate::config::CorsPolicy) -> tower_http::cors::CorsLayer {
-    use axum::http::{HeaderValue, Method, header};
-    use tower_http::cors::{AllowOrigin, CorsLayer};
-    let public_reads = policy.public_reads;
-    let writers: Vec<HeaderValue> = policy.write_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, parts: &axum::http::request::Parts| {
-            let method = match parts.headers.get(header::ACCESS_CONTROL_REQUEST_METHOD) {
-                Some(m) if parts.method == Method::OPTIONS => Method::from_bytes(m.as_bytes()).unwrap_or(Method::POST),
-                _ => parts.method.clone(),
-            };
-            let read = method == Method::GET || method == Method::HEAD;
-            (read && public_reads) || writers.contains(origin)
-        }))
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_NONE_MATCH, header::RANGE])
-        .expose_headers([header::ETAG, header::CONTENT_DISPOSITION, header::CONTENT_RANGE])
-        .max_age(std::time::Duration::from_secs(600))
+/// `prefix` as a URL path prefix without its trailing `/` (`""` for the root), if it is a plain
+/// absolute path: starts with `/`, at most 200 characters of letters, digits and `-._~/`, no
+/// empty, `.` or `..` segment (so no `//host`, no scheme, no way out of the site).
+pub fn valid_prefix(prefix: &str) -> Option<String> {
+    let trimmed = prefix.trim_end_matches('/');
+    if !prefix.starts_with('/') || prefix.len() > 200 {
+        return None;
+    }
+    if trimmed.is_empty() {
+        return Some(String::new());
+    }
+    let plain = trimmed[1..].split('/').all(|seg| {
+        !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    });
+    plain.then(|| trimmed.to_owned())
 }
