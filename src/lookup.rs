@@ -52,6 +52,15 @@ pub enum LookupError {
     /// The point is in no unit grid; the nearest one and its distance are given.
     #[error("the point is outside every grid; the nearest grid {} is {:.1} m away", .nearest.code, .nearest.distance_m)]
     OutsideCoverage { point: PointEcho, nearest: GridNear, candidates: Vec<GridNear> },
+    /// A point's `crs` that is neither a datum nor an EPSG code the engine knows.
+    #[error("{reason}")]
+    UnknownCrs { value: String, reason: String },
+    /// Half a coordinate pair (or none where a point is required): `lon`, `lat`, `x` or `y`.
+    #[error("parameter {0} is required")]
+    MissingCoordinate(&'static str),
+    /// The other pair than the `crs` takes: `x`/`y` with a datum, `lon`/`lat` with a projected CRS.
+    #[error("{reason}")]
+    WrongPair { parameter: &'static str, value: String, crs: String, reason: String },
     /// The city has no unit grids yet (a new city before its first grid import).
     #[error("the city has no grids yet: import its grid layer (`citygrid import grids FILE`, or PUT /v1/layers/grids) to answer lookups")]
     NoCoverage,
@@ -158,6 +167,112 @@ impl PointEcho {
 
     pub fn coord(&self) -> Coord<f64> {
         Coord { x: self.wgs84.lon, y: self.wgs84.lat }
+    }
+}
+
+/// The CRS names a point may be given in (`crs` of a query, a case, a CSV row).
+pub const POINT_CRS_ACCEPTED: [&str; 10] = [
+    "wgs84",
+    "cgcs2000",
+    "gcj02",
+    "bd09",
+    "EPSG:4326",
+    "EPSG:4490",
+    "EPSG:3857",
+    "EPSG:4491-4554 (CGCS2000 Gauss-Kruger)",
+    "EPSG:32601-32660",
+    "EPSG:32701-32760",
+];
+
+/// The `crs` of a point as a client names it: lon/lat in a datum, or x/y in a projected CRS.
+#[derive(Clone, Debug)]
+pub enum PointCrs {
+    Datum(Datum),
+    Projected(Crs),
+}
+
+impl PointCrs {
+    /// `crs` of a point or a box: absent = wgs84; a datum (lon/lat: wgs84, cgcs2000, gcj02,
+    /// bd09, also EPSG:4326 / EPSG:4490), or a projected CRS by EPSG code (x/y; built in:
+    /// Gauss-Krüger EPSG:4491–4554, UTM, 3857, see [`Crs::from_epsg`]). PROJ strings and WKT are
+    /// for layer files, not points.
+    pub fn parse(value: Option<&str>) -> Result<PointCrs, LookupError> {
+        let Some(v) = value.filter(|v| !v.trim().is_empty()) else { return Ok(PointCrs::Datum(Datum::Wgs84)) };
+        if let Ok(d) = v.parse::<Datum>() {
+            return Ok(PointCrs::Datum(d));
+        }
+        let t = v.trim();
+        let unknown = |reason: String| LookupError::UnknownCrs { value: v.to_owned(), reason };
+        if t.starts_with('+') || t.contains('[') {
+            return Err(unknown("crs takes a datum name or EPSG:nnnn; PROJ strings and WKT are for layer files".into()));
+        }
+        match Crs::parse(t) {
+            Ok(crs) => Ok(crs.datum_engine().map_or(PointCrs::Projected(crs), PointCrs::Datum)),
+            Err(e) => Err(unknown(e.to_string())),
+        }
+    }
+}
+
+/// A point as a client writes it — in a query string, a case's JSON, a row of a case CSV —
+/// before it is checked: `lon`/`lat` with a datum `crs` (or a geographic one), or `x` (easting)
+/// and `y` (northing) in metres with a projected `crs` such as EPSG:4549 (not EPSG's
+/// northing-first axis order). Every entry point reads points through this, so they accept the
+/// same CRSs and refuse the same mistakes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PointInput<'a> {
+    pub lon: Option<f64>,
+    pub lat: Option<f64>,
+    pub x: Option<f64>,
+    pub y: Option<f64>,
+    pub crs: Option<&'a str>,
+}
+
+impl PointInput<'_> {
+    /// The point in WGS84 with what was given, or `None` when no coordinate is given at all.
+    /// Refused: an unknown `crs`, the pair the `crs` does not take, half a pair, a point out of
+    /// range or outside the projected CRS's area.
+    pub fn resolve(&self) -> Result<Option<PointEcho>, LookupError> {
+        let crs = PointCrs::parse(self.crs)?;
+        let geographic = match &crs {
+            PointCrs::Datum(_) => true,
+            PointCrs::Projected(c) => c.is_geographic(),
+        };
+        let crs_name = self.crs.unwrap_or("wgs84").trim().to_owned();
+        let wrong = |parameter: &'static str, value: f64, reason: String| LookupError::WrongPair { parameter, value: value.to_string(), crs: crs_name.clone(), reason };
+        let (a, b, other) = if geographic {
+            ((self.lon, "lon"), (self.lat, "lat"), [(self.x, "x"), (self.y, "y")])
+        } else {
+            ((self.x, "x"), (self.y, "y"), [(self.lon, "lon"), (self.lat, "lat")])
+        };
+        if let Some((Some(v), name)) = other.into_iter().find(|(v, _)| v.is_some()) {
+            let reason = match &crs {
+                PointCrs::Datum(_) => "x and y are for a projected crs (such as EPSG:4549); this crs takes lon and lat".to_owned(),
+                PointCrs::Projected(c) if geographic => format!("{c} is a geographic CRS: give lon and lat, not x and y"),
+                PointCrs::Projected(c) => format!("{c} is a projected CRS: give x (easting) and y (northing) in metres, not lon and lat"),
+            };
+            return Err(wrong(name, v, reason));
+        }
+        let (first, second) = match (a, b) {
+            ((None, _), (None, _)) => return Ok(None),
+            ((Some(first), _), (Some(second), _)) => (first, second),
+            ((None, name), _) | (_, (None, name)) => return Err(LookupError::MissingCoordinate(name)),
+        };
+        match crs {
+            PointCrs::Datum(d) => PointEcho::new(first, second, d).map(Some),
+            PointCrs::Projected(c) => PointEcho::projected(first, second, &c).map(Some),
+        }
+    }
+
+    /// As [`resolve`](Self::resolve), for an entry point that needs a point: none given is
+    /// `MissingCoordinate` of the first coordinate the `crs` takes (`lon`, or `x`).
+    pub fn require(&self) -> Result<PointEcho, LookupError> {
+        match self.resolve()? {
+            Some(p) => Ok(p),
+            None => {
+                let projected = matches!(PointCrs::parse(self.crs)?, PointCrs::Projected(ref c) if !c.is_geographic());
+                Err(LookupError::MissingCoordinate(if projected { "x" } else { "lon" }))
+            }
+        }
     }
 }
 

@@ -194,3 +194,55 @@ async fn on_a_vertex_shared_by_streets_every_candidate_grid_names_its_own_unit()
     assert_eq!(unit_of("32050610100206"), "吴中区环境卫生管理处");
     assert!(a["warnings"][0].as_str().unwrap().starts_with("on_boundary"), "{a}");
 }
+
+/// A case may give its point as a GIS office's x/y in the city's projected CRS, read exactly as
+/// `/v1/locate` reads it: the same unit, rule and grid as the same place in lon/lat, in one case
+/// and in a CSV batch row; the wrong pair for the `crs`, half a pair and an unknown `crs` are
+/// refused with the codes locate uses.
+#[tokio::test]
+async fn a_case_in_projected_x_y_routes_as_the_same_point_in_lon_lat() {
+    use citygrid::crs::Crs;
+    let f = fixture();
+    let (x, y) = Crs::parse("EPSG:4549").unwrap().from_wgs84(f.a.0, f.a.1).unwrap();
+    let (status, by_lonlat) = post(&f.app, json!({"lon": f.a.0, "lat": f.a.1, "event_type": "0102"})).await;
+    assert_eq!(status, StatusCode::OK, "{by_lonlat}");
+    let (status, by_xy) = post(&f.app, json!({"x": x, "y": y, "crs": "EPSG:4549", "event_type": "0102"})).await;
+    assert_eq!(status, StatusCode::OK, "{by_xy}");
+    for field in ["responsible_unit", "grid", "rule", "chain", "dispatcher"] {
+        assert_eq!(by_xy[field], by_lonlat[field], "{field}");
+    }
+    assert_eq!(by_xy["point"]["crs"], "EPSG:4549");
+    assert_eq!((by_xy["point"]["input"]["x"].as_f64(), by_xy["point"]["input"]["y"].as_f64()), (Some(x), Some(y)));
+    let back = &by_xy["point"]["wgs84"];
+    assert!((back["lon"].as_f64().unwrap() - f.a.0).abs() < 1e-9 && (back["lat"].as_f64().unwrap() - f.a.1).abs() < 1e-9, "{back}");
+
+    // The same two points as rows of a CSV batch: x,y with their crs, and lon,lat.
+    let csv = format!("id,x,y,lon,lat,crs,event_type\nxy,{x},{y},,,EPSG:4549,0102\nll,,,{},{},,0102\n", f.a.0, f.a.1);
+    let request = Request::builder().method("POST").uri("/v1/cases/route:batch").header("content-type", "text/csv").body(Body::from(csv)).unwrap();
+    let response = f.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["ok"], true, "{}", lines[0]);
+    assert_eq!(lines[0]["answer"]["responsible_unit"], by_lonlat["responsible_unit"]);
+    assert_eq!(lines[1]["answer"]["grid"], by_lonlat["grid"], "{}", lines[1]);
+
+    // Refusals, as /v1/locate refuses the same query.
+    for (case, code, parameter) in [
+        (json!({"lon": f.a.0, "lat": f.a.1, "crs": "EPSG:4549", "event_type": "0102"}), "invalid_parameter", "lon"),
+        (json!({"x": x, "y": y, "event_type": "0102"}), "invalid_parameter", "x"),
+        (json!({"x": x, "crs": "EPSG:4549", "event_type": "0102"}), "missing_parameter", "y"),
+        (json!({"x": x, "y": y, "crs": "EPSG:99999", "event_type": "0102"}), "unknown_crs", "crs"),
+        (json!({"x": y, "y": x, "crs": "EPSG:4549", "event_type": "0102"}), "invalid_parameter", "x"),
+    ] {
+        let (status, body) = post(&f.app, case.clone()).await;
+        assert_eq!((status, body["error"]["code"].as_str(), body["error"]["details"]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some(code), Some(parameter)), "{case}: {body}");
+        let uri = format!(
+            "/v1/locate?{}",
+            case.as_object().unwrap().iter().filter(|(k, _)| *k != "event_type").map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect::<Vec<_>>().join("&")
+        );
+        let (status, same) = send(&f.app, "GET", &uri, "").await;
+        assert_eq!((status, same["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{uri}: {same}");
+    }
+}

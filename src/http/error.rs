@@ -65,6 +65,14 @@ impl From<LookupError> for ApiError {
                 ApiError::new(StatusCode::NOT_FOUND, "outside_coverage", message)
                     .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates}))
             }
+            LookupError::UnknownCrs { value, .. } => ApiError::bad_request("unknown_crs", message)
+                .with_details(json!({"parameter": "crs", "value": value, "accepted": crate::lookup::POINT_CRS_ACCEPTED})),
+            LookupError::MissingCoordinate(parameter) => {
+                ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter}))
+            }
+            LookupError::WrongPair { parameter, value, crs, reason } => {
+                ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value, "crs": crs}))
+            }
             LookupError::NoCoverage => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_grids", message),
         }
     }

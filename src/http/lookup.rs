@@ -8,43 +8,16 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::params::{PointCrs, Params};
+use super::params::Params;
 use crate::lookup::{ComponentCountsInBox, ComponentDetail, ComponentPage, GridDetail, Located, NearestComponents};
-use crate::lookup::{self, PointEcho};
+use crate::lookup::{self, PointCrs, PointEcho, PointInput};
 
 /// The point of a query: `lon`, `lat` (and `crs` a datum), or `x` (easting), `y` (northing)
-/// with `crs` a projected CRS such as `EPSG:4549` (metres; not EPSG's northing-first order).
+/// with `crs` a projected CRS such as `EPSG:4549` ([`PointInput`]).
 pub(crate) fn point(p: &Params) -> Result<PointEcho, ApiError> {
-    match p.point_crs()? {
-        PointCrs::Datum(crs) => {
-            if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
-                return Err(wrong_pair(name, p, "x and y are for a projected crs (such as EPSG:4549); this crs takes lon and lat"));
-            }
-            let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
-            Ok(PointEcho::new(lon, lat, crs)?)
-        }
-        // A geographic CRS other than the datums (only with the `proj` feature) takes lon/lat.
-        PointCrs::Projected(crs) if crs.is_geographic() => {
-            if let Some(name) = ["x", "y"].into_iter().find(|n| p.get(n).is_some()) {
-                return Err(wrong_pair(name, p, &format!("{crs} is a geographic CRS: give lon and lat, not x and y")));
-            }
-            let (lon, lat) = (p.required_f64("lon")?, p.required_f64("lat")?);
-            Ok(PointEcho::projected(lon, lat, &crs)?)
-        }
-        PointCrs::Projected(crs) => {
-            if let Some(name) = ["lon", "lat"].into_iter().find(|n| p.get(n).is_some()) {
-                let message = format!("{crs} is a projected CRS: give x (easting) and y (northing) in metres, not lon and lat");
-                return Err(wrong_pair(name, p, &message));
-            }
-            let (x, y) = (p.required_f64("x")?, p.required_f64("y")?);
-            Ok(PointEcho::projected(x, y, &crs)?)
-        }
-    }
-}
-
-fn wrong_pair(name: &str, p: &Params, message: &str) -> ApiError {
-    ApiError::bad_request("invalid_parameter", message.to_owned())
-        .with_details(serde_json::json!({"parameter": name, "value": p.get(name), "crs": p.get("crs")}))
+    let number = |name: &'static str| p.parsed::<f64>(name, "a decimal number");
+    let input = PointInput { lon: number("lon")?, lat: number("lat")?, x: number("x")?, y: number("y")?, crs: p.get("crs") };
+    Ok(input.require()?)
 }
 
 /// `GET /v1/locate?lon=&lat=[&crs=][&accuracy=]`
@@ -164,7 +137,7 @@ pub async fn counts(State(state): State<AppState>, RawQuery(q): RawQuery) -> Res
 /// grid of a projected CRS is turned against the meridians by up to ~1–2° in China).
 pub(crate) fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
     let bbox = parse_bbox(p.required("bbox")?)?;
-    let crs = p.point_crs()?;
+    let crs = PointCrs::parse(p.get("crs"))?;
     if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
         return Ok(bbox); // the lookup rejects it with its own message
     }

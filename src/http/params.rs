@@ -7,7 +7,6 @@ use std::str::FromStr;
 use serde_json::json;
 
 use super::error::ApiError;
-use crate::crs::{Crs, Datum};
 
 /// Parameters whose value is a comma-separated list.
 const LIST_PARAMETERS: [&str; 1] = ["class"];
@@ -69,48 +68,6 @@ impl Params {
             .map(|v| v.trim().parse::<T>().map_err(|_| invalid(name, v, format!("{name} must be {expected}"))))
             .transpose()
     }
-
-    pub fn required_f64(&self, name: &'static str) -> Result<f64, ApiError> {
-        let v = self.required(name)?;
-        v.trim().parse::<f64>().map_err(|_| invalid(name, v, format!("{name} must be a decimal number")))
-    }
-
-    /// `crs` of a point or a box: a datum (lon/lat: wgs84 (default), cgcs2000, gcj02, bd09, also
-    /// EPSG:4326 / EPSG:4490), or a projected CRS by EPSG code (x/y; built in: Gauss-Krüger
-    /// EPSG:4491–4554, UTM, 3857, see [`crate::crs::Crs::from_epsg`]). PROJ strings and WKT are
-    /// for layer files, not queries.
-    pub fn point_crs(&self) -> Result<PointCrs, ApiError> {
-        let Some(v) = self.get("crs") else { return Ok(PointCrs::Datum(Datum::Wgs84)) };
-        if let Ok(d) = v.parse::<Datum>() {
-            return Ok(PointCrs::Datum(d));
-        }
-        let t = v.trim();
-        if t.starts_with('+') || t.contains('[') {
-            return Err(unknown_crs(v, "crs takes a datum name or EPSG:nnnn; PROJ strings and WKT are for layer files".into()));
-        }
-        match Crs::parse(t) {
-            Ok(crs) => match crs.datum_engine() {
-                Some(d) => Ok(PointCrs::Datum(d)),
-                None => Ok(PointCrs::Projected(crs)),
-            },
-            Err(e) => Err(unknown_crs(v, e.to_string())),
-        }
-    }
-}
-
-/// The `crs` of a query: lon/lat in a datum, or x/y in a projected CRS.
-pub enum PointCrs {
-    Datum(Datum),
-    Projected(Crs),
-}
-
-fn unknown_crs(value: &str, message: String) -> ApiError {
-    ApiError::bad_request("unknown_crs", message).with_details(json!({
-        "parameter": "crs",
-        "value": value,
-        "accepted": ["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490", "EPSG:3857",
-                     "EPSG:4491-4554 (CGCS2000 Gauss-Kruger)", "EPSG:32601-32660", "EPSG:32701-32760"],
-    }))
 }
 
 fn invalid(name: &str, value: &str, message: String) -> ApiError {

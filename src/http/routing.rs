@@ -198,10 +198,17 @@ pub async fn put_rules(
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // the schema of what parse_case reads
 pub struct CaseRequest {
-    /// Longitude (with lat; required unless component_code is given).
+    /// Longitude (with lat, in a datum crs; a point — lon/lat or x/y — is required unless
+    /// component_code is given).
     lon: Option<f64>,
     lat: Option<f64>,
-    /// The datum of lon/lat: wgs84 (default), cgcs2000, gcj02, bd09, EPSG:4326, EPSG:4490.
+    /// Easting in metres (with y, in a projected crs such as EPSG:4549).
+    x: Option<f64>,
+    /// Northing in metres (with x).
+    y: Option<f64>,
+    /// The CRS of the point: a datum for lon/lat — wgs84 (default), cgcs2000, gcj02, bd09,
+    /// EPSG:4326, EPSG:4490 — or a projected EPSG code for x/y (CGCS2000 Gauss-Krüger
+    /// EPSG:4491–4554, UTM, EPSG:3857), as `/v1/locate` takes it.
     crs: Option<String>,
     /// GPS accuracy radius, metres.
     accuracy: Option<f64>,

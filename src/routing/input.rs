@@ -3,24 +3,25 @@
 //! [`CaseInput`]. Used by the HTTP handlers and the command line alike; every problem is an
 //! [`InputError`] that says which field and why (HTTP answers it as a 400).
 //!
-//! Fields ([`FIELDS`]): `lon`, `lat` (numbers; required unless `component_code` is given),
-//! `crs` (wgs84 by default, see [`Datum`]), `accuracy` (metres), exactly one of
-//! `event_type`, `component_class`, `component_code`, `urgency` (一般 by default), and
-//! `reported_at` (RFC 3339 with an offset). `null` counts as absent; text is trimmed. A CSV
-//! row leaves empty cells out and reads `lon`, `lat` and `accuracy` as numbers when they
-//! parse as such (so `lon=abc` is the same "must be a number" error as in JSON).
+//! Fields ([`FIELDS`]): the point — `lon`, `lat` in a datum `crs` (wgs84 by default), or `x`,
+//! `y` (easting, northing in metres) in a projected `crs` such as `EPSG:4549`, read exactly as
+//! the lookups read theirs ([`PointInput`]); required unless `component_code` is given —,
+//! `accuracy` (metres), exactly one of `event_type`, `component_class`, `component_code`,
+//! `urgency` (一般 by default), and `reported_at` (RFC 3339 with an offset). `null` counts as
+//! absent; text is trimmed. A CSV row leaves empty cells out and reads `lon`, `lat`, `x`, `y`
+//! and `accuracy` as numbers when they parse as such (so `lon=abc` is the same "must be a
+//! number" error as in JSON).
 
 use chrono::DateTime;
 use serde_json::{Map, Value, json};
 
 use super::route::{CaseInput, CaseSubject};
 use super::rules::Urgency;
-use crate::crs::Datum;
-use crate::lookup::{LookupError, PointEcho};
+use crate::lookup::{LookupError, PointInput};
 
 /// The fields a case may have (besides a batch item's `id`).
-pub const FIELDS: [&str; 9] =
-    ["lon", "lat", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at"];
+pub const FIELDS: [&str; 11] =
+    ["lon", "lat", "x", "y", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at"];
 
 /// Why a case cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -73,22 +74,7 @@ fn parse_fields(map: &Map<String, Value>) -> Result<CaseInput, InputError> {
     let text = |k: &'static str| -> Result<Option<&str>, InputError> {
         get(k).map(|v| v.as_str().map(str::trim).ok_or_else(|| invalid(k, v, format!("{k} must be a string")))).transpose()
     };
-    let crs = match text("crs")? {
-        None => Datum::Wgs84,
-        Some(c) => c.parse::<Datum>().map_err(|e| {
-            InputError::new(
-                "unknown_crs",
-                e.to_string(),
-                json!({"parameter": "crs", "value": c, "accepted": ["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]}),
-            )
-        })?,
-    };
-    let point = match (number("lon")?, number("lat")?) {
-        (Some(lon), Some(lat)) => Some(PointEcho::new(lon, lat, crs)?),
-        (None, None) => None,
-        (None, Some(_)) => return Err(missing("lon")),
-        (Some(_), None) => return Err(missing("lat")),
-    };
+    let point = PointInput { lon: number("lon")?, lat: number("lat")?, x: number("x")?, y: number("y")?, crs: text("crs")? }.resolve()?;
     let mut subjects: Vec<(&str, &str)> = Vec::with_capacity(1);
     for k in ["event_type", "component_class", "component_code"] {
         if let Some(v) = text(k)? {
@@ -258,7 +244,7 @@ fn csv_case_with(reader: &mut RowReader, header: &[String], bytes: &[u8], line: 
             continue;
         }
         let value = match name.as_str() {
-            "lon" | "lat" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
+            "lon" | "lat" | "x" | "y" | "accuracy" => cell.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::from(cell)),
             _ => Value::from(cell),
         };
         case.insert(name.clone(), value);
@@ -273,6 +259,9 @@ mod tests {
     fn code(e: &InputError) -> &'static str {
         match e {
             InputError::Invalid { code, .. } => code,
+            InputError::Lookup(LookupError::UnknownCrs { .. }) => "unknown_crs",
+            InputError::Lookup(LookupError::MissingCoordinate(_)) => "missing_parameter",
+            InputError::Lookup(LookupError::WrongPair { .. }) => "wrong_pair",
             InputError::Lookup(_) => "lookup",
         }
     }
@@ -293,6 +282,8 @@ mod tests {
             (json!({"lon": 1, "lat": 2, "event_type": "0102", "crs": "EPSG:9999"}), "unknown_crs"),
             (json!({"lon": 1, "lat": 2, "event_type": "0102", "reported_at": "yesterday"}), "invalid_parameter"),
             (json!({"lon": 200, "lat": 2, "event_type": "0102"}), "lookup"),
+            (json!({"x": 500000, "y": 3400000, "event_type": "0102"}), "wrong_pair"),
+            (json!({"x": 500000, "crs": "EPSG:4549", "event_type": "0102"}), "missing_parameter"),
             (json!({"event_type": "0102"}), "missing_parameter"),
         ];
         for (input, expected) in cases {
