@@ -3,50 +3,12 @@
 //! directory, serves the page, its modules, MapLibre GL JS with its worker and CSS, and the
 //! style's Latin glyphs, over a real socket.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-struct Answer {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-fn http_get(addr: &str, path: &str) -> Answer {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Answer { status, head, body }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line]).unwrap().split(';').next().unwrap().trim(), 16).unwrap();
-        data = &data[line + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
-    }
-}
+use common::http::tcp_get as http_get;
 
 #[test]
 fn a_copied_binary_serves_the_viewer_maplibre_and_glyphs_from_anywhere() {
@@ -70,7 +32,7 @@ fn a_copied_binary_serves_the_viewer_maplibre_and_glyphs_from_anywhere() {
     let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
 
     let page = http_get(&addr, "/viewer/");
-    assert_eq!(page.status, 200);
+    assert_eq!(page.status, 200u16);
     assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
     let html = String::from_utf8(page.body.clone()).unwrap();
     assert!(html.contains("vendor/maplibre-gl/maplibre-gl.css") && html.contains("app.js"), "{html}");
@@ -84,14 +46,14 @@ fn a_copied_binary_serves_the_viewer_maplibre_and_glyphs_from_anywhere() {
         ("/viewer/vendor/maplibre-gl/LICENSE.txt", "text/plain; charset=utf-8", "Copyright"),
     ] {
         let answer = http_get(&addr, path);
-        assert_eq!(answer.status, 200, "{path}");
+        assert_eq!(answer.status, 200u16, "{path}");
         assert_eq!(answer.header("content-type"), Some(content_type), "{path}");
         assert!(answer.header("etag").is_some(), "{path} has an ETag");
         let text = String::from_utf8_lossy(&answer.body);
         assert!(text.contains(needle), "{path} holds {needle:?}");
     }
     let glyphs = http_get(&addr, "/fonts/Open%20Sans%20Semibold,Noto%20Sans%20CJK%20SC%20Regular/0-255.pbf");
-    assert_eq!(glyphs.status, 200);
+    assert_eq!(glyphs.status, 200u16);
     assert_eq!(glyphs.header("content-type"), Some("application/x-protobuf"));
     assert!(glyphs.body.len() > 10_000, "the Latin range has glyphs: {} bytes", glyphs.body.len());
     assert!(!work.join("web-viewer").exists() && !work.join("node_modules").exists(), "nothing installed beside it");
