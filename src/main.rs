@@ -312,10 +312,10 @@ struct ValidateArgs {
 
 #[derive(Args)]
 struct RouteArgs {
-    /// Longitude in degrees (not needed with --component).
+    /// Longitude in degrees, or easting in metres with a projected --crs (not needed with --component).
     #[arg(allow_hyphen_values = true)]
     lon: Option<f64>,
-    /// Latitude in degrees.
+    /// Latitude in degrees, or northing in metres with a projected --crs.
     #[arg(allow_hyphen_values = true)]
     lat: Option<f64>,
     /// Event type (事件小类), e.g. 0102 暴露垃圾.
@@ -333,9 +333,11 @@ struct RouteArgs {
     /// Report time, RFC 3339 (default: now), e.g. 2026-11-23T10:00:00+08:00.
     #[arg(long)]
     at: Option<String>,
-    /// Datum of LON LAT: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu).
+    /// CRS of the point: a datum of LON LAT — wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09
+    /// (Baidu) — or a projected EPSG code, and then the two numbers are X Y (easting,
+    /// northing in metres), e.g. --crs EPSG:4549.
     #[arg(long, default_value = "wgs84")]
-    crs: citygrid::crs::Datum,
+    crs: String,
     /// GPS accuracy radius in metres: also list every grid within it, with its unit.
     #[arg(long, default_value_t = 0.0)]
     accuracy: f64,
@@ -349,15 +351,17 @@ struct RouteArgs {
 
 #[derive(Args)]
 struct LocateArgs {
-    /// Longitude in degrees.
+    /// Longitude in degrees, or easting in metres with a projected --crs.
     #[arg(allow_hyphen_values = true)]
     lon: f64,
-    /// Latitude in degrees.
+    /// Latitude in degrees, or northing in metres with a projected --crs.
     #[arg(allow_hyphen_values = true)]
     lat: f64,
-    /// Datum of LON LAT: wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09 (Baidu).
+    /// CRS of the point: a datum of LON LAT — wgs84, cgcs2000, gcj02 (AMap/Tencent), bd09
+    /// (Baidu) — or a projected EPSG code, and then the two numbers are X Y (easting,
+    /// northing in metres), e.g. --crs EPSG:4549.
     #[arg(long, default_value = "wgs84")]
-    crs: citygrid::crs::Datum,
+    crs: String,
     /// GPS accuracy radius in metres: also list every grid within it.
     #[arg(long, default_value_t = 0.0)]
     accuracy: f64,
@@ -887,11 +891,23 @@ fn load_world(data: &Path) -> Result<World> {
     Ok(World::new(loaded))
 }
 
+/// The two numbers of the command line as a point in `crs`: LON LAT, or X Y (easting,
+/// northing) when `crs` is projected — read as every entry point reads a point.
+fn cli_point(a: f64, b: f64, crs: &str) -> Result<citygrid::lookup::PointEcho, citygrid::lookup::LookupError> {
+    use citygrid::lookup::{PointCrs, PointInput};
+    let projected = matches!(PointCrs::parse(Some(crs))?, PointCrs::Projected(ref c) if !c.is_geographic());
+    let input = if projected {
+        PointInput { x: Some(a), y: Some(b), crs: Some(crs), ..PointInput::default() }
+    } else {
+        PointInput { lon: Some(a), lat: Some(b), crs: Some(crs), ..PointInput::default() }
+    };
+    input.require()
+}
+
 fn locate(args: LocateArgs) -> Result<()> {
     let data = args.data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let world = load_world(&data)?;
-    let answer = citygrid::lookup::PointEcho::new(args.lon, args.lat, args.crs)
-        .and_then(|p| citygrid::lookup::locate(&world, p, args.accuracy));
+    let answer = cli_point(args.lon, args.lat, &args.crs).and_then(|p| citygrid::lookup::locate(&world, p, args.accuracy));
     match answer {
         Ok(located) => {
             println!("{}", serde_json::to_string_pretty(&located)?);
@@ -935,7 +951,7 @@ fn route(args: RouteArgs) -> Result<()> {
         Some((t, Err(_))) => return fail(invalid("reported_at", t, "--at must be RFC 3339, e.g. 2026-11-23T10:00:00+08:00")),
     };
     let point = match (args.lon, args.lat) {
-        (Some(lon), Some(lat)) => match citygrid::lookup::PointEcho::new(lon, lat, args.crs) {
+        (Some(lon), Some(lat)) => match cli_point(lon, lat, &args.crs) {
             Ok(p) => Some(p),
             Err(e) => return fail(ApiError::from(e)),
         },

@@ -110,6 +110,17 @@ fn a_gauss_kruger_city_package_from_zero_answers_like_its_oracle() {
                 let (status, answer) = request(&server.addr, "POST", "/v1/cases/route", Some(&case.to_string()));
                 assert_eq!(status, 200, "{case}: {answer}");
                 assert_eq!(answer["responsible_unit"]["name"], get("expected_unit"), "{case}: {}", get("note"));
+                // The same case from the city's own CRS (x/y in EPSG:4549), as its GIS office has it.
+                let mut in_gk = case.clone();
+                let gk = in_gk.as_object_mut().unwrap();
+                gk.remove("lon");
+                gk.remove("lat");
+                gk.insert("x".into(), get("easting").parse::<f64>().unwrap().into());
+                gk.insert("y".into(), get("northing").parse::<f64>().unwrap().into());
+                gk.insert("crs".into(), "EPSG:4549".into());
+                let (status, same) = request(&server.addr, "POST", "/v1/cases/route", Some(&in_gk.to_string()));
+                assert_eq!(status, 200, "{in_gk}: {same}");
+                assert_eq!(same["responsible_unit"], answer["responsible_unit"], "{in_gk}");
                 routed += 1;
             }
             other => panic!("unknown kind {other}"),

@@ -22,6 +22,19 @@ fn route_prints_the_answer_and_errors_exit_2() {
     assert_eq!(code, 0, "{a}");
     assert_eq!(a["responsible_unit"]["name"], "长桥街道环卫所");
     assert_eq!(a["deadline"]["due"], "2026-11-23T12:00:00+08:00");
+    // The same point as X Y in a projected CRS (EPSG:4549), for route and locate.
+    let (x, y) = citygrid::crs::Crs::parse("EPSG:4549").unwrap().from_wgs84(cols[1].parse().unwrap(), cols[2].parse().unwrap()).unwrap();
+    let (x, y) = (x.to_string(), y.to_string());
+    let (code, gk) = run(&["route", &x, &y, "--crs", "EPSG:4549", "--type", "0102", "--at", "2026-11-20T17:00:00+08:00"], dir.path());
+    assert_eq!(code, 0, "{gk}");
+    assert_eq!((&gk["responsible_unit"], &gk["grid"], &gk["point"]["crs"]), (&a["responsible_unit"], &a["grid"], &Value::from("EPSG:4549")));
+    let (code, by_lonlat) = run(&["locate", cols[1], cols[2]], dir.path());
+    assert_eq!(code, 0, "{by_lonlat}");
+    let (code, by_xy) = run(&["locate", &x, &y, "--crs", "epsg:4549"], dir.path());
+    assert_eq!(code, 0, "{by_xy}");
+    assert_eq!(by_xy["grid"], by_lonlat["grid"]);
+    let (code, e) = run(&["locate", cols[1], cols[2], "--crs", "EPSG:4549"], dir.path());
+    assert_eq!((code, e["error"]["code"].as_str()), (2, Some("invalid_parameter")), "lon/lat read as metres are far outside the zone: {e}");
     let (code, a) = run(&["route", "--component", "3205060101000001", "--urgency", "紧急"], dir.path());
     assert_eq!(code, 0, "{a}");
     assert_eq!(a["deadline"]["limit_code"], "2wh");
