@@ -1,7 +1,10 @@
-//! A switch that changes only the responsibility list or the working calendar shares the
-//! served layers, indexes and tiles with the snapshot it replaces (no rebuild: what lets a
-//! replica of a million-component city follow such a switch within a second); one that changes
-//! a layer, the unit register or the local class files builds them anew.
+//! A switch shares with the snapshot it replaces everything that does not depend on what it
+//! changed: one of the responsibility list or the working calendar shares the whole city, its
+//! indexes and tiles (only the list is parsed); one of a layer rebuilds only that layer's
+//! index, tiles and counts, and takes the rest (the unchanged components too, not read again)
+//! from the served snapshot — what lets a replica of a million-component city follow a switch
+//! within a second — and answers exactly as a snapshot built from scratch. A change of the
+//! local class files builds everything anew.
 
 mod common;
 
