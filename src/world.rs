@@ -22,7 +22,8 @@ use crate::tiles::{Layer, TileConfig, TileSet};
 ///
 /// The layers and everything derived from them (indexes, counts, tiles) are behind `Arc`s:
 /// a snapshot that changes only the responsibility list or the working calendar
-/// ([`World::with_routing`]) shares them with the one it replaces instead of rebuilding them.
+/// ([`World::with_routing`]) shares them with the one it replaces instead of rebuilding them,
+/// and one that changes a layer shares the parts that do not depend on it ([`World::rebuild`]).
 pub struct World {
     pub city: Arc<City>,
     pub meta: CityMeta,
