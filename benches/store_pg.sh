@@ -6,7 +6,8 @@
 #     log line's seconds: for the store, copying the versions from the database included);
 #  3. from an import's answer on one replica to the other replica serving it: a rules switch
 #     (the other replica keeps its layers and parses the new list only), then a rollback of the
-#     component layer (the other replica pulls that version and rebuilds its whole snapshot).
+#     component layer (the other replica pulls that version and rebuilds what depends on the
+#     components), then of the zone layer (the zone index and tiles only).
 # Each replica logs where a switch went (`snapshot switched read_ms build_ms …`,
 # `followed the shared store's switch pull_ms total_ms`): printed after each run.
 # Needs CITYGRID_TEST_PG (bash .ci/postgres.sh start); creates and drops database citygrid_bench.
@@ -54,11 +55,14 @@ b=$(start b --store "$DB"); echo "start-up from PostgreSQL (replica b): $(loaded
 # Probes without a Python start each (hundreds of ms on a loaded machine): curl and grep only.
 rules_version() { curl -fsS "http://$1/health" | grep -o '"rules_version":[0-9]*' | cut -d: -f2; }
 components_version() { curl -fsS "http://$1/health" | grep -o '"name":"components","version":[0-9]*' | cut -d: -f3; }
+zones_version() { curl -fsS "http://$1/health" | grep -o '"name":"zones","version":[0-9]*' | cut -d: -f3; }
 # b's own account of its last switch, and the time from a's switch log line to b's (clocks of
 # one machine: the lag without the probes' cost).
 breakdown() {
   sleep 0.2
   grep -E 'followed the shared store|snapshot switched' "$tmp/b.log" | tail -2 | sed 's/^.*INFO //; s/\x1b\[[0-9;]*m//g' | tr '\n' ' '
+  # Each part's build time (absent: shared with the snapshot before).
+  grep 'snapshot built' "$tmp/b.log" | tail -1 | sed 's/^.*INFO //; s/\x1b\[[0-9;]*m//g' | tr '\n' ' '
   python3 - "$tmp/a.log" "$tmp/b.log" <<'PY'
 import re, sys, datetime
 def last(path):
@@ -84,5 +88,14 @@ for v in 1 2 1; do
   while [ "$(components_version "$b")" != "$v" ]; do sleep 0.01; done
   t1=$(now)
   echo "component layer to version $v: from a's answer to b serving it: $(echo "$t1 - $t0" | bc) s"
+  echo "  b: $(breakdown)"
+done
+# A zones switch: the follower rebuilds the zone index and tiles only (before: the whole snapshot).
+for v in 1 2 1; do
+  curl -fsS -X POST -H "Authorization: Bearer 0123456789abcdef-bench" -H 'Content-Type: application/json' --data "{\"version\":$v}" "http://$a/v1/layers/zones/rollback" >/dev/null
+  t0=$(now)
+  while [ "$(zones_version "$b")" != "$v" ]; do sleep 0.01; done
+  t1=$(now)
+  echo "zone layer to version $v: from a's answer to b serving it: $(echo "$t1 - $t0" | bc) s"
   echo "  b: $(breakdown)"
 done

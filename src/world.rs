@@ -16,13 +16,14 @@ use crate::index::{ComponentIndex, GridIndex, Location, ZoneIndex};
 use crate::model::{City, ClassCode};
 use crate::rules::Routing;
 use crate::store::{CityMeta, LoadedCity, Versions};
-use crate::tiles::{TileConfig, TileSet};
+use crate::tiles::{Layer, TileConfig, TileSet};
 
 /// One consistent snapshot of the city's layers, with its spatial indexes.
 ///
 /// The layers and everything derived from them (indexes, counts, tiles) are behind `Arc`s:
 /// a snapshot that changes only the responsibility list or the working calendar
-/// ([`World::with_routing`]) shares them with the one it replaces instead of rebuilding them.
+/// ([`World::with_routing`]) shares them with the one it replaces instead of rebuilding them,
+/// and one that changes a layer shares the parts that do not depend on it ([`World::rebuild`]).
 pub struct World {
     pub city: Arc<City>,
     pub meta: CityMeta,
@@ -68,25 +69,74 @@ impl World {
 
     /// Builds the snapshot, its indexes and its tile set (in parallel) with these zoom rules.
     pub fn with_tiles(loaded: LoadedCity, tile_config: TileConfig) -> World {
+        World::build(loaded, None, Reuse::NOTHING, tile_config)
+    }
+
+    /// The snapshot of `loaded`, sharing with `self` every index, count and tile layer that
+    /// `reuse` says does not depend on what changed, and building the others as
+    /// [`World::with_tiles`] does (with `self`'s zoom rules). It answers exactly as
+    /// `World::with_tiles(loaded, …)` would, in less time; the caller guarantees what each
+    /// flag of [`Reuse`] states of `loaded` against the city `self` was built from.
+    pub fn rebuild(&self, loaded: LoadedCity, reuse: Reuse) -> World {
+        World::build(loaded, Some(self), reuse, self.tiles.config().clone())
+    }
+
+    fn build(loaded: LoadedCity, prev: Option<&World>, reuse: Reuse, tile_config: TileConfig) -> World {
         let city = loaded.city;
-        let (grids, components, tiles) = std::thread::scope(|s| {
-            let components = s.spawn(|| ComponentIndex::build(&city));
-            let tiles = s.spawn(|| TileSet::build(&city, tile_config));
-            let grids = GridIndex::build(&city);
+        let reuse = if prev.is_some() { reuse } else { Reuse::NOTHING };
+        let started = std::time::Instant::now();
+        // The parts that change are built in parallel (each on a thread of its own), the others
+        // taken over; each built part's time is logged (None: shared).
+        let ((grids, grids_t), (components, components_t), (tiles, tiles_t)) = std::thread::scope(|s| {
+            let components = s.spawn(|| match prev {
+                Some(p) if reuse.components => (p.components.clone(), None),
+                _ => timed_build(|| Arc::new(ComponentIndex::build(&city))),
+            });
+            let tiles = s.spawn(|| match prev {
+                Some(p) if reuse.grids && reuse.zones && reuse.components => (p.tiles.clone(), None),
+                Some(p) => {
+                    let mut layers = Vec::new();
+                    for (layer, shared) in [(Layer::Grids, reuse.grids), (Layer::Zones, reuse.zones), (Layer::Components, reuse.components)] {
+                        if !shared {
+                            layers.push(layer);
+                        }
+                    }
+                    timed_build(|| Arc::new(p.tiles.rebuild(&city, &layers)))
+                }
+                None => timed_build(|| Arc::new(TileSet::build(&city, tile_config.clone()))),
+            });
+            let grids = match prev {
+                Some(p) if reuse.grids => (p.grids.clone(), None),
+                _ => timed_build(|| Arc::new(GridIndex::build(&city))),
+            };
             (grids, components.join().expect("component index build"), tiles.join().expect("tile set build"))
         });
-        let class_counts = count_components_per_grid(&city, &grids);
-        let child_counts = city.children().iter().map(|c| c.len() as u32).collect();
-        let grid_shapes = city
-            .grids
-            .iter()
-            .map(|g| GridShape {
-                area_m2: g.geometry.geodesic_area_unsigned(),
-                bbox: g.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
-            })
-            .collect();
-        let zones = ZoneIndex::build(&city);
+        let (class_counts, counts_t) = match prev {
+            Some(p) if reuse.grids && reuse.components => (p.class_counts.clone(), None),
+            _ => timed_build(|| Arc::new(count_components_per_grid(&city, &grids))),
+        };
+        let (child_counts, grid_shapes) = match prev {
+            Some(p) if reuse.grids => (p.child_counts.clone(), p.grid_shapes.clone()),
+            _ => (Arc::new(child_counts(&city)), Arc::new(grid_shapes(&city))),
+        };
+        let (zones, zones_t) = match prev {
+            Some(p) if reuse.zones => (p.zones.clone(), None),
+            _ => timed_build(|| Arc::new(ZoneIndex::build(&city))),
+        };
+        let routing_started = std::time::Instant::now();
         let routing = Routing::load(loaded.rules_csv.as_deref(), loaded.versions.get("rules"), &city, loaded.calendar_toml.as_deref());
+        let ms = |t: Option<std::time::Duration>| t.map(|t| t.as_millis() as u64);
+        tracing::info!(
+            grid_index_ms = ms(grids_t),
+            component_index_ms = ms(components_t),
+            tiles_ms = ms(tiles_t),
+            class_counts_ms = ms(counts_t),
+            zone_index_ms = ms(zones_t),
+            routing_ms = routing_started.elapsed().as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            ?reuse,
+            "snapshot built (a part's time absent: shared with the snapshot before)"
+        );
         World {
             routing,
             city: Arc::new(city),
@@ -95,13 +145,13 @@ impl World {
             rules_csv: loaded.rules_csv,
             store_generation: 0,
             loaded_at: Utc::now(),
-            grids: Arc::new(grids),
-            components: Arc::new(components),
-            zones: Arc::new(zones),
-            class_counts: Arc::new(class_counts),
-            child_counts: Arc::new(child_counts),
-            grid_shapes: Arc::new(grid_shapes),
-            tiles: Arc::new(tiles),
+            grids,
+            components,
+            zones,
+            class_counts,
+            child_counts,
+            grid_shapes,
+            tiles,
         }
     }
 
@@ -211,6 +261,49 @@ fn count_components_per_grid(city: &City, index: &GridIndex) -> Vec<Vec<(ClassCo
         }
     }
     counts.into_iter().map(|m| m.into_iter().collect()).collect()
+}
+
+/// Number of direct children per grid (by `GridId`).
+fn child_counts(city: &City) -> Vec<u32> {
+    city.children().iter().map(|c| c.len() as u32).collect()
+}
+
+/// Each grid's geodesic area and bounding box (by `GridId`).
+fn grid_shapes(city: &City) -> Vec<GridShape> {
+    city.grids
+        .iter()
+        .map(|g| GridShape {
+            area_m2: g.geometry.geodesic_area_unsigned(),
+            bbox: g.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]),
+        })
+        .collect()
+}
+
+/// `build()` and the time it took.
+fn timed_build<T>(build: impl FnOnce() -> T) -> (T, Option<std::time::Duration>) {
+    let t = std::time::Instant::now();
+    let built = build();
+    (built, Some(t.elapsed()))
+}
+
+/// What a new snapshot ([`World::rebuild`]) may take over from the one it replaces, because
+/// the city it is built from is the same there. Each flag is a promise of the caller:
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// The grids (codes, names, parents, units' names, geometry) and the hierarchy are the
+    /// same: the grid index, the grids' areas, boxes and child counts and the grid tiles are
+    /// shared.
+    pub grids: bool,
+    /// The components are the same (and in the same order): the component index and the
+    /// component tiles are shared; with `grids` too, the per-grid component counts.
+    pub components: bool,
+    /// The zones are the same: the zone index and the zone tiles are shared.
+    pub zones: bool,
+}
+
+impl Reuse {
+    /// Build everything anew.
+    pub const NOTHING: Reuse = Reuse { grids: false, components: false, zones: false };
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

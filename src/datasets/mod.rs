@@ -23,7 +23,7 @@ use crate::store::{Dataset, NewVersion, Store, StoreError, VersionInfo, Versions
 pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package, write_package};
 pub use text::{TextChecked, check_text, rules_shrink_problem};
 use crate::tiles::TileConfig;
-use crate::world::{World, WorldHandle};
+use crate::world::{Reuse, World, WorldHandle};
 
 /// Why a change was refused. Nothing changed when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +95,18 @@ pub struct Datasets {
     /// with: while they stay the same, a switch of the responsibility list or the calendar
     /// alone reuses the served layers ([`World::with_routing`]).
     unversioned: Mutex<Vec<(&'static str, Vec<u8>)>>,
+}
+
+/// What the snapshot of the store's current versions may share with `current` (built from
+/// the unversioned files `served_files`): with the same hierarchy and the same unversioned
+/// files (class tables), the parts of each layer whose version is the one `current` serves.
+/// The units, the settings' name, centre and CRS, the rules and the calendar enter no index
+/// or tile: their switch alone shares every one.
+fn reusable(current: &World, store: &Store, files: &[(&'static str, Vec<u8>)], served_files: &[(&'static str, Vec<u8>)]) -> Reuse {
+    let same_ground = store.city_meta().is_some_and(|m| m.hierarchy == current.meta.hierarchy) && files == served_files;
+    let (now, then) = (store.versions(), &current.versions);
+    let same = |name: &str| same_ground && now.get(name) == then.get(name);
+    Reuse { grids: same("grids"), components: same("components"), zones: same("zones") }
 }
 
 /// Whether `before` and `after` differ in no dataset but the responsibility list and the
@@ -393,9 +405,12 @@ impl Datasets {
             let read = started.elapsed();
             (current.with_routing(rules_csv, calendar_toml.as_deref(), store.versions()), read)
         } else {
-            let loaded = store.load_city(&|_, _| {}).map_err(|e| e.to_string())?;
+            let reuse = reusable(&current, store, &unversioned, &self.unversioned.lock().unwrap_or_else(PoisonError::into_inner));
+            // The components unchanged: taken from the served city, not read again.
+            let loaded = store.load_city_reusing(reuse.components.then_some(&*current.city), &|_, _| {}).map_err(|e| e.to_string())?;
             let read = started.elapsed();
-            (World::with_tiles(loaded, self.tiles.clone()), read)
+            let world = if current.tiles.config() == &self.tiles { current.rebuild(loaded, reuse) } else { World::with_tiles(loaded, self.tiles.clone()) };
+            (world, read)
         };
         drop(current);
         let built = started.elapsed();

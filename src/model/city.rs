@@ -433,6 +433,42 @@ impl CityBuilder {
         Ok(())
     }
 
+    /// Adds the components of `prev`, as [`CityBuilder::add_component`] would add them one by
+    /// one from the layer file `prev` was read from, without parsing or checking them again:
+    /// the caller guarantees that this builder has the same hierarchy and component classes as
+    /// `prev`'s, and that no component was added yet. Their grids (by code), units and names
+    /// (by name) are this builder's, interned in the order a file read would intern them, so
+    /// the city built equals one read from that file. Refused like a read of the file: a
+    /// component whose recorded grid is not a unit grid of this builder's grids.
+    /// `Ok(false)`: `prev` holds components not resolved against grids (a city without grids
+    /// yet): nothing added, read the file instead.
+    pub fn add_components_of(&mut self, prev: &City) -> Result<bool, ModelError> {
+        if !prev.unresolved_grids.is_empty() || !self.city.components.is_empty() {
+            return Ok(false);
+        }
+        self.resolve_grids()?;
+        // Old id → new id, filled on first use (the order a file read interns them).
+        let grids: Vec<Option<GridId>> = prev.grids.iter().map(|g| self.city.grid_by_code.get(&g.code).copied()).collect();
+        let mut units: Vec<Option<super::UnitId>> = vec![None; prev.units.len()];
+        let mut names: Vec<Option<NameId>> = vec![None; prev.names.len()];
+        let mut components = Vec::with_capacity(prev.components.len());
+        for c in &prev.components {
+            let grid = match c.grid {
+                Some(g) => Some(grids[g.0 as usize].ok_or_else(|| {
+                    ModelError::Hierarchy(format!("component {} names grid {}, which is not in the grid layer", c.code, prev.grid(g).code))
+                })?),
+                None => None,
+            };
+            let name = *names[c.name.0 as usize].get_or_insert_with(|| self.city.names.intern(prev.names.get(c.name)));
+            let mut unit = |u: Option<super::UnitId>| u.map(|u| *units[u.0 as usize].get_or_insert_with(|| self.city.units.intern(&prev.units.get(u).name)));
+            let (dept, owner, maintainer) = (unit(c.dept), unit(c.owner), unit(c.maintainer));
+            components.push(Component { grid, name, dept, owner, maintainer, ..*c });
+        }
+        self.city.components = components;
+        self.city.component_by_code = prev.component_by_code.clone();
+        Ok(true)
+    }
+
     /// Reserves room for `n` more components.
     pub fn reserve_components(&mut self, n: usize) {
         self.city.components.reserve(n);

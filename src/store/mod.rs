@@ -652,6 +652,14 @@ impl Store {
     /// [`CityBuilder`]. A city without layers yet (`citygrid init`) loads as an empty city.
     /// `progress` gets (components read, components in the layer).
     pub fn load_city(&self, progress: &dyn Fn(u64, u64)) -> Result<LoadedCity, StoreError> {
+        self.load_city_reusing(None, progress)
+    }
+
+    /// [`Store::load_city`], with the components taken from `components_of` (a city loaded
+    /// from the current version of the component layer, with the same hierarchy and class
+    /// files) instead of read from that version's file again: the same city, without parsing
+    /// and checking a million features ([`CityBuilder::add_components_of`]).
+    pub fn load_city_reusing(&self, components_of: Option<&crate::model::City>, progress: &dyn Fn(u64, u64)) -> Result<LoadedCity, StoreError> {
         if self.manifest.city.is_none() && !self.has_grids() {
             return Err(StoreError::Empty(self.dir.clone()));
         }
@@ -680,7 +688,13 @@ impl Store {
             fgb::read_grids(&path, Some(features), &mut builder)?;
         }
         if let Some((path, features)) = current(Dataset::Components) {
-            fgb::read_components(&path, Some(features), &mut builder, progress)?;
+            let taken = match components_of {
+                Some(prev) => builder.add_components_of(prev).map_err(|source| StoreError::Model { path: path.clone(), source })?,
+                None => false,
+            };
+            if !taken {
+                fgb::read_components(&path, Some(features), &mut builder, progress)?;
+            }
         }
         if let Some((path, features)) = current(Dataset::Zones) {
             fgb::read_zones(&path, Some(features), &mut builder)?;

@@ -237,9 +237,11 @@ pub struct TileSetStats {
 /// per request.
 pub struct TileSet {
     config: TileConfig,
-    grids: GridLayer,
-    zones: ZoneLayer,
-    components: ComponentLayer,
+    // Behind `Arc`s so that a snapshot whose grids, zones or components did not change shares
+    // that layer's prepared geometry with the one it replaces ([`TileSet::rebuild`]).
+    grids: std::sync::Arc<GridLayer>,
+    zones: std::sync::Arc<ZoneLayer>,
+    components: std::sync::Arc<ComponentLayer>,
     levels: usize,
     grid_count: usize,
     zone_count: usize,
@@ -269,9 +271,47 @@ impl TileSet {
             zone_count: city.zones.len(),
             component_count: city.components.len(),
             config,
-            grids,
-            zones,
-            components,
+            grids: grids.into(),
+            zones: zones.into(),
+            components: components.into(),
+        }
+    }
+
+    /// The tile set of `city`, which differs from the city `self` was built from only in the
+    /// layers `rebuild` names (same [`TileConfig`]): the other layers' prepared geometry is
+    /// shared with `self` (not copied), the named ones are built as [`TileSet::build`] does. A
+    /// layer of the grids depends on the grids and the hierarchy, of the zones on the zones,
+    /// of the components on the components (names and units are read at encode time).
+    pub fn rebuild(&self, city: &City, rebuild: &[Layer]) -> TileSet {
+        let extent = self.config.extent.max(1);
+        let max_zoom = self.config.max_zoom.min(32);
+        let full_zoom = self.config.component_full_zoom.min(28);
+        let wants = |l: Layer| rebuild.contains(&l);
+        let (grids, zones, components) = std::thread::scope(|s| {
+            let g = wants(Layer::Grids).then(|| s.spawn(|| GridLayer::build(city, extent, max_zoom)));
+            let c = wants(Layer::Components).then(|| ComponentLayer::build(city, full_zoom));
+            let z = wants(Layer::Zones).then(|| ZoneLayer::build(city, extent, max_zoom));
+            (g.map(|g| g.join().expect("grid tiles build")), z, c)
+        });
+        TileSet {
+            levels: city.hierarchy.levels.len(),
+            grid_count: city.grids.len(),
+            zone_count: city.zones.len(),
+            component_count: city.components.len(),
+            config: self.config.clone(),
+            grids: grids.map_or_else(|| self.grids.clone(), Into::into),
+            zones: zones.map_or_else(|| self.zones.clone(), Into::into),
+            components: components.map_or_else(|| self.components.clone(), Into::into),
+        }
+    }
+
+    /// Whether `self` and `other` share the prepared geometry of `layer` (one was
+    /// [`TileSet::rebuild`] from the other without rebuilding it).
+    pub fn shares(&self, other: &TileSet, layer: Layer) -> bool {
+        match layer {
+            Layer::Grids => std::sync::Arc::ptr_eq(&self.grids, &other.grids),
+            Layer::Zones => std::sync::Arc::ptr_eq(&self.zones, &other.zones),
+            Layer::Components => std::sync::Arc::ptr_eq(&self.components, &other.components),
         }
     }
 
