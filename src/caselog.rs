@@ -212,6 +212,117 @@ pub fn counts_of(records: &[AuditRecord]) -> Vec<CaseCount> {
         .collect()
 }
 
+/// Counts keyed by small indexes instead of strings: each chain and case type once, and
+/// `(chain index, type index, count)` triples (a pair may repeat: the counts add up). What a
+/// store sums its counts into; [`stats_of_ids`] turns it into the same [`CaseStats`] as
+/// [`stats`] over the equivalent [`CaseCount`]s, building strings only for the answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IdCounts {
+    /// Chain compact texts ([`chain_text`]) by index.
+    pub chains: Vec<String>,
+    /// `(case_kind, case_type)` by index, each pair at most once.
+    pub types: Vec<(String, String)>,
+    /// `(chain index, type index, count)`.
+    pub counts: Vec<(u32, u32, u64)>,
+}
+
+impl IdCounts {
+    /// The same counts as [`CaseCount`]s (one per triple).
+    pub fn to_case_counts(&self) -> Vec<CaseCount> {
+        self.counts
+            .iter()
+            .map(|&(p, t, count)| {
+                let (kind, ty) = &self.types[t as usize];
+                CaseCount { chain: self.chains[p as usize].clone(), case_kind: kind.clone(), case_type: ty.clone(), count }
+            })
+            .collect()
+    }
+}
+
+/// [`stats`] of `counts` restricted to the case type codes `case_types` (all when `None`),
+/// summed by index: the answer is equal to `stats` of the [`IdCounts::to_case_counts`] kept
+/// by the same filter, and its serialization byte-identical.
+pub fn stats_of_ids(counts: &IdCounts, level: StatsLevel, case_types: Option<&[String]>) -> CaseStats {
+    let keep: Vec<bool> = counts.types.iter().map(|(_, t)| case_types.is_none_or(|f| f.contains(t))).collect();
+    // Area and grid codes, each once, and the area and grid of every chain.
+    let mut area_ix: HashMap<&str, u32> = HashMap::new();
+    let mut area_codes: Vec<&str> = Vec::new();
+    let mut grid_ix: HashMap<&str, u32> = HashMap::new();
+    let mut grid_codes: Vec<&str> = Vec::new();
+    let mut chain_area: Vec<Option<u32>> = Vec::with_capacity(counts.chains.len());
+    let mut chain_grid: Vec<Option<u32>> = Vec::with_capacity(counts.chains.len());
+    for chain in &counts.chains {
+        chain_area.push(level.area(chain).map(|a| {
+            *area_ix.entry(a).or_insert_with(|| {
+                area_codes.push(a);
+                (area_codes.len() - 1) as u32
+            })
+        }));
+        chain_grid.push(StatsLevel::Grid.area(chain).map(|g| {
+            *grid_ix.entry(g).or_insert_with(|| {
+                grid_codes.push(g);
+                (grid_codes.len() - 1) as u32
+            })
+        }));
+    }
+    let (mut total, mut unplaced) = (0u64, 0u64);
+    let mut by_type: Vec<Option<u64>> = vec![None; counts.types.len()];
+    let mut by_grid: Vec<Option<u64>> = vec![None; grid_codes.len()];
+    let mut cells: Vec<(u32, u32, u64)> = Vec::with_capacity(counts.counts.len());
+    for &(p, t, n) in &counts.counts {
+        if !keep[t as usize] {
+            continue;
+        }
+        total += n;
+        *by_type[t as usize].get_or_insert(0) += n;
+        if let Some(g) = chain_grid[p as usize] {
+            *by_grid[g as usize].get_or_insert(0) += n;
+        }
+        match chain_area[p as usize] {
+            Some(a) => cells.push((a, t, n)),
+            None => unplaced += n,
+        }
+    }
+    // Type order of the answer's ties: by (kind, type) text.
+    let mut order: Vec<u32> = (0..counts.types.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| counts.types[a as usize].cmp(&counts.types[b as usize]));
+    let mut rank = vec![0u32; order.len()];
+    for (r, &t) in order.iter().enumerate() {
+        rank[t as usize] = r as u32;
+    }
+    let type_counts = |mut v: Vec<(u32, u64)>| -> Vec<TypeCount> {
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| rank[a.0 as usize].cmp(&rank[b.0 as usize])));
+        v.into_iter()
+            .map(|(t, count)| {
+                let (kind, ty) = &counts.types[t as usize];
+                TypeCount { case_kind: kind.clone(), case_type: ty.clone(), count }
+            })
+            .collect()
+    };
+    cells.sort_unstable_by_key(|&(a, t, _)| (a, t));
+    let mut areas: Vec<AreaCount> = Vec::new();
+    let mut i = 0;
+    while i < cells.len() {
+        let area = cells[i].0;
+        let mut types: Vec<(u32, u64)> = Vec::new();
+        while i < cells.len() && cells[i].0 == area {
+            let t = cells[i].1;
+            let mut n = 0;
+            while i < cells.len() && cells[i].0 == area && cells[i].1 == t {
+                n += cells[i].2;
+                i += 1;
+            }
+            types.push((t, n));
+        }
+        let area_total = types.iter().map(|&(_, n)| n).sum();
+        areas.push(AreaCount { code: area_codes[area as usize].to_owned(), total: area_total, by_type: type_counts(types) });
+    }
+    areas.sort_by(|a, b| b.total.cmp(&a.total).then_with(|| a.code.cmp(&b.code)));
+    let by_type = type_counts(by_type.iter().enumerate().filter_map(|(t, n)| Some((t as u32, (*n)?))).collect());
+    let by_grid = by_grid.iter().zip(&grid_codes).filter_map(|(n, g)| Some(((*g).to_owned(), (*n)?))).collect();
+    CaseStats { level, total, areas, by_type, by_grid, unplaced }
+}
+
 /// Which level statistics group by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -639,6 +639,31 @@ fn the_same_tile_gives_the_same_bytes() {
     }
 }
 
+/// The encoder writes the protobuf bytes itself: they must be exactly what prost writes for
+/// the decoded message (fields in tag order, packed integers, minimal varints), at every zoom,
+/// with clusters and full-detail points, polygons and labels, in WGS84 and GCJ-02.
+#[test]
+fn tile_bytes_are_the_canonical_protobuf_of_their_message() {
+    use citygrid::tiles::vector_tile::Tile;
+    use prost::Message;
+    let mut checked = 0;
+    for f in [tiny(), wuzhong()] {
+        for z in [0u8, 8, 11, 12, 13, 14, 15, 16, 17, 18] {
+            for (x, y) in tiles_over(&f.city, z, Datum::Wgs84).into_iter().take(40) {
+                for datum in [Datum::Wgs84, Datum::Gcj02] {
+                    for layers in [&Layer::ALL[..], &[Layer::Components], &[Layer::Zones, Layer::Grids]] {
+                        let Some(bytes) = f.tiles.encode(&f.city, layers, z, x, y, datum).unwrap() else { continue };
+                        let message = Tile::decode(bytes.as_slice()).unwrap();
+                        assert_eq!(message.encode_to_vec(), bytes, "{z}/{x}/{y} {datum} {layers:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "{checked} tiles");
+}
+
 #[test]
 fn layers_come_as_asked_and_empty_tiles_are_none() {
     let f = tiny();

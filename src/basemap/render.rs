@@ -7,13 +7,11 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
-use prost::Message;
-
 use super::BasemapError;
 use crate::tiles::clip::{area2, clip_ring, round_ring};
 use crate::tiles::encoder::{LayerBuilder, str_value};
 use crate::tiles::mercator::{TileFrame, to_world};
-use crate::tiles::vector_tile::{self, tile::GeomType};
+use crate::tiles::vector_tile::tile::GeomType;
 
 /// Tile extent and buffer (tile units) of the tiles made here.
 const EXTENT: u32 = 4096;
@@ -149,8 +147,11 @@ pub fn render(features: &[Feature], layers: &[&'static str], minzoom: u8, maxzoo
         let mut zoom: Vec<((u32, u32), Vec<u8>)> = tiles
             .into_iter()
             .map(|(xy, slots)| {
-                let layers = slots.into_iter().flatten().filter(|b| !b.is_empty()).map(LayerBuilder::finish).collect();
-                (xy, vector_tile::Tile { layers }.encode_to_vec())
+                let mut bytes = Vec::new();
+                for b in slots.into_iter().flatten().filter(|b| !b.is_empty()) {
+                    b.finish_into(&mut bytes);
+                }
+                (xy, bytes)
             })
             .collect();
         zoom.sort_by_key(|t| t.0);
@@ -275,6 +276,8 @@ pub fn write_mbtiles(path: &Path, tiles: &[(u8, u32, u32, Vec<u8>)], meta: &Mbti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tiles::vector_tile;
+    use prost::Message;
 
     #[test]
     fn lines_are_cut_at_the_box_and_split_where_they_leave_it() {

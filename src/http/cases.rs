@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, blocking};
 use super::params::Params;
-use crate::caselog::{self, StatsLevel};
+use crate::caselog::StatsLevel;
 use crate::store::StoreError;
 use crate::store::audit::{AuditLog, COUNT_CAP, PageError, PageQuery};
 
@@ -125,11 +125,8 @@ pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Resu
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);
     let log = audit(&state)?;
     let types: Option<Vec<String>> = params.get("case_type").map(|v| v.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect());
-    let mut counts = blocking("the audit reader", move || log.case_counts(since, until)).await?.map_err(unreadable)?;
-    if let Some(types) = &types {
-        counts.retain(|c| types.contains(&c.case_type));
-    }
-    let stats = caselog::stats(&counts, level);
+    let filter = types.clone();
+    let stats = blocking("the audit reader", move || log.case_stats(since, until, level, filter.as_deref())).await?.map_err(unreadable)?;
     let mut body = serde_json::to_value(&stats).expect("stats serialize");
     if let Value::Object(m) = &mut body {
         m.insert("since".into(), json!(since.map(|t| t.to_rfc3339())));

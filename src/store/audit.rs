@@ -504,39 +504,66 @@ impl AuditLog {
 
     /// Decisions per place and case type with `since ≤ at < until` (either open): whole
     /// months and whole days (CST) from the counts, partial days at the edges from the rows.
-    ///
-    /// The counts are summed in a dense array indexed by (place id, type id) — the ids of the
-    /// `places` and `case_types` dictionaries — and the rows of whole months and of whole days
-    /// outside them are kept in memory once read (see [`CountCache`]), so a year sums a few
-    /// hundred thousand integers in memory.
     pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
         if let Some(shared) = &self.shared {
             return shared.case_counts(since, until);
         }
+        Ok(self.id_counts(since, until)?.to_case_counts())
+    }
+
+    /// The statistics of the decisions with `since ≤ at < until` at `level`, of the case type
+    /// codes `case_types` only (all when `None`): the same answer as [`caselog::stats`] of
+    /// [`AuditLog::case_counts`] kept by type, summed by dictionary id
+    /// ([`caselog::stats_of_ids`]) so that strings are built only for the answer.
+    pub fn case_stats(
+        &self,
+        since: Option<DateTime<FixedOffset>>,
+        until: Option<DateTime<FixedOffset>>,
+        level: caselog::StatsLevel,
+        case_types: Option<&[String]>,
+    ) -> Result<caselog::CaseStats, StoreError> {
+        if let Some(shared) = &self.shared {
+            let mut counts = shared.case_counts(since, until)?;
+            if let Some(types) = case_types {
+                counts.retain(|c| types.contains(&c.case_type));
+            }
+            return Ok(caselog::stats(&counts, level));
+        }
+        Ok(caselog::stats_of_ids(&self.id_counts(since, until)?, level, case_types))
+    }
+
+    /// The counts of [`AuditLog::case_counts`] by dictionary id.
+    ///
+    /// The counts are summed in a dense array indexed by (place id, type id) — the ids of the
+    /// `places` and `case_types` dictionaries — and the rows of whole months and of whole days
+    /// outside them are kept in memory once read (see [`CountCache`]), so a year sums a few
+    /// hundred thousand integers in memory. The decisions of the partial days at the edges are
+    /// mapped to the same ids through the dictionaries (their text columns are borrowed from
+    /// SQLite, not copied), and read in rowid order when their ids are nearly contiguous.
+    fn id_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<caselog::IdCounts, StoreError> {
         self.with_reader(|c| {
             // Two queries: SQLite answers a lone min() or max() from the index's end.
             let first: Option<i64> = c.query_row("SELECT min(day) FROM counts_day", [], |r| r.get(0))?;
             let last: Option<i64> = c.query_row("SELECT max(day) FROM counts_day", [], |r| r.get(0))?;
             let Some((first_day, last_day)) = first.zip(last) else {
-                return Ok(Vec::new());
+                return Ok(caselog::IdCounts::default());
             };
             let since = since.map_or(day_start_ms(first_day), |t| t.timestamp_millis().max(day_start_ms(first_day)));
             let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
             // The dictionaries only grow: ids past the ones read now (appended meanwhile) go to
-            // the overflow map of `Sums`.
-            let max_place: i64 = c.query_row("SELECT coalesce(max(id), 0) FROM places", [], |r| r.get(0))?;
-            let max_type: i64 = c.query_row("SELECT coalesce(max(id), 0) FROM case_types", [], |r| r.get(0))?;
-            let mut sums = Sums::new(max_place, max_type);
+            // the overflow map of `Sums`, and are looked up at the end.
+            let dict = Dict::read(c)?;
+            let mut sums = Sums::new(dict.chains.len() as i64 - 1, dict.types.len() as i64 - 1);
             let mut raw: HashMap<(String, String, String), u64> = HashMap::new();
             if since < until {
                 // Whole days: [d0, d1).
                 let d0 = cst_day(since - 1) + 1;
                 let d1 = cst_day(until);
                 if d0 >= d1 {
-                    raw_counts(c, since, until, &mut raw)?;
+                    raw_counts(c, since, until, &dict, &mut sums, &mut raw)?;
                 } else {
-                    raw_counts(c, since, day_start_ms(d0), &mut raw)?;
-                    raw_counts(c, day_start_ms(d1), until, &mut raw)?;
+                    raw_counts(c, since, day_start_ms(d0), &dict, &mut sums, &mut raw)?;
+                    raw_counts(c, day_start_ms(d1), until, &dict, &mut sums, &mut raw)?;
                     // Whole months inside: [m0, m1).
                     let m0 = if month_first_day(month_of_day(d0)) == d0 { month_of_day(d0) } else { month_of_day(d0) + 1 };
                     let m1 = month_of_day(d1);
@@ -554,20 +581,7 @@ impl AuditLog {
                     }
                 }
             }
-            let places: HashMap<i64, String> =
-                c.prepare("SELECT id, chain FROM places")?.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
-            let types: HashMap<i64, (String, String)> = c
-                .prepare("SELECT id, case_kind, case_type FROM case_types")?
-                .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?
-                .collect::<Result<_, _>>()?;
-            let mut out: Vec<CaseCount> = Vec::with_capacity(raw.len() + 1024);
-            sums.for_each(|place, ty, count| {
-                if let (Some(chain), Some((kind, t))) = (places.get(&place), types.get(&ty)) {
-                    out.push(CaseCount { chain: chain.clone(), case_kind: kind.clone(), case_type: t.clone(), count });
-                }
-            });
-            out.extend(raw.into_iter().map(|((chain, case_kind, case_type), count)| CaseCount { chain, case_kind, case_type, count }));
-            Ok(out)
+            dict.into_counts(c, &sums, raw)
         })
     }
 
@@ -675,16 +689,186 @@ pub(super) fn spawn_retention<T: Send + Sync + 'static>(
     }
 }
 
-fn raw_counts(c: &Connection, from: i64, to: i64, out: &mut HashMap<(String, String, String), u64>) -> rusqlite::Result<()> {
+/// The `places` and `case_types` dictionaries as read at the start of a statistics query,
+/// indexed by id (ids are dense from 1; gaps hold empty entries no count refers to).
+struct Dict {
+    chains: Vec<String>,
+    types: Vec<(String, String)>,
+    place_id: HashMap<String, i64>,
+    /// `kind \0 type` → id.
+    type_id: HashMap<String, i64>,
+}
+
+impl Dict {
+    fn read(c: &Connection) -> rusqlite::Result<Dict> {
+        let mut d = Dict { chains: vec![String::new()], types: vec![Default::default()], place_id: HashMap::new(), type_id: HashMap::new() };
+        let mut stmt = c.prepare("SELECT id, chain FROM places")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (id, chain): (i64, String) = (r.get(0)?, r.get(1)?);
+            if let Ok(i) = usize::try_from(id) {
+                if i >= d.chains.len() {
+                    d.chains.resize(i + 1, String::new());
+                }
+                d.chains[i].clone_from(&chain);
+                d.place_id.insert(chain, id);
+            }
+        }
+        let mut stmt = c.prepare("SELECT id, case_kind, case_type FROM case_types")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (id, kind, ty): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if let Ok(i) = usize::try_from(id) {
+                if i >= d.types.len() {
+                    d.types.resize(i + 1, Default::default());
+                }
+                d.type_id.insert(type_key(&kind, &ty), id);
+                d.types[i] = (kind, ty);
+            }
+        }
+        Ok(d)
+    }
+
+    /// The sums as [`caselog::IdCounts`] (index = id for the ids read at the start), with the
+    /// ids added since and the raw rows whose strings were not in the dictionaries.
+    fn into_counts(mut self, c: &Connection, sums: &Sums, raw: HashMap<(String, String, String), u64>) -> rusqlite::Result<caselog::IdCounts> {
+        let (known_places, known_types) = (self.chains.len(), self.types.len());
+        let mut late_places: HashMap<i64, u32> = HashMap::new();
+        let mut late_types: HashMap<i64, u32> = HashMap::new();
+        let mut counts = Vec::with_capacity(sums.len());
+        let mut failed = None;
+        sums.for_each(|place, ty, n| {
+            let p = match usize::try_from(place) {
+                Ok(i) if i < known_places => Some(i as u32),
+                _ => match late_places.get(&place) {
+                    Some(&i) => Some(i),
+                    None => match c.query_row("SELECT chain FROM places WHERE id = ?1", [place], |r| r.get::<_, String>(0)).optional() {
+                        Ok(Some(chain)) => {
+                            let i = self.chain_index(chain);
+                            late_places.insert(place, i);
+                            Some(i)
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            failed = Some(e);
+                            None
+                        }
+                    },
+                },
+            };
+            let t = match usize::try_from(ty) {
+                Ok(i) if i < known_types => Some(i as u32),
+                _ => match late_types.get(&ty) {
+                    Some(&i) => Some(i),
+                    None => match c
+                        .query_row("SELECT case_kind, case_type FROM case_types WHERE id = ?1", [ty], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                        .optional()
+                    {
+                        Ok(Some((kind, t))) => {
+                            let i = self.type_index(kind, t);
+                            late_types.insert(ty, i);
+                            Some(i)
+                        }
+                        Ok(None) => None,
+                        Err(e) => {
+                            failed = Some(e);
+                            None
+                        }
+                    },
+                },
+            };
+            if let (Some(p), Some(t)) = (p, t) {
+                counts.push((p, t, n));
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for ((chain, kind, ty), n) in raw {
+            let p = self.chain_index(chain);
+            let t = self.type_index(kind, ty);
+            counts.push((p, t, n));
+        }
+        Ok(caselog::IdCounts { chains: self.chains, types: self.types, counts })
+    }
+
+    /// The index of a chain not among the ids read (appended since): its id if it was read
+    /// meanwhile, else a new entry.
+    fn chain_index(&mut self, chain: String) -> u32 {
+        if let Some(&id) = self.place_id.get(&chain) {
+            return id as u32;
+        }
+        self.chains.push(chain.clone());
+        let i = self.chains.len() - 1;
+        self.place_id.insert(chain, i as i64);
+        i as u32
+    }
+
+    /// Like [`Dict::chain_index`] for a case type.
+    fn type_index(&mut self, kind: String, ty: String) -> u32 {
+        let key = type_key(&kind, &ty);
+        if let Some(&id) = self.type_id.get(&key) {
+            return id as u32;
+        }
+        self.types.push((kind, ty));
+        let i = self.types.len() - 1;
+        self.type_id.insert(key, i as i64);
+        i as u32
+    }
+}
+
+fn type_key(kind: &str, ty: &str) -> String {
+    let mut k = String::with_capacity(kind.len() + ty.len() + 1);
+    k.push_str(kind);
+    k.push('\0');
+    k.push_str(ty);
+    k
+}
+
+/// Adds the decisions with `from ≤ at_ms < to` to `sums` by the ids of their place and type in
+/// `dict` (a string missing there, appended since, goes to `raw`). When the rows' ids are
+/// nearly contiguous (the usual case: decisions are appended in time order) they are read in
+/// rowid order from the table, one pass over its pages, instead of one seek per index entry.
+fn raw_counts(
+    c: &Connection,
+    from: i64,
+    to: i64,
+    dict: &Dict,
+    sums: &mut Sums,
+    raw: &mut HashMap<(String, String, String), u64>,
+) -> rusqlite::Result<()> {
     if from >= to {
         return Ok(());
     }
-    let mut stmt = c.prepare("SELECT chain, case_kind, case_type FROM decisions INDEXED BY decisions_at WHERE at_ms >= ?1 AND at_ms < ?2")?;
-    let mut rows = stmt.query(params![from, to])?;
+    let (lo, hi, n): (Option<i64>, Option<i64>, i64) = c
+        .prepare("SELECT min(id), max(id), count(*) FROM decisions INDEXED BY decisions_at WHERE at_ms >= ?1 AND at_ms < ?2")?
+        .query_row(params![from, to], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (Some(lo), Some(hi)) = (lo, hi) else { return Ok(()) };
+    let contiguous = hi - lo < 2 * n + 1024;
+    let mut stmt = if contiguous {
+        c.prepare("SELECT chain, case_kind, case_type FROM decisions NOT INDEXED WHERE id >= ?3 AND id <= ?4 AND at_ms >= ?1 AND at_ms < ?2")?
+    } else {
+        c.prepare("SELECT chain, case_kind, case_type FROM decisions INDEXED BY decisions_at WHERE at_ms >= ?1 AND at_ms < ?2 AND ?3 <= ?4")?
+    };
+    let mut rows = stmt.query(params![from, to, lo, hi])?;
+    let mut key = String::new();
     while let Some(r) = rows.next()? {
-        *out.entry((r.get(0)?, r.get(1)?, r.get(2)?)).or_default() += 1;
+        let (chain, kind, ty) = (text_ref(r, 0)?, text_ref(r, 1)?, text_ref(r, 2)?);
+        key.clear();
+        key.push_str(kind);
+        key.push('\0');
+        key.push_str(ty);
+        match (dict.place_id.get(chain), dict.type_id.get(key.as_str())) {
+            (Some(&p), Some(&t)) => sums.add(p, t, 1),
+            _ => *raw.entry((chain.to_owned(), kind.to_owned(), ty.to_owned())).or_default() += 1,
+        }
     }
     Ok(())
+}
+
+/// A text column borrowed from the row.
+fn text_ref<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    r.get_ref(i)?.as_str().map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 /// Counts summed by (place id, type id): a dense array over the ids known when the sum
@@ -711,6 +895,11 @@ impl Sums {
             (Ok(p), Ok(t)) if p < self.places && t < self.types => self.dense[p * self.types + t] += n,
             _ => *self.overflow.entry((place, ty)).or_default() += n,
         }
+    }
+
+    /// Cells of the dense array plus entries of the map (an upper bound of `for_each`'s calls).
+    fn len(&self) -> usize {
+        self.dense.len().min(1 << 16) + self.overflow.len()
     }
 
     /// Every (place, type) with a count above zero.
@@ -1016,6 +1205,63 @@ mod tests {
         let before = caselog::stats(&log.case_counts(s, u).unwrap(), caselog::StatsLevel::Grid).total;
         log.append(&[rec("2026-10-15T12:00:00+08:00", "a")]).unwrap();
         assert_eq!(caselog::stats(&log.case_counts(s, u).unwrap(), caselog::StatsLevel::Grid).total, before + 1);
+    }
+
+    /// The statistics summed by dictionary id equal a brute-force count over the decisions
+    /// (and serialize to the same bytes), for windows whose edges fall inside days, with
+    /// the edge rows read in rowid order (appended in time order) and through the index
+    /// (a day's decisions appended in two runs far apart), and with a case type filter.
+    #[test]
+    fn stats_by_id_equal_a_brute_force_count_with_edges_inside_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path()).unwrap();
+        let make = |from: &str, n: i64, step_s: i64, salt: i64| -> Vec<AuditRecord> {
+            (0..n)
+                .map(|i| {
+                    let at = t(from) + chrono::TimeDelta::seconds(step_s * i);
+                    let mut r = rec(&at.to_rfc3339(), "a");
+                    let k = i * 7 + salt;
+                    r.chain = if k % 23 == 0 { Vec::new() } else { vec!["d".into(), format!("s{}", k % 3), format!("s{}c{}", k % 3, k % 5), format!("g{}", k % 11)] };
+                    r.case_kind = if k % 4 == 0 { "component".into() } else { "event".into() };
+                    r.case_type = format!("01{:02}", k % 6);
+                    r
+                })
+                .collect()
+        };
+        // Day 2026-10-03 in two runs with another day's 5,000 decisions between them.
+        let mut all = make("2026-10-03T00:00:00+08:00", 1500, 29, 0);
+        all.extend(make("2026-10-08T00:00:00+08:00", 5000, 17, 1));
+        all.extend(make("2026-10-03T00:00:10+08:00", 1500, 31, 2));
+        all.extend(make("2026-10-10T00:00:00+08:00", 3000, 100, 3));
+        for part in all.chunks(1000) {
+            log.append(part).unwrap();
+        }
+        let windows = [
+            (Some("2026-10-03T05:00:00+08:00"), Some("2026-10-08T13:30:00+08:00")),
+            (Some("2026-10-03T05:00:00+08:00"), Some("2026-10-03T09:00:00+08:00")),
+            (Some("2026-10-08T01:00:00+08:00"), Some("2026-10-11T02:00:00+08:00")),
+            (Some("2026-10-08T01:00:00+08:00"), None),
+            (None, Some("2026-10-03T07:00:00+08:00")),
+            (None, None),
+        ];
+        for (since, until) in windows {
+            let (s, u) = (since.map(t), until.map(t));
+            let rows: Vec<AuditRecord> = all.iter().filter(|r| s.is_none_or(|s| r.at >= s) && u.is_none_or(|u| r.at < u)).cloned().collect();
+            assert!(!rows.is_empty());
+            for level in [caselog::StatsLevel::Street, caselog::StatsLevel::Community, caselog::StatsLevel::Grid] {
+                for filter in [None, Some(vec!["0102".to_owned(), "0105".to_owned()])] {
+                    let mut brute = caselog::counts_of(&rows);
+                    if let Some(f) = &filter {
+                        brute.retain(|c| f.contains(&c.case_type));
+                    }
+                    let want = caselog::stats(&brute, level);
+                    let got = log.case_stats(s, u, level, filter.as_deref()).unwrap();
+                    assert_eq!(got, want, "{since:?}..{until:?} {level:?} {filter:?}");
+                    assert_eq!(serde_json::to_vec(&got).unwrap(), serde_json::to_vec(&want).unwrap());
+                    assert_eq!(got.total, rows.iter().filter(|r| filter.as_ref().is_none_or(|f| f.contains(&r.case_type))).count() as u64);
+                }
+            }
+        }
     }
 
     #[test]

@@ -306,7 +306,7 @@ impl ComponentLayer {
             let mut f = out.begin_feature(None, GeomType::Point);
             digits.clear();
             push_digits(&mut digits, number, 16);
-            let v_code = out.unique(str_value(digits.as_str()));
+            let v_code = out.unique_str(digits.as_str());
             let class = c.class;
             let v_class = out.shared(1, (class.major() as u64) * 100 + class.minor() as u64, || str_value(class.to_string()));
             let v_major = out.shared(2, class.major() as u64, || str_value(format!("{:02}", class.major())));
@@ -344,7 +344,7 @@ impl ComponentLayer {
             }
             let t = frame.to_tile(w);
             let mut f = out.begin_feature(None, GeomType::Point);
-            let mut tag = |f: &mut super::vector_tile::tile::Feature, key: u32, v: u64| {
+            let mut tag = |f: &mut super::encoder::Feature, key: u32, v: u64| {
                 let vi = out.shared(0, v, || uint_value(v));
                 f.tags.extend_from_slice(&[key, vi]);
             };

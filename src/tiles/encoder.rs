@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::vector_tile::tile::{Feature, GeomType, Layer, Value};
+use prost::Message;
+
+use super::vector_tile::tile::{GeomType, Value};
 
 const MOVE_TO: u32 = 1;
 const LINE_TO: u32 = 2;
@@ -55,38 +57,144 @@ impl Hasher for KeyHasher {
     }
 }
 
-/// One MVT layer being built.
+/// A feature being built: its tags and geometry commands. The vectors are the builder's,
+/// handed out by [`LayerBuilder::begin_feature`] and taken back (cleared, capacity kept) by
+/// [`LayerBuilder::end_feature`], so a tile of thousands of features allocates them once.
+pub struct Feature {
+    pub id: Option<u64>,
+    kind: GeomType,
+    /// Key index, value index pairs.
+    pub tags: Vec<u32>,
+    /// Command integers (spec 4.3).
+    pub geometry: Vec<u32>,
+}
+
+/// One MVT layer being built, written straight into protobuf bytes: each feature is encoded
+/// when it ends and each value when it is first used, into one buffer per field, and the
+/// layer message is assembled once at [`LayerBuilder::finish`]. The bytes are those prost
+/// writes for the same [`Layer`] (fields in tag order, packed repeated integers, the same
+/// varints), so tiles are byte-identical to encoding the message structs
+/// (`vector_tile::tile::Layer`).
 pub struct LayerBuilder {
-    layer: Layer,
+    name: String,
+    extent: u32,
+    keys: Vec<String>,
+    /// The encoded `features` fields (tag, length, message), in order.
+    features: Vec<u8>,
+    feature_count: usize,
+    /// The encoded `values` fields, in index order.
+    values: Vec<u8>,
+    value_count: u32,
     /// Value dictionary lookup: (kind tag, caller's key) → index. Callers pick keys that
     /// identify the value (an interned name id, a class code, …), which avoids hashing strings.
     value_index: HashMap<(u8, u64), u32, BuildHasherDefault<KeyHasher>>,
     cursor: [i32; 2],
+    /// Spare vectors for the next feature.
+    spare: (Vec<u32>, Vec<u32>),
+}
+
+/// Field keys (tag << 3 | wire type) of the messages written here.
+const LAYER_NAME: u8 = 1 << 3 | 2;
+const LAYER_FEATURES: u8 = 2 << 3 | 2;
+const LAYER_KEYS: u8 = 3 << 3 | 2;
+const LAYER_VALUES: u8 = 4 << 3 | 2;
+const LAYER_EXTENT: u8 = 5 << 3;
+const LAYER_VERSION: u8 = 15 << 3;
+const FEATURE_ID: u8 = 1 << 3;
+const FEATURE_TAGS: u8 = 2 << 3 | 2;
+const FEATURE_TYPE: u8 = 3 << 3;
+const FEATURE_GEOMETRY: u8 = 4 << 3 | 2;
+const VALUE_STRING: u8 = 1 << 3 | 2;
+/// The `layers` field of a tile.
+const TILE_LAYERS: u8 = 3 << 3 | 2;
+
+/// Bytes of `v` as a protobuf varint.
+#[inline]
+fn varint_len(v: u64) -> usize {
+    // 1 + floor(log2(v) / 7), with 0 → 1.
+    ((64 - (v | 1).leading_zeros() as usize) * 9 + 64) / 64
+}
+
+/// Appends `v` as a protobuf varint.
+#[inline]
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a length-delimited field: key, length, bytes.
+#[inline]
+fn put_bytes(out: &mut Vec<u8>, key: u8, bytes: &[u8]) {
+    out.push(key);
+    put_varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+fn packed_len(v: &[u32]) -> usize {
+    v.iter().map(|&x| varint_len(x as u64)).sum()
 }
 
 impl LayerBuilder {
     /// A layer with its keys fixed up front (key index = position in `keys`).
     pub fn new(name: &str, extent: u32, keys: &[&str]) -> LayerBuilder {
         LayerBuilder {
-            layer: Layer {
-                version: 2,
-                name: name.to_owned(),
-                features: Vec::new(),
-                keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-                values: Vec::new(),
-                extent: Some(extent),
-            },
+            name: name.to_owned(),
+            extent,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+            features: Vec::new(),
+            feature_count: 0,
+            values: Vec::new(),
+            value_count: 0,
             value_index: HashMap::default(),
             cursor: [0, 0],
+            spare: (Vec::new(), Vec::new()),
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.layer.features.is_empty()
+        self.feature_count == 0
     }
 
-    pub fn finish(self) -> Layer {
-        self.layer
+    /// The encoded layer message (without the tile's field key and length).
+    #[cfg(test)]
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_body(&mut out);
+        out
+    }
+
+    /// Appends the layer to a tile being written: the `layers` field key, the message's length
+    /// and the message.
+    pub fn finish_into(self, tile: &mut Vec<u8>) {
+        let keys_len: usize = self.keys.iter().map(|k| 1 + varint_len(k.len() as u64) + k.len()).sum();
+        let len = 1 + varint_len(self.name.len() as u64) + self.name.len()
+            + self.features.len()
+            + keys_len
+            + self.values.len()
+            + 1 + varint_len(self.extent as u64)
+            + 1 + varint_len(2);
+        tile.reserve(len + 6);
+        tile.push(TILE_LAYERS);
+        put_varint(tile, len as u64);
+        let start = tile.len();
+        self.write_body(tile);
+        debug_assert_eq!(tile.len() - start, len);
+    }
+
+    fn write_body(&self, out: &mut Vec<u8>) {
+        put_bytes(out, LAYER_NAME, self.name.as_bytes());
+        out.extend_from_slice(&self.features);
+        for k in &self.keys {
+            put_bytes(out, LAYER_KEYS, k.as_bytes());
+        }
+        out.extend_from_slice(&self.values);
+        out.push(LAYER_EXTENT);
+        put_varint(out, self.extent as u64);
+        out.push(LAYER_VERSION);
+        put_varint(out, 2);
     }
 
     /// Index of a value shared by many features, looked up by `(tag, key)`; `make` builds it
@@ -102,20 +210,67 @@ impl LayerBuilder {
 
     /// Index of a value used once (e.g. a unique code): no dictionary lookup.
     pub fn unique(&mut self, v: Value) -> u32 {
-        self.layer.values.push(v);
-        (self.layer.values.len() - 1) as u32
+        self.values.push(LAYER_VALUES);
+        put_varint(&mut self.values, v.encoded_len() as u64);
+        v.encode_raw(&mut self.values);
+        self.value_count += 1;
+        self.value_count - 1
+    }
+
+    /// Index of a string value used once, written without building a [`Value`].
+    pub fn unique_str(&mut self, s: &str) -> u32 {
+        self.values.push(LAYER_VALUES);
+        put_varint(&mut self.values, (1 + varint_len(s.len() as u64) + s.len()) as u64);
+        put_bytes(&mut self.values, VALUE_STRING, s.as_bytes());
+        self.value_count += 1;
+        self.value_count - 1
     }
 
     /// Starts a feature; add tags and geometry, then [`LayerBuilder::end_feature`].
     pub fn begin_feature(&mut self, id: Option<u64>, kind: GeomType) -> Feature {
         self.cursor = [0, 0];
-        Feature { id, tags: Vec::new(), r#type: Some(kind as i32), geometry: Vec::new() }
+        let (tags, geometry) = std::mem::take(&mut self.spare);
+        Feature { id, kind, tags, geometry }
     }
 
-    pub fn end_feature(&mut self, f: Feature) {
+    /// Ends a feature: encodes it, unless it has no geometry (then it is left out).
+    pub fn end_feature(&mut self, mut f: Feature) {
         if !f.geometry.is_empty() {
-            self.layer.features.push(f);
+            let (tags_len, geom_len) = (packed_len(&f.tags), packed_len(&f.geometry));
+            let mut len = 1 + varint_len(f.kind as u64) + 1 + varint_len(geom_len as u64) + geom_len;
+            if let Some(id) = f.id {
+                len += 1 + varint_len(id);
+            }
+            if !f.tags.is_empty() {
+                len += 1 + varint_len(tags_len as u64) + tags_len;
+            }
+            let out = &mut self.features;
+            out.reserve(len + 6);
+            out.push(LAYER_FEATURES);
+            put_varint(out, len as u64);
+            if let Some(id) = f.id {
+                out.push(FEATURE_ID);
+                put_varint(out, id);
+            }
+            if !f.tags.is_empty() {
+                out.push(FEATURE_TAGS);
+                put_varint(out, tags_len as u64);
+                for &t in &f.tags {
+                    put_varint(out, t as u64);
+                }
+            }
+            out.push(FEATURE_TYPE);
+            put_varint(out, f.kind as u64);
+            out.push(FEATURE_GEOMETRY);
+            put_varint(out, geom_len as u64);
+            for &g in &f.geometry {
+                put_varint(out, g as u64);
+            }
+            self.feature_count += 1;
         }
+        f.tags.clear();
+        f.geometry.clear();
+        self.spare = (f.tags, f.geometry);
     }
 
     /// Appends a point (MoveTo 1).
@@ -162,6 +317,7 @@ impl LayerBuilder {
 
 #[cfg(test)]
 mod tests {
+    use super::super::vector_tile::tile::Layer;
     use super::*;
 
     #[test]
@@ -184,6 +340,30 @@ mod tests {
         assert_eq!(b.unique(uint_value(3)), 1);
         assert_eq!(b.shared(0, 7, || str_value("other")), 0);
         assert_eq!(b.shared(1, 7, || uint_value(7)), 2);
-        assert_eq!(b.finish().values[0].string_value.as_deref(), Some("x"));
+        assert_eq!(b.unique_str("y"), 3);
+        let mut f = b.begin_feature(Some(300), GeomType::Point);
+        f.tags.extend_from_slice(&[0, 3]);
+        b.point(&mut f, [-70, 200]);
+        b.end_feature(f);
+        let f = b.begin_feature(Some(1), GeomType::Point);
+        b.end_feature(f);
+        let bytes = b.finish();
+        let layer = Layer::decode(bytes.as_slice()).unwrap();
+        assert_eq!(layer.values[0].string_value.as_deref(), Some("x"));
+        assert_eq!(layer.values[3].string_value.as_deref(), Some("y"));
+        assert_eq!(layer.features.len(), 1, "a feature without geometry is left out");
+        assert_eq!((layer.features[0].id, &layer.features[0].tags[..]), (Some(300), &[0, 3][..]));
+        // The bytes prost writes for the same message.
+        assert_eq!(layer.encode_to_vec(), bytes);
+    }
+
+    #[test]
+    fn varints_have_the_length_prost_gives_them() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u32::MAX as u64, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            assert_eq!(out.len(), varint_len(v));
+            assert_eq!(out.len(), prost::encoding::encoded_len_varint(v), "{v}");
+        }
     }
 }

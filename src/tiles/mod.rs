@@ -70,7 +70,6 @@ mod zones;
 
 use std::sync::LazyLock;
 
-use prost::Message;
 use serde::Serialize;
 
 use crate::crs::Datum;
@@ -431,13 +430,18 @@ impl TileSet {
                 }
             };
             if !built.is_empty() {
-                out.push(built.finish());
+                out.push(built);
             }
         }
         if out.is_empty() {
             return Ok(None);
         }
-        Ok(Some(vector_tile::Tile { layers: out }.encode_to_vec()))
+        // The `Tile` message: each layer as a length-delimited `layers` field.
+        let mut tile = Vec::new();
+        for layer in out {
+            layer.finish_into(&mut tile);
+        }
+        Ok(Some(tile))
     }
 }
 
