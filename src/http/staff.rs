@@ -309,37 +309,120 @@ impl futures_core::Stream for EventStream {
     }
 }
 
-/// `GET /v1/staff/events`: Server-Sent Events.
+/// `GET /v1/staff/events[?types=grid_change,positions][&bbox=…[&crs=]][&datum=]`: Server-Sent Events.
 #[utoipa::path(get, path = "/v1/staff/events", tag = "staff", operation_id = "staff_events",
-    summary = "grid enter/leave events of field staff as Server-Sent Events (staff or admin token)",
-    description = "First `event: ready` (data `{\"people\": n}`), then one `event: grid_change` per position that changes a person's unit grid (data: the event JSON, `id`: its sequence number). A client that falls behind the server's buffer gets `event: lagged` (data `{\"missed\": n}`) and the stream ends: reconnect. Comments keep the connection alive every 15 s.",
+    summary = "grid enter/leave events and live positions of field staff as Server-Sent Events (staff or admin token)",
+    description = "First `event: ready` (data `{\"people\": n, \"types\": [...], \"stale_after_s\": s}`), then, of the `types` asked for (default `grid_change`): one `event: grid_change` per position that changes a person's unit grid (data: the event JSON, `id`: its sequence number), and `event: positions` at most once per `positions_interval_ms` (default 1 s): `{\"time\", \"people\": [{id, name, role, unit, status, lon, lat, accuracy_m, time, age_s, grid}], \"more\"}`, the latest position of each person whose position changed since the previous one (at most `positions_max` people; `more`: the rest come next), in `datum`, inside `bbox` if given. A client that falls behind the server's buffer gets `event: lagged` (data `{\"missed\": n}`) and the stream ends: reconnect. Comments keep the connection alive every 15 s.",
+    params(("types" = Option<String>, Query, description = "comma-separated event types: grid_change (default), positions"),
+        ("bbox" = Option<String>, Query, description = "positions: only people in minlon,minlat,maxlon,maxlat (in crs; grid_change events are not filtered)"),
+        ("crs" = Option<String>, Query, description = "the CRS of bbox: a datum (default wgs84) or a projected EPSG code"),
+        ("datum" = Option<String>, Query, description = "positions: lon/lat in wgs84 (default), cgcs2000, gcj02 or bd09")),
     security(("bearer" = [])),
     responses((status = 200, description = "the event stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "invalid_parameter: an unknown type, an unusable bbox or datum", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
         (status = 403, description = "forbidden: not a staff or admin token", body = ErrorBody)))]
-pub async fn events(_reader: StaffReader, State(state): State<AppState>) -> Response {
-    let mut rx = state.staff.subscribe();
+pub async fn events(_reader: StaffReader, State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::parse(q.as_deref())?;
+    let (grid_changes, positions) = event_types(p.get("types"))?;
+    let bbox = match p.get("bbox") {
+        None => None,
+        Some(text) => {
+            let b = super::lookup::bbox(&p)?;
+            if !(b[0] <= b[2] && b[1] <= b[3]) {
+                return Err(invalid("bbox", text, "bbox must be minlon,minlat,maxlon,maxlat with min ≤ max"));
+            }
+            Some(b)
+        }
+    };
+    let datum = match p.get("datum") {
+        None => crate::crs::datum::Datum::Wgs84,
+        Some(d) => d.parse().map_err(|_| invalid("datum", d, "datum must be wgs84, cgcs2000, gcj02 or bd09"))?,
+    };
+    let mut rx = grid_changes.then(|| state.staff.subscribe());
+    let mut frames = positions.then(|| state.staff.subscribe_positions());
     let (tx, out) = tokio::sync::mpsc::channel::<Event>(64);
     let people = state.staff.people();
+    let types: Vec<&str> = [(grid_changes, "grid_change"), (positions, "positions")].into_iter().filter(|t| t.0).map(|t| t.1).collect();
+    let ready = json!({"people": people, "types": types, "stale_after_s": state.staff.config().stale_after.as_secs()});
     tokio::spawn(async move {
-        if tx.send(Event::default().event("ready").data(json!({"people": people}).to_string())).await.is_err() {
+        if tx.send(Event::default().event("ready").data(ready.to_string())).await.is_err() {
             return;
         }
         loop {
-            let event = match rx.recv().await {
-                Ok(e) => Event::default().event(e.kind).id(e.seq.to_string()).data(e.json.as_str()),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                    let _ = tx.send(Event::default().event("lagged").data(json!({"missed": missed}).to_string())).await;
-                    return;
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            let event = tokio::select! {
+                got = recv(&mut rx) => match got {
+                    Ok(e) => Event::default().event(e.kind).id(e.seq.to_string()).data(e.json.as_str()),
+                    Err(end) => return lagged(&tx, end).await,
+                },
+                got = recv(&mut frames) => match got {
+                    Ok(frame) => match positions_json(&frame, bbox, datum) {
+                        Some(data) => Event::default().event("positions").data(data),
+                        None => continue, // nobody in the box moved
+                    },
+                    Err(end) => return lagged(&tx, end).await,
+                },
             };
             if tx.send(event).await.is_err() {
                 return; // the client is gone
             }
         }
     });
-    Sse::new(EventStream(out)).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response()
+    Ok(Sse::new(EventStream(out)).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15))).into_response())
+}
+
+/// `types` of `GET /v1/staff/events`: (grid_change, positions); default grid_change only.
+fn event_types(types: Option<&str>) -> Result<(bool, bool), ApiError> {
+    let Some(text) = types else { return Ok((true, false)) };
+    let (mut grid_changes, mut positions) = (false, false);
+    for t in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match t {
+            "grid_change" => grid_changes = true,
+            "positions" => positions = true,
+            _ => return Err(invalid("types", t, "types must be grid_change and/or positions, separated by commas")),
+        }
+    }
+    if !(grid_changes || positions) {
+        return Err(invalid("types", text, "types must name grid_change and/or positions"));
+    }
+    Ok((grid_changes, positions))
+}
+
+/// The next item of an optional broadcast receiver (never, without one).
+async fn recv<T: Clone>(rx: &mut Option<tokio::sync::broadcast::Receiver<T>>) -> Result<T, tokio::sync::broadcast::error::RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Ends a stream whose reader fell behind (`event: lagged`), or whose hub is gone.
+async fn lagged(tx: &tokio::sync::mpsc::Sender<Event>, end: tokio::sync::broadcast::error::RecvError) {
+    if let tokio::sync::broadcast::error::RecvError::Lagged(missed) = end {
+        let _ = tx.send(Event::default().event("lagged").data(json!({"missed": missed}).to_string())).await;
+    }
+}
+
+/// The data of a `positions` event: the people of `frame` in `bbox` (WGS84), in `datum`;
+/// `None` when none is in the box.
+fn positions_json(frame: &crate::staff::PositionsFrame, bbox: Option<[f64; 4]>, datum: crate::crs::datum::Datum) -> Option<String> {
+    let inside = |h: &&Hit| bbox.is_none_or(|b| h.fix.lon >= b[0] && h.fix.lon <= b[2] && h.fix.lat >= b[1] && h.fix.lat <= b[3]);
+    let now = Utc::now();
+    let people: Vec<StaffPosition> = frame
+        .people
+        .iter()
+        .filter(inside)
+        .map(|h| {
+            let mut p = StaffPosition::of(h, now, false);
+            (p.lon, p.lat) = datum.from_wgs84(p.lon, p.lat);
+            p
+        })
+        .collect();
+    if people.is_empty() {
+        return None;
+    }
+    let time = frame.time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Some(json!({"time": time, "datum": datum.to_string(), "people": people, "more": frame.more}).to_string())
 }
 
 /// `suggest_staff` of `POST /v1/cases/route`: `true` (3 nearest) or how many (1–20), of the

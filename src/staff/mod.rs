@@ -14,6 +14,13 @@
 //! each with its chain, `null` outside every unit grid). Events go to a bounded broadcast
 //! channel: the intake never waits for a reader; a reader that falls behind loses the oldest
 //! events (and learns how many). Sinks (webhook queues) get each event too, without blocking.
+//!
+//! Live positions are coalesced: while anyone listens ([`StaffHub::subscribe_positions`]), each
+//! stored position marks its person as changed (the latest fix wins); every
+//! `positions_interval` a ticker sends one [`PositionsFrame`] with the people changed since the
+//! previous one, at most `positions_max` of them (the rest follow in the next frame). A flood of
+//! reports thus gives one frame per interval of bounded size, and the intake only ever takes a
+//! short lock to mark who changed.
 
 pub mod input;
 pub mod positions;
@@ -21,7 +28,8 @@ pub mod register;
 pub mod simulate;
 pub mod tracks;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -42,6 +50,12 @@ use crate::world::World;
 pub const DEFAULT_STALE_AFTER_S: u64 = 120;
 /// Default capacity of the event channel: a reader this many events behind starts losing them.
 pub const DEFAULT_EVENT_BUFFER: usize = 4096;
+/// Default time between two coalesced `positions` frames, milliseconds.
+pub const DEFAULT_POSITIONS_INTERVAL_MS: u64 = 1000;
+/// Default largest number of people in one `positions` frame.
+pub const DEFAULT_POSITIONS_MAX: usize = 5000;
+/// Frames a positions reader may fall behind before it is dropped (`lagged`).
+const POSITIONS_BUFFER: usize = 16;
 
 /// Settings of the staff subsystem (`[staff]` of the configuration file).
 #[derive(Clone, Debug, PartialEq)]
@@ -54,6 +68,10 @@ pub struct StaffConfig {
     pub track_max_points_per_day: usize,
     /// Capacity of the event channel.
     pub event_buffer: usize,
+    /// Time between two coalesced `positions` frames.
+    pub positions_interval: std::time::Duration,
+    /// Most people in one `positions` frame; more changed people wait for the next frame.
+    pub positions_max: usize,
 }
 
 impl Default for StaffConfig {
@@ -63,6 +81,8 @@ impl Default for StaffConfig {
             track_retention_days: tracks::DEFAULT_RETENTION_DAYS,
             track_max_points_per_day: tracks::DEFAULT_MAX_POINTS_PER_DAY,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            positions_interval: std::time::Duration::from_millis(DEFAULT_POSITIONS_INTERVAL_MS),
+            positions_max: DEFAULT_POSITIONS_MAX,
         }
     }
 }
@@ -76,6 +96,17 @@ pub struct StaffEvent {
     pub kind: &'static str,
     /// The event as JSON (see docs/staff.md).
     pub json: String,
+}
+
+/// One coalesced `positions` frame: the latest fix of each person whose position changed since
+/// the previous frame, by id.
+#[derive(Debug)]
+pub struct PositionsFrame {
+    /// When the frame was made.
+    pub time: DateTime<Utc>,
+    pub people: Vec<Hit>,
+    /// More people changed than a frame holds: the others come in the next frame.
+    pub more: bool,
 }
 
 /// What one batch did.
@@ -113,6 +144,13 @@ pub struct StaffHub {
     events: broadcast::Sender<Arc<StaffEvent>>,
     seq: AtomicU64,
     sinks: RwLock<Vec<EventSink>>,
+    /// Coalesced positions frames (see [`StaffHub::subscribe_positions`]).
+    positions: broadcast::Sender<Arc<PositionsFrame>>,
+    /// People whose position changed since the last frame, with their latest fix (only while
+    /// someone listens).
+    changed: Mutex<HashMap<String, Hit>>,
+    /// The frame ticker runs.
+    ticking: AtomicBool,
 }
 
 impl StaffHub {
@@ -126,6 +164,9 @@ impl StaffHub {
             events,
             seq: AtomicU64::new(0),
             sinks: RwLock::new(Vec::new()),
+            positions: broadcast::channel(POSITIONS_BUFFER).0,
+            changed: Mutex::new(HashMap::new()),
+            ticking: AtomicBool::new(false),
             config,
         }
     }
@@ -154,6 +195,56 @@ impl StaffHub {
     /// A new receiver of the events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StaffEvent>> {
         self.events.subscribe()
+    }
+
+    /// A new receiver of the coalesced `positions` frames from now on. The first call starts
+    /// the ticker (on the current tokio runtime) that sends a frame every `positions_interval`
+    /// when someone's position changed; it stops when the hub is dropped.
+    pub fn subscribe_positions(self: &Arc<Self>) -> broadcast::Receiver<Arc<PositionsFrame>> {
+        let rx = self.positions.subscribe();
+        if !self.ticking.swap(true, Ordering::AcqRel) {
+            let hub = Arc::downgrade(self);
+            let every = self.config.positions_interval.max(std::time::Duration::from_millis(10));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(hub) = hub.upgrade() else { return };
+                    hub.flush_positions();
+                }
+            });
+        }
+        rx
+    }
+
+    /// Sends a frame of the people changed since the last one (at most `positions_max`, those
+    /// that waited longest first; the rest stay for the next frame) and returns it; `None` when
+    /// nobody changed or nobody listens (what changed is then forgotten).
+    pub fn flush_positions(&self) -> Option<Arc<PositionsFrame>> {
+        let mut people: Vec<Hit> = {
+            let mut changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+            if changed.is_empty() {
+                return None;
+            }
+            if self.positions.receiver_count() == 0 {
+                changed.clear();
+                return None;
+            }
+            if changed.len() <= self.config.positions_max.max(1) {
+                std::mem::take(&mut *changed).into_values().collect()
+            } else {
+                let mut oldest: Vec<(DateTime<Utc>, String)> = changed.values().map(|h| (h.fix.time, h.member.id.clone())).collect();
+                oldest.sort_unstable();
+                oldest.truncate(self.config.positions_max.max(1));
+                oldest.into_iter().filter_map(|(_, id)| changed.remove(&id)).collect()
+            }
+        };
+        let more = !self.changed.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        people.sort_unstable_by(|a, b| a.member.id.cmp(&b.member.id));
+        let frame = Arc::new(PositionsFrame { time: Utc::now(), people, more });
+        let _ = self.positions.send(frame.clone());
+        Some(frame)
     }
 
     /// Adds a sink that gets every event from now on.
@@ -193,12 +284,17 @@ impl StaffHub {
                 },
             }
         }
+        let live = self.positions.receiver_count() > 0;
+        let mut moved: Vec<Hit> = Vec::new();
         {
             let mut store = self.store.write().unwrap_or_else(PoisonError::into_inner);
             for (index, member, fix, grid) in &checked {
                 match store.store(member, *fix, *grid) {
                     Stored::Updated { first, previous_grid } => {
                         outcome.accepted += 1;
+                        if live {
+                            moved.push(Hit { member: member.clone(), fix: *fix, grid: *grid, distance_m: 0.0 });
+                        }
                         if (first && grid.is_some()) || (!first && previous_grid != *grid) {
                             changes.push((member.clone(), *fix, if first { None } else { previous_grid }, *grid));
                         }
@@ -212,6 +308,12 @@ impl StaffHub {
             let mut tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
             for ((_, member, _, _), (_, point)) in checked.iter().zip(&track) {
                 tracks.push(&member.id, *point);
+            }
+        }
+        if !moved.is_empty() {
+            let mut changed = self.changed.lock().unwrap_or_else(PoisonError::into_inner);
+            for hit in moved {
+                changed.insert(hit.member.id.clone(), hit); // newer than any held: stored as current
             }
         }
         outcome.events = changes.len();
