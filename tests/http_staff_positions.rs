@@ -115,10 +115,16 @@ impl Stream {
     }
 }
 
-/// A point `i` steps of ~10 m east of the city's centre.
+/// A point `i` steps of ~10 cm east of the city's centre.
 fn near_centre(world: &World, i: usize) -> (f64, f64) {
     let [lon, lat] = world.center();
-    (lon + i as f64 * 1e-4, lat)
+    (lon + i as f64 * 1e-6, lat)
+}
+
+/// The unit grid of a WGS84 point as answers name it (the oracle: the grid index itself).
+fn grid_of(world: &World, lon: f64, lat: f64) -> Value {
+    let fix = citygrid::staff::Fix { lon, lat, time: Utc::now(), accuracy_m: None, status: citygrid::staff::Status::Available };
+    citygrid::staff::unit_grid(world, &fix).map_or(Value::Null, |g| json!(g.to_string()))
 }
 
 fn by_id(event: &Value) -> std::collections::BTreeMap<String, Value> {
@@ -154,7 +160,7 @@ async fn a_flood_of_reports_comes_as_one_frame_with_the_latest_fix_of_each_perso
         assert_eq!(p["accuracy_m"].as_f64(), item["accuracy"].as_f64());
         assert_eq!(chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap(), chrono::DateTime::parse_from_rfc3339(item["time"].as_str().unwrap()).unwrap());
         assert_eq!(p["name"], format!("人员{}", &item["id"].as_str().unwrap()[1..].parse::<usize>().unwrap()));
-        assert!(p["grid"].is_string(), "the centre lies in a unit grid: {p}");
+        assert_eq!(p["grid"], grid_of(&f.world, lon, lat), "{p}");
     }
     assert_eq!(frame["more"], false);
     assert_eq!(frame["datum"], "wgs84");
@@ -200,6 +206,7 @@ async fn frames_hold_at_most_positions_max_people_and_the_rest_follow() {
 async fn a_box_filters_the_positions_and_datum_converts_them() {
     let f = fixture(2, fast());
     let (lon, lat) = near_centre(&f.world, 0);
+    assert!(grid_of(&f.world, lon, lat).is_string(), "the centre lies in a unit grid");
     let bbox = format!("{},{},{},{}", lon - 0.001, lat - 0.001, lon + 0.001, lat + 0.001);
     let mut stream = Stream::open(&f.app, &format!("?types=positions&bbox={bbox}&datum=gcj02")).await;
     stream.expect("ready").await;
@@ -243,7 +250,7 @@ async fn the_default_stream_has_grid_changes_only_and_both_can_be_asked_for() {
 #[tokio::test]
 async fn bad_event_parameters_are_400_in_the_error_format() {
     let f = fixture(1, fast());
-    for (query, parameter) in [("?types=positions,teleports", "types"), ("?types=", "types"), ("?types=positions&datum=mars", "datum"), ("?types=positions&bbox=1,2,0,3", "bbox")] {
+    for (query, parameter) in [("?types=positions,teleports", "types"), ("?types=,", "types"), ("?types=positions&datum=mars", "datum"), ("?types=positions&bbox=1,2,0,3", "bbox")] {
         let response = open(&f.app, query).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
