@@ -6,7 +6,8 @@
 //! - [`input`]: position batches (JSON) checked item by item, in any supported datum.
 //! - [`positions`]: the latest fix per person; nearest / in a box / in a grid, stale ones left
 //!   out.
-//! - [`tracks`]: per-person per-day points, bounded (the patrol-coverage feature reads them).
+//! - [`tracks`]: per-person per-day points, bounded, closed days spilled to the data directory.
+//! - [`patrol`]: patrol coverage of a day per grid (share of area near a track, minutes inside).
 //! - [`simulate`]: a day of patrols along the demo city's streets, and its register.
 //!
 //! A position whose unit grid ([`crate::index::GridIndex::locate`]) differs from the person's
@@ -19,6 +20,7 @@ pub mod input;
 pub mod positions;
 pub mod register;
 pub mod simulate;
+pub mod patrol;
 pub mod tracks;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +56,9 @@ pub struct StaffConfig {
     pub track_max_points_per_day: usize,
     /// Capacity of the event channel.
     pub event_buffer: usize,
+    /// Where closed days of tracks are written (`DATA/staff/tracks` when serving); `None`:
+    /// tracks in memory only.
+    pub track_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for StaffConfig {
@@ -63,6 +68,7 @@ impl Default for StaffConfig {
             track_retention_days: tracks::DEFAULT_RETENTION_DAYS,
             track_max_points_per_day: tracks::DEFAULT_MAX_POINTS_PER_DAY,
             event_buffer: DEFAULT_EVENT_BUFFER,
+            track_dir: None,
         }
     }
 }
@@ -119,9 +125,16 @@ impl StaffHub {
     /// An empty hub (no register, no positions) indexing around `centre` (lon, lat).
     pub fn new(config: StaffConfig, centre: [f64; 2]) -> StaffHub {
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
+        let tracks = match &config.track_dir {
+            None => Tracks::new(config.track_retention_days, config.track_max_points_per_day),
+            Some(dir) => Tracks::open(dir, config.track_retention_days, config.track_max_points_per_day).unwrap_or_else(|e| {
+                tracing::warn!(dir = %dir.display(), error = %e, "the tracks directory cannot be used: tracks are kept in memory only");
+                Tracks::new(config.track_retention_days, config.track_max_points_per_day)
+            }),
+        };
         StaffHub {
             store: RwLock::new(PositionStore::new(geo_types::Coord { x: centre[0], y: centre[1] })),
-            tracks: Mutex::new(Tracks::new(config.track_retention_days, config.track_max_points_per_day)),
+            tracks: Mutex::new(tracks),
             register: RwLock::new((None, Arc::new(StaffRegister::default()))),
             events,
             seq: AtomicU64::new(0),
@@ -255,14 +268,36 @@ impl StaffHub {
         self.store.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    /// `id`'s track on `day` (China time), in time order (for patrol coverage).
+    /// `id`'s track on `day` (China time), in time order. A closed day is read from its file
+    /// without holding the intake up (a file that cannot be read reads as nothing, logged).
     pub fn track(&self, id: &str, day: NaiveDate) -> Vec<TrackPoint> {
-        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).track(id, day)
+        let source = {
+            let tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+            if tracks.holds(day) {
+                return tracks.track(id, day);
+            }
+            tracks.source(day)
+        };
+        match source.read() {
+            Ok(day) => day.into_iter().find(|(k, _)| &**k == id).map(|(_, v)| v).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(%day, error = %e, "a day of tracks could not be read");
+                Vec::new()
+            }
+        }
     }
 
-    /// Every track of `day`, by id (for patrol coverage).
-    pub fn tracks_of_day(&self, day: NaiveDate) -> Vec<(Arc<str>, Vec<TrackPoint>)> {
-        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).day(day)
+    /// Every track of `day`, by id, each in time order (for patrol coverage). A closed day is
+    /// read from its file without holding the intake up.
+    pub fn tracks_of_day(&self, day: NaiveDate) -> std::io::Result<Vec<(Arc<str>, Vec<TrackPoint>)>> {
+        let source = self.tracks.lock().unwrap_or_else(PoisonError::into_inner).source(day);
+        source.read()
+    }
+
+    /// Writes the open days of tracks to the tracks directory (graceful shutdown; nothing
+    /// without a directory).
+    pub fn flush_tracks(&self) -> std::io::Result<()> {
+        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).flush()
     }
 
     /// Track points held, and points not kept (over the bounds).
