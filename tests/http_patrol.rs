@@ -141,14 +141,14 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     let paths = [format!("/v1/stats/patrol?date={day}"), format!("/v1/staff/{p}/track?date={day}"), format!("/v1/staff/{p}")];
     for path in &paths {
         let (status, body) = server.call("GET", path, None, None);
-        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "{path}: {body}");
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{path}: {body}");
         let (status, body) = server.call("GET", path, Some(POSITIONS), None);
-        assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{path}: {body}");
+        assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{path}: {body}");
     }
     let (status, body) = server.call("GET", &format!("/v1/staff/nobody/track?date={day}"), Some(STAFF), None);
-    assert_eq!((status, body["code"].as_str()), (404, Some("staff_not_found")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("staff_not_found")), "{body}");
     let (status, body) = server.call("GET", &format!("/v1/stats/patrol?date={day}&distance_m=600"), Some(STAFF), None);
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_parameter")), "{body}");
 
     // The track: the posted vertices and times, in order.
     let track = server.get(&format!("/v1/staff/{p}/track?date={day}"));
@@ -192,7 +192,7 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     let top_grid = &top["grids"][0];
     assert!(g1.code.to_string().starts_with(top_grid["code"].as_str().unwrap()), "{top}");
     assert_eq!(top_grid["visitors"], 2);
-    assert_eq!(top_grid["minutes_inside"], 10.5, "the g1→g2 step is inside the district too");
+    assert_eq!(top_grid["minutes_inside"], 11.0, "10 min of p (the 30 s g1→g2 step is inside the district too) and 1 of q");
 
     // The map layer: the same figures on the grids' polygons.
     let layer = server.get(&format!("/v1/stats/patrol?date={day}&format=geojson"));
