@@ -50,7 +50,7 @@ pub const DEFAULT_EVENT_BUFFER: usize = 4096;
 pub struct StaffConfig {
     /// A position older than this is stale.
     pub stale_after: std::time::Duration,
-    /// Days of tracks kept in memory.
+    /// Days of tracks kept (in memory, or closed days in `track_dir`).
     pub track_retention_days: u32,
     /// Most track points per person per day.
     pub track_max_points_per_day: usize,
