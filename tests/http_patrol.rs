@@ -54,6 +54,15 @@ impl Server {
         assert!(exit.success(), "{exit:?}");
     }
 
+    fn text(&self, path: &str) -> String {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    }
+
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         let body = body.map(Value::to_string).unwrap_or_default();
@@ -136,6 +145,11 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     batch.push(fix(&q, c1, at(day, 100)));
     batch.push(fix(&q, c1, at(day, 160)));
     server.post(batch);
+    // /metrics counts them: 19 accepted, 3 grid events (p into g1, g1 → g2, q into g1), 19 points held.
+    let metrics = server.text("/metrics");
+    for line in ["citygrid_staff_positions_total{outcome=\"accepted\"} 19", "citygrid_staff_positions_total{outcome=\"rejected\"} 0", "citygrid_staff_events_total 3", "citygrid_staff_track_points 19", "citygrid_staff_track_points_dropped_total 0"] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
 
     // Tokens: none → 401, another role's → 403.
     let paths = [format!("/v1/stats/patrol?date={day}"), format!("/v1/staff/{p}/track?date={day}"), format!("/v1/staff/{p}")];

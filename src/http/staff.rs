@@ -547,7 +547,7 @@ pub async fn patrol(_reader: StaffReader, State(state): State<AppState>, headers
         Some(f) => return Err(invalid("format", f, "format must be json or geojson")),
     };
     let hub = state.staff.clone();
-    let answer = tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || -> Result<Response, ApiError> {
         let day = hub.tracks_of_day(date).map_err(tracks_unreadable)?;
         let stats = patrol::patrol_stats(&world, date, &day, level, distance_m);
         if !geo {
@@ -565,6 +565,5 @@ pub async fn patrol(_reader: StaffReader, State(state): State<AppState>, headers
             "people": stats.people, "points": stats.points, "crs": datum.to_string(),
             "unvisited": stats.unvisited,
         })))
-    }).await.map_err(blocking_failed)?;
-    answer
+    }).await.map_err(blocking_failed)?
 }

@@ -119,6 +119,22 @@ pub struct StaffHub {
     events: broadcast::Sender<Arc<StaffEvent>>,
     seq: AtomicU64,
     sinks: RwLock<Vec<EventSink>>,
+    /// Position items accepted, older, rejected (for /metrics).
+    counted: [AtomicU64; 3],
+}
+
+/// Totals since the server started (for /metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaffTotals {
+    /// Position items stored as current, kept in the track only (older), refused.
+    pub accepted: u64,
+    pub older: u64,
+    pub rejected: u64,
+    /// Grid enter/leave events emitted.
+    pub events: u64,
+    /// Track points held in memory, and not kept (over the daily cap, beyond retention).
+    pub track_points: u64,
+    pub track_points_dropped: u64,
 }
 
 impl StaffHub {
@@ -139,6 +155,7 @@ impl StaffHub {
             events,
             seq: AtomicU64::new(0),
             sinks: RwLock::new(Vec::new()),
+            counted: Default::default(),
             config,
         }
     }
@@ -228,6 +245,9 @@ impl StaffHub {
             }
         }
         outcome.events = changes.len();
+        for (counter, n) in self.counted.iter().zip([outcome.accepted, outcome.older, outcome.rejected.len()]) {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
         if !changes.is_empty() {
             let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner).clone();
             for (member, fix, left, entered) in changes {
@@ -298,6 +318,13 @@ impl StaffHub {
     /// without a directory).
     pub fn flush_tracks(&self) -> std::io::Result<()> {
         self.tracks.lock().unwrap_or_else(PoisonError::into_inner).flush()
+    }
+
+    /// Totals since start: positions, events, track points (for /metrics).
+    pub fn totals(&self) -> StaffTotals {
+        let (held, dropped) = self.track_stats();
+        let [accepted, older, rejected] = [0, 1, 2].map(|i| self.counted[i].load(Ordering::Relaxed));
+        StaffTotals { accepted, older, rejected, events: self.seq.load(Ordering::Relaxed), track_points: held as u64, track_points_dropped: dropped }
     }
 
     /// Track points held, and points not kept (over the bounds).
