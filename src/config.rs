@@ -67,7 +67,7 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 ///
 /// [staff]                              # field staff positions (docs/staff.md)
 /// stale_after_secs = 120               # older positions are left out of every answer
-/// track_retention_days = 7             # days of tracks kept in memory
+/// track_retention_days = 7             # days of tracks kept (closed days in DATA/staff/tracks/)
 /// track_max_points_per_day = 21600     # per person per day
 /// event_buffer = 4096                  # SSE clients further behind get `lagged` and are dropped
 /// positions_interval_ms = 1000         # SSE `positions`: one coalesced frame per interval at most

@@ -6,7 +6,8 @@
 //! - [`input`]: position batches (JSON) checked item by item, in any supported datum.
 //! - [`positions`]: the latest fix per person; nearest / in a box / in a grid, stale ones left
 //!   out.
-//! - [`tracks`]: per-person per-day points, bounded (the patrol-coverage feature reads them).
+//! - [`tracks`]: per-person per-day points, bounded, closed days spilled to the data directory.
+//! - [`patrol`]: patrol coverage of a day per grid (share of area near a track, minutes inside).
 //! - [`simulate`]: a day of patrols along the demo city's streets, and its register.
 //!
 //! A position whose unit grid ([`crate::index::GridIndex::locate`]) differs from the person's
@@ -26,6 +27,7 @@ pub mod input;
 pub mod positions;
 pub mod register;
 pub mod simulate;
+pub mod patrol;
 pub mod tracks;
 
 use std::collections::HashMap;
@@ -62,7 +64,7 @@ const POSITIONS_BUFFER: usize = 16;
 pub struct StaffConfig {
     /// A position older than this is stale.
     pub stale_after: std::time::Duration,
-    /// Days of tracks kept in memory.
+    /// Days of tracks kept (in memory, or closed days in `track_dir`).
     pub track_retention_days: u32,
     /// Most track points per person per day.
     pub track_max_points_per_day: usize,
@@ -72,6 +74,9 @@ pub struct StaffConfig {
     pub positions_interval: std::time::Duration,
     /// Most people in one `positions` frame; more changed people wait for the next frame.
     pub positions_max: usize,
+    /// Where closed days of tracks are written (`DATA/staff/tracks` when serving); `None`:
+    /// tracks in memory only.
+    pub track_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for StaffConfig {
@@ -83,6 +88,7 @@ impl Default for StaffConfig {
             event_buffer: DEFAULT_EVENT_BUFFER,
             positions_interval: std::time::Duration::from_millis(DEFAULT_POSITIONS_INTERVAL_MS),
             positions_max: DEFAULT_POSITIONS_MAX,
+            track_dir: None,
         }
     }
 }
@@ -151,15 +157,38 @@ pub struct StaffHub {
     changed: Mutex<HashMap<String, Hit>>,
     /// The frame ticker runs.
     ticking: AtomicBool,
+    /// Position items accepted, older, rejected (for /metrics).
+    counted: [AtomicU64; 3],
+}
+
+/// Totals since the server started (for /metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaffTotals {
+    /// Position items stored as current, kept in the track only (older), refused.
+    pub accepted: u64,
+    pub older: u64,
+    pub rejected: u64,
+    /// Grid enter/leave events emitted.
+    pub events: u64,
+    /// Track points held in memory, and not kept (over the daily cap, beyond retention).
+    pub track_points: u64,
+    pub track_points_dropped: u64,
 }
 
 impl StaffHub {
     /// An empty hub (no register, no positions) indexing around `centre` (lon, lat).
     pub fn new(config: StaffConfig, centre: [f64; 2]) -> StaffHub {
         let (events, _) = broadcast::channel(config.event_buffer.max(1));
+        let tracks = match &config.track_dir {
+            None => Tracks::new(config.track_retention_days, config.track_max_points_per_day),
+            Some(dir) => Tracks::open(dir, config.track_retention_days, config.track_max_points_per_day).unwrap_or_else(|e| {
+                tracing::warn!(dir = %dir.display(), error = %e, "the tracks directory cannot be used: tracks are kept in memory only");
+                Tracks::new(config.track_retention_days, config.track_max_points_per_day)
+            }),
+        };
         StaffHub {
             store: RwLock::new(PositionStore::new(geo_types::Coord { x: centre[0], y: centre[1] })),
-            tracks: Mutex::new(Tracks::new(config.track_retention_days, config.track_max_points_per_day)),
+            tracks: Mutex::new(tracks),
             register: RwLock::new((None, Arc::new(StaffRegister::default()))),
             events,
             seq: AtomicU64::new(0),
@@ -167,6 +196,7 @@ impl StaffHub {
             positions: broadcast::channel(POSITIONS_BUFFER).0,
             changed: Mutex::new(HashMap::new()),
             ticking: AtomicBool::new(false),
+            counted: Default::default(),
             config,
         }
     }
@@ -317,6 +347,9 @@ impl StaffHub {
             }
         }
         outcome.events = changes.len();
+        for (counter, n) in self.counted.iter().zip([outcome.accepted, outcome.older, outcome.rejected.len()]) {
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+        }
         if !changes.is_empty() {
             let sinks = self.sinks.read().unwrap_or_else(PoisonError::into_inner).clone();
             for (member, fix, left, entered) in changes {
@@ -357,14 +390,43 @@ impl StaffHub {
         self.store.read().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    /// `id`'s track on `day` (China time), in time order (for patrol coverage).
+    /// `id`'s track on `day` (China time), in time order. A closed day is read from its file
+    /// without holding the intake up (a file that cannot be read reads as nothing, logged).
     pub fn track(&self, id: &str, day: NaiveDate) -> Vec<TrackPoint> {
-        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).track(id, day)
+        let source = {
+            let tracks = self.tracks.lock().unwrap_or_else(PoisonError::into_inner);
+            if tracks.holds(day) {
+                return tracks.track(id, day);
+            }
+            tracks.source(day)
+        };
+        match source.read() {
+            Ok(day) => day.into_iter().find(|(k, _)| &**k == id).map(|(_, v)| v).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(%day, error = %e, "a day of tracks could not be read");
+                Vec::new()
+            }
+        }
     }
 
-    /// Every track of `day`, by id (for patrol coverage).
-    pub fn tracks_of_day(&self, day: NaiveDate) -> Vec<(Arc<str>, Vec<TrackPoint>)> {
-        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).day(day)
+    /// Every track of `day`, by id, each in time order (for patrol coverage). A closed day is
+    /// read from its file without holding the intake up.
+    pub fn tracks_of_day(&self, day: NaiveDate) -> std::io::Result<Vec<(Arc<str>, Vec<TrackPoint>)>> {
+        let source = self.tracks.lock().unwrap_or_else(PoisonError::into_inner).source(day);
+        source.read()
+    }
+
+    /// Writes the open days of tracks to the tracks directory (graceful shutdown; nothing
+    /// without a directory).
+    pub fn flush_tracks(&self) -> std::io::Result<()> {
+        self.tracks.lock().unwrap_or_else(PoisonError::into_inner).flush()
+    }
+
+    /// Totals since start: positions, events, track points (for /metrics).
+    pub fn totals(&self) -> StaffTotals {
+        let (held, dropped) = self.track_stats();
+        let [accepted, older, rejected] = [0, 1, 2].map(|i| self.counted[i].load(Ordering::Relaxed));
+        StaffTotals { accepted, older, rejected, events: self.seq.load(Ordering::Relaxed), track_points: held as u64, track_points_dropped: dropped }
     }
 
     /// Track points held, and points not kept (over the bounds).
