@@ -251,8 +251,10 @@ export function setupStaff(map, { show, beforeId, textFont, levels }) {
           : `轨迹读取失败 ${en('Could not read the track')}: ${esc(e.message)}`;
       return;
     }
-    const coords = track.geometry?.coordinates ?? [];
-    map.getSource('staff-track').setData(track.geometry ? track : empty());
+    // A LineString of the day's positions; a Point for a single one; null for none.
+    const g = track.geometry;
+    const coords = g?.type === 'Point' ? [g.coordinates] : (g?.coordinates ?? []);
+    map.getSource('staff-track').setData(g ? track : empty());
     $('staff-track-clear').hidden = false;
     const times = track.properties?.times ?? [];
     if (!coords.length) {
