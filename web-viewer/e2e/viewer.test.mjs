@@ -13,7 +13,7 @@
 // token of the server: run.sh starts it with one); field staff (with CITYGRID_STAFF_TOKEN and
 // CITYGRID_POSITIONS_TOKEN): the staff token entered in the panel, the points drawn coloured by
 // status, a new position moving its point over SSE, the person's popup, today's track and the
-// patrol coverage (when the server has those endpoints), suggested inspectors of a routed case.
+// patrol coverage, suggested inspectors of a routed case.
 // Saves a screenshot to $SCREENSHOT (default target/viewer.png).
 
 import assert from 'node:assert/strict';
@@ -148,11 +148,11 @@ async function staffChecks(page, { lon, lat, admin, staffTok, positionsTok, heal
   for (const part of ['测试监督员甲', '监督员', '测试监督中心', 'available', person.grid].filter(Boolean)) assert.ok(text.includes(part), `staff popup shows ${part}: ${text}`);
   log(`ok: click on E2E-I1 → popup with name, role, unit, status, time and grid ${person.grid}`);
 
-  // Today's track, when the server has the endpoint (branch patrol).
+  // Today's track.
   const today = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
   const track = await api(`/v1/staff/E2E-I1/track?date=${today}`, { headers: staffAuth });
   if (track.status === 404 && track.body?.error?.details?.path) {
-    log('TODO(lead: make strict once patrol is merged): SKIP track sub-check: GET /v1/staff/{id}/track is not on this server');
+    assert.fail('GET /v1/staff/{id}/track is not on this server (the patrol branch provides it)');
   } else {
     assert.equal(track.status, 200, `track: ${JSON.stringify(track.body)}`);
     await pop.locator('[data-track]').click();
@@ -163,11 +163,11 @@ async function staffChecks(page, { lon, lat, admin, staffTok, positionsTok, heal
     log(`ok: the track button draws today's track (${track.body.geometry.coordinates.length} points)`);
   }
 
-  // Patrol coverage, when the server has the endpoint (branch patrol).
+  // Patrol coverage.
   const unitLevel = health.levels.length;
   const patrol = await api(`/v1/stats/patrol?date=${today}&level=${unitLevel}&format=geojson`, { headers: staffAuth });
   if (patrol.status === 404 && patrol.body?.error?.details?.path) {
-    log('TODO(lead: make strict once patrol is merged): SKIP coverage sub-check: GET /v1/stats/patrol is not on this server');
+    assert.fail('GET /v1/stats/patrol is not on this server (the patrol branch provides it)');
   } else {
     assert.equal(patrol.status, 200, `patrol: ${JSON.stringify(patrol.body)}`);
     await page.check('#coverage-on');
