@@ -69,9 +69,11 @@ pub const DEFAULT_TILE_CACHE_MB: u64 = 256;
 ///
 /// [staff]                              # field staff positions (docs/staff.md)
 /// stale_after_secs = 120               # older positions are left out of every answer
-/// track_retention_days = 7             # days of tracks kept in memory
+/// track_retention_days = 7             # days of tracks kept (closed days in DATA/staff/tracks/)
 /// track_max_points_per_day = 21600     # per person per day
 /// event_buffer = 4096                  # SSE clients further behind get `lagged` and are dropped
+/// positions_interval_ms = 1000         # SSE `positions`: one coalesced frame per interval at most
+/// positions_max = 5000                 # people in one `positions` frame (the rest in the next)
 /// webhooks = ["http://10.0.0.5:9000/staff-events"]  # grid enter/leave events POSTed (http:// only)
 /// webhook_queue = 1000                 # per webhook; when full, newer events are dropped (counted)
 /// webhook_retries = 5
@@ -116,6 +118,8 @@ pub struct StaffSection {
     pub track_retention_days: Option<u32>,
     pub track_max_points_per_day: Option<usize>,
     pub event_buffer: Option<usize>,
+    pub positions_interval_ms: Option<u64>,
+    pub positions_max: Option<usize>,
     pub webhooks: Option<Vec<String>>,
     pub webhook_queue: Option<usize>,
     pub webhook_retries: Option<u32>,
@@ -465,6 +469,18 @@ impl StaffSection {
                 return Err(ConfigError::Staff(format!("event_buffer = {n}: give events between 1 and 1048576")));
             }
             staff.event_buffer = n;
+        }
+        if let Some(ms) = self.positions_interval_ms {
+            if !(50..=60_000).contains(&ms) {
+                return Err(ConfigError::Staff(format!("positions_interval_ms = {ms}: give milliseconds between 50 and 60000")));
+            }
+            staff.positions_interval = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = self.positions_max {
+            if n == 0 || n > 100_000 {
+                return Err(ConfigError::Staff(format!("positions_max = {n}: give people between 1 and 100000")));
+            }
+            staff.positions_max = n;
         }
         let mut webhooks = crate::http::staff_webhook::WebhookConfig::default();
         for url in self.webhooks.unwrap_or_default() {

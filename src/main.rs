@@ -786,7 +786,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!(store = %pg.shown(), generation, "serving the PostgreSQL store's generation; following its switches");
         datasets = datasets.with_shared(pg.clone(), generation);
     }
-    let staff = std::sync::Arc::new(citygrid::staff::StaffHub::new(config.staff.clone(), handle.load().center()));
+    // Closed days of tracks go to the data directory (a replica's is a private temporary copy).
+    let staff_config = citygrid::staff::StaffConfig { track_dir: Some(data_dir.join("staff").join("tracks")), ..config.staff.clone() };
+    let staff = std::sync::Arc::new(citygrid::staff::StaffHub::new(staff_config, handle.load().center()));
+    let staff_at_exit = staff.clone();
     let mut state = AppState::with_tile_cache(handle, config.tile_cache_bytes)
         .with_admin_tokens(config.admin_tokens.clone())
         .with_dispatcher_tokens(config.dispatcher_tokens.clone())
@@ -870,6 +873,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     // Blocking tasks still running (a batch being routed for a client that is gone) get a
     // moment, not a veto over the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if let Err(e) = staff_at_exit.flush_tracks() {
+        warn!(error = %e, "today's tracks could not be written to the data directory");
+    }
     info!("shut down");
     Ok(())
 }

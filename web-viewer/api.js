@@ -45,7 +45,78 @@ export const api = {
   caseTypes: () => call(at('v1/cases/types')),
   stats: (params) => call(at('v1/stats/cases?' + q(params))),
   route: (body) => routeCase(body),
+  staff: (params) => call(at('v1/staff?' + q(params)), { headers: staffHeaders() }),
+  track: (id, date) => call(at(`v1/staff/${encodeURIComponent(id)}/track?` + q({ date })), { headers: staffHeaders() }),
+  patrol: (date, level) => call(at('v1/stats/patrol?' + q({ date, level, format: 'geojson' })), { headers: staffHeaders() }),
 };
+
+// ---------------------------------------------------------------------------------------------
+// Field staff: their positions are personal data, read with a staff token only. The token is
+// kept in this browser tab's sessionStorage, sent in the Authorization header, never in a URL.
+
+const STAFF_KEY = 'citygrid.staffToken';
+
+export const staffToken = {
+  get: () => sessionStorage.getItem(STAFF_KEY),
+  set: (token) => sessionStorage.setItem(STAFF_KEY, token.trim()),
+  clear: () => sessionStorage.removeItem(STAFF_KEY),
+};
+
+function staffHeaders() {
+  const token = staffToken.get();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/**
+ * Reads `GET /v1/staff/events?…` (Server-Sent Events) with fetch(), which, unlike EventSource,
+ * can send the token in a header: calls `onEvent(name, data)` for each event until the stream
+ * ends (resolves) or `signal` aborts it. A refusal (401, 403…) throws an ApiError.
+ */
+export async function staffEvents(params, onEvent, signal) {
+  let response;
+  try {
+    response = await fetch(at('v1/staff/events?' + q(params)), { headers: { ...staffHeaders(), accept: 'text/event-stream' }, signal, cache: 'no-store' });
+  } catch (e) {
+    if (signal?.aborted) return;
+    throw new ApiError(0, 'network', `服务器无响应 The server did not answer (${e.message})`);
+  }
+  if (!response.ok) {
+    const err = (await response.json().catch(() => null))?.error ?? {};
+    throw new ApiError(response.status, err.code ?? 'http_' + response.status, err.message ?? `HTTP ${response.status}`, err.details);
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let name = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith('event:')) name = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (!data.length) continue; // a keep-alive comment
+        let parsed;
+        try {
+          parsed = JSON.parse(data.join('\n'));
+        } catch {
+          continue;
+        }
+        onEvent(name, parsed);
+      }
+    }
+  } catch (e) {
+    if (!signal?.aborted) throw new ApiError(0, 'network', `连接中断 The connection dropped (${e.message})`);
+  } finally {
+    reader.releaseLock?.();
+  }
+}
 
 const TOKEN_KEY = 'citygrid.dispatcherToken';
 
@@ -54,12 +125,18 @@ const TOKEN_KEY = 'citygrid.dispatcherToken';
  * dispatcher is asked for the token once, and it is kept for this browser tab only.
  */
 async function routeCase(body, retried = false) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
+  // A staff token may route where routing is open, and lets the answer suggest inspectors.
+  const token = sessionStorage.getItem(TOKEN_KEY) ?? staffToken.get();
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   try {
     return await call(at('v1/cases/route'), { method: 'POST', headers, body: JSON.stringify(body) });
   } catch (e) {
+    if (e instanceof ApiError && e.details?.parameter === 'suggest_staff' && body.suggest_staff) {
+      // The token may route but not see staff: route without the suggestions.
+      const { suggest_staff: _, ...plain } = body;
+      return routeCase(plain, retried);
+    }
     if (retried || !(e instanceof ApiError) || (e.status !== 401 && e.status !== 403)) throw e;
     sessionStorage.removeItem(TOKEN_KEY);
     const given = window.prompt('派遣需要调度员令牌 Case routing needs a dispatcher token:');

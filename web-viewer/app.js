@@ -2,7 +2,8 @@
 // lookup API on click and search, and case routing. Plain ES modules, no build step; MapLibre
 // comes from the server (web-viewer/vendor/maplibre-gl, compiled into the binary), never a CDN.
 
-import { ROOT, api, codeKind, esc, who } from './api.js';
+import { ROOT, api, codeKind, esc, staffToken, who } from './api.js';
+import { setupStaff, suggestedHtml } from './staff.js';
 
 const MAPLIBRE = './vendor/maplibre-gl/maplibre-gl.mjs';
 /** Major component classes (data/component_classes.csv); colours come from the style. */
@@ -421,6 +422,9 @@ function makePopups(maplibregl, map) {
 // Case routing (POST /v1/cases/route).
 
 function routeResultHtml(r) {
+  const suggested = r.suggested_staff
+    ? `<p class="sub-title">就近监督员 ${en('Nearest available inspectors')}</p>${suggestedHtml(r.suggested_staff)}`
+    : '';
   const deadline = r.deadline ?? {};
   // The due time as the server wrote it (its local time and offset), not the browser's zone.
   const dueText = deadline.due?.replace(/^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?/, '$1 $2 ').trim();
@@ -441,10 +445,11 @@ function routeResultHtml(r) {
     </dl>
     ${r.explanation?.length ? `<p class="sub-title">派遣依据 ${en('Why')}</p><ol class="why">${r.explanation.map((s) => `<li>${esc(s)}</li>`).join('')}</ol>` : ''}
     ${r.warnings?.length ? `<ul class="warn">${r.warnings.map((s) => `<li>${esc(s)}</li>`).join('')}</ul>` : ''}
+    ${suggested}
   </div>`;
 }
 
-async function setupRouting(map, marks, popups) {
+async function setupRouting(map, marks, popups, staff) {
   const status = $('route-status');
   const typeSelect = $('route-type');
   const urgencySelect = $('route-urgency');
@@ -503,13 +508,17 @@ async function setupRouting(map, marks, popups) {
     const type = state.caseTypes[typeSelect.value];
     const body = { lon: lngLat.lng, lat: lngLat.lat, [type.kind === 'event' ? 'event_type' : 'component_class']: type.code };
     if (urgencySelect.value) body.urgency = urgencySelect.value;
+    // With a staff token, the answer suggests the nearest available inspectors.
+    if (staffToken.get()) body.suggest_staff = 3;
     marks.mark('case', lngLat);
+    staff?.showSuggested(lngLat, null);
     status.innerHTML = `派遣中… ${en('Routing…')}`;
     $('route-result').innerHTML = '';
     try {
       const answer = await api.route(body);
       status.innerHTML = `${esc(type.code)} ${esc(type.name)} @ ${lngLat.lng.toFixed(6)}, ${lngLat.lat.toFixed(6)}`;
       $('route-result').innerHTML = routeResultHtml(answer);
+      staff?.showSuggested(lngLat, answer.suggested_staff);
       marks.grid('route-area', answer.area?.grid);
       if (answer.area?.grid) {
         const area = await api.grid(answer.area.grid).catch(() => null);
@@ -728,9 +737,12 @@ async function main() {
   applyFilters(map);
   const popups = makePopups(maplibregl, map);
   const show = popups.show;
-  const routeAt = await setupRouting(map, marks, popups);
   // Under the grid outlines, so the grids stay readable over the colours.
-  setupHotspots(map, state.gridLayers.find((l) => map.getLayer(l.id)?.type === 'line')?.id);
+  const gridLines = state.gridLayers.find((l) => map.getLayer(l.id)?.type === 'line')?.id;
+  const textFont = style.layers.find((l) => l.type === 'symbol' && l.layout?.['text-font'])?.layout['text-font'];
+  const staff = setupStaff(map, { show, beforeId: gridLines, textFont, levels: health.levels });
+  const routeAt = await setupRouting(map, marks, popups, staff);
+  setupHotspots(map, gridLines);
   if (sourceUrl) watchVersions(map, health, style, sourceUrl);
 
   const pointLayers = state.pointLayers.map((l) => l.id);
@@ -774,6 +786,7 @@ async function main() {
 
   map.on('click', (e) => {
     if (state.picking && routeAt) return routeAt(e.lngLat);
+    if (staff.click(e)) return;
     // The component nearest the click, within a few pixels.
     const distance = (f) => map.project(f.geometry.coordinates).dist(e.point);
     const [point] = map
@@ -785,7 +798,7 @@ async function main() {
     }
     return showGrid(e.lngLat, map.queryRenderedFeatures(e.point, { layers: clusterLayers })[0], zonesAt(e.point));
   });
-  for (const id of pointLayers.concat(clusterLayers)) {
+  for (const id of pointLayers.concat(clusterLayers, staff.layers)) {
     map.on('mouseenter', id, () => state.picking || (map.getCanvas().style.cursor = 'pointer'));
     map.on('mouseleave', id, () => state.picking || (map.getCanvas().style.cursor = ''));
   }

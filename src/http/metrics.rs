@@ -78,6 +78,11 @@ struct RoutingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StaffLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
 }
@@ -177,6 +182,10 @@ pub struct Metrics {
     audit_failures: Counter,
     resident_memory: Gauge,
     open_fds: Gauge,
+    staff_positions: Family<StaffLabels, Counter>,
+    staff_events: Counter,
+    staff_track_points: Gauge,
+    staff_track_dropped: Counter,
     /// Per dataset: the version last seen served and since when it is.
     served_since: Mutex<BTreeMap<&'static str, (u64, DateTime<Utc>)>>,
 }
@@ -242,6 +251,15 @@ impl Metrics {
         let audit_failures = Counter::default();
         r.register("citygrid_audit_append_failures", "Audit log appends that failed (their decisions were not given)", audit_failures.clone());
 
+        let staff_positions = Family::<StaffLabels, Counter>::default();
+        r.register("citygrid_staff_positions", "Staff position items received, by outcome (accepted, older: kept in the track only, rejected)", staff_positions.clone());
+        let staff_events = Counter::default();
+        r.register("citygrid_staff_events", "Staff grid enter/leave events emitted", staff_events.clone());
+        let staff_track_points = Gauge::default();
+        r.register("citygrid_staff_track_points", "Staff track points held in memory (the open days)", staff_track_points.clone());
+        let staff_track_dropped = Counter::default();
+        r.register("citygrid_staff_track_points_dropped", "Staff track points not kept (over the daily cap, beyond retention, unwritable)", staff_track_dropped.clone());
+
         // The process, under the names every Prometheus client uses (dashboards expect them).
         let resident_memory = Gauge::default();
         r.register_with_unit("process_resident_memory", "Resident memory size", Unit::Bytes, resident_memory.clone());
@@ -272,6 +290,10 @@ impl Metrics {
             audit_failures,
             resident_memory,
             open_fds,
+            staff_positions,
+            staff_events,
+            staff_track_points,
+            staff_track_dropped,
             served_since: Mutex::new(BTreeMap::new()),
         }
     }
@@ -365,6 +387,15 @@ impl Metrics {
         if let Some(fds) = open_fds() {
             self.open_fds.set(fds as i64);
         }
+        // The staff hub keeps its own totals: the counters catch up with them.
+        let staff = state.staff.totals();
+        for (outcome, total) in [("accepted", staff.accepted), ("older", staff.older), ("rejected", staff.rejected)] {
+            let c = self.staff_positions.get_or_create(&StaffLabels { outcome });
+            c.inc_by(total.saturating_sub(c.get()));
+        }
+        self.staff_events.inc_by(staff.events.saturating_sub(self.staff_events.get()));
+        self.staff_track_dropped.inc_by(staff.track_points_dropped.saturating_sub(self.staff_track_dropped.get()));
+        self.staff_track_points.set(staff.track_points as i64);
         let mut out = String::with_capacity(32 << 10);
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String");
         out

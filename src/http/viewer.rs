@@ -58,6 +58,7 @@ const ASSETS: &[Asset] = &[
     asset!("index.html", HTML, OWN_CACHE_CONTROL),
     asset!("app.js", JS, OWN_CACHE_CONTROL),
     asset!("api.js", JS, OWN_CACHE_CONTROL),
+    asset!("staff.js", JS, OWN_CACHE_CONTROL),
     asset!("style.css", CSS, OWN_CACHE_CONTROL),
     asset!("vendor/maplibre-gl/maplibre-gl.mjs", JS, VENDOR_CACHE_CONTROL),
     asset!("vendor/maplibre-gl/maplibre-gl-worker.mjs", JS, VENDOR_CACHE_CONTROL),

@@ -10,7 +10,8 @@
 # zooms.test.mjs's screenshots; default a new one under the system tmp dir), SCREENSHOT (default
 # target/viewer.png), CHROMIUM (default /usr/bin/chromium), BASE_PATH (e.g. /citygrid: the
 # server runs with --base-path and the page is tested under it; default none), FONTS_DIR (the
-# server's --fonts; default none: the built-in font).
+# server's --fonts; default none: the built-in font), VIEWER_DIR (the server's --viewer-dir, an
+# absolute path: test edited viewer files without rebuilding; default none: the compiled-in ones).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 bin=${1:-./target/release/citygrid}
@@ -45,8 +46,11 @@ cd "$tmp"
 repo=$OLDPWD
 # An admin token, so that the test can upload a new zones version while the page is open.
 token="e2e-admin-token-$RANDOM$RANDOM-0123456789"
-CITYGRID_ADMIN_TOKEN="$token" "$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
-  ${BASE_PATH:+--base-path "$BASE_PATH"} ${FONTS_DIR:+--fonts "$FONTS_DIR"} >"$tmp/out" 2>"$tmp/log" &
+# Staff tokens: the page reads positions with one; the test posts positions with the other.
+staff_token="e2e-staff-token-$RANDOM$RANDOM-0123456789"
+positions_token="e2e-positions-token-$RANDOM$RANDOM-0123456789"
+CITYGRID_ADMIN_TOKEN="$token" CITYGRID_STAFF_TOKEN="$staff_token" CITYGRID_POSITIONS_TOKEN="$positions_token" "$bin" serve --demo --demo-preset "${DEMO_PRESET:-tiny}" --data "$tmp/data" --bind 127.0.0.1:0 \
+  ${BASE_PATH:+--base-path "$BASE_PATH"} ${FONTS_DIR:+--fonts "$FONTS_DIR"} ${VIEWER_DIR:+--viewer-dir "$VIEWER_DIR"} >"$tmp/out" 2>"$tmp/log" &
 pid=$!
 for _ in $(seq 1 600); do
   grep -q 'listening on' "$tmp/out" && break
@@ -59,7 +63,8 @@ addr=$(sed -n 's#.*listening on http://##p' "$tmp/out")
 echo "== web viewer e2e against http://$addr${BASE_PATH:-}/viewer/"
 status=0
 cd "$repo"
-CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" node web-viewer/e2e/viewer.test.mjs || status=$?
+CITYGRID_URL="http://$addr${BASE_PATH:-}" CITYGRID_TOKEN="$token" CITYGRID_STAFF_TOKEN="$staff_token" CITYGRID_POSITIONS_TOKEN="$positions_token" \
+  node web-viewer/e2e/viewer.test.mjs || status=$?
 [ "$status" = 0 ] || { echo "server log:"; tail -n 40 "$tmp/log"; exit "$status"; }
 
 # Readable at every zoom, in pixels: grids, labels, components (and a basemap's streets) at

@@ -10,7 +10,10 @@
 // zones, and a click in a zone shows its name, layer, id and unit; case routing routes a case and
 // highlights the unit's area (skipped, with a log line, only while GET /v1/cases/types is a 404);
 // a new zones version uploaded while the page is open is fetched (needs CITYGRID_TOKEN, an admin
-// token of the server: run.sh starts it with one).
+// token of the server: run.sh starts it with one); field staff (with CITYGRID_STAFF_TOKEN and
+// CITYGRID_POSITIONS_TOKEN): the staff token entered in the panel, the points drawn coloured by
+// status, a new position moving its point over SSE, the person's popup, today's track and the
+// patrol coverage, suggested inspectors of a routed case.
 // Saves a screenshot to $SCREENSHOT (default target/viewer.png).
 
 import assert from 'node:assert/strict';
@@ -76,6 +79,140 @@ async function clickAt(page, lon, lat, zoom) {
 
 const renderedCodes = (page, layer) =>
   page.evaluate((layer) => window.citygridMap.queryRenderedFeatures({ layers: [layer] }).map((f) => f.properties.code), layer);
+
+/** Where a person is drawn on the map (`staff-points`), by id. */
+const drawnStaff = (page) =>
+  page.evaluate(() =>
+    Object.fromEntries(window.citygridMap.queryRenderedFeatures({ layers: ['staff-points'] }).map((f) => [f.properties.id, { lngLat: f.geometry.coordinates, shown: f.properties.shown }])),
+  );
+
+async function staffChecks(page, { lon, lat, admin, staffTok, positionsTok, health }) {
+  const register = 'id,name,role,unit,home_grids\nE2E-I1,测试监督员甲,inspector,测试监督中心,\nE2E-I2,测试监督员乙,inspector,测试监督中心,\nE2E-G1,测试网格员丙,grid_worker,测试社区,\n';
+  const put = await fetch(BASE + '/v1/layers/staff', { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'text/csv' }, body: register });
+  assert.equal(put.status, 200, `PUT /v1/layers/staff: ${await put.text()}`);
+  // ~1 m = 1e-5°: I1 100 m east of the point, I2 250 m north, G1 (busy) 150 m west.
+  const at = { 'E2E-I1': [lon + 0.001, lat], 'E2E-I2': [lon, lat + 0.0025], 'E2E-G1': [lon - 0.0015, lat] };
+  const send = async (items) => {
+    const r = await api('/v1/staff/positions', {
+      method: 'POST', headers: { authorization: `Bearer ${positionsTok}`, 'content-type': 'application/json' },
+      body: JSON.stringify(items.map((i) => ({ time: new Date().toISOString(), accuracy: 6, ...i }))),
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.accepted, items.length, JSON.stringify(r.body));
+  };
+  await send([
+    { id: 'E2E-I1', lon: at['E2E-I1'][0], lat: at['E2E-I1'][1], status: 'available' },
+    { id: 'E2E-I2', lon: at['E2E-I2'][0], lat: at['E2E-I2'][1], status: 'available' },
+    { id: 'E2E-G1', lon: at['E2E-G1'][0], lat: at['E2E-G1'][1], status: 'busy' },
+  ]);
+  const staffAuth = { authorization: `Bearer ${staffTok}` };
+  const { body: listed } = await api('/v1/staff?limit=100', { headers: staffAuth });
+  const i1 = listed.staff.find((p) => p.id === 'E2E-I1');
+  assert.ok(i1, `GET /v1/staff lists E2E-I1: ${JSON.stringify(listed)}`);
+
+  // Sign in: the token goes into sessionStorage, never into a URL.
+  const requested = [];
+  page.on('request', (r) => requested.push(r.url()));
+  await page.fill('#staff-token', staffTok);
+  await page.click('#staff-login button[type=submit]');
+  await page.waitForSelector('#staff-on:not([hidden])');
+  await page.evaluate(({ lon, lat }) => window.citygridMap.jumpTo({ center: [lon, lat], zoom: 15 }), { lon, lat });
+  const near = (a, b) => Math.abs(a[0] - b[0]) < 2e-5 && Math.abs(a[1] - b[1]) < 2e-5;
+  await page.waitForFunction(() => window.citygridMap.queryRenderedFeatures({ layers: ['staff-points'] }).length >= 3, null, { timeout: TIMEOUT, polling: 250 });
+  let drawn = await drawnStaff(page);
+  for (const [id, p] of Object.entries(at)) assert.ok(drawn[id] && near(drawn[id].lngLat, p), `${id} drawn at ${p}: ${JSON.stringify(drawn[id])}`);
+  assert.equal(drawn['E2E-I1'].shown, 'available');
+  assert.equal(drawn['E2E-G1'].shown, 'busy', 'coloured by status');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('citygrid.staffToken')), staffTok, 'the token is kept in sessionStorage');
+  assert.ok(!requested.some((u) => u.includes(staffTok)) && !page.url().includes(staffTok), 'the token is in no URL');
+  assert.match(await page.textContent('#staff-legend'), /busy/, 'a legend of the statuses');
+  log(`ok: staff token entered: ${Object.keys(at).join(', ')} drawn where they are, coloured by status (available / busy)`);
+
+  // A new position moves the point over SSE (a coalesced positions event, at most 1 s apart).
+  const moved = [lon + 0.003, lat - 0.001];
+  const sent = Date.now();
+  await send([{ id: 'E2E-I1', lon: moved[0], lat: moved[1], status: 'available' }]);
+  await page.waitForFunction(
+    ([x, y]) => window.citygridMap.queryRenderedFeatures({ layers: ['staff-points'] }).some((f) => f.properties.id === 'E2E-I1' && Math.abs(f.geometry.coordinates[0] - x) < 2e-5 && Math.abs(f.geometry.coordinates[1] - y) < 2e-5),
+    moved, { timeout: 5000, polling: 100 },
+  );
+  log(`ok: E2E-I1 moved on the map ${Date.now() - sent} ms after its new position was posted (SSE)`);
+
+  // A click on the person: name, role, unit, status, time, current grid.
+  await clickAt(page, moved[0], moved[1], 17);
+  const pop = page.locator('.cg-popup .pop[data-staff="E2E-I1"]');
+  await pop.waitFor({ timeout: TIMEOUT });
+  const { body: now1 } = await api('/v1/staff?limit=100', { headers: staffAuth });
+  const person = now1.staff.find((p) => p.id === 'E2E-I1');
+  const text = await pop.textContent();
+  for (const part of ['测试监督员甲', '监督员', '测试监督中心', 'available', person.grid].filter(Boolean)) assert.ok(text.includes(part), `staff popup shows ${part}: ${text}`);
+  log(`ok: click on E2E-I1 → popup with name, role, unit, status, time and grid ${person.grid}`);
+
+  // Today's track.
+  const today = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+  const track = await api(`/v1/staff/E2E-I1/track?date=${today}`, { headers: staffAuth });
+  if (track.status === 404 && track.body?.error?.details?.path) {
+    assert.fail('GET /v1/staff/{id}/track is not on this server (the patrol branch provides it)');
+  } else {
+    assert.equal(track.status, 200, `track: ${JSON.stringify(track.body)}`);
+    await pop.locator('[data-track]').click();
+    await page.waitForFunction(() => /\d/.test(document.querySelector('.cg-popup .track-status')?.textContent ?? ''), null, { timeout: TIMEOUT });
+    await waitIdle(page);
+    const lines = await page.evaluate(() => window.citygridMap.queryRenderedFeatures({ layers: ['staff-track-line'] }).length);
+    assert.ok(lines > 0, 'the track is drawn');
+    log(`ok: the track button draws today's track (${track.body.geometry.coordinates.length} points)`);
+  }
+
+  // Patrol coverage.
+  const unitLevel = health.levels.length;
+  const patrol = await api(`/v1/stats/patrol?date=${today}&level=${unitLevel}&format=geojson`, { headers: staffAuth });
+  if (patrol.status === 404 && patrol.body?.error?.details?.path) {
+    assert.fail('GET /v1/stats/patrol is not on this server (the patrol branch provides it)');
+  } else {
+    assert.equal(patrol.status, 200, `patrol: ${JSON.stringify(patrol.body)}`);
+    await page.check('#coverage-on');
+    await page.waitForFunction(() => /%/.test(document.querySelector('#coverage-status').textContent), null, { timeout: TIMEOUT });
+    await page.evaluate(({ lon, lat }) => window.citygridMap.jumpTo({ center: [lon, lat], zoom: 14 }), { lon, lat });
+    await waitIdle(page);
+    const filled = await page.evaluate(() => window.citygridMap.queryRenderedFeatures({ layers: ['coverage-fill'] }).map((f) => f.properties.code));
+    assert.ok(filled.length > 0, 'coverage drawn');
+    const walked = patrol.body.features.filter((f) => f.properties.coverage > 0).map((f) => f.properties.code);
+    assert.ok(filled.some((c) => walked.includes(c)) || walked.length === 0, 'grids with coverage drawn');
+    await page.uncheck('#coverage-on');
+    await waitIdle(page);
+    assert.equal(await page.evaluate(() => window.citygridMap.queryRenderedFeatures({ layers: ['coverage-fill'] }).length), 0, 'the toggle hides coverage');
+    log(`ok: patrol coverage drawn (${filled.length} grid polygons on screen), the toggle hides it`);
+  }
+
+  // Routing with the staff token: the answer suggests the nearest available inspectors (I1 and
+  // I2, not the busy grid worker), listed with distances and marked with a line to the case.
+  const types = await api('/v1/cases/types');
+  if (types.status !== 200) {
+    log('SKIP suggested-staff sub-check: no case routing on this server');
+    return;
+  }
+  const index = Math.max(0, types.body.types.findIndex((t) => t.kind === 'event'));
+  const type = types.body.types[index];
+  const request = { lon, lat, [type.kind === 'event' ? 'event_type' : 'component_class']: type.code, suggest_staff: 3 };
+  if (type.urgencies?.length) request.urgency = type.urgencies[0];
+  const expected = await api('/v1/cases/route', { method: 'POST', headers: { ...staffAuth, 'content-type': 'application/json' }, body: JSON.stringify(request) });
+  assert.equal(expected.status, 200, JSON.stringify(expected.body));
+  const ids = expected.body.suggested_staff.map((p) => p.id);
+  assert.deepEqual([...ids].sort(), ['E2E-I1', 'E2E-I2'], `the available inspectors: ${JSON.stringify(expected.body.suggested_staff)}`);
+  await page.selectOption('#route-type', String(index));
+  await page.click('#route-pick');
+  await clickAt(page, lon, lat, 15);
+  await page.waitForSelector('#route-result [data-suggested]', { timeout: TIMEOUT });
+  const shown = await page.$$eval('#route-result [data-suggested]', (els) => els.map((e) => ({ id: e.dataset.suggested, text: e.textContent })));
+  assert.deepEqual(shown.map((s) => s.id), ids, 'suggested inspectors, nearest first');
+  for (const [i, s] of shown.entries()) assert.ok(s.text.includes(`${Math.round(expected.body.suggested_staff[i].distance_m).toLocaleString('zh-CN')} m`), `distance of ${s.id}: ${s.text}`);
+  await waitIdle(page);
+  const marked = await page.evaluate(() => window.citygridMap.queryRenderedFeatures({ layers: ['suggested-points'] }).map((f) => f.properties.id));
+  assert.deepEqual([...new Set(marked)].sort(), ['E2E-I1', 'E2E-I2'], 'suggested inspectors marked on the map');
+  const lines = await page.evaluate(() => window.citygridMap.queryRenderedFeatures({ layers: ['suggested-lines'] }).length);
+  assert.ok(lines > 0, 'a line from the case to each suggested inspector');
+  log(`ok: routing with the staff token suggests ${shown.map((s) => s.text.replace(/\s+/g, ' ').trim()).join(' | ')}`);
+}
 
 const userDataDir = await mkdtemp(join(tmpdir(), 'citygrid-e2e-chromium-'));
 const context = await chromium.launchPersistentContext(userDataDir, {
@@ -355,6 +492,17 @@ try {
   await mkdir(dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT });
   log(`screenshot: ${SCREENSHOT}`);
+
+  // 9. Field staff (人员): a register uploaded, positions posted by the "phones' gateway"; the
+  // dispatcher enters the staff token, the points show coloured by status, move over SSE, a
+  // click shows the person; routing with the token shows the suggested inspectors.
+  const staffTok = process.env.CITYGRID_STAFF_TOKEN;
+  const positionsTok = process.env.CITYGRID_POSITIONS_TOKEN;
+  if (!staffTok || !positionsTok || !token) {
+    log('SKIP staff sub-check: CITYGRID_STAFF_TOKEN, CITYGRID_POSITIONS_TOKEN and CITYGRID_TOKEN are needed (run.sh sets them)');
+  } else {
+    await staffChecks(page, { lon, lat, admin: token, staffTok, positionsTok, health });
+  }
   assert.deepEqual(errors, [], 'no errors in the page');
 } catch (e) {
   failed = true;
