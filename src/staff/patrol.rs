@@ -110,7 +110,19 @@ pub fn coverage(polygon: &MultiPolygon<f64>, tree: &RTree<Segment>, distance_m: 
     let Some(bbox) = polygon.bounding_rect() else { return (0.0, MIN_STEP_M) };
     let step = (bbox.width() * bbox.height() / MAX_SAMPLES).sqrt().max(MIN_STEP_M);
     let d2 = distance_m * distance_m;
-    let near = |p: [f64; 2]| tree.locate_within_distance(p, d2).next().is_some();
+    // Neighbouring samples are mostly covered by the same segment: it is tried first.
+    let last: std::cell::Cell<Option<&Segment>> = std::cell::Cell::new(None);
+    let near = |p: [f64; 2]| {
+        use rstar::PointDistance;
+        if last.get().is_some_and(|s| s.distance_2(&p) <= d2) {
+            return true;
+        }
+        let found = tree.locate_within_distance(p, d2).next();
+        if found.is_some() {
+            last.set(found);
+        }
+        found.is_some()
+    };
     // Nothing near the box at all: no lattice needed.
     let reach = rstar::AABB::from_corners([bbox.min().x - distance_m, bbox.min().y - distance_m], [bbox.max().x + distance_m, bbox.max().y + distance_m]);
     if tree.locate_in_envelope_intersecting(&reach).next().is_none() {
