@@ -5,74 +5,58 @@
 //! restart on the same data directory answers the same track and statistics (the days were
 //! spilled to `DATA/staff/tracks/`); retention deletes an old day's file.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use geo::InteriorPoint;
 use serde_json::{Value, json};
 
 use citygrid::demo::{DemoSpec, Preset, generate};
+use common::http::{tcp, tcp_get};
+use common::server::{Server, serve_tiny_demo};
 
 const STAFF: &str = "staff-token-0123456789abcdef";
 const POSITIONS: &str = "positions-token-0123456789ab";
 
-struct Server {
-    child: Child,
-    addr: String,
-}
+/// The tiny demo served by the real binary with staff and positions tokens (no admin token).
+struct Patrol(Server);
 
-impl Server {
-    fn start(data: &Path, config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-            .args(["serve", "--demo", "--demo-preset", "tiny", "--bind", "127.0.0.1:0", "--data"])
-            .arg(data)
-            .arg("--config")
+impl Patrol {
+    fn start(data: &Path, config: &Path) -> Patrol {
+        let mut cmd = serve_tiny_demo(data);
+        cmd.arg("--config")
             .arg(config)
             .env("CITYGRID_STAFF_TOKEN", STAFF)
             .env("CITYGRID_POSITIONS_TOKEN", POSITIONS)
             .env_remove("CITYGRID_ADMIN_TOKEN")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line.trim().strip_prefix("citygrid listening on http://").unwrap_or_else(|| panic!("{line:?}")).to_owned();
-        Server { child, addr }
+            .env("RUST_LOG", "warn");
+        Patrol(Server::start(&mut cmd))
     }
 
     /// SIGTERM, and wait for a clean exit (the open days are written then).
     fn stop(mut self) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill").args(["-TERM", &self.0.child.id().to_string()]).status().unwrap();
         assert!(status.success());
-        let exit = self.child.wait().unwrap();
+        let exit = self.0.child.wait().unwrap();
         assert!(exit.success(), "{exit:?}");
     }
 
     fn text(&self, path: &str) -> String {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+        let a = tcp_get(&self.0.addr, path);
+        assert_eq!(a.status, 200, "{}", a.text());
+        a.text()
     }
 
     fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> (u16, Value) {
-        let mut stream = TcpStream::connect(&self.addr).unwrap();
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(stream, "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", self.addr, body.len()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-        let text = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")))
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(auth.as_deref().map(|a| ("Authorization", a)));
+        let a = tcp(&self.0.addr, method, path, &headers, body.map(Value::to_string).unwrap_or_default().as_bytes());
+        let text = a.text();
+        (a.status.as_u16(), serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {path}: {e}: {text}")))
     }
 
     fn get(&self, path: &str) -> Value {
@@ -85,13 +69,6 @@ impl Server {
         let (status, body) = self.call("POST", "/v1/staff/positions", Some(POSITIONS), Some(&json!({"positions": positions})));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["rejected"], json!([]), "{body}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -129,7 +106,7 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     let (c1, c2) = (inside(g1), inside(g2));
     let day = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
 
-    let server = Server::start(&data, &config);
+    let server = Patrol::start(&data, &config);
     // p: 10 fixes 30 s apart in g1 (4.5 min), 30 s to g2, 5 fixes 60 s apart (4 min), a
     // 10-minute gap (not counted), one more minute. q: 2 fixes 60 s apart in g1 (1 min).
     let mut times = Vec::new();
@@ -228,7 +205,7 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     let later_track = server.get(&format!("/v1/staff/{p}/track?date={later}"));
     server.stop();
 
-    let server = Server::start(&data, &config);
+    let server = Patrol::start(&data, &config);
     assert_eq!(server.get(&format!("/v1/staff/{p}/track?date={day}")), track, "the same track after a restart");
     assert_eq!(server.get(&format!("/v1/stats/patrol?date={day}")), stats, "the same statistics after a restart");
     assert_eq!(server.get(&format!("/v1/staff/{p}/track?date={later}")), later_track, "the open day was written at shutdown");
