@@ -18,7 +18,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 echo "== PROJ $(pkg-config --modversion proj)"
 
-echo "== CRS tests with the system PROJ as oracle (cargo test --features proj --lib crs)"
-cargo test --locked --features proj --lib crs -- --nocapture
-echo "== the lookup API with PROJ-only EPSG codes"
-cargo test --locked --features proj --test http_lookup
+# Integration tests only: one build of the library with the feature (a `--lib` test run would
+# compile it a second time, as its own test harness).
+echo "== the system PROJ as the oracle of the built-in engine, and the lookup API with PROJ-only codes"
+cargo test --locked --features proj --test proj_oracle --test http_lookup -- --nocapture

@@ -621,6 +621,16 @@ fn convert(crs: &Crs, inner: InnerRef<'_>, x: f64, y: f64, inverse: bool) -> Res
     }
 }
 
+#[cfg(feature = "proj")]
+impl Crs {
+    /// The system PROJ's own definition of EPSG:`code` (feature `proj`), bypassing the built-in
+    /// engine even for the codes it knows: what the built-in engine is checked against
+    /// (tests/proj_oracle.rs). Use [`Crs::from_epsg`] to serve.
+    pub fn from_epsg_via_proj(code: u32) -> Result<Crs, CrsError> {
+        with_proj::from_epsg(code)
+    }
+}
+
 /// A small WKT reader: enough of WKT1 (ESRI and OGC) and WKT2 for the `.prj` files of the
 /// Transverse Mercator / Gauss-Krüger and Web Mercator families.
 mod wkt;
