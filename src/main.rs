@@ -1194,15 +1194,18 @@ fn validate(args: ValidateArgs) -> Result<()> {
             _ => LayerKind::Components,
         },
     };
-    // The current city and its grid index; no tiles or component index are needed.
+    // Checked as `import --dry-run` would: the city's CRS for a file that names none, and the
+    // responsibility list in force against the new layer. Stores nothing.
     let store = open_city_store(&data)?;
     let bar = progress_bar("loading");
-    let loaded = store.load_city(&ticker(&bar)).with_context(|| format!("loading {}", data.display()))?;
-    bar.finish_and_clear();
-    let grids = citygrid::index::GridIndex::build(&loaded.city);
     let file = open()?;
-    let prepared = citygrid::ingest::prepare(|sink| file.stream(sink), &import_options(layer, &args.read), &loaded.city, &grids)
-        .unwrap_or_else(|e| refuse(e));
+    let prepared = citygrid::datasets::check_offline(&store, |sink| file.stream(sink), &import_options(layer, &args.read), &ticker(&bar));
+    bar.finish_and_clear();
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(citygrid::datasets::DatasetError::Ingest(e)) => refuse(e),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("checking against {}", data.display()))),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&prepared.report)?);
     } else {

@@ -185,3 +185,35 @@ fn a_grid_layer_that_would_cut_a_hole_exits_2_unless_its_findings_are_accepted()
     assert!(out.contains("grid findings accepted") && out.contains("imported: grids version 2"), "{out}");
     assert_eq!(Store::open(dir.path()).unwrap().versions().get("grids"), Some(2));
 }
+
+/// `validate` checks a file as the import would: a file with no CRS of its own is read in the
+/// city's CRS (settings `crs`), and its report is the one `import --dry-run` prints.
+#[test]
+fn validate_reads_a_file_without_crs_in_the_citys_crs_and_reports_as_a_dry_run_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world(dir.path()).load();
+    let mut meta = world.meta.clone();
+    meta.crs = Some("EPSG:4549".into());
+    let settings = dir.path().join("city.settings.toml");
+    std::fs::write(&settings, meta.to_toml()).unwrap();
+    let (code, out) = run(&["import", "city", settings.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let gk = citygrid::crs::Crs::parse("EPSG:4549").unwrap();
+    let metres = dir.path().join("metres.geojson");
+    std::fs::write(&metres, components_geojson(&world.city, |x, y| gk.from_wgs84(x, y).unwrap(), false)).unwrap();
+    let metres = metres.to_str().unwrap();
+
+    let (code, out) = run(&["validate", metres, "--json"], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["errors"].as_u64(), Some(0), "{report}");
+    assert!(report["crs"].as_str().unwrap().contains("4549"), "{report}");
+    assert_eq!(report["accepted_layer"], true, "{report}");
+
+    let (code, validated) = run(&["validate", metres], dir.path());
+    assert_eq!(code, 0, "{validated}");
+    let (code, dry) = run(&["import", "components", metres, "--dry-run"], dir.path());
+    assert_eq!(code, 0, "{dry}");
+    assert!(dry.starts_with(&validated), "validate:\n{validated}\nimport --dry-run:\n{dry}");
+    assert_eq!(Store::open(dir.path()).unwrap().versions().get("components"), Some(1), "nothing stored");
+}

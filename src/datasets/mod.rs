@@ -511,6 +511,27 @@ fn save_upload(store: &mut Store, city: &City, units_changed: bool, options: &Im
     Ok(Saved { dataset: dataset.name(), before, versions })
 }
 
+/// Checks the upload `read` streams against the current city of `store` exactly as an import
+/// would ([`import_offline`]: the city's CRS for a file that names none, the same
+/// findings, the responsibility list in force checked against the new layer) and stores
+/// nothing: what `citygrid validate` and `import --dry-run` report. Holds the current city and
+/// its grid index only while checking. `progress` gets (done, total) while the city loads.
+pub fn check_offline(
+    store: &Store,
+    read: impl FnOnce(&mut dyn FeatureSink) -> Result<SourceLayer, IngestError>,
+    options: &ImportOptions,
+    progress: &dyn Fn(u64, u64),
+) -> Result<crate::ingest::Prepared, DatasetError> {
+    let loaded = store.load_city(progress)?;
+    let mut options = options.clone();
+    if options.default_crs.is_none() {
+        options.default_crs = loaded.meta.crs.clone();
+    }
+    let grids = GridIndex::build(&loaded.city);
+    let working_rules = loaded.rules_csv.as_deref().filter(|csv| crate::routing::RuleSet::load(csv, &loaded.city).is_ok());
+    check_upload(Current { city: &loaded.city, grids: &grids, working_rules }, read, &options)
+}
+
 /// [`Datasets::import`] for a data directory no server is running on (the command line): the
 /// upload is checked against the stored current versions, and the new version, once saved, is
 /// loaded back as a server would load it; if it cannot be, the previous versions are made
@@ -525,17 +546,7 @@ pub fn import_offline(
     origin: &str,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Imported, DatasetError> {
-    let prepared = {
-        let loaded = store.load_city(progress)?;
-        let mut options = options.clone();
-        if options.default_crs.is_none() {
-            options.default_crs = loaded.meta.crs.clone();
-        }
-        let options = &options;
-        let grids = GridIndex::build(&loaded.city);
-        let working_rules = loaded.rules_csv.as_deref().filter(|csv| crate::routing::RuleSet::load(csv, &loaded.city).is_ok());
-        check_upload(Current { city: &loaded.city, grids: &grids, working_rules }, read, options)?
-    };
+    let prepared = check_offline(store, read, options, progress)?;
     let report = prepared.report;
     let (Some(city), false) = (prepared.city, dry_run) else { return Ok(Imported { report, switched: None }) };
     let saved = save_upload(store, &city, prepared.units_changed, options, origin)?;
