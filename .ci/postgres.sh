@@ -78,6 +78,8 @@ case "${1:-test}" in
     export CITYGRID_TEST_PG_RESTART="$(printf 'runuser -u postgres -- %q -D %q -m fast -w restart >/dev/null' "$BIN/pg_ctl" "$DATA")"
     [ "$(id -u)" = 0 ] || CITYGRID_TEST_PG_RESTART="$BIN/pg_ctl -D $DATA -m fast -w restart >/dev/null"
     CITYGRID_REQUIRE_PG=1 cargo test --locked --test store_pg -- --test-threads=1
+    echo "== the PostgreSQL audit log against the SQLite log (cargo test --test store_pg_audit)"
+    CITYGRID_REQUIRE_PG=1 cargo test --locked --test store_pg_audit
     ;;
   *)
     echo "usage: $0 [test|start|stop]" >&2

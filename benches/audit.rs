@@ -5,10 +5,16 @@
 //! for a month and a year at each level, the latency of one durable append, the throughput of
 //! 8 concurrent appenders, the size per decision and the memory (RSS).
 //!
+//! With `CITYGRID_TEST_PG=postgres://…` (a user that may create databases) the same decisions
+//! are loaded with `COPY` into the PostgreSQL store's log (database `citygrid_bench_audit_N`,
+//! kept for the next run: drop it when done) and measured the same way, with the plans
+//! (`EXPLAIN`) of the page statements. `AUDIT_BENCH_STORES=pg` (or `sqlite`) measures one only.
+//!
 //! `cargo bench --bench audit` (results in BENCHMARKS.md). Not criterion: the fill alone takes
 //! minutes, and each measurement is a median over repeated runs on the same file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, TimeDelta, TimeZone};
@@ -18,6 +24,8 @@ use serde_json::json;
 
 use citygrid::caselog::{self, AuditRecord, RuleRef, StatsLevel};
 use citygrid::store::audit::{AuditLog, PageQuery};
+use citygrid::store::pg::PgStore;
+use citygrid::store::pg_audit::PgAudit;
 
 const GRIDS: usize = 1000;
 const TYPES: usize = 50;
@@ -167,15 +175,100 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
 
+/// Fills (once) and opens the PostgreSQL log: database `citygrid_bench_audit_N` next to the one
+/// `admin_url` names, the decisions of [`fill`] loaded with one `COPY`.
+fn pg_log(admin_url: &str, n: u64) -> (AuditLog, Arc<PgAudit>, postgres::Client) {
+    let name = format!("citygrid_bench_audit_{n}");
+    let mut admin = postgres::Client::connect(admin_url, postgres::NoTls).unwrap();
+    if admin.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).unwrap().is_none() {
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    }
+    let base = admin_url.split('?').next().unwrap();
+    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    client.batch_execute("CREATE EXTENSION IF NOT EXISTS postgis").unwrap();
+    let store = Arc::new(PgStore::connect(&url).unwrap());
+    let open = || Arc::new(PgAudit::open(store.clone(), "bench").unwrap());
+    let have: i64 = client.query_one("SELECT count(*) FROM citygrid_audit", &[]).unwrap().get(0);
+    if have as u64 == n {
+        println!("reusing database {name} ({n} decisions)");
+    } else {
+        client
+            .batch_execute("TRUNCATE citygrid_audit, citygrid_audit_counts_day, citygrid_audit_counts_month RESTART IDENTITY")
+            .unwrap();
+        let log = open();
+        let mut g = Gen::new();
+        let step_ms = (DAYS * 86_400_000) as f64 / n as f64;
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        let loaded = log
+            .bulk_load(&mut || {
+                if i >= n {
+                    return None;
+                }
+                let batch: Vec<AuditRecord> = (i..(i + 100_000).min(n)).map(|k| g.record(start() + TimeDelta::milliseconds((k as f64 * step_ms) as i64))).collect();
+                i += batch.len() as u64;
+                if i.is_multiple_of(1_000_000) {
+                    println!("  copied {i} in {:.0} s", t0.elapsed().as_secs_f64());
+                }
+                Some(batch)
+            })
+            .unwrap();
+        println!("loaded {loaded} decisions with COPY and built the counts in {:.0} s", t0.elapsed().as_secs_f64());
+    }
+    // Fresh statistics and visibility map for the planner (each its own statement: VACUUM
+    // cannot run in a transaction block).
+    for table in ["citygrid_audit", "citygrid_audit_counts_day", "citygrid_audit_counts_month"] {
+        client.batch_execute(&format!("VACUUM ANALYZE {table}")).unwrap();
+    }
+    let log = open();
+    (AuditLog::shared(PgAudit::open(store.clone(), "bench").unwrap()), log, client)
+}
+
 fn main() {
     let n: u64 = std::env::var("AUDIT_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("audit-bench-{n}"));
-    fill(&dir, n);
-    let log = AuditLog::open(&dir).unwrap();
-    let db = log.path().to_owned();
-    let size: u64 = ["", "-wal"].iter().filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok()).map(|m| m.len()).sum();
-    println!("database {:.2} GB, {:.0} bytes per decision; {}", size as f64 / 1e9, size as f64 / n as f64, rss());
+    let stores = std::env::var("AUDIT_BENCH_STORES").unwrap_or_else(|_| "sqlite,pg".into());
+    if stores.contains("sqlite") {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("audit-bench-{n}"));
+        fill(&dir, n);
+        let log = AuditLog::open(&dir).unwrap();
+        let db = log.path().to_owned();
+        let size: u64 = ["", "-wal"].iter().filter_map(|s| std::fs::metadata(format!("{}{s}", db.display())).ok()).map(|m| m.len()).sum();
+        println!("\n## SQLite log\ndatabase {:.2} GB, {:.0} bytes per decision; {}", size as f64 / 1e9, size as f64 / n as f64, rss());
+        measure(log);
+    }
+    match std::env::var("CITYGRID_TEST_PG") {
+        Ok(url) if stores.contains("pg") && !url.trim().is_empty() => {
+            let (log, pg, mut client) = pg_log(&url, n);
+            let size: i64 = client
+                .query_one(
+                    "SELECT sum(pg_total_relation_size(c))::bigint FROM unnest(ARRAY['citygrid_audit', 'citygrid_audit_counts_day', 'citygrid_audit_counts_month', 'citygrid_audit_places', 'citygrid_audit_types']::regclass[]) c",
+                    &[],
+                )
+                .unwrap()
+                .get(0);
+            println!("\n## PostgreSQL log\ntables {:.2} GB, {:.0} bytes per decision (indexes and counts included); {} (the client; the server's memory is its own)", size as f64 / 1e9, size as f64 / n as f64, rss());
+            let day = |d: i64| Some(start() + TimeDelta::days(d));
+            let unit = Some("第3街道环境卫生管理所".to_owned());
+            for (name, q) in [
+                ("page start", PageQuery { limit: 100, ..Default::default() }),
+                ("page middle, unit", PageQuery { since: day(182), unit: unit.clone(), limit: 100, ..Default::default() }),
+                ("page middle (after cursor)", PageQuery { since: day(182), after: log.page(&PageQuery { since: day(182), limit: 100, ..Default::default() }).unwrap().next, limit: 100, ..Default::default() }),
+            ] {
+                match pg.page_plan(&q) {
+                    Ok(plan) => println!("\nEXPLAIN of {name}:\n{plan}"),
+                    Err(e) => println!("\nEXPLAIN of {name} failed: {e}"),
+                }
+            }
+            measure(log);
+        }
+        _ if stores.contains("pg") => println!("\n(no CITYGRID_TEST_PG: the PostgreSQL log is not measured)"),
+        _ => {}
+    }
+}
 
+/// Pages, statistics, appends and memory of one log.
+fn measure(log: AuditLog) {
     let unit = Some("第3街道环境卫生管理所".to_owned());
     let day = |d: i64| Some(start() + TimeDelta::days(d));
     let q = |since, unit: &Option<String>, after| PageQuery { since, until: None, unit: unit.clone(), after, limit: 100 };
@@ -221,7 +314,7 @@ fn main() {
     let now = chrono::Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap());
     let (med, max) = time(200, || log.append(&[g.record(now)]).unwrap());
     println!("\none durable append: median {}, max {}", ms(med), ms(max));
-    let log = std::sync::Arc::new(log);
+    let log = Arc::new(log);
     let per_thread = 300;
     let t0 = Instant::now();
     let threads: Vec<_> = (0..8)

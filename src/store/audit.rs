@@ -231,7 +231,8 @@ pub fn cst_day(at_ms: i64) -> i64 {
     (at_ms + CST_MS).div_euclid(DAY_MS)
 }
 
-fn day_start_ms(day: i64) -> i64 {
+/// The unix-ms instant a CST day number starts.
+pub(super) fn day_start_ms(day: i64) -> i64 {
     day * DAY_MS - CST_MS
 }
 
@@ -240,13 +241,13 @@ fn day_date(day: i64) -> NaiveDate {
 }
 
 /// Month number (`year * 12 + month0`) of a CST day.
-fn month_of_day(day: i64) -> i64 {
+pub(super) fn month_of_day(day: i64) -> i64 {
     let d = day_date(day);
     i64::from(d.year()) * 12 + i64::from(d.month0())
 }
 
 /// First CST day of a month number.
-fn month_first_day(month: i64) -> i64 {
+pub(super) fn month_first_day(month: i64) -> i64 {
     let d = NaiveDate::from_ymd_opt(month.div_euclid(12) as i32, month.rem_euclid(12) as u32 + 1, 1).expect("a month");
     (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days()
 }
@@ -523,11 +524,7 @@ impl AuditLog {
         case_types: Option<&[String]>,
     ) -> Result<caselog::CaseStats, StoreError> {
         if let Some(shared) = &self.shared {
-            let mut counts = shared.case_counts(since, until)?;
-            if let Some(types) = case_types {
-                counts.retain(|c| types.contains(&c.case_type));
-            }
-            return Ok(caselog::stats(&counts, level));
+            return Ok(caselog::stats_of_ids(&shared.id_counts(since, until)?, level, case_types));
         }
         Ok(caselog::stats_of_ids(&self.id_counts(since, until)?, level, case_types))
     }

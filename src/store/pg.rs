@@ -185,6 +185,7 @@ impl PgStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).map_err(&e)?;
         tx.batch_execute(SCHEMA).map_err(&e)?;
         tx.batch_execute(super::pg_audit::SCHEMA).map_err(&e)?;
+        super::pg_audit::migrate(&mut tx).map_err(&e)?;
         tx.commit().map_err(&e)?;
         Ok(store)
     }

@@ -1,30 +1,49 @@
 //! The audit log shared by the replicas of a PostgreSQL store: table `citygrid_audit`, one row
 //! per routing decision from any replica, the columns of the SQLite log's `decisions`
-//! ([`super::audit`]) with `id` a `bigserial`.
+//! ([`super::audit`]) with `id` a `bigserial`, plus count tables kept in the same transactions.
 //!
-//! # Durability
-//! [`PgAudit::append`] returns once the transaction holding its records is committed
-//! (`synchronous_commit` as the server is configured, on by default: flushed to the WAL). The
-//! records of one call (a batch routing request's) go in one multi-row insert; concurrent
-//! callers of one replica take turns on its connection (no group commit across callers yet).
+//! # Tables
+//! - `citygrid_audit`: the decisions; indexes `(at_ms, id)` and `(unit, at_ms, id)`, which
+//!   pages walk by keyset.
+//! - `citygrid_audit_places (id, chain)` and `citygrid_audit_types (id, case_kind, case_type)`:
+//!   dictionaries (ids never reused nor removed).
+//! - `citygrid_audit_counts_day (day, place, type, n)` and `citygrid_audit_counts_month (month,
+//!   place, type, n)`: decisions per China-Standard-Time day / calendar month, per place and case
+//!   type (the day and month numbers of the SQLite log). Every write of decisions adds to them
+//!   in its own transaction (one `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n` per
+//!   table, keys sorted so that concurrent writers lock rows in one order), so they are exact
+//!   over every replica's decisions and durable with them.
+//! - `citygrid_audit_counts_built`: one row once the counts hold every decision. A log written by
+//!   an earlier release (rows, no counts) gets its counts built once when the store is opened,
+//!   under the store's schema lock ([`migrate`]).
+//!
+//! # Durability and concurrency
+//! [`PgAudit::append`] returns once the transaction holding its records (and their counts) is
+//! committed (`synchronous_commit` as the server is configured, on by default: flushed to the
+//! WAL). Each call takes a connection of its own from a small pool, so concurrent callers write
+//! in parallel transactions and PostgreSQL flushes their commits together (one WAL flush covers
+//! every commit before it).
 //!
 //! # Statistics
-//! [`PgAudit::case_counts`] groups the rows of the window in the database (index on `at_ms`):
-//! exact over every replica's decisions. There are no per-day/per-month count tables as in the
-//! SQLite log yet, so a window of years costs a scan of its rows.
+//! [`PgAudit::id_counts`] reads, in one repeatable-read snapshot, whole calendar months from
+//! `counts_month`, the remaining whole days from `counts_day`, and groups only the decisions of
+//! the partial days at the window's edges: the same split, and so the same answer, as the SQLite
+//! log's. Unlike the SQLite log, retention also removes the counts of the decisions it deletes
+//! (the counts always equal the rows).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use postgres::{Client, GenericClient};
 use postgres::types::ToSql;
+use postgres::{Client, GenericClient};
 
 use super::StoreError;
-use super::audit::{COUNT_CAP, Page, PageError, PageQuery, RETENTION_BATCH};
+use super::audit::{COUNT_CAP, Page, PageError, PageQuery, RETENTION_BATCH, cst_day, day_start_ms, month_first_day, month_of_day};
 use super::pg::PgStore;
 use crate::caselog::{self, AuditRecord, CaseCount, RuleRef};
 
-/// The table, created with the store's ([`PgStore::connect`], under its schema lock).
+/// The tables, created with the store's ([`PgStore::connect`], under its schema lock).
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS citygrid_audit (
     id bigserial PRIMARY KEY,
@@ -50,50 +69,341 @@ CREATE TABLE IF NOT EXISTS citygrid_audit (
 );
 CREATE INDEX IF NOT EXISTS citygrid_audit_at ON citygrid_audit (at_ms, id);
 CREATE INDEX IF NOT EXISTS citygrid_audit_unit_at ON citygrid_audit (unit, at_ms, id);
+CREATE TABLE IF NOT EXISTS citygrid_audit_places (id serial PRIMARY KEY, chain text NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS citygrid_audit_types (id serial PRIMARY KEY, case_kind text NOT NULL, case_type text NOT NULL, UNIQUE (case_kind, case_type));
+CREATE TABLE IF NOT EXISTS citygrid_audit_counts_day (day integer NOT NULL, place integer NOT NULL, type integer NOT NULL, n bigint NOT NULL, PRIMARY KEY (day, place, type));
+CREATE TABLE IF NOT EXISTS citygrid_audit_counts_month (month integer NOT NULL, place integer NOT NULL, type integer NOT NULL, n bigint NOT NULL, PRIMARY KEY (month, place, type));
+CREATE TABLE IF NOT EXISTS citygrid_audit_counts_built (id integer PRIMARY KEY CHECK (id = 1));
 "#;
 
+/// Builds the count tables from the rows (dictionaries included), replacing what they held.
+const REBUILD_COUNTS: &str = r#"
+INSERT INTO citygrid_audit_places (chain) SELECT DISTINCT chain FROM citygrid_audit ORDER BY 1 ON CONFLICT DO NOTHING;
+INSERT INTO citygrid_audit_types (case_kind, case_type) SELECT DISTINCT case_kind, case_type FROM citygrid_audit ORDER BY 1, 2 ON CONFLICT DO NOTHING;
+DELETE FROM citygrid_audit_counts_day;
+DELETE FROM citygrid_audit_counts_month;
+INSERT INTO citygrid_audit_counts_day (day, place, type, n)
+    SELECT a.day, p.id, t.id, a.n FROM (
+        SELECT floor((at_ms + 28800000)::numeric / 86400000)::integer AS day, chain, case_kind, case_type, count(*) AS n
+        FROM citygrid_audit GROUP BY 1, 2, 3, 4
+    ) a
+    JOIN citygrid_audit_places p ON p.chain = a.chain
+    JOIN citygrid_audit_types t ON t.case_kind = a.case_kind AND t.case_type = a.case_type;
+INSERT INTO citygrid_audit_counts_month (month, place, type, n)
+    SELECT extract(year FROM d)::integer * 12 + extract(month FROM d)::integer - 1, place, type, sum(n)::bigint
+    FROM (SELECT date '1970-01-01' + day AS d, place, type, n FROM citygrid_audit_counts_day) s GROUP BY 1, 2, 3;
+INSERT INTO citygrid_audit_counts_built (id) VALUES (1) ON CONFLICT DO NOTHING;
+"#;
+
+/// Builds the counts of a log that has none yet (written by a release without them); called
+/// in the transaction of [`PgStore::connect`] that holds the schema lock, so once per database.
+pub(super) fn migrate(tx: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    if tx.query_opt("SELECT 1 FROM citygrid_audit_counts_built", &[])?.is_none() {
+        tx.batch_execute(REBUILD_COUNTS)?;
+    }
+    Ok(())
+}
+
 const COLUMNS: &str = "id, at_ms, at_offset_s, case_kind, case_type, urgency, grid, chain, unit, unit_code, unit_role, rule_line, rule_scope, zone, due, versions, input, warnings, outside_coverage";
+
+/// Idle connections kept for the next caller.
+const POOL: usize = 8;
 
 /// The shared audit log of a PostgreSQL store.
 pub struct PgAudit {
     store: Arc<PgStore>,
-    /// This replica's connection (reconnected when lost).
-    client: Mutex<Option<Client>>,
+    /// Idle connections of this replica (a caller takes one, or connects).
+    idle: Mutex<Vec<Client>>,
+    /// The dictionaries as far as this replica has seen them (only committed ids).
+    dict: Mutex<Dict>,
     /// Written into each row's `replica` column: which replica decided.
     replica: String,
 }
 
-impl PgAudit {
-    /// Opens the log of `store` (creating its table), writing `replica` as the decider.
-    pub fn open(store: Arc<PgStore>, replica: &str) -> Result<PgAudit, StoreError> {
-        let client = store.client()?;
-        Ok(PgAudit { store, client: Mutex::new(Some(client)), replica: replica.to_owned() })
+/// The place and case type dictionaries, by id and by text.
+#[derive(Default)]
+struct Dict {
+    /// Chain text by place id (gaps: empty).
+    chains: Vec<String>,
+    place_id: HashMap<String, i32>,
+    /// `(case_kind, case_type)` by type id (gaps: empty).
+    types: Vec<(String, String)>,
+    type_id: HashMap<(String, String), i32>,
+}
+
+impl Dict {
+    fn add_place(&mut self, id: i32, chain: String) {
+        let i = id as usize;
+        if i >= self.chains.len() {
+            self.chains.resize(i + 1, String::new());
+        }
+        self.chains[i].clone_from(&chain);
+        self.place_id.insert(chain, id);
     }
 
-    /// Runs `f` on the connection, connecting first if there is none or it was lost.
-    fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, StoreError> {
-        let mut slot = self.client.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            *slot = Some(self.store.client()?);
+    fn add_type(&mut self, id: i32, kind: String, ty: String) {
+        let i = id as usize;
+        if i >= self.types.len() {
+            self.types.resize(i + 1, Default::default());
         }
-        let client = slot.as_mut().expect("connected");
-        let result = f(client);
-        if result.is_err() && client.is_closed() {
-            *slot = None;
+        self.types[i] = (kind.clone(), ty.clone());
+        self.type_id.insert((kind, ty), id);
+    }
+
+    fn has_place(&self, id: i32) -> bool {
+        self.chains.get(id as usize).is_some_and(|c| self.place_id.get(c) == Some(&id))
+    }
+
+    fn has_type(&self, id: i32) -> bool {
+        self.types.get(id as usize).is_some_and(|t| self.type_id.get(t) == Some(&id))
+    }
+
+    /// Reads the entries of the ids given (those missing here).
+    fn load_ids(&mut self, c: &mut impl GenericClient, places: &[i32], types: &[i32]) -> Result<(), postgres::Error> {
+        if !places.is_empty() {
+            for r in c.query("SELECT id, chain FROM citygrid_audit_places WHERE id = ANY($1)", &[&places])? {
+                self.add_place(r.get(0), r.get(1));
+            }
+        }
+        if !types.is_empty() {
+            for r in c.query("SELECT id, case_kind, case_type FROM citygrid_audit_types WHERE id = ANY($1)", &[&types])? {
+                self.add_type(r.get(0), r.get(1), r.get(2));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the ids of `chains` and `types` (text), first adding those the dictionaries lack.
+    fn ensure(&mut self, c: &mut impl GenericClient, chains: &[String], types: &[(String, String)]) -> Result<(), postgres::Error> {
+        let mut new_chains: Vec<&String> = chains.iter().filter(|ch| !self.place_id.contains_key(*ch)).collect();
+        if !new_chains.is_empty() {
+            // Sorted: concurrent writers of the same new entries wait in one order.
+            new_chains.sort_unstable();
+            new_chains.dedup();
+            c.execute("INSERT INTO citygrid_audit_places (chain) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING", &[&new_chains])?;
+            for r in c.query("SELECT id, chain FROM citygrid_audit_places WHERE chain = ANY($1)", &[&new_chains])? {
+                self.add_place(r.get(0), r.get(1));
+            }
+        }
+        let mut new_types: Vec<&(String, String)> = types.iter().filter(|t| !self.type_id.contains_key(*t)).collect();
+        if !new_types.is_empty() {
+            new_types.sort_unstable();
+            new_types.dedup();
+            let kinds: Vec<&str> = new_types.iter().map(|t| t.0.as_str()).collect();
+            let codes: Vec<&str> = new_types.iter().map(|t| t.1.as_str()).collect();
+            c.execute(
+                "INSERT INTO citygrid_audit_types (case_kind, case_type) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+                &[&kinds, &codes],
+            )?;
+            for r in c.query(
+                "SELECT id, case_kind, case_type FROM citygrid_audit_types WHERE (case_kind, case_type) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                &[&kinds, &codes],
+            )? {
+                self.add_type(r.get(0), r.get(1), r.get(2));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts by (day, place id, type id): what one write adds to (or retention takes from) the
+/// count tables.
+type DayCounts = HashMap<(i32, i32, i32), i64>;
+
+/// Adds `counts` (negative: removes) to `counts_day` and `counts_month`, keys in sorted order
+/// (no deadlock between writers), and deletes the rows that fall to zero.
+fn add_counts(c: &mut impl GenericClient, counts: &DayCounts) -> Result<(), postgres::Error> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut months: HashMap<(i32, i32, i32), i64> = HashMap::new();
+    for (&(day, place, ty), &n) in counts {
+        *months.entry((month_of_day(i64::from(day)) as i32, place, ty)).or_default() += n;
+    }
+    for (table, key, rows) in [("citygrid_audit_counts_day", "day", counts), ("citygrid_audit_counts_month", "month", &months)] {
+        let mut rows: Vec<(&(i32, i32, i32), &i64)> = rows.iter().filter(|(_, n)| **n != 0).collect();
+        rows.sort_unstable();
+        let k: Vec<i32> = rows.iter().map(|r| r.0.0).collect();
+        let p: Vec<i32> = rows.iter().map(|r| r.0.1).collect();
+        let t: Vec<i32> = rows.iter().map(|r| r.0.2).collect();
+        let n: Vec<i64> = rows.iter().map(|r| *r.1).collect();
+        c.execute(
+            &format!(
+                "INSERT INTO {table} AS c ({key}, place, type, n) SELECT * FROM unnest($1::integer[], $2::integer[], $3::integer[], $4::bigint[]) \
+                 ON CONFLICT ({key}, place, type) DO UPDATE SET n = c.n + excluded.n"
+            ),
+            &[&k, &p, &t, &n],
+        )?;
+        if n.iter().any(|&x| x < 0) {
+            c.execute(
+                &format!("DELETE FROM {table} c USING unnest($1::integer[], $2::integer[], $3::integer[]) v(k, p, t) WHERE c.{key} = v.k AND c.place = v.p AND c.type = v.t AND c.n <= 0"),
+                &[&k, &p, &t],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The day counts of `records`, adding the dictionary entries they need to `dict` (a copy:
+/// the caller keeps it only once the transaction is committed).
+fn record_counts(c: &mut impl GenericClient, dict: &mut Dict, records: &[AuditRecord]) -> Result<DayCounts, postgres::Error> {
+    let mut by_text: HashMap<(i32, String, &str, &str), i64> = HashMap::new();
+    for r in records {
+        *by_text.entry((cst_day(r.at.timestamp_millis()) as i32, caselog::chain_text(&r.chain), &r.case_kind, &r.case_type)).or_default() += 1;
+    }
+    let chains: Vec<String> = by_text.keys().map(|k| k.1.clone()).collect();
+    let types: Vec<(String, String)> = by_text.keys().map(|k| (k.2.to_owned(), k.3.to_owned())).collect();
+    dict.ensure(c, &chains, &types)?;
+    let mut out = DayCounts::new();
+    for ((day, chain, kind, ty), n) in by_text {
+        let place = dict.place_id[&chain];
+        let t = dict.type_id[&(kind.to_owned(), ty.to_owned())];
+        *out.entry((day, place, t)).or_default() += n;
+    }
+    Ok(out)
+}
+
+/// Inserts `records` and adds their counts, in the caller's transaction.
+fn write(c: &mut impl GenericClient, dict: &mut Dict, records: &[AuditRecord], replica: Option<&str>, keep_ids: bool) -> Result<(), postgres::Error> {
+    insert(c, records, replica, keep_ids)?;
+    let counts = record_counts(c, dict, records)?;
+    add_counts(c, &counts)
+}
+
+/// The window `[since, until)` split as the SQLite log splits it: whole months, whole days
+/// outside them, and the partial days at the edges (read from the rows).
+struct Split {
+    /// Months `[m0, m1)`.
+    months: (i64, i64),
+    /// Two ranges of whole days.
+    days: [(i64, i64); 2],
+    /// Two ranges of unix ms read from the rows.
+    raw: [(i64, i64); 2],
+}
+
+fn split(since: i64, until: i64) -> Split {
+    let none = Split { months: (0, 0), days: [(0, 0), (0, 0)], raw: [(0, 0), (0, 0)] };
+    if since >= until {
+        return none;
+    }
+    let d0 = cst_day(since - 1) + 1;
+    let d1 = cst_day(until);
+    if d0 >= d1 {
+        return Split { raw: [(since, until), (0, 0)], ..none };
+    }
+    let raw = [(since, day_start_ms(d0)), (day_start_ms(d1), until)];
+    let m0 = if month_first_day(month_of_day(d0)) == d0 { month_of_day(d0) } else { month_of_day(d0) + 1 };
+    let m1 = month_of_day(d1);
+    if m0 < m1 {
+        Split { months: (m0, m1), days: [(d0, month_first_day(m0)), (month_first_day(m1), d1)], raw }
+    } else {
+        Split { months: (0, 0), days: [(d0, d1), (0, 0)], raw }
+    }
+}
+
+impl PgAudit {
+    /// Opens the log of `store` (its tables were created by [`PgStore::connect`]), writing
+    /// `replica` as the decider.
+    pub fn open(store: Arc<PgStore>, replica: &str) -> Result<PgAudit, StoreError> {
+        let client = store.client()?;
+        Ok(PgAudit { store, idle: Mutex::new(vec![client]), dict: Mutex::new(Dict::default()), replica: replica.to_owned() })
+    }
+
+    /// Runs `f` on a connection of the pool (connecting when none is idle), which goes back to
+    /// the pool afterwards unless it was lost.
+    fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> Result<T, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+        let mut client = match idle {
+            Some(c) if !c.is_closed() => c,
+            _ => self.store.client()?,
+        };
+        let result = f(&mut client);
+        if !client.is_closed() {
+            let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if idle.len() < POOL {
+                idle.push(client);
+            }
         }
         result.map_err(|e| err(&self.store, &e))
     }
 
-    /// Appends `records` (ids assigned by the database) and returns once they are committed.
+    /// A copy of the dictionaries known so far.
+    fn dict_copy(&self) -> Dict {
+        let d = self.dict.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Dict { chains: d.chains.clone(), place_id: d.place_id.clone(), types: d.types.clone(), type_id: d.type_id.clone() }
+    }
+
+    /// Keeps the dictionaries of a committed transaction.
+    fn keep_dict(&self, dict: Dict) {
+        let mut d = self.dict.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if dict.place_id.len() >= d.place_id.len() && dict.type_id.len() >= d.type_id.len() {
+            *d = dict;
+        } else {
+            for (chain, id) in dict.place_id {
+                d.add_place(id, chain);
+            }
+            for (t, id) in dict.type_id {
+                d.add_type(id, t.0, t.1);
+            }
+        }
+    }
+
+    /// Appends `records` (ids assigned by the database) with their counts and returns once
+    /// they are committed.
     pub fn append(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
+        let mut dict = self.dict_copy();
         self.with_client(|c| {
             let mut tx = c.transaction()?;
-            insert(&mut tx, records, Some(&self.replica), false)?;
+            write(&mut tx, &mut dict, records, Some(&self.replica), false)?;
+            tx.commit()
+        })?;
+        self.keep_dict(dict);
+        Ok(())
+    }
+
+    /// Rebuilds the count tables from the rows (what opening does once for a log written by a
+    /// release without them; also after rows were loaded in bulk, e.g. with `COPY`).
+    pub fn rebuild_counts(&self) -> Result<(), StoreError> {
+        self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            tx.batch_execute(REBUILD_COUNTS)?;
             tx.commit()
         })
+    }
+
+    /// Loads `batches` (called until it gives `None`) with one `COPY` and rebuilds the count
+    /// tables, in one transaction: a bulk load (benchmarks, migrations), much faster than
+    /// appends. Returns how many decisions were loaded.
+    pub fn bulk_load(&self, batches: &mut dyn FnMut() -> Option<Vec<AuditRecord>>) -> Result<u64, StoreError> {
+        use std::io::Write as _;
+        let columns = COLUMNS.trim_start_matches("id, ");
+        let loaded = self.with_client(|c| {
+            let mut tx = c.transaction()?;
+            let mut n = 0u64;
+            {
+                let mut w = tx.copy_in(&format!("COPY citygrid_audit ({columns}, replica) FROM STDIN"))?;
+                let mut line = String::new();
+                while let Some(batch) = batches() {
+                    line.clear();
+                    for r in &batch {
+                        copy_line(r, Some(&self.replica), &mut line);
+                    }
+                    n += batch.len() as u64;
+                    if let Err(e) = w.write_all(line.as_bytes()) {
+                        // Dropped unfinished: the COPY and the transaction are aborted.
+                        return Ok(Err(e.to_string()));
+                    }
+                }
+                w.finish()?;
+            }
+            tx.batch_execute(REBUILD_COUNTS)?;
+            tx.commit()?;
+            Ok(Ok(n))
+        })?;
+        loaded.map_err(|message| StoreError::Postgres { store: self.store.shown().to_owned(), message: format!("audit log: COPY: {message}") })
     }
 
     /// Whether the log holds no decision.
@@ -101,30 +411,41 @@ impl PgAudit {
         self.with_client(|c| Ok(c.query_one("SELECT NOT EXISTS (SELECT 1 FROM citygrid_audit)", &[])?.get(0)))
     }
 
-    /// One page of decisions, by keyset on `(at_ms, id)` like the SQLite log's.
+    /// The statement of a page (`$1` from, `$2` until, `$3` after id, `$4` unit, `$5` limit):
+    /// a keyset walk of the index `(at_ms, id)`, or `(unit, at_ms, id)` with a unit.
+    fn page_sql(unit: bool) -> String {
+        let unit_clause = if unit { "unit = $4" } else { "$4::text IS NULL" };
+        format!("SELECT {COLUMNS} FROM citygrid_audit WHERE {unit_clause} AND (at_ms, id) > ($1, $3) AND at_ms < $2 ORDER BY at_ms, id LIMIT $5")
+    }
+
+    /// The cursor of a page query: `(from, after id)`, or the unknown cursor.
+    fn cursor(c: &mut Client, q: &PageQuery) -> Result<Result<(i64, i64), i64>, postgres::Error> {
+        let since = q.since.map_or(i64::MIN, |t| t.timestamp_millis());
+        let cursor = match q.after {
+            None => None,
+            Some(id) => match c.query_opt("SELECT at_ms FROM citygrid_audit WHERE id = $1", &[&id])? {
+                Some(r) => Some((r.get::<_, i64>(0), id)),
+                None => return Ok(Err(id)),
+            },
+        };
+        Ok(Ok(match cursor {
+            Some((at, id)) if at >= since => (at, id),
+            _ => (since, i64::MIN),
+        }))
+    }
+
+    /// One page of decisions, by keyset on `(at_ms, id)` like the SQLite log's: its cost grows
+    /// with the page, not with the log (plus at most [`COUNT_CAP`] index entries for `total`).
     pub fn page(&self, q: &PageQuery) -> Result<Page, PageError> {
         let since = q.since.map_or(i64::MIN, |t| t.timestamp_millis());
         let until = q.until.map_or(i64::MAX, |t| t.timestamp_millis());
         let limit = q.limit.max(1);
         let out = self.with_client(|c| {
-            let cursor = match q.after {
-                None => None,
-                Some(id) => match c.query_opt("SELECT at_ms FROM citygrid_audit WHERE id = $1", &[&id])? {
-                    Some(r) => Some((r.get::<_, i64>(0), id)),
-                    None => return Ok(Err(id)),
-                },
+            let (from, after_id) = match Self::cursor(c, q)? {
+                Ok(x) => x,
+                Err(id) => return Ok(Err(id)),
             };
-            let (from, after_id) = match cursor {
-                Some((at, id)) if at >= since => (at, id),
-                _ => (since, i64::MIN),
-            };
-            let rows = c.query(
-                &format!(
-                    "SELECT {COLUMNS} FROM citygrid_audit WHERE at_ms >= $1 AND at_ms < $2 AND ($4::text IS NULL OR unit = $4) \
-                     AND (at_ms > $1 OR id > $3) ORDER BY at_ms, id LIMIT $5"
-                ),
-                &[&from, &until, &after_id, &q.unit, &((limit + 1) as i64)],
-            )?;
+            let rows = c.query(&Self::page_sql(q.unit.is_some()), &[&from, &until, &after_id, &q.unit, &((limit + 1) as i64)])?;
             let mut records: Vec<AuditRecord> = rows.iter().map(record).collect();
             let next = if records.len() > limit {
                 records.truncate(limit);
@@ -132,9 +453,10 @@ impl PgAudit {
             } else {
                 None
             };
+            let unit_clause = if q.unit.is_some() { "unit = $3" } else { "$3::text IS NULL" };
             let n: i64 = c
                 .query_one(
-                    "SELECT count(*) FROM (SELECT 1 FROM citygrid_audit WHERE at_ms >= $1 AND at_ms < $2 AND ($3::text IS NULL OR unit = $3) LIMIT $4) s",
+                    &format!("SELECT count(*) FROM (SELECT 1 FROM citygrid_audit WHERE {unit_clause} AND at_ms >= $1 AND at_ms < $2 LIMIT $4) s"),
                     &[&since, &until, &q.unit, &((COUNT_CAP + 1) as i64)],
                 )?
                 .get(0);
@@ -144,33 +466,150 @@ impl PgAudit {
         out.map_err(PageError::UnknownCursor)
     }
 
-    /// Decisions of every replica per place and case type with `since ≤ at < until`.
-    pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
-        let since = since.map_or(i64::MIN, |t| t.timestamp_millis());
-        let until = until.map_or(i64::MAX, |t| t.timestamp_millis());
+    /// PostgreSQL's plan (`EXPLAIN`) of the statement that reads the page `q` (the bench prints
+    /// it to show the index in use).
+    pub fn page_plan(&self, q: &PageQuery) -> Result<String, StoreError> {
+        let until = q.until.map_or(i64::MAX, |t| t.timestamp_millis());
         self.with_client(|c| {
-            let rows = c.query(
-                "SELECT chain, case_kind, case_type, count(*) FROM citygrid_audit WHERE at_ms >= $1 AND at_ms < $2 GROUP BY 1, 2, 3",
-                &[&since, &until],
-            )?;
-            Ok(rows
-                .iter()
-                .map(|r| CaseCount { chain: r.get(0), case_kind: r.get(1), case_type: r.get(2), count: r.get::<_, i64>(3) as u64 })
-                .collect())
+            let (from, after_id) = Self::cursor(c, q)?.unwrap_or((i64::MIN, i64::MIN));
+            let rows = c.query(&format!("EXPLAIN {}", Self::page_sql(q.unit.is_some())), &[&from, &until, &after_id, &q.unit, &((q.limit.max(1) + 1) as i64)])?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
         })
     }
 
-    /// Deletes decisions with `at < cutoff`, [`RETENTION_BATCH`] rows per statement.
+    /// Decisions of every replica per place and case type with `since ≤ at < until`.
+    pub fn case_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<Vec<CaseCount>, StoreError> {
+        Ok(self.id_counts(since, until)?.to_case_counts())
+    }
+
+    /// The counts of [`PgAudit::case_counts`] by dictionary id, read in one repeatable-read
+    /// snapshot: whole months from `counts_month`, whole days from `counts_day` (summed in the
+    /// database), and the decisions of the partial days at the edges grouped by text (at most
+    /// two days of rows, through the index on `at_ms`).
+    pub fn id_counts(&self, since: Option<DateTime<FixedOffset>>, until: Option<DateTime<FixedOffset>>) -> Result<caselog::IdCounts, StoreError> {
+        let mut dict = self.dict_copy();
+        let out = self.with_client(|c| {
+            let mut tx = c.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).read_only(true).start()?;
+            let (first, last): (Option<i32>, Option<i32>) = {
+                let r = tx.query_one("SELECT min(day), max(day) FROM citygrid_audit_counts_day", &[])?;
+                (r.get(0), r.get(1))
+            };
+            let Some((first_day, last_day)) = first.zip(last).map(|(a, b)| (i64::from(a), i64::from(b))) else {
+                return Ok(caselog::IdCounts::default());
+            };
+            let since = since.map_or(day_start_ms(first_day), |t| t.timestamp_millis().max(day_start_ms(first_day)));
+            let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
+            let s = split(since, until);
+            let to_i32 = |x: i64| x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            let summed = tx.query(
+                "SELECT place, type, sum(n)::bigint FROM ( \
+                     SELECT place, type, n FROM citygrid_audit_counts_month WHERE month >= $1 AND month < $2 \
+                     UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $3 AND day < $4 \
+                     UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $5 AND day < $6 \
+                 ) s GROUP BY 1, 2",
+                &[
+                    &to_i32(s.months.0),
+                    &to_i32(s.months.1),
+                    &to_i32(s.days[0].0),
+                    &to_i32(s.days[0].1),
+                    &to_i32(s.days[1].0),
+                    &to_i32(s.days[1].1),
+                ],
+            )?;
+            let edges = tx.query(
+                "SELECT chain, case_kind, case_type, count(*) FROM citygrid_audit \
+                 WHERE (at_ms >= $1 AND at_ms < $2) OR (at_ms >= $3 AND at_ms < $4) GROUP BY 1, 2, 3",
+                &[&s.raw[0].0, &s.raw[0].1, &s.raw[1].0, &s.raw[1].1],
+            )?;
+            let mut counts: Vec<(i32, i32, u64)> = summed.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect();
+            // Entries this replica has not seen yet: read them in the same snapshot.
+            let mut places: Vec<i32> = counts.iter().map(|x| x.0).filter(|&p| !dict.has_place(p)).collect();
+            let mut types: Vec<i32> = counts.iter().map(|x| x.1).filter(|&t| !dict.has_type(t)).collect();
+            places.sort_unstable();
+            places.dedup();
+            types.sort_unstable();
+            types.dedup();
+            dict.load_ids(&mut tx, &places, &types)?;
+            let edge: Vec<(String, (String, String), u64)> =
+                edges.iter().map(|r| (r.get(0), (r.get(1), r.get(2)), r.get::<_, i64>(3) as u64)).collect();
+            let missing_places: Vec<String> = edge.iter().filter(|e| !dict.place_id.contains_key(&e.0)).map(|e| e.0.clone()).collect();
+            let missing_types: Vec<(String, String)> = edge.iter().filter(|e| !dict.type_id.contains_key(&e.1)).map(|e| e.1.clone()).collect();
+            if !missing_places.is_empty() || !missing_types.is_empty() {
+                for r in tx.query("SELECT id, chain FROM citygrid_audit_places WHERE chain = ANY($1)", &[&missing_places])? {
+                    dict.add_place(r.get(0), r.get(1));
+                }
+                let kinds: Vec<&str> = missing_types.iter().map(|t| t.0.as_str()).collect();
+                let codes: Vec<&str> = missing_types.iter().map(|t| t.1.as_str()).collect();
+                for r in tx.query(
+                    "SELECT id, case_kind, case_type FROM citygrid_audit_types WHERE (case_kind, case_type) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    &[&kinds, &codes],
+                )? {
+                    dict.add_type(r.get(0), r.get(1), r.get(2));
+                }
+            }
+            tx.commit()?;
+            // Every row of the snapshot has its dictionary entries (written in its transaction);
+            // should one lack them all the same, it is counted under its text.
+            counts.retain(|&(p, t, _)| dict.has_place(p) && dict.has_type(t));
+            let mut out = caselog::IdCounts {
+                chains: dict.chains.clone(),
+                types: dict.types.clone(),
+                counts: counts.into_iter().map(|(p, t, n)| (p as u32, t as u32, n)).collect(),
+            };
+            for (chain, ty, n) in edge {
+                let p = match dict.place_id.get(&chain) {
+                    Some(&p) => p as u32,
+                    None => {
+                        out.chains.push(chain);
+                        (out.chains.len() - 1) as u32
+                    }
+                };
+                let t = match dict.type_id.get(&ty) {
+                    Some(&t) => t as u32,
+                    None => match out.types.iter().position(|x| *x == ty) {
+                        Some(i) => i as u32,
+                        None => {
+                            out.types.push(ty);
+                            (out.types.len() - 1) as u32
+                        }
+                    },
+                };
+                out.counts.push((p, t, n));
+            }
+            Ok(out)
+        })?;
+        self.keep_dict(dict);
+        Ok(out)
+    }
+
+    /// Deletes decisions with `at < cutoff`, [`RETENTION_BATCH`] rows per transaction, taking
+    /// their counts off the count tables in the same transaction; gives how many.
     pub fn delete_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let cutoff = cutoff.timestamp_millis();
         let mut deleted = 0u64;
         loop {
+            let mut dict = self.dict_copy();
             let n = self.with_client(|c| {
-                c.execute(
-                    "DELETE FROM citygrid_audit WHERE id IN (SELECT id FROM citygrid_audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)",
+                let mut tx = c.transaction()?;
+                let rows = tx.query(
+                    "WITH d AS (DELETE FROM citygrid_audit WHERE id IN (SELECT id FROM citygrid_audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2) \
+                     RETURNING at_ms, chain, case_kind, case_type) \
+                     SELECT floor((at_ms + 28800000)::numeric / 86400000)::integer, chain, case_kind, case_type, count(*) FROM d GROUP BY 1, 2, 3, 4",
                     &[&cutoff, &(RETENTION_BATCH as i64)],
-                )
+                )?;
+                let gone: Vec<(i32, String, (String, String), i64)> = rows.iter().map(|r| (r.get(0), r.get(1), (r.get(2), r.get(3)), r.get(4))).collect();
+                let chains: Vec<String> = gone.iter().map(|g| g.1.clone()).collect();
+                let types: Vec<(String, String)> = gone.iter().map(|g| g.2.clone()).collect();
+                dict.ensure(&mut tx, &chains, &types)?;
+                let mut counts = DayCounts::new();
+                for (day, chain, ty, n) in &gone {
+                    *counts.entry((*day, dict.place_id[chain], dict.type_id[ty])).or_default() -= n;
+                }
+                add_counts(&mut tx, &counts)?;
+                tx.commit()?;
+                Ok(gone.iter().map(|g| g.3 as u64).sum::<u64>())
             })?;
+            self.keep_dict(dict);
             deleted += n;
             if n < RETENTION_BATCH as u64 {
                 return Ok(deleted);
@@ -218,9 +657,9 @@ fn insert(c: &mut impl GenericClient, records: &[AuditRecord], replica: Option<&
 }
 
 /// Inserts decisions of another log (`citygrid store copy` from a data directory) under their
-/// own ids, `replica` NULL (decided before the store).
+/// own ids, `replica` NULL (decided before the store), with their counts.
 pub(super) fn copy_in(c: &mut impl GenericClient, records: &[AuditRecord]) -> Result<(), postgres::Error> {
-    insert(c, records, None, true)
+    write(c, &mut Dict::default(), records, None, true)
 }
 
 /// After [`copy_in`]: new decisions get ids after the largest copied.
@@ -260,6 +699,55 @@ pub(super) fn export(c: &mut Client, shown: &str, f: &mut dyn FnMut(&[AuditRecor
     drop(rows);
     tx.commit().map_err(e)?;
     Ok(total)
+}
+
+/// Appends the `COPY … FROM STDIN` text line of `r` (the columns of [`COLUMNS`] without `id`,
+/// then `replica`) to `out`.
+fn copy_line(r: &AuditRecord, replica: Option<&str>, out: &mut String) {
+    use std::fmt::Write as _;
+    fn field(out: &mut String, v: Option<&str>) {
+        match v {
+            None => out.push_str("\\N"),
+            Some(s) => {
+                for ch in s.chars() {
+                    match ch {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+        }
+        out.push('\t');
+    }
+    let row = Row::of(r);
+    let _ = write!(out, "{}\t{}\t", row.at_ms, row.offset);
+    field(out, Some(&row.case_kind));
+    field(out, Some(&row.case_type));
+    field(out, row.urgency.as_deref());
+    field(out, row.grid.as_deref());
+    field(out, Some(&row.chain));
+    field(out, Some(&row.unit));
+    field(out, row.unit_code.as_deref());
+    field(out, row.unit_role.as_deref());
+    match row.rule_line {
+        Some(l) => {
+            let _ = write!(out, "{l}\t");
+        }
+        None => out.push_str("\\N\t"),
+    }
+    field(out, row.rule_scope.as_deref());
+    field(out, row.zone.as_deref());
+    field(out, row.due.as_deref());
+    field(out, Some(&row.versions));
+    field(out, Some(&row.input));
+    field(out, row.warnings.as_deref());
+    out.push_str(if row.outside { "t\t" } else { "f\t" });
+    field(out, replica);
+    out.pop();
+    out.push('\n');
 }
 
 fn err(store: &PgStore, e: &postgres::Error) -> StoreError {
