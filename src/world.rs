@@ -395,7 +395,7 @@ impl WorldHandle {
         // while there are fewer than 8 per core, and every import runs on new threads (the
         // import, the snapshot build's), so each switch could fill another arena with the new
         // snapshot's small allocations; freed, they stay in that arena (a heap shrinks only
-        // from its top), and RSS grew by ~90 MiB per switch without a plateau
+        // from its top), and RSS grew by 60–90 MiB per switch without a plateau
         // (benches/soak.sh). With few arenas, the next import reuses what the last freed.
         // `MALLOC_ARENA_MAX` in the environment wins.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
