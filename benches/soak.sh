@@ -3,12 +3,16 @@
 # seconds while the components layer is imported again (PUT /v1/layers/components, a new version
 # and a switch) every SWITCH_EVERY seconds; then errors by status, p50 / p99 / max latency per
 # request kind — quiet windows and switch windows (from the PUT to SETTLE s after its answer)
-# side by side — and the server's memory at start and end.
+# side by side — and the server's memory: at start and end, and per switch the RSS and the
+# snapshots alive (`citygrid_snapshots_alive`) just before it, the peak until the next switch,
+# and just before the next one (sampled every second; MEMORY_LOG=FILE keeps the samples:
+# unix time, RSS KiB, snapshots alive).
 #
 #   benches/soak.sh                       # xicheng, 600 s, a switch every 60 s (the first at 30 s)
 #   DURATION=60 benches/soak.sh           # a short run: one switch
 #   PRESET=wuzhong RATE=800 WORKERS=32 SWITCH_EVERY=30 benches/soak.sh
 #   BIN=/path/to/citygrid CLIENT=/path/to/soak_client benches/soak.sh   # builds nothing
+#   DURATION=300 SWITCH_EVERY=30 benches/soak.sh   # 10 switches in 5 minutes
 #
 # The traffic (examples/soak_client.rs): tiles of grids,zones,components at z12–z18 under
 # random component locations across the city (Accept-Encoding: gzip, br), /v1/locate,
@@ -67,9 +71,46 @@ kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 echo "preset $preset: $(wc -l <"$tmp/in/points.txt") traffic points, $(du -m "$tmp/in/upload.fgb" | cut -f1) MB components layer to re-import;" \
   "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 rss_start=$(kib "$spid" VmRSS)
+# Memory over time, every second: the time (EPOCHREALTIME), the server's RSS (KiB),
+# and the snapshots alive (citygrid_snapshots_alive of /metrics; "-" for a binary without it).
+t0=$EPOCHREALTIME
+(
+  while kill -0 "$spid" 2>/dev/null; do
+    alive=$(curl -s --max-time 2 "$url/metrics" | awk '$1 == "citygrid_snapshots_alive" {print $2}')
+    echo "$EPOCHREALTIME $(kib "$spid" VmRSS) ${alive:--}"
+    sleep 1
+  done
+) >"$tmp/memory.txt" 2>/dev/null &
+sampler=$!
 status=0
 "$CLIENT" "$url" "$tmp/in" duration="$duration" rate="${RATE:-400}" workers="${WORKERS:-16}" \
-  switch_every="${SWITCH_EVERY:-60}" settle="${SETTLE:-3}" token="$token" || status=$?
+  switch_every="${SWITCH_EVERY:-60}" settle="${SETTLE:-3}" token="$token" | tee "$tmp/client.out" || status=${PIPESTATUS[0]}
+kill "$sampler" 2>/dev/null || true
+[ -z "${MEMORY_LOG:-}" ] || cp "$tmp/memory.txt" "$MEMORY_LOG"
+# Per switch: RSS and snapshots alive just before it, the peak while it ran (until the next
+# one), and at its end (just before the next switch, or at the end of the run).
+python3 - "$tmp/client.out" "$tmp/memory.txt" "$t0" <<'PY'
+import re, sys
+t0 = float(sys.argv[3])
+switches = [(float(a), float(b)) for a, b in re.findall(r"^  switch +([0-9.]+) s → +([0-9.]+) s", open(sys.argv[1]).read(), re.M)]
+rows = []
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) == 3 and f[1].isdigit():
+        rows.append((float(f[0]) - t0, int(f[1]) / 1024, f[2]))
+if switches and rows:
+    print("memory per switch: RSS MiB (snapshots alive) before → peak (max alive) until the next → at the next switch / the end")
+    for i, (a, b) in enumerate(switches):
+        nxt = switches[i + 1][0] if i + 1 < len(switches) else float("inf")
+        before = [r for r in rows if r[0] <= a]
+        during = [r for r in rows if a <= r[0] < nxt]
+        if not before or not during:
+            continue
+        peak = max(during, key=lambda r: r[1])
+        alive = max((r[2] for r in during), key=lambda v: -1 if v == "-" else int(v))
+        end = during[-1]
+        print(f"  switch {i + 1:2} at {a:6.1f} s: {before[-1][1]:6.0f} ({before[-1][2]}) → {peak[1]:6.0f} ({alive}) → {end[1]:6.0f} ({end[2]})")
+PY
 rss_end=$(kib "$spid" VmRSS)
 hwm=$(kib "$spid" VmHWM)
 python3 -c "print(f'server RSS: start {$rss_start/1024:.0f} MiB, end {$rss_end/1024:.0f} MiB (growth {($rss_end-$rss_start)/1024:+.0f} MiB), peak {$hwm/1024:.0f} MiB')"

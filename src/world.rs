@@ -5,6 +5,7 @@
 //! off the request path and switched in with one atomic pointer swap.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
@@ -50,6 +51,29 @@ pub struct World {
     pub grid_shapes: Arc<Vec<GridShape>>,
     /// Vector tiles of the grids and components.
     pub tiles: Arc<TileSet>,
+    /// Counts this snapshot among its handle's live ones ([`WorldHandle::snapshots_alive`]).
+    tracked: Tracked,
+}
+
+/// A snapshot's place in its [`WorldHandle`]'s count of live snapshots: counted from the
+/// moment the handle takes it ([`WorldHandle::new`], [`WorldHandle::replace`]) until it is
+/// freed. A snapshot no handle took is not counted.
+#[derive(Default)]
+struct Tracked(Option<Arc<AtomicUsize>>);
+
+impl Tracked {
+    fn by(counter: &Arc<AtomicUsize>) -> Tracked {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Tracked(Some(counter.clone()))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some(counter) = &self.0 {
+            counter.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Measures of a grid's polygon, computed once per snapshot.
@@ -152,6 +176,7 @@ impl World {
             child_counts,
             grid_shapes,
             tiles,
+            tracked: Tracked::default(),
         }
     }
 
@@ -176,6 +201,7 @@ impl World {
             child_counts: self.child_counts.clone(),
             grid_shapes: self.grid_shapes.clone(),
             tiles: self.tiles.clone(),
+            tracked: Tracked::default(),
         }
     }
 
@@ -346,26 +372,51 @@ pub struct LevelSummary {
     pub grids: usize,
 }
 
+/// The most heaps (arenas) glibc's allocator keeps: see [`WorldHandle::new`].
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MALLOC_ARENAS: libc::c_int = 4;
+
 /// What runs on every switch, before readers see the new snapshot: `hook(old, new)`.
 type SwitchHook = Box<dyn Fn(&World, &World) + Send + Sync>;
 
 /// The shared, atomically swappable pointer to the current [`World`].
 #[derive(Clone)]
-pub struct WorldHandle(Arc<ArcSwap<World>>, Arc<std::sync::RwLock<Vec<SwitchHook>>>);
+pub struct WorldHandle(Arc<ArcSwap<World>>, Arc<std::sync::RwLock<Vec<SwitchHook>>>, Arc<AtomicUsize>);
 
 impl WorldHandle {
-    pub fn new(world: World) -> WorldHandle {
+    pub fn new(mut world: World) -> WorldHandle {
         // The big arrays of every later snapshot (components, indexes, tile data: ≥ 1 MiB each)
         // come from their own mappings, returned to the system when a switch frees them, not
         // from glibc's heap, whose dynamic threshold would otherwise keep up to 32 MiB arrays
         // there and let RSS grow with every import. (malloc_trim after each switch did as
         // much, but stalled every thread for ~1 s while it walked the heap: benches/soak.sh.)
+        //
+        // And at most MALLOC_ARENAS heaps: glibc gives a new thread a heap (arena) of its own
+        // while there are fewer than 8 per core, and every import runs on new threads (the
+        // import, the snapshot build's), so each switch could fill another arena with the new
+        // snapshot's small allocations; freed, they stay in that arena (a heap shrinks only
+        // from its top), and RSS grew by 60–90 MiB per switch without a plateau
+        // (benches/soak.sh). With few arenas, the next import reuses what the last freed.
+        // `MALLOC_ARENA_MAX` in the environment wins.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: mallopt only sets a tunable of glibc's allocator.
+        // SAFETY: mallopt only sets tunables of glibc's allocator.
         unsafe {
             libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+            if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+                libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+            }
         }
-        WorldHandle(Arc::new(ArcSwap::from_pointee(world)), Arc::default())
+        let alive = Arc::new(AtomicUsize::new(0));
+        world.tracked = Tracked::by(&alive);
+        WorldHandle(Arc::new(ArcSwap::from_pointee(world)), Arc::default(), alive)
+    }
+
+    /// How many snapshots this handle served that are not freed yet: the one served now, plus
+    /// old ones still held by a request in flight or waiting to be freed after a switch. 1 when
+    /// quiet; 2 for a moment around a switch. A number that keeps growing means old snapshots
+    /// are kept alive (`citygrid_snapshots_alive` in /metrics).
+    pub fn snapshots_alive(&self) -> usize {
+        self.2.load(Ordering::SeqCst)
     }
 
     /// The current snapshot; hold it for the whole request.
@@ -384,7 +435,8 @@ impl WorldHandle {
     /// snapshot is freed by a low-priority thread of its own once its last reader is done
     /// (freeing a large city takes tens of milliseconds, which would otherwise fall on the
     /// request that happened to hold it last).
-    pub fn replace(&self, world: World) {
+    pub fn replace(&self, mut world: World) {
+        world.tracked = Tracked::by(&self.2);
         {
             let current = self.0.load_full();
             for hook in self.1.read().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
@@ -410,14 +462,23 @@ impl WorldHandle {
 /// copies of tiles): the scheduler gives serving threads (nice 0) ~10× its share of a busy CPU.
 pub const BACKGROUND_NICE: i32 = 10;
 
-/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] (Linux: per thread, and
-/// inherited by the threads it starts; elsewhere nothing). Cannot be undone without
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] and its disk priority to
+/// the idle class (Linux: per thread, and inherited by the threads it starts; elsewhere
+/// nothing). With the idle class, the disk scheduler (mq-deadline, BFQ) serves the writes this
+/// thread issues itself — a staged layer's chunks and its fsync — only when no other request
+/// waits, so the audit log's fsyncs of routed cases go first. Cannot be undone without
 /// privileges: call it only on threads started for background work, never on a pool's.
 pub fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority take no pointers; failure only leaves the priority as is.
+    // SAFETY: gettid, setpriority and ioprio_set take no pointers; failure only leaves the
+    // priority as is.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)).
+        const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+        const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+        const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
+        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid as libc::c_int, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
     }
 }

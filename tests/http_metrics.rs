@@ -269,6 +269,49 @@ async fn imports_count_by_outcome_and_move_the_served_version() {
     assert_eq!(s.one("citygrid_imports_total", &[("dataset", "grids"), ("operation", "rollback"), ("outcome", "rejected")]), 1.0);
 }
 
+/// `citygrid_snapshots_alive` until it is `want`, for up to 5 s (an old snapshot is freed by a
+/// background thread once its last reader is done); the last value seen.
+async fn snapshots_alive_settles_at(app: &axum::Router, want: f64) -> f64 {
+    let mut seen = f64::NAN;
+    for _ in 0..100 {
+        seen = scrape(app).await.one("citygrid_snapshots_alive", &[]);
+        if seen == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn snapshots_alive_counts_an_old_snapshot_until_its_last_reader_is_done() {
+    let (app, handle, _dir) = server();
+    assert_eq!(scrape(&app).await.one("citygrid_snapshots_alive", &[]), 1.0, "one snapshot when quiet");
+    // A request in flight keeps the snapshot it started on (here the test holds it).
+    let held = handle.load();
+    let (status, body) = send(&app, "PUT", "/v1/layers/calendar", true, Some("application/toml"), CALENDAR).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let s = scrape(&app).await;
+    assert_eq!(s.one("citygrid_dataset_version", &[("dataset", "calendar")]), 1.0, "switched");
+    assert_eq!(s.one("citygrid_snapshots_alive", &[]), 2.0, "the old snapshot is alive while it is read");
+    drop(held);
+    assert_eq!(snapshots_alive_settles_at(&app, 1.0).await, 1.0, "freed after its last reader");
+    // Switch after switch (a new calendar, rollbacks of it), nothing keeps old snapshots.
+    for i in 0..6 {
+        let (status, body) = if i % 2 == 0 {
+            send(&app, "PUT", "/v1/layers/calendar", true, Some("application/toml"), CALENDAR).await
+        } else {
+            send(&app, "POST", "/v1/layers/calendar/rollback", true, Some("application/json"), json!({"version": 1}).to_string()).await
+        };
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+    let s = scrape(&app).await;
+    assert_eq!(s.one("citygrid_imports_total", &[("dataset", "calendar"), ("operation", "import"), ("outcome", "ok")]), 4.0);
+    assert_eq!(s.one("citygrid_imports_total", &[("dataset", "calendar"), ("operation", "rollback"), ("outcome", "ok")]), 3.0);
+    assert_eq!(s.one("citygrid_dataset_version", &[("dataset", "calendar")]), 1.0, "rolled back last");
+    assert_eq!(snapshots_alive_settles_at(&app, 1.0).await, 1.0, "no old snapshot left after seven switches");
+}
+
 #[tokio::test]
 async fn routing_decisions_are_counted_by_outcome_and_audit_appends_are_timed() {
     let (app, handle, _dir) = server();

@@ -182,6 +182,7 @@ pub struct Metrics {
     audit_failures: Counter,
     resident_memory: Gauge,
     open_fds: Gauge,
+    snapshots_alive: Gauge,
     staff_positions: Family<StaffLabels, Counter>,
     staff_events: Counter,
     staff_track_points: Gauge,
@@ -222,6 +223,13 @@ impl Metrics {
         r.register("citygrid_tile_cache_entries", "Tiles held by the tile cache", tile_entries.clone());
         let tile_encode = Histogram::new(ENCODE_BUCKETS);
         r.register_with_unit("citygrid_tile_encode_duration", "Time to encode and gzip one tile (cache misses)", Unit::Seconds, tile_encode.clone());
+
+        let snapshots_alive = Gauge::default();
+        r.register(
+            "citygrid_snapshots_alive",
+            "Snapshots of the city in memory: the one served, plus old ones not yet freed (2 for a moment around a switch)",
+            snapshots_alive.clone(),
+        );
 
         let dataset_version = Family::<DatasetLabels, Gauge>::default();
         r.register("citygrid_dataset_version", "Version of each dataset being served (0: none)", dataset_version.clone());
@@ -290,6 +298,7 @@ impl Metrics {
             audit_failures,
             resident_memory,
             open_fds,
+            snapshots_alive,
             staff_positions,
             staff_events,
             staff_track_points,
@@ -381,6 +390,7 @@ impl Metrics {
         let (bytes, entries) = state.tiles.size();
         self.tile_bytes.set(bytes as i64);
         self.tile_entries.set(entries as i64);
+        self.snapshots_alive.set(state.world.snapshots_alive() as i64);
         if let Some(rss) = resident_memory_bytes() {
             self.resident_memory.set(rss as i64);
         }
