@@ -463,10 +463,11 @@ impl WorldHandle {
 pub const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] and its disk priority to
-/// the idle class (Linux: per thread, and inherited by the threads it starts; elsewhere
-/// nothing). With the idle class, the disk scheduler (mq-deadline, BFQ) serves the writes this
-/// thread issues itself — a staged layer's chunks and its fsync — only when no other request
-/// waits, so the audit log's fsyncs of routed cases go first. Cannot be undone without
+/// the lowest of the best-effort class (Linux: per thread, and inherited by the threads it
+/// starts; elsewhere nothing). The disk scheduler (mq-deadline, BFQ) then serves the writes
+/// this thread issues itself — a staged layer's chunks and its fsync — after the audit log's
+/// fsyncs of routed cases. (Not the idle class: under a steady stream of routed cases it could
+/// starve an import, and hold up a journal commit the audit log's fsync waits for.) Cannot be undone without
 /// privileges: call it only on threads started for background work, never on a pool's.
 pub fn lower_thread_priority() {
     #[cfg(target_os = "linux")]
@@ -475,10 +476,10 @@ pub fn lower_thread_priority() {
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
-        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)).
+        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 7)).
         const IOPRIO_WHO_PROCESS: libc::c_int = 1;
-        const IOPRIO_CLASS_IDLE: libc::c_int = 3;
+        const IOPRIO_CLASS_BE: libc::c_int = 2;
         const IOPRIO_CLASS_SHIFT: libc::c_int = 13;
-        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid as libc::c_int, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+        libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid as libc::c_int, (IOPRIO_CLASS_BE << IOPRIO_CLASS_SHIFT) | 7);
     }
 }
