@@ -301,3 +301,48 @@ fn concurrent_appenders_all_land_with_their_counts() {
     assert_eq!(db.count_sums(), (320, 320, 320, 0));
     assert_eq!(log.case_stats(None, None, StatsLevel::Grid, None).unwrap().total, 320);
 }
+
+/// A replica keeps closed months' counts in memory; a write by another replica that touches
+/// such a month (an old-dated decision, retention) is seen by its next statistics all the same.
+#[test]
+fn closed_months_held_by_one_replica_follow_another_replicas_writes() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "closed_months");
+    let (a, b) = (db.log(), db.log());
+    // Closed months (2026-06-03 to early September) and this month.
+    let mut rows = make("2026-06-03T09:00:00+08:00", 900, 9000, 0);
+    rows.extend(make(&Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap()).to_rfc3339(), 10, 1, 3));
+    b.append(&rows).unwrap();
+    let brute = |rows: &[AuditRecord], level| caselog::stats(&caselog::counts_of(rows), level);
+    for level in [StatsLevel::Street, StatsLevel::Grid] {
+        // Twice: the second answer comes from a's cache of the closed months.
+        for _ in 0..2 {
+            assert_eq!(a.case_stats(None, None, level, None).unwrap(), brute(&rows, level), "{level:?}");
+        }
+    }
+    let epoch = |db: &TestDb| -> i64 { db.client().query_one("SELECT epoch FROM citygrid_audit_epoch", &[]).unwrap().get(0) };
+    let before = epoch(&db);
+    // Today's decisions do not touch a closed month: the cache stays valid.
+    let today = make(&Utc::now().with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap()).to_rfc3339(), 5, 1, 5);
+    b.append(&today).unwrap();
+    rows.extend(today);
+    assert_eq!(epoch(&db), before, "a decision of today leaves the closed months' epoch alone");
+    assert_eq!(a.case_stats(None, None, StatsLevel::Grid, None).unwrap(), brute(&rows, StatsLevel::Grid));
+    // A decision written by b with a July time: a's next statistics count it.
+    let late = make("2026-07-15T12:00:00+08:00", 7, 60, 11);
+    b.append(&late).unwrap();
+    rows.extend(late);
+    assert!(epoch(&db) > before, "a write into a closed month moves the epoch");
+    for level in [StatsLevel::Street, StatsLevel::Grid] {
+        assert_eq!(a.case_stats(None, None, level, None).unwrap(), brute(&rows, level), "{level:?} after b's July decisions");
+    }
+    let july = (Some(t("2026-07-01T00:00:00+08:00")), Some(t("2026-08-01T00:00:00+08:00")));
+    let in_july: Vec<AuditRecord> = rows.iter().filter(|r| r.at >= july.0.unwrap() && r.at < july.1.unwrap()).cloned().collect();
+    assert_eq!(a.case_stats(july.0, july.1, StatsLevel::Grid, None).unwrap(), brute(&in_july, StatsLevel::Grid));
+    // Retention through b deletes June: a's next statistics lose it.
+    b.delete_before(t("2026-07-01T00:00:00+08:00").with_timezone(&Utc)).unwrap();
+    rows.retain(|r| r.at >= july.0.unwrap());
+    for level in [StatsLevel::Street, StatsLevel::Grid] {
+        assert_eq!(a.case_stats(None, None, level, None).unwrap(), brute(&rows, level), "{level:?} after b's retention");
+    }
+}

@@ -30,6 +30,15 @@
 //! the partial days at the window's edges: the same split, and so the same answer, as the SQLite
 //! log's. Unlike the SQLite log, retention also removes the counts of the decisions it deletes
 //! (the counts always equal the rows).
+//!
+//! Each replica keeps the counts of closed months in memory ([`CLOSED_MONTH_CACHE`] months):
+//! a month that ended more than two days ago by the replica's clock. Routing writes decisions
+//! at the time they are made, so such a month only changes through a write that touches it
+//! anyway — retention, a copied or bulk-loaded log, a decision written with an old time — and
+//! every such write, in its own transaction, bumps `citygrid_audit_epoch` (any write to a month
+//! that ended more than a day ago by the writer's clock: replicas' clocks may differ by up to a
+//! day). A reader reads the epoch in the snapshot of its statistics and drops its cached months
+//! when it changed; so a year's statistics read the open month and the edge days only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -74,6 +83,8 @@ CREATE TABLE IF NOT EXISTS citygrid_audit_types (id serial PRIMARY KEY, case_kin
 CREATE TABLE IF NOT EXISTS citygrid_audit_counts_day (day integer NOT NULL, place integer NOT NULL, type integer NOT NULL, n bigint NOT NULL, PRIMARY KEY (day, place, type));
 CREATE TABLE IF NOT EXISTS citygrid_audit_counts_month (month integer NOT NULL, place integer NOT NULL, type integer NOT NULL, n bigint NOT NULL, PRIMARY KEY (month, place, type));
 CREATE TABLE IF NOT EXISTS citygrid_audit_counts_built (id integer PRIMARY KEY CHECK (id = 1));
+CREATE TABLE IF NOT EXISTS citygrid_audit_epoch (id integer PRIMARY KEY CHECK (id = 1), epoch bigint NOT NULL);
+INSERT INTO citygrid_audit_epoch (id, epoch) VALUES (1, 0) ON CONFLICT DO NOTHING;
 "#;
 
 /// Builds the count tables from the rows (dictionaries included), replacing what they held.
@@ -93,6 +104,7 @@ INSERT INTO citygrid_audit_counts_month (month, place, type, n)
     SELECT extract(year FROM d)::integer * 12 + extract(month FROM d)::integer - 1, place, type, sum(n)::bigint
     FROM (SELECT date '1970-01-01' + day AS d, place, type, n FROM citygrid_audit_counts_day) s GROUP BY 1, 2, 3;
 INSERT INTO citygrid_audit_counts_built (id) VALUES (1) ON CONFLICT DO NOTHING;
+UPDATE citygrid_audit_epoch SET epoch = epoch + 1;
 "#;
 
 /// Builds the counts of a log that has none yet (written by a release without them); called
@@ -116,6 +128,8 @@ pub struct PgAudit {
     idle: Mutex<Vec<Client>>,
     /// The dictionaries as far as this replica has seen them (only committed ids).
     dict: Mutex<Dict>,
+    /// Closed months' counts (module doc).
+    months: Mutex<MonthCache>,
     /// Written into each row's `replica` column: which replica decided.
     replica: String,
 }
@@ -210,6 +224,28 @@ impl Dict {
 /// count tables.
 type DayCounts = HashMap<(i32, i32, i32), i64>;
 
+const DAY_MS: i64 = 86_400_000;
+
+/// How many closed months a replica keeps in memory (the newest ones read).
+const CLOSED_MONTH_CACHE: usize = 60;
+
+/// The unix-ms instant the month after `month` starts (CST).
+fn month_end_ms(month: i32) -> i64 {
+    day_start_ms(month_first_day(i64::from(month) + 1))
+}
+
+/// Whether a reader may cache `month`'s counts at `now_ms`: it ended more than two days ago.
+fn is_closed(month: i32, now_ms: i64) -> bool {
+    month_end_ms(month) + 2 * DAY_MS < now_ms
+}
+
+/// Closed months' counts `(place, type, n)` as read under `epoch`.
+#[derive(Default)]
+struct MonthCache {
+    epoch: i64,
+    months: std::collections::BTreeMap<i32, Arc<Vec<(i32, i32, u64)>>>,
+}
+
 /// Adds `counts` (negative: removes) to `counts_day` and `counts_month`, keys in sorted order
 /// (no deadlock between writers), and deletes the rows that fall to zero.
 fn add_counts(c: &mut impl GenericClient, counts: &DayCounts) -> Result<(), postgres::Error> {
@@ -219,6 +255,11 @@ fn add_counts(c: &mut impl GenericClient, counts: &DayCounts) -> Result<(), post
     let mut months: HashMap<(i32, i32, i32), i64> = HashMap::new();
     for (&(day, place, ty), &n) in counts {
         *months.entry((month_of_day(i64::from(day)) as i32, place, ty)).or_default() += n;
+    }
+    let now = Utc::now().timestamp_millis();
+    if months.keys().any(|&(m, _, _)| month_end_ms(m) < now - DAY_MS) {
+        // A month some replica may hold in its cache of closed months: see the module doc.
+        c.execute("UPDATE citygrid_audit_epoch SET epoch = epoch + 1", &[])?;
     }
     for (table, key, rows) in [("citygrid_audit_counts_day", "day", counts), ("citygrid_audit_counts_month", "month", &months)] {
         let mut rows: Vec<(&(i32, i32, i32), &i64)> = rows.iter().filter(|(_, n)| **n != 0).collect();
@@ -306,7 +347,7 @@ impl PgAudit {
     /// `replica` as the decider.
     pub fn open(store: Arc<PgStore>, replica: &str) -> Result<PgAudit, StoreError> {
         let client = store.client()?;
-        Ok(PgAudit { store, idle: Mutex::new(vec![client]), dict: Mutex::new(Dict::default()), replica: replica.to_owned() })
+        Ok(PgAudit { store, idle: Mutex::new(vec![client]), dict: Mutex::new(Dict::default()), months: Mutex::default(), replica: replica.to_owned() })
     }
 
     /// Runs `f` on a connection of the pool (connecting when none is idle), which goes back to
@@ -501,6 +542,47 @@ impl PgAudit {
             let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
             let s = split(since, until);
             let to_i32 = |x: i64| x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+            // Closed months (a prefix of the window's whole months) from the cache, or read
+            // once under this snapshot's epoch; the others are summed in the database below.
+            let (m0, m1) = (to_i32(s.months.0), to_i32(s.months.1));
+            let now = Utc::now().timestamp_millis();
+            let open_from = (m0..m1).find(|&m| !is_closed(m, now)).unwrap_or(m1);
+            let mut closed: Vec<Arc<Vec<(i32, i32, u64)>>> = Vec::new();
+            if open_from > m0 {
+                let epoch: i64 = tx.query_opt("SELECT epoch FROM citygrid_audit_epoch WHERE id = 1", &[])?.map_or(-1, |r| r.get(0));
+                let mut missing = Vec::new();
+                {
+                    let mut cache = self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if cache.epoch != epoch {
+                        *cache = MonthCache { epoch, months: Default::default() };
+                    }
+                    for m in m0..open_from {
+                        match cache.months.get(&m) {
+                            Some(v) => closed.push(v.clone()),
+                            None => missing.push(m),
+                        }
+                    }
+                }
+                if !missing.is_empty() {
+                    let mut read: std::collections::BTreeMap<i32, Vec<(i32, i32, u64)>> = missing.iter().map(|&m| (m, Vec::new())).collect();
+                    for r in tx.query("SELECT month, place, type, n FROM citygrid_audit_counts_month WHERE month = ANY($1)", &[&missing])? {
+                        if let Some(v) = read.get_mut(&r.get::<_, i32>(0)) {
+                            v.push((r.get(1), r.get(2), r.get::<_, i64>(3) as u64));
+                        }
+                    }
+                    let mut cache = self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for (m, v) in read {
+                        let v = Arc::new(v);
+                        closed.push(v.clone());
+                        if cache.epoch == epoch && epoch >= 0 {
+                            cache.months.insert(m, v);
+                        }
+                    }
+                    while cache.months.len() > CLOSED_MONTH_CACHE {
+                        cache.months.pop_first();
+                    }
+                }
+            }
             let summed = tx.query(
                 "SELECT place, type, sum(n)::bigint FROM ( \
                      SELECT place, type, n FROM citygrid_audit_counts_month WHERE month >= $1 AND month < $2 \
@@ -508,8 +590,8 @@ impl PgAudit {
                      UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $5 AND day < $6 \
                  ) s GROUP BY 1, 2",
                 &[
-                    &to_i32(s.months.0),
-                    &to_i32(s.months.1),
+                    &open_from,
+                    &m1,
                     &to_i32(s.days[0].0),
                     &to_i32(s.days[0].1),
                     &to_i32(s.days[1].0),
@@ -522,6 +604,9 @@ impl PgAudit {
                 &[&s.raw[0].0, &s.raw[0].1, &s.raw[1].0, &s.raw[1].1],
             )?;
             let mut counts: Vec<(i32, i32, u64)> = summed.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect();
+            for month in &closed {
+                counts.extend(month.iter().copied());
+            }
             // Entries this replica has not seen yet: read them in the same snapshot.
             let mut places: Vec<i32> = counts.iter().map(|x| x.0).filter(|&p| !dict.has_place(p)).collect();
             let mut types: Vec<i32> = counts.iter().map(|x| x.1).filter(|&t| !dict.has_type(t)).collect();
