@@ -812,7 +812,7 @@ fn a_writer_killed_after_staging_leaves_nothing_served_and_the_next_import_clean
     let addr = a.addr.clone();
     let upload = fgb.clone();
     let pending = std::thread::spawn(move || request_bytes(&addr, "PUT", "/v1/layers/components", Some(("application/flatgeobuf", &upload))));
-    let staged = listener.notifications().timeout_iter(Duration::from_secs(20)).next().unwrap().expect("a staged the switch");
+    let staged = postgres::fallible_iterator::FallibleIterator::next(&mut listener.notifications().timeout_iter(Duration::from_secs(20))).unwrap().expect("a staged the switch");
     assert_eq!(staged.payload(), "2");
     let start = Instant::now();
     loop {
