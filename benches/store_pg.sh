@@ -4,6 +4,10 @@
 #     vs `citygrid store copy --from DIR --to postgres://…` (version bytes + PostGIS tables);
 #  2. start-up of a replica: `serve --data DIR` vs `serve --store postgres://…` (the `loaded`
 #     log line's seconds: for the store, copying the versions from the database included);
+#  4. (issue 16, build ahead) from a's answer (its commit) to b serving the new generation on
+#     /health, for: a components import (the current version uploaded again), components
+#     rollbacks, a grids, a units and a settings (city) switch; b's log says whether it swapped
+#     a snapshot built ahead (`followed … with the snapshot built ahead`).
 #  3. from an import's answer on one replica to the other replica serving it: a rules switch
 #     (the other replica keeps its layers and parses the new list only), then a rollback of the
 #     component layer (the other replica pulls that version and rebuilds what depends on the
@@ -65,11 +69,13 @@ breakdown() {
   grep 'snapshot built' "$tmp/b.log" | tail -1 | sed 's/^.*INFO //; s/\x1b\[[0-9;]*m//g' | tr '\n' ' '
   python3 - "$tmp/a.log" "$tmp/b.log" <<'PY'
 import re, sys, datetime
-def last(path):
-    lines = [l for l in open(path, errors="replace") if "snapshot switched" in l]
+def last(path, what):
+    lines = [l for l in open(path, errors="replace") if what in l]
     ts = re.sub(r"\x1b\[[0-9;]*m", "", lines[-1]).split()[0]
     return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
-print(f"| a's switch → b's switch (logs): {(last(sys.argv[2]) - last(sys.argv[1])).total_seconds():.3f} s")
+# b's switch: its `followed the shared store's switch` line (a snapshot built ahead logs no
+# `snapshot switched` of its own).
+print(f"| a's switch → b's switch (logs): {(last(sys.argv[2], 'followed the shared store') - last(sys.argv[1], 'snapshot switched')).total_seconds():.3f} s")
 PY
 }
 cp "$tmp/package/rules.csv" "$tmp/rules.csv"
@@ -98,4 +104,29 @@ for v in 1 2 1; do
   t1=$(now)
   echo "zone layer to version $v: from a's answer to b serving it: $(echo "$t1 - $t0" | bc) s"
   echo "  b: $(breakdown)"
+done
+
+# Issue 16: every kind of switch, timed from a's answer to b serving the new generation.
+generation_of() { curl -fsS "http://$1/health" | grep -o '"generation":[0-9]*' | cut -d: -f2; }
+timed_switch() { # label, curl args…
+  local label=$1; shift
+  local before; before=$(generation_of "$b")
+  if ! curl -fsS -H "Authorization: Bearer 0123456789abcdef-bench" "$@" >"$tmp/answer" 2>&1; then
+    echo "$label: refused ($(head -c 300 "$tmp/answer")): skipped"; return 0
+  fi
+  local t0; t0=$(now)
+  while [ "$(generation_of "$b")" = "$before" ]; do sleep 0.01; done
+  local t1; t1=$(now)
+  echo "$label: from a's answer to b serving it: $(echo "$t1 - $t0" | bc) s"
+  echo "  b: $(breakdown) $(grep -c 'with the snapshot built ahead' "$tmp/b.log") prebuilt so far"
+}
+curl -fsS -H "Authorization: Bearer 0123456789abcdef-bench" "http://$a/v1/layers/components/versions/1" -o "$tmp/components.fgb"
+for i in 1 2 3; do
+  timed_switch "components import $i" -X PUT -H 'Content-Type: application/flatgeobuf' --data-binary @"$tmp/components.fgb" "http://$a/v1/layers/components"
+  timed_switch "components rollback to 1 ($i)" -X POST -H 'Content-Type: application/json' --data '{"version":1}' "http://$a/v1/layers/components/rollback"
+done
+for name in grids units city; do
+  for v in 1 2 1; do
+    timed_switch "$name to version $v" -X POST -H 'Content-Type: application/json' --data "{\"version\":$v}" "http://$a/v1/layers/$name/rollback"
+  done
 done

@@ -838,10 +838,18 @@ fn serve(args: ServeArgs) -> Result<()> {
     if let (Some(pg), Some(datasets)) = (shared.clone(), state.datasets.clone()) {
         // Other replicas' switches: LISTEN/NOTIFY, a poll, and a catch-up after a reconnect.
         std::thread::Builder::new().name("store-follow".into()).spawn(move || {
-            pg.follow(&|| match datasets.follow() {
-                Ok(true) => info!(generation = datasets.served_generation(), "switched to another replica's commit"),
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot follow the PostgreSQL store; retrying"),
+            pg.follow(&|conn, notice| match notice {
+                citygrid::store::pg::Notice::Switch => match datasets.follow(conn) {
+                    Ok(true) => info!(generation = datasets.served_generation(), "switched to another replica's commit"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot follow the PostgreSQL store; retrying"),
+                },
+                // Nothing is served from it: a failure only means the commit is built then.
+                citygrid::store::pg::Notice::Staged => {
+                    if let Err(e) = datasets.build_ahead(conn) {
+                        tracing::warn!(error = %e, "cannot build the staged switch ahead; it is built at its commit");
+                    }
+                }
             })
         })?;
     }

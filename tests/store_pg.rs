@@ -356,13 +356,16 @@ fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
     // Nothing of the unfinished version reached the store: same generation, same files.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(generation(&db), 1);
+    // Only the row of the version it staged ahead, which no manifest lists.
     let files_after: i64 = db.client().query_one("SELECT count(*) FROM citygrid_files", &[]).unwrap().get(0);
-    assert_eq!(files_after, files_before);
+    assert_eq!(files_after, files_before + 1);
+    assert_eq!(orphan_files(&db).len(), 1);
     assert_eq!(b.rules_version(), 1);
     // The writer lock died with A: B takes the next import, under the number A never committed.
     let (status, body) = put_rules(&b, &csv);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["version"], 2);
+    assert!(orphan_files(&db).is_empty(), "the next commit deleted the orphan: {:?}", orphan_files(&db));
     // A restarted replica loads the current version.
     let a2 = Replica::start(&db);
     assert_eq!(a2.rules_version(), 2);
@@ -671,4 +674,187 @@ fn a_replica_keeps_its_working_copy_in_its_own_data_directory() {
         assert_eq!(health["store"], serde_json::json!({"kind": "postgres", "generation": 2}), "{health}");
         assert_eq!(health["versions"]["rules"], 2, "{health}");
     }
+}
+
+/// A request with a binary body; the status and the raw body.
+fn request_bytes(addr: &str, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let (content_type, body) = body.unwrap_or(("application/json", b""));
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let head_end = response.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer") + 4;
+    let head = String::from_utf8_lossy(&response[..head_end]).into_owned();
+    let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    let mut body = response[head_end..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..line_end]).split(';').next().unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[line_end + 2..line_end + 2 + size]);
+        data = &data[line_end + 2 + size + 2..];
+    }
+}
+
+fn components_version(r: &Replica) -> u64 {
+    r.health()["versions"]["components"].as_u64().unwrap_or(0)
+}
+
+/// The count of `citygrid_switch_prebuilt_total` on `r`'s /metrics.
+fn prebuilt_switches(r: &Replica) -> u64 {
+    let (status, body) = request_bytes(&r.addr, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let line = text.lines().find(|l| l.starts_with("citygrid_switch_prebuilt_total")).unwrap_or_else(|| panic!("no citygrid_switch_prebuilt_total in {text}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Polls until every replica serves components version `version`.
+fn all_serve_components(replicas: &[&Replica], version: u64, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        if replicas.iter().all(|r| components_version(r) == version) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < within, "not every replica serves components version {version} after {within:?}: {:?}", replicas.iter().map(|r| components_version(r)).collect::<Vec<_>>());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Version files the store holds that its committed manifest does not list.
+fn orphan_files(db: &TestDb) -> Vec<String> {
+    let mut c = db.client();
+    let manifest: String = c.query_one("SELECT manifest::text FROM citygrid_manifest", &[]).unwrap().get(0);
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let listed: Vec<String> = manifest["datasets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|d| d["versions"].as_array().unwrap().iter().map(|v| v["file"].as_str().unwrap().to_owned()))
+        .collect();
+    let stored: Vec<String> = c.query("SELECT DISTINCT file FROM citygrid_files ORDER BY file", &[]).unwrap().iter().map(|r| r.get(0)).collect();
+    stored.into_iter().filter(|f| !listed.contains(f)).collect()
+}
+
+#[test]
+fn a_components_import_through_one_replica_is_swapped_in_prebuilt_by_the_others() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "ahead");
+    let a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let c = Replica::start(&db);
+    for r in [&b, &c] {
+        assert_eq!(prebuilt_switches(r), 0);
+    }
+    // The current component layer, uploaded again through a: its version 2.
+    let (status, fgb) = request_bytes(&a.addr, "GET", "/v1/layers/components/versions/1", None);
+    assert_eq!(status, 200);
+    let (status, body) = request_bytes(&a.addr, "PUT", "/v1/layers/components", Some(("application/flatgeobuf", &fgb)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let took = all_serve_components(&[&a, &b, &c], 2, Duration::from_secs(1));
+    eprintln!("every replica served components version 2 {took:?} after the answer");
+    // b and c took it in by swapping the snapshot they built while a built its own.
+    for r in [&b, &c] {
+        assert_eq!(prebuilt_switches(r), 1, "{} swapped a prebuilt snapshot", r.addr);
+        assert_eq!(r.health()["store"]["generation"], 2);
+    }
+    // Every replica answers the same, byte for byte.
+    let health = a.health();
+    let [lon, lat] = [health["center"][0].as_f64().unwrap(), health["center"][1].as_f64().unwrap()];
+    for path in [
+        format!("/v1/components/nearest?lon={lon}&lat={lat}&limit=20"),
+        "/v1/components/counts".to_owned(),
+        "/v1/layers/components/versions".to_owned(),
+        "/tiles/components/14/0/0".to_owned(),
+    ] {
+        let answers: Vec<(u16, Vec<u8>)> = [&a, &b, &c].iter().map(|r| request_bytes(&r.addr, "GET", &path, None)).collect();
+        assert!(answers.iter().all(|x| *x == answers[0]), "{path}: the replicas answer differently");
+    }
+    // A rollback through c: a and b swap theirs in prebuilt too.
+    let (status, body) = request(&c.addr, "POST", "/v1/layers/components/rollback", Some(("application/json", r#"{"version":1}"#)));
+    assert_eq!(status, 200, "{body}");
+    all_serve_components(&[&a, &b, &c], 1, Duration::from_secs(1));
+    assert_eq!(prebuilt_switches(&a), 1);
+    assert_eq!(prebuilt_switches(&b), 2);
+    assert!(orphan_files(&db).is_empty());
+}
+
+#[test]
+fn a_writer_killed_after_staging_leaves_nothing_served_and_the_next_import_cleans_its_rows() {
+    let Some(url) = database() else { return };
+    let db = TestDb::new(&url, "stagekill");
+    let mut a = Replica::start(&db);
+    let b = Replica::start(&db);
+    let (status, fgb) = request_bytes(&a.addr, "GET", "/v1/layers/components/versions/1", None);
+    assert_eq!(status, 200);
+
+    // Hold the manifest row: a stages its switch (committed apart), then its commit waits.
+    let mut blocker = db.client();
+    blocker.batch_execute("BEGIN; SELECT * FROM citygrid_manifest FOR UPDATE").unwrap();
+    let mut listener = db.client();
+    listener.batch_execute("LISTEN citygrid_staged").unwrap();
+    let addr = a.addr.clone();
+    let upload = fgb.clone();
+    let pending = std::thread::spawn(move || request_bytes(&addr, "PUT", "/v1/layers/components", Some(("application/flatgeobuf", &upload))));
+    let staged = postgres::fallible_iterator::FallibleIterator::next(&mut listener.notifications().timeout_iter(Duration::from_secs(20))).unwrap().expect("a staged the switch");
+    assert_eq!(staged.payload(), "2");
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = db
+            .client()
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'", &[])
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "replica a never reached its commit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The staged version is in the database, listed by no manifest.
+    let orphans = orphan_files(&db);
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert!(orphans[0].starts_with("layers/components/"), "{orphans:?}");
+    // Give b the time to build it ahead; then a dies before its commit.
+    std::thread::sleep(Duration::from_millis(1500));
+    a.kill();
+    let (status, _) = pending.join().unwrap_or((0, Vec::new()));
+    assert_ne!(status, 200, "a killed replica did not answer a commit");
+    blocker.batch_execute("ROLLBACK").unwrap();
+
+    // Nobody serves the staged version: b stays on generation 1, components version 1.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(generation(&db), 1);
+    assert_eq!(components_version(&b), 1);
+    assert_eq!(b.health()["store"]["generation"], 1);
+    let (_, versions) = request(&b.addr, "GET", "/v1/layers/components/versions", None);
+    assert_eq!(versions["versions"].as_array().unwrap().len(), 1, "b lists no staged version: {versions}");
+    assert_eq!(prebuilt_switches(&b), 0);
+    // A replica started now serves the committed generation.
+    let a2 = Replica::start(&db);
+    assert_eq!(components_version(&a2), 1);
+
+    // The next import, through b, reuses the number and leaves no orphan; a2 serves it.
+    let (status, body) = request_bytes(&b.addr, "PUT", "/v1/layers/components", Some(("application/flatgeobuf", &fgb)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    all_serve_components(&[&b, &a2], 2, Duration::from_secs(2));
+    assert!(orphan_files(&db).is_empty(), "{:?}", orphan_files(&db));
+    assert_eq!(db.client().query_one("SELECT count(*) FROM citygrid_staged", &[]).unwrap().get::<_, i64>(0), 0);
+    assert_eq!(prebuilt_switches(&a2), 1);
 }

@@ -95,6 +95,31 @@ pub struct Datasets {
     /// with: while they stay the same, a switch of the responsibility list or the calendar
     /// alone reuses the served layers ([`World::with_routing`]).
     unversioned: Mutex<Vec<(&'static str, Vec<u8>)>>,
+    /// The snapshot of a staged switch, built ahead of its commit and not served
+    /// ([`Datasets::build_ahead`]).
+    candidate: Mutex<Option<Candidate>>,
+    /// Switches taken in by swapping a snapshot built ahead (`citygrid_switch_prebuilt_total`).
+    prebuilt: std::sync::atomic::AtomicU64,
+    /// Set while this replica stages and commits a write of its own: the staged notice it
+    /// hears then is its own, not one to build ahead.
+    writing: std::sync::atomic::AtomicBool,
+}
+
+/// A staged switch's snapshot, built ahead of its commit ([`Datasets::build_ahead`]).
+struct Candidate {
+    staged: crate::store::pg::StagedPull,
+    world: World,
+    /// The unversioned files it was built with.
+    unversioned: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// A snapshot built by [`Datasets::build`], not yet served.
+struct Built {
+    world: World,
+    unversioned: Vec<(&'static str, Vec<u8>)>,
+    routing_only: bool,
+    read: std::time::Duration,
+    built: std::time::Duration,
 }
 
 /// What the snapshot of the store's current versions may share with `current` (built from
@@ -119,7 +144,20 @@ impl Datasets {
     pub fn new(store: Store, world: WorldHandle, tiles: TileConfig) -> Datasets {
         // The snapshot served was loaded from this store just before.
         let unversioned = Mutex::new(store.unversioned_files().unwrap_or_default());
-        Datasets { dir: store.dir().to_owned(), store: Mutex::new(store), importing: Mutex::new(()), world, tiles, shared: None, served: 0.into(), pulled: 0.into(), unversioned }
+        Datasets {
+            dir: store.dir().to_owned(),
+            store: Mutex::new(store),
+            importing: Mutex::new(()),
+            world,
+            tiles,
+            shared: None,
+            served: 0.into(),
+            pulled: 0.into(),
+            unversioned,
+            candidate: Mutex::new(None),
+            prebuilt: 0.into(),
+            writing: false.into(),
+        }
     }
 
     /// The same datasets, with `store` as the system of record and this directory its local
@@ -144,24 +182,87 @@ impl Datasets {
         if self.shared.is_some() { "postgres" } else { "dir" }
     }
 
+    /// How many switches were taken in by swapping a snapshot built ahead of their commit
+    /// ([`Datasets::build_ahead`]).
+    pub fn prebuilt_switches(&self) -> u64 {
+        self.prebuilt.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Builds ahead the switch another replica staged ([`crate::store::pg::PgWrite::stage`]):
+    /// copies the version files it adds into the local directory (listed by no manifest of
+    /// it) and builds its snapshot, as [`Datasets::follow`] would, but serves nothing: the
+    /// snapshot is kept as the candidate that [`Datasets::follow`] swaps in at once if the
+    /// commit names this very stage. True if a candidate was built.
+    pub fn build_ahead(&self, conn: &mut crate::store::pg::Follower<'_>) -> Result<bool, DatasetError> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        if self.writing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let started = std::time::Instant::now();
+        // A candidate of an older stage is of no use any more.
+        *self.candidate.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        let view = {
+            let store = self.store();
+            let Some(staged) = conn.pull_staged(&self.dir, store.manifest())? else { return Ok(false) };
+            if staged.generation <= self.pulled.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(false);
+            }
+            (store.candidate(staged.manifest.clone()), staged)
+        };
+        let (view, staged) = view;
+        let pull_ms = started.elapsed().as_millis() as u64;
+        let built = self.build(&view).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("the staged generation {} cannot be built here: {message}", staged.generation) }))?;
+        tracing::info!(
+            generation = staged.generation,
+            pull_ms,
+            read_ms = built.read.as_millis() as u64,
+            build_ms = (built.built - built.read).as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "built the staged switch ahead of its commit"
+        );
+        *self.candidate.lock().unwrap_or_else(PoisonError::into_inner) = Some(Candidate { staged, world: built.world, unversioned: built.unversioned });
+        Ok(true)
+    }
+
     /// Takes in a switch another replica committed to the shared store: if the store's
-    /// generation is not the one served, copies it into the local directory, builds its
-    /// snapshot and serves it (one swap, never a mix). True if it switched. Without a shared
-    /// store, nothing to follow.
-    pub fn follow(&self) -> Result<bool, DatasetError> {
+    /// generation is not the one served, copies it into the local directory, and serves its
+    /// snapshot (one swap, never a mix): the candidate built ahead if the commit names its
+    /// stage and its manifest is the one committed, else one built now. True if it switched.
+    /// Without a shared store, nothing to follow.
+    pub fn follow(&self, conn: &mut crate::store::pg::Follower<'_>) -> Result<bool, DatasetError> {
         let Some(shared) = &self.shared else { return Ok(false) };
         let pulled = || self.pulled.load(std::sync::atomic::Ordering::SeqCst);
-        if shared.generation()? == pulled() {
+        let committed = conn.generation()?;
+        if committed == pulled() {
+            let mut candidate = self.candidate.lock().unwrap_or_else(PoisonError::into_inner);
+            if candidate.as_ref().is_some_and(|c| c.staged.generation <= committed) {
+                // Its generation was committed as something else, or by this replica.
+                *candidate = None;
+            }
             return Ok(false);
         }
         let mut store = self.store();
         let started = std::time::Instant::now();
-        let generation = shared.pull(&self.dir)?;
+        let candidate = self.candidate.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let ahead = candidate.as_ref().map(|c| (c.staged.stage.as_str(), c.staged.written.as_slice()));
+        let got = conn.pull(&self.dir, ahead)?;
+        let generation = got.generation;
         if generation == pulled() {
             return Ok(false);
         }
         store.resync()?;
         let pulled = started.elapsed();
+        if let Some(c) = candidate
+            && c.staged.generation == generation
+            && got.stage.as_deref() == Some(c.staged.stage.as_str())
+            && *store.manifest() == c.staged.manifest
+            && store.unversioned_files()? == c.unversioned
+        {
+            self.swap(c.world, c.unversioned, Some(generation));
+            self.prebuilt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(generation, pull_ms = pulled.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "followed the shared store's switch with the snapshot built ahead");
+            return Ok(true);
+        }
         if store.is_empty() {
             self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
             self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
@@ -392,14 +493,67 @@ impl Datasets {
         result
     }
 
-    fn reload_as(&self, store: &Store, need_rules: bool, shared: Option<crate::store::pg::PgWrite>, followed: Option<i64>) -> Result<(), String> {
+    fn reload_as(&self, store: &Store, need_rules: bool, mut shared: Option<crate::store::pg::PgWrite>, followed: Option<i64>) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        // A write of this replica's own: what it built ahead of another's is stale now.
+        *self.candidate.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        /// Clears [`Datasets::writing`] however the write ends.
+        struct Writing<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Writing<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _writing = shared.is_some().then(|| {
+            self.writing.store(true, std::sync::atomic::Ordering::SeqCst);
+            Writing(&self.writing)
+        });
+        if let Some(write) = &mut shared {
+            // The other replicas build it while this one does.
+            write.stage(&self.dir, store.manifest()).map_err(|e| format!("the shared store did not take the staged switch: {e}"))?;
+        }
+        let staged = started.elapsed();
+        let Built { mut world, unversioned, routing_only, read, built } = self.build(store)?;
+        let (read, built) = (read + staged, built + staged);
+        if need_rules
+            && let Err(problem) = &world.routing.rules {
+                return Err(format!("its responsibility list does not route: {problem}"));
+            }
+        let mut generation = followed;
+        if let Some(write) = shared {
+            generation = Some(write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?);
+        }
+        if let Some(generation) = generation {
+            world.store_generation = generation;
+        }
+        tracing::info!(versions = ?world.versions, routing_only, "switching to a new snapshot");
+        self.swap(world, unversioned, generation);
+        tracing::info!(stage_ms = staged.as_millis() as u64, read_ms = read.as_millis() as u64, build_ms = (built - read).as_millis() as u64, commit_switch_ms = (started.elapsed() - built).as_millis() as u64, "snapshot switched");
+        Ok(())
+    }
+
+    /// Serves `world` (built with the unversioned files `unversioned`), of the shared store's
+    /// generation `generation` if any: one pointer store.
+    fn swap(&self, mut world: World, unversioned: Vec<(&'static str, Vec<u8>)>, generation: Option<i64>) {
+        if let Some(generation) = generation {
+            world.store_generation = generation;
+            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
+            self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.world.replace(world);
+        *self.unversioned.lock().unwrap_or_else(PoisonError::into_inner) = unversioned;
+    }
+
+    /// Builds the snapshot of `store`'s current versions, sharing with the one served what
+    /// it can ([`reusable`], [`World::with_routing`]); serves nothing.
+    fn build(&self, store: &Store) -> Result<Built, String> {
         let started = std::time::Instant::now();
         let unversioned = store.unversioned_files().map_err(|e| e.to_string())?;
         let current = self.world.load();
         let routing_only = store.city_meta() == Some(&current.meta)
             && *self.unversioned.lock().unwrap_or_else(PoisonError::into_inner) == unversioned
             && only_routing_differs(&current.versions, &store.versions());
-        let (mut world, read) = if routing_only {
+        let (world, read) = if routing_only {
             // Same layers, settings and classes: share them, parse the new list or calendar only.
             let (rules_csv, calendar_toml) = store.routing_texts().map_err(|e| e.to_string())?;
             let read = started.elapsed();
@@ -414,24 +568,7 @@ impl Datasets {
         };
         drop(current);
         let built = started.elapsed();
-        if need_rules
-            && let Err(problem) = &world.routing.rules {
-                return Err(format!("its responsibility list does not route: {problem}"));
-            }
-        let mut generation = followed;
-        if let Some(write) = shared {
-            generation = Some(write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?);
-        }
-        if let Some(generation) = generation {
-            world.store_generation = generation;
-            self.served.store(generation, std::sync::atomic::Ordering::SeqCst);
-            self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
-        }
-        tracing::info!(versions = ?world.versions, routing_only, "switching to a new snapshot");
-        self.world.replace(world);
-        *self.unversioned.lock().unwrap_or_else(PoisonError::into_inner) = unversioned;
-        tracing::info!(read_ms = read.as_millis() as u64, build_ms = (built - read).as_millis() as u64, commit_switch_ms = (started.elapsed() - built).as_millis() as u64, "snapshot switched");
-        Ok(())
+        Ok(Built { world, unversioned, routing_only, read, built })
     }
 }
 

@@ -187,6 +187,7 @@ pub struct Metrics {
     staff_events: Counter,
     staff_track_points: Gauge,
     staff_track_dropped: Counter,
+    switch_prebuilt: Counter,
     /// Per dataset: the version last seen served and since when it is.
     served_since: Mutex<BTreeMap<&'static str, (u64, DateTime<Utc>)>>,
 }
@@ -276,6 +277,8 @@ impl Metrics {
         let start_time = Gauge::<f64, AtomicU64>::default();
         start_time.set(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
         r.register_with_unit("process_start_time", "Start time of the process since the Unix epoch", Unit::Seconds, start_time);
+        let switch_prebuilt = Counter::default();
+        r.register("citygrid_switch_prebuilt", "Switches of another replica taken in by swapping the snapshot built ahead of their commit (PostgreSQL store)", switch_prebuilt.clone());
         r.register("citygrid_build", "The citygrid version serving", Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }));
 
         Metrics {
@@ -303,6 +306,7 @@ impl Metrics {
             staff_events,
             staff_track_points,
             staff_track_dropped,
+            switch_prebuilt,
             served_since: Mutex::new(BTreeMap::new()),
         }
     }
@@ -406,6 +410,9 @@ impl Metrics {
         self.staff_events.inc_by(staff.events.saturating_sub(self.staff_events.get()));
         self.staff_track_dropped.inc_by(staff.track_points_dropped.saturating_sub(self.staff_track_dropped.get()));
         self.staff_track_points.set(staff.track_points as i64);
+        if let Some(datasets) = &state.datasets {
+            self.switch_prebuilt.inc_by(datasets.prebuilt_switches().saturating_sub(self.switch_prebuilt.get()));
+        }
         let mut out = String::with_capacity(32 << 10);
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("encoding to a String");
         out

@@ -223,6 +223,9 @@ pub struct Store {
     lock: Option<WriterLock>,
     /// Which old versions each commit lets go.
     retention: Retention,
+    /// A view of a manifest not committed here ([`Store::candidate`]): the city settings are
+    /// its own, not `city.toml`'s.
+    meta_from_manifest: bool,
 }
 
 /// Writes a version file.
@@ -342,7 +345,7 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
             Err(source) => return Err(StoreError::Io { path, source }),
         };
-        Ok(Store { dir: dir.to_owned(), manifest, lock: None, retention: Retention::default() })
+        Ok(Store { dir: dir.to_owned(), manifest, lock: None, retention: Retention::default(), meta_from_manifest: false })
     }
 
     /// The same store, letting old versions go by `retention` from its next commit on.
@@ -439,6 +442,13 @@ impl Store {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// A read-only view of this directory as `manifest` would make it (a replica's build ahead
+    /// of a staged switch, [`pg`]): loads read the files `manifest` names and its city
+    /// settings, without `manifest.json` or `city.toml` being written. Never written through.
+    pub fn candidate(&self, manifest: Manifest) -> Store {
+        Store { dir: self.dir.clone(), manifest, lock: None, retention: self.retention, meta_from_manifest: true }
     }
 
     /// True if no city has been created here yet (neither `citygrid init` nor any import).
@@ -740,6 +750,11 @@ impl Store {
 
     fn read_city_toml(&self) -> Result<CityMeta, StoreError> {
         let path = self.dir.join(CITY_TOML);
+        if self.meta_from_manifest
+            && let Some(meta) = &self.manifest.city
+        {
+            return Ok(meta.clone());
+        }
         let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
         let meta: CityMeta = toml::from_str(&text).map_err(|e| StoreError::CityToml {
             path: path.clone(),

@@ -23,6 +23,8 @@
 //! - `grids`, `components`, `zones`: the current layers as PostGIS tables (EPSG:4326 geometry
 //!   columns with GiST indexes), for GIS staff (QGIS, SQL). Replaced in the transaction that
 //!   switches their layer, so a reader sees one version or the next, never a mix.
+//! - `citygrid_staged`: one row at most, the switch a writer staged ahead of its commit
+//!   (generation, manifest, stage identity); deleted by the next commit.
 //! - `citygrid_audit`: the shared audit log ([`PgAudit`]).
 //!
 //! # One writer, one switch
@@ -32,9 +34,23 @@
 //! files, manifest and layer tables in one transaction that ends with `NOTIFY citygrid_switch`.
 //! A replica killed before that commit leaves nothing in the database.
 //!
+//! # Build ahead
+//! Before it builds its own snapshot, the writer stages the switch ([`PgWrite::stage`]): in a
+//! separate transaction, committed at once while the writer lock stays held, the new version
+//! files' rows, the intended manifest and a random stage identity in `citygrid_staged`, and
+//! `NOTIFY citygrid_staged`. The followers copy the staged files ([`Follower::pull_staged`])
+//! and build the candidate snapshot meanwhile, serving nothing from it; the commit names the
+//! stage in `citygrid_manifest.stage` (only if it commits exactly the staged manifest), and a
+//! follower whose candidate is of that stage swaps it in at once. A staged file is listed by no
+//! manifest until that commit, so it is never served; the rows of a writer that died after
+//! staging are deleted by the next commit (which deletes every file its manifest does not
+//! list). Chosen over sending the files replica to replica: the database stays the one place
+//! replicas read from and the single system of record.
+//!
 //! # Followers
-//! Every replica listens on [`SWITCH_CHANNEL`] (and polls the generation every
-//! [`POLL`], which also covers a lost connection): on a new generation it copies the committed
+//! Every replica listens on [`SWITCH_CHANNEL`] and [`STAGED_CHANNEL`] over one long-lived
+//! connection ([`PgStore::follow`], reconnected when it fails), and polls the generation every
+//! [`POLL`] on it (which also covers a lost connection): on a new generation it copies the committed
 //! manifest and the version files it lacks into its local copy (each streamed to disk chunk by
 //! chunk), all read in one repeatable-read transaction, builds the new snapshot and swaps it
 //! in. A switch of the responsibility list or the calendar alone shares the served layers
@@ -52,11 +68,14 @@ use std::time::Duration;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
 
-use super::{Manifest, StoreError, atomic};
+use super::{Manifest, StoreError, VersionInfo, atomic};
 use crate::model::City;
 
 /// The channel of switch notifications; the payload is the new generation.
 pub const SWITCH_CHANNEL: &str = "citygrid_switch";
+/// The channel of staged switches (built ahead by the followers, not yet committed); the
+/// payload is the generation the switch will commit as.
+pub const STAGED_CHANNEL: &str = "citygrid_staged";
 /// The advisory lock key of the one writer (`citygrid` in ASCII).
 pub const WRITER_LOCK: i64 = 0x0063_6974_7967_7269;
 /// Size of one row of a version's bytes.
@@ -74,6 +93,14 @@ CREATE TABLE IF NOT EXISTS citygrid_manifest (
     generation bigint NOT NULL,
     manifest jsonb NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now()
+);
+ALTER TABLE citygrid_manifest ADD COLUMN IF NOT EXISTS stage text;
+CREATE TABLE IF NOT EXISTS citygrid_staged (
+    id integer PRIMARY KEY CHECK (id = 1),
+    generation bigint NOT NULL,
+    manifest jsonb NOT NULL,
+    stage text NOT NULL,
+    staged_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS citygrid_files (
     file text NOT NULL,
@@ -216,9 +243,9 @@ impl PgStore {
         let mut client = self.client()?;
         let e = pg_error(&self.shown);
         client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(&e)?;
-        let result = pull_into(&mut client, &self.shown, dir);
+        let result = pull_into(&mut client, &self.shown, dir, None);
         let _ = client.batch_execute("ROLLBACK");
-        Ok(result?.0)
+        Ok(result?.generation)
     }
 
     /// Makes `dir` this store's working copy for a replica, or refuses: a directory that
@@ -256,31 +283,48 @@ impl PgStore {
             Some(r) => (r.get::<_, i64>(0), Some(parse_manifest(&self.shown, r.get(1))?)),
             None => (0, None),
         };
-        Ok(PgWrite { client, shown: self.shown.clone(), generation, manifest, open: true })
+        Ok(PgWrite { client, config: self.config.clone(), shown: self.shown.clone(), generation, manifest, staged: None, open: true })
     }
 
-    /// Follows switches until the process ends: calls `on_switch` once connected (a replica
-    /// that starts or reconnects catches up), on every notification, and every [`POLL`]
-    /// without one. A lost connection is logged and retried every second. Runs on the calling
-    /// thread: start it on its own.
-    pub fn follow(&self, on_switch: &dyn Fn()) -> ! {
+    /// Follows switches until the process ends, over one long-lived connection (reconnected
+    /// when it fails) that listens, polls and pulls: calls `on` with [`Notice::Switch`] once
+    /// connected (a replica that starts or reconnects catches up), on every switch
+    /// notification, and every [`POLL`] without one; with [`Notice::Staged`] on a staged
+    /// switch's notification (one not followed by a switch notification already). A lost
+    /// connection is logged and retried every second. Runs on the calling thread: start it
+    /// on its own.
+    pub fn follow(&self, on: &dyn Fn(&mut Follower<'_>, Notice)) -> ! {
         loop {
             match self.client() {
                 Ok(mut client) => {
-                    if let Err(e) = client.batch_execute(&format!("LISTEN {SWITCH_CHANNEL}")) {
+                    if let Err(e) = client.batch_execute(&format!("LISTEN {SWITCH_CHANNEL}; LISTEN {STAGED_CHANNEL}")) {
                         tracing::warn!(store = %self.shown, error = %error_text(&e), "cannot listen for switches");
                     } else {
-                        on_switch();
+                        on(&mut Follower { client: &mut client, shown: &self.shown }, Notice::Switch);
                         loop {
-                            let next = client.notifications().timeout_iter(POLL).next().map(|n| n.is_some());
+                            let next = client.notifications().timeout_iter(POLL).next().map(|n| n.map(|n| n.channel() == STAGED_CHANNEL));
                             match next {
-                                Ok(true) => {
-                                    // Several switches in a row: one catch-up.
-                                    while let Ok(Some(_)) = client.notifications().iter().next() {}
-                                    on_switch();
+                                Ok(Some(first_staged)) => {
+                                    // Several in a row: one catch-up, then the last staged
+                                    // switch if none was committed after it.
+                                    let (mut switch, mut staged) = (!first_staged, first_staged);
+                                    while let Ok(Some(n)) = client.notifications().iter().next() {
+                                        if n.channel() == STAGED_CHANNEL {
+                                            staged = true;
+                                        } else {
+                                            switch = true;
+                                            staged = false;
+                                        }
+                                    }
+                                    if switch {
+                                        on(&mut Follower { client: &mut client, shown: &self.shown }, Notice::Switch);
+                                    }
+                                    if staged {
+                                        on(&mut Follower { client: &mut client, shown: &self.shown }, Notice::Staged);
+                                    }
                                 }
-                                Ok(false) if client.is_closed() => break,
-                                Ok(false) => on_switch(),
+                                Ok(None) if client.is_closed() => break,
+                                Ok(None) => on(&mut Follower { client: &mut client, shown: &self.shown }, Notice::Switch),
                                 Err(e) => {
                                     tracing::warn!(store = %self.shown, error = %error_text(&e), "lost the connection that listens for switches; reconnecting");
                                     break;
@@ -304,20 +348,27 @@ fn parse_manifest(shown: &str, text: &str) -> Result<Manifest, StoreError> {
     Ok(m)
 }
 
-/// [`PgStore::pull`] inside a transaction the caller opened.
-fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Option<Manifest>), StoreError> {
+/// [`PgStore::pull`] inside a transaction the caller opened. `ahead`: a stage identity and
+/// the version files pulled for it ([`Follower::pull_staged`]): trusted as they are if the
+/// committed generation names that stage.
+fn pull_into(client: &mut Client, shown: &str, dir: &Path, ahead: Option<(&str, &[VersionInfo])>) -> Result<Pulled, StoreError> {
     let e = pg_error(shown);
-    let row = client.query_opt("SELECT generation, manifest::text FROM citygrid_manifest WHERE id = 1", &[]).map_err(&e)?;
+    let row = client.query_opt("SELECT generation, manifest::text, stage FROM citygrid_manifest WHERE id = 1", &[]).map_err(&e)?;
     let Some(row) = row else {
         // Nothing committed yet: the local copy must be empty too.
         let local = dir.join(super::MANIFEST);
         if local.exists() {
             std::fs::remove_file(&local).map_err(StoreError::io(&local))?;
         }
-        return Ok((0, None));
+        return Ok(Pulled { generation: 0, stage: None });
     };
     let generation: i64 = row.get(0);
     let manifest = parse_manifest(shown, row.get(1))?;
+    let stage: Option<String> = row.get(2);
+    let trusted: &[VersionInfo] = match ahead {
+        Some((staged, files)) if stage.as_deref() == Some(staged) => files,
+        _ => &[],
+    };
     std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
     let local: Option<Manifest> = std::fs::read(dir.join(super::MANIFEST)).ok().and_then(|b| serde_json::from_slice(&b).ok());
     for (name, history) in &manifest.datasets {
@@ -326,27 +377,12 @@ fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Optio
             // A local file is trusted only if the local manifest committed the very same version
             // (a version that a killed replica wrote locally but never committed may have its
             // number reused by the database's next commit).
-            let same = local.as_ref().and_then(|m| m.dataset(name)).and_then(|h| h.versions.iter().find(|v| v.version == info.version)) == Some(info);
+            let same = local.as_ref().and_then(|m| m.dataset(name)).and_then(|h| h.versions.iter().find(|v| v.version == info.version)) == Some(info)
+                || trusted.contains(info);
             if same && std::fs::metadata(&path).is_ok_and(|m| m.len() == info.bytes) {
                 continue;
             }
-            let rel = Path::new(&info.file).parent().and_then(Path::to_str).unwrap_or("");
-            atomic::create_dirs(dir, rel)?;
-            let staged = atomic::stage(&path, |w| {
-                let mut written = 0u64;
-                // Streamed: one chunk in memory at a time, written while the next arrives.
-                let mut rows = client.query_raw("SELECT data FROM citygrid_files WHERE file = $1 ORDER BY chunk", [&info.file]).map_err(|e| error_text(&e))?;
-                while let Some(row) = rows.next().map_err(|e| error_text(&e))? {
-                    let data: &[u8] = row.get(0);
-                    w.write_all(data).map_err(|e| e.to_string())?;
-                    written += data.len() as u64;
-                }
-                if written != info.bytes {
-                    return Err(format!("the store holds {written} bytes of {}, its manifest says {}", info.file, info.bytes));
-                }
-                Ok(())
-            })?;
-            staged.commit()?;
+            pull_file(client, dir, info)?;
         }
     }
     pull_unversioned(client, shown, dir)?;
@@ -359,7 +395,119 @@ fn pull_into(client: &mut Client, shown: &str, dir: &Path) -> Result<(i64, Optio
     if let Some(meta) = &manifest.city {
         super::write_city_toml(&dir.join(super::CITY_TOML), meta)?.commit()?;
     }
-    Ok((generation, Some(manifest)))
+    Ok(Pulled { generation, stage })
+}
+
+/// Copies the version file `info` from the database into `dir` (streamed to disk chunk by
+/// chunk, checked against its size, renamed into place whole).
+fn pull_file(client: &mut Client, dir: &Path, info: &VersionInfo) -> Result<(), StoreError> {
+    let path = dir.join(&info.file);
+    let rel = Path::new(&info.file).parent().and_then(Path::to_str).unwrap_or("");
+    atomic::create_dirs(dir, rel)?;
+    let staged = atomic::stage(&path, |w| {
+        let mut written = 0u64;
+        // Streamed: one chunk in memory at a time, written while the next arrives.
+        let mut rows = client.query_raw("SELECT data FROM citygrid_files WHERE file = $1 ORDER BY chunk", [&info.file]).map_err(|e| error_text(&e))?;
+        while let Some(row) = rows.next().map_err(|e| error_text(&e))? {
+            let data: &[u8] = row.get(0);
+            w.write_all(data).map_err(|e| e.to_string())?;
+            written += data.len() as u64;
+        }
+        if written != info.bytes {
+            return Err(format!("the store holds {written} bytes of {}, its manifest says {}", info.file, info.bytes));
+        }
+        Ok(())
+    })?;
+    staged.commit().map(|_| ())
+}
+
+/// What a pull copied: the generation, and the stage it committed ([`PgWrite::stage`];
+/// `None`: committed without one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pulled {
+    pub generation: i64,
+    pub stage: Option<String>,
+}
+
+/// A staged switch pulled ahead of its commit ([`Follower::pull_staged`]).
+#[derive(Clone, Debug)]
+pub struct StagedPull {
+    /// The generation it will commit as.
+    pub generation: i64,
+    /// Its stage identity: its commit names it.
+    pub stage: String,
+    /// The manifest staged (not written anywhere).
+    pub manifest: Manifest,
+    /// The version files it lists that were copied into the directory for it (none of them
+    /// listed by the directory's committed manifest).
+    pub written: Vec<VersionInfo>,
+}
+
+/// What a follower is told ([`PgStore::follow`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A switch was committed, or may have been (connected, reconnected, a poll): catch up.
+    Switch,
+    /// A writer staged a switch ([`PgWrite::stage`]): build it ahead, serve nothing yet.
+    Staged,
+}
+
+/// The follower's long-lived connection, lent to [`PgStore::follow`]'s callback: the same
+/// one listens, polls and pulls (reconnected when it fails).
+pub struct Follower<'a> {
+    client: &'a mut Client,
+    shown: &'a str,
+}
+
+impl Follower<'_> {
+    /// The generation committed last (0: nothing committed yet).
+    pub fn generation(&mut self) -> Result<i64, StoreError> {
+        let row = self.client.query_opt("SELECT generation FROM citygrid_manifest WHERE id = 1", &[]).map_err(pg_error(self.shown))?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    /// [`PgStore::pull`] over this connection; `ahead` as [`pull_into`] takes it.
+    pub fn pull(&mut self, dir: &Path, ahead: Option<(&str, &[VersionInfo])>) -> Result<Pulled, StoreError> {
+        let e = pg_error(self.shown);
+        self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(&e)?;
+        let result = pull_into(self.client, self.shown, dir, ahead);
+        let _ = self.client.batch_execute("ROLLBACK");
+        result
+    }
+
+    /// The switch staged now, if it is newer than the committed generation: copies into `dir`
+    /// the version files it lists that `committed` (the directory's manifest) does not, under
+    /// their own names (files no manifest of the directory lists: a re-read of the directory
+    /// removes them), all read in one repeatable-read transaction. Nothing is served or
+    /// listed from them until the commit names this stage.
+    pub fn pull_staged(&mut self, dir: &Path, committed: &Manifest) -> Result<Option<StagedPull>, StoreError> {
+        let e = pg_error(self.shown);
+        self.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(&e)?;
+        let result = (|| {
+            let Some(row) = self.client.query_opt("SELECT s.generation, s.manifest::text, s.stage, coalesce(m.generation, 0) FROM citygrid_staged s LEFT JOIN citygrid_manifest m ON m.id = 1 WHERE s.id = 1", &[]).map_err(&e)? else {
+                return Ok(None);
+            };
+            let (generation, stage, committed_generation): (i64, String, i64) = (row.get(0), row.get(2), row.get(3));
+            if generation <= committed_generation {
+                return Ok(None);
+            }
+            let manifest = parse_manifest(self.shown, row.get(1))?;
+            let mut written = Vec::new();
+            for (name, history) in &manifest.datasets {
+                for info in &history.versions {
+                    let local = committed.dataset(name).and_then(|h| h.versions.iter().find(|v| v.version == info.version)) == Some(info);
+                    if local && std::fs::metadata(dir.join(&info.file)).is_ok_and(|m| m.len() == info.bytes) {
+                        continue;
+                    }
+                    pull_file(self.client, dir, info)?;
+                    written.push(info.clone());
+                }
+            }
+            Ok(Some(StagedPull { generation, stage, manifest, written }))
+        })();
+        let _ = self.client.batch_execute("ROLLBACK");
+        result
+    }
 }
 
 /// Makes the unversioned files of `dir` those of the store: each one the store holds is
@@ -386,10 +534,47 @@ fn pull_unversioned(client: &mut Client, shown: &str, dir: &Path) -> Result<(), 
 /// A write in progress: a transaction holding the writer lock.
 pub struct PgWrite {
     client: Client,
+    /// Where to connect for [`PgWrite::stage`]'s own transaction.
+    config: postgres::Config,
     shown: String,
     generation: i64,
     manifest: Option<Manifest>,
+    /// What [`PgWrite::stage`] committed ahead of the switch.
+    staged: Option<Staged>,
     open: bool,
+}
+
+/// A switch staged ahead of its commit ([`PgWrite::stage`]).
+struct Staged {
+    /// Its random identity, committed with the manifest when the switch is the one staged.
+    stage: String,
+    /// The manifest staged, as JSON.
+    manifest: String,
+    /// The version files written in the staging transaction.
+    files: Vec<String>,
+}
+
+/// Writes the bytes of `dir`'s version file `file` as its rows of `citygrid_files` (replacing
+/// any rows of that name: an orphan a killed writer staged).
+fn put_file(client: &mut impl postgres::GenericClient, shown: &str, dir: &Path, file: &str) -> Result<i32, StoreError> {
+    let e = pg_error(shown);
+    let path = dir.join(file);
+    let mut f = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
+    client.execute("DELETE FROM citygrid_files WHERE file = $1", &[&file]).map_err(&e)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut chunk = 0i32;
+    loop {
+        let n = read_full(&mut f, &mut buf).map_err(StoreError::io(&path))?;
+        if n == 0 && chunk > 0 {
+            break;
+        }
+        client.execute("INSERT INTO citygrid_files (file, chunk, data) VALUES ($1, $2, $3)", &[&file, &chunk, &&buf[..n]]).map_err(&e)?;
+        chunk += 1;
+        if n < CHUNK {
+            break;
+        }
+    }
+    Ok(chunk)
 }
 
 impl PgWrite {
@@ -406,7 +591,7 @@ impl PgWrite {
     /// Brings the data directory `dir` to the committed state (see [`PgStore::pull`]); the
     /// writer lock guarantees nobody commits meanwhile.
     pub fn pull(&mut self, dir: &Path) -> Result<(), StoreError> {
-        pull_into(&mut self.client, &self.shown, dir).map(|_| ())
+        pull_into(&mut self.client, &self.shown, dir, None).map(|_| ())
     }
 
     /// Makes `files` (name, bytes: [`super::Store::unversioned_files`]) the store's
@@ -434,46 +619,72 @@ impl PgWrite {
         Ok(copied)
     }
 
+    /// Stages the switch to `dir`'s manifest `next` ahead of its commit, in a transaction of
+    /// its own that is committed at once (the writer lock stays held by this write): the
+    /// version files the database lacks, the row of `citygrid_staged` (the generation the
+    /// switch will commit as, `next`, a random stage identity), and `NOTIFY citygrid_staged`.
+    /// The followers pull and build it meanwhile, without serving it; [`PgWrite::commit`] of
+    /// the same `next` then writes no version bytes and names the stage. Rows staged by a
+    /// write that never commits are listed by no manifest (never served) and deleted by the
+    /// next commit.
+    pub fn stage(&mut self, dir: &Path, next: &Manifest) -> Result<(), StoreError> {
+        let e = pg_error(&self.shown);
+        let mut client = self.config.connect(NoTls).map_err(&e)?;
+        let before = self.manifest.clone().unwrap_or_default();
+        let manifest = serde_json::to_string(next).map_err(|err| StoreError::Postgres { store: self.shown.clone(), message: err.to_string() })?;
+        let generation = self.generation + 1;
+        let mut tx = client.transaction().map_err(&e)?;
+        let mut files = Vec::new();
+        for history in next.datasets.values() {
+            for info in &history.versions {
+                if !before.lists_file(&info.file) {
+                    put_file(&mut tx, &self.shown, dir, &info.file)?;
+                    files.push(info.file.clone());
+                }
+            }
+        }
+        let stage: String = tx
+            .query_one(
+                "INSERT INTO citygrid_staged (id, generation, manifest, stage, staged_at) VALUES (1, $1, $2::text::jsonb, md5(random()::text || clock_timestamp()::text), now()) \
+                 ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation, manifest = EXCLUDED.manifest, stage = EXCLUDED.stage, staged_at = now() RETURNING stage",
+                &[&generation, &manifest],
+            )
+            .map_err(&e)?
+            .get(0);
+        tx.execute("SELECT pg_notify($1, $2)", &[&STAGED_CHANNEL, &generation.to_string()]).map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        tracing::info!(generation, files = files.len(), "switch staged for the other replicas");
+        self.staged = Some(Staged { stage, manifest, files });
+        Ok(())
+    }
+
     /// Commits the data directory `dir`'s manifest `next` as the new generation: the version
-    /// files the database lacks, the manifest, the layer tables of `city` (its layers whose
-    /// current version changed), the removal of the versions retention let go, and the
-    /// notification, in one transaction. Returns the new generation.
+    /// files the database lacks (but those [`PgWrite::stage`] wrote), the manifest (naming the
+    /// stage if `next` is the manifest staged), the layer tables of `city` (its layers whose
+    /// current version changed), the removal of every version file `next` does not list (the
+    /// versions retention let go, the orphans of a write that staged and never committed), and
+    /// the notification, in one transaction. Returns the new generation.
     pub fn commit(mut self, dir: &Path, next: &Manifest, city: &City) -> Result<i64, StoreError> {
         let e = pg_error(&self.shown);
         let shown = self.shown.clone();
         let before = self.manifest.take().unwrap_or_default();
+        let staged = self.staged.take();
+        let manifest = serde_json::to_string(next).map_err(|err| StoreError::Postgres { store: shown.clone(), message: err.to_string() })?;
         let client = &mut self.client;
+        let mut listed = Vec::new();
         for (name, history) in &next.datasets {
             for info in &history.versions {
-                if before.lists_file(&info.file) {
+                listed.push(info.file.clone());
+                if before.lists_file(&info.file) || staged.as_ref().is_some_and(|s| s.files.contains(&info.file)) {
                     continue;
                 }
-                let path = dir.join(&info.file);
-                let mut file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
-                client.execute("DELETE FROM citygrid_files WHERE file = $1", &[&info.file]).map_err(&e)?;
-                let mut buf = vec![0u8; CHUNK];
-                let mut chunk = 0i32;
-                loop {
-                    let n = read_full(&mut file, &mut buf).map_err(StoreError::io(&path))?;
-                    if n == 0 && chunk > 0 {
-                        break;
-                    }
-                    client.execute("INSERT INTO citygrid_files (file, chunk, data) VALUES ($1, $2, $3)", &[&info.file, &chunk, &&buf[..n]]).map_err(&e)?;
-                    chunk += 1;
-                    if n < CHUNK {
-                        break;
-                    }
-                }
-                tracing::debug!(dataset = %name, version = info.version, chunks = chunk, "version stored in the database");
+                let chunks = put_file(client, &shown, dir, &info.file)?;
+                tracing::debug!(dataset = %name, version = info.version, chunks, "version stored in the database");
             }
         }
-        for history in before.datasets.values() {
-            for info in &history.versions {
-                if !next.lists_file(&info.file) {
-                    client.execute("DELETE FROM citygrid_files WHERE file = $1", &[&info.file]).map_err(&e)?;
-                }
-            }
-        }
+        client.execute("DELETE FROM citygrid_files WHERE NOT (file = ANY($1))", &[&listed]).map_err(&e)?;
+        client.execute("DELETE FROM citygrid_staged", &[]).map_err(&e)?;
+        let stage = staged.filter(|s| s.manifest == manifest).map(|s| s.stage);
         for layer in ["grids", "components", "zones"] {
             let old = before.current(layer).map(|v| v.version);
             let new = next.current(layer).map(|v| v.version);
@@ -481,13 +692,12 @@ impl PgWrite {
                 materialize(client, &shown, layer, new, city)?;
             }
         }
-        let manifest = serde_json::to_string(next).map_err(|err| StoreError::Postgres { store: shown.clone(), message: err.to_string() })?;
         let generation = self.generation + 1;
         client
             .execute(
-                "INSERT INTO citygrid_manifest (id, generation, manifest, committed_at) VALUES (1, $1, $2::text::jsonb, now()) \
-                 ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation, manifest = EXCLUDED.manifest, committed_at = now()",
-                &[&generation, &manifest],
+                "INSERT INTO citygrid_manifest (id, generation, manifest, committed_at, stage) VALUES (1, $1, $2::text::jsonb, now(), $3) \
+                 ON CONFLICT (id) DO UPDATE SET generation = EXCLUDED.generation, manifest = EXCLUDED.manifest, committed_at = now(), stage = EXCLUDED.stage",
+                &[&generation, &manifest, &stage],
             )
             .map_err(&e)?;
         client.execute("SELECT pg_notify($1, $2)", &[&SWITCH_CHANNEL, &generation.to_string()]).map_err(&e)?;
