@@ -5,10 +5,13 @@
 # (`--tile-cache-mb 0`: every request encodes and compresses its tile). wrk, ACCEPT (default
 # `gzip, deflate, br`, a browser's), CONNS connections (default 4: below saturation) for SECS s
 # (default 10) per run; hit and miss runs alternate per zoom. Prints req/s, p50, p99 of each and
-# the miss/hit ratios, and the cache hit counters of the no-cache server (misses must dominate).
+# the miss/hit ratios, the cache hit counters of the no-cache server (misses must dominate) and both
+# servers' resident memory.
 #
 #   benches/tile_miss.sh [preset]                 # default xicheng; ZOOMS="12 14 16"
 #   BIN=/path/to/citygrid benches/tile_miss.sh     # another build (e.g. before a change)
+#   DATA=/path/to/data benches/tile_miss.sh        # a copy of this demo data directory instead of
+#                                                  # generating it (before/after runs on the same city)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 preset=${1:-xicheng}; secs=${SECS:-10}; conns=${CONNS:-4}; accept=${ACCEPT:-gzip, deflate, br}
@@ -21,7 +24,7 @@ tmp=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$tmp"' EXIT
 wait_addr() { for _ in $(seq 1200); do grep -q 'listening on' "$1" && break; sleep 0.1; done; sed -n 's#.*listening on http://##p' "$1"; }
-"$BIN" demo --preset "$preset" --out "$tmp/data" >/dev/null 2>&1
+if [ -n "${DATA:-}" ]; then cp -r "$DATA" "$tmp/data"; rm -f "$tmp/data/writer.lock"; else "$BIN" demo --preset "$preset" --out "$tmp/data" >/dev/null 2>&1; fi
 cp -r "$tmp/data" "$tmp/data2"
 "$BIN" serve --data "$tmp/data" --bind 127.0.0.1:0 >"$tmp/hit.out" 2>/dev/null &
 pids+=($!)
@@ -55,3 +58,4 @@ PY
   python3 -c "print(f'z{$z:<4} | {$hr:>9.0f}/s {\"$hp50\":>8} {\"$hp99\":>8} | {$mr:>9.0f}/s {\"$mp50\":>8} {\"$mp99\":>8} | {$hr/$mr:5.2f}×  {$(ms "$mp50")/$(ms "$hp50"):5.2f}×  {$(ms "$mp99")/$(ms "$hp99"):5.2f}×')"
 done
 curl -fsS "http://$miss/metrics" | grep -E '^citygrid_tile_cache_(hits|misses)_total' | tr '\n' ' '; echo "(the no-cache server)"
+echo "RSS: cached server $(awk '/VmRSS/ {print $2, $3}' /proc/${pids[0]}/status), no-cache server $(awk '/VmRSS/ {print $2, $3}' /proc/${pids[1]}/status)"

@@ -76,7 +76,8 @@ struct CachedTile {
     etag: HeaderValue,
 }
 
-/// The gzip level of cached tiles, paid on every miss: level 1 takes 0.5 ms for a dense z16 tile
+/// The gzip level of cached tiles, paid on every miss (through zlib-rs; the times here are
+/// miniz_oxide's, before issue 17 c): level 1 takes 0.5 ms for a dense z16 tile
 /// (116 KB raw → 42.4 KB), level 6 24.5 ms (→ 36.5 KB); at z12–z15 0.07–0.09 ms against
 /// 0.3–0.5 ms, 5–10% larger (benches/tiles.rs).
 const GZIP_LEVEL: u32 = 1;
@@ -113,6 +114,9 @@ struct TileCacheInner {
     seen_versions: Mutex<Option<[Option<u64>; 4]>>,
     /// The background brotli compressor, started on first use.
     brotli: OnceLock<Option<SyncSender<Arc<CachedTile>>>>,
+    /// Whether the cache keeps tiles at all (`--tile-cache-mb 0` does not): without it a
+    /// tile's brotli copy would be made for nothing.
+    keeps_tiles: bool,
 }
 
 impl TileCache {
@@ -126,6 +130,7 @@ impl TileCache {
             seen_world: AtomicUsize::new(0),
             seen_versions: Mutex::new(None),
             brotli: OnceLock::new(),
+            keeps_tiles: max_bytes > 0,
         }))
     }
 
@@ -203,10 +208,10 @@ impl TileCache {
         tracing::info!(tiles = warmed, took_ms = started.elapsed().as_millis() as u64, "tiles of the new snapshot encoded before the switch");
     }
 
-    /// Hands `tile` to the background brotli compressor (once; not when its queue is full).
-    /// Whether it is (or already was) queued.
+    /// Hands `tile` to the background brotli compressor (once; not when its queue is full, nor
+    /// when the cache keeps no tiles). Whether it is (or already was) queued.
     fn queue_brotli(&self, tile: &Arc<CachedTile>) -> bool {
-        if tile.raw.is_none() || tile.brotli.get().is_some() {
+        if !self.0.keeps_tiles || tile.raw.is_none() || tile.brotli.get().is_some() {
             return false;
         }
         if tile.brotli_queued.swap(true, Ordering::Relaxed) {

@@ -2,8 +2,11 @@
 //! below it.
 //!
 //! Components are kept sorted by the Morton key of their quantised Web Mercator position, so
-//! the components of any tile are one contiguous run found by binary search (14 bytes per
-//! component: key, index, major class and status).
+//! the components of any tile are one contiguous run found by binary search (24 bytes per
+//! component: key, index, major class and status, and what a full-detail point writes — the
+//! code as a number and a class index — so that a WGS84 tile's points are written from these
+//! arrays read in order, without touching `City::components`, which a tile's run visits all
+//! over memory).
 //!
 //! # Clusters
 //! Below the full zoom (and in tiles the density guard clusters) a tile's components are
@@ -88,6 +91,13 @@ pub struct ComponentLayer {
     idx: Vec<u32>,
     /// major class index << 2 | status index.
     attr: Vec<u16>,
+    /// The code of each component as the number its 16 digits spell (in key order): what a
+    /// full-detail point writes, without reading `City::components` (all over memory).
+    number: Vec<u64>,
+    /// Index in `classes` of each component's class (in key order).
+    class_ix: Vec<u16>,
+    /// Classes present among the components, ascending.
+    classes: Vec<ClassCode>,
     /// Major class codes (`01`, `02`, …) present among the components, ascending.
     majors: Vec<u8>,
     /// Per zoom below the full zoom: precomputed cells, if few enough.
@@ -110,16 +120,22 @@ impl ComponentLayer {
             .map(|(i, c)| (morton(to_quantized(c.location.x, c.location.y)), i as u32))
             .collect();
         order.sort_unstable();
+        let classes: Vec<ClassCode> = city.components.iter().map(|c| c.class).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let mut keys = Vec::with_capacity(n);
         let mut idx = Vec::with_capacity(n);
         let mut attr = Vec::with_capacity(n);
+        let mut number = Vec::with_capacity(n);
+        let mut class_ix = Vec::with_capacity(n);
         for (k, i) in order {
             let c = &city.components[i as usize];
             keys.push(k);
             idx.push(i);
             attr.push(major_index[c.class.major() as usize] << 2 | status_index(c.status));
+            number.push(code_number(c.code));
+            // At most 100 × 100 classes: fits.
+            class_ix.push(classes.binary_search(&c.class).expect("a class present") as u16);
         }
-        let mut layer = ComponentLayer { keys, idx, attr, majors, clusters: Vec::new(), full_zoom };
+        let mut layer = ComponentLayer { keys, idx, attr, number, class_ix, classes, majors, clusters: Vec::new(), full_zoom };
         layer.precompute_clusters();
         layer
     }
@@ -134,6 +150,9 @@ impl ComponentLayer {
         self.keys.capacity() * 8
             + self.idx.capacity() * 4
             + self.attr.capacity() * 2
+            + self.number.capacity() * 8
+            + self.class_ix.capacity() * 2
+            + self.classes.capacity() * 2
             + self
                 .clusters
                 .iter()
@@ -250,11 +269,12 @@ impl ComponentLayer {
     /// Encodes the tile's components, one point each or as clusters (see [`Self::clustered`]).
     pub fn encode(&self, city: &City, frame: &TileFrame, datum: Datum, clustered: bool, out: &mut LayerBuilder) {
         let (sources, bbox) = Self::sources(frame, datum);
+        let mut values = PointValues::new(self.classes.len());
         for (tx, ty) in sources {
             if clustered {
                 self.encode_clusters(frame, datum, tx, ty, out);
             } else {
-                self.encode_points(city, frame, datum, bbox, tx, ty, out);
+                self.encode_points(city, frame, datum, bbox, tx, ty, &mut values, out);
             }
         }
     }
@@ -266,55 +286,103 @@ impl ComponentLayer {
         (a, b)
     }
 
+    /// The full-detail points of the WGS84 tile tx/ty that lie in `frame` (all of them in
+    /// WGS84; in a shifted datum those whose WGS84 position is in `bbox` and whose shifted one
+    /// is in the tile). Reads only the layer's own arrays in key order, except a shifted
+    /// datum's positions, which come from `city`.
     #[allow(clippy::too_many_arguments)]
-    fn encode_points(&self, city: &City, frame: &TileFrame, datum: Datum, bbox: Option<[f64; 4]>, tx: u32, ty: u32, out: &mut LayerBuilder) {
+    fn encode_points(
+        &self,
+        city: &City,
+        frame: &TileFrame,
+        datum: Datum,
+        bbox: Option<[f64; 4]>,
+        tx: u32,
+        ty: u32,
+        values: &mut PointValues,
+        out: &mut LayerBuilder,
+    ) {
         let (a, b) = self.run(frame.z, tx, ty);
-        // First gather what the features need in a tight loop: the components are read in
-        // Morton order, i.e. all over memory, and a loop with no other work lets the CPU
-        // overlap those cache misses (this halves the time of a dense tile).
-        let rows: Vec<(usize, Component)> = (a..b)
-            .filter(|&i| match bbox {
+        let mut digits = [b'0'; 16];
+        for i in a..b {
+            let q = unmorton(self.keys[i]);
+            let t = match bbox {
+                None => frame.q_to_tile(q),
                 Some(bb) => {
-                    let q = dequantize(unmorton(self.keys[i]));
-                    q[0] >= bb[0] && q[0] <= bb[2] && q[1] >= bb[1] && q[1] <= bb[3]
+                    let w = dequantize(q);
+                    if !(w[0] >= bb[0] && w[0] <= bb[2] && w[1] >= bb[1] && w[1] <= bb[3]) {
+                        continue;
+                    }
+                    let c = &city.components[self.idx[i] as usize];
+                    let (lon, lat) = datum.from_wgs84(c.location.x, c.location.y);
+                    let w = to_world(lon, lat);
+                    if !frame.contains_world(w) {
+                        continue;
+                    }
+                    frame.to_tile(w)
                 }
-                None => true,
-            })
-            .map(|i| {
-                let c = &city.components[self.idx[i] as usize];
-                (i, Component { code: c.code, class: c.class, status: c.status, lon: c.location.x, lat: c.location.y })
-            })
-            .collect();
-        let mut digits = String::with_capacity(16);
-        for (i, c) in rows {
-            let w = if bbox.is_none() {
-                dequantize(unmorton(self.keys[i]))
-            } else {
-                let (lon, lat) = datum.from_wgs84(c.lon, c.lat);
-                let w = to_world(lon, lat);
-                if !frame.contains_world(w) {
-                    continue;
-                }
-                w
             };
-            let t = frame.to_tile(w);
-            let code = c.code;
-            let class = code.class();
-            let number = code.county() as u64 * 10_000_000_000 + (class.major() as u64 * 100 + class.minor() as u64) * 1_000_000 + code.serial() as u64;
             // No feature id: the code string is the key (a 16-digit id would repeat it in
             // ~9 bytes that compress badly, and 17-digit codes lose precision in JavaScript).
-            let mut f = out.begin_feature(None, GeomType::Point);
-            digits.clear();
-            push_digits(&mut digits, number, 16);
-            let v_code = out.unique_str(digits.as_str());
-            let class = c.class;
-            let v_class = out.shared(1, (class.major() as u64) * 100 + class.minor() as u64, || str_value(class.to_string()));
-            let v_major = out.shared(2, class.major() as u64, || str_value(format!("{:02}", class.major())));
-            let status = c.status;
-            let v_status = out.shared(3, status_index(status) as u64, || str_value(status.en()));
-            f.tags.extend_from_slice(&[0, v_code, 1, v_class, 2, v_major, 3, v_status]);
-            out.point(&mut f, [t[0].floor() as i32, t[1].floor() as i32]);
-            out.end_feature(f);
+            // Values in the order the features first use them: code, class, major, status.
+            let v_code = out.unique_str(fill_digits(&mut digits, self.number[i]));
+            let ci = self.class_ix[i] as usize;
+            let class = self.classes[ci];
+            let v_class = *values.class[ci].get_or_insert_with(|| out.unique(str_value(class.to_string())));
+            let major = class.major();
+            let v_major = *values.major[major as usize % 100].get_or_insert_with(|| out.unique(str_value(format!("{major:02}"))));
+            let st = (self.attr[i] & 3) as usize;
+            let v_status = *values.status[st].get_or_insert_with(|| out.unique(str_value(STATUS[st].en())));
+            out.point_feature(&[0, v_code, 1, v_class, 2, v_major, 3, v_status], [t[0].floor() as i32, t[1].floor() as i32]);
+        }
+    }
+
+    /// The components layer of a tile as the encoder wrote it before the per-component arrays
+    /// (`number`, `class_ix`): every point's code, class and status read from `City::components`
+    /// and its values looked up in the builder's dictionary, one feature at a time. The oracle
+    /// of the tests that the fast path writes the same bytes.
+    #[cfg(test)]
+    pub fn encode_reference(&self, city: &City, frame: &TileFrame, datum: Datum, clustered: bool, out: &mut LayerBuilder) {
+        let (sources, bbox) = Self::sources(frame, datum);
+        for (tx, ty) in sources {
+            if clustered {
+                self.encode_clusters(frame, datum, tx, ty, out);
+                continue;
+            }
+            let (a, b) = self.run(frame.z, tx, ty);
+            for i in a..b {
+                let c = &city.components[self.idx[i] as usize];
+                let w = match bbox {
+                    None => dequantize(unmorton(self.keys[i])),
+                    Some(bb) => {
+                        let q = dequantize(unmorton(self.keys[i]));
+                        if !(q[0] >= bb[0] && q[0] <= bb[2] && q[1] >= bb[1] && q[1] <= bb[3]) {
+                            continue;
+                        }
+                        let (lon, lat) = datum.from_wgs84(c.location.x, c.location.y);
+                        let w = to_world(lon, lat);
+                        if !frame.contains_world(w) {
+                            continue;
+                        }
+                        w
+                    }
+                };
+                let t = frame.to_tile(w);
+                let code = c.code;
+                let class = code.class();
+                let number = code.county() as u64 * 10_000_000_000 + (class.major() as u64 * 100 + class.minor() as u64) * 1_000_000 + code.serial() as u64;
+                let mut f = out.begin_feature(None, GeomType::Point);
+                let digits = format!("{number:016}");
+                let v_code = out.unique_str(&digits);
+                let class = c.class;
+                let v_class = out.shared(1, (class.major() as u64) * 100 + class.minor() as u64, || str_value(class.to_string()));
+                let v_major = out.shared(2, class.major() as u64, || str_value(format!("{:02}", class.major())));
+                let status = c.status;
+                let v_status = out.shared(3, status_index(status) as u64, || str_value(status.en()));
+                f.tags.extend_from_slice(&[0, v_code, 1, v_class, 2, v_major, 3, v_status]);
+                out.point(&mut f, [t[0].floor() as i32, t[1].floor() as i32]);
+                out.end_feature(f);
+            }
         }
     }
 
@@ -370,24 +438,37 @@ impl ComponentLayer {
     }
 }
 
-/// What a component feature needs, copied out of the model.
-struct Component {
-    code: ComponentCode,
-    class: ClassCode,
-    status: Status,
-    lon: f64,
-    lat: f64,
+/// The statuses by [`status_index`].
+const STATUS: [Status; 4] = [Status::Intact, Status::Damaged, Status::Missing, Status::Occupied];
+
+/// The value indexes of one tile's full-detail points (the components layer's shared values),
+/// by class index, major class and status index: `None` until a point first uses it.
+struct PointValues {
+    class: Vec<Option<u32>>,
+    major: [Option<u32>; 100],
+    status: [Option<u32>; 4],
 }
 
-/// Appends `v` as exactly `width` decimal digits (leading zeros).
-fn push_digits(s: &mut String, v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
+impl PointValues {
+    fn new(classes: usize) -> PointValues {
+        PointValues { class: vec![None; classes], major: [None; 100], status: [None; 4] }
+    }
+}
+
+/// The number a component code's 16 digits spell (county, class, serial).
+fn code_number(code: ComponentCode) -> u64 {
+    let class = code.class();
+    code.county() as u64 * 10_000_000_000 + (class.major() as u64 * 100 + class.minor() as u64) * 1_000_000 + code.serial() as u64
+}
+
+/// `v` as exactly 16 decimal digits (leading zeros), written into `buf`.
+fn fill_digits(buf: &mut [u8; 16], v: u64) -> &str {
     let mut v = v;
-    for k in (0..width).rev() {
+    for k in (0..16).rev() {
         buf[k] = b'0' + (v % 10) as u8;
         v /= 10;
     }
-    s.push_str(std::str::from_utf8(&buf[..width]).expect("ASCII digits"));
+    std::str::from_utf8(buf).expect("ASCII digits")
 }
 
 /// Merges the cells of one level into their parents at `cell_level`.

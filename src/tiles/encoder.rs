@@ -273,6 +273,39 @@ impl LayerBuilder {
         self.spare = (f.tags, f.geometry);
     }
 
+    /// Appends a whole Point feature without id: `tags` and the one point `p`. The bytes are
+    /// those of [`LayerBuilder::begin_feature`], [`LayerBuilder::point`] and
+    /// [`LayerBuilder::end_feature`], written without the feature's vectors.
+    pub fn point_feature(&mut self, tags: &[u32], p: [i32; 2]) {
+        let (x, y) = (zigzag(p[0]) as u64, zigzag(p[1]) as u64);
+        let geom_len = 1 + varint_len(x) + varint_len(y);
+        let tags_len = packed_len(tags);
+        let mut len = 1 + varint_len(GeomType::Point as u64) + 1 + varint_len(geom_len as u64) + geom_len;
+        if !tags.is_empty() {
+            len += 1 + varint_len(tags_len as u64) + tags_len;
+        }
+        let out = &mut self.features;
+        out.reserve(len + 6);
+        out.push(LAYER_FEATURES);
+        put_varint(out, len as u64);
+        if !tags.is_empty() {
+            out.push(FEATURE_TAGS);
+            put_varint(out, tags_len as u64);
+            for &t in tags {
+                put_varint(out, t as u64);
+            }
+        }
+        out.push(FEATURE_TYPE);
+        put_varint(out, GeomType::Point as u64);
+        out.push(FEATURE_GEOMETRY);
+        put_varint(out, geom_len as u64);
+        out.push(command(MOVE_TO, 1) as u8);
+        put_varint(out, x);
+        put_varint(out, y);
+        self.cursor = p;
+        self.feature_count += 1;
+    }
+
     /// Appends a point (MoveTo 1).
     pub fn point(&mut self, f: &mut Feature, p: [i32; 2]) {
         f.geometry.push(command(MOVE_TO, 1));
@@ -355,6 +388,22 @@ mod tests {
         assert_eq!((layer.features[0].id, &layer.features[0].tags[..]), (Some(300), &[0, 3][..]));
         // The bytes prost writes for the same message.
         assert_eq!(layer.encode_to_vec(), bytes);
+    }
+
+    #[test]
+    fn point_features_are_the_bytes_of_a_feature_built_point_by_point() {
+        let points = [[0, 0], [25, 17], [-70, 200], [4095, 4095], [i32::MAX, i32::MIN], [-1, 1 << 20]];
+        let tags: [&[u32]; 3] = [&[], &[0, 1], &[0, 300, 1, 2, 2, 70_000, 3, 4]];
+        let (mut direct, mut built) = (LayerBuilder::new("t", 4096, &["a"]), LayerBuilder::new("t", 4096, &["a"]));
+        for (k, &p) in points.iter().enumerate() {
+            let t = tags[k % tags.len()];
+            direct.point_feature(t, p);
+            let mut f = built.begin_feature(None, GeomType::Point);
+            f.tags.extend_from_slice(t);
+            built.point(&mut f, p);
+            built.end_feature(f);
+        }
+        assert_eq!(direct.finish(), built.finish());
     }
 
     #[test]

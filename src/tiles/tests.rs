@@ -342,3 +342,61 @@ fn a_zone_layer_without_zones_is_left_out_and_zone_min_zoom_is_checked() {
     let (x, y) = tile_of(120.62, 31.28, 15);
     assert!(set.encode(&c, &[Layer::Zones], 15, x, y, Datum::Wgs84).unwrap().is_some());
 }
+
+/// The components layer of tile z/x/y written the way the encoder wrote it before its
+/// per-component arrays (`ComponentLayer::encode_reference`), or `None` when it is empty.
+fn components_reference(set: &TileSet, city: &City, z: u8, x: u32, y: u32, datum: Datum) -> Option<Vec<u8>> {
+    let frame = TileFrame::new(z, x, y, set.config.extent);
+    let clustered = set.components.clustered(&frame, datum, set.config.max_points_per_tile);
+    let keys = if clustered { set.components.cluster_keys() } else { components::KEYS.iter().map(|k| (*k).to_owned()).collect() };
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut b = LayerBuilder::new("components", set.config.extent, &keys);
+    set.components.encode_reference(city, &frame, datum, clustered, &mut b);
+    if b.is_empty() {
+        return None;
+    }
+    let mut tile = Vec::new();
+    b.finish_into(&mut tile);
+    Some(tile)
+}
+
+/// The tiles at zoom z (in `datum`'s map) holding components: all of them, or an even sample of
+/// `max` when there are more.
+fn component_tiles(city: &City, z: u8, datum: Datum, max: usize) -> Vec<(u32, u32)> {
+    let tiles: std::collections::BTreeSet<(u32, u32)> = city
+        .components
+        .iter()
+        .map(|c| {
+            let (lon, lat) = datum.from_wgs84(c.location.x, c.location.y);
+            tile_of(lon, lat, z)
+        })
+        .collect();
+    let step = tiles.len().div_ceil(max).max(1);
+    tiles.into_iter().step_by(step).collect()
+}
+
+#[test]
+fn component_tiles_are_byte_identical_to_the_per_feature_encoder_on_the_demo_cities() {
+    use crate::demo::{DemoSpec, Preset, generate};
+    for (preset, components, per_zoom) in [(Preset::Tiny, None, 400), (Preset::Wuzhong, Some(20_000), 120)] {
+        let city = generate(&DemoSpec { preset, components, seed: 1 }, &|_, _| {}).unwrap().city;
+        // A low density guard too, so that clustered full-detail tiles are compared as well.
+        for config in [TileConfig::default(), TileConfig { max_points_per_tile: 40, ..TileConfig::default() }] {
+            let set = TileSet::build(&city, config);
+            let mut points = 0usize;
+            for datum in [Datum::Wgs84, Datum::Gcj02] {
+                for z in 0..=18u8 {
+                    for (x, y) in component_tiles(&city, z, datum, per_zoom) {
+                        let fast = set.encode(&city, &[Layer::Components], z, x, y, datum).unwrap();
+                        let reference = components_reference(&set, &city, z, x, y, datum);
+                        assert_eq!(fast, reference, "{preset:?} {datum} {z}/{x}/{y}");
+                        if z >= set.config.component_full_zoom {
+                            points += fast.map_or(0, |t| Tile::decode(t.as_slice()).unwrap().layers[0].features.len());
+                        }
+                    }
+                }
+            }
+            assert!(points > 1000, "{preset:?}: the comparison covered {points} full-detail features");
+        }
+    }
+}
