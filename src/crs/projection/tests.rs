@@ -347,5 +347,3 @@ proptest! {
         prop_assert!((x2 - x).abs() < 1e-3 && (y2 - y).abs() < 1e-3, "({x},{y}) → ({x2},{y2})");
     }
 }
-
-/// PROJ (the system libproj) as the oracle of the built-in engine.
