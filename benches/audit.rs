@@ -45,10 +45,12 @@ struct Gen {
 
 fn cdf(weights: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut acc = 0.0;
-    let mut v: Vec<f64> = weights.map(|w| {
-        acc += w;
-        acc
-    }).collect();
+    let mut v: Vec<f64> = weights
+        .map(|w| {
+            acc += w;
+            acc
+        })
+        .collect();
     for x in &mut v {
         *x /= acc;
     }
@@ -66,7 +68,13 @@ impl Gen {
             })
             .collect();
         let types = (0..TYPES)
-            .map(|t| if t < 40 { ("event".to_owned(), format!("{:02}{:02}", t / 8 + 1, t % 8 + 1)) } else { ("component".to_owned(), format!("{:02}{:02}", 1, t - 39)) })
+            .map(|t| {
+                if t < 40 {
+                    ("event".to_owned(), format!("{:02}{:02}", t / 8 + 1, t % 8 + 1))
+                } else {
+                    ("component".to_owned(), format!("{:02}{:02}", 1, t - 39))
+                }
+            })
             .collect();
         Gen {
             rng: ChaCha8Rng::seed_from_u64(7),
@@ -193,9 +201,7 @@ fn pg_log(admin_url: &str, n: u64) -> (AuditLog, Arc<PgAudit>, postgres::Client)
     if have as u64 == n {
         println!("reusing database {name} ({n} decisions)");
     } else {
-        client
-            .batch_execute("TRUNCATE citygrid_audit, citygrid_audit_counts_day, citygrid_audit_counts_month RESTART IDENTITY")
-            .unwrap();
+        client.batch_execute("TRUNCATE citygrid_audit, citygrid_audit_counts_day, citygrid_audit_counts_month RESTART IDENTITY").unwrap();
         let log = open();
         let mut g = Gen::new();
         let step_ms = (DAYS * 86_400_000) as f64 / n as f64;
@@ -206,7 +212,8 @@ fn pg_log(admin_url: &str, n: u64) -> (AuditLog, Arc<PgAudit>, postgres::Client)
                 if i >= n {
                     return None;
                 }
-                let batch: Vec<AuditRecord> = (i..(i + 100_000).min(n)).map(|k| g.record(start() + TimeDelta::milliseconds((k as f64 * step_ms) as i64))).collect();
+                let batch: Vec<AuditRecord> =
+                    (i..(i + 100_000).min(n)).map(|k| g.record(start() + TimeDelta::milliseconds((k as f64 * step_ms) as i64))).collect();
                 i += batch.len() as u64;
                 if i.is_multiple_of(1_000_000) {
                     println!("  copied {i} in {:.0} s", t0.elapsed().as_secs_f64());
@@ -247,13 +254,26 @@ fn main() {
                 )
                 .unwrap()
                 .get(0);
-            println!("\n## PostgreSQL log\ntables {:.2} GB, {:.0} bytes per decision (indexes and counts included); {} (the client; the server's memory is its own)", size as f64 / 1e9, size as f64 / n as f64, rss());
+            println!(
+                "\n## PostgreSQL log\ntables {:.2} GB, {:.0} bytes per decision (indexes and counts included); {} (the client; the server's memory is its own)",
+                size as f64 / 1e9,
+                size as f64 / n as f64,
+                rss()
+            );
             let day = |d: i64| Some(start() + TimeDelta::days(d));
             let unit = Some("第3街道环境卫生管理所".to_owned());
             for (name, q) in [
                 ("page start", PageQuery { limit: 100, ..Default::default() }),
                 ("page middle, unit", PageQuery { since: day(182), unit: unit.clone(), limit: 100, ..Default::default() }),
-                ("page middle (after cursor)", PageQuery { since: day(182), after: log.page(&PageQuery { since: day(182), limit: 100, ..Default::default() }).unwrap().next, limit: 100, ..Default::default() }),
+                (
+                    "page middle (after cursor)",
+                    PageQuery {
+                        since: day(182),
+                        after: log.page(&PageQuery { since: day(182), limit: 100, ..Default::default() }).unwrap().next,
+                        limit: 100,
+                        ..Default::default()
+                    },
+                ),
             ] {
                 match pg.page_plan(&q) {
                     Ok(plan) => println!("\nEXPLAIN of {name}:\n{plan}"),
@@ -290,7 +310,10 @@ fn measure(log: AuditLog) {
         let (med, max) = time(20, || log.page(query).unwrap());
         println!("| {name} | {} | {} | {} | {:?} |", ms(med), ms(max), page.records.len(), page.total);
     }
-    let month = (Some(FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()), Some(FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap()));
+    let month = (
+        Some(FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()),
+        Some(FixedOffset::east_opt(8 * 3600).unwrap().with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap()),
+    );
     let year = (day(0), day(DAYS));
     let edges = (Some(start() + TimeDelta::hours(10)), Some(start() + TimeDelta::days(DAYS - 1) + TimeDelta::hours(15)));
     println!("\n| statistics | level | first call | median | max | total |\n|---|---|---|---|---|---|");

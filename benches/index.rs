@@ -59,11 +59,7 @@ fn main() {
     let bench = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test" || a == "--list");
     let big = std::env::var("CITYGRID_BENCH_BIG").is_ok_and(|v| !v.is_empty() && v != "0");
     let mode = Mode { bench, big };
-    let mut c = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
-        .configure_from_args();
+    let mut c = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(50).configure_from_args();
 
     if mode.bench {
         println!("== machine: {} × {}", std::thread::available_parallelism().map_or(0, |n| n.get()), cpu_model());
@@ -116,11 +112,7 @@ fn cpu_model() -> String {
 fn proc_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok()))
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<f64>().ok())))
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -167,10 +159,7 @@ fn query_points(city: &City, index: &GridIndex, n: usize, seed: u64) -> Points {
     let (min, max) = (e.min(), e.max());
     let sample = |rng: &mut ChaCha8Rng, grow: f64| {
         let (w, h) = (max.x - min.x, max.y - min.y);
-        Coord {
-            x: rng.random_range(min.x - grow * w..max.x + grow * w),
-            y: rng.random_range(min.y - grow * h..max.y + grow * h),
-        }
+        Coord { x: rng.random_range(min.x - grow * w..max.x + grow * w), y: rng.random_range(min.y - grow * h..max.y + grow * h) }
     };
     let mut inside = Vec::with_capacity(n);
     let mut tried = 0usize;
@@ -406,7 +395,13 @@ fn component_benches(c: &mut Criterion, mode: &Mode, name: &str, city: &City, pt
         );
         query_points(city, &grid_index, n, 43).inside
     });
-    let reps = if !mode.bench { 1 } else if n_comp > 2_000_000 { 2 } else { 3 };
+    let reps = if !mode.bench {
+        1
+    } else if n_comp > 2_000_000 {
+        2
+    } else {
+        3
+    };
     let mut builds = Vec::new();
     let mut index = None;
     for _ in 0..reps {
@@ -583,28 +578,24 @@ fn mesh_city(nx: usize, ny: usize, seed: u64) -> City {
             let bb = &mut bbs[c];
             *bb = [bb[0].min(v.x), bb[1].min(v.y), bb[2].max(v.x), bb[3].max(v.y)];
         }
-        b.add_grid(&GridFields { code: &code, name: "网格", parent: &community, ..Default::default() }, MultiPolygon(vec![poly]))
-            .expect("grid");
+        b.add_grid(&GridFields { code: &code, name: "网格", parent: &community, ..Default::default() }, MultiPolygon(vec![poly])).expect("grid");
     }
     let mut district = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
     let mut streets: Vec<[f64; 4]> = vec![district; communities.div_ceil(20)];
     for (c, bb) in bbs.iter().enumerate() {
         let community = format!("{COUNTY}{:03}{:03}", c / 20 + 1, c % 20 + 1);
         let street = format!("{COUNTY}{:03}", c / 20 + 1);
-        b.add_grid(&GridFields { code: &community, name: "社区", parent: &street, ..Default::default() }, rect_geometry(*bb))
-            .expect("community");
+        b.add_grid(&GridFields { code: &community, name: "社区", parent: &street, ..Default::default() }, rect_geometry(*bb)).expect("community");
         let s = &mut streets[c / 20];
         *s = [s[0].min(bb[0]), s[1].min(bb[1]), s[2].max(bb[2]), s[3].max(bb[3])];
     }
     for (s, bb) in streets.iter().enumerate() {
         let street = format!("{COUNTY}{:03}", s + 1);
         let parent = COUNTY.to_string();
-        b.add_grid(&GridFields { code: &street, name: "街道", parent: &parent, ..Default::default() }, rect_geometry(*bb))
-            .expect("street");
+        b.add_grid(&GridFields { code: &street, name: "街道", parent: &parent, ..Default::default() }, rect_geometry(*bb)).expect("street");
         district = [district[0].min(bb[0]), district[1].min(bb[1]), district[2].max(bb[2]), district[3].max(bb[3])];
     }
-    b.add_grid(&GridFields { code: &COUNTY.to_string(), name: "区", ..Default::default() }, rect_geometry(district))
-        .expect("district");
+    b.add_grid(&GridFields { code: &COUNTY.to_string(), name: "区", ..Default::default() }, rect_geometry(district)).expect("district");
     b.finish().expect("mesh city")
 }
 

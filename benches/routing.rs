@@ -75,11 +75,8 @@ fn bench(c: &mut Criterion) {
             black_box(route(&world, &c, now).unwrap());
         })
     });
-    let items: Vec<serde_json::Value> = points
-        .iter()
-        .enumerate()
-        .map(|(k, p)| json!({"id": k, "lon": p.coord().x, "lat": p.coord().y, "event_type": events[k % events.len()]}))
-        .collect();
+    let items: Vec<serde_json::Value> =
+        points.iter().enumerate().map(|(k, p)| json!({"id": k, "lon": p.coord().x, "lat": p.coord().y, "event_type": events[k % events.len()]})).collect();
     let header = citygrid::routing::input::csv_header(b"id,lon,lat,event_type").unwrap();
     let rows: Vec<(Vec<u8>, Vec<u8>)> = items
         .iter()

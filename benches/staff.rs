@@ -39,7 +39,10 @@ fn bench(c: &mut Criterion) {
         *round += 1;
         let start = (*round as usize * 500) % (items.len() - 500);
         let shift = chrono::Duration::days(*round);
-        items[start..start + 500].iter().map(|i| Ok(Item { id: i.id.clone(), fix: citygrid::staff::Fix { time: i.fix.time + shift, ..i.fix } })).collect::<Vec<_>>()
+        items[start..start + 500]
+            .iter()
+            .map(|i| Ok(Item { id: i.id.clone(), fix: citygrid::staff::Fix { time: i.fix.time + shift, ..i.fix } }))
+            .collect::<Vec<_>>()
     };
     let mut g = c.benchmark_group("staff");
     g.throughput(Throughput::Elements(500));
@@ -50,14 +53,21 @@ fn bench(c: &mut Criterion) {
         std::thread::spawn(move || {
             let mut n = 0usize;
             while !stop.load(Ordering::Relaxed) {
-                let filter = Filter { role: Some(Role::Inspector), status: Some(Status::Available), within: None, fresh_since: Utc::now() - chrono::Duration::days(100_000) };
+                let filter = Filter {
+                    role: Some(Role::Inspector),
+                    status: Some(Status::Available),
+                    within: None,
+                    fresh_since: Utc::now() - chrono::Duration::days(100_000),
+                };
                 black_box(hub.nearest(points[n % points.len()], 5, &filter, None));
                 n += 1;
             }
             n
         })
     };
-    g.bench_function("apply_500_with_lookups", |b| b.iter_batched(|| next_batch(&mut round), |batch| black_box(hub.apply(&world, batch)), BatchSize::SmallInput));
+    g.bench_function("apply_500_with_lookups", |b| {
+        b.iter_batched(|| next_batch(&mut round), |batch| black_box(hub.apply(&world, batch)), BatchSize::SmallInput)
+    });
     stop.store(true, Ordering::Relaxed);
     let lookups = reader.join().unwrap();
     eprintln!("{lookups} nearest queries ran beside apply_500_with_lookups");

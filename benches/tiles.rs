@@ -140,7 +140,18 @@ fn miss_profile(city: &City, set: &TileSet) {
         };
         println!(
             "  z{z:<2} | {:6.1} | {:.3} | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1}) | {:.3} ({:.1})",
-            med(0), med(1), med(2), med(3), med(4), med(5), med(6), med(7), med(8), med(9), med(10), med(11)
+            med(0),
+            med(1),
+            med(2),
+            med(3),
+            med(4),
+            med(5),
+            med(6),
+            med(7),
+            med(8),
+            med(9),
+            med(10),
+            med(11)
         );
     }
 }

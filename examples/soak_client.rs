@@ -125,13 +125,7 @@ fn pick(rng: &mut ChaCha8Rng, input: &Input) -> (Kind, &'static str, String, Opt
         return (Kind::Route, "POST", "/v1/cases/route".to_owned(), Some(body));
     }
     let d = 0.002;
-    let path = format!(
-        "/ogc/collections/components/items?bbox={:.6},{:.6},{:.6},{:.6}&limit=100",
-        lon - d,
-        lat - d,
-        lon + d,
-        lat + d
-    );
+    let path = format!("/ogc/collections/components/items?bbox={:.6},{:.6},{:.6},{:.6}&limit=100", lon - d, lat - d, lon + d, lat + d);
     (Kind::OgcItems, "GET", path, None)
 }
 
@@ -281,8 +275,7 @@ fn main() {
     }
     let addr = args[1].trim_start_matches("http://").trim_end_matches('/').to_owned();
     let dir = std::path::PathBuf::from(&args[2]);
-    let opts: BTreeMap<String, String> =
-        args[3..].iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let opts: BTreeMap<String, String> = args[3..].iter().filter_map(|a| a.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let num = |k: &str, d: f64| opts.get(k).map_or(d, |v| v.parse().unwrap_or_else(|_| panic!("{k}={v}: not a number")));
     let duration = num("duration", 600.0);
     let rate = num("rate", 400.0);

@@ -207,9 +207,7 @@ pub fn counts_of(records: &[AuditRecord]) -> Vec<CaseCount> {
     for r in records {
         *m.entry((chain_text(&r.chain), &r.case_kind, &r.case_type)).or_default() += 1;
     }
-    m.into_iter()
-        .map(|((chain, k, t), count)| CaseCount { chain, case_kind: k.to_owned(), case_type: t.to_owned(), count })
-        .collect()
+    m.into_iter().map(|((chain, k, t), count)| CaseCount { chain, case_kind: k.to_owned(), case_type: t.to_owned(), count }).collect()
 }
 
 /// Counts keyed by small indexes instead of strings: each chain and case type once, and
@@ -408,10 +406,7 @@ pub fn stats(counts: &[CaseCount], level: StatsLevel) -> CaseStats {
         }
     }
     let sorted = |m: HashMap<(&str, &str), u64>| {
-        let mut v: Vec<TypeCount> = m
-            .into_iter()
-            .map(|((k, t), count)| TypeCount { case_kind: k.to_owned(), case_type: t.to_owned(), count })
-            .collect();
+        let mut v: Vec<TypeCount> = m.into_iter().map(|((k, t), count)| TypeCount { case_kind: k.to_owned(), case_type: t.to_owned(), count }).collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.case_kind, &a.case_type).cmp(&(&b.case_kind, &b.case_type))));
         v
     };

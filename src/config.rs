@@ -273,8 +273,7 @@ pub enum ConfigError {
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
     }
 }
@@ -361,9 +360,7 @@ impl ServerConfig {
     pub fn resolve(flags: Overrides, file: Option<FileConfig>) -> Result<ServerConfig, ConfigError> {
         let file = file.unwrap_or_default();
         let bind_text = flags.bind.or(file.bind).unwrap_or_else(|| DEFAULT_BIND.to_owned());
-        let bind = bind_text
-            .parse()
-            .map_err(|e: std::net::AddrParseError| ConfigError::Bind { value: bind_text.clone(), message: e.to_string() })?;
+        let bind = bind_text.parse().map_err(|e: std::net::AddrParseError| ConfigError::Bind { value: bind_text.clone(), message: e.to_string() })?;
         let data = flags.data.or(file.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let store = flags.store.or(file.store).filter(|s| !s.trim().is_empty());
         let t = file.tiles;
@@ -395,7 +392,10 @@ impl ServerConfig {
             return Err(ConfigError::Upload("must be at least 1 (MiB)".into()));
         }
         let write_origins = file.cors_write_origins.unwrap_or_default();
-        if let Some(bad) = write_origins.iter().find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.trim_end_matches('/').matches('/').count() != 2 || *o == "*") {
+        if let Some(bad) = write_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.trim_end_matches('/').matches('/').count() != 2 || *o == "*")
+        {
             return Err(ConfigError::Cors(format!(
                 "{bad:?} is not an origin: write it as scheme://host[:port], e.g. https://dispatch.example.gov.cn (no \"*\": writes need named origins)"
             )));
@@ -414,11 +414,7 @@ impl ServerConfig {
         let metrics = flags.metrics.or(file.metrics).unwrap_or(true);
         let log_format = flags.log_format.or(file.log_format).unwrap_or_default();
         let base_path = flags.base_path.or(file.base_path).unwrap_or_default();
-        let base_path = if base_path.is_empty() {
-            String::new()
-        } else {
-            valid_prefix(&base_path).ok_or(ConfigError::BasePath(base_path))?
-        };
+        let base_path = if base_path.is_empty() { String::new() } else { valid_prefix(&base_path).ok_or(ConfigError::BasePath(base_path))? };
         let audit_retention_days = file.audit.retention_days.unwrap_or(DEFAULT_AUDIT_RETENTION_DAYS);
         Ok(ServerConfig {
             bind,
@@ -532,7 +528,10 @@ mod tests {
 
     #[test]
     fn the_staff_section_and_tokens() {
-        let file: FileConfig = toml::from_str("staff_tokens = [\"0123456789abcdef-staff\"]\n[staff]\nstale_after_secs = 30\nwebhooks = [\"http://127.0.0.1:9/x\"]\nwebhook_retries = 2\n").unwrap();
+        let file: FileConfig = toml::from_str(
+            "staff_tokens = [\"0123456789abcdef-staff\"]\n[staff]\nstale_after_secs = 30\nwebhooks = [\"http://127.0.0.1:9/x\"]\nwebhook_retries = 2\n",
+        )
+        .unwrap();
         let flags = Overrides { positions_token: Some("0123456789abcdef-pos".into()), ..Default::default() };
         let c = ServerConfig::resolve(flags, Some(file)).unwrap();
         assert_eq!((c.staff_tokens.len(), c.positions_tokens.len()), (1, 1));

@@ -9,10 +9,8 @@ use std::sync::OnceLock;
 use crate::ingest::{self, CsvOptions, Feature, FeatureSink, IngestError, SourceLayer};
 
 /// The targets, by name: the directory names under `fuzz/corpus/` and `fuzz/regressions/`.
-pub const TARGETS: &[&str] = &[
-    "geojson", "csv_layer", "shapefile", "shapefile_zip", "gpkg", "gpkg_wkb", "fgb", "crs", "rules", "calendar", "units", "cases",
-    "pmtiles",
-];
+pub const TARGETS: &[&str] =
+    &["geojson", "csv_layer", "shapefile", "shapefile_zip", "gpkg", "gpkg_wkb", "fgb", "crs", "rules", "calendar", "units", "cases", "pmtiles"];
 
 /// The largest single allocation a reader may make on the fuzz inputs (they are kilobytes).
 pub const MAX_ALLOCATION: usize = 256 << 20;

@@ -11,6 +11,8 @@ pub mod config;
 pub mod crs;
 pub mod datasets;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod glyphs;
 pub mod http;
 pub mod index;
@@ -23,5 +25,3 @@ pub mod staff;
 pub mod store;
 pub mod tiles;
 pub mod world;
-#[doc(hidden)]
-pub mod fuzzing;

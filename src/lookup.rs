@@ -238,7 +238,8 @@ impl PointInput<'_> {
             PointCrs::Projected(c) => c.is_geographic(),
         };
         let crs_name = self.crs.unwrap_or("wgs84").trim().to_owned();
-        let wrong = |parameter: &'static str, value: f64, reason: String| LookupError::WrongPair { parameter, value: value.to_string(), crs: crs_name.clone(), reason };
+        let wrong =
+            |parameter: &'static str, value: f64, reason: String| LookupError::WrongPair { parameter, value: value.to_string(), crs: crs_name.clone(), reason };
         let (a, b, other) = if geographic {
             ((self.lon, "lon"), (self.lat, "lat"), [(self.x, "x"), (self.y, "y")])
         } else {
@@ -531,10 +532,7 @@ pub fn grid_detail<'a>(world: &'a World, code: &str) -> Result<GridDetail<'a>, L
     let (parsed, _) = GridCode::parse(code, &world.city.hierarchy).map_err(LookupError::MalformedCode)?;
     let id = world.city.grid_by_code(parsed).ok_or_else(|| LookupError::UnknownGrid(code.to_owned()))?;
     let counts = &world.class_counts[id.0 as usize];
-    let by_class = counts
-        .iter()
-        .map(|&(class, count)| ClassCount { class, name: class_name(world, class), count })
-        .collect();
+    let by_class = counts.iter().map(|&(class, count)| ClassCount { class, name: class_name(world, class), count }).collect();
     Ok(GridDetail {
         grid: grid_view(world, id),
         chain: chain(world, id),
@@ -595,10 +593,7 @@ pub fn count_in_bbox<'a>(world: &'a World, bbox: [f64; 4], classes: &[ClassCode]
     Ok(ComponentCountsInBox {
         bbox,
         total: counts.values().map(|&n| n as u64).sum(),
-        by_class: counts
-            .into_iter()
-            .map(|(class, n)| ClassCount { class, name: class_name(world, class), count: n as u32 })
-            .collect(),
+        by_class: counts.into_iter().map(|(class, n)| ClassCount { class, name: class_name(world, class), count: n as u32 }).collect(),
         versions: &world.versions,
     })
 }
@@ -606,8 +601,11 @@ pub fn count_in_bbox<'a>(world: &'a World, bbox: [f64; 4], classes: &[ClassCode]
 fn check_bbox(bbox: [f64; 4]) -> Result<Rect<f64>, LookupError> {
     let [x0, y0, x1, y1] = bbox;
     let text = || format!("{x0},{y0},{x1},{y1}");
-    if !bbox.iter().all(|v| v.is_finite()) || !(-180.0..=180.0).contains(&x0) || !(-180.0..=180.0).contains(&x1)
-        || !(-90.0..=90.0).contains(&y0) || !(-90.0..=90.0).contains(&y1)
+    if !bbox.iter().all(|v| v.is_finite())
+        || !(-180.0..=180.0).contains(&x0)
+        || !(-180.0..=180.0).contains(&x1)
+        || !(-90.0..=90.0).contains(&y0)
+        || !(-90.0..=90.0).contains(&y1)
     {
         return Err(LookupError::invalid("bbox", text(), "bbox must be minlon,minlat,maxlon,maxlat in degrees"));
     }
@@ -631,9 +629,9 @@ pub fn components_in_bbox<'a>(
     }
     let after = match cursor {
         None => None,
-        Some(c) => Some(ComponentCode::parse(c).map_err(|_| {
-            LookupError::invalid("cursor", c, "cursor must be the next_cursor of a previous page (a component code)")
-        })?),
+        Some(c) => Some(
+            ComponentCode::parse(c).map_err(|_| LookupError::invalid("cursor", c, "cursor must be the next_cursor of a previous page (a component code)"))?,
+        ),
     };
     let (indices, next) = world.components.in_bbox(&world.city, rect, Some(classes), after, limit);
     Ok(ComponentPage {

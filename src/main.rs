@@ -272,7 +272,10 @@ fn init(args: InitArgs) -> Result<()> {
     let mut store = Store::open_writer(&args.data, "citygrid init")?;
     let versions = store.init(&meta, "citygrid init")?;
     println!("created the city {:?} in {} (settings version {}); import its datasets next:", meta.name, args.data.display(), versions.get("city").unwrap_or(1));
-    println!("  citygrid import PACKAGE --data {}                  # a folder or ZIP: city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml", args.data.display());
+    println!(
+        "  citygrid import PACKAGE --data {}                  # a folder or ZIP: city.toml, grids.*, components.*, zones.*, units.csv, rules.csv, calendar.toml",
+        args.data.display()
+    );
     println!("  citygrid import grids grids.zip --data {}          # or one dataset at a time", args.data.display());
     Ok(())
 }
@@ -516,11 +519,7 @@ fn serve_log_format(args: &ServeArgs) -> LogFormat {
 
 fn progress_bar(message: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(0).with_message(message);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {human_pos}/{human_len} ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    bar.set_style(ProgressStyle::with_template("{msg:>12} [{bar:40}] {human_pos}/{human_len} ({eta})").expect("valid template").progress_chars("=> "));
     bar
 }
 
@@ -634,7 +633,9 @@ fn simulate_staff(args: SimulateStaffArgs) -> Result<()> {
 /// The current staff register file of a data directory.
 fn store_staff_file(data: &Path) -> Result<(u64, std::fs::File)> {
     let store = open_city_store(data)?;
-    let dataset = store.dataset("staff").ok_or_else(|| anyhow::anyhow!("{} has no staff register: run `citygrid demo` again, or `citygrid import staff staff.csv`", data.display()))?;
+    let dataset = store
+        .dataset("staff")
+        .ok_or_else(|| anyhow::anyhow!("{} has no staff register: run `citygrid demo` again, or `citygrid import staff staff.csv`", data.display()))?;
     let current = dataset.current;
     let info = dataset.versions.iter().find(|v| v.version == current).ok_or_else(|| anyhow::anyhow!("the staff register has no current version"))?;
     let path = data.join(&info.file);
@@ -711,7 +712,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     let data_dir = replica_dir.as_ref().map_or_else(|| config.data.clone(), |d| d.path().to_owned());
     let started = Instant::now();
     // The writer lock first: one process per directory, a replica's working copy included.
-    let mut store = Store::open_writer(&data_dir, &holder).with_context(|| format!("opening data directory {}", data_dir.display()))?.with_retention(config.retention);
+    let mut store =
+        Store::open_writer(&data_dir, &holder).with_context(|| format!("opening data directory {}", data_dir.display()))?.with_retention(config.retention);
     let mut generation = 0;
     if let Some(pg) = &shared {
         pg.adopt(&data_dir, store.is_empty()).context("the replica's working copy")?;
@@ -768,7 +770,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         info!("no admin token configured: writes (rules, layers) are refused; set CITYGRID_ADMIN_TOKEN to allow them");
     }
     if config.dispatcher_tokens.is_empty() {
-        tracing::warn!("no dispatcher token configured: anyone who reaches this server may route cases (each is written to the audit log) and read the case log; set dispatcher_tokens or CITYGRID_DISPATCHER_TOKEN");
+        tracing::warn!(
+            "no dispatcher token configured: anyone who reaches this server may route cases (each is written to the audit log) and read the case log; set dispatcher_tokens or CITYGRID_DISPATCHER_TOKEN"
+        );
     }
     let audit = match &shared {
         Some(pg) => {
@@ -864,9 +868,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let listener = tokio::net::TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {}", config.bind))?;
         let addr = listener.local_addr()?;
         if !config.webhooks.urls.is_empty() {
             citygrid::http::staff_webhook::start(&state.staff, &config.webhooks).map_err(|e| anyhow::anyhow!(e))?;
@@ -1040,7 +1042,11 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
 enum LayerFile {
     /// A bare `.shp`: its `.dbf`, `.prj` and `.cpg` sit beside it.
     BareShapefile(PathBuf),
-    File { file: std::fs::File, format: Option<citygrid::ingest::Format>, csv: citygrid::ingest::CsvOptions },
+    File {
+        file: std::fs::File,
+        format: Option<citygrid::ingest::Format>,
+        csv: citygrid::ingest::CsvOptions,
+    },
 }
 
 impl LayerFile {
@@ -1233,10 +1239,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler")
-            .recv()
-            .await;
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler").recv().await;
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();

@@ -23,7 +23,6 @@ fn request(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, se
     (a.status.as_u16(), serde_json::from_str(text.trim()).unwrap_or(serde_json::Value::String(text)))
 }
 
-
 fn citygrid(args: &[&str], data: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_citygrid")).args(args).arg("--data").arg(data).output().unwrap()
 }
@@ -188,12 +187,8 @@ fn components_may_come_before_their_grids_and_every_dataset_one_at_a_time() {
     }
     assert_eq!(checked, 40);
     let (_, layers) = request(&server.addr, "GET", "/v1/layers", None);
-    let current: Vec<(String, u64)> = layers["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|l| Some((l["name"].as_str()?.to_owned(), l["current"].as_u64()?)))
-        .collect();
+    let current: Vec<(String, u64)> =
+        layers["layers"].as_array().unwrap().iter().filter_map(|l| Some((l["name"].as_str()?.to_owned(), l["current"].as_u64()?))).collect();
     assert_eq!(current.len(), 7, "every dataset has a version: {current:?}");
 }
 

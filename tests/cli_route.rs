@@ -62,13 +62,7 @@ fn route_file_prints_one_line_per_case_like_the_batch_endpoint() {
         format!("id,lon,lat,event_type,reported_at\nA,{lon},{lat},0102,2026-11-20T17:00:00+08:00\nB,{lon},{lat},0188,\n", lon = cols[1], lat = cols[2]),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["route", "--file"])
-        .arg(&cases)
-        .arg("--data")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["route", "--file"]).arg(&cases).arg("--data").arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);

@@ -50,11 +50,7 @@ fn files(dir: &Path, base: &Path, out: &mut Vec<String>) {
 fn sigkill_during_an_import_leaves_a_whole_version_and_no_partial_state() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = Command::new(env!("CARGO_BIN_EXE_citygrid"))
-        .args(["demo", "--preset", "tiny", "--components", "150000", "--out"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["demo", "--preset", "tiny", "--components", "150000", "--out"]).arg(&data).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let layer = std::fs::read(data.join("layers/components/1.fgb")).unwrap();
     let mut outcomes = Vec::new();
@@ -104,9 +100,11 @@ fn sigkill_during_an_import_leaves_a_whole_version_and_no_partial_state() {
         assert!(!all.iter().any(|f| f.ends_with(".tmp")), "{delay_ms} ms: temp files left: {all:?}");
         let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
         for f in all.iter().filter(|f| f.starts_with("layers/") || f.starts_with("units/") || f.starts_with("rules/")) {
-            let listed = manifest["datasets"].as_object().unwrap().values().any(|d| {
-                d["versions"].as_array().unwrap().iter().any(|v| v["file"].as_str() == Some(f.as_str()))
-            });
+            let listed = manifest["datasets"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|d| d["versions"].as_array().unwrap().iter().any(|v| v["file"].as_str() == Some(f.as_str())));
             assert!(listed, "{delay_ms} ms: {f} is not a committed version");
         }
         outcomes.push((delay_ms, current > version_before, debris));

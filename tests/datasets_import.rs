@@ -152,8 +152,13 @@ async fn a_grid_layer_that_keeps_a_rules_scope_code_for_another_place_is_flagged
         .filter_map(|l| l.split(',').nth(3).map(str::trim).map(str::to_owned))
         .find(|scope| !scope.is_empty() && !scope.starts_with("zone:"))
         .expect("the tiny list scopes a rule to a grid code");
-    let (status, body) =
-        put(&s.app, "/v1/layers/grids", Some("application/geo+json"), grids_geojson(&w.city, |code, name| if code == scoped { "另一个地方".into() } else { name.into() })).await;
+    let (status, body) = put(
+        &s.app,
+        "/v1/layers/grids",
+        Some("application/geo+json"),
+        grids_geojson(&w.city, |code, name| if code == scoped { "另一个地方".into() } else { name.into() }),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let problem = body["report"]["rules_problem"].as_str().unwrap_or_else(|| panic!("flagged: {body}"));
     assert!(problem.contains("scope_renamed") && problem.contains(&scoped) && problem.contains("另一个地方"), "{problem}");
@@ -190,9 +195,11 @@ async fn a_whole_city_package_comes_over_http_into_a_server_on_an_empty_director
     let dir = tempfile::tempdir().unwrap();
     let store = citygrid::store::Store::open(dir.path()).unwrap();
     let handle = WorldHandle::new(World::new(empty_city(None)));
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![common::ingest::TOKEN.into()])
-        .with_datasets(Datasets::new(store, handle.clone(), citygrid::tiles::TileConfig::default()));
+    let state = AppState::new(handle.clone()).with_admin_tokens(vec![common::ingest::TOKEN.into()]).with_datasets(Datasets::new(
+        store,
+        handle.clone(),
+        citygrid::tiles::TileConfig::default(),
+    ));
     let app = router(state);
     let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/city-gk");
 

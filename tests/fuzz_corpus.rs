@@ -94,15 +94,10 @@ fn write_fgb_seeds() {
     std::fs::create_dir_all(&dir).unwrap();
     let ring = vec![(557000.0, 3461000.0), (557100.0, 3461000.0), (557100.0, 3461100.0), (557000.0, 3461000.0)];
     let square = geo_types::Polygon::new(geo_types::LineString::from(ring), vec![]);
-    for (name, index, code, geometry) in [
-        ("grids-gk-indexed.fgb", true, 4549, GeometryType::MultiPolygon),
-        ("points-wgs84.fgb", false, 4326, GeometryType::Point),
-    ] {
-        let options = FgbWriterOptions {
-            write_index: index,
-            crs: FgbCrs { org: Some("EPSG"), code, ..Default::default() },
-            ..Default::default()
-        };
+    for (name, index, code, geometry) in
+        [("grids-gk-indexed.fgb", true, 4549, GeometryType::MultiPolygon), ("points-wgs84.fgb", false, 4326, GeometryType::Point)]
+    {
+        let options = FgbWriterOptions { write_index: index, crs: FgbCrs { org: Some("EPSG"), code, ..Default::default() }, ..Default::default() };
         let mut fgb = FgbWriter::create_with_options("layer", geometry, options).unwrap();
         fgb.add_column("网格编码", ColumnType::String, |_, _| {});
         fgb.add_column("层级", ColumnType::Int, |_, _| {});

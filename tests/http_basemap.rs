@@ -236,10 +236,7 @@ async fn the_list_and_the_style_carry_both_kinds_under_the_grids() {
     // MapLibre's own validator, when installed (.ci/run installs it before the tests run, in
     // ${XDG_CACHE_HOME:-~/.cache}/citygrid-ci/node).
     let cache = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    let validator = cache
-        .map(|c| c.join("citygrid-ci/node/node_modules/.bin/gl-style-validate"))
-        .filter(|p| p.exists())
-        .or_else(|| which("gl-style-validate"));
+    let validator = cache.map(|c| c.join("citygrid-ci/node/node_modules/.bin/gl-style-validate")).filter(|p| p.exists()).or_else(|| which("gl-style-validate"));
     match validator {
         None => eprintln!("gl-style-validate not installed: style validation skipped"),
         Some(v) => {

@@ -200,10 +200,7 @@ async fn the_batch_routing_stream_is_compressed_and_still_streams() {
         }
     }
     let decoded = decoder.finish().unwrap();
-    assert!(
-        frames_after_first_line.is_some_and(|k| k > 0),
-        "the first line decoded before the last frame ({frames_after_first_line:?} frames after it)"
-    );
+    assert!(frames_after_first_line.is_some_and(|k| k > 0), "the first line decoded before the last frame ({frames_after_first_line:?} frames after it)");
     let lines: Vec<Value> = decoded.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(json).collect();
     assert_eq!(lines.len(), n);
     for (a, b) in lines.iter().zip(&plain_lines) {

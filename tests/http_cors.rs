@@ -46,7 +46,13 @@ async fn reads_are_public_writes_need_a_configured_origin() {
     // The dispatch centre's own page may write; reads can be closed to the rest.
     let ours = "https://dispatch.example.gov.cn";
     let app = router(AppState::new(handle).with_cors(CorsPolicy { public_reads: false, write_origins: vec![ours.into()] }));
-    let r = call(&app, "OPTIONS", "/v1/cases/route", &[("origin", ours), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type,authorization")]).await;
+    let r = call(
+        &app,
+        "OPTIONS",
+        "/v1/cases/route",
+        &[("origin", ours), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type,authorization")],
+    )
+    .await;
     assert_eq!((r.status(), allowed(&r).as_deref()), (StatusCode::OK, Some(ours)));
     let methods = r.headers().get("access-control-allow-methods").unwrap().to_str().unwrap().to_owned();
     assert!(methods.contains("POST") && methods.contains("PUT"), "{methods}");

@@ -71,12 +71,7 @@ fn serve(env: &[(&str, &str)]) -> Server {
 }
 
 fn ogrinfo(args: &[&str]) -> String {
-    let out = Command::new("ogrinfo")
-        .args(args)
-        .env("NO_PROXY", "127.0.0.1")
-        .env("no_proxy", "127.0.0.1")
-        .output()
-        .unwrap();
+    let out = Command::new("ogrinfo").args(args).env("NO_PROXY", "127.0.0.1").env("no_proxy", "127.0.0.1").output().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "ogrinfo {args:?}:\n{stdout}\n{stderr}");
     stdout.into_owned()

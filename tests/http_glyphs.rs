@@ -204,9 +204,7 @@ async fn a_font_directory_of_ready_pbfs_is_a_font_and_the_stack_order_wins() {
     let dir = fonts.path().join("Ready Glyphs");
     std::fs::create_dir_all(&dir).unwrap();
     let mark = |id: u32| pbf::Glyph { id, bitmap: Some(vec![7; 49]), width: 1, height: 1, left: 0, top: -5, advance: 99 };
-    let file = pbf::Glyphs {
-        stacks: vec![pbf::Fontstack { name: "Ready Glyphs".into(), range: "0-255".into(), glyphs: vec![mark(1), mark('A' as u32)] }],
-    };
+    let file = pbf::Glyphs { stacks: vec![pbf::Fontstack { name: "Ready Glyphs".into(), range: "0-255".into(), glyphs: vec![mark(1), mark('A' as u32)] }] };
     std::fs::write(dir.join("0-255.pbf"), file.encode_to_vec()).unwrap();
     let app = router(AppState::new(common::tiny_world(data.path())).with_fonts_dir(fonts.path().to_owned()));
 
@@ -227,10 +225,11 @@ fn cjk_font_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CITYGRID_CJK_FONTS") {
         return Some(PathBuf::from(dir));
     }
-    ["/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/wqy"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|d| std::fs::read_dir(d).is_ok_and(|mut e| e.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().to_lowercase().contains("cjk") || f.file_name().to_string_lossy().starts_with("wqy")))))
+    ["/usr/share/fonts/opentype/noto", "/usr/share/fonts/truetype/wqy"].into_iter().map(PathBuf::from).find(|d| {
+        std::fs::read_dir(d).is_ok_and(|mut e| {
+            e.any(|f| f.is_ok_and(|f| f.file_name().to_string_lossy().to_lowercase().contains("cjk") || f.file_name().to_string_lossy().starts_with("wqy")))
+        })
+    })
 }
 
 #[tokio::test]

@@ -61,8 +61,10 @@ fn project(crs: Option<&Crs>, lon: f64, lat: f64) -> [f64; 2] {
 fn components_features(city: &City, crs: Option<&Crs>) -> Vec<Value> {
     city.components
         .iter()
-        .map(|c| json!({"type": "Feature", "properties": component_properties(city, c),
-                        "geometry": {"type": "Point", "coordinates": project(crs, c.location.x, c.location.y)}}))
+        .map(|c| {
+            json!({"type": "Feature", "properties": component_properties(city, c),
+                        "geometry": {"type": "Point", "coordinates": project(crs, c.location.x, c.location.y)}})
+        })
         .collect()
 }
 
@@ -127,8 +129,19 @@ fn components_fgb_4549(city: &City, gk: &Crs) -> Vec<u8> {
     use geozero::{ColumnValue, PropertyProcessor};
     let options = FgbWriterOptions { crs: FgbCrs { org: Some("EPSG"), code: 4549, ..Default::default() }, ..Default::default() };
     let mut fgb = FgbWriter::create_with_options("部件", GeometryType::Point, options).unwrap();
-    let columns = [("标识码", "code"), ("小类", "class"), ("名称", "name"), ("主管部门", "dept"), ("权属单位", "owner"),
-        ("养护单位", "maintainer"), ("状态", "status"), ("所在网格", "grid"), ("初始日期", "created"), ("变更日期", "updated"), ("精度", "accuracy")];
+    let columns = [
+        ("标识码", "code"),
+        ("小类", "class"),
+        ("名称", "name"),
+        ("主管部门", "dept"),
+        ("权属单位", "owner"),
+        ("养护单位", "maintainer"),
+        ("状态", "status"),
+        ("所在网格", "grid"),
+        ("初始日期", "created"),
+        ("变更日期", "updated"),
+        ("精度", "accuracy"),
+    ];
     for (name, _) in columns {
         fgb.add_column(name, ColumnType::String, |_, _| {});
     }
@@ -155,11 +168,7 @@ const PRJ_4549: &str = r#"PROJCS["CGCS2000_3_Degree_GK_CM_120E",GEOGCS["GCS_Chin
 
 /// The files of a Shapefile written by the `shapefile` crate: (.shp, .shx, .dbf). `columns`:
 /// (DBF field name, our property name, 'C' text, 'N' number or 'D' date).
-fn shapefile_parts<S: shapefile::record::EsriShape>(
-    shapes: &[S],
-    properties: &[Value],
-    columns: &[(&str, &str, char)],
-) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+fn shapefile_parts<S: shapefile::record::EsriShape>(shapes: &[S], properties: &[Value], columns: &[(&str, &str, char)]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     use shapefile::dbase::{Date, FieldValue, Record, TableWriterBuilder};
     let (mut shp, mut shx, mut dbf) = (std::io::Cursor::new(Vec::new()), std::io::Cursor::new(Vec::new()), std::io::Cursor::new(Vec::new()));
     // GBK (936), as Chinese GIS exports write their .dbf text.
@@ -222,16 +231,30 @@ fn zipped(name: &str, (shp, shx, dbf): &(Vec<u8>, Vec<u8>, Vec<u8>), cpg: &str) 
     ])
 }
 
-const COMPONENT_DBF: [(&str, &str, char); 11] = [("code", "code", 'C'), ("class", "class", 'C'), ("name", "name", 'C'), ("dept", "dept", 'C'),
-    ("owner", "owner", 'C'), ("maintainer", "maintainer", 'C'), ("status", "status", 'C'), ("grid", "grid", 'C'),
-    ("created", "created", 'D'), ("updated", "updated", 'D'), ("accuracy", "accuracy", 'C')];
+const COMPONENT_DBF: [(&str, &str, char); 11] = [
+    ("code", "code", 'C'),
+    ("class", "class", 'C'),
+    ("name", "name", 'C'),
+    ("dept", "dept", 'C'),
+    ("owner", "owner", 'C'),
+    ("maintainer", "maintainer", 'C'),
+    ("status", "status", 'C'),
+    ("grid", "grid", 'C'),
+    ("created", "created", 'D'),
+    ("updated", "updated", 'D'),
+    ("accuracy", "accuracy", 'C'),
+];
 
 /// Components as a Shapefile in EPSG:4549 with GBK attributes.
 fn components_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let points: Vec<shapefile::Point> = city.components.iter().map(|c| {
-        let [x, y] = project(Some(gk), c.location.x, c.location.y);
-        shapefile::Point::new(x, y)
-    }).collect();
+    let points: Vec<shapefile::Point> = city
+        .components
+        .iter()
+        .map(|c| {
+            let [x, y] = project(Some(gk), c.location.x, c.location.y);
+            shapefile::Point::new(x, y)
+        })
+        .collect();
     let properties: Vec<Value> = city.components.iter().map(|c| component_properties(city, c)).collect();
     shapefile_parts(&points, &properties, &COMPONENT_DBF)
 }
@@ -241,19 +264,37 @@ fn components_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8
 fn grids_shapefile_4549(city: &City, gk: &Crs) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     use shapefile::PolygonRing;
     let ring = |r: &geo_types::LineString<f64>| -> Vec<shapefile::Point> {
-        r.0.iter().map(|c| { let [x, y] = project(Some(gk), c.x, c.y); shapefile::Point::new(x, y) }).collect()
+        r.0.iter()
+            .map(|c| {
+                let [x, y] = project(Some(gk), c.x, c.y);
+                shapefile::Point::new(x, y)
+            })
+            .collect()
     };
-    let polygons: Vec<shapefile::Polygon> = city.grids.iter().map(|g| {
-        let mut rings = Vec::new();
-        for p in &g.geometry.0 {
-            rings.push(PolygonRing::Outer(ring(p.exterior())));
-            rings.extend(p.interiors().iter().map(|h| PolygonRing::Inner(ring(h))));
-        }
-        shapefile::Polygon::with_rings(rings)
-    }).collect();
+    let polygons: Vec<shapefile::Polygon> = city
+        .grids
+        .iter()
+        .map(|g| {
+            let mut rings = Vec::new();
+            for p in &g.geometry.0 {
+                rings.push(PolygonRing::Outer(ring(p.exterior())));
+                rings.extend(p.interiors().iter().map(|h| PolygonRing::Inner(ring(h))));
+            }
+            shapefile::Polygon::with_rings(rings)
+        })
+        .collect();
     let properties: Vec<Value> = city.grids.iter().map(|g| grid_properties(city, g, "")).collect();
-    let columns = [("code", "code", 'C'), ("name", "name", 'C'), ("level", "level", 'N'), ("parent", "parent", 'C'), ("unit", "unit", 'C'),
-        ("chief_name", "chief_name", 'C'), ("chief_phone", "chief_phone", 'C'), ("valid_from", "valid_from", 'D'), ("valid_to", "valid_to", 'D')];
+    let columns = [
+        ("code", "code", 'C'),
+        ("name", "name", 'C'),
+        ("level", "level", 'N'),
+        ("parent", "parent", 'C'),
+        ("unit", "unit", 'C'),
+        ("chief_name", "chief_name", 'C'),
+        ("chief_phone", "chief_phone", 'C'),
+        ("valid_from", "valid_from", 'D'),
+        ("valid_to", "valid_to", 'D'),
+    ];
     shapefile_parts(&polygons, &properties, &columns)
 }
 
@@ -333,7 +374,12 @@ async fn grids_round_trip_in_wgs84_gauss_kruger_and_flatgeobuf() {
     let fgb = std::fs::read(s.dir.path().join("layers/grids/1.fgb")).unwrap();
     let uploads: Vec<(&str, String, &str, Vec<u8>)> = vec![
         ("GeoJSON", "/v1/layers/grids".into(), "application/geo+json", collection(grids_features(city, None, ""), None).into_bytes()),
-        ("GeoJSON EPSG:4549 by query", "/v1/layers/grids?crs=EPSG:4549".into(), "application/geo+json", collection(grids_features(city, Some(&gk), ""), None).into_bytes()),
+        (
+            "GeoJSON EPSG:4549 by query",
+            "/v1/layers/grids?crs=EPSG:4549".into(),
+            "application/geo+json",
+            collection(grids_features(city, Some(&gk), ""), None).into_bytes(),
+        ),
         ("FlatGeobuf", "/v1/layers/grids".into(), "application/flatgeobuf", fgb),
     ];
     for (what, uri, ct, body) in uploads {
@@ -416,8 +462,11 @@ async fn bad_zipped_shapefiles_are_clear_4xx_and_change_nothing() {
         ("no .shp", zip(&[("a.dbf", &dbf), ("a.prj", prj)]), "no .shp"),
         ("no .dbf", zip(&[("a.shp", &shp), ("a.shx", &shx), ("a.prj", prj)]), "a Shapefile needs its .dbf: zip the .shp, .shx, .dbf, .prj and .cpg together"),
         ("two layers", zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("b.shp", &shp), ("b.dbf", &dbf)]), "2 Shapefiles (a.shp, b.shp)"),
-        ("GBK declared as UTF-8", zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("a.prj", prj), ("a.cpg", b"UTF-8")]),
-            "the .cpg says UTF-8 but the attributes are GBK: fix the .cpg (GBK) or re-export as UTF-8"),
+        (
+            "GBK declared as UTF-8",
+            zip(&[("a.shp", &shp), ("a.dbf", &dbf), ("a.prj", prj), ("a.cpg", b"UTF-8")]),
+            "the .cpg says UTF-8 but the attributes are GBK: fix the .cpg (GBK) or re-export as UTF-8",
+        ),
         ("zip bomb", bomb, "more than the limit"),
     ];
     for (what, body, expected) in cases {
@@ -465,12 +514,47 @@ async fn bad_uploads_are_clear_4xx_and_change_nothing() {
         ("a ZIP of nothing", "".into(), Some("application/zip"), b"PK\x03\x04".to_vec(), StatusCode::BAD_REQUEST, "unreadable_layer"),
         ("unknown CRS", "?crs=EPSG:99999".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "unknown_crs"),
         ("metres without a CRS", "".into(), Some("application/geo+json"), metres.into_bytes(), StatusCode::BAD_REQUEST, "crs_required"),
-        ("CRS conflict", "?crs=EPSG:4548".into(), Some("application/geo+json"), collection(components_features(city, Some(&gk)), Some("EPSG:4549")).into_bytes(), StatusCode::BAD_REQUEST, "crs_conflict"),
-        ("swapped CSV axes", "?crs=EPSG:4549&x_column=X&y_column=Y".into(), Some("text/csv"), swapped_csv.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
-        ("duplicate codes, strict", "?strict=true".into(), Some("application/geo+json"), collection(duplicate, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
-        ("unknown class, strict", "?strict=true".into(), Some("application/geo+json"), collection(unknown_class, None).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected"),
+        (
+            "CRS conflict",
+            "?crs=EPSG:4548".into(),
+            Some("application/geo+json"),
+            collection(components_features(city, Some(&gk)), Some("EPSG:4549")).into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "crs_conflict",
+        ),
+        (
+            "swapped CSV axes",
+            "?crs=EPSG:4549&x_column=X&y_column=Y".into(),
+            Some("text/csv"),
+            swapped_csv.into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "layer_rejected",
+        ),
+        (
+            "duplicate codes, strict",
+            "?strict=true".into(),
+            Some("application/geo+json"),
+            collection(duplicate, None).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "layer_rejected",
+        ),
+        (
+            "unknown class, strict",
+            "?strict=true".into(),
+            Some("application/geo+json"),
+            collection(unknown_class, None).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "layer_rejected",
+        ),
         ("bad flag", "?strict=yes".into(), Some("application/geo+json"), good.clone().into_bytes(), StatusCode::BAD_REQUEST, "invalid_parameter"),
-        ("a layer sent as the unit register", "/../units".into(), Some("application/geo+json"), good.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "dataset_rejected"),
+        (
+            "a layer sent as the unit register",
+            "/../units".into(),
+            Some("application/geo+json"),
+            good.into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "dataset_rejected",
+        ),
     ];
     for (what, query, ct, body, status, code) in cases {
         let uri = if query.starts_with('/') { "/v1/layers/units".to_owned() } else { format!("/v1/layers/components{query}") };
@@ -621,10 +705,8 @@ async fn a_grids_import_that_breaks_the_responsibility_list_warns_or_under_stric
     let (status, answer) = put(&s.app, "/v1/layers/components", Some("application/geo+json"), collection(components, None)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["report"]["rules_problem"], Value::Null, "{}", answer["report"]);
-    let grids: Vec<Value> = grids_features(city, None, "")
-        .into_iter()
-        .filter(|f| !f["properties"]["code"].as_str().unwrap().starts_with("320506001001"))
-        .collect();
+    let grids: Vec<Value> =
+        grids_features(city, None, "").into_iter().filter(|f| !f["properties"]["code"].as_str().unwrap().starts_with("320506001001")).collect();
     let body = collection(grids, None);
     let (status, answer) = put(&s.app, "/v1/layers/grids?strict=true", Some("application/geo+json"), body.clone()).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("layer_rejected")), "{answer}");

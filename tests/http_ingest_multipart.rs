@@ -50,7 +50,8 @@ async fn a_form_upload_imports_its_file_part_and_bad_forms_change_nothing() {
     assert_eq!(handle.load().versions.get("components"), Some(1), "refused forms stored nothing");
 
     // A browser sends a generic content type: the file name's extension says FlatGeobuf.
-    let (status, ok) = put_form(&app, form(&[("comment", None, "text/plain", b"survey 2026"), ("file", Some("survey.fgb"), "application/octet-stream", &fgb)])).await;
+    let (status, ok) =
+        put_form(&app, form(&[("comment", None, "text/plain", b"survey 2026"), ("file", Some("survey.fgb"), "application/octet-stream", &fgb)])).await;
     assert_eq!(status, StatusCode::OK, "{ok}");
     assert_eq!(ok["report"]["format"], "flat_geobuf");
     assert_eq!(ok["report"]["accepted"], count);

@@ -64,12 +64,7 @@ async fn put_chunked(app: &axum::Router, content_type: Option<&str>, body: Chunk
 async fn an_endless_chunked_upload_is_413_once_past_the_limit_and_changes_nothing() {
     let s = server_with_limit(1);
     let chunk = 64 << 10;
-    let endless = Chunked {
-        bytes: Bytes::from_static(br#"{"type": "FeatureCollection", "features": ["#),
-        chunk,
-        endless: true,
-        sent: Arc::default(),
-    };
+    let endless = Chunked { bytes: Bytes::from_static(br#"{"type": "FeatureCollection", "features": ["#), chunk, endless: true, sent: Arc::default() };
     let (status, answer, pulled) = put_chunked(&s.app, Some("application/geo+json"), endless).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")), "{answer}");
     assert_eq!(answer["error"]["details"]["limit_bytes"], 1 << 20);

@@ -54,9 +54,7 @@ fn two_versions(dir: &std::path::Path) -> (AppState, WorldHandle) {
     store.save_city(&meta, &city, Some(&demo.rules_csv), "v2", &|_, _| {}).unwrap();
     let loaded = store.load_city(&|_, _| {}).unwrap();
     let handle = WorldHandle::new(World::new(loaded));
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
+    let state = AppState::new(handle.clone()).with_admin_tokens(vec![TOKEN.into()]).with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
     (state, handle)
 }
 

@@ -205,12 +205,15 @@ fn send_big(addr: SocketAddr, head: &str, body_len: usize, fill: u8) -> (u16, St
 fn a_refused_large_upload_reaches_the_client_as_its_401_or_403_not_a_broken_pipe() {
     let server = start(ServeLimits::default());
     let len = 20 << 20;
-    let (status, _, body, sent) = send_big(server.addr, &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"), len, b'a');
+    let (status, _, body, sent) =
+        send_big(server.addr, &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"), len, b'a');
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
     assert!(sent, "the client could send its whole body (a client like curl reports a broken pipe otherwise)");
     let (status, _, body, sent) = send_big(
         server.addr,
-        &format!("PUT /v1/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"),
+        &format!(
+            "PUT /v1/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-0123456789\r\nContent-Type: text/csv\r\nContent-Length: {len}\r\n\r\n"
+        ),
         len,
         b'a',
     );
@@ -222,8 +225,12 @@ fn a_refused_large_upload_reaches_the_client_as_its_401_or_403_not_a_broken_pipe
 fn more_than_2_mib_to_the_one_case_endpoint_is_a_413_in_the_error_format() {
     let server = start(ServeLimits::default());
     let len = 3 << 20;
-    let (status, head, body, _) =
-        send_big(server.addr, &format!("POST /v1/cases/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"), len, b' ');
+    let (status, head, body, _) = send_big(
+        server.addr,
+        &format!("POST /v1/cases/route HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"),
+        len,
+        b' ',
+    );
     assert_eq!(status, 413, "{body}");
     assert!(head.contains("content-type: application/json"), "{head}");
     assert_eq!(body["error"]["code"], "payload_too_large");
@@ -256,7 +263,12 @@ fn expensive_requests_are_rate_limited_per_client_after_the_burst() {
     let server = start(ServeLimits { rates, ..Default::default() });
     let batch = |s: &mut TcpStream| {
         let body = "[{\"component_code\": \"0\"}]";
-        write!(s, "POST /v1/cases/route:batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+        write!(
+            s,
+            "POST /v1/cases/route:batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
     };
     for _ in 0..2 {
         let mut s = connect(server.addr);
@@ -303,10 +315,15 @@ async fn a_csv_row_with_the_wrong_field_count_is_one_error_line_and_the_others_a
     assert_eq!(lines[1]["error"]["details"]["line"], 3);
     assert_eq!((lines[2]["error"]["details"]["fields"].as_u64(), lines[2]["error"]["details"]["expected"].as_u64()), (Some(5), Some(4)));
     // Newline-delimited JSON: a line that is not JSON is its own error line.
-    let ndjson = format!("{{\"id\":\"A\",\"lon\":{x},\"lat\":{y},\"event_type\":\"0102\"}}\n{{oops\n\n{{\"lon\":{x},\"lat\":{y},\"event_type\":\"0102\"}}\n", x = p.x, y = p.y);
+    let ndjson = format!(
+        "{{\"id\":\"A\",\"lon\":{x},\"lat\":{y},\"event_type\":\"0102\"}}\n{{oops\n\n{{\"lon\":{x},\"lat\":{y},\"event_type\":\"0102\"}}\n",
+        x = p.x,
+        y = p.y
+    );
     let (status, body) = oneshot(&app, "POST", "/v1/cases/route:batch", "application/x-ndjson", &ndjson).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    let oks: Vec<bool> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice::<Value>(l).unwrap()["ok"].as_bool().unwrap()).collect();
+    let oks: Vec<bool> =
+        body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice::<Value>(l).unwrap()["ok"].as_bool().unwrap()).collect();
     assert_eq!(oks, [true, false, true]);
 }
 
@@ -322,6 +339,10 @@ async fn broken_percent_escapes_and_empty_class_items_are_400_invalid_parameter(
     ] {
         let (status, body) = oneshot(&app, "GET", uri, "application/json", "").await;
         let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!((status, v["error"]["code"].as_str(), v["error"]["details"]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_parameter"), Some(parameter)), "{uri}: {v}");
+        assert_eq!(
+            (status, v["error"]["code"].as_str(), v["error"]["details"]["parameter"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_parameter"), Some(parameter)),
+            "{uri}: {v}"
+        );
     }
 }

@@ -152,8 +152,7 @@ async fn a_shared_vertex_goes_to_the_smallest_code_and_is_ambiguous() {
     assert_eq!(body["grid"]["code"], grids[0], "smallest code among {grids:?}");
     assert_eq!(body["on_boundary"], true);
     assert_eq!(body["ambiguous"], true);
-    let candidates: BTreeSet<String> =
-        body["candidates"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap().to_owned()).collect();
+    let candidates: BTreeSet<String> = body["candidates"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap().to_owned()).collect();
     assert_eq!(candidates, grids.iter().cloned().collect::<BTreeSet<_>>());
     assert!(body["candidates"].as_array().unwrap().iter().all(|c| c["distance_m"] == 0.0));
 }
@@ -191,12 +190,8 @@ async fn accuracy_discs_list_every_grid_within_the_radius() {
             assert_eq!(body["error"]["code"], "outside_coverage");
             body["error"]["details"]["candidates"].clone()
         };
-        let got: Vec<(String, f64)> = candidates
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c["code"].as_str().unwrap().to_owned(), c["distance_m"].as_f64().unwrap()))
-            .collect();
+        let got: Vec<(String, f64)> =
+            candidates.as_array().unwrap().iter().map(|c| (c["code"].as_str().unwrap().to_owned(), c["distance_m"].as_f64().unwrap())).collect();
         assert_eq!(got.iter().map(|c| c.0.clone()).collect::<BTreeSet<_>>(), expected, "{p:?}");
         assert!(got.windows(2).all(|w| w[0].1 <= w[1].1), "nearest first: {got:?}");
     }
@@ -269,20 +264,13 @@ async fn outside_coverage_is_404_with_the_nearest_grid_and_its_true_distance() {
     let f = fixture();
     let city = &f.world.city;
     let e = extent(city);
-    for p in [
-        Coord { x: e[0] - 0.01, y: (e[1] + e[3]) / 2.0 },
-        Coord { x: e[2] + 0.003, y: e[3] + 0.002 },
-        Coord { x: (e[0] + e[2]) / 2.0, y: e[1] - 0.2 },
-    ] {
+    for p in [Coord { x: e[0] - 0.01, y: (e[1] + e[3]) / 2.0 }, Coord { x: e[2] + 0.003, y: e[3] + 0.002 }, Coord { x: (e[0] + e[2]) / 2.0, y: e[1] - 0.2 }] {
         let (status, body) = get(&f.app, &format!("/v1/locate?lon={}&lat={}", p.x, p.y)).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(body["error"]["code"], "outside_coverage");
         let nearest = &body["error"]["details"]["nearest"];
-        let (best, best_code) = unit_grids(city)
-            .into_iter()
-            .map(|g| (edge_distance(city, g, p), code(city, g)))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
-            .unwrap();
+        let (best, best_code) =
+            unit_grids(city).into_iter().map(|g| (edge_distance(city, g, p), code(city, g))).min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))).unwrap();
         assert_eq!(nearest["code"], best_code);
         assert!(nearest["name"].as_str().is_some_and(|n| !n.is_empty()));
         let d = nearest["distance_m"].as_f64().unwrap();
@@ -305,11 +293,7 @@ async fn a_grid_by_code_has_its_chain_children_and_component_counts() {
         assert_eq!(body["chain"].as_array().unwrap().len(), grid.level as usize + 1);
         assert_eq!(body["children"], children[i].len());
         // Components whose recorded unit grid lies in this grid.
-        let mine: Vec<_> = city
-            .components
-            .iter()
-            .filter(|c| c.grid.is_some_and(|g| city.chain(g).contains(&id)))
-            .collect();
+        let mine: Vec<_> = city.components.iter().filter(|c| c.grid.is_some_and(|g| city.chain(g).contains(&id))).collect();
         assert_eq!(body["components"]["total"], mine.len(), "{}", grid.code);
         let by_class = body["components"]["by_class"].as_array().unwrap();
         let sum: u64 = by_class.iter().map(|c| c["count"].as_u64().unwrap()).sum();
@@ -489,18 +473,12 @@ async fn component_counts_in_a_box_equal_brute_force() {
         for c in &city.components {
             let (x, y) = (c.location.x, c.location.y);
             let code = c.class.to_string();
-            if x >= bbox[0] && x <= bbox[2] && y >= bbox[1] && y <= bbox[3]
-                && (wanted.is_empty() || wanted.iter().any(|w| code.starts_with(w)))
-            {
+            if x >= bbox[0] && x <= bbox[2] && y >= bbox[1] && y <= bbox[3] && (wanted.is_empty() || wanted.iter().any(|w| code.starts_with(w))) {
                 *expected.entry(code).or_default() += 1;
             }
         }
-        let got: std::collections::BTreeMap<String, u64> = body["by_class"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| (c["class"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap()))
-            .collect();
+        let got: std::collections::BTreeMap<String, u64> =
+            body["by_class"].as_array().unwrap().iter().map(|c| (c["class"].as_str().unwrap().to_owned(), c["count"].as_u64().unwrap())).collect();
         assert_eq!(got, expected, "{uri}");
         assert_eq!(body["total"], expected.values().sum::<u64>());
         assert!(body["total"].as_u64().unwrap() > 0);

@@ -153,9 +153,7 @@ fn zone_properties(world: &World, z: &Zone) -> Value {
 }
 
 fn extent_of(points: impl Iterator<Item = Coord<f64>>) -> [f64; 4] {
-    points.fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |e, p| {
-        [e[0].min(p.x), e[1].min(p.y), e[2].max(p.x), e[3].max(p.y)]
-    })
+    points.fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |e, p| [e[0].min(p.x), e[1].min(p.y), e[2].max(p.x), e[3].max(p.y)])
 }
 
 fn grid_coords(g: &Grid) -> impl Iterator<Item = Coord<f64>> + '_ {
@@ -191,7 +189,8 @@ async fn landing_page_conformance_and_api_definition() {
 
     let conformance = ok(&f.app, "/ogc/conformance", "application/json").await.body;
     let classes: Vec<&str> = conformance["conformsTo"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    for class in ["ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson", "ogcapi-features-1/1.0/conf/oas30", "ogcapi-features-2/1.0/conf/crs"] {
+    for class in ["ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson", "ogcapi-features-1/1.0/conf/oas30", "ogcapi-features-2/1.0/conf/crs"]
+    {
         assert!(classes.contains(&format!("http://www.opengis.net/spec/{class}").as_str()), "{class}: {classes:?}");
     }
 
@@ -353,23 +352,19 @@ async fn bbox_selects_what_brute_force_selects() {
         let r = Rect::new(Coord { x: a.min(b), y: c.min(d) }, Coord { x: a.max(b), y: c.max(d) });
         let bbox = format!("{},{},{},{}", r.min().x, r.min().y, r.max().x, r.max().y);
         let (components, _) = walk(&f.app, &format!("/ogc/collections/components/items?bbox={bbox}&limit=50")).await;
-        let expected: BTreeSet<String> =
-            w.city.components.iter().filter(|c| in_rect(&r, c.location)).map(|c| c.code.to_string()).collect();
+        let expected: BTreeSet<String> = w.city.components.iter().filter(|c| in_rect(&r, c.location)).map(|c| c.code.to_string()).collect();
         assert_eq!(set(ids(&components)), expected, "box {i}: {bbox}");
         nonempty += !expected.is_empty() as usize;
         let (grids, _) = walk(&f.app, &format!("/ogc/collections/grids/items?bbox={bbox}&limit=1000")).await;
-        let expected: BTreeSet<String> =
-            w.city.grids.iter().filter(|g| r.intersects(&g.geometry)).map(|g| g.code.to_string()).collect();
+        let expected: BTreeSet<String> = w.city.grids.iter().filter(|g| r.intersects(&g.geometry)).map(|g| g.code.to_string()).collect();
         assert_eq!(set(ids(&grids)), expected, "box {i}: {bbox}");
         let (zones, _) = walk(&f.app, &format!("/ogc/collections/zones/items?bbox={bbox}")).await;
-        let expected: BTreeSet<String> =
-            w.city.zones.iter().filter(|z| r.intersects(&z.geometry)).map(|z| format!("{}:{}", z.layer, z.id)).collect();
+        let expected: BTreeSet<String> = w.city.zones.iter().filter(|z| r.intersects(&z.geometry)).map(|z| format!("{}:{}", z.layer, z.id)).collect();
         assert_eq!(set(ids(&zones)), expected, "box {i}: {bbox}");
         // The same box in EPSG:4326 is latitude first, in EPSG:4490 too.
         for code in [4326, 4490] {
             let latlon = format!("{},{},{},{}", r.min().y, r.min().x, r.max().y, r.max().x);
-            let (same, _) =
-                walk(&f.app, &format!("/ogc/collections/components/items?bbox={latlon}&bbox-crs={EPSG}{code}&limit=1000")).await;
+            let (same, _) = walk(&f.app, &format!("/ogc/collections/components/items?bbox={latlon}&bbox-crs={EPSG}{code}&limit=1000")).await;
             assert_eq!(ids(&same), ids(&components), "EPSG:{code}");
         }
     }
@@ -384,19 +379,14 @@ async fn a_gauss_kruger_bbox_is_northing_first_and_exact() {
     let f = fixture();
     let w = &f.world;
     let gk = Crs::from_epsg(4549).unwrap();
-    let en: Vec<(String, (f64, f64))> =
-        w.city.components.iter().map(|c| (c.code.to_string(), gk.from_wgs84(c.location.x, c.location.y).unwrap())).collect();
+    let en: Vec<(String, (f64, f64))> = w.city.components.iter().map(|c| (c.code.to_string(), gk.from_wgs84(c.location.x, c.location.y).unwrap())).collect();
     let [cx, cy] = w.center();
     let (ce, cn) = gk.from_wgs84(cx, cy).unwrap();
     for (half_e, half_n) in [(300.0, 200.0), (150.0, 600.0), (40.0, 40.0)] {
         let (e0, e1, n0, n1) = (ce - half_e, ce + half_e, cn - half_n, cn + half_n);
         let uri = format!("/ogc/collections/components/items?bbox={n0},{e0},{n1},{e1}&bbox-crs={EPSG}4549&limit=10000");
         let page = ok(&f.app, &uri, "application/geo+json").await.body;
-        let expected: BTreeSet<String> = en
-            .iter()
-            .filter(|(_, (e, n))| *e >= e0 && *e <= e1 && *n >= n0 && *n <= n1)
-            .map(|(code, _)| code.clone())
-            .collect();
+        let expected: BTreeSet<String> = en.iter().filter(|(_, (e, n))| *e >= e0 && *e <= e1 && *n >= n0 && *n <= n1).map(|(code, _)| code.clone()).collect();
         assert!(!expected.is_empty());
         assert_eq!(set(ids(page["features"].as_array().unwrap())), expected, "{uri}");
         assert_eq!(page["numberMatched"], expected.len());
@@ -411,9 +401,8 @@ async fn property_filters_select_what_brute_force_selects() {
     let f = fixture();
     let w = &f.world;
     let city = &w.city;
-    let components = |pred: &dyn Fn(&Component) -> bool| -> BTreeSet<String> {
-        city.components.iter().filter(|c| pred(c)).map(|c| c.code.to_string()).collect()
-    };
+    let components =
+        |pred: &dyn Fn(&Component) -> bool| -> BTreeSet<String> { city.components.iter().filter(|c| pred(c)).map(|c| c.code.to_string()).collect() };
     async fn got(app: &axum::Router, query: &str) -> BTreeSet<String> {
         let (features, _) = walk(app, &format!("/ogc/collections/components/items?limit=10000&{query}")).await;
         set(ids(&features))
@@ -466,9 +455,7 @@ async fn property_filters_select_what_brute_force_selects() {
     async fn grid_ids(app: &axum::Router, query: &str) -> Vec<String> {
         ids(&walk(app, &format!("/ogc/collections/grids/items?limit=10000&{query}")).await.0)
     }
-    let codes = |pred: &dyn Fn(&Grid) -> bool| -> Vec<String> {
-        city.grids.iter().filter(|g| pred(g)).map(|g| g.code.to_string()).collect()
-    };
+    let codes = |pred: &dyn Fn(&Grid) -> bool| -> Vec<String> { city.grids.iter().filter(|g| pred(g)).map(|g| g.code.to_string()).collect() };
     for level in 1..=4u8 {
         assert_eq!(grid_ids(&f.app, &format!("level={level}")).await, codes(&|g| g.level + 1 == level), "level {level}");
     }
@@ -585,7 +572,14 @@ async fn crs_output_is_in_the_crs_axis_order() {
             .map(|p| {
                 std::iter::once(p.exterior())
                     .chain(p.interiors())
-                    .map(|r| r.0.iter().map(|c| { let (e, n) = gk.from_wgs84(c.x, c.y).unwrap(); [n, e] }).collect())
+                    .map(|r| {
+                        r.0.iter()
+                            .map(|c| {
+                                let (e, n) = gk.from_wgs84(c.x, c.y).unwrap();
+                                [n, e]
+                            })
+                            .collect()
+                    })
                     .collect()
             })
             .collect();

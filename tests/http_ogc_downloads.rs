@@ -43,9 +43,7 @@ fn fixture() -> Fixture {
     let store = Store::open(dir.path()).unwrap();
     let handle = WorldHandle::new(World::new(store.load_city(&|_, _| {}).unwrap()));
     let world = handle.load();
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_datasets(Datasets::new(store, handle, TileConfig::default()));
+    let state = AppState::new(handle.clone()).with_admin_tokens(vec![TOKEN.into()]).with_datasets(Datasets::new(store, handle, TileConfig::default()));
     Fixture { app: router(state), world, dir }
 }
 
@@ -186,12 +184,8 @@ async fn every_collection_downloads_as_flatgeobuf_with_the_geojson_attributes() 
         let first = geojson[0]["properties"].as_object().unwrap();
         assert_eq!(names, first.keys().map(String::as_str).collect::<Vec<_>>(), "{id}: the GeoJSON's properties");
         for (k, ((props, xy), feature)) in file.features.iter().zip(&geojson).enumerate() {
-            let expected: BTreeMap<String, String> = feature["properties"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .filter_map(|(k, v)| as_fgb_text(v).map(|t| (k.clone(), t)))
-                .collect();
+            let expected: BTreeMap<String, String> =
+                feature["properties"].as_object().unwrap().iter().filter_map(|(k, v)| as_fgb_text(v).map(|t| (k.clone(), t))).collect();
             assert_eq!(props, &expected, "{id} feature {k}");
             let coords: Vec<f64> = match feature["geometry"]["type"].as_str().unwrap() {
                 "Point" => feature["geometry"]["coordinates"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect(),
@@ -224,13 +218,7 @@ async fn filters_select_the_same_features_in_both_formats() {
     let (y0, y1) = (ys.iter().copied().fold(f64::MAX, f64::min), ys.iter().copied().fold(f64::MIN, f64::max));
     // The south-west quarter of the components' extent.
     let bbox = format!("{x0},{y0},{},{}", (x0 + x1) / 2.0, (y0 + y1) / 2.0);
-    let inside = f
-        .world
-        .city
-        .components
-        .iter()
-        .filter(|c| c.location.x <= (x0 + x1) / 2.0 && c.location.y <= (y0 + y1) / 2.0)
-        .count();
+    let inside = f.world.city.components.iter().filter(|c| c.location.x <= (x0 + x1) / 2.0 && c.location.y <= (y0 + y1) / 2.0).count();
     assert!(inside > 0 && inside < f.world.city.components.len());
     for query in [format!("bbox={bbox}"), "status=破损".to_owned(), format!("bbox={bbox}&status=完好")] {
         let items = format!("/ogc/collections/components/items?{query}");
@@ -452,7 +440,8 @@ async fn version_files_answer_ranges_head_and_validators() {
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.headers.get("content-encoding").is_none(), "{:?}", r.headers);
     assert_eq!((r.headers["accept-ranges"].to_str().unwrap(), r.body.as_slice()), ("bytes", rules.as_slice()));
-    let r = send(&f.app, "GET", "/v1/layers/rules/versions/1", &[("authorization", auth.as_str()), ("accept-encoding", "gzip"), ("range", "bytes=10-19")]).await;
+    let r =
+        send(&f.app, "GET", "/v1/layers/rules/versions/1", &[("authorization", auth.as_str()), ("accept-encoding", "gzip"), ("range", "bytes=10-19")]).await;
     assert_eq!((r.status, r.body.as_slice()), (StatusCode::PARTIAL_CONTENT, &rules[10..20]));
 }
 

@@ -108,21 +108,14 @@ async fn openapi_3_1_describes_every_route_of_the_router() {
     // And nothing is described that the router does not serve.
     let routes = router_routes();
     for (path, method, _) in &described {
-        assert!(
-            routes.iter().any(|(r, ms)| ms.contains(&method.as_str()) && same_path(r, path)),
-            "{method} {path} is described but not routed"
-        );
+        assert!(routes.iter().any(|(r, ms)| ms.contains(&method.as_str()) && same_path(r, path)), "{method} {path} is described but not routed");
     }
     // The OGC paths come from the OGC API's own definition, one per collection.
     for c in ["grids", "components", "zones"] {
         let items = &doc["paths"][format!("/ogc/collections/{c}/items")]["get"];
         assert!(items["parameters"].as_array().unwrap().len() >= 6, "{c}: {items}");
     }
-    let status_filter = doc["paths"]["/ogc/collections/components/items"]["get"]["parameters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|p| p["name"] == "status");
+    let status_filter = doc["paths"]["/ogc/collections/components/items"]["get"]["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "status");
     assert!(status_filter, "the property filters GDAL reads are in the whole description too");
 }
 
@@ -153,7 +146,10 @@ async fn every_operation_has_answers_and_errors_are_the_shared_schema() {
 async fn writes_carry_the_bearer_scheme_and_are_refused_without_a_token() {
     let s = server();
     let doc = document(&s.app).await;
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"], json!({"type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearer"]["description"]}));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearer"]["description"]})
+    );
     // The dispatcher's operations: open unless dispatcher tokens are configured, so the token
     // is optional in the description (`{}` or `bearer`), with the 401 and 403 it may get.
     let mut dispatcher: Vec<String> = operations(&doc)
@@ -265,9 +261,13 @@ async fn real_answers_validate_against_their_schemas() {
     assert_eq!(st, StatusCode::OK);
     assert_conforms(&doc, "get", "/v1/components/counts", st, &b);
 
-    for (path, uri) in [("/v1/cases/types", "/v1/cases/types"), ("/v1/rules", "/v1/rules"), ("/v1/layers", "/v1/layers"),
-        ("/v1/layers/{name}/versions", "/v1/layers/grids/versions"), ("/v1/rules/versions", "/v1/rules/versions")]
-    {
+    for (path, uri) in [
+        ("/v1/cases/types", "/v1/cases/types"),
+        ("/v1/rules", "/v1/rules"),
+        ("/v1/layers", "/v1/layers"),
+        ("/v1/layers/{name}/versions", "/v1/layers/grids/versions"),
+        ("/v1/rules/versions", "/v1/rules/versions"),
+    ] {
         let (st, _, b) = get(uri).await;
         assert_eq!(st, StatusCode::OK, "{uri}");
         assert_conforms(&doc, "get", path, st, &b);

@@ -124,7 +124,13 @@ fn tracks_and_patrol_coverage_survive_a_restart_and_expire() {
     server.post(batch);
     // /metrics counts them: 19 accepted, 3 grid events (p into g1, g1 → g2, q into g1), 19 points held.
     let metrics = server.text("/metrics");
-    for line in ["citygrid_staff_positions_total{outcome=\"accepted\"} 19", "citygrid_staff_positions_total{outcome=\"rejected\"} 0", "citygrid_staff_events_total 3", "citygrid_staff_track_points 19", "citygrid_staff_track_points_dropped_total 0"] {
+    for line in [
+        "citygrid_staff_positions_total{outcome=\"accepted\"} 19",
+        "citygrid_staff_positions_total{outcome=\"rejected\"} 0",
+        "citygrid_staff_events_total 3",
+        "citygrid_staff_track_points 19",
+        "citygrid_staff_track_points_dropped_total 0",
+    ] {
         assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
     }
 

@@ -25,14 +25,19 @@ fn app(dispatchers: Vec<String>) -> (tempfile::TempDir, axum::Router, Value) {
     let world = handle.load();
     let (code, _) = GridCode::parse("32050600100101", &world.city.hierarchy).unwrap();
     let p = world.city.grid(world.city.grid_by_code(code).unwrap()).geometry.interior_point().unwrap().0;
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![ADMIN.into()])
-        .with_dispatcher_tokens(dispatchers)
-        .with_audit(AuditLog::open(dir.path()).unwrap());
+    let state =
+        AppState::new(handle.clone()).with_admin_tokens(vec![ADMIN.into()]).with_dispatcher_tokens(dispatchers).with_audit(AuditLog::open(dir.path()).unwrap());
     (dir, router(state), json!({"lon": p.x, "lat": p.y, "event_type": "0102"}))
 }
 
-async fn send(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, content_type: &str, body: String) -> (StatusCode, Value, axum::http::HeaderMap) {
+async fn send(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    content_type: &str,
+    body: String,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
     let mut req = Request::builder().method(method).uri(uri).header("content-type", content_type);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));

@@ -30,12 +30,7 @@ fn fixture() -> Fixture {
 }
 
 async fn send(app: &axum::Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
+    let request = Request::builder().method(method).uri(uri).header("content-type", "application/json").body(Body::from(body.to_owned())).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -49,11 +44,7 @@ async fn post(app: &axum::Router, body: Value) -> (StatusCode, Value) {
 #[tokio::test]
 async fn a_case_gets_one_unit_its_dispatcher_deadline_and_reasons() {
     let f = fixture();
-    let (status, a) = post(
-        &f.app,
-        json!({"lon": f.a.0, "lat": f.a.1, "event_type": "0102", "reported_at": "2026-11-20T17:00:00+08:00"}),
-    )
-    .await;
+    let (status, a) = post(&f.app, json!({"lon": f.a.0, "lat": f.a.1, "event_type": "0102", "reported_at": "2026-11-20T17:00:00+08:00"})).await;
     assert_eq!(status, StatusCode::OK, "{a}");
     assert_eq!(a["responsible_unit"]["name"], "长桥街道环卫所");
     assert!(a["responsible_unit"]["phone"].is_string());
@@ -96,12 +87,7 @@ async fn gcj02_input_is_converted_and_the_wrong_datum_is_not_silently_the_same()
 #[tokio::test]
 async fn bad_bodies_are_400s_in_the_documented_format() {
     let f = fixture();
-    for (body, code) in [
-        ("{\"lon\": 120.6,", "invalid_json"),
-        ("not json", "invalid_json"),
-        ("[1, 2]", "invalid_json"),
-        ("", "invalid_json"),
-    ] {
+    for (body, code) in [("{\"lon\": 120.6,", "invalid_json"), ("not json", "invalid_json"), ("[1, 2]", "invalid_json"), ("", "invalid_json")] {
         let (status, e) = send(&f.app, "POST", "/v1/cases/route", body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {e}");
         assert_eq!(e["error"]["code"], code, "{body}: {e}");
@@ -237,10 +223,20 @@ async fn a_case_in_projected_x_y_routes_as_the_same_point_in_lon_lat() {
         (json!({"x": y, "y": x, "crs": "EPSG:4549", "event_type": "0102"}), "invalid_parameter", "x"),
     ] {
         let (status, body) = post(&f.app, case.clone()).await;
-        assert_eq!((status, body["error"]["code"].as_str(), body["error"]["details"]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some(code), Some(parameter)), "{case}: {body}");
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), body["error"]["details"]["parameter"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code), Some(parameter)),
+            "{case}: {body}"
+        );
         let uri = format!(
             "/v1/locate?{}",
-            case.as_object().unwrap().iter().filter(|(k, _)| *k != "event_type").map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect::<Vec<_>>().join("&")
+            case.as_object()
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| *k != "event_type")
+                .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
+                .collect::<Vec<_>>()
+                .join("&")
         );
         let (status, same) = send(&f.app, "GET", &uri, "").await;
         assert_eq!((status, same["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{uri}: {same}");

@@ -111,7 +111,9 @@ async fn a_json_batch_streams_one_line_per_case_in_order_with_errors_in_place() 
     assert_eq!(out.len(), 5);
     assert_eq!(out.iter().map(|l| l["index"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
     assert_eq!((out[0]["id"].as_str(), out[0]["ok"].as_bool()), (Some("C-1"), Some(true)));
-    let (_, single) = send_json(&f.app, "POST", "/v1/cases/route", json!({"lon": f.a.0, "lat": f.a.1, "event_type": "0102", "reported_at": "2026-11-20T17:00:00+08:00"})).await;
+    let (_, single) =
+        send_json(&f.app, "POST", "/v1/cases/route", json!({"lon": f.a.0, "lat": f.a.1, "event_type": "0102", "reported_at": "2026-11-20T17:00:00+08:00"}))
+            .await;
     assert_eq!(out[0]["answer"]["responsible_unit"], single["responsible_unit"]);
     assert_eq!(out[0]["answer"]["deadline"], single["deadline"], "a batch routes exactly as a single case");
     assert_eq!((out[1]["ok"].as_bool(), out[1]["status"].as_u64(), out[1]["error"]["code"].as_str()), (Some(false), Some(400), Some("unknown_case_type")));

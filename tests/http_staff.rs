@@ -38,10 +38,7 @@ fn fixture(register: StaffRegister) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let handle = common::tiny_world(dir.path());
     let world = handle.load();
-    let state = AppState::new(handle)
-        .with_admin_tokens(vec![ADMIN.into()])
-        .with_staff_tokens(vec![STAFF.into()])
-        .with_positions_tokens(vec![POSITIONS.into()]);
+    let state = AppState::new(handle).with_admin_tokens(vec![ADMIN.into()]).with_staff_tokens(vec![STAFF.into()]).with_positions_tokens(vec![POSITIONS.into()]);
     state.staff.set_register(register, None);
     Fixture { app: router(state.clone()), state, world, _dir: dir }
 }
@@ -124,7 +121,8 @@ async fn nearest_agrees_with_brute_force_and_filters_apply() {
             }
             let (code, answer) = call(&f.app, "GET", &uri, Some(STAFF), None).await;
             assert_eq!(code, StatusCode::OK, "{answer}");
-            let got: Vec<(String, f64)> = answer["staff"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_owned(), s["distance_m"].as_f64().unwrap())).collect();
+            let got: Vec<(String, f64)> =
+                answer["staff"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_owned(), s["distance_m"].as_f64().unwrap())).collect();
             let wanted_status = st.unwrap_or("available");
             let mut oracle: Vec<(String, f64)> = truth
                 .iter()
@@ -146,7 +144,8 @@ async fn nearest_agrees_with_brute_force_and_filters_apply() {
     let (code, page) = call(&f.app, "GET", &format!("/v1/staff?bbox={},{},{},{}&status=busy", bbox[0], bbox[1], bbox[2], bbox[3]), Some(STAFF), None).await;
     assert_eq!(code, StatusCode::OK, "{page}");
     let got: Vec<&str> = page["staff"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    let oracle: Vec<&str> = truth.iter().filter(|t| !t.5 && t.3 == "busy" && t.1 >= bbox[0] && t.1 <= bbox[2] && t.2 >= bbox[1] && t.2 <= bbox[3]).map(|t| t.0.as_str()).collect();
+    let oracle: Vec<&str> =
+        truth.iter().filter(|t| !t.5 && t.3 == "busy" && t.1 >= bbox[0] && t.1 <= bbox[2] && t.2 >= bbox[1] && t.2 <= bbox[3]).map(|t| t.0.as_str()).collect();
     assert_eq!(got, oracle);
     // In a grid (a street: every unit grid under it), compared with each answer's own grid.
     let street = f.world.city.grids.iter().find(|g| g.level == 1).unwrap().code.to_string();
@@ -162,20 +161,41 @@ async fn positions_in_other_datums_are_converted_and_bad_batches_are_refused() {
     let f = fixture(people(4));
     let [lon, lat] = f.world.center();
     let (gcj_lon, gcj_lat) = citygrid::crs::Datum::Gcj02.from_wgs84(lon, lat);
-    let (code, outcome) = call(&f.app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(json!({"crs": "gcj02", "positions": [
-        {"id": "P000", "lon": gcj_lon, "lat": gcj_lat, "time": now()},
-        {"id": "NOBODY", "lon": lon, "lat": lat, "time": now()},
-        {"id": "P001", "lon": lon, "lat": 95, "time": now()},
-        {"id": "P002", "lon": lon, "lat": lat, "time": now(), "status": "asleep"},
-        {"id": "P003", "lon": lon, "lat": lat},
-    ]}))).await;
+    let (code, outcome) = call(
+        &f.app,
+        "POST",
+        "/v1/staff/positions",
+        Some(POSITIONS),
+        Some(json!({"crs": "gcj02", "positions": [
+            {"id": "P000", "lon": gcj_lon, "lat": gcj_lat, "time": now()},
+            {"id": "NOBODY", "lon": lon, "lat": lat, "time": now()},
+            {"id": "P001", "lon": lon, "lat": 95, "time": now()},
+            {"id": "P002", "lon": lon, "lat": lat, "time": now(), "status": "asleep"},
+            {"id": "P003", "lon": lon, "lat": lat},
+        ]})),
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{outcome}");
     assert_eq!(outcome["accepted"], 1);
-    let rejected: Vec<(u64, &str, Option<&str>)> = outcome["rejected"].as_array().unwrap().iter().map(|r| (r["index"].as_u64().unwrap(), r["error"]["code"].as_str().unwrap(), r["error"]["parameter"].as_str())).collect();
-    assert_eq!(rejected, [(1, "unknown_staff", Some("id")), (2, "invalid_parameter", Some("lat")), (3, "invalid_parameter", Some("status")), (4, "missing_parameter", Some("time"))]);
+    let rejected: Vec<(u64, &str, Option<&str>)> = outcome["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["error"]["code"].as_str().unwrap(), r["error"]["parameter"].as_str()))
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (1, "unknown_staff", Some("id")),
+            (2, "invalid_parameter", Some("lat")),
+            (3, "invalid_parameter", Some("status")),
+            (4, "missing_parameter", Some("time"))
+        ]
+    );
     let (_, near) = call(&f.app, "GET", &format!("/v1/staff/nearest?lon={lon}&lat={lat}&k=1"), Some(STAFF), None).await;
     assert!(near["staff"][0]["distance_m"].as_f64().unwrap() < 1.0, "GCJ-02 converted back to WGS84: {near}");
-    for (body, code) in [(json!({"positions": []}), "invalid_batch"), (json!(3), "invalid_batch"), (json!({"crs": "mars", "positions": [{}]}), "invalid_batch")] {
+    for (body, code) in [(json!({"positions": []}), "invalid_batch"), (json!(3), "invalid_batch"), (json!({"crs": "mars", "positions": [{}]}), "invalid_batch")]
+    {
         let (status, e) = call(&f.app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(body.clone())).await;
         assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{body}");
     }
@@ -186,7 +206,14 @@ async fn positions_in_other_datums_are_converted_and_bad_batches_are_refused() {
     let (status, e) = call(&f.app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(json!(many))).await;
     assert_eq!((status, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("too_many_positions")));
     // A late report does not move the person back.
-    let (_, outcome) = call(&f.app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(json!([{"id": "P000", "lon": lon + 0.01, "lat": lat, "time": (Utc::now() - chrono::Duration::seconds(60)).to_rfc3339()}]))).await;
+    let (_, outcome) = call(
+        &f.app,
+        "POST",
+        "/v1/staff/positions",
+        Some(POSITIONS),
+        Some(json!([{"id": "P000", "lon": lon + 0.01, "lat": lat, "time": (Utc::now() - chrono::Duration::seconds(60)).to_rfc3339()}])),
+    )
+    .await;
     assert_eq!((outcome["accepted"].as_u64(), outcome["older"].as_u64()), (Some(0), Some(1)));
 }
 
@@ -214,7 +241,9 @@ async fn tokens_are_enforced() {
         assert_eq!(response.status(), status, "{uri} with {token:?}");
     }
     let batch = json!([{"id": "P000", "lon": lon, "lat": lat, "time": now()}]);
-    for (token, status) in [(None, StatusCode::UNAUTHORIZED), (Some(STAFF), StatusCode::FORBIDDEN), (Some(POSITIONS), StatusCode::OK), (Some(ADMIN), StatusCode::OK)] {
+    for (token, status) in
+        [(None, StatusCode::UNAUTHORIZED), (Some(STAFF), StatusCode::FORBIDDEN), (Some(POSITIONS), StatusCode::OK), (Some(ADMIN), StatusCode::OK)]
+    {
         let (code, body) = call(&f.app, "POST", "/v1/staff/positions", token, Some(batch.clone())).await;
         assert_eq!(code, status, "{token:?}: {body}");
         if code != StatusCode::OK {
@@ -259,7 +288,8 @@ async fn crossing_a_grid_boundary_sends_enter_leave_events_with_both_chains() {
     let city = &f.world.city;
     let grids = unit_grids(city);
     let (a, b) = (grids[0], grids[1]);
-    let response = f.app.clone().oneshot(Request::get("/v1/staff/events").header("authorization", format!("Bearer {STAFF}")).body(Body::empty()).unwrap()).await.unwrap();
+    let response =
+        f.app.clone().oneshot(Request::get("/v1/staff/events").header("authorization", format!("Bearer {STAFF}")).body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut body = response.into_body();
@@ -301,7 +331,8 @@ async fn a_slow_sse_client_is_dropped_with_a_lagged_event() {
     hub.set_register(people(2), None);
     let state = AppState::new(handle).with_staff_tokens(vec![STAFF.into()]).with_positions_tokens(vec![POSITIONS.into()]).with_staff(hub);
     let app = router(state);
-    let response = app.clone().oneshot(Request::get("/v1/staff/events").header("authorization", format!("Bearer {STAFF}")).body(Body::empty()).unwrap()).await.unwrap();
+    let response =
+        app.clone().oneshot(Request::get("/v1/staff/events").header("authorization", format!("Bearer {STAFF}")).body(Body::empty()).unwrap()).await.unwrap();
     let mut body = response.into_body();
     let mut buffer = String::new();
     next_event(&mut body, &mut buffer, "ready", |_| true).await;
@@ -309,10 +340,12 @@ async fn a_slow_sse_client_is_dropped_with_a_lagged_event() {
     let grids = unit_grids(&world.city);
     let (a, b) = (inside(&world.city, grids[0]), inside(&world.city, grids[1]));
     let t0 = Utc::now() - chrono::Duration::seconds(100);
-    let items: Vec<Value> = (0..400).map(|i| {
-        let p = if i % 2 == 0 { a } else { b };
-        json!({"id": "P000", "lon": p.0, "lat": p.1, "time": (t0 + chrono::Duration::milliseconds(i * 100)).to_rfc3339()})
-    }).collect();
+    let items: Vec<Value> = (0..400)
+        .map(|i| {
+            let p = if i % 2 == 0 { a } else { b };
+            json!({"id": "P000", "lon": p.0, "lat": p.1, "time": (t0 + chrono::Duration::milliseconds(i * 100)).to_rfc3339()})
+        })
+        .collect();
     let started = std::time::Instant::now();
     let (code, outcome) = call(&app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(json!(items))).await;
     assert_eq!((code, outcome["events"].as_u64()), (StatusCode::OK, Some(400)));
@@ -364,7 +397,9 @@ async fn route_answers_suggest_the_nearest_available_inspectors() {
     assert_eq!((code, e["error"]["details"]["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("suggest_staff")));
     // A dispatcher token may see them too.
     let state = f.state.clone().with_dispatcher_tokens(vec![DISPATCHER.into()]);
-    let (code, answer) = call(&router(state), "POST", "/v1/cases/route", Some(DISPATCHER), Some(json!({"lon": lon, "lat": lat, "event_type": event, "suggest_staff": true}))).await;
+    let (code, answer) =
+        call(&router(state), "POST", "/v1/cases/route", Some(DISPATCHER), Some(json!({"lon": lon, "lat": lat, "event_type": event, "suggest_staff": true})))
+            .await;
     assert_eq!((code, answer["suggested_staff"].as_array().map(Vec::len)), (StatusCode::OK, Some(3)));
 }
 
@@ -387,7 +422,8 @@ async fn receiver(fail_first: usize) -> (String, tokio::sync::mpsc::UnboundedRec
                 data.extend_from_slice(&buf[..n]);
                 if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
                     let head = String::from_utf8_lossy(&data[..at]).to_string();
-                    let len: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
+                    let len: usize =
+                        head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap_or(0);
                     while data.len() < at + 4 + len {
                         let n = socket.read(&mut buf).await.unwrap();
                         data.extend_from_slice(&buf[..n]);
@@ -457,7 +493,9 @@ async fn the_register_is_a_dataset_uploaded_like_the_others() {
     let app = router(state);
     let grid = world.city.grid(unit_grids(&world.city)[0]).code.to_string();
     let csv = format!("id,name,role,unit,home_grids\nW1,王芳,网格员,社区工作站,{grid}\nI1,李强,inspector,监督中心,\n");
-    let put = |body: String| Request::put("/v1/layers/staff").header("authorization", format!("Bearer {ADMIN}")).header("content-type", "text/csv").body(Body::from(body)).unwrap();
+    let put = |body: String| {
+        Request::put("/v1/layers/staff").header("authorization", format!("Bearer {ADMIN}")).header("content-type", "text/csv").body(Body::from(body)).unwrap()
+    };
     let response = app.clone().oneshot(put(csv)).await.unwrap();
     let status = response.status();
     let answer: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
@@ -465,7 +503,14 @@ async fn the_register_is_a_dataset_uploaded_like_the_others() {
     let response = app.clone().oneshot(put("id,name,role\nX,x,chief\n".into())).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "a bad register is refused");
     let [lon, lat] = world.center();
-    let (code, outcome) = call(&app, "POST", "/v1/staff/positions", Some(POSITIONS), Some(json!([{"id": "W1", "lon": lon, "lat": lat, "time": now()}, {"id": "P000", "lon": lon, "lat": lat, "time": now()}]))).await;
+    let (code, outcome) = call(
+        &app,
+        "POST",
+        "/v1/staff/positions",
+        Some(POSITIONS),
+        Some(json!([{"id": "W1", "lon": lon, "lat": lat, "time": now()}, {"id": "P000", "lon": lon, "lat": lat, "time": now()}])),
+    )
+    .await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(outcome["accepted"], 1, "W1 is in the uploaded register, P000 is not: {outcome}");
     let (_, near) = call(&app, "GET", &format!("/v1/staff/nearest?lon={lon}&lat={lat}"), Some(STAFF), None).await;

@@ -158,7 +158,10 @@ async fn a_flood_of_reports_comes_as_one_frame_with_the_latest_fix_of_each_perso
         assert!((p["lon"].as_f64().unwrap() - lon).abs() < 1e-9 && (p["lat"].as_f64().unwrap() - lat).abs() < 1e-9, "{p}");
         assert_eq!(p["status"], item["status"]);
         assert_eq!(p["accuracy_m"].as_f64(), item["accuracy"].as_f64());
-        assert_eq!(chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap(), chrono::DateTime::parse_from_rfc3339(item["time"].as_str().unwrap()).unwrap());
+        assert_eq!(
+            chrono::DateTime::parse_from_rfc3339(p["time"].as_str().unwrap()).unwrap(),
+            chrono::DateTime::parse_from_rfc3339(item["time"].as_str().unwrap()).unwrap()
+        );
         assert_eq!(p["name"], format!("人员{}", &item["id"].as_str().unwrap()[1..].parse::<usize>().unwrap()));
         assert_eq!(p["grid"], grid_of(&f.world, lon, lat), "{p}");
     }
@@ -211,10 +214,13 @@ async fn a_box_filters_the_positions_and_datum_converts_them() {
     let mut stream = Stream::open(&f.app, &format!("?types=positions&bbox={bbox}&datum=gcj02")).await;
     stream.expect("ready").await;
     let now = Utc::now().to_rfc3339();
-    post(&f.app, json!([
-        {"id": "P000", "lon": lon, "lat": lat, "time": now},
-        {"id": "P001", "lon": lon + 0.01, "lat": lat, "time": now},
-    ]))
+    post(
+        &f.app,
+        json!([
+            {"id": "P000", "lon": lon, "lat": lat, "time": now},
+            {"id": "P001", "lon": lon + 0.01, "lat": lat, "time": now},
+        ]),
+    )
     .await;
     let frame = stream.expect("positions").await;
     let got = by_id(&frame);
@@ -250,7 +256,9 @@ async fn the_default_stream_has_grid_changes_only_and_both_can_be_asked_for() {
 #[tokio::test]
 async fn bad_event_parameters_are_400_in_the_error_format() {
     let f = fixture(1, fast());
-    for (query, parameter) in [("?types=positions,teleports", "types"), ("?types=,", "types"), ("?types=positions&datum=mars", "datum"), ("?types=positions&bbox=1,2,0,3", "bbox")] {
+    for (query, parameter) in
+        [("?types=positions,teleports", "types"), ("?types=,", "types"), ("?types=positions&datum=mars", "datum"), ("?types=positions&bbox=1,2,0,3", "bbox")]
+    {
         let response = open(&f.app, query).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
@@ -271,7 +279,8 @@ async fn a_positions_reader_that_falls_behind_is_dropped_and_the_intake_goes_on(
     let started = std::time::Instant::now();
     for i in 0..300 {
         let (lon, lat) = near_centre(&f.world, i);
-        let outcome = post(&f.app, json!([{"id": "P000", "lon": lon, "lat": lat, "time": (t0 + chrono::Duration::milliseconds(i as i64 * 500)).to_rfc3339()}])).await;
+        let outcome =
+            post(&f.app, json!([{"id": "P000", "lon": lon, "lat": lat, "time": (t0 + chrono::Duration::milliseconds(i as i64 * 500)).to_rfc3339()}])).await;
         assert_eq!(outcome["accepted"], 1);
         assert!(f.hub.flush_positions().is_some(), "someone listens: a frame of one");
     }

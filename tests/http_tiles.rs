@@ -262,11 +262,7 @@ fn zones_geojson(city: &citygrid::model::City, rename: impl Fn(&str) -> String, 
 fn zones_in(body: &[u8]) -> std::collections::BTreeMap<String, (String, Option<String>)> {
     let tile = decode::decode(body);
     let layer = tile.get("zones").expect("a zones layer");
-    layer
-        .features
-        .iter()
-        .map(|f| (f.get("id").str().to_owned(), (f.get("name").str().to_owned(), f.props.get("unit").map(|u| u.str().to_owned()))))
-        .collect()
+    layer.features.iter().map(|f| (f.get("id").str().to_owned(), (f.get("name").str().to_owned(), f.props.get("unit").map(|u| u.str().to_owned())))).collect()
 }
 
 #[tokio::test]

@@ -50,8 +50,17 @@ fn component_row(city: &City, c: &citygrid::model::Component) -> Vec<Option<Stri
 }
 
 /// Grid attributes under our own names; `level` an INTEGER column.
-const GRID_COLUMNS: [(&str, &str); 9] = [("code", "TEXT"), ("name", "TEXT"), ("level", "INTEGER"), ("parent", "TEXT"), ("unit", "TEXT"),
-    ("chief_name", "TEXT"), ("chief_phone", "TEXT"), ("valid_from", "DATE"), ("valid_to", "DATE")];
+const GRID_COLUMNS: [(&str, &str); 9] = [
+    ("code", "TEXT"),
+    ("name", "TEXT"),
+    ("level", "INTEGER"),
+    ("parent", "TEXT"),
+    ("unit", "TEXT"),
+    ("chief_name", "TEXT"),
+    ("chief_phone", "TEXT"),
+    ("valid_from", "DATE"),
+    ("valid_to", "DATE"),
+];
 
 fn grid_row(city: &City, g: &citygrid::model::Grid) -> Vec<Sql> {
     let text = |v: Option<String>| v.map_or(Sql::Null, Sql::Text);
@@ -300,9 +309,11 @@ async fn bad_geopackages_are_clear_4xx_and_change_nothing() {
     Connection::open(&plain).unwrap().execute_batch("CREATE TABLE t (a TEXT); INSERT INTO t VALUES ('x');").unwrap();
     let empty = files.path().join("empty.gpkg");
     let db = new_gpkg(&empty);
-    db.execute_batch("CREATE TABLE 说明 (fid INTEGER PRIMARY KEY, text TEXT);
-                      INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('说明', 'attributes', '说明');")
-        .unwrap();
+    db.execute_batch(
+        "CREATE TABLE 说明 (fid INTEGER PRIMARY KEY, text TEXT);
+                      INSERT INTO gpkg_contents (table_name, data_type, identifier) VALUES ('说明', 'attributes', '说明');",
+    )
+    .unwrap();
     drop(db);
     let several = files.path().join("several.gpkg");
     let db = new_gpkg(&several);
@@ -456,13 +467,8 @@ fn citygrid_import_takes_a_gpkg_file_by_its_extension() {
     let crs = Crs::parse("EPSG:4549").unwrap();
     let files = tempfile::tempdir().unwrap();
     let run = |file: &Path| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_citygrid"))
-            .args(["import", "components"])
-            .arg(file)
-            .arg("--data")
-            .arg(dir.path())
-            .output()
-            .unwrap();
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["import", "components"]).arg(file).arg("--data").arg(dir.path()).output().unwrap();
         (out.status.code().unwrap(), String::from_utf8(out.stdout).unwrap())
     };
     let survey = files.path().join("城管部件.gpkg");

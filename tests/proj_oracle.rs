@@ -110,10 +110,9 @@ fn other_codes_go_through_proj() {
     assert!(matches!(e, CrsError::NoDatumShift(_)), "{e}");
     assert!(e.to_string().contains("Beijing 1954") && e.to_string().contains("+towgs84"), "{e}");
     // A WKT the built-in reader does not do (Lambert) goes to PROJ.
-    let lcc = ESRI_4549.replace("Gauss_Kruger", "Lambert_Conformal_Conic").replace(
-        "PARAMETER[\"Scale_Factor\",1.0]",
-        "PARAMETER[\"Standard_Parallel_1\",25.0],PARAMETER[\"Standard_Parallel_2\",47.0]",
-    );
+    let lcc = ESRI_4549
+        .replace("Gauss_Kruger", "Lambert_Conformal_Conic")
+        .replace("PARAMETER[\"Scale_Factor\",1.0]", "PARAMETER[\"Standard_Parallel_1\",25.0],PARAMETER[\"Standard_Parallel_2\",47.0]");
     let c = Crs::parse(&lcc).unwrap();
     let (x, y) = c.from_wgs84(120.6, 31.27).unwrap();
     let (lon, lat) = c.to_wgs84(x, y).unwrap();

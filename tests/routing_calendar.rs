@@ -77,9 +77,11 @@ fn a_city_calendar_that_adds_2027_gives_the_right_deadline_without_a_warning() {
     common::write_tiny(dir.path());
     // A city adds 2027's New Year's Day (the rest of 2027 is left out here for brevity; a real
     // calendar lists the whole year).
-    let text = include_str!("../fixtures/routing/calendar.toml")
-        .replace("years = [2025, 2026]", "years = [2025, 2026, 2027]")
-        .replacen("holidays = [", "holidays = [\n  \"2027-01-01\",", 1);
+    let text = include_str!("../fixtures/routing/calendar.toml").replace("years = [2025, 2026]", "years = [2025, 2026, 2027]").replacen(
+        "holidays = [",
+        "holidays = [\n  \"2027-01-01\",",
+        1,
+    );
     std::fs::write(dir.path().join("calendar.toml"), text).unwrap();
     let world = World::new(citygrid::store::Store::open(dir.path()).unwrap().load_city(&|_, _| {}).unwrap());
     let a = routed(&world, "0101", "2026-12-08T10:00:00+08:00");

@@ -26,8 +26,25 @@ use citygrid::world::World;
 
 const TABLE: &str = include_str!("../fixtures/routing/expected.csv");
 const COLUMNS: [&str; 19] = [
-    "id", "lon", "lat", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at",
-    "status", "error", "unit", "grid", "area", "rule_line", "due", "warning", "why",
+    "id",
+    "lon",
+    "lat",
+    "crs",
+    "accuracy",
+    "event_type",
+    "component_class",
+    "component_code",
+    "urgency",
+    "reported_at",
+    "status",
+    "error",
+    "unit",
+    "grid",
+    "area",
+    "rule_line",
+    "due",
+    "warning",
+    "why",
 ];
 
 #[test]
@@ -155,15 +172,7 @@ fn raw_rules(csv: &str) -> Vec<RawRule> {
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {
             let f: Vec<&str> = l.split(',').collect();
-            RawRule {
-                line: i + 1,
-                kind: f[0].into(),
-                class: f[1].into(),
-                scope: f[3].into(),
-                unit: f[4].into(),
-                urgency: f[5].into(),
-                limit: f[6].into(),
-            }
+            RawRule { line: i + 1, kind: f[0].into(), class: f[1].into(), scope: f[3].into(), unit: f[4].into(), urgency: f[5].into(), limit: f[6].into() }
         })
         .collect()
 }
@@ -171,11 +180,7 @@ fn raw_rules(csv: &str) -> Vec<RawRule> {
 /// Brute force: the unit grids whose closed polygon contains `p`, codes ascending.
 fn containing(city: &City, p: Coord<f64>) -> Vec<GridId> {
     let unit = city.hierarchy.unit_level();
-    let mut v: Vec<GridId> = city
-        .grids_at(unit)
-        .filter(|(_, g)| g.geometry.coordinate_position(&p) != CoordPos::Outside)
-        .map(|(id, _)| id)
-        .collect();
+    let mut v: Vec<GridId> = city.grids_at(unit).filter(|(_, g)| g.geometry.coordinate_position(&p) != CoordPos::Outside).map(|(id, _)| id).collect();
     v.sort_by_key(|&g| city.grid(g).code);
     v
 }
@@ -232,11 +237,8 @@ impl Gen<'_> {
         let levels = self.levels(kind, class);
         let urgency = urgency.map(str::to_owned).unwrap_or_else(|| levels[0].clone());
         let code = self.city().grid(g).code.to_string();
-        let mut applicable: Vec<&RawRule> = self
-            .rules
-            .iter()
-            .filter(|r| r.kind == kind && r.class == class && r.urgency == urgency && code.starts_with(&r.scope))
-            .collect();
+        let mut applicable: Vec<&RawRule> =
+            self.rules.iter().filter(|r| r.kind == kind && r.class == class && r.urgency == urgency && code.starts_with(&r.scope)).collect();
         applicable.sort_by_key(|r| std::cmp::Reverse(r.scope.len()));
         let r = applicable[0];
         if applicable.len() > 1 {
@@ -271,7 +273,18 @@ impl Gen<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn push(&mut self, id: &str, p: Option<(f64, f64)>, crs: &str, accuracy: &str, subject: (&str, &str), urgency: &str, at: &str, e: Result<(&Expect, &str), (&str, &str)>, why: &str) {
+    fn push(
+        &mut self,
+        id: &str,
+        p: Option<(f64, f64)>,
+        crs: &str,
+        accuracy: &str,
+        subject: (&str, &str),
+        urgency: &str,
+        at: &str,
+        e: Result<(&Expect, &str), (&str, &str)>,
+        why: &str,
+    ) {
         let (lon, lat) = p.map(|(x, y)| (format!("{x}"), format!("{y}"))).unwrap_or_default(); // shortest round-trip: vertices stay exact
         let mut row = vec![id.to_owned(), lon, lat, crs.into(), accuracy.into()];
         for k in ["event_type", "component_class", "component_code"] {
@@ -290,7 +303,17 @@ impl Gen<'_> {
                 warning.to_owned(),
                 format!("{}{}", x.why, if why.is_empty() { String::new() } else { format!("; {why}") }),
             ]),
-            Err((status, code)) => row.extend([status.into(), code.into(), String::new(), String::new(), String::new(), String::new(), String::new(), String::new(), why.to_owned()]),
+            Err((status, code)) => row.extend([
+                status.into(),
+                code.into(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                why.to_owned(),
+            ]),
         }
         self.rows.push(row);
     }
@@ -384,7 +407,17 @@ fn generate_rows() {
         let (x, y) = interior(city, grid);
         let gcj = Datum::Gcj02.from_wgs84(x, y);
         let e = g.expect("event", t, None, grid, None);
-        g.push(&format!("G{:02}", i + 1), Some(gcj), "gcj02", "", ("event_type", t), "", t1, Ok((&e, "none")), "GCJ-02 input converted back to the grid's interior point");
+        g.push(
+            &format!("G{:02}", i + 1),
+            Some(gcj),
+            "gcj02",
+            "",
+            ("event_type", t),
+            "",
+            t1,
+            Ok((&e, "none")),
+            "GCJ-02 input converted back to the grid's interior point",
+        );
     }
 
     // Explicit components: the first component of several classes.
@@ -395,7 +428,17 @@ fn generate_rows() {
         let gid = comp.grid.unwrap();
         k += 1;
         let x = g.expect("component", class, None, gid, Some(comp));
-        g.push(&format!("C{k:02}"), None, "", "", ("component_code", &comp.code.to_string()), "", t1, Ok((&x, "none")), "explicit component; its recorded grid");
+        g.push(
+            &format!("C{k:02}"),
+            None,
+            "",
+            "",
+            ("component_code", &comp.code.to_string()),
+            "",
+            t1,
+            Ok((&x, "none")),
+            "explicit component; its recorded grid",
+        );
         if class == "0101" || class == "0210" {
             k += 1;
             let x = g.expect("component", class, Some("紧急"), gid, Some(comp));
@@ -407,12 +450,8 @@ fn generate_rows() {
 
     // Component classes snapped from a point: 3 m north of a component.
     let nearest = |p: Coord<f64>, class: &str| -> Vec<(f64, &Component)> {
-        let mut v: Vec<(f64, &Component)> = city
-            .components
-            .iter()
-            .filter(|c| c.class.to_string() == class)
-            .map(|c| (Haversine.distance(Point::from(p), Point::from(c.location)), c))
-            .collect();
+        let mut v: Vec<(f64, &Component)> =
+            city.components.iter().filter(|c| c.class.to_string() == class).map(|c| (Haversine.distance(Point::from(p), Point::from(c.location)), c)).collect();
         v.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap().then(x.1.code.cmp(&y.1.code)));
         v
     };
@@ -428,7 +467,17 @@ fn generate_rows() {
             let chosen = near[0].1;
             let x = g.expect("component", class, None, chosen.grid.unwrap(), Some(chosen));
             k += 1;
-            g.push(&format!("S{k:02}"), Some((p.x, p.y)), "", "", ("component_class", class), "", t1, Ok((&x, "none")), &format!("snaps to {} at ~3 m", chosen.code));
+            g.push(
+                &format!("S{k:02}"),
+                Some((p.x, p.y)),
+                "",
+                "",
+                ("component_class", class),
+                "",
+                t1,
+                Ok((&x, "none")),
+                &format!("snaps to {} at ~3 m", chosen.code),
+            );
             break;
         }
     }
@@ -478,7 +527,11 @@ fn generate_rows() {
                 let x = Expect {
                     unit: g.street_office(grid),
                     area: city.grid(g.street(grid)).code.to_string(),
-                    why: format!("no {class} within 30 m (nearest {:.0} m) → street office of {}", near.first().map(|n| n.0).unwrap_or(f64::INFINITY), city.grid(grid).code),
+                    why: format!(
+                        "no {class} within 30 m (nearest {:.0} m) → street office of {}",
+                        near.first().map(|n| n.0).unwrap_or(f64::INFINITY),
+                        city.grid(grid).code
+                    ),
                     ..e
                 };
                 k += 1;
@@ -502,7 +555,17 @@ fn generate_rows() {
                         let x = g.expect("event", t, None, inside[0], None);
                         k += 1;
                         let codes: Vec<String> = inside.iter().map(|&i| city.grid(i).code.to_string()).collect();
-                        g.push(&format!("B{k:02}"), Some((v.x, v.y)), "", "", ("event_type", t), "", t1, Ok((&x, "on_boundary")), &format!("vertex shared by {codes:?}: smallest code"));
+                        g.push(
+                            &format!("B{k:02}"),
+                            Some((v.x, v.y)),
+                            "",
+                            "",
+                            ("event_type", t),
+                            "",
+                            t1,
+                            Ok((&x, "on_boundary")),
+                            &format!("vertex shared by {codes:?}: smallest code"),
+                        );
                     }
                     if seen >= 3 {
                         break 'verts;
@@ -519,7 +582,17 @@ fn generate_rows() {
         let p = Coord { x, y };
         let r = edge_distance(city, grid, p) + 1.0;
         let e = g.expect("event", "0102", None, grid, None);
-        g.push(&format!("R{:02}", i + 1), Some((x, y)), "", &format!("{r:.1}"), ("event_type", "0102"), "", t1, Ok((&e, "near_boundary")), "the accuracy disc crosses the grid's nearest edge");
+        g.push(
+            &format!("R{:02}", i + 1),
+            Some((x, y)),
+            "",
+            &format!("{r:.1}"),
+            ("event_type", "0102"),
+            "",
+            t1,
+            Ok((&e, "near_boundary")),
+            "the accuracy disc crosses the grid's nearest edge",
+        );
     }
 
     // Outside coverage: west of the westernmost vertex.
@@ -547,7 +620,17 @@ fn generate_rows() {
     }
     for (i, metres) in [2000.0, 800.0].iter().enumerate() {
         let p = (wx - metres * deg_per_m, wy);
-        g.push(&format!("O{:02}", i + 3), Some(p), "", "", ("event_type", "0102"), "", t1, Err(("422", "outside_coverage")), &format!("{metres} m outside > 500 m"));
+        g.push(
+            &format!("O{:02}", i + 3),
+            Some(p),
+            "",
+            "",
+            ("event_type", "0102"),
+            "",
+            t1,
+            Err(("422", "outside_coverage")),
+            &format!("{metres} m outside > 500 m"),
+        );
     }
 
     let mut w = csv::Writer::from_writer(std::io::stdout());

@@ -16,8 +16,7 @@ fn world() -> (std::sync::Arc<World>, tempfile::TempDir) {
 /// Unit grid codes of one street (9-digit prefix), sorted.
 fn unit_grids_of(world: &World, prefix: &str) -> Vec<String> {
     let unit = world.city.hierarchy.unit_level();
-    let mut v: Vec<String> =
-        world.city.grids_at(unit).map(|(_, g)| g.code.to_string()).filter(|c| c.starts_with(prefix)).collect();
+    let mut v: Vec<String> = world.city.grids_at(unit).map(|(_, g)| g.code.to_string()).filter(|c| c.starts_with(prefix)).collect();
     v.sort();
     v
 }
@@ -86,14 +85,9 @@ fn unknown_units_scopes_classes_roles_and_zone_layers_are_errors() {
          event,0104,道路不洁,zone:roads:XX99,@zone,一般,1wd,\n"
     );
     let Err(RulesError::InvalidRules(report)) = RuleSet::load(&bad, &world.city) else { panic!("must be refused") };
-    for (code, line) in [
-        ("unknown_unit", 163),
-        ("unknown_scope", 164),
-        ("unknown_case_type", 165),
-        ("role_not_applicable", 166),
-        ("unknown_zone", 167),
-        ("unknown_zone", 168),
-    ] {
+    for (code, line) in
+        [("unknown_unit", 163), ("unknown_scope", 164), ("unknown_case_type", 165), ("role_not_applicable", 166), ("unknown_zone", 167), ("unknown_zone", 168)]
+    {
         assert!(report.with_code(code).any(|i| i.lines == vec![line]), "{code} on line {line}: {:#?}", report.issues);
     }
 }
@@ -161,8 +155,7 @@ fn a_time_of_day_condition_wins_inside_its_window_only() {
 
 #[test]
 fn a_snapshot_whose_stored_list_fails_validation_does_not_route_with_it() {
-    let (world, _dir) =
-        world_with_rules(|csv| format!("{csv}event,0102,暴露垃圾,320506001,吴中区环境卫生管理处,一般,1wd,吴中区城市管理局\n"));
+    let (world, _dir) = world_with_rules(|csv| format!("{csv}event,0102,暴露垃圾,320506001,吴中区环境卫生管理处,一般,1wd,吴中区城市管理局\n"));
     assert!(world.routing.rules.is_err());
     assert!(!world.routing.report.as_ref().unwrap().ok);
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:00:00+08:00").unwrap();

@@ -31,7 +31,8 @@ fn database() -> Option<String> {
                 panic!("CITYGRID_REQUIRE_PG=1 but CITYGRID_TEST_PG is not set: the PostgreSQL store tests cannot be skipped here (run .ci/postgres.sh)");
             }
             // Straight to stderr: the test harness captures eprintln! of a passing test.
-            let _ = writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL store tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)");
+            let _ =
+                writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL store tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)");
             None
         }
     }
@@ -184,7 +185,11 @@ fn all_serve(replicas: &[&Replica], version: u64, within: Duration) -> Duration 
         if replicas.iter().all(|r| r.rules_version() == version) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < within, "not every replica serves rules version {version} after {within:?}: {:?}", replicas.iter().map(|r| r.rules_version()).collect::<Vec<_>>());
+        assert!(
+            start.elapsed() < within,
+            "not every replica serves rules version {version} after {within:?}: {:?}",
+            replicas.iter().map(|r| r.rules_version()).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -240,10 +245,8 @@ fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_
         assert_eq!(n as u64, health["layers"][i]["features"].as_u64().unwrap(), "{table}");
         let srid: i32 = client.query_one("SELECT Find_SRID('public', $1, 'geom')", &[table]).unwrap().get(0);
         assert_eq!(srid, 4326, "{table}");
-        let gist: i64 = client
-            .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef ILIKE '%USING gist (geom)%'", &[table])
-            .unwrap()
-            .get(0);
+        let gist: i64 =
+            client.query_one("SELECT count(*) FROM pg_indexes WHERE tablename = $1 AND indexdef ILIKE '%USING gist (geom)%'", &[table]).unwrap().get(0);
         assert_eq!(gist, 1, "{table} has a spatial index");
     }
     // A spatial query finds the unit grid a replica locates.
@@ -251,10 +254,7 @@ fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_
     let (status, located) = request(&a.addr, "GET", &format!("/v1/locate?lon={lon}&lat={lat}"), None);
     assert_eq!(status, 200, "{located}");
     let code: String = client
-        .query_one(
-            "SELECT code FROM grids WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326)) ORDER BY level DESC LIMIT 1",
-            &[&lon, &lat],
-        )
+        .query_one("SELECT code FROM grids WHERE ST_Contains(geom, ST_SetSRID(ST_MakePoint($1, $2), 4326)) ORDER BY level DESC LIMIT 1", &[&lon, &lat])
         .unwrap()
         .get(0);
     assert_eq!(located["grid"]["code"], code.as_str());
@@ -339,7 +339,10 @@ fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
     loop {
         let waiting: i64 = db
             .client()
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'",
+                &[],
+            )
             .unwrap()
             .get(0);
         if waiting > 0 {
@@ -558,7 +561,12 @@ fn audit_view(server: &Replica) -> (serde_json::Value, Vec<(i64, String, String)
     assert_eq!(status, 200, "{stats}");
     let (status, page) = request(&server.addr, "GET", "/v1/cases/routes?limit=1000", None);
     assert_eq!(status, 200, "{page}");
-    let routes = page["routes"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r["at"].as_str().unwrap().to_owned(), r["unit"].as_str().unwrap_or("").to_owned())).collect();
+    let routes = page["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["at"].as_str().unwrap().to_owned(), r["unit"].as_str().unwrap_or("").to_owned()))
+        .collect();
     (stats, routes)
 }
 
@@ -732,7 +740,11 @@ fn all_serve_components(replicas: &[&Replica], version: u64, within: Duration) -
         if replicas.iter().all(|r| components_version(r) == version) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < within, "not every replica serves components version {version} after {within:?}: {:?}", replicas.iter().map(|r| components_version(r)).collect::<Vec<_>>());
+        assert!(
+            start.elapsed() < within,
+            "not every replica serves components version {version} after {within:?}: {:?}",
+            replicas.iter().map(|r| components_version(r)).collect::<Vec<_>>()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -812,13 +824,18 @@ fn a_writer_killed_after_staging_leaves_nothing_served_and_the_next_import_clean
     let addr = a.addr.clone();
     let upload = fgb.clone();
     let pending = std::thread::spawn(move || request_bytes(&addr, "PUT", "/v1/layers/components", Some(("application/flatgeobuf", &upload))));
-    let staged = postgres::fallible_iterator::FallibleIterator::next(&mut listener.notifications().timeout_iter(Duration::from_secs(20))).unwrap().expect("a staged the switch");
+    let staged = postgres::fallible_iterator::FallibleIterator::next(&mut listener.notifications().timeout_iter(Duration::from_secs(20)))
+        .unwrap()
+        .expect("a staged the switch");
     assert_eq!(staged.payload(), "2");
     let start = Instant::now();
     loop {
         let waiting: i64 = db
             .client()
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'", &[])
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'",
+                &[],
+            )
             .unwrap()
             .get(0);
         if waiting > 0 {

@@ -28,7 +28,10 @@ fn database() -> Option<String> {
             if std::env::var("CITYGRID_REQUIRE_PG").is_ok_and(|v| v == "1") {
                 panic!("CITYGRID_REQUIRE_PG=1 but CITYGRID_TEST_PG is not set: the PostgreSQL audit tests cannot be skipped here (run .ci/postgres.sh)");
             }
-            let _ = writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL audit log tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the PostgreSQL audit log tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)"
+            );
             None
         }
     }

@@ -16,7 +16,11 @@ use citygrid::tiles::TileConfig;
 use citygrid::world::{World, WorldHandle};
 
 fn shares_layers(a: &World, b: &World) -> bool {
-    Arc::ptr_eq(&a.city, &b.city) && Arc::ptr_eq(&a.tiles, &b.tiles) && Arc::ptr_eq(&a.components, &b.components) && Arc::ptr_eq(&a.grids, &b.grids) && Arc::ptr_eq(&a.zones, &b.zones)
+    Arc::ptr_eq(&a.city, &b.city)
+        && Arc::ptr_eq(&a.tiles, &b.tiles)
+        && Arc::ptr_eq(&a.components, &b.components)
+        && Arc::ptr_eq(&a.grids, &b.grids)
+        && Arc::ptr_eq(&a.zones, &b.zones)
 }
 
 #[test]
@@ -142,7 +146,12 @@ async fn answers_as_a_full_build(app: &axum::Router, dir: &std::path::Path, what
             };
             assert_eq!(strip(&body), strip(&want), "{what}: /health");
         } else {
-            assert!(body == want, "{what}: {uri} answers differently from a full build:\n{}\n{}", String::from_utf8_lossy(&body), String::from_utf8_lossy(&want));
+            assert!(
+                body == want,
+                "{what}: {uri} answers differently from a full build:\n{}\n{}",
+                String::from_utf8_lossy(&body),
+                String::from_utf8_lossy(&want)
+            );
         }
         compared += usize::from(status == StatusCode::OK);
     }
@@ -174,7 +183,9 @@ struct Shared {
 fn shared(before: &World, after: &World) -> Shared {
     use citygrid::tiles::Layer;
     Shared {
-        grids: Arc::ptr_eq(&before.grids, &after.grids) && Arc::ptr_eq(&before.grid_shapes, &after.grid_shapes) && Arc::ptr_eq(&before.child_counts, &after.child_counts),
+        grids: Arc::ptr_eq(&before.grids, &after.grids)
+            && Arc::ptr_eq(&before.grid_shapes, &after.grid_shapes)
+            && Arc::ptr_eq(&before.child_counts, &after.child_counts),
         grid_tiles: before.tiles.shares(&after.tiles, Layer::Grids),
         components: Arc::ptr_eq(&before.components, &after.components),
         component_tiles: before.tiles.shares(&after.tiles, Layer::Components),
@@ -195,7 +206,8 @@ async fn a_layer_switch_rebuilds_only_what_depends_on_it_and_answers_as_a_full_b
     let first_components = before.city.components.len();
     let features: Vec<Value> = before.city.zones.iter().step_by(2).map(|z| json!({"type": "Feature", "properties": {"layer": z.layer, "id": z.id, "name": z.name, "unit": "新道路养护公司"}, "geometry": multipolygon(&z.geometry)})).collect();
     assert!(features.len() >= 2, "the tiny city has road sections");
-    let (status, body) = put(&s.app, "/v1/layers/zones", Some("application/geo+json"), json!({"type": "FeatureCollection", "features": features}).to_string()).await;
+    let (status, body) =
+        put(&s.app, "/v1/layers/zones", Some("application/geo+json"), json!({"type": "FeatureCollection", "features": features}).to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let after = s.handle.load();
     assert_eq!(after.city.zones.len(), before.city.zones.len().div_ceil(2));
@@ -213,7 +225,15 @@ async fn a_layer_switch_rebuilds_only_what_depends_on_it_and_answers_as_a_full_b
         let shift = if i % 2 == 0 { 0.0002 } else { 0.0 };
         csv.push_str(&format!(
             "{},{},{},{},{},{},{},{grid},{},{}\n",
-            c.code, c.class, city.names.get(c.name), unit(c.dept), unit(c.owner), unit(c.maintainer), c.status, c.location.x + shift, c.location.y
+            c.code,
+            c.class,
+            city.names.get(c.name),
+            unit(c.dept),
+            unit(c.owner),
+            unit(c.maintainer),
+            c.status,
+            c.location.x + shift,
+            c.location.y
         ));
     }
     let (status, body) = put(&s.app, "/v1/layers/components", Some("text/csv"), csv).await;
@@ -236,7 +256,8 @@ async fn a_layer_switch_rebuilds_only_what_depends_on_it_and_answers_as_a_full_b
             json!({"type": "Feature", "properties": {"code": g.code.to_string(), "name": format!("{}（新）", g.name), "level": g.level + 1, "parent": parent, "unit": unit}, "geometry": multipolygon(&g.geometry)})
         })
         .collect();
-    let (status, body) = put(&s.app, "/v1/layers/grids", Some("application/geo+json"), json!({"type": "FeatureCollection", "features": features}).to_string()).await;
+    let (status, body) =
+        put(&s.app, "/v1/layers/grids", Some("application/geo+json"), json!({"type": "FeatureCollection", "features": features}).to_string()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let after = s.handle.load();
     assert!(after.city.grids[0].name.ends_with("（新）"));

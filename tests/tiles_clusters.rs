@@ -94,9 +94,9 @@ fn a_component_with_no_other_within_two_radii_is_drawn_alone_at_its_place() {
             }
             for (i, p) in points.iter().enumerate() {
                 let (bx, by) = key(p);
-                let isolated = (bx - 1..=bx + 1).flat_map(|x| (by - 1..=by + 1).map(move |y| (x, y))).all(|b| {
-                    buckets.get(&b).is_none_or(|js| js.iter().all(|&j| j == i || (p[0] - points[j][0]).hypot(p[1] - points[j][1]) > side))
-                });
+                let isolated = (bx - 1..=bx + 1)
+                    .flat_map(|x| (by - 1..=by + 1).map(move |y| (x, y)))
+                    .all(|b| buckets.get(&b).is_none_or(|js| js.iter().all(|&j| j == i || (p[0] - points[j][0]).hypot(p[1] - points[j][1]) > side)));
                 if !isolated {
                     continue;
                 }

@@ -150,11 +150,7 @@ pub fn decode(bytes: &[u8]) -> BTreeMap<String, DecodedLayer> {
             .iter()
             .map(|f| {
                 assert!(f.tags.len() % 2 == 0, "odd tag count");
-                let props = f
-                    .tags
-                    .chunks(2)
-                    .map(|kv| (l.keys[kv[0] as usize].clone(), values[kv[1] as usize].clone()))
-                    .collect::<BTreeMap<_, _>>();
+                let props = f.tags.chunks(2).map(|kv| (l.keys[kv[0] as usize].clone(), values[kv[1] as usize].clone())).collect::<BTreeMap<_, _>>();
                 assert_eq!(props.len(), f.tags.len() / 2, "a key repeated in one feature");
                 Feature { id: f.id, props, geom: decode_geometry(f.r#type.unwrap_or(0), &f.geometry) }
             })
@@ -204,9 +200,7 @@ fn decodes_the_spec_examples() {
     assert_eq!(r, vec![vec![[3, 6], [8, 12], [20, 34]]]);
     assert!(area2(&r[0]) > 0, "the spec's example exterior ring has positive area");
     // The multipolygon example: exterior, exterior, interior (negative area).
-    let g = [
-        9, 0, 0, 26, 20, 0, 0, 20, 19, 0, 15, 9, 22, 2, 26, 18, 0, 0, 18, 17, 0, 15, 9, 4, 13, 26, 0, 8, 8, 0, 0, 7, 15,
-    ];
+    let g = [9, 0, 0, 26, 20, 0, 0, 20, 19, 0, 15, 9, 22, 2, 26, 18, 0, 0, 18, 17, 0, 15, 9, 4, 13, 26, 0, 8, 8, 0, 0, 7, 15];
     let Geom::Polygon(r) = decode_geometry(3, &g) else { panic!() };
     let signs: Vec<bool> = r.iter().map(|r| area2(r) > 0).collect();
     assert_eq!(signs, [true, true, false]);

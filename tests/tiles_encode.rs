@@ -191,8 +191,7 @@ fn tiles_decode_within_bounds_with_their_properties_and_winding() {
                     } else {
                         let n = feat.get("point_count").num();
                         assert!(n >= 1.0);
-                        let by_major: f64 =
-                            feat.props.iter().filter(|(k, _)| k.starts_with("count_")).map(|(_, v)| v.num()).sum();
+                        let by_major: f64 = feat.props.iter().filter(|(k, _)| k.starts_with("count_")).map(|(_, v)| v.num()).sum();
                         assert_eq!(by_major, n, "per-major counts add up to point_count");
                         let bad = feat.get("damaged").num() + feat.get("missing").num() + feat.get("occupied").num();
                         assert!(bad <= n);
@@ -278,12 +277,7 @@ fn seams(city: &City) -> Vec<Seam> {
                         && j > i
                         && run.len() >= 3
                     {
-                        out.push(Seam {
-                            a: g.code.to_string(),
-                            b: grids[j].code.to_string(),
-                            level,
-                            pts: run.iter().map(|c| (c.x, c.y)).collect(),
-                        });
+                        out.push(Seam { a: g.code.to_string(), b: grids[j].code.to_string(), level, pts: run.iter().map(|c| (c.x, c.y)).collect() });
                     }
                 }
             }
@@ -347,12 +341,7 @@ fn check_seams(f: &Fixture, z: u8, datum: Datum, min_level: u8) -> (usize, usize
         };
         let (pa, pb) = (find(&seam.a), find(&seam.b));
         assert!(!pa.is_empty(), "z{z}: grid {} does not follow its seam with {}: {proj:?} {:?}", seam.a, seam.b, grids.get(&seam.a));
-        assert!(
-            pa.iter().any(|p| pb.contains(p)),
-            "z{z} {datum}: the seam of {} and {} differs:\n{pa:?}\n{pb:?}",
-            seam.a,
-            seam.b
-        );
+        assert!(pa.iter().any(|p| pb.contains(p)), "z{z} {datum}: the seam of {} and {} differs:\n{pa:?}\n{pb:?}", seam.a, seam.b);
         if pa.iter().all(|p| p.len() < proj.len()) {
             simplified += 1;
         }
@@ -684,11 +673,7 @@ fn tiles_out_of_range_are_refused() {
     let f = tiny();
     let max = f.tiles.config().max_zoom;
     for (z, x, y) in [(max + 1, 0, 0), (0, 1, 0), (0, 0, 1), (3, 8, 0), (3, 0, 8), (16, 65536, 0), (255, 0, 0)] {
-        assert_eq!(
-            f.tiles.encode(&f.city, &Layer::ALL, z, x, y, Datum::Wgs84),
-            Err(TileError::OutOfRange { z, x, y, max_zoom: max }),
-            "{z}/{x}/{y}"
-        );
+        assert_eq!(f.tiles.encode(&f.city, &Layer::ALL, z, x, y, Datum::Wgs84), Err(TileError::OutOfRange { z, x, y, max_zoom: max }), "{z}/{x}/{y}");
     }
     assert!(f.tiles.encode(&f.city, &Layer::ALL, max, 0, 0, Datum::Wgs84).is_ok());
 }
@@ -739,7 +724,10 @@ fn zone_tiles_hold_the_zones_that_reach_into_them_with_their_properties() {
             for feat in feats {
                 let i = feat.id.expect("a feature id") as usize - 1;
                 let zone = &city.zones[i];
-                assert_eq!((feat.get("layer").str(), feat.get("id").str(), feat.get("name").str()), (zone.layer.as_str(), zone.id.as_str(), zone.name.as_str()));
+                assert_eq!(
+                    (feat.get("layer").str(), feat.get("id").str(), feat.get("name").str()),
+                    (zone.layer.as_str(), zone.id.as_str(), zone.name.as_str())
+                );
                 let unit = zone.unit.map(|u| city.units.get(u).name.as_str());
                 assert_eq!(feat.props.get("unit").map(Prop::str), unit, "{}", zone.id);
                 match &feat.geom {

@@ -37,9 +37,7 @@ async fn send(app: &axum::Router, uri: &str, accept: Option<&str>) -> (StatusCod
 async fn counter(app: &axum::Router, name: &str) -> f64 {
     let (_, _, body) = send(app, "/metrics", None).await;
     let text = String::from_utf8(body.to_vec()).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|rest| rest.trim().parse().ok())).unwrap_or_else(|| panic!("no {name} in /metrics"))
 }
 
 fn busy_tile_uri(s: &common::ingest::Server, z: u8) -> String {

@@ -58,15 +58,6 @@ fn every_zoom_stays_under_500_kb() {
         comp.sort_unstable();
         grid.sort_unstable();
         let (cn, gn) = (comp.len(), grid.len());
-        println!(
-            "z{z} | {} | {} / {} | {} / {} | {} | {}",
-            sample.len(),
-            comp[cn - 1],
-            comp[cn / 2],
-            grid[gn - 1],
-            grid[gn / 2],
-            both,
-            tiles[0].1
-        );
+        println!("z{z} | {} | {} / {} | {} / {} | {} | {}", sample.len(), comp[cn - 1], comp[cn / 2], grid[gn - 1], grid[gn / 2], both, tiles[0].1);
     }
 }

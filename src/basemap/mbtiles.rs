@@ -45,9 +45,7 @@ impl Mbtiles {
         let mut meta = BTreeMap::new();
         if has("metadata")? {
             let mut stmt = conn.prepare("SELECT name, value FROM metadata").map_err(sql)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?)))
-                .map_err(sql)?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<String>>(1)?))).map_err(sql)?;
             for row in rows {
                 if let (Some(k), Some(v)) = row.map_err(sql)? {
                     meta.insert(k, v);
@@ -63,7 +61,8 @@ impl Mbtiles {
                 let first: Option<Vec<u8>> = conn.query_row("SELECT tile_data FROM tiles LIMIT 1", [], |r| r.get(0)).optional().map_err(sql)?;
                 match first {
                     None => return Err(BasemapError::invalid(path, "no `format` in its metadata and no tile to tell it from")),
-                    Some(t) => TileFormat::sniff(&t).ok_or_else(|| BasemapError::invalid(path, "no `format` in its metadata and the tiles are not png, jpg, webp or pbf"))?,
+                    Some(t) => TileFormat::sniff(&t)
+                        .ok_or_else(|| BasemapError::invalid(path, "no `format` in its metadata and the tiles are not png, jpg, webp or pbf"))?,
                 }
             }
         };

@@ -164,8 +164,17 @@ pub fn header_bytes(h: &Header) -> [u8; HEADER_LEN] {
     b[..7].copy_from_slice(b"PMTiles");
     b[7] = 3;
     for (i, v) in [
-        h.root_offset, h.root_length, h.metadata_offset, h.metadata_length, h.leaf_offset, h.leaf_length,
-        h.data_offset, h.data_length, h.addressed_tiles, h.tile_entries, h.tile_contents,
+        h.root_offset,
+        h.root_length,
+        h.metadata_offset,
+        h.metadata_length,
+        h.leaf_offset,
+        h.leaf_length,
+        h.data_offset,
+        h.data_length,
+        h.addressed_tiles,
+        h.tile_entries,
+        h.tile_contents,
     ]
     .into_iter()
     .enumerate()
@@ -405,7 +414,10 @@ impl Pmtiles {
 
     fn read_at(&self, offset: u64, len: u64) -> Result<Vec<u8>, BasemapError> {
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
-            return Err(BasemapError::invalid(&self.path, format!("a directory or tile at {offset}+{len} lies past the end of the file ({} bytes)", self.size)));
+            return Err(BasemapError::invalid(
+                &self.path,
+                format!("a directory or tile at {offset}+{len} lies past the end of the file ({} bytes)", self.size),
+            ));
         }
         let len = usize::try_from(len).map_err(|_| BasemapError::invalid(&self.path, "a length over the address space"))?;
         let mut buf = vec![0u8; len];
@@ -634,7 +646,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seed.pmtiles");
         let tiles: Vec<(u8, u32, u32, Vec<u8>)> = (0..4u32).flat_map(|x| (0..4u32).map(move |y| (2, x, y, vec![x as u8; 5]))).collect();
-        let opts = WriteOptions { tile_type: 2, tile_compression: Compression::None, metadata: serde_json::json!({"name": "m"}), bounds: [0.0, 0.0, 1.0, 1.0], max_root_entries: 3 };
+        let opts = WriteOptions {
+            tile_type: 2,
+            tile_compression: Compression::None,
+            metadata: serde_json::json!({"name": "m"}),
+            bounds: [0.0, 0.0, 1.0, 1.0],
+            max_root_entries: 3,
+        };
         let header = write(&path, &tiles, &opts).unwrap();
         let seed = std::fs::read(&path).unwrap();
         let b = crate::basemap::Basemap::open(&path).unwrap();

@@ -6,7 +6,5 @@ pub mod distance;
 pub mod projection;
 
 pub use datum::{Datum, UnknownDatum};
+pub use distance::{DistanceFrom, EARTH_MEAN_RADIUS_M, LocalPlane, METRES_PER_DEGREE, haversine_m, segment_distance_m};
 pub use projection::{Area, AxisOrder, Crs, CrsError, Transformer};
-pub use distance::{
-    DistanceFrom, EARTH_MEAN_RADIUS_M, LocalPlane, METRES_PER_DEGREE, haversine_m, segment_distance_m,
-};

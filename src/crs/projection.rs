@@ -112,9 +112,7 @@ impl fmt::Display for Area {
 }
 
 /// WGS84 lon/lat as the built-in engine's pivot (radians in, radians out).
-static WGS84: LazyLock<Arc<Proj>> = LazyLock::new(|| {
-    Arc::new(Proj::from_proj_string("+proj=longlat +datum=WGS84 +no_defs").expect("WGS84 PROJ string"))
-});
+static WGS84: LazyLock<Arc<Proj>> = LazyLock::new(|| Arc::new(Proj::from_proj_string("+proj=longlat +datum=WGS84 +no_defs").expect("WGS84 PROJ string")));
 
 #[derive(Clone)]
 enum Engine {
@@ -197,12 +195,7 @@ fn legacy_datum(code: u32) -> Option<&'static str> {
 fn builtin(code: u32) -> Option<(String, Option<String>, AxisOrder, Area)> {
     let gk = |name: String, cm: f64, half: f64, x0: f64| {
         let def = format!("+proj=tmerc +lat_0=0 +lon_0={cm} +k=1 +x_0={x0} +y_0=0 +ellps=GRS80 +units=m +no_defs");
-        let area = Area {
-            west: cm - half - ZONE_MARGIN_DEG,
-            south: 0.0,
-            east: cm + half + ZONE_MARGIN_DEG,
-            north: 56.0,
-        };
+        let area = Area { west: cm - half - ZONE_MARGIN_DEG, south: 0.0, east: cm + half + ZONE_MARGIN_DEG, north: 56.0 };
         Some((name, Some(def), AxisOrder::NorthEast, area))
     };
     match code {
@@ -241,10 +234,7 @@ fn builtin(code: u32) -> Option<(String, Option<String>, AxisOrder, Area)> {
             let zone = code % 100;
             let cm = f64::from(zone * 6) - 183.0;
             let hemi = if south { "S" } else { "N" };
-            let def = format!(
-                "+proj=utm +zone={zone}{} +datum=WGS84 +units=m +no_defs",
-                if south { " +south" } else { "" }
-            );
+            let def = format!("+proj=utm +zone={zone}{} +datum=WGS84 +units=m +no_defs", if south { " +south" } else { "" });
             let (s, n) = if south { (-80.0, 0.0) } else { (0.0, 84.0) };
             let area = Area { west: cm - 3.0 - ZONE_MARGIN_DEG, south: s, east: cm + 3.0 + ZONE_MARGIN_DEG, north: n };
             Some((format!("WGS 84 / UTM zone {zone}{hemi}"), Some(def), AxisOrder::EastNorth, area))
@@ -262,9 +252,7 @@ fn builtin_proj(def: &str) -> Result<Arc<Proj>, CrsError> {
             reason: format!("{c:?} is not ASCII: write angles as decimal degrees (or as 120d30')"),
         });
     }
-    Proj::from_proj_string(def)
-        .map(Arc::new)
-        .map_err(|e| CrsError::InvalidProjString { text: def.to_owned(), reason: e.to_string() })
+    Proj::from_proj_string(def).map(Arc::new).map_err(|e| CrsError::InvalidProjString { text: def.to_owned(), reason: e.to_string() })
 }
 
 impl Crs {
@@ -294,14 +282,7 @@ impl Crs {
 
     /// lon/lat in one of citygrid's datums (axis order lon, lat).
     pub fn datum(datum: Datum) -> Crs {
-        Crs {
-            name: datum.to_string(),
-            epsg: None,
-            axis: AxisOrder::EastNorth,
-            area: Area::WORLD,
-            definition: None,
-            engine: Engine::Datum(datum),
-        }
+        Crs { name: datum.to_string(), epsg: None, axis: AxisOrder::EastNorth, area: Area::WORLD, definition: None, engine: Engine::Datum(datum) }
     }
 
     /// WGS84 lon/lat (citygrid's internal CRS).
@@ -367,23 +348,11 @@ impl Crs {
         let area = match proj.projname() {
             "tmerc" | "etmerc" | "utm" => {
                 let lon0 = proj.longitude_of_origin().to_degrees();
-                Area {
-                    west: lon0 - CUSTOM_TM_HALF_WIDTH_DEG,
-                    south: -90.0,
-                    east: lon0 + CUSTOM_TM_HALF_WIDTH_DEG,
-                    north: 90.0,
-                }
+                Area { west: lon0 - CUSTOM_TM_HALF_WIDTH_DEG, south: -90.0, east: lon0 + CUSTOM_TM_HALF_WIDTH_DEG, north: 90.0 }
             }
             _ => Area::WORLD,
         };
-        Ok(Crs {
-            name: t.to_owned(),
-            epsg: None,
-            axis: AxisOrder::EastNorth,
-            area,
-            definition: Some(t.to_owned()),
-            engine: Engine::Builtin(proj),
-        })
+        Ok(Crs { name: t.to_owned(), epsg: None, axis: AxisOrder::EastNorth, area, definition: Some(t.to_owned()), engine: Engine::Builtin(proj) })
     }
 
     /// A CRS from the WKT of an ESRI shapefile `.prj` (WKT1 ESRI or OGC, or WKT2).

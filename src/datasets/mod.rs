@@ -17,13 +17,13 @@ use serde::Serialize;
 
 use crate::index::GridIndex;
 use crate::ingest::report::Policy;
-use crate::model::City;
 use crate::ingest::{FeatureSink, ImportOptions, IngestError, Report, SourceLayer};
+use crate::model::City;
 use crate::store::{Dataset, NewVersion, Store, StoreError, VersionInfo, Versions};
-pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package, write_package};
-pub use text::{TextChecked, check_text, rules_shrink_problem};
 use crate::tiles::TileConfig;
 use crate::world::{Reuse, World, WorldHandle};
+pub use package::{CheckedPackage, Package, PackageOptions, PackageReport, check_package, write_package};
+pub use text::{TextChecked, check_text, rules_shrink_problem};
 
 /// Why a change was refused. Nothing changed when this is returned.
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +211,12 @@ impl Datasets {
         };
         let (view, staged) = view;
         let pull_ms = started.elapsed().as_millis() as u64;
-        let built = self.build(&view).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("the staged generation {} cannot be built here: {message}", staged.generation) }))?;
+        let built = self.build(&view).map_err(|message| {
+            DatasetError::Store(StoreError::Postgres {
+                store: shared.shown().to_owned(),
+                message: format!("the staged generation {} cannot be built here: {message}", staged.generation),
+            })
+        })?;
         tracing::info!(
             generation = staged.generation,
             pull_ms,
@@ -260,7 +265,12 @@ impl Datasets {
         {
             self.swap(c.world, c.unversioned, Some(generation));
             self.prebuilt.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!(generation, pull_ms = pulled.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "followed the shared store's switch with the snapshot built ahead");
+            tracing::info!(
+                generation,
+                pull_ms = pulled.as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
+                "followed the shared store's switch with the snapshot built ahead"
+            );
             return Ok(true);
         }
         if store.is_empty() {
@@ -268,7 +278,12 @@ impl Datasets {
             self.pulled.store(generation, std::sync::atomic::Ordering::SeqCst);
             return Ok(false);
         }
-        self.reload_followed(&store, generation).map_err(|message| DatasetError::Store(StoreError::Postgres { store: shared.shown().to_owned(), message: format!("generation {generation} cannot be served here: {message}") }))?;
+        self.reload_followed(&store, generation).map_err(|message| {
+            DatasetError::Store(StoreError::Postgres {
+                store: shared.shown().to_owned(),
+                message: format!("generation {generation} cannot be served here: {message}"),
+            })
+        })?;
         tracing::info!(generation, pull_ms = pulled.as_millis() as u64, total_ms = started.elapsed().as_millis() as u64, "followed the shared store's switch");
         Ok(true)
     }
@@ -419,7 +434,8 @@ impl Datasets {
     pub fn import_text(&self, dataset: Dataset, text: &str, allow_shrink: bool, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
         let _one_import = self.importing.lock().unwrap_or_else(PoisonError::into_inner);
         let world = self.world.load();
-        let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref(), allow_shrink).map_err(|message| DatasetError::Rejected { dataset, message })?;
+        let checked = check_text(dataset, text, &world.city, Some(&world.meta), world.rules_csv.as_deref(), allow_shrink)
+            .map_err(|message| DatasetError::Rejected { dataset, message })?;
         let checked_against = world.versions.clone();
         drop(world);
         if dry_run {
@@ -439,7 +455,12 @@ impl Datasets {
             let version = store.dataset(dataset.name()).map_or(0, |d| d.latest());
             return Err(DatasetError::Unloadable { dataset: dataset.name().into(), version, previous: before.get(dataset.name()).unwrap_or(0), message });
         }
-        let switched = Switched { dataset: dataset.name(), previous: before.get(dataset.name()).unwrap_or(0), current: store.versions().get(dataset.name()).unwrap_or(0), versions: store.versions() };
+        let switched = Switched {
+            dataset: dataset.name(),
+            previous: before.get(dataset.name()).unwrap_or(0),
+            current: store.versions().get(dataset.name()).unwrap_or(0),
+            versions: store.versions(),
+        };
         Ok(TextImported { checked, switched: Some(switched) })
     }
 
@@ -515,10 +536,9 @@ impl Datasets {
         let staged = started.elapsed();
         let Built { mut world, unversioned, routing_only, read, built } = self.build(store)?;
         let (read, built) = (read + staged, built + staged);
-        if need_rules
-            && let Err(problem) = &world.routing.rules {
-                return Err(format!("its responsibility list does not route: {problem}"));
-            }
+        if need_rules && let Err(problem) = &world.routing.rules {
+            return Err(format!("its responsibility list does not route: {problem}"));
+        }
         let mut generation = followed;
         if let Some(write) = shared {
             generation = Some(write.commit(&self.dir, store.manifest(), &world.city).map_err(|e| format!("the shared store did not take the switch: {e}"))?);
@@ -528,7 +548,13 @@ impl Datasets {
         }
         tracing::info!(versions = ?world.versions, routing_only, "switching to a new snapshot");
         self.swap(world, unversioned, generation);
-        tracing::info!(stage_ms = staged.as_millis() as u64, read_ms = read.as_millis() as u64, build_ms = (built - read).as_millis() as u64, commit_switch_ms = (started.elapsed() - built).as_millis() as u64, "snapshot switched");
+        tracing::info!(
+            stage_ms = staged.as_millis() as u64,
+            read_ms = read.as_millis() as u64,
+            build_ms = (built - read).as_millis() as u64,
+            commit_switch_ms = (started.elapsed() - built).as_millis() as u64,
+            "snapshot switched"
+        );
         Ok(())
     }
 
@@ -704,17 +730,17 @@ pub(crate) fn rules_problem(csv: &str, old: &City, new: &City) -> Option<String>
     match RuleSet::load(csv, new) {
         Ok(_) => {}
         Err(RulesError::InvalidRules(report)) => {
-            let errors: Vec<&str> =
-                report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
+            let errors: Vec<&str> = report.issues.iter().filter(|i| i.severity == Severity::Error).map(|i| i.message.as_str()).take(3).collect();
             problems.push(format!("{} error(s), e.g. {}", report.errors, errors.join("; ")));
         }
         Err(e) => problems.push(e.to_string()),
     }
     if let Ok(renamed) = renamed_scopes(csv, old, new)
-        && !renamed.is_empty() {
-            let some: Vec<String> = renamed.iter().take(3).map(ToString::to_string).collect();
-            problems.push(format!("scope_renamed: {} rule(s) name a grid code that now names another place, e.g. {}", renamed.len(), some.join("; ")));
-        }
+        && !renamed.is_empty()
+    {
+        let some: Vec<String> = renamed.iter().take(3).map(ToString::to_string).collect();
+        problems.push(format!("scope_renamed: {} rule(s) name a grid code that now names another place, e.g. {}", renamed.len(), some.join("; ")));
+    }
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
@@ -723,9 +749,10 @@ pub(crate) fn rules_problem(csv: &str, old: &City, new: &City) -> Option<String>
 /// creates it with these settings.
 pub fn empty_city(meta: Option<crate::store::CityMeta>) -> crate::store::LoadedCity {
     let meta = meta.unwrap_or_else(|| crate::store::CityMeta::new("unnamed city", crate::model::Hierarchy::default()));
-    let city = crate::model::CityBuilder::new(meta.hierarchy.clone(), crate::model::ClassTable::builtin_components(), crate::model::ClassTable::builtin_events())
-        .finish()
-        .expect("an empty city is valid");
+    let city =
+        crate::model::CityBuilder::new(meta.hierarchy.clone(), crate::model::ClassTable::builtin_components(), crate::model::ClassTable::builtin_events())
+            .finish()
+            .expect("an empty city is valid");
     crate::store::LoadedCity { city, meta, versions: Versions::default(), rules_csv: None, calendar_toml: None }
 }
 
@@ -746,9 +773,17 @@ pub struct PackageImported {
 }
 
 /// [`Datasets::import_text`] for a data directory no server runs on (the command line).
-pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, allow_shrink: bool, dry_run: bool, origin: &str) -> Result<TextImported, DatasetError> {
+pub fn import_text_offline(
+    store: &mut Store,
+    dataset: Dataset,
+    text: &str,
+    allow_shrink: bool,
+    dry_run: bool,
+    origin: &str,
+) -> Result<TextImported, DatasetError> {
     let loaded = store.load_city(&|_, _| {})?;
-    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta), loaded.rules_csv.as_deref(), allow_shrink).map_err(|message| DatasetError::Rejected { dataset, message })?;
+    let checked = check_text(dataset, text, &loaded.city, Some(&loaded.meta), loaded.rules_csv.as_deref(), allow_shrink)
+        .map_err(|message| DatasetError::Rejected { dataset, message })?;
     drop(loaded);
     if dry_run {
         return Ok(TextImported { checked, switched: None });
@@ -757,15 +792,32 @@ pub fn import_text_offline(store: &mut Store, dataset: Dataset, text: &str, allo
     store.save_versions(vec![NewVersion::text(dataset, checked.rows, text)], checked.meta.as_ref(), origin, None)?;
     if let Err(e) = store.load_city(&|_, _| {}) {
         store.restore(&before)?;
-        return Err(DatasetError::Unloadable { dataset: dataset.name().into(), version: 0, previous: before.get(dataset.name()).unwrap_or(0), message: e.to_string() });
+        return Err(DatasetError::Unloadable {
+            dataset: dataset.name().into(),
+            version: 0,
+            previous: before.get(dataset.name()).unwrap_or(0),
+            message: e.to_string(),
+        });
     }
-    let switched = Switched { dataset: dataset.name(), previous: before.get(dataset.name()).unwrap_or(0), current: store.versions().get(dataset.name()).unwrap_or(0), versions: store.versions() };
+    let switched = Switched {
+        dataset: dataset.name(),
+        previous: before.get(dataset.name()).unwrap_or(0),
+        current: store.versions().get(dataset.name()).unwrap_or(0),
+        versions: store.versions(),
+    };
     Ok(TextImported { checked, switched: Some(switched) })
 }
 
 /// [`Datasets::import_package`] for a data directory no server runs on (the command line),
 /// also into an empty one.
-pub fn import_package_offline(store: &mut Store, package: &Package, options: &PackageOptions, dry_run: bool, origin: &str, progress: &dyn Fn(u64, u64)) -> Result<PackageImported, DatasetError> {
+pub fn import_package_offline(
+    store: &mut Store,
+    package: &Package,
+    options: &PackageOptions,
+    dry_run: bool,
+    origin: &str,
+    progress: &dyn Fn(u64, u64),
+) -> Result<PackageImported, DatasetError> {
     let loaded = if store.is_empty() { None } else { Some(store.load_city(progress)?) };
     let checked = check_package(package, loaded.as_ref().map(|l| (&l.city, &l.meta)), loaded.as_ref().and_then(|l| l.rules_csv.as_deref()), options)?;
     drop(loaded);

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::text::{TextChecked, check_text};
 use super::DatasetError;
+use super::text::{TextChecked, check_text};
 use crate::index::GridIndex;
 use crate::ingest::validate::LayerKind;
 use crate::ingest::{CsvOptions, Format, ImportOptions, IngestError, Report};
@@ -203,7 +203,11 @@ pub fn check_package(
         }
         (None, Some(m)) => m.clone(),
         (None, None) => {
-            return refuse(report, "the data directory holds no city yet and the package has no city.toml: add one (name, code, crs, hierarchy) or run `citygrid init` first".into());
+            return refuse(
+                report,
+                "the data directory holds no city yet and the package has no city.toml: add one (name, code, crs, hierarchy) or run `citygrid init` first"
+                    .into(),
+            );
         }
     };
     // A package of another city (its county code is not the current one's) replaces the whole
@@ -239,11 +243,7 @@ pub fn check_package(
         Some(_) if !package.files.contains_key(&Dataset::Grids) => {
             return refuse(report, "city.toml changes the grid hierarchy: the package must bring the grids in the new scheme too".into());
         }
-        _ => Some(
-            CityBuilder::new(meta.hierarchy.clone(), ClassTable::builtin_components(), ClassTable::builtin_events())
-                .finish()
-                .expect("an empty city"),
-        ),
+        _ => Some(CityBuilder::new(meta.hierarchy.clone(), ClassTable::builtin_components(), ClassTable::builtin_events()).finish().expect("an empty city")),
     };
     let start: &City = match (&empty, current) {
         (Some(e), _) => e,
@@ -278,9 +278,10 @@ pub fn check_package(
         }
     }
     if let (Some(code), Some(top)) = (&meta.code, city.as_ref().and_then(|c| c.grids.first()))
-        && top.code.to_string() != *code {
-            return refuse(report, format!("city.toml says the county code is {code}, the grid layer's top level is {}", top.code));
-        }
+        && top.code.to_string() != *code
+    {
+        return refuse(report, format!("city.toml says the county code is {code}, the grid layer's top level is {}", top.code));
+    }
     if let Some(text) = package.text(Dataset::Units)? {
         // The register's units (with their codes and phones) are units of the new city: the
         // responsibility list may name one that no layer does (an escalation unit).
@@ -292,15 +293,16 @@ pub fn check_package(
     }
     let served = city.as_ref().unwrap_or(start);
     if let (Some(csv), true, false) = (current_rules, layers.contains(&Dataset::Grids), package.files.contains_key(&Dataset::Rules))
-        && let Some(why) = super::rules_problem(csv, start, served) {
-            let strict = options.base.as_ref().is_some_and(|o| o.policy == crate::ingest::report::Policy::Strict);
-            if let Some(grids) = report.layers.iter_mut().find(|r| r.layer == "grids") {
-                grids.rules_problem = Some(why.clone());
-            }
-            if strict {
-                return refuse(report, format!("strict: the current responsibility list does not fit the new grids: {why}"));
-            }
+        && let Some(why) = super::rules_problem(csv, start, served)
+    {
+        let strict = options.base.as_ref().is_some_and(|o| o.policy == crate::ingest::report::Policy::Strict);
+        if let Some(grids) = report.layers.iter_mut().find(|r| r.layer == "grids") {
+            grids.rules_problem = Some(why.clone());
         }
+        if strict {
+            return refuse(report, format!("strict: the current responsibility list does not fit the new grids: {why}"));
+        }
+    }
     let mut texts = Vec::new();
     for dataset in [Dataset::Units, Dataset::Rules, Dataset::Calendar, Dataset::Staff] {
         let Some(text) = package.text(dataset)? else { continue };
@@ -322,7 +324,14 @@ pub fn check_package(
 /// Writes `city` as a city package in the folder `dir` (created if missing): `city.toml`,
 /// `grids.fgb`, `components.fgb`, `zones.fgb` (if any), `units.csv`, and `rules.csv` /
 /// `calendar.toml` if given — what [`Package::open`] reads back. The demo generator's output.
-pub fn write_package(dir: &Path, meta: &CityMeta, city: &City, rules_csv: Option<&str>, calendar_toml: Option<&str>, progress: &dyn Fn(u64, u64)) -> Result<(), DatasetError> {
+pub fn write_package(
+    dir: &Path,
+    meta: &CityMeta,
+    city: &City,
+    rules_csv: Option<&str>,
+    calendar_toml: Option<&str>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<(), DatasetError> {
     let fail = |path: &Path, e: String| DatasetError::Package(format!("writing {}: {e}", path.display()));
     std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
     let settings = meta.to_toml();
@@ -361,11 +370,13 @@ fn unzip(file: std::fs::File, scratch: &Path) -> Result<(PathBuf, tempfile::Temp
     let tmp = tempfile::Builder::new().prefix(".package-").tempdir_in(scratch).map_err(|e| e.to_string())?;
     zip.extract(tmp.path()).map_err(|e| e.to_string())?;
     let mut dir = tmp.path().to_owned();
-    let entries: Vec<_> = std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with("__MACOSX")).collect();
+    let entries: Vec<_> =
+        std::fs::read_dir(&dir).map_err(|e| e.to_string())?.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with("__MACOSX")).collect();
     if let [only] = entries.as_slice()
-        && only.path().is_dir() {
-            dir = only.path();
-        }
+        && only.path().is_dir()
+    {
+        dir = only.path();
+    }
     Ok((dir, tmp))
 }
 

@@ -64,14 +64,16 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
                 return Err("the new settings' grid hierarchy differs from the codes of the current grid layer: change both in one city package".into());
             }
             if let (Some(code), Some(top)) = (&new.code, city.grids.first())
-                && top.code.to_string() != *code {
-                    return Err(format!("code {code} is not the county code of the current grid layer ({})", top.code));
-                }
+                && top.code.to_string() != *code
+            {
+                return Err(format!("code {code} is not the county code of the current grid layer ({})", top.code));
+            }
             let mut warnings = Vec::new();
             if let Some(old) = meta
-                && old.name != new.name {
-                    warnings.push(format!("the city is renamed from {:?} to {:?}", old.name, new.name));
-                }
+                && old.name != new.name
+            {
+                warnings.push(format!("the city is renamed from {:?} to {:?}", old.name, new.name));
+            }
             done(1, warnings, Some(new))
         }
         Dataset::Staff => {
@@ -79,7 +81,11 @@ pub fn check_text(dataset: Dataset, text: &str, city: &City, meta: Option<&CityM
             let unknown = register.unknown_home_grids(city);
             let mut warnings = Vec::new();
             if !unknown.is_empty() {
-                warnings.push(format!("{} home grids are not unit grids of the city: {}", unknown.len(), unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", ")));
+                warnings.push(format!(
+                    "{} home grids are not unit grids of the city: {}",
+                    unknown.len(),
+                    unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", ")
+                ));
             }
             done(register.len() as u64, warnings, None)
         }

@@ -110,11 +110,7 @@ impl PresetInfo {
 
 /// The office of a street or town: `长桥街道办事处`, `木渎镇人民政府`.
 pub(crate) fn office(street: &str, town: bool) -> String {
-    if town {
-        format!("{street}人民政府")
-    } else {
-        format!("{street}办事处")
-    }
+    if town { format!("{street}人民政府") } else { format!("{street}办事处") }
 }
 
 /// A street's sanitation station: `长桥街道环卫所`.
@@ -183,32 +179,14 @@ pub(crate) enum U {
 pub(crate) fn carriers(city: CityKind) -> [(&'static str, &'static str); 3] {
     match city {
         CityKind::Suzhou => [
-            (
-                "中国电信股份有限公司苏州分公司",
-                "中国电信股份有限公司苏州吴中分公司",
-            ),
-            (
-                "中国移动通信集团江苏有限公司苏州分公司",
-                "中国移动通信集团江苏有限公司苏州吴中分公司",
-            ),
-            (
-                "中国联合网络通信有限公司苏州市分公司",
-                "中国联合网络通信有限公司苏州市吴中区分公司",
-            ),
+            ("中国电信股份有限公司苏州分公司", "中国电信股份有限公司苏州吴中分公司"),
+            ("中国移动通信集团江苏有限公司苏州分公司", "中国移动通信集团江苏有限公司苏州吴中分公司"),
+            ("中国联合网络通信有限公司苏州市分公司", "中国联合网络通信有限公司苏州市吴中区分公司"),
         ],
         CityKind::Beijing => [
-            (
-                "中国电信股份有限公司北京分公司",
-                "中国电信股份有限公司北京西城分公司",
-            ),
-            (
-                "中国移动通信集团北京有限公司",
-                "中国移动通信集团北京有限公司西城分公司",
-            ),
-            (
-                "中国联合网络通信有限公司北京市分公司",
-                "中国联合网络通信有限公司北京市西城区分公司",
-            ),
+            ("中国电信股份有限公司北京分公司", "中国电信股份有限公司北京西城分公司"),
+            ("中国移动通信集团北京有限公司", "中国移动通信集团北京有限公司西城分公司"),
+            ("中国联合网络通信有限公司北京市分公司", "中国联合网络通信有限公司北京市西城区分公司"),
         ],
     }
 }
@@ -334,19 +312,8 @@ pub(crate) struct ClassMix {
     pub units: [U; 3],
 }
 
-const fn c(
-    code: &'static str,
-    w: [f64; 2],
-    corner: f64,
-    offset: (f64, f64),
-    units: [U; 3],
-) -> ClassMix {
-    ClassMix {
-        code,
-        weight: w,
-        place: Placement { corner, offset },
-        units,
-    }
+const fn c(code: &'static str, w: [f64; 2], corner: f64, offset: (f64, f64), units: [U; 3]) -> ClassMix {
+    ClassMix { code, weight: w, place: Placement { corner, offset }, units }
 }
 
 const COVER: (f64, f64) = (2.0, 8.0);
@@ -356,342 +323,54 @@ const SIDEWALK: (f64, f64) = (8.0, 12.0);
 /// The class mix: manhole covers ≈ 50 %, street lamps ≈ 17 %, cameras ≈ 3 %, police booths
 /// ≈ 0.5 %, traffic lights ≈ 1.5 % (at intersections), and a long tail.
 pub(crate) const CLASS_MIX: &[ClassMix] = &[
-    c(
-        "0101",
-        [9.0, 8.5],
-        0.0,
-        COVER,
-        [U::WaterDept, U::WaterCo, U::Water],
-    ),
-    c(
-        "0102",
-        [9.0, 8.0],
-        0.0,
-        COVER,
-        [U::WaterDept, U::DrainOwner, U::Drain],
-    ),
-    c(
-        "0103",
-        [9.0, 8.0],
-        0.0,
-        COVER,
-        [U::WaterDept, U::DrainOwner, U::Drain],
-    ),
-    c(
-        "0104",
-        [5.5, 5.0],
-        0.0,
-        (5.0, 10.0),
-        [U::WaterDept, U::DrainOwner, U::Drain],
-    ),
-    c(
-        "0105",
-        [5.0, 5.0],
-        0.0,
-        COVER,
-        [U::PowerDept, U::PowerCo, U::Power],
-    ),
-    c(
-        "0106",
-        [2.5, 2.5],
-        0.0,
-        KERB,
-        [U::Bureau, U::LightingOwner, U::Lighting],
-    ),
-    c(
-        "0107",
-        [4.5, 4.5],
-        0.0,
-        COVER,
-        [U::TelecomDept, U::Telecom, U::Telecom],
-    ),
-    c(
-        "0108",
-        [1.0, 1.0],
-        0.0,
-        COVER,
-        [U::CableDept, U::CableCo, U::Cable],
-    ),
-    c(
-        "0109",
-        [1.0, 1.0],
-        0.0,
-        COVER,
-        [U::TelecomDept, U::Telecom, U::Telecom],
-    ),
-    c(
-        "0110",
-        [0.0, 2.0],
-        0.0,
-        COVER,
-        [U::Bureau, U::HeatCo, U::Heat],
-    ),
-    c(
-        "0111",
-        [2.5, 2.5],
-        0.0,
-        COVER,
-        [U::GasDept, U::GasCo, U::Gas],
-    ),
-    c(
-        "0112",
-        [1.0, 1.5],
-        0.0,
-        COVER,
-        [U::Police, U::Police, U::Police],
-    ),
-    c(
-        "0113",
-        [1.2, 1.2],
-        0.0,
-        (4.0, 10.0),
-        [U::Fire, U::WaterCo, U::Water],
-    ),
-    c(
-        "0116",
-        [0.5, 0.5],
-        0.0,
-        KERB,
-        [U::PowerDept, U::PowerCo, U::Power],
-    ),
-    c(
-        "0117",
-        [4.0, 4.0],
-        0.0,
-        KERB,
-        [U::Bureau, U::Municipal, U::Municipal],
-    ),
-    c(
-        "0118",
-        [18.0, 18.0],
-        0.0,
-        SIDEWALK,
-        [U::Bureau, U::LightingOwner, U::Lighting],
-    ),
-    c(
-        "0121",
-        [0.3, 0.4],
-        0.0,
-        SIDEWALK,
-        [U::Bureau, U::KioskCo, U::KioskCo],
-    ),
-    c(
-        "0123",
-        [0.1, 0.1],
-        0.0,
-        SIDEWALK,
-        [U::PostDept, U::Post, U::Post],
-    ),
-    c(
-        "0126",
-        [0.3, 0.3],
-        0.0,
-        KERB,
-        [U::SportsDept, U::Street, U::Street],
-    ),
-    c(
-        "0127",
-        [0.6, 0.6],
-        0.0,
-        SIDEWALK,
-        [U::TelecomDept, U::Telecom, U::Telecom],
-    ),
-    c(
-        "0128",
-        [0.3, 0.3],
-        0.0,
-        SIDEWALK,
-        [U::PowerDept, U::PowerCo, U::Power],
-    ),
-    c(
-        "0129",
-        [0.3, 0.3],
-        0.0,
-        KERB,
-        [U::Development, U::PowerCo, U::EvCo],
-    ),
-    c(
-        "0132",
-        [0.3, 0.3],
-        0.0,
-        COVER,
-        [U::Bureau, U::Sanitation, U::Sanitation],
-    ),
-    c(
-        "0133",
-        [0.6, 0.6],
-        0.0,
-        SIDEWALK,
-        [U::PowerDept, U::PowerCo, U::Power],
-    ),
-    c(
-        "0134",
-        [1.0, 1.0],
-        0.0,
-        COVER,
-        [U::WaterDept, U::WaterCo, U::Water],
-    ),
-    c(
-        "0135",
-        [0.2, 0.2],
-        0.0,
-        SIDEWALK,
-        [U::GasDept, U::GasCo, U::Gas],
-    ),
-    c(
-        "0136",
-        [3.0, 3.2],
-        0.6,
-        KERB,
-        [U::Police, U::Police, U::PoliceTech],
-    ),
-    c(
-        "0138",
-        [0.5, 0.5],
-        0.5,
-        SIDEWALK,
-        [U::Police, U::Police, U::Police],
-    ),
-    c(
-        "0202",
-        [0.3, 0.4],
-        0.0,
-        (5.0, 10.0),
-        [U::Bureau, U::Parking, U::Parking],
-    ),
-    c(
-        "0203",
-        [0.6, 0.6],
-        0.0,
-        SIDEWALK,
-        [U::Transport, U::Bus, U::Bus],
-    ),
-    c(
-        "0209",
-        [2.0, 2.0],
-        0.3,
-        SIDEWALK,
-        [U::Traffic, U::Traffic, U::TrafficMaint],
-    ),
-    c(
-        "0210",
-        [1.5, 1.5],
-        1.0,
-        KERB,
-        [U::Traffic, U::Traffic, U::TrafficMaint],
-    ),
-    c(
-        "0211",
-        [0.8, 0.8],
-        0.0,
-        (2.0, 6.0),
-        [U::Traffic, U::Traffic, U::TrafficMaint],
-    ),
-    c(
-        "0213",
-        [1.0, 1.0],
-        0.7,
-        SIDEWALK,
-        [U::Civil, U::Civil, U::Municipal],
-    ),
-    c(
-        "0216",
-        [0.5, 0.5],
-        0.0,
-        SIDEWALK,
-        [U::Bureau, U::Municipal, U::Municipal],
-    ),
-    c(
-        "0219",
-        [0.4, 0.5],
-        0.0,
-        SIDEWALK,
-        [U::Bureau, U::Street, U::Street],
-    ),
-    c(
-        "0301",
-        [0.3, 0.4],
-        0.0,
-        (9.0, 12.0),
-        [U::Bureau, U::Sanitation, U::Sanitation],
-    ),
-    c(
-        "0304",
-        [0.05, 0.05],
-        0.0,
-        (9.0, 12.0),
-        [U::Bureau, U::Sanitation, U::Sanitation],
-    ),
-    c(
-        "0305",
-        [4.0, 4.0],
-        0.0,
-        KERB,
-        [U::Bureau, U::Sanitation, U::StreetEnv],
-    ),
-    c(
-        "0307",
-        [1.0, 1.2],
-        0.0,
-        (9.0, 12.0),
-        [U::Bureau, U::AdCentre, U::AdCentre],
-    ),
-    c(
-        "0310",
-        [0.4, 0.4],
-        0.0,
-        (9.0, 12.0),
-        [U::Bureau, U::AdCentre, U::AdCentre],
-    ),
-    c(
-        "0401",
-        [0.05, 0.1],
-        0.0,
-        KERB,
-        [U::GreeneryDept, U::Greenery, U::Greenery],
-    ),
-    c(
-        "0402",
-        [8.0, 8.0],
-        0.0,
-        (6.0, 11.0),
-        [U::GreeneryDept, U::Greenery, U::Greenery],
-    ),
-    c(
-        "0403",
-        [0.5, 0.5],
-        0.0,
-        (6.0, 11.0),
-        [U::GreeneryDept, U::Greenery, U::Greenery],
-    ),
-    c(
-        "0404",
-        [0.4, 0.4],
-        0.0,
-        SIDEWALK,
-        [U::GreeneryDept, U::Greenery, U::Greenery],
-    ),
-    c(
-        "0407",
-        [0.4, 0.4],
-        0.0,
-        SIDEWALK,
-        [U::GreeneryDept, U::Greenery, U::Greenery],
-    ),
-    c(
-        "0501",
-        [0.4, 0.4],
-        0.0,
-        SIDEWALK,
-        [U::Propaganda, U::Street, U::Street],
-    ),
-    c(
-        "0604",
-        [0.3, 0.15],
-        0.0,
-        KERB,
-        [U::WaterDept, U::River, U::River],
-    ),
+    c("0101", [9.0, 8.5], 0.0, COVER, [U::WaterDept, U::WaterCo, U::Water]),
+    c("0102", [9.0, 8.0], 0.0, COVER, [U::WaterDept, U::DrainOwner, U::Drain]),
+    c("0103", [9.0, 8.0], 0.0, COVER, [U::WaterDept, U::DrainOwner, U::Drain]),
+    c("0104", [5.5, 5.0], 0.0, (5.0, 10.0), [U::WaterDept, U::DrainOwner, U::Drain]),
+    c("0105", [5.0, 5.0], 0.0, COVER, [U::PowerDept, U::PowerCo, U::Power]),
+    c("0106", [2.5, 2.5], 0.0, KERB, [U::Bureau, U::LightingOwner, U::Lighting]),
+    c("0107", [4.5, 4.5], 0.0, COVER, [U::TelecomDept, U::Telecom, U::Telecom]),
+    c("0108", [1.0, 1.0], 0.0, COVER, [U::CableDept, U::CableCo, U::Cable]),
+    c("0109", [1.0, 1.0], 0.0, COVER, [U::TelecomDept, U::Telecom, U::Telecom]),
+    c("0110", [0.0, 2.0], 0.0, COVER, [U::Bureau, U::HeatCo, U::Heat]),
+    c("0111", [2.5, 2.5], 0.0, COVER, [U::GasDept, U::GasCo, U::Gas]),
+    c("0112", [1.0, 1.5], 0.0, COVER, [U::Police, U::Police, U::Police]),
+    c("0113", [1.2, 1.2], 0.0, (4.0, 10.0), [U::Fire, U::WaterCo, U::Water]),
+    c("0116", [0.5, 0.5], 0.0, KERB, [U::PowerDept, U::PowerCo, U::Power]),
+    c("0117", [4.0, 4.0], 0.0, KERB, [U::Bureau, U::Municipal, U::Municipal]),
+    c("0118", [18.0, 18.0], 0.0, SIDEWALK, [U::Bureau, U::LightingOwner, U::Lighting]),
+    c("0121", [0.3, 0.4], 0.0, SIDEWALK, [U::Bureau, U::KioskCo, U::KioskCo]),
+    c("0123", [0.1, 0.1], 0.0, SIDEWALK, [U::PostDept, U::Post, U::Post]),
+    c("0126", [0.3, 0.3], 0.0, KERB, [U::SportsDept, U::Street, U::Street]),
+    c("0127", [0.6, 0.6], 0.0, SIDEWALK, [U::TelecomDept, U::Telecom, U::Telecom]),
+    c("0128", [0.3, 0.3], 0.0, SIDEWALK, [U::PowerDept, U::PowerCo, U::Power]),
+    c("0129", [0.3, 0.3], 0.0, KERB, [U::Development, U::PowerCo, U::EvCo]),
+    c("0132", [0.3, 0.3], 0.0, COVER, [U::Bureau, U::Sanitation, U::Sanitation]),
+    c("0133", [0.6, 0.6], 0.0, SIDEWALK, [U::PowerDept, U::PowerCo, U::Power]),
+    c("0134", [1.0, 1.0], 0.0, COVER, [U::WaterDept, U::WaterCo, U::Water]),
+    c("0135", [0.2, 0.2], 0.0, SIDEWALK, [U::GasDept, U::GasCo, U::Gas]),
+    c("0136", [3.0, 3.2], 0.6, KERB, [U::Police, U::Police, U::PoliceTech]),
+    c("0138", [0.5, 0.5], 0.5, SIDEWALK, [U::Police, U::Police, U::Police]),
+    c("0202", [0.3, 0.4], 0.0, (5.0, 10.0), [U::Bureau, U::Parking, U::Parking]),
+    c("0203", [0.6, 0.6], 0.0, SIDEWALK, [U::Transport, U::Bus, U::Bus]),
+    c("0209", [2.0, 2.0], 0.3, SIDEWALK, [U::Traffic, U::Traffic, U::TrafficMaint]),
+    c("0210", [1.5, 1.5], 1.0, KERB, [U::Traffic, U::Traffic, U::TrafficMaint]),
+    c("0211", [0.8, 0.8], 0.0, (2.0, 6.0), [U::Traffic, U::Traffic, U::TrafficMaint]),
+    c("0213", [1.0, 1.0], 0.7, SIDEWALK, [U::Civil, U::Civil, U::Municipal]),
+    c("0216", [0.5, 0.5], 0.0, SIDEWALK, [U::Bureau, U::Municipal, U::Municipal]),
+    c("0219", [0.4, 0.5], 0.0, SIDEWALK, [U::Bureau, U::Street, U::Street]),
+    c("0301", [0.3, 0.4], 0.0, (9.0, 12.0), [U::Bureau, U::Sanitation, U::Sanitation]),
+    c("0304", [0.05, 0.05], 0.0, (9.0, 12.0), [U::Bureau, U::Sanitation, U::Sanitation]),
+    c("0305", [4.0, 4.0], 0.0, KERB, [U::Bureau, U::Sanitation, U::StreetEnv]),
+    c("0307", [1.0, 1.2], 0.0, (9.0, 12.0), [U::Bureau, U::AdCentre, U::AdCentre]),
+    c("0310", [0.4, 0.4], 0.0, (9.0, 12.0), [U::Bureau, U::AdCentre, U::AdCentre]),
+    c("0401", [0.05, 0.1], 0.0, KERB, [U::GreeneryDept, U::Greenery, U::Greenery]),
+    c("0402", [8.0, 8.0], 0.0, (6.0, 11.0), [U::GreeneryDept, U::Greenery, U::Greenery]),
+    c("0403", [0.5, 0.5], 0.0, (6.0, 11.0), [U::GreeneryDept, U::Greenery, U::Greenery]),
+    c("0404", [0.4, 0.4], 0.0, SIDEWALK, [U::GreeneryDept, U::Greenery, U::Greenery]),
+    c("0407", [0.4, 0.4], 0.0, SIDEWALK, [U::GreeneryDept, U::Greenery, U::Greenery]),
+    c("0501", [0.4, 0.4], 0.0, SIDEWALK, [U::Propaganda, U::Street, U::Street]),
+    c("0604", [0.3, 0.15], 0.0, KERB, [U::WaterDept, U::River, U::River]),
 ];
 
 /// Urgency levels of the responsibility list.
@@ -767,9 +446,5 @@ pub(crate) const EVENT_RULES: &[(&str, Handler, &str, &str)] = {
 /// Rule for an event subclass the table above does not know (e.g. a newer class file):
 /// the street office, urgent for emergencies (major class 04).
 pub(crate) fn event_fallback(major: u8) -> (Handler, &'static str, &'static str) {
-    if major == 4 {
-        (Handler::Role("@street"), URGENT, "4wh")
-    } else {
-        (Handler::Role("@street"), NORMAL, "3wd")
-    }
+    if major == 4 { (Handler::Role("@street"), URGENT, "4wh") } else { (Handler::Role("@street"), NORMAL, "3wd") }
 }

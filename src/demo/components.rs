@@ -98,13 +98,7 @@ impl<'a> Roads<'a> {
             pts.extend(ids.iter().map(|&i| lattice.pts[i as usize]));
             let poly = &pts[start as usize..];
             let len = poly.windows(2).map(|w| dist(w[0], w[1])).sum();
-            roads.push(Road {
-                start,
-                end: pts.len() as u32,
-                len,
-                left: l.map(|c| c as u32),
-                right: r.map(|c| c as u32),
-            });
+            roads.push(Road { start, end: pts.len() as u32, len, left: l.map(|c| c as u32), right: r.map(|c| c as u32) });
         }
         let mut cumulative = Vec::with_capacity(roads.len());
         let mut acc = 0.0;
@@ -116,17 +110,8 @@ impl<'a> Roads<'a> {
         let mut corners = Vec::new();
         for j in 1..ny {
             for i in 1..nx {
-                let around = [
-                    (j - 1) * nx + i - 1,
-                    (j - 1) * nx + i,
-                    j * nx + i - 1,
-                    j * nx + i,
-                ];
-                let cells: Vec<u32> = around
-                    .iter()
-                    .filter(|&&c| in_district[c])
-                    .map(|&c| c as u32)
-                    .collect();
+                let around = [(j - 1) * nx + i - 1, (j - 1) * nx + i, j * nx + i - 1, j * nx + i];
+                let cells: Vec<u32> = around.iter().filter(|&&c| in_district[c]).map(|&c| c as u32).collect();
                 if cells.len() >= 2 {
                     corners.push((lattice.pts[j * (nx + 1) + i], cells));
                 }
@@ -143,15 +128,7 @@ impl<'a> Roads<'a> {
             }
         }
         ring_at.push(ring_pts.len() as u32);
-        Roads {
-            lattice,
-            pts,
-            roads,
-            cumulative,
-            corners,
-            ring_at,
-            ring_pts,
-        }
+        Roads { lattice, pts, roads, cumulative, corners, ring_at, ring_pts }
     }
 
     /// A point for a component and the block it stands in.
@@ -173,10 +150,7 @@ impl<'a> Roads<'a> {
         let mut cell = 0;
         for _ in 0..32 {
             let x = rng.random::<f64>() * total;
-            let k = self
-                .cumulative
-                .partition_point(|&c| c <= x)
-                .min(self.roads.len() - 1);
+            let k = self.cumulative.partition_point(|&c| c <= x).min(self.roads.len() - 1);
             let road = &self.roads[k];
             let (side, c) = match (road.left, road.right) {
                 (Some(l), Some(r)) => {
@@ -214,17 +188,14 @@ impl<'a> Roads<'a> {
 
     /// True if `p` lies inside block `c`, at least [`MARGIN`] from its outline.
     fn inside(&self, c: u32, p: P) -> bool {
-        let ring = &self.ring_pts
-            [self.ring_at[c as usize] as usize..self.ring_at[c as usize + 1] as usize];
+        let ring = &self.ring_pts[self.ring_at[c as usize] as usize..self.ring_at[c as usize + 1] as usize];
         let mut crossings = false;
         for k in 0..ring.len() {
             let (a, b) = (ring[k], ring[(k + 1) % ring.len()]);
             if segment_distance2(p, a, b) < MARGIN * MARGIN {
                 return false;
             }
-            if (a[1] > p[1]) != (b[1] > p[1])
-                && p[0] < a[0] + (p[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1])
-            {
+            if (a[1] > p[1]) != (b[1] > p[1]) && p[0] < a[0] + (p[1] - a[1]) * (b[0] - a[0]) / (b[1] - a[1]) {
                 crossings = !crossings;
             }
         }
@@ -282,11 +253,7 @@ fn who(city: CityKind, u: U, role: usize) -> Who {
 fn days() -> Vec<String> {
     let first = chrono::NaiveDate::from_ymd_opt(2019, 1, 1).expect("date");
     let last = chrono::NaiveDate::from_ymd_opt(2025, 6, 30).expect("date");
-    first
-        .iter_days()
-        .take_while(|d| *d <= last)
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .collect()
+    first.iter_days().take_while(|d| *d <= last).map(|d| d.format("%Y-%m-%d").to_string()).collect()
 }
 
 /// Generates `total` components into the builder.
@@ -307,8 +274,7 @@ pub(crate) fn generate(
         CityKind::Beijing => 1,
     };
     let weights: Vec<f64> = CLASS_MIX.iter().map(|m| m.weight[slot]).collect();
-    let counts = allocate(total, &weights, ComponentCode::MAX_SERIAL as usize)
-        .expect("the class mix holds 10 million codes");
+    let counts = allocate(total, &weights, ComponentCode::MAX_SERIAL as usize).expect("the class mix holds 10 million codes");
     let classes = crate::model::ClassTable::builtin_components();
     let days = days();
     let last_created = days.len() - 182; // created up to the end of 2024
@@ -319,25 +285,10 @@ pub(crate) fn generate(
     let mut done = 0usize;
     let mut code = String::with_capacity(16);
     for (mix, &count) in CLASS_MIX.iter().zip(&counts) {
-        let ClassMix {
-            code: class,
-            place,
-            units,
-            ..
-        } = mix;
+        let ClassMix { code: class, place, units, .. } = mix;
         let class_code = crate::model::ClassCode::parse(class)?;
-        let name = classes
-            .get(class_code)
-            .ok_or_else(|| ModelError::UnknownClass {
-                code: class.to_string(),
-            })?
-            .name
-            .clone();
-        let who: Vec<Who> = units
-            .iter()
-            .enumerate()
-            .map(|(role, &u)| who(city, u, role))
-            .collect();
+        let name = classes.get(class_code).ok_or_else(|| ModelError::UnknownClass { code: class.to_string() })?.name.clone();
+        let who: Vec<Who> = units.iter().enumerate().map(|(role, &u)| who(city, u, role)).collect();
         for serial in 1..=count {
             let (p, cell) = roads.place(rng, *place);
             let ll = frame.to_ll(p);
@@ -365,11 +316,7 @@ pub(crate) fn generate(
                 _ => "C",
             };
             let created = rng.random_range(0..last_created);
-            let updated = if rng.random_bool(0.45) {
-                created
-            } else {
-                rng.random_range(created..days.len())
-            };
+            let updated = if rng.random_bool(0.45) { created } else { rng.random_range(created..days.len()) };
             code.clear();
             use std::fmt::Write;
             write!(code, "{county:06}{class}{serial:06}").expect("write to string");
@@ -423,11 +370,7 @@ mod tests {
         assert!((0.15..0.20).contains(&share), "{share}");
         let big = allocate(10_000_000, &weights, 999_999).unwrap();
         assert_eq!(big[lamp], 999_999, "the lamps hit the 6-digit serial cap");
-        assert_eq!(
-            allocate(100, &[1.0, 1.0], 10),
-            None,
-            "two classes of 10 cannot hold 100"
-        );
+        assert_eq!(allocate(100, &[1.0, 1.0], 10), None, "two classes of 10 cannot hold 100");
         assert_eq!(allocate(20, &[3.0, 1.0], 10), Some(vec![10, 10]));
     }
 }

@@ -45,19 +45,11 @@ impl Frame {
         let w = 1.0 - E2 * phi.sin().powi(2);
         let n = A / w.sqrt();
         let m = A * (1.0 - E2) / (w * w.sqrt());
-        Frame {
-            lon0: center[0],
-            lat0: center[1],
-            deg_per_m_x: (1.0 / (n * phi.cos())).to_degrees(),
-            deg_per_m_y: (1.0 / m).to_degrees(),
-        }
+        Frame { lon0: center[0], lat0: center[1], deg_per_m_x: (1.0 / (n * phi.cos())).to_degrees(), deg_per_m_y: (1.0 / m).to_degrees() }
     }
 
     pub fn to_ll(self, p: P) -> Coord<f64> {
-        Coord {
-            x: self.lon0 + p[0] * self.deg_per_m_x,
-            y: self.lat0 + p[1] * self.deg_per_m_y,
-        }
+        Coord { x: self.lon0 + p[0] * self.deg_per_m_x, y: self.lat0 + p[1] * self.deg_per_m_y }
     }
 }
 
@@ -96,11 +88,7 @@ impl Lattice {
                     .map(|_| {
                         let lambda = s * rng.random_range(20.0..50.0);
                         let angle: f64 = rng.random_range(0.0..TAU);
-                        Wave {
-                            amp: WAVE_SLOPE * lambda / TAU,
-                            k: [angle.cos() * TAU / lambda, angle.sin() * TAU / lambda],
-                            phase: rng.random_range(0.0..TAU),
-                        }
+                        Wave { amp: WAVE_SLOPE * lambda / TAU, k: [angle.cos() * TAU / lambda, angle.sin() * TAU / lambda], phase: rng.random_range(0.0..TAU) }
                     })
                     .collect()
             })
@@ -125,16 +113,8 @@ impl Lattice {
                 pts.push(p);
             }
         }
-        let mut lattice = Lattice {
-            nx,
-            ny,
-            s,
-            pts: Vec::new(),
-            pts_ll: Vec::new(),
-            mid_start: Vec::with_capacity(ne + 1),
-            cell_area: Vec::new(),
-            cell_centre: Vec::new(),
-        };
+        let mut lattice =
+            Lattice { nx, ny, s, pts: Vec::new(), pts_ll: Vec::new(), mid_start: Vec::with_capacity(ne + 1), cell_area: Vec::new(), cell_centre: Vec::new() };
         for e in 0..ne {
             lattice.mid_start.push(pts.len() as u32);
             let (a, b) = lattice.edge_ends(e);
@@ -160,10 +140,7 @@ impl Lattice {
             lattice.expand(&lattice.cell_corners(c), &mut ring);
             lattice.cell_area.push(lattice.ring_area(&ring));
             let corners = lattice.cell_corners(c).map(|v| lattice.pts[v as usize]);
-            lattice.cell_centre.push([
-                corners.iter().map(|p| p[0]).sum::<f64>() / 4.0,
-                corners.iter().map(|p| p[1]).sum::<f64>() / 4.0,
-            ]);
+            lattice.cell_centre.push([corners.iter().map(|p| p[0]).sum::<f64>() / 4.0, corners.iter().map(|p| p[1]).sum::<f64>() / 4.0]);
         }
         lattice
     }
@@ -205,18 +182,12 @@ impl Lattice {
         if e < h {
             // From (i, j) to (i+1, j): cell (i, j) lies above (left), (i, j-1) below (right).
             let (i, j) = (e % nx, e / nx);
-            (
-                (j < ny).then(|| j * nx + i),
-                (j > 0).then(|| (j - 1) * nx + i),
-            )
+            ((j < ny).then(|| j * nx + i), (j > 0).then(|| (j - 1) * nx + i))
         } else {
             // From (i, j) to (i, j+1): cell (i-1, j) lies left, (i, j) right.
             let e = e - h;
             let (i, j) = (e % (nx + 1), e / (nx + 1));
-            (
-                (i > 0).then(|| j * nx + i - 1),
-                (i < nx).then(|| j * nx + i),
-            )
+            ((i > 0).then(|| j * nx + i - 1), (i < nx).then(|| j * nx + i))
         }
     }
 
@@ -229,10 +200,7 @@ impl Lattice {
             ((aj as usize) * self.nx + ai.min(bi) as usize, ai < bi)
         } else {
             debug_assert!(ai == bi && aj.abs_diff(bj) == 1);
-            (
-                self.horizontal_edges() + aj.min(bj) as usize * (self.nx + 1) + ai as usize,
-                aj < bj,
-            )
+            (self.horizontal_edges() + aj.min(bj) as usize * (self.nx + 1) + ai as usize, aj < bj)
         }
     }
 
@@ -247,23 +215,13 @@ impl Lattice {
     /// Corners of cell `c`, counter-clockwise from the south-west.
     pub fn cell_corners(&self, c: usize) -> [u32; 4] {
         let (i, j) = (c % self.nx, c / self.nx);
-        [
-            self.vid(i, j),
-            self.vid(i + 1, j),
-            self.vid(i + 1, j + 1),
-            self.vid(i, j + 1),
-        ]
+        [self.vid(i, j), self.vid(i + 1, j), self.vid(i + 1, j + 1), self.vid(i, j + 1)]
     }
 
     /// The four neighbours of cell `c` (south, east, north, west) where they exist.
     pub fn neighbours(&self, c: usize) -> [Option<usize>; 4] {
         let (i, j) = (c % self.nx, c / self.nx);
-        [
-            (j > 0).then(|| c - self.nx),
-            (i + 1 < self.nx).then(|| c + 1),
-            (j + 1 < self.ny).then(|| c + self.nx),
-            (i > 0).then(|| c - 1),
-        ]
+        [(j > 0).then(|| c - self.nx), (i + 1 < self.nx).then(|| c + 1), (j + 1 < self.ny).then(|| c + self.nx), (i > 0).then(|| c - 1)]
     }
 
     /// Expands a closed ring of lattice vertices into point ids along the road polylines
@@ -356,20 +314,10 @@ pub(crate) fn district_cells(lattice: &Lattice, area: f64, rng: &mut ChaCha8Rng)
     let in_blob = |c: usize, r0: f64| {
         let p = lattice.cell_centre[c];
         let theta = p[1].atan2(p[0]);
-        let r = r0
-            * (1.0
-                + harmonics
-                    .iter()
-                    .map(|&(k, a, ph)| a * (k * theta + ph).cos())
-                    .sum::<f64>());
+        let r = r0 * (1.0 + harmonics.iter().map(|&(k, a, ph)| a * (k * theta + ph).cos()).sum::<f64>());
         p[0].hypot(p[1]) < r
     };
-    let blob_area = |r0: f64| {
-        (0..lattice.cells())
-            .filter(|&c| in_blob(c, r0))
-            .map(|c| lattice.cell_area[c])
-            .sum::<f64>()
-    };
+    let blob_area = |r0: f64| (0..lattice.cells()).filter(|&c| in_blob(c, r0)).map(|c| lattice.cell_area[c]).sum::<f64>();
     // Bisection on the base radius: the blob's area grows with it.
     let (mut lo, mut hi) = (0.3 * (area / PI).sqrt(), 1.5 * (area / PI).sqrt());
     for _ in 0..40 {
@@ -380,11 +328,7 @@ pub(crate) fn district_cells(lattice: &Lattice, area: f64, rng: &mut ChaCha8Rng)
             hi = mid;
         }
     }
-    let r0 = if (blob_area(lo) - area).abs() <= (blob_area(hi) - area).abs() {
-        lo
-    } else {
-        hi
-    };
+    let r0 = if (blob_area(lo) - area).abs() <= (blob_area(hi) - area).abs() { lo } else { hi };
     let mut member: Vec<bool> = (0..lattice.cells()).map(|c| in_blob(c, r0)).collect();
     keep_largest_piece(lattice, &mut member);
     loop {
@@ -394,10 +338,7 @@ pub(crate) fn district_cells(lattice: &Lattice, area: f64, rng: &mut ChaCha8Rng)
             break;
         }
     }
-    (0..lattice.cells())
-        .filter(|&c| member[c])
-        .map(|c| c as u32)
-        .collect()
+    (0..lattice.cells()).filter(|&c| member[c]).map(|c| c as u32).collect()
 }
 
 fn keep_largest_piece(lattice: &Lattice, member: &mut [bool]) {
@@ -466,12 +407,7 @@ fn fix_pinches(lattice: &Lattice, member: &mut [bool]) -> bool {
     let mut changed = false;
     for j in 1..lattice.ny {
         for i in 1..nx {
-            let (sw, se, nw, ne) = (
-                (j - 1) * nx + i - 1,
-                (j - 1) * nx + i,
-                j * nx + i - 1,
-                j * nx + i,
-            );
+            let (sw, se, nw, ne) = ((j - 1) * nx + i - 1, (j - 1) * nx + i, j * nx + i - 1, j * nx + i);
             if member[sw] && member[ne] && !member[se] && !member[nw] {
                 member[se] = true;
                 changed = true;
@@ -490,13 +426,7 @@ pub(crate) fn creates_pinch(lattice: &Lattice, owner: &[i32], c: usize, r: i32) 
     let (nx, ny) = (lattice.nx as isize, lattice.ny as isize);
     let (i, j) = ((c % lattice.nx) as isize, (c / lattice.nx) as isize);
     let at = |x: isize, y: isize| {
-        if x < 0 || y < 0 || x >= nx || y >= ny {
-            -1
-        } else {
-            owner[(y * nx + x) as usize]
-        }
+        if x < 0 || y < 0 || x >= nx || y >= ny { -1 } else { owner[(y * nx + x) as usize] }
     };
-    [(-1, -1), (1, -1), (1, 1), (-1, 1)]
-        .into_iter()
-        .any(|(dx, dy)| at(i + dx, j + dy) == r && at(i + dx, j) != r && at(i, j + dy) != r)
+    [(-1, -1), (1, -1), (1, 1), (-1, 1)].into_iter().any(|(dx, dy)| at(i + dx, j + dy) == r && at(i + dx, j) != r && at(i, j + dy) != r)
 }

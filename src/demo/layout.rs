@@ -62,22 +62,13 @@ fn region(lattice: &Lattice, cells: Vec<u32>) -> Region {
 }
 
 /// Splits the district into streets, communities and unit grids with exactly `counts`.
-pub(crate) fn layout(
-    lattice: &Lattice,
-    district: Vec<u32>,
-    counts: Counts,
-    seed: u64,
-) -> Result<Layout, String> {
+pub(crate) fn layout(lattice: &Lattice, district: Vec<u32>, counts: Counts, seed: u64) -> Result<Layout, String> {
     let district = region(lattice, district);
     if counts.communities < counts.streets || counts.grids < counts.communities {
         return Err("each street needs a community and each community a grid".into());
     }
     if district.cells.len() < counts.grids {
-        return Err(format!(
-            "{} blocks cannot hold {} unit grids",
-            district.cells.len(),
-            counts.grids
-        ));
+        return Err(format!("{} blocks cannot hold {} unit grids", district.cells.len(), counts.grids));
     }
     'attempt: for attempt in 0..DISTRICT_ATTEMPTS {
         let mut rng = seed::rng(seed, &[seed::STREETS, attempt]);
@@ -85,10 +76,7 @@ pub(crate) fn layout(
         let Some(parts) = partition(lattice, &district.cells, &targets, &mut rng) else {
             continue;
         };
-        let streets: Vec<Region> = parts
-            .into_iter()
-            .map(|cells| region(lattice, cells))
-            .collect();
+        let streets: Vec<Region> = parts.into_iter().map(|cells| region(lattice, cells)).collect();
         let areas: Vec<f64> = streets.iter().map(|r| r.area).collect();
         let ones = vec![1; streets.len()];
         let cells: Vec<usize> = streets.iter().map(|r| r.cells.len()).collect();
@@ -102,55 +90,27 @@ pub(crate) fn layout(
         let mut out = Vec::with_capacity(streets.len());
         for (k, street) in streets.into_iter().enumerate() {
             let salt = seed::derive(attempt, &[k as u64]);
-            let Some(communities) =
-                split_street(lattice, &street, n_comm[k], n_grid[k], seed, salt)
-            else {
+            let Some(communities) = split_street(lattice, &street, n_comm[k], n_grid[k], seed, salt) else {
                 continue 'attempt;
             };
-            out.push(Street {
-                region: street,
-                communities,
-            });
+            out.push(Street { region: street, communities });
         }
-        return Ok(Layout {
-            district,
-            streets: out,
-        });
+        return Ok(Layout { district, streets: out });
     }
-    Err(format!(
-        "no valid partition into {counts:?} after {DISTRICT_ATTEMPTS} attempts"
-    ))
+    Err(format!("no valid partition into {counts:?} after {DISTRICT_ATTEMPTS} attempts"))
 }
 
-fn split_street(
-    lattice: &Lattice,
-    street: &Region,
-    n_comm: usize,
-    n_grid: usize,
-    seed: u64,
-    salt: u64,
-) -> Option<Vec<Community>> {
+fn split_street(lattice: &Lattice, street: &Region, n_comm: usize, n_grid: usize, seed: u64, salt: u64) -> Option<Vec<Community>> {
     'attempt: for attempt in 0..STREET_ATTEMPTS {
         let mut rng = seed::rng(seed, &[seed::COMMUNITIES, salt, attempt]);
         let targets = random_targets(&mut rng, n_comm, 0.6, 1.5);
         let Some(parts) = partition(lattice, &street.cells, &targets, &mut rng) else {
             continue;
         };
-        let comms: Vec<Region> = parts
-            .into_iter()
-            .map(|cells| region(lattice, cells))
-            .collect();
+        let comms: Vec<Region> = parts.into_iter().map(|cells| region(lattice, cells)).collect();
         let areas: Vec<f64> = comms.iter().map(|r| r.area).collect();
         let ones = vec![1; comms.len()];
-        let max: Vec<usize> = comms
-            .iter()
-            .map(|r| {
-                r.cells
-                    .len()
-                    .min((r.area / GRID_QUOTA_AREA) as usize)
-                    .clamp(1, 99)
-            })
-            .collect();
+        let max: Vec<usize> = comms.iter().map(|r| r.cells.len().min((r.area / GRID_QUOTA_AREA) as usize).clamp(1, 99)).collect();
         let Some(quota) = apportion(n_grid, &areas, &ones, &max) else {
             continue;
         };
@@ -160,37 +120,22 @@ fn split_street(
             let Some(grids) = split_community(lattice, &comm, quota[k], seed, salt) else {
                 continue 'attempt;
             };
-            out.push(Community {
-                region: comm,
-                grids,
-            });
+            out.push(Community { region: comm, grids });
         }
         return Some(out);
     }
     None
 }
 
-fn split_community(
-    lattice: &Lattice,
-    comm: &Region,
-    n: usize,
-    seed: u64,
-    salt: u64,
-) -> Option<Vec<Region>> {
+fn split_community(lattice: &Lattice, comm: &Region, n: usize, seed: u64, salt: u64) -> Option<Vec<Region>> {
     for attempt in 0..COMMUNITY_ATTEMPTS {
         let mut rng = seed::rng(seed, &[seed::GRIDS, salt, attempt]);
         let targets = random_targets(&mut rng, n, 0.8, 1.25);
         let Some(parts) = partition(lattice, &comm.cells, &targets, &mut rng) else {
             continue;
         };
-        let grids: Vec<Region> = parts
-            .into_iter()
-            .map(|cells| region(lattice, cells))
-            .collect();
-        if grids
-            .iter()
-            .all(|g| (MIN_GRID_AREA..=MAX_GRID_AREA).contains(&g.area))
-        {
+        let grids: Vec<Region> = parts.into_iter().map(|cells| region(lattice, cells)).collect();
+        if grids.iter().all(|g| (MIN_GRID_AREA..=MAX_GRID_AREA).contains(&g.area)) {
             return Some(grids);
         }
     }
@@ -203,16 +148,10 @@ fn random_targets(rng: &mut ChaCha8Rng, k: usize, lo: f64, hi: f64) -> Vec<f64> 
 
 /// Splits `total` into parts proportional to `weights` (Sainte-Laguë), each part within
 /// `min[i]..=max[i]`. `None` if the bounds cannot be met.
-pub(crate) fn apportion(
-    total: usize,
-    weights: &[f64],
-    min: &[usize],
-    max: &[usize],
-) -> Option<Vec<usize>> {
+pub(crate) fn apportion(total: usize, weights: &[f64], min: &[usize], max: &[usize]) -> Option<Vec<usize>> {
     let mut parts = min.to_vec();
     let given: usize = parts.iter().sum();
-    if given > total || max.iter().sum::<usize>() < total || min.iter().zip(max).any(|(a, b)| a > b)
-    {
+    if given > total || max.iter().sum::<usize>() < total || min.iter().zip(max).any(|(a, b)| a > b) {
         return None;
     }
     for _ in given..total {
@@ -236,12 +175,7 @@ const FREE: i32 = -2;
 
 /// Splits a set of cells (a topological disc) into `targets.len()` discs whose areas follow
 /// `targets`. `None` if this attempt fails.
-pub(crate) fn partition(
-    lattice: &Lattice,
-    cells: &[u32],
-    targets: &[f64],
-    rng: &mut ChaCha8Rng,
-) -> Option<Vec<Vec<u32>>> {
+pub(crate) fn partition(lattice: &Lattice, cells: &[u32], targets: &[f64], rng: &mut ChaCha8Rng) -> Option<Vec<Vec<u32>>> {
     let k = targets.len();
     if k == 1 {
         return Some(vec![cells.to_vec()]);
@@ -273,20 +207,12 @@ pub(crate) fn partition(
             }
         }
     };
-    add_seed(
-        cells[rng.random_range(0..cells.len())] as usize,
-        &mut dist,
-        &mut seeds,
-    );
+    add_seed(cells[rng.random_range(0..cells.len())] as usize, &mut dist, &mut seeds);
     while seeds.len() < k {
         let far = cells
             .iter()
             .map(|&c| c as usize)
-            .max_by(|&a, &b| {
-                (dist[a] as f64 + noise[a] / 2.0)
-                    .total_cmp(&(dist[b] as f64 + noise[b] / 2.0))
-                    .then(b.cmp(&a))
-            })
+            .max_by(|&a, &b| (dist[a] as f64 + noise[a] / 2.0).total_cmp(&(dist[b] as f64 + noise[b] / 2.0)).then(b.cmp(&a)))
             .expect("non-empty");
         if dist[far] == 0 {
             return None;
@@ -297,16 +223,15 @@ pub(crate) fn partition(
     // Balanced growth.
     let mut area = vec![0.0; k];
     let mut frontier: Vec<Vec<u32>> = vec![Vec::new(); k];
-    let take =
-        |c: usize, r: usize, owner: &mut [i32], area: &mut [f64], frontier: &mut [Vec<u32>]| {
-            owner[c] = r as i32;
-            area[r] += lattice.cell_area[c];
-            for y in lattice.neighbours(c).into_iter().flatten() {
-                if owner[y] == FREE {
-                    frontier[r].push(y as u32);
-                }
+    let take = |c: usize, r: usize, owner: &mut [i32], area: &mut [f64], frontier: &mut [Vec<u32>]| {
+        owner[c] = r as i32;
+        area[r] += lattice.cell_area[c];
+        for y in lattice.neighbours(c).into_iter().flatten() {
+            if owner[y] == FREE {
+                frontier[r].push(y as u32);
             }
-        };
+        }
+    };
     for (r, &s) in seeds.iter().enumerate() {
         take(s, r, &mut owner, &mut area, &mut frontier);
     }
@@ -314,11 +239,7 @@ pub(crate) fn partition(
     let mut free = cells.len() - k;
     let mut order: Vec<usize> = (0..k).collect();
     while free > 0 {
-        order.sort_by(|&a, &b| {
-            (area[a] / targets[a])
-                .total_cmp(&(area[b] / targets[b]))
-                .then(a.cmp(&b))
-        });
+        order.sort_by(|&a, &b| (area[a] / targets[a]).total_cmp(&(area[b] / targets[b])).then(a.cmp(&b)));
         let mut grown = false;
         for &r in &order {
             let f = &mut frontier[r];
@@ -334,12 +255,7 @@ pub(crate) fn partition(
                 }
                 let p = lattice.cell_centre[c];
                 let d = (p[0] - seed_at[0]).hypot(p[1] - seed_at[1]) * noise[c];
-                let same = lattice
-                    .neighbours(c)
-                    .into_iter()
-                    .flatten()
-                    .filter(|&y| owner[y] == r as i32)
-                    .count() as f64;
+                let same = lattice.neighbours(c).into_iter().flatten().filter(|&y| owner[y] == r as i32).count() as f64;
                 let score = bonus * same - d;
                 if best.is_none_or(|(_, b)| score > b) {
                     best = Some((c, score));
@@ -396,11 +312,7 @@ fn smooth(lattice: &Lattice, cells: &[u32], owner: &mut [i32], parts: &mut [Vec<
                 }
             }
             let own = count[..n].iter().find(|e| e.0 == a).map_or(0, |e| e.1);
-            let Some(&(b, nb)) = count[..n]
-                .iter()
-                .filter(|e| e.0 != a)
-                .max_by_key(|e| (e.1, -e.0))
-            else {
+            let Some(&(b, nb)) = count[..n].iter().filter(|e| e.0 != a).max_by_key(|e| (e.1, -e.0)) else {
                 continue;
             };
             if nb < 2 || nb <= own || creates_pinch(lattice, owner, c, b) {
@@ -409,11 +321,7 @@ fn smooth(lattice: &Lattice, cells: &[u32], owner: &mut [i32], parts: &mut [Vec<
             owner[c] = b;
             let (ai, bi) = (a as usize, b as usize);
             let a_ok = {
-                let rest: Vec<u32> = parts[ai]
-                    .iter()
-                    .copied()
-                    .filter(|&x| x as usize != c)
-                    .collect();
+                let rest: Vec<u32> = parts[ai].iter().copied().filter(|&x| x as usize != c).collect();
                 lattice.trace(&rest, |x| owner[x] == a).is_some()
             };
             let b_ok = a_ok && {
@@ -442,16 +350,10 @@ mod tests {
 
     #[test]
     fn apportion_is_proportional_and_bounded() {
-        assert_eq!(
-            apportion(10, &[1.0, 1.0], &[0, 0], &[10, 10]),
-            Some(vec![5, 5])
-        );
+        assert_eq!(apportion(10, &[1.0, 1.0], &[0, 0], &[10, 10]), Some(vec![5, 5]));
         let p = apportion(10, &[3.0, 1.0], &[1, 1], &[10, 10]).unwrap();
         assert!(p == [7, 3] || p == [8, 2], "{p:?}");
-        assert_eq!(
-            apportion(10, &[9.0, 1.0], &[1, 1], &[6, 10]),
-            Some(vec![6, 4])
-        );
+        assert_eq!(apportion(10, &[9.0, 1.0], &[1, 1], &[6, 10]), Some(vec![6, 4]));
         assert_eq!(apportion(3, &[1.0, 1.0], &[2, 2], &[5, 5]), None);
         assert_eq!(apportion(11, &[1.0, 1.0], &[0, 0], &[5, 5]), None);
         let p = apportion(945, &[3.0, 2.0, 5.0], &[1, 1, 1], &[1000, 1000, 1000]).unwrap();

@@ -5,21 +5,10 @@
 //! `unit` is a unit name or a role: `@maintainer`, `@owner`, `@dept` (the component's units),
 //! `@street` (the grid's street office), `@chief` (the grid chief).
 
-use super::catalog::{
-    CityKind, EVENT_RULES, Handler, NORMAL, U, URGENT, event_fallback, sanitation_station, unit,
-};
+use super::catalog::{CityKind, EVENT_RULES, Handler, NORMAL, U, URGENT, event_fallback, sanitation_station, unit};
 use crate::model::{ClassCode, ClassTable};
 
-pub(crate) const HEADER: [&str; 8] = [
-    "case_kind",
-    "case_type",
-    "case_name",
-    "scope",
-    "unit",
-    "urgency",
-    "time_limit",
-    "escalation",
-];
+pub(crate) const HEADER: [&str; 8] = ["case_kind", "case_type", "case_name", "scope", "unit", "urgency", "time_limit", "escalation"];
 
 /// A responsibility polygon as the rules see it.
 pub(crate) struct ZoneRef<'a> {
@@ -61,30 +50,13 @@ pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>], zones: &[ZoneRef<
     };
     for e in events.subclasses().filter(|e| e.code.major() != 21) {
         let code = e.code.to_string();
-        let mut found: Vec<(Handler, &'static str, &'static str)> = EVENT_RULES
-            .iter()
-            .filter(|r| r.0 == code)
-            .map(|r| (r.1, r.2, r.3))
-            .collect();
+        let mut found: Vec<(Handler, &'static str, &'static str)> = EVENT_RULES.iter().filter(|r| r.0 == code).map(|r| (r.1, r.2, r.3)).collect();
         if found.is_empty() {
             found.push(event_fallback(e.code.major()));
         }
         for (h, urgency, limit) in found {
-            let escalation = if e.code.major() == 4 {
-                emergency.clone()
-            } else {
-                bureau.clone()
-            };
-            rows.push(Row {
-                kind: "event",
-                class: e.code,
-                name: e.name.clone(),
-                scope: String::new(),
-                unit: handler(h),
-                urgency,
-                limit,
-                escalation,
-            });
+            let escalation = if e.code.major() == 4 { emergency.clone() } else { bureau.clone() };
+            rows.push(Row { kind: "event", class: e.code, name: e.name.clone(), scope: String::new(), unit: handler(h), urgency, limit, escalation });
         }
     }
     for c in components.subclasses().filter(|c| c.code.major() != 21) {
@@ -126,16 +98,7 @@ pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>], zones: &[ZoneRef<
         if !unit.starts_with('@') {
             local_units.push(unit.clone());
         }
-        rows.push(Row {
-            kind: "event",
-            class,
-            name,
-            scope: scope.to_owned(),
-            unit,
-            urgency: NORMAL,
-            limit,
-            escalation: bureau.clone(),
-        });
+        rows.push(Row { kind: "event", class, name, scope: scope.to_owned(), unit, urgency: NORMAL, limit, escalation: bureau.clone() });
     };
     if let Some(s) = streets.first() {
         // This street's own sanitation station clears exposed garbage.
@@ -188,26 +151,12 @@ pub(crate) fn rules(city: CityKind, streets: &[StreetRef<'_>], zones: &[ZoneRef<
     w.write_record(HEADER).expect("write to memory");
     for r in &rows {
         let class = r.class.to_string();
-        w.write_record([
-            r.kind,
-            &class,
-            &r.name,
-            &r.scope,
-            &r.unit,
-            r.urgency,
-            r.limit,
-            &r.escalation,
-        ])
-        .expect("write to memory");
+        w.write_record([r.kind, &class, &r.name, &r.scope, &r.unit, r.urgency, r.limit, &r.escalation]).expect("write to memory");
     }
     let bytes = w.into_inner().expect("flush to memory");
     let mut units: Vec<String> = rows.iter().map(|r| r.escalation.clone()).collect();
     units.extend(local_units);
-    units.extend(
-        rows.iter()
-            .filter(|r| !r.unit.starts_with('@'))
-            .map(|r| r.unit.clone()),
-    );
+    units.extend(rows.iter().filter(|r| !r.unit.starts_with('@')).map(|r| r.unit.clone()));
     let mut seen = std::collections::HashSet::new();
     units.retain(|u| seen.insert(u.clone()));
     (String::from_utf8(bytes).expect("UTF-8"), units)

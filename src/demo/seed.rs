@@ -26,9 +26,7 @@ pub(crate) fn splitmix(mut z: u64) -> u64 {
 
 /// A seed derived from `seed` and a path of labels.
 pub(crate) fn derive(seed: u64, parts: &[u64]) -> u64 {
-    parts
-        .iter()
-        .fold(splitmix(seed), |h, &p| splitmix(h ^ splitmix(p)))
+    parts.iter().fold(splitmix(seed), |h, &p| splitmix(h ^ splitmix(p)))
 }
 
 /// A random stream for one part of the generator.

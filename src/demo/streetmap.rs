@@ -28,8 +28,8 @@ const LAYERS: [&str; 6] = ["water", "landuse", "park", "building", "transportati
 
 /// Road name stems: a lattice line's name is a stem plus a suffix, unique per line.
 const STEMS: &[&str] = &[
-    "长江", "宝带", "越溪", "东吴", "友新", "塔韵", "旺山", "石湖", "苏蠡", "迎春", "南湖", "尹山", "文溪", "金枫",
-    "独墅", "天鹅", "运河", "吴中", "龙西", "溪霞", "碧波", "蠡墅", "凤凰", "澄湖", "车坊", "淞江", "木林", "清树",
+    "长江", "宝带", "越溪", "东吴", "友新", "塔韵", "旺山", "石湖", "苏蠡", "迎春", "南湖", "尹山", "文溪", "金枫", "独墅", "天鹅", "运河", "吴中", "龙西",
+    "溪霞", "碧波", "蠡墅", "凤凰", "澄湖", "车坊", "淞江", "木林", "清树",
 ];
 /// Suffix variants, in order: 长江路, 长江东路, 长江二路, …
 const VARIANTS: &[&str] = &["", "东", "西", "南", "北", "中", "二", "三", "四", "五"];
@@ -103,14 +103,20 @@ pub fn street_map(spec: &DemoSpec) -> StreetMap {
 
     // Roads: each lattice line's runs of edges touching a drawn block, one line string each.
     let horizontal = nx * (ny + 1);
-    let lines = (0..=ny).map(|j| (true, j, (0..nx).map(|i| j * nx + i).collect::<Vec<_>>())).chain(
-        (0..=nx).map(|i| (false, i, (0..ny).map(|j| horizontal + j * (nx + 1) + i).collect::<Vec<_>>())),
-    );
+    let lines = (0..=ny)
+        .map(|j| (true, j, (0..nx).map(|i| j * nx + i).collect::<Vec<_>>()))
+        .chain((0..=nx).map(|i| (false, i, (0..ny).map(|j| horizontal + j * (nx + 1) + i).collect::<Vec<_>>())));
     let mut ids = Vec::new();
     for (is_h, index, edges) in lines {
         let middle = if is_h { ny / 2 } else { nx / 2 };
         let main = index == middle;
-        let class = if main { "primary" } else if index.abs_diff(middle) % 4 == 0 { "secondary" } else { "minor" };
+        let class = if main {
+            "primary"
+        } else if index.abs_diff(middle) % 4 == 0 {
+            "secondary"
+        } else {
+            "minor"
+        };
         let name = road_name(index, is_h, main);
         let mut run: Vec<[f64; 2]> = Vec::new();
         let flush = |run: &mut Vec<[f64; 2]>, features: &mut Vec<Feature>| {
@@ -121,7 +127,12 @@ pub fn street_map(spec: &DemoSpec) -> StreetMap {
                     "secondary" => (MIN_ZOOM, 13),
                     _ => (12, 14),
                 };
-                features.push(Feature { layer: "transportation", shape: Shape::Line(line.clone()), props: vec![("class", class.to_owned())], min_zoom: road_zoom });
+                features.push(Feature {
+                    layer: "transportation",
+                    shape: Shape::Line(line.clone()),
+                    props: vec![("class", class.to_owned())],
+                    min_zoom: road_zoom,
+                });
                 features.push(Feature {
                     layer: "transportation_name",
                     shape: Shape::Line(line),

@@ -46,10 +46,8 @@ pub(crate) fn road_sections(lattice: &Lattice, in_district: &[bool], frame: &Fra
     let ew: Vec<usize> = (0..nx).map(|i| (ny / 2) * nx + i).collect();
     let ns: Vec<usize> = (0..ny).map(|j| horizontal + j * (nx + 1) + nx / 2).collect();
     let mut out = Vec::new();
-    for (edges, prefix, road, unit_name) in [
-        (ew, "EW", "东西大道", highway_station(city)),
-        (ns, "NS", "南北大道", unit(city, U::Municipal).to_owned()),
-    ] {
+    for (edges, prefix, road, unit_name) in [(ew, "EW", "东西大道", highway_station(city)), (ns, "NS", "南北大道", unit(city, U::Municipal).to_owned())]
+    {
         // Runs of consecutive edges with the district on both sides.
         let inside = |e: usize| {
             let (l, r) = lattice.edge_sides(e);

@@ -223,14 +223,8 @@ impl FontLibrary {
             pbf_dirs,
             fallback,
             warnings,
-            fonts: moka::sync::Cache::builder()
-                .max_capacity(FONT_CACHE_BYTES)
-                .weigher(|_: &usize, f: &(FontArc, u32)| f.1)
-                .build(),
-            ranges: moka::sync::Cache::builder()
-                .max_capacity(RANGE_CACHE_BYTES)
-                .weigher(|_: &(String, u32), r: &Arc<GlyphRange>| r.weight())
-                .build(),
+            fonts: moka::sync::Cache::builder().max_capacity(FONT_CACHE_BYTES).weigher(|_: &usize, f: &(FontArc, u32)| f.1).build(),
+            ranges: moka::sync::Cache::builder().max_capacity(RANGE_CACHE_BYTES).weigher(|_: &(String, u32), r: &Arc<GlyphRange>| r.weight()).build(),
         }
     }
 
@@ -320,15 +314,15 @@ impl FontLibrary {
         }
         let (font, size) = match &self.faces[i].source {
             FaceSource::Builtin => (FontArc::try_from_slice(BUILTIN_TTF).ok()?, 1),
-            FaceSource::File { path, index, size } => match std::fs::read(path).map_err(|e| e.to_string()).and_then(|data| {
-                FontVec::try_from_vec_and_index(data, *index).map_err(|e| e.to_string())
-            }) {
-                Ok(font) => (FontArc::new(font), u32::try_from(*size).unwrap_or(u32::MAX)),
-                Err(e) => {
-                    tracing::warn!(font = %self.faces[i].name, path = %path.display(), error = %e, "font file unreadable; its glyphs are left out");
-                    return None;
+            FaceSource::File { path, index, size } => {
+                match std::fs::read(path).map_err(|e| e.to_string()).and_then(|data| FontVec::try_from_vec_and_index(data, *index).map_err(|e| e.to_string())) {
+                    Ok(font) => (FontArc::new(font), u32::try_from(*size).unwrap_or(u32::MAX)),
+                    Err(e) => {
+                        tracing::warn!(font = %self.faces[i].name, path = %path.display(), error = %e, "font file unreadable; its glyphs are left out");
+                        return None;
+                    }
                 }
-            },
+            }
         };
         self.fonts.insert(i, (font.clone(), size));
         Some(font)
@@ -487,15 +481,7 @@ pub fn render_glyph(font: &impl Font, c: char) -> Option<Glyph> {
     };
     let bitmap = BitmapGlyph::from_unbuffered(&alpha, width, height, BUFFER).ok()?;
     let sdf = clamp_to_u8(&bitmap.render_sdf(RADIUS), CUTOFF).ok()?;
-    Some(Glyph {
-        id: c as u32,
-        bitmap: Some(sdf),
-        width: width as u32,
-        height: height as u32,
-        left,
-        top: top - ascender,
-        advance,
-    })
+    Some(Glyph { id: c as u32, bitmap: Some(sdf), width: width as u32, height: height as u32, left, top: top - ascender, advance })
 }
 
 #[cfg(test)]

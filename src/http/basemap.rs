@@ -27,15 +27,23 @@ const METADATA_CACHE_CONTROL: &str = "public, max-age=60";
 
 fn unknown(state: &AppState, id: &str) -> ApiError {
     let ids: Vec<&str> = state.basemaps.iter().map(|b| b.id.as_str()).collect();
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_basemap", format!("no basemap {id:?}: this server has {}", if ids.is_empty() { "none (serve --basemap FILE)".to_owned() } else { ids.join(", ") }))
-        .with_details(json!({"basemap": id, "basemaps": ids}))
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_basemap",
+        format!("no basemap {id:?}: this server has {}", if ids.is_empty() { "none (serve --basemap FILE)".to_owned() } else { ids.join(", ") }),
+    )
+    .with_details(json!({"basemap": id, "basemaps": ids}))
 }
 
 /// A tile the file could not give: logged with the file's path, answered without it.
 fn read_error(id: &str, e: BasemapError) -> ApiError {
     tracing::warn!(basemap = id, error = %e, "basemap tile could not be read");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "basemap_unreadable", format!("basemap {id:?}: the tile could not be read from its file (see the server log)"))
-        .with_details(json!({"basemap": id}))
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "basemap_unreadable",
+        format!("basemap {id:?}: the tile could not be read from its file (see the server log)"),
+    )
+    .with_details(json!({"basemap": id}))
 }
 
 /// The tile URL template of `b` under `base`.
@@ -157,7 +165,10 @@ pub async fn tile(
         if passes {
             return Ok(Some((t.data, t.encoding, b.info.format.content_type())));
         }
-        let raw = t.encoding.decode(&t.data, MAX_DECODED).map_err(|e| BasemapError::Invalid { path: b.path.clone(), reason: format!("tile {z_num}/{x_num}/{y_num} does not decode: {e}") })?;
+        let raw = t
+            .encoding
+            .decode(&t.data, MAX_DECODED)
+            .map_err(|e| BasemapError::Invalid { path: b.path.clone(), reason: format!("tile {z_num}/{x_num}/{y_num} does not decode: {e}") })?;
         Ok(Some((raw.into(), Encoding::Identity, b.info.format.content_type())))
     })
     .await?
@@ -258,37 +269,79 @@ fn vector_layers(source: &str, visible: bool) -> Vec<Value> {
         json!(["match", ["get", "class"], ["motorway", "trunk"], major, ["primary", "secondary", "tertiary"], middle, other])
     };
     let width = |extra: f64| {
-        json!(["interpolate", ["exponential", 1.5], ["zoom"],
-            10, by_class(json!(1.6 + extra / 4.0), json!(1.2 + extra / 4.0), json!(0.4)),
-            16, by_class(json!(14.0 + extra), json!(11.0 + extra), json!(6.0 + extra)),
-            18, by_class(json!(36.0 + extra), json!(30.0 + extra), json!(16.0 + extra))])
+        json!([
+            "interpolate",
+            ["exponential", 1.5],
+            ["zoom"],
+            10,
+            by_class(json!(1.6 + extra / 4.0), json!(1.2 + extra / 4.0), json!(0.4)),
+            16,
+            by_class(json!(14.0 + extra), json!(11.0 + extra), json!(6.0 + extra)),
+            18,
+            by_class(json!(36.0 + extra), json!(30.0 + extra), json!(16.0 + extra))
+        ])
     };
     let name = json!(["coalesce", ["get", "name:zh"], ["get", "name"], ["get", "name:latin"]]);
     vec![
-        layer("landcover", "fill", "landcover", json!({"filter": ["match", ["get", "class"], ["grass", "wood", "farmland"], true, false],
-            "paint": {"fill-color": "#e3ecd5", "fill-opacity": 0.7}})),
-        layer("landuse", "fill", "landuse", json!({"paint": {"fill-color": ["match", ["get", "class"],
+        layer(
+            "landcover",
+            "fill",
+            "landcover",
+            json!({"filter": ["match", ["get", "class"], ["grass", "wood", "farmland"], true, false],
+            "paint": {"fill-color": "#e3ecd5", "fill-opacity": 0.7}}),
+        ),
+        layer(
+            "landuse",
+            "fill",
+            "landuse",
+            json!({"paint": {"fill-color": ["match", ["get", "class"],
             "residential", "#ece8e1", "commercial", "#f1e3dd", "retail", "#f1e3dd", "industrial", "#e8e3ee", "cemetery", "#dde6d4",
-            ["school", "university", "college", "hospital"], "#efe7d6", "#ebe8e2"], "fill-opacity": 0.8}})),
+            ["school", "university", "college", "hospital"], "#efe7d6", "#ebe8e2"], "fill-opacity": 0.8}}),
+        ),
         layer("park", "fill", "park", json!({"paint": {"fill-color": "#d3e8c6", "fill-opacity": 0.9}})),
         layer("water", "fill", "water", json!({"paint": {"fill-color": "#b5d3ea"}})),
         layer("waterway", "line", "waterway", json!({"paint": {"line-color": "#b5d3ea", "line-width": ["interpolate", ["linear"], ["zoom"], 10, 0.5, 16, 3]}})),
         layer("building", "fill", "building", json!({"minzoom": 14, "paint": {"fill-color": "#ddd7ce", "fill-outline-color": "#cbc3b8"}})),
-        layer("road-casing", "line", "transportation", json!({
+        layer(
+            "road-casing",
+            "line",
+            "transportation",
+            json!({
             "filter": ["all", ["==", ["geometry-type"], "LineString"], ["!", ["match", ["get", "class"], ["rail", "transit", "ferry", "path"], true, false]]],
             "layout": {"line-cap": "round", "line-join": "round"},
-            "paint": {"line-color": "#d2cbbf", "line-width": width(2.0)}})),
-        layer("road", "line", "transportation", json!({
+            "paint": {"line-color": "#d2cbbf", "line-width": width(2.0)}}),
+        ),
+        layer(
+            "road",
+            "line",
+            "transportation",
+            json!({
             "filter": ["all", ["==", ["geometry-type"], "LineString"], ["!", ["match", ["get", "class"], ["rail", "transit", "ferry", "path"], true, false]]],
             "layout": {"line-cap": "round", "line-join": "round"},
-            "paint": {"line-color": by_class(json!("#f5c26b"), json!("#fbe0a0"), json!("#ffffff")), "line-width": width(0.0)}})),
-        layer("rail", "line", "transportation", json!({"filter": ["match", ["get", "class"], ["rail", "transit"], true, false],
-            "paint": {"line-color": "#a9a9a9", "line-width": 1.2, "line-dasharray": [3, 2]}})),
-        layer("road-names", "symbol", "transportation_name", json!({"minzoom": 12,
+            "paint": {"line-color": by_class(json!("#f5c26b"), json!("#fbe0a0"), json!("#ffffff")), "line-width": width(0.0)}}),
+        ),
+        layer(
+            "rail",
+            "line",
+            "transportation",
+            json!({"filter": ["match", ["get", "class"], ["rail", "transit"], true, false],
+            "paint": {"line-color": "#a9a9a9", "line-width": 1.2, "line-dasharray": [3, 2]}}),
+        ),
+        layer(
+            "road-names",
+            "symbol",
+            "transportation_name",
+            json!({"minzoom": 12,
             "layout": {"symbol-placement": "line", "text-field": name.clone(), "text-font": FONT, "text-size": ["interpolate", ["linear"], ["zoom"], 12, 10, 17, 14]},
-            "paint": {"text-color": "#5c5346", "text-halo-color": "#ffffff", "text-halo-width": 1.5}})),
-        layer("places", "symbol", "place", json!({"filter": ["match", ["get", "class"], ["city", "town", "suburb", "quarter", "neighbourhood", "village"], true, false],
+            "paint": {"text-color": "#5c5346", "text-halo-color": "#ffffff", "text-halo-width": 1.5}}),
+        ),
+        layer(
+            "places",
+            "symbol",
+            "place",
+            json!({"filter": ["match", ["get", "class"], ["city", "town", "suburb", "quarter", "neighbourhood", "village"], true, false],
             "layout": {"text-field": name, "text-font": FONT, "text-size": ["match", ["get", "class"], ["city", "town"], 16, 12]},
-            "paint": {"text-color": "#3f3a33", "text-halo-color": "#ffffff", "text-halo-width": 1.5}})),
+            "paint": {"text-color": "#3f3a33", "text-halo-color": "#ffffff", "text-halo-width": 1.5}}),
+        ),
     ]
 }

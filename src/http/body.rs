@@ -14,11 +14,7 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resul
         let ct = ct.to_str().unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("send the body as application/json, not {ct}"),
-            ));
+            return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", format!("send the body as application/json, not {ct}")));
         }
     }
     parse_json(body)
@@ -28,8 +24,7 @@ pub fn json_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Resul
 /// line and column when it is not.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not the JSON expected: {e}"))
-            .with_details(json!({"line": e.line(), "column": e.column()}))
+        ApiError::bad_request("invalid_json", format!("the body is not the JSON expected: {e}")).with_details(json!({"line": e.line(), "column": e.column()}))
     })
 }
 

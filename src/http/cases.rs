@@ -33,17 +33,12 @@ fn time(params: &Params, name: &'static str) -> Result<Option<DateTime<FixedOffs
         let t = d.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(crate::routing::china_tz()).single();
         return Ok(t);
     }
-    Err(ApiError::bad_request(
-        "invalid_parameter",
-        format!("{name} must be a date (2026-11-01) or an RFC 3339 time (2026-11-01T08:00:00+08:00)"),
-    )
-    .with_details(json!({"parameter": name, "value": v})))
+    Err(ApiError::bad_request("invalid_parameter", format!("{name} must be a date (2026-11-01) or an RFC 3339 time (2026-11-01T08:00:00+08:00)"))
+        .with_details(json!({"parameter": name, "value": v})))
 }
 
 fn audit(state: &AppState) -> Result<Arc<AuditLog>, ApiError> {
-    state.audit.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "this server keeps no audit log (no data directory)")
-    })
+    state.audit.clone().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable", "this server keeps no audit log (no data directory)"))
 }
 
 fn unreadable(e: StoreError) -> ApiError {
@@ -74,16 +69,15 @@ pub async fn routes(_dispatcher: super::auth::Dispatcher, State(state): State<Ap
     let unit = params.get("unit").map(str::to_owned);
     let limit = params.parsed::<usize>("limit", "a whole number")?.unwrap_or(DEFAULT_ROUTES);
     if limit == 0 || limit > MAX_ROUTES {
-        return Err(ApiError::bad_request("invalid_parameter", format!("limit must be 1 to {MAX_ROUTES}"))
-            .with_details(json!({"parameter": "limit", "value": limit})));
+        return Err(
+            ApiError::bad_request("invalid_parameter", format!("limit must be 1 to {MAX_ROUTES}")).with_details(json!({"parameter": "limit", "value": limit}))
+        );
     }
     let after = params.parsed::<i64>("after", "a decision id (the `next` of the previous page)")?;
     let log = audit(&state)?;
     let query = PageQuery { since, until, unit: unit.clone(), after, limit };
     let page = blocking("the audit reader", move || log.page(&query)).await?.map_err(|e| match e {
-        PageError::UnknownCursor(id) => {
-            ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({"parameter": "after", "value": id}))
-        }
+        PageError::UnknownCursor(id) => ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({"parameter": "after", "value": id})),
         PageError::Store(e) => unreadable(e),
     })?;
     let mut body = json!({
@@ -118,8 +112,7 @@ pub async fn stats(State(state): State<AppState>, RawQuery(q): RawQuery) -> Resu
     let level = match params.get("level") {
         None => StatsLevel::Street,
         Some(v) => StatsLevel::parse(v.trim()).ok_or_else(|| {
-            ApiError::bad_request("invalid_parameter", "level must be street, community or grid")
-                .with_details(json!({"parameter": "level", "value": v}))
+            ApiError::bad_request("invalid_parameter", "level must be street, community or grid").with_details(json!({"parameter": "level", "value": v}))
         })?,
     };
     let (since, until) = (time(&params, "since")?, time(&params, "until")?);

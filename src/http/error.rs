@@ -48,28 +48,17 @@ impl From<LookupError> for ApiError {
                 ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value}))
             }
             LookupError::MalformedCode(ModelError::MalformedCode { what, code, reason }) => {
-                ApiError::bad_request("malformed_code", message)
-                    .with_details(json!({"kind": what, "code": code, "reason": reason}))
+                ApiError::bad_request("malformed_code", message).with_details(json!({"kind": what, "code": code, "reason": reason}))
             }
             LookupError::MalformedCode(_) => ApiError::bad_request("malformed_code", message),
-            LookupError::UnknownClass(code) => {
-                ApiError::bad_request("unknown_class", message).with_details(json!({"parameter": "class", "value": code}))
-            }
-            LookupError::UnknownGrid(code) => {
-                ApiError::new(StatusCode::NOT_FOUND, "grid_not_found", message).with_details(json!({"code": code}))
-            }
-            LookupError::UnknownComponent(code) => {
-                ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code}))
-            }
-            LookupError::OutsideCoverage { point, nearest, candidates } => {
-                ApiError::new(StatusCode::NOT_FOUND, "outside_coverage", message)
-                    .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates}))
-            }
+            LookupError::UnknownClass(code) => ApiError::bad_request("unknown_class", message).with_details(json!({"parameter": "class", "value": code})),
+            LookupError::UnknownGrid(code) => ApiError::new(StatusCode::NOT_FOUND, "grid_not_found", message).with_details(json!({"code": code})),
+            LookupError::UnknownComponent(code) => ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code})),
+            LookupError::OutsideCoverage { point, nearest, candidates } => ApiError::new(StatusCode::NOT_FOUND, "outside_coverage", message)
+                .with_details(json!({"point": point, "nearest": nearest, "candidates": candidates})),
             LookupError::UnknownCrs { value, .. } => ApiError::bad_request("unknown_crs", message)
                 .with_details(json!({"parameter": "crs", "value": value, "accepted": crate::lookup::POINT_CRS_ACCEPTED})),
-            LookupError::MissingCoordinate(parameter) => {
-                ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter}))
-            }
+            LookupError::MissingCoordinate(parameter) => ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter})),
             LookupError::WrongPair { parameter, value, crs, reason } => {
                 ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value, "crs": crs}))
             }
@@ -82,21 +71,20 @@ impl From<RoutingError> for ApiError {
     fn from(e: RoutingError) -> ApiError {
         let message = e.to_string();
         match e {
-            RoutingError::MissingParameter(parameter) => {
-                ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter}))
-            }
+            RoutingError::MissingParameter(parameter) => ApiError::bad_request("missing_parameter", message).with_details(json!({"parameter": parameter})),
             RoutingError::InvalidParameter { parameter, value, reason } => {
                 ApiError::bad_request("invalid_parameter", reason).with_details(json!({"parameter": parameter, "value": value}))
             }
-            RoutingError::UnknownCaseType { kind, code } => ApiError::bad_request("unknown_case_type", message)
-                .with_details(json!({"kind": kind, "code": code, "types": "/v1/cases/types"})),
-            RoutingError::ComponentNotFound(code) => {
-                ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code}))
+            RoutingError::UnknownCaseType { kind, code } => {
+                ApiError::bad_request("unknown_case_type", message).with_details(json!({"kind": kind, "code": code, "types": "/v1/cases/types"}))
             }
-            RoutingError::OutsideCoverage { nearest, max_m } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "outside_coverage", message)
-                .with_details(json!({"nearest": nearest, "max_outside_m": max_m})),
-            RoutingError::RulesUnavailable(reason) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_unavailable", message)
-                .with_details(json!({"reason": reason, "rules": "/v1/rules"})),
+            RoutingError::ComponentNotFound(code) => ApiError::new(StatusCode::NOT_FOUND, "component_not_found", message).with_details(json!({"code": code})),
+            RoutingError::OutsideCoverage { nearest, max_m } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "outside_coverage", message).with_details(json!({"nearest": nearest, "max_outside_m": max_m}))
+            }
+            RoutingError::RulesUnavailable(reason) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rules_unavailable", message).with_details(json!({"reason": reason, "rules": "/v1/rules"}))
+            }
             RoutingError::Lookup(e) => ApiError::from(e),
         }
     }
@@ -146,9 +134,7 @@ impl From<BatchError> for ApiError {
 /// Runs `f` on the blocking pool, off the async workers (a store read, an audit append, a
 /// render): its result, or 500 `internal` "`what` failed: …" if the task panicked.
 pub async fn blocking<T: Send + 'static>(what: &'static str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what} failed: {e}")))
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{what} failed: {e}")))
 }
 
 /// The body of every error answer (4xx, 5xx): the shared `ErrorBody` schema of the API
@@ -186,15 +172,10 @@ impl IntoResponse for ApiError {
 
 /// Answer for paths no route matches (the path as the client sent it, base path included).
 pub async fn no_route(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
-    ApiError::not_found(format!("no resource at {}", uri.path()))
-        .with_details(json!({"path": uri.path()}))
+    ApiError::not_found(format!("no resource at {}", uri.path())).with_details(json!({"path": uri.path()}))
 }
 
 /// Answer for a known path asked with a method it does not support.
 pub async fn method_not_allowed(method: axum::http::Method, axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not supported on {}", uri.path()),
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not supported on {}", uri.path()))
 }

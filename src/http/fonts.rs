@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
 use super::conditional::{accepts_encoding, etag_matches};
+use super::error::ApiError;
 use crate::glyphs::{self, GlyphError};
 
 /// Glyph ranges only change with the fonts (a restart): a day, then revalidate.
@@ -28,11 +28,8 @@ const CACHE_CONTROL: &str = "public, max-age=86400";
         (status = 400, description = "invalid_parameter", body = super::error::ErrorBody)))]
 pub async fn glyphs(State(state): State<AppState>, Path((stack, range)): Path<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
     let bad = |e: GlyphError, field: &str, value: &str| ApiError::bad_request("invalid_parameter", e.to_string()).with_details(json!({field: value}));
-    let start = range
-        .strip_suffix(".pbf")
-        .ok_or_else(|| GlyphError::BadRange(range.clone()))
-        .and_then(glyphs::parse_range)
-        .map_err(|e| bad(e, "range", &range))?;
+    let start =
+        range.strip_suffix(".pbf").ok_or_else(|| GlyphError::BadRange(range.clone())).and_then(glyphs::parse_range).map_err(|e| bad(e, "range", &range))?;
     glyphs::parse_stack(&stack).map_err(|e| bad(e, "fontstack", &stack))?;
     let library = state.glyphs.clone();
     let rendered = super::error::blocking("rendering glyphs", move || library.range(&stack, start)).await?;

@@ -29,11 +29,11 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
-use crate::datasets::Switched;
-use crate::store::Versions;
 use super::layers::datasets;
 use super::params::Params;
 use super::spool::{self, Spool, SpoolError};
+use crate::datasets::Switched;
+use crate::store::Versions;
 // The unit register, the responsibility list, the calendar and the city settings come as text
 // through the same route: see `import_text`.
 use crate::ingest::report::Policy;
@@ -45,28 +45,21 @@ impl From<IngestError> for ApiError {
         let message = e.to_string();
         match e {
             IngestError::UnsupportedFormat(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message),
-            IngestError::Unreadable { format, .. } => {
-                ApiError::bad_request("unreadable_layer", message).with_details(json!({"format": format}))
-            }
+            IngestError::Unreadable { format, .. } => ApiError::bad_request("unreadable_layer", message).with_details(json!({"format": format})),
             IngestError::Io(_) => ApiError::bad_request("unreadable_layer", message),
-            IngestError::CsvColumns(_) => ApiError::bad_request("csv_columns", message)
-                .with_details(json!({"parameters": ["x_column", "y_column"]})),
-            IngestError::UnknownCrs { text, .. } => {
-                ApiError::bad_request("unknown_crs", message).with_details(json!({"parameter": "crs", "value": text}))
-            }
+            IngestError::CsvColumns(_) => ApiError::bad_request("csv_columns", message).with_details(json!({"parameters": ["x_column", "y_column"]})),
+            IngestError::UnknownCrs { text, .. } => ApiError::bad_request("unknown_crs", message).with_details(json!({"parameter": "crs", "value": text})),
             IngestError::CrsConflict { declared, given } => {
                 ApiError::bad_request("crs_conflict", message).with_details(json!({"declared": declared, "given": given}))
             }
-            IngestError::CrsRequired { x, y } => {
-                ApiError::bad_request("crs_required", message).with_details(json!({"parameter": "crs", "example": [x, y]}))
+            IngestError::CrsRequired { x, y } => ApiError::bad_request("crs_required", message).with_details(json!({"parameter": "crs", "example": [x, y]})),
+            IngestError::CrsAfterFeatures { declared, read_as } => {
+                ApiError::bad_request("crs_after_features", message).with_details(json!({"declared": declared, "read_as": read_as, "parameter": "crs"}))
             }
-            IngestError::CrsAfterFeatures { declared, read_as } => ApiError::bad_request("crs_after_features", message)
-                .with_details(json!({"declared": declared, "read_as": read_as, "parameter": "crs"})),
             IngestError::Fields(_) => ApiError::bad_request("unmapped_fields", message),
             IngestError::Stopped => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
-            IngestError::UnknownLayer(name) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name, "layers": crate::store::Dataset::ALL.map(|d| d.name())}))
-            }
+            IngestError::UnknownLayer(name) => ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message)
+                .with_details(json!({"name": name, "layers": crate::store::Dataset::ALL.map(|d| d.name())})),
         }
     }
 }
@@ -115,14 +108,17 @@ pub struct PackageImported<'a> {
 /// `PUT /v1/layers/{units|rules|calendar|city}`: the dataset's text (CSV or TOML, UTF-8) as the
 /// body, checked against what is served, stored as its next version and served; `dry_run=true`
 /// checks only. 422 `dataset_rejected` (nothing changes) with the reason.
-async fn import_text(d: std::sync::Arc<crate::datasets::Datasets>, dataset: crate::store::Dataset, params: &Params, request: Request, limit: u64) -> Result<Response, ApiError> {
+async fn import_text(
+    d: std::sync::Arc<crate::datasets::Datasets>,
+    dataset: crate::store::Dataset,
+    params: &Params,
+    request: Request,
+    limit: u64,
+) -> Result<Response, ApiError> {
     let dry_run = flag(params, "dry_run")?;
-    let bytes = axum::body::to_bytes(request.into_body(), limit as usize)
-        .await
-        .map_err(|_| ApiError::from(SpoolError::TooLarge { limit }))?;
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-        ApiError::bad_request("invalid_encoding", format!("the {dataset} file is not UTF-8: save it as UTF-8 (Excel: CSV UTF-8)"))
-    })?;
+    let bytes = axum::body::to_bytes(request.into_body(), limit as usize).await.map_err(|_| ApiError::from(SpoolError::TooLarge { limit }))?;
+    let text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request("invalid_encoding", format!("the {dataset} file is not UTF-8: save it as UTF-8 (Excel: CSV UTF-8)")))?;
     let origin = format!("PUT /v1/layers/{dataset}");
     let allow_shrink = flag(params, "allow_shrink")?;
     let imported = in_background(move || d.import_text(dataset, &text, allow_shrink, dry_run, &origin)).await??;
@@ -168,12 +164,7 @@ fn import_options(layer: LayerKind, params: &Params) -> Result<ImportOptions, Ap
         (status = 422, description = "package_rejected: details.report says why; nothing changed", body = ErrorBody),
         (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody),
         (status = 429, description = "rate_limited: too many uploads from this client (Retry-After)", body = ErrorBody)))]
-pub async fn import_package(
-    _admin: Admin,
-    State(state): State<AppState>,
-    RawQuery(query): RawQuery,
-    request: Request,
-) -> Result<Response, ApiError> {
+pub async fn import_package(_admin: Admin, State(state): State<AppState>, RawQuery(query): RawQuery, request: Request) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let params = Params::parse(query.as_deref())?;
     let options = crate::datasets::PackageOptions { base: Some(import_options(LayerKind::Grids, &params)?) };
@@ -267,7 +258,10 @@ pub async fn import(
             .map_err(|e| ApiError::bad_request("invalid_multipart", format!("the multipart form cannot be read: {}", e.body_text())))?;
         loop {
             let Some(mut part) = form.next_field().await.map_err(bad)? else {
-                return Err(ApiError::bad_request("missing_file", "the form has no file part: send the layer as a part with a file name (curl -F file=@layer.geojson)"));
+                return Err(ApiError::bad_request(
+                    "missing_file",
+                    "the form has no file part: send the layer as a part with a file name (curl -F file=@layer.geojson)",
+                ));
             };
             if part.file_name().is_none() && part.name() != Some("file") {
                 continue;
@@ -294,8 +288,9 @@ pub async fn import(
     let imported = in_background(move || d.import(|sink| stream_layer_file(file, format, &csv, sink), &options, dry_run, &origin)).await??;
     if !imported.report.accepted_layer {
         let message = imported.report.summary();
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected", message)
-            .with_details(json!({"report": imported.report, "dry_run": dry_run})));
+        return Err(
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "layer_rejected", message).with_details(json!({"report": imported.report, "dry_run": dry_run}))
+        );
     }
     let answer = ImportAnswer::Layer(LayerImported { report: &imported.report, switched: imported.switched.as_ref(), dry_run });
     Ok(axum::Json(answer).into_response())

@@ -13,36 +13,33 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-use super::conditional::etag_matches;
 use super::auth::Admin;
 use super::body::json_body;
+use super::conditional::etag_matches;
 use super::error::{ApiError, ErrorBody};
-use crate::datasets::{DatasetHistory, Switched};
 use crate::datasets::{DatasetError, Datasets};
+use crate::datasets::{DatasetHistory, Switched};
 
 pub(super) fn datasets(state: &AppState) -> Result<Arc<Datasets>, ApiError> {
-    state.datasets.clone().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_data_directory", "this server has no data directory to version")
-    })
+    state.datasets.clone().ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_data_directory", "this server has no data directory to version"))
 }
 
 impl From<DatasetError> for ApiError {
     fn from(e: DatasetError) -> ApiError {
         let message = e.to_string();
         match e {
-            DatasetError::UnknownDataset(name) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name}))
+            DatasetError::UnknownDataset(name) => ApiError::new(StatusCode::NOT_FOUND, "unknown_layer", message).with_details(json!({"name": name})),
+            DatasetError::UnknownVersion { dataset, version, kept } => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_version", message).with_details(json!({"name": dataset, "version": version, "kept": kept}))
             }
-            DatasetError::UnknownVersion { dataset, version, kept } => ApiError::new(StatusCode::NOT_FOUND, "unknown_version", message)
-                .with_details(json!({"name": dataset, "version": version, "kept": kept})),
-            DatasetError::Unloadable { dataset, version, previous, .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "version_unloadable", message)
-                    .with_details(json!({"name": dataset, "version": version, "current": previous}))
+            DatasetError::Unloadable { dataset, version, previous, .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "version_unloadable", message)
+                .with_details(json!({"name": dataset, "version": version, "current": previous})),
+            DatasetError::ChangedMeanwhile { checked, now } => {
+                ApiError::new(StatusCode::CONFLICT, "changed_meanwhile", message).with_details(json!({"checked_against": checked, "served": now}))
             }
-            DatasetError::ChangedMeanwhile { checked, now } => ApiError::new(StatusCode::CONFLICT, "changed_meanwhile", message)
-                .with_details(json!({"checked_against": checked, "served": now})),
-            DatasetError::Rejected { dataset, .. } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_rejected", message)
-                .with_details(json!({"name": dataset})),
+            DatasetError::Rejected { dataset, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "dataset_rejected", message).with_details(json!({"name": dataset}))
+            }
             DatasetError::Package(_) => ApiError::bad_request("invalid_package", message),
             DatasetError::PackageRejected(report) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "package_rejected", message).with_details(json!({"report": report}))
@@ -188,9 +185,8 @@ pub async fn version_file(
     set(&mut out, header::CONTENT_LENGTH, &len.to_string());
     if start > 0 {
         use std::io::{Seek, SeekFrom};
-        file.seek(SeekFrom::Start(start)).map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", format!("cannot read the version file: {e}"))
-        })?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failed", format!("cannot read the version file: {e}")))?;
     }
     let body = Body::from_stream(FileChunks { file: tokio::fs::File::from_std(file), buf: vec![0; 256 << 10], remaining: len });
     Ok((status, out, body).into_response())
@@ -303,13 +299,7 @@ pub struct RollbackBody {
         (status = 415, description = "unsupported_media_type: send application/json", body = ErrorBody),
         (status = 422, description = "version_unloadable: the version cannot be served; the current one stays", body = ErrorBody),
         (status = 503, description = "no_data_directory: an in-memory server has nothing to version", body = ErrorBody)))]
-pub async fn rollback(
-    _admin: Admin,
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
+pub async fn rollback(_admin: Admin, State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let d = datasets(&state)?;
     let RollbackBody { version } = json_body(&headers, &body)?;
     let switched = blocking(move || d.rollback(&name, version)).await?;

@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::params::Params;
-use crate::lookup::{ComponentCountsInBox, ComponentDetail, ComponentPage, GridDetail, Located, NearestComponents};
 use crate::lookup::{self, PointCrs, PointEcho, PointInput};
+use crate::lookup::{ComponentCountsInBox, ComponentDetail, ComponentPage, GridDetail, Located, NearestComponents};
 
 /// The point of a query: `lon`, `lat` (and `crs` a datum), or `x` (easting), `y` (northing)
 /// with `crs` a projected CRS such as `EPSG:4549` ([`PointInput`]).
@@ -60,10 +60,7 @@ pub async fn grid(State(state): State<AppState>, Path(code): Path<String>) -> Re
     responses((status = 200, description = "the component", body = ComponentDetail),
         (status = 400, description = "malformed_code", body = ErrorBody),
         (status = 404, description = "component_not_found", body = ErrorBody)))]
-pub async fn component(
-    State(state): State<AppState>,
-    Path(code): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn component(State(state): State<AppState>, Path(code): Path<String>) -> Result<Response, ApiError> {
     let world = state.world.load();
     Ok(json(&lookup::component_detail(&world, &code)?))
 }
@@ -81,10 +78,7 @@ pub async fn component(
         ("max_distance" = Option<f64>, Query, description = "search radius, metres (at most 100000)")),
     responses((status = 200, description = "the components, nearest first", body = NearestComponents),
         (status = 400, description = "a parameter is missing or unusable", body = ErrorBody)))]
-pub async fn nearest(
-    State(state): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
+pub async fn nearest(State(state): State<AppState>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let point = point(&p)?;
     let k = p.parsed::<usize>("k", "a whole number")?.unwrap_or(10);
@@ -141,17 +135,12 @@ pub(crate) fn bbox(p: &Params) -> Result<[f64; 4], ApiError> {
     if bbox[0] > bbox[2] || bbox[1] > bbox[3] {
         return Ok(bbox); // the lookup rejects it with its own message
     }
-    let bad = |message: String| {
-        ApiError::bad_request("invalid_parameter", message)
-            .with_details(serde_json::json!({"parameter": "bbox", "value": p.get("bbox")}))
-    };
+    let bad =
+        |message: String| ApiError::bad_request("invalid_parameter", message).with_details(serde_json::json!({"parameter": "bbox", "value": p.get("bbox")}));
     match crs {
         PointCrs::Datum(crs) => {
-            let corner = |lon, lat| {
-                PointEcho::new(lon, lat, crs).map_err(|_| {
-                    bad("bbox corners must be longitudes in [-180, 180] and latitudes in [-90, 90]".into())
-                })
-            };
+            let corner =
+                |lon, lat| PointEcho::new(lon, lat, crs).map_err(|_| bad("bbox corners must be longitudes in [-180, 180] and latitudes in [-90, 90]".into()));
             let (a, b) = (corner(bbox[0], bbox[1])?, corner(bbox[2], bbox[3])?);
             Ok([a.wgs84.lon, a.wgs84.lat, b.wgs84.lon, b.wgs84.lat])
         }
@@ -181,7 +170,6 @@ pub(super) fn json<T: Serialize>(value: &T) -> Response {
     let mut buf = Vec::with_capacity(4096);
     match serde_json::to_writer(&mut buf, value) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/json")], buf).into_response(),
-        Err(e) => ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot encode the answer: {e}"))
-            .into_response(),
+        Err(e) => ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot encode the answer: {e}")).into_response(),
     }
 }

@@ -158,7 +158,6 @@ impl RoutingOutcome {
             _ => RoutingOutcome::Failed,
         }
     }
-
 }
 
 /// The server's metrics. Cheap to update from any thread; read by [`scrape`].
@@ -261,13 +260,21 @@ impl Metrics {
         r.register("citygrid_audit_append_failures", "Audit log appends that failed (their decisions were not given)", audit_failures.clone());
 
         let staff_positions = Family::<StaffLabels, Counter>::default();
-        r.register("citygrid_staff_positions", "Staff position items received, by outcome (accepted, older: kept in the track only, rejected)", staff_positions.clone());
+        r.register(
+            "citygrid_staff_positions",
+            "Staff position items received, by outcome (accepted, older: kept in the track only, rejected)",
+            staff_positions.clone(),
+        );
         let staff_events = Counter::default();
         r.register("citygrid_staff_events", "Staff grid enter/leave events emitted", staff_events.clone());
         let staff_track_points = Gauge::default();
         r.register("citygrid_staff_track_points", "Staff track points held in memory (the open days)", staff_track_points.clone());
         let staff_track_dropped = Counter::default();
-        r.register("citygrid_staff_track_points_dropped", "Staff track points not kept (over the daily cap, beyond retention, unwritable)", staff_track_dropped.clone());
+        r.register(
+            "citygrid_staff_track_points_dropped",
+            "Staff track points not kept (over the daily cap, beyond retention, unwritable)",
+            staff_track_dropped.clone(),
+        );
 
         // The process, under the names every Prometheus client uses (dashboards expect them).
         let resident_memory = Gauge::default();
@@ -278,7 +285,11 @@ impl Metrics {
         start_time.set(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64()));
         r.register_with_unit("process_start_time", "Start time of the process since the Unix epoch", Unit::Seconds, start_time);
         let switch_prebuilt = Counter::default();
-        r.register("citygrid_switch_prebuilt", "Switches of another replica taken in by swapping the snapshot built ahead of their commit (PostgreSQL store)", switch_prebuilt.clone());
+        r.register(
+            "citygrid_switch_prebuilt",
+            "Switches of another replica taken in by swapping the snapshot built ahead of their commit (PostgreSQL store)",
+            switch_prebuilt.clone(),
+        );
         r.register("citygrid_build", "The citygrid version serving", Info::new(BuildLabels { version: env!("CARGO_PKG_VERSION") }));
 
         Metrics {

@@ -110,9 +110,8 @@ impl AppState {
     /// [`valid_prefix`]; `""` or `/`: at the root): every route,
     /// and every URL the server writes, carries it. Panics on a prefix that is not plain.
     pub fn with_base_path(self, prefix: &str) -> AppState {
-        let prefix = if prefix.is_empty() { String::new() } else {
-            valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path"))
-        };
+        let prefix =
+            if prefix.is_empty() { String::new() } else { valid_prefix(prefix).unwrap_or_else(|| panic!("base path {prefix:?} is not a plain absolute path")) };
         AppState { base_path: (!prefix.is_empty()).then(|| Arc::from(prefix)), ..self }
     }
 
@@ -224,10 +223,7 @@ pub fn router(state: AppState) -> Router {
                     request
                 }
             }));
-            Router::new()
-                .nest_service(&prefix, app)
-                .fallback(error::no_route)
-                .method_not_allowed_fallback(error::method_not_allowed)
+            Router::new().nest_service(&prefix, app).fallback(error::no_route).method_not_allowed_fallback(error::method_not_allowed)
         }
     }
 }
@@ -281,10 +277,7 @@ fn routes(state: AppState) -> Router {
         .route("/v1/cases/routes", get(cases::routes))
         .route("/v1/stats/cases", get(cases::stats))
         .route("/v1/cases/route", post(routing::route))
-        .route(
-            "/v1/cases/route:batch",
-            post(routing::route_batch).layer(axum::extract::DefaultBodyLimit::max(crate::routing::batch::MAX_BATCH_BYTES)),
-        )
+        .route("/v1/cases/route:batch", post(routing::route_batch).layer(axum::extract::DefaultBodyLimit::max(crate::routing::batch::MAX_BATCH_BYTES)))
         .route("/v1/cases/types", get(routing::types))
         .route("/v1/rules", get(routing::rules).put(routing::put_rules))
         .route("/v1/staff", get(staff::list))
@@ -332,11 +325,7 @@ const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
 /// The path prefix of the server's URLs as the client sees them: the configured base path, or a
 /// proxy's `X-Forwarded-Prefix` when it is a [`valid_prefix`] (else ignored); `""` for none.
 pub(crate) fn path_prefix(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get(FORWARDED_PREFIX)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| valid_prefix(v.split(',').next().unwrap_or("").trim()))
-        .unwrap_or_default()
+    headers.get(FORWARDED_PREFIX).and_then(|v| v.to_str().ok()).and_then(|v| valid_prefix(v.split(',').next().unwrap_or("").trim())).unwrap_or_default()
 }
 
 /// The server's root URL as the client sees it: `X-Forwarded-Proto` / `X-Forwarded-Host` from a
@@ -361,8 +350,8 @@ pub fn valid_prefix(prefix: &str) -> Option<String> {
     if trimmed.is_empty() {
         return Some(String::new());
     }
-    let plain = trimmed[1..].split('/').all(|seg| {
-        !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
-    });
+    let plain = trimmed[1..]
+        .split('/')
+        .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')));
     plain.then(|| trimmed.to_owned())
 }

@@ -21,9 +21,11 @@ impl Params {
     pub fn parse(query: Option<&str>) -> Result<Params, ApiError> {
         for pair in query.unwrap_or("").split('&') {
             let bytes = pair.as_bytes();
-            if let Some(at) = bytes.iter().enumerate().position(|(i, &b)| {
-                b == b'%' && !(bytes.len() > i + 2 && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit())
-            }) {
+            if let Some(at) = bytes
+                .iter()
+                .enumerate()
+                .position(|(i, &b)| b == b'%' && !(bytes.len() > i + 2 && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit()))
+            {
                 let name = pair.split('=').next().unwrap_or("");
                 let escape: String = pair[at..].chars().take(3).collect();
                 return Err(ApiError::bad_request(
@@ -33,13 +35,11 @@ impl Params {
                 .with_details(json!({"parameter": name, "value": pair.split_once('=').map_or("", |(_, v)| v)})));
             }
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or("")).map_err(|e| {
-            ApiError::bad_request("invalid_query", format!("the query string cannot be parsed: {e}"))
-        })?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query.unwrap_or(""))
+            .map_err(|e| ApiError::bad_request("invalid_query", format!("the query string cannot be parsed: {e}")))?;
         for (i, (k, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(ApiError::bad_request("invalid_parameter", format!("parameter {k} is given more than once"))
-                    .with_details(json!({"parameter": k})));
+                return Err(ApiError::bad_request("invalid_parameter", format!("parameter {k} is given more than once")).with_details(json!({"parameter": k})));
             }
         }
         for (k, v) in &pairs {
@@ -56,17 +56,13 @@ impl Params {
     }
 
     pub fn required(&self, name: &'static str) -> Result<&str, ApiError> {
-        self.get(name).ok_or_else(|| {
-            ApiError::bad_request("missing_parameter", format!("parameter {name} is required"))
-                .with_details(json!({"parameter": name}))
-        })
+        self.get(name)
+            .ok_or_else(|| ApiError::bad_request("missing_parameter", format!("parameter {name} is required")).with_details(json!({"parameter": name})))
     }
 
     /// A number; `expected` says what kind, for the message.
     pub fn parsed<T: FromStr>(&self, name: &'static str, expected: &str) -> Result<Option<T>, ApiError> {
-        self.get(name)
-            .map(|v| v.trim().parse::<T>().map_err(|_| invalid(name, v, format!("{name} must be {expected}"))))
-            .transpose()
+        self.get(name).map(|v| v.trim().parse::<T>().map_err(|_| invalid(name, v, format!("{name} must be {expected}")))).transpose()
     }
 }
 

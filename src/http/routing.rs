@@ -13,16 +13,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::body::{Chunks, parse_json};
 use super::auth::Dispatcher;
+use super::body::{Chunks, parse_json};
 use super::error::{ApiError, ErrorBody, ErrorInfo};
-use crate::routing::RouteAnswer;
 use super::lookup::json;
 use super::metrics::{RoutingMode, RoutingOutcome};
 use crate::caselog;
-use crate::world::World;
+use crate::routing::RouteAnswer;
 use crate::routing::batch::{Batch, BatchError, BatchFormat, BatchReader, MAX_BATCH_BYTES};
 use crate::routing::{self, china_tz};
+use crate::world::World;
 
 /// The answer of `GET /v1/cases/types`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -314,11 +314,7 @@ fn outcome_of(answer: &RouteAnswer<'_>) -> RoutingOutcome {
 }
 
 fn audit_failed(e: crate::store::StoreError) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "audit_failed",
-        format!("the decision could not be written to the audit log, so it is not given: {e}"),
-    )
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "audit_failed", format!("the decision could not be written to the audit log, so it is not given: {e}"))
 }
 
 /// Cases routed, logged and sent per chunk of a batch.
@@ -438,8 +434,7 @@ fn route_range(world: &World, batch: &Batch, range: std::ops::Range<usize>, work
         return one(range);
     }
     let step = range.len().div_ceil(workers);
-    let parts: Vec<std::ops::Range<usize>> =
-        (range.start..range.end).step_by(step).map(|start| start..(start + step).min(range.end)).collect();
+    let parts: Vec<std::ops::Range<usize>> = (range.start..range.end).step_by(step).map(|start| start..(start + step).min(range.end)).collect();
     std::thread::scope(|s| {
         let handles: Vec<_> = parts[1..].iter().map(|r| s.spawn(|| one(r.clone()))).collect();
         let mut first = one(parts[0].clone());

@@ -347,13 +347,7 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, a
     let busy = Busy::new(activity);
     let timed_out = Arc::new(AtomicBool::new(false));
     let (parts, body) = req.into_parts();
-    let inbound = Inbound {
-        inner: Some(body),
-        idle: shared.limits.body_timeout,
-        sleep: None,
-        timed_out: timed_out.clone(),
-        busy: busy.clone(),
-    };
+    let inbound = Inbound { inner: Some(body), idle: shared.limits.body_timeout, sleep: None, timed_out: timed_out.clone(), busy: busy.clone() };
     let mut req = Request::from_parts(parts, Body::new(inbound));
     req.extensions_mut().insert(ConnectInfo(peer));
     let response = match Class::of(&req) {
@@ -425,7 +419,11 @@ impl Activity {
         let ms = |d: Duration| d.as_millis().min(u128::from(u64::MAX / 2)) as u64;
         Activity {
             born: Instant::now(),
-            limits: (ms(limits.header_timeout), ms(limits.idle_timeout)), last_ms: AtomicU64::new(0), head_started_ms: AtomicU64::new(NO_HEAD), busy: AtomicUsize::new(0) }
+            limits: (ms(limits.header_timeout), ms(limits.idle_timeout)),
+            last_ms: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NO_HEAD),
+            busy: AtomicUsize::new(0),
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -628,11 +626,7 @@ impl HttpBody for Outbound {
 /// that failed to arrive, …) into the documented JSON error format.
 pub async fn json_rejections(response: Response) -> Response {
     let status = response.status();
-    let plain = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/plain"));
+    let plain = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/plain"));
     if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;
     }
@@ -686,10 +680,7 @@ mod tests {
 
     #[test]
     fn a_bucket_allows_its_burst_then_refills_at_its_rate() {
-        let limiter = Limiter {
-            rates: RateLimits { batch: Rate { per_minute: 60, burst: 2 }, ..Default::default() },
-            buckets: Mutex::default(),
-        };
+        let limiter = Limiter { rates: RateLimits { batch: Rate { per_minute: 60, burst: 2 }, ..Default::default() }, buckets: Mutex::default() };
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         let t0 = Instant::now();
         assert!(limiter.take(ip, Class::Batch, t0).is_ok());

@@ -209,7 +209,9 @@ fn filter(p: &Params, world: &World, hub: &StaffHub, default_status: Option<Stat
 fn grid_code(world: &World, parameter: &'static str, text: &str) -> Result<GridCode, ApiError> {
     let (code, _) = GridCode::parse(text.trim(), &world.city.hierarchy).map_err(|e| invalid(parameter, text, &e.to_string()))?;
     if world.city.grid_by_code(code).is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "grid_not_found", format!("no grid {text}")).with_details(json!({"parameter": parameter, "code": text})));
+        return Err(
+            ApiError::new(StatusCode::NOT_FOUND, "grid_not_found", format!("no grid {text}")).with_details(json!({"parameter": parameter, "code": text}))
+        );
     }
     Ok(code)
 }
@@ -255,7 +257,11 @@ pub async fn nearest(_reader: StaffReader, State(state): State<AppState>, RawQue
     let filter = filter(&p, &world, &state.staff, Some(Status::Available))?;
     let now = Utc::now();
     let hits = state.staff.nearest([point.wgs84.lon, point.wgs84.lat], k, &filter, max_distance);
-    Ok(json(&NearestStaff { point, staff: hits.iter().map(|h| StaffPosition::of(h, now, true)).collect(), stale_after_s: state.staff.config().stale_after.as_secs() }))
+    Ok(json(&NearestStaff {
+        point,
+        staff: hits.iter().map(|h| StaffPosition::of(h, now, true)).collect(),
+        stale_after_s: state.staff.config().stale_after.as_secs(),
+    }))
 }
 
 /// `GET /v1/staff?bbox=…|grid=…[&crs][&role][&status][&limit]`.
@@ -295,7 +301,11 @@ pub async fn list(_reader: StaffReader, State(state): State<AppState>, RawQuery(
         (None, None) => state.staff.in_bbox([-180.0, -90.0, 180.0, 90.0], &filter, limit),
     };
     let now = Utc::now();
-    Ok(json(&StaffPage { staff: hits.iter().map(|h| StaffPosition::of(h, now, false)).collect(), truncated, stale_after_s: state.staff.config().stale_after.as_secs() }))
+    Ok(json(&StaffPage {
+        staff: hits.iter().map(|h| StaffPosition::of(h, now, false)).collect(),
+        truncated,
+        stale_after_s: state.staff.config().stale_after.as_secs(),
+    }))
 }
 
 /// The SSE stream of one client: events forwarded from the hub's broadcast channel.
@@ -487,12 +497,15 @@ fn blocking_failed(e: tokio::task::JoinError) -> ApiError {
 /// A GeoJSON MultiPolygon of a WGS84 shape, in `datum`.
 fn multipolygon_json(shape: &geo_types::MultiPolygon<f64>, datum: crate::crs::Datum) -> Value {
     let ring = |r: &geo_types::LineString<f64>| -> Vec<[f64; 2]> {
-        r.0.iter().map(|c| {
-            let (x, y) = datum.from_wgs84(c.x, c.y);
-            [x, y]
-        }).collect()
+        r.0.iter()
+            .map(|c| {
+                let (x, y) = datum.from_wgs84(c.x, c.y);
+                [x, y]
+            })
+            .collect()
     };
-    let polygons: Vec<Vec<Vec<[f64; 2]>>> = shape.0.iter().map(|p| std::iter::once(ring(p.exterior())).chain(p.interiors().iter().map(ring)).collect()).collect();
+    let polygons: Vec<Vec<Vec<[f64; 2]>>> =
+        shape.0.iter().map(|p| std::iter::once(ring(p.exterior())).chain(p.interiors().iter().map(ring)).collect()).collect();
     json!({"type": "MultiPolygon", "coordinates": polygons})
 }
 
@@ -552,7 +565,12 @@ pub async fn person(_reader: StaffReader, State(state): State<AppState>, axum::e
         (status = 403, description = "forbidden: not a staff or admin token", body = ErrorBody),
         (status = 404, description = "staff_not_found: no such id in the register", body = ErrorBody),
         (status = 500, description = "tracks_unreadable: the day's file cannot be read", body = ErrorBody)))]
-pub async fn track(_reader: StaffReader, State(state): State<AppState>, axum::extract::Path(id): axum::extract::Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn track(
+    _reader: StaffReader,
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let p = Params::parse(q.as_deref())?;
     let date = date_param(&p)?;
     let datum = datum_param(&p)?;
@@ -563,16 +581,22 @@ pub async fn track(_reader: StaffReader, State(state): State<AppState>, axum::ex
     let hub = state.staff.clone();
     let day = tokio::task::spawn_blocking(move || hub.tracks_of_day(date)).await.map_err(blocking_failed)?.map_err(tracks_unreadable)?;
     let points = day.into_iter().find(|(k, _)| **k == *member.id).map(|(_, v)| v).unwrap_or_default();
-    let coords: Vec<[f64; 2]> = points.iter().map(|p| {
-        let (x, y) = datum.from_wgs84(p.lon, p.lat);
-        [x, y]
-    }).collect();
+    let coords: Vec<[f64; 2]> = points
+        .iter()
+        .map(|p| {
+            let (x, y) = datum.from_wgs84(p.lon, p.lat);
+            [x, y]
+        })
+        .collect();
     let geometry = match coords.len() {
         0 => Value::Null,
         1 => json!({"type": "Point", "coordinates": coords[0]}),
         _ => json!({"type": "LineString", "coordinates": coords}),
     };
-    let distance_m: f64 = points.windows(2).map(|w| crate::crs::distance::haversine_m(geo_types::Coord { x: w[0].lon, y: w[0].lat }, geo_types::Coord { x: w[1].lon, y: w[1].lat })).sum();
+    let distance_m: f64 = points
+        .windows(2)
+        .map(|w| crate::crs::distance::haversine_m(geo_types::Coord { x: w[0].lon, y: w[0].lat }, geo_types::Coord { x: w[1].lon, y: w[1].lat }))
+        .sum();
     let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     Ok(geojson(&json!({
         "type": "Feature",
@@ -637,10 +661,14 @@ pub async fn patrol(_reader: StaffReader, State(state): State<AppState>, headers
             return Ok(json(&stats));
         }
         let index: std::collections::HashMap<String, GridCode> = world.city.grids_at(level - 1).map(|(_, g)| (g.code.to_string(), g.code)).collect();
-        let features: Vec<Value> = stats.grids.iter().map(|g| {
-            let geometry = index.get(&g.code).and_then(|c| world.city.grid_by_code(*c)).map(|id| multipolygon_json(&world.city.grid(id).geometry, datum));
-            json!({"type": "Feature", "id": g.code, "geometry": geometry, "properties": g})
-        }).collect();
+        let features: Vec<Value> = stats
+            .grids
+            .iter()
+            .map(|g| {
+                let geometry = index.get(&g.code).and_then(|c| world.city.grid_by_code(*c)).map(|id| multipolygon_json(&world.city.grid(id).geometry, datum));
+                json!({"type": "Feature", "id": g.code, "geometry": geometry, "properties": g})
+            })
+            .collect();
         Ok(geojson(&json!({
             "type": "FeatureCollection",
             "features": features,
@@ -648,5 +676,7 @@ pub async fn patrol(_reader: StaffReader, State(state): State<AppState>, headers
             "people": stats.people, "points": stats.points, "crs": datum.to_string(),
             "unvisited": stats.unvisited,
         })))
-    }).await.map_err(blocking_failed)?
+    })
+    .await
+    .map_err(blocking_failed)?
 }

@@ -13,8 +13,8 @@ use chrono::Utc;
 use http_body::Body as _;
 use serde_json::json;
 
-use crate::staff::input::item_json;
 use crate::staff::Item;
+use crate::staff::input::item_json;
 
 /// What to replay and how fast.
 #[derive(Clone, Debug)]
@@ -126,7 +126,10 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
 
 /// Replays `day` (a factory, called again with `repeat`) against the server; prints a line a
 /// second on stderr.
-pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterator<Item = Item> + Send> + Send + Sync + 'static) -> Result<SimulateReport, String> {
+pub async fn simulate(
+    options: SimulateOptions,
+    day: impl Fn() -> Box<dyn Iterator<Item = Item> + Send> + Send + Sync + 'static,
+) -> Result<SimulateReport, String> {
     let started = Instant::now();
     let deadline = options.duration.map(|d| started + d);
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Item>>(options.connections * 2);
@@ -255,4 +258,3 @@ pub async fn simulate(options: SimulateOptions, day: impl Fn() -> Box<dyn Iterat
     report.batch_ms_p99 = percentile(&mut batch_times, 0.99);
     Ok(report)
 }
-

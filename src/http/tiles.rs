@@ -28,10 +28,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{AppState, base_url};
-use super::error::ApiError;
 use super::conditional::{accepts_encoding, etag_matches};
+use super::error::ApiError;
 use super::params::Params;
+use super::{AppState, base_url};
 use crate::crs::Datum;
 use crate::tiles::{Layer, TileError};
 use crate::world::World;
@@ -281,8 +281,9 @@ fn tile_datum(p: &Params) -> Result<Datum, ApiError> {
 
 fn tile_error(e: TileError) -> ApiError {
     match e {
-        TileError::OutOfRange { z, x, y, max_zoom } => ApiError::bad_request("tile_out_of_range", e.to_string())
-            .with_details(json!({"z": z, "x": x, "y": y, "max_zoom": max_zoom})),
+        TileError::OutOfRange { z, x, y, max_zoom } => {
+            ApiError::bad_request("tile_out_of_range", e.to_string()).with_details(json!({"z": z, "x": x, "y": y, "max_zoom": max_zoom}))
+        }
     }
 }
 
@@ -377,12 +378,7 @@ async fn ensure_brotli(cache: &TileCache, tile: &Arc<CachedTile>, headers: &Head
 fn encode(world: &World, key: &TileKey) -> Result<CachedTile, TileError> {
     let raw = world.tiles.encode(&world.city, &key.layers, key.z, key.x, key.y, key.datum)?;
     let checksum = raw.as_deref().map_or(0, crc32fast::hash);
-    let etag = format!(
-        "\"g{}-c{}-z{}-{checksum:08x}\"",
-        key.grids_version.unwrap_or(0),
-        key.components_version.unwrap_or(0),
-        key.zones_version.unwrap_or(0)
-    );
+    let etag = format!("\"g{}-c{}-z{}-{checksum:08x}\"", key.grids_version.unwrap_or(0), key.components_version.unwrap_or(0), key.zones_version.unwrap_or(0));
     let gzip = raw.as_ref().map(|r| {
         let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(r.len() / 2 + 64), flate2::Compression::new(GZIP_LEVEL));
         enc.write_all(r).expect("in-memory write");
@@ -405,7 +401,6 @@ fn brotli(raw: &[u8]) -> Bytes {
     }
     Bytes::from(out)
 }
-
 
 /// The answer from `tile`: 304 when `If-None-Match` names it, 204 when empty, else brotli (when
 /// accepted and made: [`ensure_brotli`]), gzip or identity as the client accepts.
@@ -455,25 +450,20 @@ fn tilejson(world: &World, base: &str, layers: &[Layer], datum: Datum) -> Value 
     let mut vector_layers = Vec::new();
     for &layer in layers {
         let info = world.tiles.layer_info(layer);
-        let fields: serde_json::Map<String, Value> =
-            info.fields.iter().map(|(k, t)| ((*k).to_owned(), Value::from(*t))).collect();
+        let fields: serde_json::Map<String, Value> = info.fields.iter().map(|(k, t)| ((*k).to_owned(), Value::from(*t))).collect();
         let mut entry = json!({
             "id": info.id, "description": info.description, "fields": fields,
             "minzoom": info.minzoom, "maxzoom": info.maxzoom,
         });
         if layer == Layer::Zones {
             // Which zone layers there are (for a legend): name → number of zones.
-            let present: serde_json::Map<String, Value> =
-                world.tiles.zone_layers().iter().map(|(name, n)| (name.clone(), json!(n))).collect();
+            let present: serde_json::Map<String, Value> = world.tiles.zone_layers().iter().map(|(name, n)| (name.clone(), json!(n))).collect();
             entry["zone_layers"] = Value::Object(present);
         }
         vector_layers.push(entry);
     }
     let config = world.tiles.config();
-    let versions: serde_json::Map<String, Value> = layers
-        .iter()
-        .map(|l| (l.name().to_owned(), json!(world.versions.get(l.name()))))
-        .collect();
+    let versions: serde_json::Map<String, Value> = layers.iter().map(|l| (l.name().to_owned(), json!(world.versions.get(l.name())))).collect();
     json!({
         "tilejson": "3.0.0",
         "name": format!("{} — {}", world.meta.name, joined),
@@ -568,9 +558,7 @@ pub async fn catalog(State(state): State<AppState>, headers: HeaderMap) -> Respo
 pub async fn style(State(state): State<AppState>, RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     let datum = tile_datum(&Params::parse(q.as_deref())?)?;
     let base = base_url(&headers);
-    let mut body = STYLE_TEMPLATE
-        .replace("{{BASE_URL}}", &base)
-        .replace("{{DATUM_QUERY}}", datum_query(datum));
+    let mut body = STYLE_TEMPLATE.replace("{{BASE_URL}}", &base).replace("{{DATUM_QUERY}}", datum_query(datum));
     if !state.basemaps.is_empty() && datum == Datum::Wgs84 {
         // The basemaps' sources and layers under the grids (src/http/basemap.rs); they are
         // WGS84, so a GCJ-02 style (for AMap/Tencent base maps) goes without them.

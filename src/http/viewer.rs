@@ -21,8 +21,8 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::AppState;
-use super::error::ApiError;
 use super::conditional::{accepts_encoding, etag_matches};
+use super::error::ApiError;
 
 /// The viewer's own files change with the binary: clients revalidate every time (a 304).
 const OWN_CACHE_CONTROL: &str = "no-cache";

@@ -238,8 +238,7 @@ impl ComponentIndex {
             *counts.entry(c.class).or_default() += 1;
         }
         let class_counts: Vec<(ClassCode, usize)> = counts.into_iter().collect();
-        let mut rare: Vec<(ClassCode, usize)> =
-            class_counts.iter().copied().filter(|&(_, k)| k * RARE_DIVISOR < n).collect();
+        let mut rare: Vec<(ClassCode, usize)> = class_counts.iter().copied().filter(|&(_, k)| k * RARE_DIVISOR < n).collect();
         rare.sort_by_key(|&(c, k)| (k, c));
         let mut budget = n / RARE_BUDGET_DIVISOR;
         let mut class_trees: Vec<(ClassCode, RTree<Pt>)> = Vec::new();
@@ -260,17 +259,7 @@ impl ComponentIndex {
         let by_code: Vec<u32> = keyed.into_iter().map(|(_, i)| i).collect();
         let density = extent.map(|e| Density::build(e, comps)).unwrap_or_default();
 
-        ComponentIndex {
-            n,
-            plane,
-            extent,
-            max_abs_m,
-            global: RTree::bulk_load(pts),
-            class_trees,
-            class_counts,
-            by_code,
-            density,
-        }
+        ComponentIndex { n, plane, extent, max_abs_m, global: RTree::bulk_load(pts), class_trees, class_counts, by_code, density }
     }
 
     #[inline]
@@ -282,8 +271,7 @@ impl ComponentIndex {
         let Some(filter) = ClassFilter::new(classes) else {
             return Plan::Global(None);
         };
-        let matched: Vec<ClassCode> =
-            self.class_counts.iter().map(|&(c, _)| c).filter(|&c| filter.matches(c)).collect();
+        let matched: Vec<ClassCode> = self.class_counts.iter().map(|&(c, _)| c).filter(|&c| filter.matches(c)).collect();
         if matched.is_empty() {
             return Plan::Nothing;
         }
@@ -319,14 +307,7 @@ impl ComponentIndex {
     /// their distances in metres; only those of the given classes (see the
     /// [module documentation](self)) and, if given, at most `max_distance_m` away. `k = 0`, a
     /// negative or NaN `max_distance_m` or a non-finite point give nothing.
-    pub fn nearest(
-        &self,
-        city: &City,
-        p: Coord<f64>,
-        k: usize,
-        classes: Option<&[ClassCode]>,
-        max_distance_m: Option<f64>,
-    ) -> Vec<(u32, f64)> {
+    pub fn nearest(&self, city: &City, p: Coord<f64>, k: usize, classes: Option<&[ClassCode]>, max_distance_m: Option<f64>) -> Vec<(u32, f64)> {
         self.debug_check(city);
         let max_d = max_distance_m.unwrap_or(f64::INFINITY);
         let Some(extent) = self.extent else { return Vec::new() };
@@ -432,8 +413,7 @@ impl ComponentIndex {
         let m = (a[0].abs().max(b[0].abs()) + a[1].abs().max(b[1].abs()) + self.max_abs_m) * F32_REL + ABS_SLACK_M;
         let outer = AABB::from_corners([(a[0] - m) as f32, (a[1] - m) as f32], [(b[0] + m) as f32, (b[1] + m) as f32]);
         let (lo, hi) = ([a[0] + m, a[1] + m], [b[0] - m, b[1] - m]);
-        let inner = (lo[0] <= hi[0] && lo[1] <= hi[1])
-            .then(|| AABB::from_corners([lo[0] as f32, lo[1] as f32], [hi[0] as f32, hi[1] as f32]));
+        let inner = (lo[0] <= hi[0] && lo[1] <= hi[1]).then(|| AABB::from_corners([lo[0] as f32, lo[1] as f32], [hi[0] as f32, hi[1] as f32]));
         (outer, inner)
     }
 
@@ -469,9 +449,7 @@ impl ComponentIndex {
         if self.n == 0 || !(min.x.is_finite() && min.y.is_finite() && max.x.is_finite() && max.y.is_finite()) {
             return (Vec::new(), None);
         }
-        let in_box = |c: &Component| {
-            c.location.x >= min.x && c.location.x <= max.x && c.location.y >= min.y && c.location.y <= max.y
-        };
+        let in_box = |c: &Component| c.location.x >= min.x && c.location.x <= max.x && c.location.y >= min.y && c.location.y <= max.y;
         let after_cursor = |c: &Component| after.is_none_or(|a| c.code > a);
         let plan = self.plan(classes);
         let strategy = strategy.unwrap_or_else(|| {
@@ -483,12 +461,7 @@ impl ComponentIndex {
                 Plan::Global(None) => 1.0,
                 _ => {
                     let filter = ClassFilter::new(classes);
-                    let matched: usize = self
-                        .class_counts
-                        .iter()
-                        .filter(|(c, _)| matches(filter.as_ref(), *c))
-                        .map(|&(_, k)| k)
-                        .sum();
+                    let matched: usize = self.class_counts.iter().filter(|(c, _)| matches(filter.as_ref(), *c)).map(|&(_, k)| k).sum();
                     matched as f64 / self.n as f64
                 }
             };
@@ -548,12 +521,7 @@ impl ComponentIndex {
 
     /// Number of components in `bbox` (lon/lat, edges included) per subclass, for the given
     /// classes (all if `None` or empty). Classes with no component in the box are absent.
-    pub fn count_by_class(
-        &self,
-        city: &City,
-        bbox: Rect<f64>,
-        classes: Option<&[ClassCode]>,
-    ) -> BTreeMap<ClassCode, usize> {
+    pub fn count_by_class(&self, city: &City, bbox: Rect<f64>, classes: Option<&[ClassCode]>) -> BTreeMap<ClassCode, usize> {
         self.debug_check(city);
         let filter = ClassFilter::new(classes);
         let mut out = BTreeMap::new();

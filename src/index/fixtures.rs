@@ -25,8 +25,7 @@ pub(crate) const DY: f64 = 0.0009;
 pub(crate) const COUNTY: u32 = 320506;
 
 /// Component classes and their shares (0138 and 0301 are rare: they get their own trees).
-pub(crate) const CLASS_MIX: &[(&str, f64)] =
-    &[("0101", 0.40), ("0118", 0.37), ("0136", 0.10), ("0402", 0.07), ("0105", 0.03), ("0138", 0.02), ("0301", 0.01)];
+pub(crate) const CLASS_MIX: &[(&str, f64)] = &[("0101", 0.40), ("0118", 0.37), ("0136", 0.10), ("0402", 0.07), ("0105", 0.03), ("0138", 0.02), ("0301", 0.01)];
 
 pub(crate) struct Mesh {
     pub nx: usize,
@@ -60,9 +59,7 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
     let mut rng = ChaCha8Rng::seed_from_u64(m.seed);
     let (nx, ny) = (m.nx, m.ny);
     // Vertices: x exact on even columns, y exact on even rows (so those edges are axis-aligned).
-    let fixed = |i: usize, j: usize| {
-        m.features && (HOLE_CELL.0..=HOLE_CELL.0 + 1).contains(&i) && (HOLE_CELL.1..=HOLE_CELL.1 + 1).contains(&j)
-    };
+    let fixed = |i: usize, j: usize| m.features && (HOLE_CELL.0..=HOLE_CELL.0 + 1).contains(&i) && (HOLE_CELL.1..=HOLE_CELL.1 + 1).contains(&j);
     let mut vx = vec![vec![Coord { x: 0.0, y: 0.0 }; ny + 1]; nx + 1];
     for (i, col) in vx.iter_mut().enumerate() {
         for (j, v) in col.iter_mut().enumerate() {
@@ -113,8 +110,7 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
     };
 
     // Which cells are grids, and their polygons.
-    let gaps: HashSet<(usize, usize)> =
-        if m.features { [(2, 2), (nx - 3, ny - 3), (nx - 3, ny - 2)].into_iter().collect() } else { HashSet::new() };
+    let gaps: HashSet<(usize, usize)> = if m.features { [(2, 2), (nx - 3, ny - 3), (nx - 3, ny - 2)].into_iter().collect() } else { HashSet::new() };
     let mut grids: Vec<Vec<Polygon<f64>>> = Vec::new();
     let two_part = m.features.then_some([(nx - 1, 0), (0, ny - 1)]);
     for j in 0..ny {
@@ -141,9 +137,10 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
                 polys.push(Polygon::new(ring, vec![]));
             }
             if let Some(t) = two_part
-                && t[0] == (i, j) {
-                    polys.push(Polygon::new(LineString::from(cell_ring(t[1].0, t[1].1)), vec![]));
-                }
+                && t[0] == (i, j)
+            {
+                polys.push(Polygon::new(LineString::from(cell_ring(t[1].0, t[1].1)), vec![]));
+            }
             grids.push(polys);
         }
     }
@@ -168,8 +165,7 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
                     *bb = [bb[0].min(v.x), bb[1].min(v.y), bb[2].max(v.x), bb[3].max(v.y)];
                 }
             }
-            b.add_grid(&GridFields { code: &code, name: "网格", parent: &community, ..Default::default() }, geometry)
-                .unwrap();
+            b.add_grid(&GridFields { code: &code, name: "网格", parent: &community, ..Default::default() }, geometry).unwrap();
         }
     }
     order.clear();
@@ -178,16 +174,14 @@ pub(crate) fn mesh_city(m: &Mesh) -> City {
     for (c, bb) in bbs.iter().enumerate() {
         let community = format!("{COUNTY}{:03}{:03}", c / 20 + 1, c % 20 + 1);
         let street = format!("{COUNTY}{:03}", c / 20 + 1);
-        b.add_grid(&GridFields { code: &community, name: "社区", parent: &street, ..Default::default() }, rect_geometry(*bb))
-            .unwrap();
+        b.add_grid(&GridFields { code: &community, name: "社区", parent: &street, ..Default::default() }, rect_geometry(*bb)).unwrap();
         let s = &mut streets[c / 20];
         *s = [s[0].min(bb[0]), s[1].min(bb[1]), s[2].max(bb[2]), s[3].max(bb[3])];
     }
     for (s, bb) in streets.iter().enumerate() {
         let street = format!("{COUNTY}{:03}", s + 1);
         let parent = COUNTY.to_string();
-        b.add_grid(&GridFields { code: &street, name: "街道", parent: &parent, ..Default::default() }, rect_geometry(*bb))
-            .unwrap();
+        b.add_grid(&GridFields { code: &street, name: "街道", parent: &parent, ..Default::default() }, rect_geometry(*bb)).unwrap();
         district = [district[0].min(bb[0]), district[1].min(bb[1]), district[2].max(bb[2]), district[3].max(bb[3])];
     }
     b.add_grid(&GridFields { code: &COUNTY.to_string(), name: "区", ..Default::default() }, rect_geometry(district)).unwrap();

@@ -185,23 +185,13 @@ impl Raster {
     fn cell(&self, p: Coord<f64>) -> Option<usize> {
         let (fx, fy) = self.frac(p);
         // Written so NaN falls out too.
-        if fx >= 0.0 && fy >= 0.0 && fx < self.nx as f64 && fy < self.ny as f64 {
-            Some(fy as usize * self.nx + fx as usize)
-        } else {
-            None
-        }
+        if fx >= 0.0 && fy >= 0.0 && fx < self.nx as f64 && fy < self.ny as f64 { Some(fy as usize * self.nx + fx as usize) } else { None }
     }
 
     /// Calls `mark(i, j)` for every cell (within `i0..=i1`, `j0..=j1`) that the segment `a`–`b`
     /// touches, cells enlarged by `CELL_SLACK`. Walks the segment's major axis so interpolation
     /// never divides by a small difference.
-    fn mark_segment(
-        &self,
-        a: Coord<f64>,
-        b: Coord<f64>,
-        (i0, i1, j0, j1): (usize, usize, usize, usize),
-        mut mark: impl FnMut(usize, usize),
-    ) {
+    fn mark_segment(&self, a: Coord<f64>, b: Coord<f64>, (i0, i1, j0, j1): (usize, usize, usize, usize), mut mark: impl FnMut(usize, usize)) {
         let (fa, fb) = (self.frac(a), self.frac(b));
         if !(fa.0.is_finite() && fa.1.is_finite() && fb.0.is_finite() && fb.1.is_finite()) {
             return;
@@ -241,12 +231,7 @@ impl Raster {
         let (fx0, fy0) = self.frac(Coord { x: bb[0], y: bb[1] });
         let (fx1, fy1) = self.frac(Coord { x: bb[2], y: bb[3] });
         let clamp = |x: f64, n: usize| -> usize { (x.floor().max(0.0) as usize).min(n - 1) };
-        (
-            clamp(fx0 - CELL_SLACK, self.nx),
-            clamp(fx1 + CELL_SLACK, self.nx),
-            clamp(fy0 - CELL_SLACK, self.ny),
-            clamp(fy1 + CELL_SLACK, self.ny),
-        )
+        (clamp(fx0 - CELL_SLACK, self.nx), clamp(fx1 + CELL_SLACK, self.nx), clamp(fy0 - CELL_SLACK, self.ny), clamp(fy1 + CELL_SLACK, self.ny))
     }
 
     fn centre(&self, i: usize, j: usize) -> Coord<f64> {
@@ -632,8 +617,7 @@ impl GridIndex {
         found.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
         found.dedup_by_key(|c| c.0);
         found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        let candidates: Vec<Candidate> =
-            found.into_iter().map(|(g, d)| Candidate { grid: self.ids[g as usize], distance_m: d }).collect();
+        let candidates: Vec<Candidate> = found.into_iter().map(|(g, d)| Candidate { grid: self.ids[g as usize], distance_m: d }).collect();
         LocateAnswer { location, ambiguous: candidates.len() > 1, candidates }
     }
 

@@ -200,13 +200,7 @@ fn in_box_sorted(city: &City, bbox: Rect<f64>, filter: &Option<Vec<ClassCode>>) 
         .components
         .iter()
         .enumerate()
-        .filter(|(_, c)| {
-            oracle_matches(filter, c.class)
-                && c.location.x >= min.x
-                && c.location.x <= max.x
-                && c.location.y >= min.y
-                && c.location.y <= max.y
-        })
+        .filter(|(_, c)| oracle_matches(filter, c.class) && c.location.x >= min.x && c.location.x <= max.x && c.location.y >= min.y && c.location.y <= max.y)
         .map(|(i, c)| (c.code, i as u32))
         .collect();
     v.sort();

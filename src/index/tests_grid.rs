@@ -181,8 +181,7 @@ fn shared_edges_go_to_the_smallest_code_and_discs_are_ambiguous() {
     let f = fixture();
     let mut checked = 0;
     for &p in &f.edge_points {
-        let containing: Vec<GridId> =
-            f.units.iter().copied().filter(|&g| fixtures::oracle_pos(&f.city, g, p) != CoordPos::Outside).collect();
+        let containing: Vec<GridId> = f.units.iter().copied().filter(|&g| fixtures::oracle_pos(&f.city, g, p) != CoordPos::Outside).collect();
         if containing.len() < 2 {
             continue;
         }
@@ -285,13 +284,8 @@ fn gcj02_input_converted_to_wgs84_gets_the_wgs84_answer() {
 #[test]
 fn far_points_are_answered_by_brute_force_and_agree() {
     let f = fixture();
-    for p in [
-        Coord { x: -70.0, y: 40.0 },
-        Coord { x: 120.6, y: 89.5 },
-        Coord { x: 120.6, y: -60.0 },
-        Coord { x: 100.0, y: 31.3 },
-        Coord { x: 121.6, y: 31.3 },
-    ] {
+    for p in [Coord { x: -70.0, y: 40.0 }, Coord { x: 120.6, y: 89.5 }, Coord { x: 120.6, y: -60.0 }, Coord { x: 100.0, y: 31.3 }, Coord { x: 121.6, y: 31.3 }]
+    {
         f.check(p).unwrap();
         assert!(matches!(f.index.locate(&f.city, p), Location::Outside { .. }));
     }
@@ -315,23 +309,15 @@ fn no_grids_or_no_coordinates_is_nowhere() {
 }
 
 fn square(x: f64, y: f64, s: f64) -> MultiPolygon<f64> {
-    MultiPolygon(vec![Polygon::new(
-        LineString::from(vec![(x, y), (x + s, y), (x + s, y + s), (x, y + s), (x, y)]),
-        vec![],
-    )])
+    MultiPolygon(vec![Polygon::new(LineString::from(vec![(x, y), (x + s, y), (x + s, y + s), (x, y + s), (x, y)]), vec![])])
 }
 
 /// Unit grids given as raw polygons under one community.
 fn city_of(polys: Vec<MultiPolygon<f64>>) -> City {
     let mut b = fixtures::builder();
     b.add_grid(&GridFields { code: "320506", name: "区", ..Default::default() }, square(0.0, 0.0, 1.0)).unwrap();
-    b.add_grid(&GridFields { code: "320506001", name: "街道", parent: "320506", ..Default::default() }, square(0.0, 0.0, 1.0))
-        .unwrap();
-    b.add_grid(
-        &GridFields { code: "320506001001", name: "社区", parent: "320506001", ..Default::default() },
-        square(0.0, 0.0, 1.0),
-    )
-    .unwrap();
+    b.add_grid(&GridFields { code: "320506001", name: "街道", parent: "320506", ..Default::default() }, square(0.0, 0.0, 1.0)).unwrap();
+    b.add_grid(&GridFields { code: "320506001001", name: "社区", parent: "320506001", ..Default::default() }, square(0.0, 0.0, 1.0)).unwrap();
     for (k, g) in polys.into_iter().enumerate() {
         let code = format!("320506001001{:02}", 99 - k);
         b.add_grid(&GridFields { code: &code, name: "网格", parent: "320506001001", ..Default::default() }, g).unwrap();
@@ -341,10 +327,7 @@ fn city_of(polys: Vec<MultiPolygon<f64>>) -> City {
 
 #[test]
 fn sparse_degenerate_and_overlapping_grids_still_match_the_oracle() {
-    let sliver = MultiPolygon(vec![Polygon::new(
-        LineString::from(vec![(120.6, 31.3), (120.601, 31.3005), (120.602, 31.301), (120.6, 31.3)]),
-        vec![],
-    )]);
+    let sliver = MultiPolygon(vec![Polygon::new(LineString::from(vec![(120.6, 31.3), (120.601, 31.3005), (120.602, 31.301), (120.6, 31.3)]), vec![])]);
     let polys = vec![
         square(120.6, 31.3, 0.001),
         square(120.601, 31.3, 0.001),
@@ -355,10 +338,7 @@ fn sparse_degenerate_and_overlapping_grids_still_match_the_oracle() {
         // Zero area.
         sliver,
         // A bow tie (self-intersecting; the winding rule decides).
-        MultiPolygon(vec![Polygon::new(
-            LineString::from(vec![(120.62, 31.3), (120.621, 31.301), (120.621, 31.3), (120.62, 31.301), (120.62, 31.3)]),
-            vec![],
-        )]),
+        MultiPolygon(vec![Polygon::new(LineString::from(vec![(120.62, 31.3), (120.621, 31.301), (120.621, 31.3), (120.62, 31.301), (120.62, 31.3)]), vec![])]),
         MultiPolygon(vec![]),
     ];
     let f = Fixture::new(city_of(polys));
@@ -383,4 +363,3 @@ fn sparse_degenerate_and_overlapping_grids_still_match_the_oracle() {
         assert_eq!(got.candidates, f.oracle_candidates(p, r), "{p:?}");
     }
 }
-

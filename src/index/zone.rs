@@ -32,12 +32,8 @@ impl ZoneIndex {
     /// Indexes into `city.zones` of the zones holding `p` (lon/lat WGS84), ascending — that is
     /// by layer, then id.
     pub fn containing(&self, city: &City, p: Coord<f64>) -> Vec<u32> {
-        let mut hits: Vec<u32> = self
-            .tree
-            .locate_all_at_point(&[p.x, p.y])
-            .map(|e| e.data)
-            .filter(|&i| city.zones[i as usize].geometry.intersects(&Point(p)))
-            .collect();
+        let mut hits: Vec<u32> =
+            self.tree.locate_all_at_point(&[p.x, p.y]).map(|e| e.data).filter(|&i| city.zones[i as usize].geometry.intersects(&Point(p))).collect();
         hits.sort_unstable();
         hits
     }

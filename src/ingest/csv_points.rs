@@ -51,25 +51,21 @@ struct Columns {
 fn find_columns(headers: &[String], options: &CsvOptions) -> Result<Columns, IngestError> {
     let norm = |s: &str| s.trim().to_lowercase();
     let position = |name: &str| -> Result<usize, IngestError> {
-        headers.iter().position(|h| norm(h) == norm(name)).ok_or_else(|| {
-            IngestError::CsvColumns(format!("there is no column {name:?}; the columns are {}", headers.join(", ")))
-        })
+        headers
+            .iter()
+            .position(|h| norm(h) == norm(name))
+            .ok_or_else(|| IngestError::CsvColumns(format!("there is no column {name:?}; the columns are {}", headers.join(", "))))
     };
     match (&options.x_column, &options.y_column) {
         (Some(x), Some(y)) => return Ok(Columns { first: position(x)?, second: position(y)?, survey_xy: false }),
         (None, None) => {}
         _ => return Err(IngestError::CsvColumns("give both --x-column (easting/longitude) and --y-column (northing/latitude)".into())),
     }
-    let matching = |names: &[&str]| -> Vec<usize> {
-        headers.iter().enumerate().filter(|(_, h)| names.contains(&norm(h).as_str())).map(|(i, _)| i).collect()
-    };
+    let matching = |names: &[&str]| -> Vec<usize> { headers.iter().enumerate().filter(|(_, h)| names.contains(&norm(h).as_str())).map(|(i, _)| i).collect() };
     let (east, north, sx, sy) = (matching(EAST_NAMES), matching(NORTH_NAMES), matching(SURVEY_X_NAMES), matching(SURVEY_Y_NAMES));
     let names = |idx: &[usize]| idx.iter().map(|&i| headers[i].as_str()).collect::<Vec<_>>().join(", ");
-    let ambiguous = |what: String| {
-        IngestError::CsvColumns(format!(
-            "{what}: name the easting/longitude and northing/latitude columns with --x-column and --y-column"
-        ))
-    };
+    let ambiguous =
+        |what: String| IngestError::CsvColumns(format!("{what}: name the easting/longitude and northing/latitude columns with --x-column and --y-column"));
     let lonlat_style = !east.is_empty() || !north.is_empty();
     let survey_style = !sx.is_empty() || !sy.is_empty();
     if lonlat_style && survey_style {
@@ -87,9 +83,7 @@ fn find_columns(headers: &[String], options: &CsvOptions) -> Result<Columns, Ing
              name them with --x-column and --y-column",
             headers.join(", ")
         ))),
-        (a, b) if a.len() > 1 || b.len() > 1 => {
-            Err(ambiguous(format!("several candidates for one axis ({})", names(&[a, b].concat()))))
-        }
+        (a, b) if a.len() > 1 || b.len() > 1 => Err(ambiguous(format!("several candidates for one axis ({})", names(&[a, b].concat())))),
         (a, b) => Err(ambiguous(format!("only one coordinate column found ({})", names(&[a, b].concat())))),
     }
 }

@@ -43,10 +43,7 @@ impl FieldMap {
     /// Maps `layer`'s columns onto `fields` ([`GRID_FIELDS`] or [`COMPONENT_FIELDS`]).
     pub fn new(layer: &SourceLayer, fields: &[(&str, &[&str])]) -> FieldMap {
         let norm: Vec<String> = layer.columns.iter().map(|c| c.trim().to_lowercase()).collect();
-        let columns = fields
-            .iter()
-            .map(|(_, names)| names.iter().find_map(|n| norm.iter().position(|c| c == n)))
-            .collect();
+        let columns = fields.iter().map(|(_, names)| names.iter().find_map(|n| norm.iter().position(|c| c == n))).collect();
         FieldMap { columns }
     }
 
@@ -58,11 +55,7 @@ impl FieldMap {
 
     /// The file column each of our fields comes from (for the report).
     pub fn describe(&self, layer: &SourceLayer, fields: &[(&str, &[&str])]) -> Vec<FieldSource> {
-        fields
-            .iter()
-            .zip(&self.columns)
-            .map(|((ours, _), c)| FieldSource { field: ours.to_string(), column: c.map(|c| layer.columns[c].clone()) })
-            .collect()
+        fields.iter().zip(&self.columns).map(|((ours, _), c)| FieldSource { field: ours.to_string(), column: c.map(|c| layer.columns[c].clone()) }).collect()
     }
 }
 

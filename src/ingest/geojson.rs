@@ -240,9 +240,7 @@ impl<'de> Visitor<'de> for Document<'_, '_> {
         match kind.as_deref() {
             Some("FeatureCollection") if has_features => Ok(()),
             Some("FeatureCollection") => Err(serde::de::Error::custom("a FeatureCollection without features")),
-            Some("Feature") => {
-                self.0.push_de(RawFeature { kind: "Feature".into(), geometry, properties })
-            }
+            Some("Feature") => self.0.push_de(RawFeature { kind: "Feature".into(), geometry, properties }),
             Some(other) => Err(serde::de::Error::custom(format!("a GeoJSON {other}; expected a FeatureCollection"))),
             None => Err(serde::de::Error::custom("an object without \"type\"; expected a FeatureCollection")),
         }

@@ -47,19 +47,15 @@ pub fn read(mut reader: impl Read, sink: &mut dyn FeatureSink) -> Result<SourceL
         .map_err(|e| unreadable(format!("SQLite could not open it: {e}")))?;
     // An uploaded file is untrusted: no functions with side effects from its schema, and
     // corrupt b-tree cells are caught early.
-    conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;")
-        .map_err(|e| unreadable(format!("SQLite: {e}")))?;
+    conn.execute_batch("PRAGMA trusted_schema = OFF; PRAGMA cell_size_check = ON;").map_err(|e| unreadable(format!("SQLite: {e}")))?;
     // A view named as the feature table (or as gpkg_contents) can make SQLite work without end
     // on a small file: a recursive CTE that never stops, a join that multiplies rows. Its work
     // is bounded by the file's size: far more than reading every byte of real tables takes.
     let budget = length.saturating_mul(SQLITE_OPS_PER_BYTE).max(MIN_SQLITE_OPS);
     let spent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = spent.clone();
-    conn.progress_handler(
-        SQLITE_OPS_PER_CHECK as i32,
-        Some(move || counter.fetch_add(SQLITE_OPS_PER_CHECK, std::sync::atomic::Ordering::Relaxed) >= budget),
-    )
-    .map_err(|e| unreadable(format!("SQLite: {e}")))?;
+    conn.progress_handler(SQLITE_OPS_PER_CHECK as i32, Some(move || counter.fetch_add(SQLITE_OPS_PER_CHECK, std::sync::atomic::Ordering::Relaxed) >= budget))
+        .map_err(|e| unreadable(format!("SQLite: {e}")))?;
     read_connection(&conn, sink).map_err(|e| {
         if spent.load(std::sync::atomic::Ordering::Relaxed) >= budget {
             unreadable(format!(
@@ -134,11 +130,9 @@ fn sql(context: &str) -> impl Fn(rusqlite::Error) -> IngestError + '_ {
 }
 
 fn has_table(conn: &Connection, name: &str) -> Result<bool, IngestError> {
-    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower(?1)", [name], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n > 0)
-    .map_err(sql("reading the SQLite schema"))
+    conn.query_row("SELECT count(*) FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) = lower(?1)", [name], |r| r.get::<_, i64>(0))
+        .map(|n| n > 0)
+        .map_err(sql("reading the SQLite schema"))
 }
 
 /// Reads the only feature table of an open GeoPackage.
@@ -150,9 +144,7 @@ pub fn read_connection(conn: &Connection, sink: &mut dyn FeatureSink) -> Result<
         let mut stmt = conn
             .prepare("SELECT table_name FROM gpkg_contents WHERE lower(data_type) = 'features' ORDER BY table_name")
             .map_err(sql("reading gpkg_contents"))?;
-        stmt.query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<Result<_, _>>())
-            .map_err(sql("reading gpkg_contents"))?
+        stmt.query_map([], |r| r.get::<_, String>(0)).and_then(|rows| rows.collect::<Result<_, _>>()).map_err(sql("reading gpkg_contents"))?
     };
     let table = match tables.as_slice() {
         [] => return Err(unreadable("the GeoPackage holds no feature table (no gpkg_contents row of data_type 'features')")),
@@ -170,11 +162,7 @@ pub fn read_connection(conn: &Connection, sink: &mut dyn FeatureSink) -> Result<
         return Err(unreadable(format!("gpkg_contents names the feature table {table:?}, which the file does not hold")));
     }
     let (geometry_column, srs_id): (String, i64) = conn
-        .query_row(
-            "SELECT column_name, srs_id FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?1)",
-            [&table],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT column_name, srs_id FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?1)", [&table], |r| Ok((r.get(0)?, r.get(1)?)))
         .map_err(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => unreadable(format!("gpkg_geometry_columns has no row for the table {table:?}")),
             e => unreadable(format!("reading gpkg_geometry_columns: {e}")),
@@ -260,11 +248,9 @@ fn declared_crs(conn: &Connection, srs_id: i64) -> Result<Option<String>, Ingest
         return Ok(None);
     }
     let (organization, code, definition): (Option<String>, Option<i64>, Option<String>) = conn
-        .query_row(
-            "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys WHERE srs_id = ?1",
-            [srs_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .query_row("SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys WHERE srs_id = ?1", [srs_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .map_err(|e| match e {
             rusqlite::Error::QueryReturnedNoRows => unreadable(format!("the geometry's srs_id {srs_id} is not in gpkg_spatial_ref_sys")),
             e => unreadable(format!("reading gpkg_spatial_ref_sys: {e}")),
@@ -408,11 +394,7 @@ fn wkb(c: &mut Cursor<'_>, depth: usize) -> Result<Geometry<f64>, GeometryProble
         Ok(Coord { x, y })
     };
     let finite = |p: Coord<f64>| -> Result<Coord<f64>, GeometryProblem> {
-        if p.x.is_finite() && p.y.is_finite() {
-            Ok(p)
-        } else {
-            Err(invalid(format!("a coordinate is not a finite number ({}, {})", p.x, p.y)))
-        }
+        if p.x.is_finite() && p.y.is_finite() { Ok(p) } else { Err(invalid(format!("a coordinate is not a finite number ({}, {})", p.x, p.y))) }
     };
     let polygon = |c: &mut Cursor<'_>| -> Result<Polygon<f64>, GeometryProblem> {
         let n = c.count(4).map_err(invalid)?;
@@ -482,10 +464,9 @@ fn wkb(c: &mut Cursor<'_>, depth: usize) -> Result<Geometry<f64>, GeometryProble
             let name = ["", "", "LineString", "", "", "MultiLineString", "", "GeometryCollection"][kind as usize];
             Err((IssueKind::WrongGeometryType, format!("a {name}: layers hold points (components) or polygons (grids)")))
         }
-        other => Err((
-            IssueKind::WrongGeometryType,
-            format!("WKB geometry type {other} (curves, surfaces …): layers hold points (components) or polygons (grids)"),
-        )),
+        other => {
+            Err((IssueKind::WrongGeometryType, format!("WKB geometry type {other} (curves, surfaces …): layers hold points (components) or polygons (grids)")))
+        }
     }
 }
 
@@ -547,11 +528,24 @@ mod tests {
         assert_eq!(p.exterior().0.len(), 4);
         assert_eq!(p.exterior().0[1], Coord { x: 10.0, y: 0.0 });
         // Mixed orders: a big-endian header over little-endian WKB.
-        let mixed = blob(false, 1, false, &[0.0, 10.0, 0.0, 10.0], &wkb(true, 3, &body.iter().map(|v| match v {
-            N(n) => N(*n),
-            F(f) => F(*f),
-            Raw(r) => Raw(r.clone()),
-        }).collect::<Vec<_>>()));
+        let mixed = blob(
+            false,
+            1,
+            false,
+            &[0.0, 10.0, 0.0, 10.0],
+            &wkb(
+                true,
+                3,
+                &body
+                    .iter()
+                    .map(|v| match v {
+                        N(n) => N(*n),
+                        F(f) => F(*f),
+                        Raw(r) => Raw(r.clone()),
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        );
         assert_eq!(geometry(&mixed).unwrap(), Geometry::Polygon(p));
     }
 
@@ -605,7 +599,11 @@ mod tests {
             ("envelope code 5", blob(true, 5, false, &[], &point), IssueKind::InvalidGeometry),
             ("truncated WKB", blob(true, 0, false, &[], &point[..12]), IssueKind::InvalidGeometry),
             ("huge count", blob(true, 0, false, &[], &wkb(true, 3, &[N(u32::MAX)])), IssueKind::InvalidGeometry),
-            ("open ring", blob(true, 0, false, &[], &wkb(true, 3, &[N(1), N(4), F(0.0), F(0.0), F(1.0), F(0.0), F(1.0), F(1.0), F(0.5), F(0.5)])), IssueKind::InvalidGeometry),
+            (
+                "open ring",
+                blob(true, 0, false, &[], &wkb(true, 3, &[N(1), N(4), F(0.0), F(0.0), F(1.0), F(0.0), F(1.0), F(1.0), F(0.5), F(0.5)])),
+                IssueKind::InvalidGeometry,
+            ),
             ("trailing bytes", blob(true, 0, false, &[], &[point.clone(), vec![0]].concat()), IssueKind::InvalidGeometry),
             ("line", blob(true, 0, false, &[], &wkb(true, 2, &[N(2), F(0.0), F(0.0), F(1.0), F(1.0)])), IssueKind::WrongGeometryType),
         ];

@@ -111,7 +111,6 @@ impl std::fmt::Display for Format {
     }
 }
 
-
 impl Format {
     /// From a file name's extension; `None` if it says nothing.
     pub fn from_extension(path: &std::path::Path) -> Result<Option<Format>, IngestError> {
@@ -134,14 +133,13 @@ impl Format {
         let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
         Ok(match essence.as_str() {
             "application/geo+json" | "application/json" | "application/vnd.geo+json" => Some(Format::GeoJson),
-            "application/x-ndjson" | "application/geo+json-seq" | "application/x-geojsonl" | "application/jsonl"
-            | "application/json-seq" => Some(Format::GeoJsonLines),
+            "application/x-ndjson" | "application/geo+json-seq" | "application/x-geojsonl" | "application/jsonl" | "application/json-seq" => {
+                Some(Format::GeoJsonLines)
+            }
             "text/csv" => Some(Format::Csv),
             "application/flatgeobuf" | "application/x-flatgeobuf" => Some(Format::FlatGeobuf),
             "application/zip" | "application/x-zip-compressed" | "application/x-shapefile" => Some(Format::Shapefile),
-            "application/geopackage+sqlite3" | "application/x-sqlite3" | "application/vnd.sqlite3" => {
-                Some(Format::GeoPackage)
-            }
+            "application/geopackage+sqlite3" | "application/x-sqlite3" | "application/vnd.sqlite3" => Some(Format::GeoPackage),
             "application/octet-stream" | "" => None,
             other => {
                 return Err(IngestError::UnsupportedFormat(format!(

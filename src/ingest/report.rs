@@ -294,8 +294,7 @@ impl Report {
         let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
         let accepting = if self.accept_findings { ", grid findings accepted" } else { "" };
         let _ = writeln!(w, "CRS: {} ({}); policy: {}{accepting}", self.crs, self.crs_source, name(serde_json::to_value(self.policy)));
-        let read: Vec<String> =
-            self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
+        let read: Vec<String> = self.fields.iter().filter_map(|f| f.column.as_ref().map(|c| format!("{} ← {c}", f.field))).collect();
         let _ = writeln!(w, "fields: {}", read.join(", "));
         for n in &self.notes {
             let _ = writeln!(w, "note: {n}");

@@ -11,8 +11,8 @@
 //!
 //! WGS84, CGCS2000, EPSG:4326 and EPSG:4490 count as the same CRS (they differ by ≪ 1 cm).
 
-use geo::MapCoords;
 use geo::CoordsIter;
+use geo::MapCoords;
 use geo_types::Coord;
 
 use super::{Feature, IngestError, IssueKind, SourceLayer};
@@ -152,9 +152,10 @@ impl Reprojector {
     pub fn reproject(&mut self, feature: &mut Feature) -> Result<(), IngestError> {
         let Some(geometry) = feature.geometry.take() else { return Ok(()) };
         if self.assumed
-            && let Some(c) = geometry.coords_iter().find(|c| !(c.x.abs() <= 180.0 && c.y.abs() <= 90.0)) {
-                return Err(IngestError::CrsRequired { x: c.x, y: c.y });
-            }
+            && let Some(c) = geometry.coords_iter().find(|c| !(c.x.abs() <= 180.0 && c.y.abs() <= 90.0))
+        {
+            return Err(IngestError::CrsRequired { x: c.x, y: c.y });
+        }
         if self.axes_open {
             self.decide_axes(&geometry, feature.line);
         }
@@ -292,8 +293,7 @@ mod tests {
         assert_eq!(note, None);
         // A first row that fits neither way does not decide; the next one does, and the
         // order then holds: a later row in the convention order is outside the area.
-        let (got, note) =
-            csv_xy(&[(1.0, 2.0), (557140.955, 3461065.011), (3461065.011, 557140.955)], "EPSG:4549");
+        let (got, note) = csv_xy(&[(1.0, 2.0), (557140.955, 3461065.011), (3461065.011, 557140.955)], "EPSG:4549");
         assert_eq!(got[0], Err(IssueKind::OutsideCrsArea));
         assert!(near(&got[1], 120.6, 31.27), "{got:?}");
         assert_eq!(got[2], Err(IssueKind::OutsideCrsArea));

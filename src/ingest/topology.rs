@@ -317,8 +317,7 @@ impl TopologyReport {
     /// No finding of any kind.
     pub fn is_clean(&self) -> bool {
         let c = &self.counts;
-        c.overlaps + c.gaps + c.outside_parent + c.uncovered + c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed
-            == 0
+        c.overlaps + c.gaps + c.outside_parent + c.uncovered + c.bad_codes + c.missing_levels + c.bad_geometry + c.check_failed == 0
     }
 }
 
@@ -362,10 +361,7 @@ struct Prepared {
 /// Runs `f`, turning a panic into its message.
 pub(super) fn guarded<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|e| {
-        e.downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| e.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic without a message".into())
+        e.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| e.downcast_ref::<String>().cloned()).unwrap_or_else(|| "panic without a message".into())
     })
 }
 
@@ -401,11 +397,7 @@ pub fn straight_edge_area_m2(p: &Polygon<f64>) -> f64 {
         moment -= m;
     }
     let area = area.abs();
-    let lat0 = if area > 0.0 && (moment / area).is_finite() {
-        origin.y + moment / area
-    } else {
-        p.bounding_rect().map_or(origin.y, |b| b.center().y)
-    };
+    let lat0 = if area > 0.0 && (moment / area).is_finite() { origin.y + moment / area } else { p.bounding_rect().map_or(origin.y, |b| b.center().y) };
     let (sin, cos) = lat0.to_radians().sin_cos();
     let w = 1.0 - WGS84_E2 * sin * sin;
     // M·N·cos φ₀ = a²(1 − e²)·cos φ₀ / (1 − e² sin² φ₀)², per square radian.
@@ -418,11 +410,7 @@ fn pieces(mp: &MultiPolygon<f64>) -> Vec<(f64, [f64; 2])> {
     mp.0.iter()
         .map(|p: &Polygon<f64>| {
             let area = straight_edge_area_m2(p);
-            let at = p
-                .interior_point()
-                .map(|q| [q.x(), q.y()])
-                .or_else(|| p.exterior().0.first().map(|c| [c.x, c.y]))
-                .unwrap_or([f64::NAN, f64::NAN]);
+            let at = p.interior_point().map(|q| [q.x(), q.y()]).or_else(|| p.exterior().0.first().map(|c| [c.x, c.y])).unwrap_or([f64::NAN, f64::NAN]);
             (area, at)
         })
         .collect()
@@ -432,11 +420,7 @@ fn geometry_problem(mp: &MultiPolygon<f64>) -> Option<String> {
     if mp.0.is_empty() || mp.0.iter().all(|p| p.exterior().0.is_empty()) {
         return Some("no polygon".into());
     }
-    let finite = mp.0.iter().all(|p| {
-        std::iter::once(p.exterior())
-            .chain(p.interiors())
-            .all(|r| r.0.iter().all(|c| c.x.is_finite() && c.y.is_finite()))
-    });
+    let finite = mp.0.iter().all(|p| std::iter::once(p.exterior()).chain(p.interiors()).all(|r| r.0.iter().all(|c| c.x.is_finite() && c.y.is_finite())));
     (!finite).then(|| "a coordinate is not a finite number".into())
 }
 
@@ -480,45 +464,39 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         let declared = match r.level {
             Some(l) if (1..=n_levels).contains(&(l as usize)) => Some(l as usize - 1),
             Some(l) => {
-                bad_codes.push(issue(
-                    CodeIssueKind::LevelMismatch,
-                    format!("declared level {l}; the {} scheme has levels 1 to {n_levels}", hierarchy.scheme),
-                ));
+                bad_codes.push(issue(CodeIssueKind::LevelMismatch, format!("declared level {l}; the {} scheme has levels 1 to {n_levels}", hierarchy.scheme)));
                 None
             }
             None => None,
         };
         if let (Some(c), Some(d)) = (code_level, declared)
-            && c != d {
-                bad_codes.push(issue(
-                    CodeIssueKind::LevelMismatch,
-                    format!(
-                        "declared level {} ({}, codes of {} digits) but its {} digits make it level {} ({})",
-                        d + 1,
-                        level_name(d),
-                        hierarchy.levels[d].code_digits,
-                        code.len(),
-                        c + 1,
-                        level_name(c)
-                    ),
-                ));
-            }
+            && c != d
+        {
+            bad_codes.push(issue(
+                CodeIssueKind::LevelMismatch,
+                format!(
+                    "declared level {} ({}, codes of {} digits) but its {} digits make it level {} ({})",
+                    d + 1,
+                    level_name(d),
+                    hierarchy.levels[d].code_digits,
+                    code.len(),
+                    c + 1,
+                    level_name(c)
+                ),
+            ));
+        }
         // The first record of a code is the one parents resolve to.
         if *first_by_code.entry(code).or_insert(i) != i {
             bad_codes.push(issue(CodeIssueKind::Duplicate, format!("grid code {code} appears more than once")));
         }
         // A malformed code of a level's length (say a wrong province) still places the grid.
-        let digits_level = || {
-            code.bytes().all(|b| b.is_ascii_digit()).then(|| hierarchy.level_of_digits(code.len())).flatten()
-        };
+        let digits_level = || code.bytes().all(|b| b.is_ascii_digit()).then(|| hierarchy.level_of_digits(code.len())).flatten();
         let level = code_level.or(declared).or_else(digits_level);
         if let Some(p) = parent.as_deref().filter(|_| level != Some(0))
-            && !(code.len() > p.len() && code.starts_with(p)) {
-                bad_codes.push(issue(
-                    CodeIssueKind::NotExtendingParent,
-                    format!("grid code {code} does not extend its parent's code {p}"),
-                ));
-            }
+            && !(code.len() > p.len() && code.starts_with(p))
+        {
+            bad_codes.push(issue(CodeIssueKind::NotExtendingParent, format!("grid code {code} does not extend its parent's code {p}")));
+        }
         if let Some(l) = level {
             counts.per_level[l] += 1;
         }
@@ -539,38 +517,21 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
         let code = codes[i];
         let level = prepared[i].level;
         let parent = non_blank(&r.parent);
-        let link = |kind, message: String| MissingLevel {
-            kind,
-            code: Some(code.to_owned()),
-            parent: parent.map(str::to_owned),
-            level: level.map(|l| l + 1),
-            message,
-        };
+        let link =
+            |kind, message: String| MissingLevel { kind, code: Some(code.to_owned()), parent: parent.map(str::to_owned), level: level.map(|l| l + 1), message };
         match (level, parent) {
-            (Some(0), Some(p)) => missing.push(link(
-                MissingLevelKind::TopLevelWithParent,
-                format!("grid {code} is at the top level ({}) but names parent {p}", level_name(0)),
-            )),
-            (Some(l), None) if l > 0 => missing.push(link(
-                MissingLevelKind::NoParent,
-                format!("grid {code} ({}) has no parent", level_name(l)),
-            )),
+            (Some(0), Some(p)) => {
+                missing.push(link(MissingLevelKind::TopLevelWithParent, format!("grid {code} is at the top level ({}) but names parent {p}", level_name(0))))
+            }
+            (Some(l), None) if l > 0 => missing.push(link(MissingLevelKind::NoParent, format!("grid {code} ({}) has no parent", level_name(l)))),
             (_, Some(p)) => {
                 match first_by_code.get(p) {
-                    None => missing.push(link(
-                        MissingLevelKind::UnknownParent,
-                        format!("grid {code} names parent {p}, which is not in the layer"),
-                    )),
+                    None => missing.push(link(MissingLevelKind::UnknownParent, format!("grid {code} names parent {p}, which is not in the layer"))),
                     Some(&j) => match (level, prepared[j].level) {
                         (Some(l), Some(pl)) if pl + 1 == l => prepared[i].parent = Some(j),
                         (Some(l), Some(pl)) => missing.push(link(
                             MissingLevelKind::NotOneLevelUp,
-                            format!(
-                                "grid {code} ({}) names parent {p} at level {} ({}); it must be one level up",
-                                level_name(l),
-                                pl + 1,
-                                level_name(pl)
-                            ),
+                            format!("grid {code} ({}) names parent {p} at level {} ({}); it must be one level up", level_name(l), pl + 1, level_name(pl)),
                         )),
                         // A level unknown: already a bad code; the link cannot be judged.
                         _ => {}
@@ -594,8 +555,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
 
     // Overlaps: same-level pairs whose boxes share area, through an R-tree per level.
     for level in 0..n_levels {
-        let members: Vec<usize> =
-            (0..records.len()).filter(|&i| prepared[i].level == Some(level) && prepared[i].geometry.is_some()).collect();
+        let members: Vec<usize> = (0..records.len()).filter(|&i| prepared[i].level == Some(level) && prepared[i].geometry.is_some()).collect();
         let boxes: Vec<GeomWithData<Rectangle<[f64; 2]>, usize>> = members
             .iter()
             .map(|&i| {
@@ -617,11 +577,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                 counts.pairs_tested += 1;
                 let gj = &prepared[j].geometry.as_ref().expect("filtered").0;
                 match guarded(|| pieces(&gi.intersection(gj))) {
-                    Err(reason) => failed.push(CheckFailed {
-                        check: "overlap",
-                        codes: vec![codes[i].to_owned(), codes[j].to_owned()],
-                        reason,
-                    }),
+                    Err(reason) => failed.push(CheckFailed { check: "overlap", codes: vec![codes[i].to_owned(), codes[j].to_owned()], reason }),
                     Ok(parts) => {
                         let area: f64 = parts.iter().map(|p| p.0).sum();
                         if is_sliver(area) {
@@ -683,24 +639,14 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                         continue;
                     }
                     counts.gap_area_m2 += area;
-                    gaps.push(Gap {
-                        parent: codes[p].to_owned(),
-                        level: level + 1,
-                        level_name: level_name(level),
-                        area_m2: area,
-                        location,
-                    });
+                    gaps.push(Gap { parent: codes[p].to_owned(), level: level + 1, level_name: level_name(level), area_m2: area, location });
                 }
             }
         }
         for &k in kids {
             let kg = &prepared[k].geometry.as_ref().expect("linked").0;
             match guarded(|| pieces(&kg.difference(pg))) {
-                Err(reason) => failed.push(CheckFailed {
-                    check: "outside_parent",
-                    codes: vec![codes[k].to_owned(), codes[p].to_owned()],
-                    reason,
-                }),
+                Err(reason) => failed.push(CheckFailed { check: "outside_parent", codes: vec![codes[k].to_owned(), codes[p].to_owned()], reason }),
                 Ok(parts) => {
                     for (area, location) in parts {
                         if is_sliver(area) {
@@ -709,12 +655,7 @@ pub fn check_grids(records: &[GridRecord], hierarchy: &Hierarchy, opts: &Topolog
                             continue;
                         }
                         counts.outside_parent_area_m2 += area;
-                        outside.push(OutsideParent {
-                            code: codes[k].to_owned(),
-                            parent: codes[p].to_owned(),
-                            area_m2: area,
-                            location,
-                        });
+                        outside.push(OutsideParent { code: codes[k].to_owned(), parent: codes[p].to_owned(), area_m2: area, location });
                     }
                 }
             }

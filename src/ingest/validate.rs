@@ -32,8 +32,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use geo::orient::{Direction, Orient};
 use geo::Validation;
+use geo::orient::{Direction, Orient};
 use geo_types::{Coord, Geometry, MultiPolygon};
 use serde::Serialize;
 
@@ -152,10 +152,8 @@ fn kind_of(e: &ModelError, layer: LayerKind) -> IssueKind {
 
 /// The datums whose offset from WGS84 a [`DatumProbe`] looks for: the datum, the `--crs` value
 /// that reads it, its name, who uses it, and the range of offsets (m) it has in China.
-const PROBED_DATUMS: [(Datum, &str, &str, &str, f64, f64); 2] = [
-    (Datum::Gcj02, "gcj02", "GCJ-02", "AMap, Tencent and most Chinese web maps", 100.0, 700.0),
-    (Datum::Bd09, "bd09", "BD-09", "Baidu", 300.0, 2000.0),
-];
+const PROBED_DATUMS: [(Datum, &str, &str, &str, f64, f64); 2] =
+    [(Datum::Gcj02, "gcj02", "GCJ-02", "AMap, Tencent and most Chinese web maps", 100.0, 700.0), (Datum::Bd09, "bd09", "BD-09", "Baidu", 300.0, 2000.0)];
 /// A displacement within this many metres of a datum's offset at the place matches it.
 const DATUM_MATCH_M: f64 = 5.0;
 /// Fewer shared codes than this say nothing about a datum.
@@ -244,10 +242,7 @@ fn representative(g: &Geometry<f64>) -> Option<[f64; 2]> {
     let p = match g {
         Geometry::Point(p) => Some(p.0),
         // geo's algorithms have panicked on degenerate input before (see topology): guarded.
-        other => super::topology::guarded(|| other.interior_point().map(|p| p.0))
-            .ok()
-            .flatten()
-            .or_else(|| other.bounding_rect().map(|r| r.center())),
+        other => super::topology::guarded(|| other.interior_point().map(|p| p.0)).ok().flatten().or_else(|| other.bounding_rect().map(|r| r.center())),
     }?;
     (p.x.is_finite() && p.y.is_finite()).then_some([p.x, p.y])
 }
@@ -431,8 +426,7 @@ impl<'a> Checker<'a> {
         if map.columns[0].is_none() && layer.format != super::Format::GeoJson && layer.format != super::Format::GeoJsonLines {
             return Err(self.no_code_column(layer));
         }
-        let mut report =
-            Report::new(self.options.layer.name(), layer.format, resolved.crs.to_string(), resolved.source, self.options.policy);
+        let mut report = Report::new(self.options.layer.name(), layer.format, resolved.crs.to_string(), resolved.source, self.options.policy);
         report.accept_findings = self.options.accept_findings;
         self.report = Some(report);
         self.started = Some(Started { resolved, reprojector, declared: layer.declared_crs.clone(), map, mapped: layer.columns.len() });
@@ -499,9 +493,7 @@ impl<'a> Checker<'a> {
             ),
             // A city without grids yet: placed when its grid layer comes (a note in the report).
             Location::Nowhere if current.grids.is_empty() => {}
-            Location::Nowhere => {
-                self.issue(feature, values[0], IssueKind::OutsideGrids, "the city has no unit grids to place it in".into())
-            }
+            Location::Nowhere => self.issue(feature, values[0], IssueKind::OutsideGrids, "the city has no unit grids to place it in".into()),
         }
     }
 }
@@ -839,10 +831,7 @@ fn add_topology_findings(report: &mut Report, t: &super::topology::TopologyRepor
     }
     for c in &t.coverage {
         for u in &c.uncovered {
-            let message = format!(
-                "{:.1} m² of this {} lie in none of its unit grids: a lookup there answers outside_coverage",
-                u.area_m2, c.level_name
-            );
+            let message = format!("{:.1} m² of this {} lie in none of its unit grids: a lookup there answers outside_coverage", u.area_m2, c.level_name);
             add(&c.code, IssueKind::Uncovered, Some(u.location), message);
         }
     }
@@ -892,12 +881,7 @@ fn grid_findings_refusal(report: &Report, limits: &FindingLimits) -> Option<Stri
     let tolerated = |area: f64| area > limits.tolerated_m2;
     if c.uncovered > 0 && tolerated(c.uncovered_area_m2) {
         let districts: Vec<&str> = t.coverage.iter().filter(|d| !d.uncovered.is_empty()).map(|d| d.code.as_str()).collect();
-        found.push(format!(
-            "{:.1} m² of district {} in no unit grid (pieces: {})",
-            c.uncovered_area_m2,
-            districts.join(", "),
-            c.uncovered
-        ));
+        found.push(format!("{:.1} m² of district {} in no unit grid (pieces: {})", c.uncovered_area_m2, districts.join(", "), c.uncovered));
     }
     if c.overlaps > 0 && tolerated(c.overlap_area_m2) {
         found.push(format!("{} overlaps ({:.1} m²)", c.overlaps, c.overlap_area_m2));
@@ -992,11 +976,12 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
             message,
         };
         if let Some(code) = recorded
-            && new.grid_by_code(code).is_none_or(|g| new.grid(g).level as usize != unit_level) {
-                report.add(issue(IssueKind::UnknownGrid, format!("records unit grid {code}, which the new grid layer does not have")));
-                missing += 1;
-                continue;
-            }
+            && new.grid_by_code(code).is_none_or(|g| new.grid(g).level as usize != unit_level)
+        {
+            report.add(issue(IssueKind::UnknownGrid, format!("records unit grid {code}, which the new grid layer does not have")));
+            missing += 1;
+            continue;
+        }
         match index.locate(new, c.location) {
             Location::Inside { grid, on_boundary: false } => {
                 let located = new.grid(grid).code;
@@ -1005,10 +990,9 @@ fn check_current_components(report: &mut Report, current: &City, new: &City) -> 
                 }
             }
             Location::Inside { .. } => {}
-            Location::Outside { nearest, distance_m } => report.add(issue(
-                IssueKind::OutsideGrids,
-                format!("outside every new unit grid, {distance_m:.1} m from grid {}", new.grid(nearest).code),
-            )),
+            Location::Outside { nearest, distance_m } => {
+                report.add(issue(IssueKind::OutsideGrids, format!("outside every new unit grid, {distance_m:.1} m from grid {}", new.grid(nearest).code)))
+            }
             Location::Nowhere => {}
         }
     }
@@ -1069,7 +1053,17 @@ mod tests {
         // grids are dropped, and the components in them cannot keep their grids.
         let street = city.grids.iter().find(|g| g.level == 1).unwrap().code.to_string();
         let below = city.grids.iter().filter(|g| g.code.to_string().starts_with(&street)).count();
-        let p = prepare_layer(grids_layer(&city, |code, parent| if *code == street { *parent = "329999".into() }), &options, &city, &index).unwrap();
+        let p = prepare_layer(
+            grids_layer(&city, |code, parent| {
+                if *code == street {
+                    *parent = "329999".into()
+                }
+            }),
+            &options,
+            &city,
+            &index,
+        )
+        .unwrap();
         assert_eq!(p.report.counts.get(&IssueKind::Hierarchy), Some(&(below as u64)), "{}", p.report.to_text());
         assert_eq!(p.report.dropped, below as u64);
         assert!(!p.report.accepted_layer && p.city.is_none());

@@ -40,11 +40,7 @@ pub fn prepare_zones(
     let mut reprojector = reproject::Reprojector::new(&resolved, &source)?;
     let map = FieldMap::new(&source, &ZONE_FIELDS);
     if map.columns[0].is_none() {
-        return Err(IngestError::Fields(format!(
-            "no zone id column among {}: name it one of {}",
-            source.columns.join(", "),
-            ZONE_FIELDS[0].1.join(", ")
-        )));
+        return Err(IngestError::Fields(format!("no zone id column among {}: name it one of {}", source.columns.join(", "), ZONE_FIELDS[0].1.join(", "))));
     }
     let mut report = Report::new("zones", source.format, resolved.crs.to_string(), resolved.source, options.policy);
     report.fields = map.describe(&source, &ZONE_FIELDS);
@@ -116,11 +112,7 @@ pub fn prepare_zones(
     } else if city.zones.is_empty() {
         Some("no zone would remain: a zone layer is never replaced by an empty one".to_owned())
     } else if !options.allow_shrink && (city.zones.len() as u64) * 2 < current.zones.len() as u64 {
-        Some(format!(
-            "{} zones would replace {}: fewer than half, probably a partial file (allow_shrink to accept)",
-            city.zones.len(),
-            current.zones.len()
-        ))
+        Some(format!("{} zones would replace {}: fewer than half, probably a partial file (allow_shrink to accept)", city.zones.len(), current.zones.len()))
     } else {
         None
     };

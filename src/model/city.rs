@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use geo_types::{Coord, MultiPolygon};
 
-use super::{
-    Accuracy, Chief, ClassTable, Component, ComponentCode, Grid, GridCode, GridId, Hierarchy,
-    ModelError, Status, UnitTable,
-};
+use super::{Accuracy, Chief, ClassTable, Component, ComponentCode, Grid, GridCode, GridId, Hierarchy, ModelError, Status, UnitTable};
 
 /// Index of an interned string in [`Names`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -101,11 +98,7 @@ impl City {
 
     /// Grids at one level (0 = top).
     pub fn grids_at(&self, level: usize) -> impl Iterator<Item = (GridId, &Grid)> {
-        self.grids
-            .iter()
-            .enumerate()
-            .filter(move |(_, g)| g.level as usize == level)
-            .map(|(i, g)| (GridId(i as u32), g))
+        self.grids.iter().enumerate().filter(move |(_, g)| g.level as usize == level).map(|(i, g)| (GridId(i as u32), g))
     }
 
     /// Number of grids at each level, top first.
@@ -171,16 +164,10 @@ fn parse_date(field: &'static str, s: &str) -> Result<Option<NaiveDate>, ModelEr
     // Accept a bare date or the date part of a date-time, with `-` or `/` (GDAL's CSV and
     // Excel write `2019/10/26 00:00:00`). Parsed by hand: a city loads millions of these.
     let b = s.as_bytes();
-    if b.len() < 10
-        || !matches!(b[4], b'-' | b'/')
-        || b[7] != b[4]
-        || (b.len() > 10 && !matches!(b[10], b'T' | b' '))
-    {
+    if b.len() < 10 || !matches!(b[4], b'-' | b'/') || b[7] != b[4] || (b.len() > 10 && !matches!(b[10], b'T' | b' ')) {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + (d - b'0') as u32))
-    };
+    let num = |r: std::ops::Range<usize>| -> Option<u32> { b[r].iter().try_fold(0u32, |n, &d| d.is_ascii_digit().then(|| n * 10 + (d - b'0') as u32)) };
     let (Some(y), Some(m), Some(d)) = (num(0..4), num(5..7), num(8..10)) else {
         return Err(bad());
     };
@@ -231,23 +218,20 @@ impl CityBuilder {
         assert!(!self.grids_resolved, "grids must be added before components");
         let (code, level) = GridCode::parse(f.code.trim(), &self.city.hierarchy)?;
         if let Some(declared) = f.level
-            && declared != level as i64 + 1 {
-                return Err(ModelError::Hierarchy(format!(
-                    "grid {code} says level {declared} but its {} digits make it level {} ({})",
-                    code.digits(),
-                    level + 1,
-                    self.city.hierarchy.levels[level].name
-                )));
-            }
+            && declared != level as i64 + 1
+        {
+            return Err(ModelError::Hierarchy(format!(
+                "grid {code} says level {declared} but its {} digits make it level {} ({})",
+                code.digits(),
+                level + 1,
+                self.city.hierarchy.levels[level].name
+            )));
+        }
         let parent = match non_empty(f.parent) {
             Some(p) => Some(GridCode::parse(p, &self.city.hierarchy)?.0),
             None => None,
         };
-        let name = non_empty(f.name).ok_or_else(|| ModelError::BadValue {
-            field: "name",
-            value: String::new(),
-            expected: "a grid name",
-        })?;
+        let name = non_empty(f.name).ok_or_else(|| ModelError::BadValue { field: "name", value: String::new(), expected: "a grid name" })?;
         let chief = match (non_empty(f.chief_name), non_empty(f.chief_phone)) {
             (None, None) => None,
             (n, p) => Some(Chief { name: n.unwrap_or("").into(), phone: p.unwrap_or("").into() }),
@@ -265,13 +249,10 @@ impl CityBuilder {
             geometry,
         };
         if let (Some(a), Some(b)) = (grid.valid_from, grid.valid_to)
-            && b < a {
-                return Err(ModelError::BadValue {
-                    field: "valid_to",
-                    value: b.to_string(),
-                    expected: "a date on or after valid_from",
-                });
-            }
+            && b < a
+        {
+            return Err(ModelError::BadValue { field: "valid_to", value: b.to_string(), expected: "a date on or after valid_from" });
+        }
         let id = GridId(self.city.grids.len() as u32);
         if self.city.grid_by_code.insert(code, id).is_some() {
             return Err(ModelError::Duplicate { what: "grid code", code: code.to_string() });
@@ -296,31 +277,21 @@ impl CityBuilder {
             self.city.grids.push(grids[i].take().expect("each once"));
             sorted_parents.push(parents[i]);
         }
-        self.city.grid_by_code =
-            self.city.grids.iter().enumerate().map(|(i, g)| (g.code, GridId(i as u32))).collect();
+        self.city.grid_by_code = self.city.grids.iter().enumerate().map(|(i, g)| (g.code, GridId(i as u32))).collect();
         for (i, parent) in sorted_parents.into_iter().enumerate() {
             let g = &self.city.grids[i];
             let h = &self.city.hierarchy;
             let parent_id = match (g.level, parent) {
                 (0, None) => None,
                 (0, Some(p)) => {
-                    return Err(ModelError::Hierarchy(format!(
-                        "grid {} is at the top level ({}) but names parent {p}",
-                        g.code, h.levels[0].name
-                    )));
+                    return Err(ModelError::Hierarchy(format!("grid {} is at the top level ({}) but names parent {p}", g.code, h.levels[0].name)));
                 }
                 (_, None) => {
-                    return Err(ModelError::Hierarchy(format!(
-                        "grid {} ({}) has no parent",
-                        g.code, h.levels[g.level as usize].name
-                    )));
+                    return Err(ModelError::Hierarchy(format!("grid {} ({}) has no parent", g.code, h.levels[g.level as usize].name)));
                 }
                 (_, Some(p)) => {
                     let Some(&pid) = self.city.grid_by_code.get(&p) else {
-                        return Err(ModelError::Hierarchy(format!(
-                            "grid {} names parent {p}, which is not in the layer",
-                            g.code
-                        )));
+                        return Err(ModelError::Hierarchy(format!("grid {} names parent {p}, which is not in the layer", g.code)));
                     };
                     let pg = &self.city.grids[pid.0 as usize];
                     if pg.level + 1 != g.level {
@@ -333,10 +304,7 @@ impl CityBuilder {
                         )));
                     }
                     if !g.code.extends(p) {
-                        return Err(ModelError::Hierarchy(format!(
-                            "grid code {} does not extend its parent's code {p}",
-                            g.code
-                        )));
+                        return Err(ModelError::Hierarchy(format!("grid code {} does not extend its parent's code {p}", g.code)));
                     }
                     Some(pid)
                 }
@@ -376,17 +344,19 @@ impl CityBuilder {
             Some(g) => {
                 let (gc, level) = GridCode::parse(g, &self.city.hierarchy)?;
                 if level != self.city.hierarchy.unit_level() {
-                    return Err(ModelError::Hierarchy(format!(
-                        "component {code} names grid {gc}, which is not a unit grid"
-                    )));
+                    return Err(ModelError::Hierarchy(format!("component {code} names grid {gc}, which is not a unit grid")));
                 }
                 if self.city.grids.is_empty() {
                     unresolved = Some(gc);
                     None
                 } else {
-                    Some(self.city.grid_by_code.get(&gc).copied().ok_or_else(|| {
-                        ModelError::Hierarchy(format!("component {code} names grid {gc}, which is not in the grid layer"))
-                    })?)
+                    Some(
+                        self.city
+                            .grid_by_code
+                            .get(&gc)
+                            .copied()
+                            .ok_or_else(|| ModelError::Hierarchy(format!("component {code} names grid {gc}, which is not in the grid layer")))?,
+                    )
                 }
             }
             None => None,
@@ -453,12 +423,13 @@ impl CityBuilder {
         let mut names: Vec<Option<NameId>> = vec![None; prev.names.len()];
         let mut components = Vec::with_capacity(prev.components.len());
         for c in &prev.components {
-            let grid = match c.grid {
-                Some(g) => Some(grids[g.0 as usize].ok_or_else(|| {
-                    ModelError::Hierarchy(format!("component {} names grid {}, which is not in the grid layer", c.code, prev.grid(g).code))
-                })?),
-                None => None,
-            };
+            let grid =
+                match c.grid {
+                    Some(g) => Some(grids[g.0 as usize].ok_or_else(|| {
+                        ModelError::Hierarchy(format!("component {} names grid {}, which is not in the grid layer", c.code, prev.grid(g).code))
+                    })?),
+                    None => None,
+                };
             let name = *names[c.name.0 as usize].get_or_insert_with(|| self.city.names.intern(prev.names.get(c.name)));
             let mut unit = |u: Option<super::UnitId>| u.map(|u| *units[u.0 as usize].get_or_insert_with(|| self.city.units.intern(&prev.units.get(u).name)));
             let (dept, owner, maintainer) = (unit(c.dept), unit(c.owner), unit(c.maintainer));
@@ -547,9 +518,9 @@ mod tests {
     #[test]
     fn broken_links_are_refused() {
         let cases: &[&[(&str, &str)]] = &[
-            &[("320506", ""), ("320506001", "")],                      // no parent
-            &[("320506", ""), ("320506001", "320507")],                // unknown parent
-            &[("320506", ""), ("320506001001", "320506")],             // skips a level
+            &[("320506", ""), ("320506001", "")],                       // no parent
+            &[("320506", ""), ("320506001", "320507")],                 // unknown parent
+            &[("320506", ""), ("320506001001", "320506")],              // skips a level
             &[("320506", ""), ("320507", ""), ("320506001", "320507")], // code does not extend parent
             &[("320506", "320506")],                                    // top level with a parent
             &[("320506", ""), ("320506", "")],                          // duplicate
@@ -580,7 +551,7 @@ mod tests {
     fn bad_components_are_refused() {
         let base = ComponentFields { code: "3205060118000001", class: "0118", lon: 120.6, lat: 31.3, ..Default::default() };
         let bad = [
-            ComponentFields { class: "0101", ..base.clone() },       // class mismatch
+            ComponentFields { class: "0101", ..base.clone() },                           // class mismatch
             ComponentFields { code: "3205062199000001", class: "2199", ..base.clone() }, // unknown class
             ComponentFields { lon: f64::NAN, ..base.clone() },
             ComponentFields { lat: 91.0, ..base.clone() },

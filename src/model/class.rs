@@ -56,8 +56,7 @@ impl ClassTable {
 
     /// The built-in event class table.
     pub fn builtin_events() -> ClassTable {
-        Self::from_csv(ClassKind::Event, BUILTIN_EVENT_CLASSES.as_bytes(), "built-in event classes")
-            .expect("the built-in event class table is valid")
+        Self::from_csv(ClassKind::Event, BUILTIN_EVENT_CLASSES.as_bytes(), "built-in event classes").expect("the built-in event class table is valid")
     }
 
     /// Reads a table from CSV with the header `code,name,name_en` (UTF-8; a BOM, as Excel
@@ -70,11 +69,7 @@ impl ClassTable {
 
     /// Adds the classes of a city's own CSV file; a code already present is renamed.
     pub fn extend_from_file(&mut self, path: &Path) -> Result<(), ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::ClassTable {
-            source_name: path.display().to_string(),
-            line: 0,
-            reason: e.to_string(),
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| ModelError::ClassTable { source_name: path.display().to_string(), line: 0, reason: e.to_string() })?;
         self.merge_csv(&bytes, &path.display().to_string())
     }
 
@@ -157,11 +152,7 @@ mod tests {
 
     #[test]
     fn bad_class_files_are_rejected_with_their_line() {
-        let bad = [
-            ("code,name,name_en\n0101,上水井盖,x\n01x1,坏,y\n", 3),
-            ("code,name,name_en\n2201,孤儿,orphan\n", 0),
-            ("code,name,name_en\n0101,,x\n", 2),
-        ];
+        let bad = [("code,name,name_en\n0101,上水井盖,x\n01x1,坏,y\n", 3), ("code,name,name_en\n2201,孤儿,orphan\n", 0), ("code,name,name_en\n0101,,x\n", 2)];
         for (csv, line) in bad {
             match ClassTable::from_csv(ClassKind::Component, csv.as_bytes(), "t.csv") {
                 Err(ModelError::ClassTable { line: l, .. }) => assert_eq!(l, line, "{csv}"),

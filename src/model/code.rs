@@ -12,18 +12,12 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 
 /// GB/T 2260 province-level prefixes: the first two digits of every county (区县) code.
-const PROVINCE_PREFIXES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
-];
+const PROVINCE_PREFIXES: &[u8] =
+    &[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82];
 
 fn parse_digits(s: &str, what: &'static str) -> Result<u64, ModelError> {
     if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ModelError::MalformedCode {
-            what,
-            code: s.to_owned(),
-            reason: "must be 1 to 19 ASCII digits".into(),
-        });
+        return Err(ModelError::MalformedCode { what, code: s.to_owned(), reason: "must be 1 to 19 ASCII digits".into() });
     }
     Ok(s.parse().expect("checked digits"))
 }
@@ -33,11 +27,7 @@ fn check_county(s: &str, what: &'static str) -> Result<(), ModelError> {
     if PROVINCE_PREFIXES.contains(&prefix) {
         Ok(())
     } else {
-        Err(ModelError::MalformedCode {
-            what,
-            code: s.to_owned(),
-            reason: format!("{prefix:02} is not a GB/T 2260 province code"),
-        })
+        Err(ModelError::MalformedCode { what, code: s.to_owned(), reason: format!("{prefix:02} is not a GB/T 2260 province code") })
     }
 }
 
@@ -57,12 +47,7 @@ impl GridCode {
             return Err(ModelError::MalformedCode {
                 what: "grid code",
                 code: s.to_owned(),
-                reason: format!(
-                    "has {} digits; the {} scheme has levels of {} digits",
-                    s.len(),
-                    hierarchy.scheme,
-                    hierarchy.digit_list()
-                ),
+                reason: format!("has {} digits; the {} scheme has levels of {} digits", s.len(), hierarchy.scheme, hierarchy.digit_list()),
             });
         };
         check_county(s, "grid code")?;
@@ -105,10 +90,7 @@ impl GridCode {
 
     /// The code cut to its first `digits` digits (e.g. the street code of a unit grid).
     pub fn prefix(self, digits: usize) -> Option<GridCode> {
-        (digits > 0 && digits <= self.digits()).then(|| GridCode {
-            value: self.value / 10u64.pow((self.digits() - digits) as u32),
-            digits: digits as u8,
-        })
+        (digits > 0 && digits <= self.digits()).then(|| GridCode { value: self.value / 10u64.pow((self.digits() - digits) as u32), digits: digits as u8 })
     }
 
     /// Builds a code from a number and a digit count, for generators and tests.
@@ -243,9 +225,8 @@ impl<'de> Deserialize<'de> for DigitSet {
             Text(String),
             List(Vec<Item>),
         }
-        let raw = Raw::deserialize(d).map_err(|_| {
-            serde::de::Error::custom("expected digits and ranges as text (\"0-5\", \"0-3,6\") or a list ([0, 1, 2, 3, 6])")
-        })?;
+        let raw =
+            Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected digits and ranges as text (\"0-5\", \"0-3,6\") or a list ([0, 1, 2, 3, 6])"))?;
         let items = match raw {
             Raw::Text(t) => vec![Item::Text(t)],
             Raw::List(items) if items.is_empty() => return Ok(DigitSet::EMPTY), // refused by Hierarchy::validate
@@ -298,31 +279,18 @@ impl Hierarchy {
         Hierarchy {
             scheme: scheme.into(),
             street_code_first_digits: None,
-            levels: names
-                .iter()
-                .map(|&(name, name_en, code_digits)| LevelDef {
-                    name: name.into(),
-                    name_en: name_en.into(),
-                    code_digits,
-                })
-                .collect(),
+            levels: names.iter().map(|&(name, name_en, code_digits)| LevelDef { name: name.into(), name_en: name_en.into(), code_digits }).collect(),
         }
     }
 
     /// CJ/T 213-2005: 区 (6) › 街道 (+3) › 社区 (+3) › 网格 (+2) = 14 digits.
     pub fn cjt213() -> Hierarchy {
-        Hierarchy::with(
-            "CJ/T 213",
-            &[("区", "district", 6), ("街道", "street", 9), ("社区", "community", 12), ("网格", "grid", 14)],
-        )
+        Hierarchy::with("CJ/T 213", &[("区", "district", 6), ("街道", "street", 9), ("社区", "community", 12), ("网格", "grid", 14)])
     }
 
     /// Beijing DB11/T 2157-2023: 区 (6) › 街道 (+3) › 社区 (+3) › 网格 (+3) = 15 digits.
     pub fn beijing_db11() -> Hierarchy {
-        Hierarchy::with(
-            "DB11/T 2157",
-            &[("区", "district", 6), ("街道", "street", 9), ("社区", "community", 12), ("网格", "grid", 15)],
-        )
+        Hierarchy::with("DB11/T 2157", &[("区", "district", 6), ("街道", "street", 9), ("社区", "community", 12), ("网格", "grid", 15)])
     }
 
     /// Checks the hierarchy is usable: 2 to 8 levels, the top one 6 digits (county),
@@ -400,11 +368,7 @@ impl ClassCode {
     }
     /// Parses `0101` (subclass) or `01` (major class).
     pub fn parse(s: &str) -> Result<ClassCode, ModelError> {
-        let err = |reason: &str| ModelError::MalformedCode {
-            what: "class code",
-            code: s.to_owned(),
-            reason: reason.into(),
-        };
+        let err = |reason: &str| ModelError::MalformedCode { what: "class code", code: s.to_owned(), reason: reason.into() };
         if !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err("must be digits"));
         }
@@ -461,11 +425,7 @@ impl ComponentCode {
     pub const MAX_SERIAL: u32 = 999_999;
 
     pub fn parse(s: &str) -> Result<ComponentCode, ModelError> {
-        let err = |reason: String| ModelError::MalformedCode {
-            what: "component code",
-            code: s.to_owned(),
-            reason,
-        };
+        let err = |reason: String| ModelError::MalformedCode { what: "component code", code: s.to_owned(), reason };
         if s.len() != Self::DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err("must be 16 digits: 6 county + 2 major + 2 minor + 6 serial".into()));
         }
@@ -496,11 +456,7 @@ impl ComponentCode {
 
     /// Cross-checks the class embedded in the code against the class the record declares.
     pub fn check_class(self, declared: ClassCode) -> Result<(), ModelError> {
-        if self.class() == declared {
-            Ok(())
-        } else {
-            Err(ModelError::ClassMismatch { code: self.to_string(), declared: declared.to_string() })
-        }
+        if self.class() == declared { Ok(()) } else { Err(ModelError::ClassMismatch { code: self.to_string(), declared: declared.to_string() }) }
     }
 }
 
@@ -531,11 +487,7 @@ macro_rules! digits_schema {
     ($ty:ty, $pattern:literal, $description:literal) => {
         impl utoipa::PartialSchema for $ty {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::Type::String)
-                    .pattern(Some($pattern))
-                    .description(Some($description))
-                    .into()
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).pattern(Some($pattern)).description(Some($description)).into()
             }
         }
         impl utoipa::ToSchema for $ty {}
@@ -767,7 +719,14 @@ code_digits = 14
         assert!(h.validate().is_err());
         let six = Hierarchy::with(
             "Xifeng",
-            &[("区", "district", 6), ("街道", "street", 9), ("社区", "community", 12), ("基础网格", "base grid", 14), ("物业", "property", 16), ("楼栋", "building", 18)],
+            &[
+                ("区", "district", 6),
+                ("街道", "street", 9),
+                ("社区", "community", 12),
+                ("基础网格", "base grid", 14),
+                ("物业", "property", 16),
+                ("楼栋", "building", 18),
+            ],
         );
         assert!(six.validate().is_ok());
         assert_eq!(GridCode::parse("520527001001010203", &six).unwrap().1, 5);

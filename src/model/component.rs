@@ -51,14 +51,11 @@ impl FromStr for Status {
     /// Accepts the Chinese term or the English word (any case).
     fn from_str(s: &str) -> Result<Status, ModelError> {
         let t = s.trim();
-        Status::ALL
-            .into_iter()
-            .find(|st| t == st.zh() || t.eq_ignore_ascii_case(st.en()))
-            .ok_or_else(|| ModelError::BadValue {
-                field: "status",
-                value: s.to_owned(),
-                expected: "完好/破损/丢失/占用 or intact/damaged/missing/occupied",
-            })
+        Status::ALL.into_iter().find(|st| t == st.zh() || t.eq_ignore_ascii_case(st.en())).ok_or_else(|| ModelError::BadValue {
+            field: "status",
+            value: s.to_owned(),
+            expected: "完好/破损/丢失/占用 or intact/damaged/missing/occupied",
+        })
     }
 }
 

@@ -20,8 +20,7 @@ use super::rules::Urgency;
 use crate::lookup::{LookupError, PointInput};
 
 /// The fields a case may have (besides a batch item's `id`).
-pub const FIELDS: [&str; 11] =
-    ["lon", "lat", "x", "y", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at"];
+pub const FIELDS: [&str; 11] = ["lon", "lat", "x", "y", "crs", "accuracy", "event_type", "component_class", "component_code", "urgency", "reported_at"];
 
 /// Why a case cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -107,9 +106,7 @@ fn parse_fields(map: &Map<String, Value>) -> Result<CaseInput, InputError> {
         return Err(missing("lon"));
     }
     let urgency = text("urgency")?
-        .map(|u| {
-            Urgency::parse(u).ok_or_else(|| invalid("urgency", &json!(u), "urgency must be 一般, 紧急 or 非常紧急 (normal, urgent, very_urgent)"))
-        })
+        .map(|u| Urgency::parse(u).ok_or_else(|| invalid("urgency", &json!(u), "urgency must be 一般, 紧急 or 非常紧急 (normal, urgent, very_urgent)")))
         .transpose()?;
     let reported_at = text("reported_at")?
         .map(|t| {
@@ -145,11 +142,7 @@ pub fn csv_header(line: &[u8]) -> Result<Vec<String>, InputError> {
         .unwrap_or_default();
     let header: Vec<String> = record.iter().map(|h| h.trim().to_owned()).collect();
     if let Some(h) = header.iter().find(|h| h.as_str() != "id" && !FIELDS.contains(&h.as_str())) {
-        return Err(InputError::new(
-            "invalid_csv",
-            format!("unknown column {h}; accepted: id, {}", FIELDS.join(", ")),
-            json!({"column": h}),
-        ));
+        return Err(InputError::new("invalid_csv", format!("unknown column {h}; accepted: id, {}", FIELDS.join(", ")), json!({"column": h})));
     }
     Ok(header)
 }
@@ -219,10 +212,7 @@ impl RowReader {
 
 fn csv_case_with(reader: &mut RowReader, header: &[String], bytes: &[u8], line: usize) -> Result<(Value, Value), Box<(Value, InputError)>> {
     let Some(row) = reader.fields(bytes) else {
-        return Err(Box::new((
-            Value::Null,
-            InputError::new("invalid_csv", format!("row {line} cannot be read: it is not UTF-8"), json!({"line": line})),
-        )));
+        return Err(Box::new((Value::Null, InputError::new("invalid_csv", format!("row {line} cannot be read: it is not UTF-8"), json!({"line": line})))));
     };
     let id = header.iter().position(|h| h == "id").and_then(|i| row.get(i)).map(|v| Value::from(v.trim())).unwrap_or(Value::Null);
     if row.len() != header.len() {

@@ -20,11 +20,11 @@ pub use route::{CaseInput, CaseSubject, CaseTypeView, RouteAnswer, case_types, r
 // The list, its validation and the calendar live below routing, in `crate::rules` (a snapshot
 // holds them without knowing how cases are routed); their names are here too, where callers
 // of routing look for them.
-pub use crate::rules::{calendar, list as rules, validate};
 pub use crate::rules::{
-    CaseKind, Issue, LimitUnit, LineError, RenamedScope, Role, Routing, RoutingConfig, Rule, RuleSet, RulesError, Scope, Severity,
-    TimeLimit, UnitRef, Urgency, ValidationReport, WorkCalendar, china_tz, renamed_scopes,
+    CaseKind, Issue, LimitUnit, LineError, RenamedScope, Role, Routing, RoutingConfig, Rule, RuleSet, RulesError, Scope, Severity, TimeLimit, UnitRef, Urgency,
+    ValidationReport, WorkCalendar, china_tz, renamed_scopes,
 };
+pub use crate::rules::{calendar, list as rules, validate};
 
 use crate::lookup::{GridNear, LookupError};
 
@@ -50,4 +50,3 @@ pub enum RoutingError {
     #[error(transparent)]
     Lookup(#[from] LookupError),
 }
-

@@ -217,14 +217,7 @@ pub fn case_types(world: &World) -> Vec<CaseTypeView<'_>> {
             if urgencies.is_empty() {
                 urgencies.push(Urgency::Normal);
             }
-            out.push(CaseTypeView {
-                kind,
-                code: e.code,
-                name: &e.name,
-                name_en: &e.name_en,
-                major: format!("{:02}", e.code.major()),
-                urgencies,
-            });
+            out.push(CaseTypeView { kind, code: e.code, name: &e.name, name_en: &e.name_en, major: format!("{:02}", e.code.major()), urgencies });
         }
     }
     out
@@ -261,11 +254,7 @@ fn pick<'a>(
     let time = at.with_timezone(&china_tz()).time();
     let mut applicable: Vec<&Rule> = set
         .of_type(kind, class)
-        .filter(|r| {
-            r.urgency == urgency
-                && (applies_to_grid(r, grid) || zone_of(r, zones_here).is_some())
-                && r.condition.is_none_or(|w| w.contains(time))
-        })
+        .filter(|r| r.urgency == urgency && (applies_to_grid(r, grid) || zone_of(r, zones_here).is_some()) && r.condition.is_none_or(|w| w.contains(time)))
         .collect();
     applicable.sort_by_key(|r| (std::cmp::Reverse(r.specificity()), r.line));
     let Some(&first) = applicable.first() else { return Pick { rule: None, zone: None, beaten: Vec::new(), tie: Vec::new() } };
@@ -318,11 +307,7 @@ fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component:
         },
         UnitRef::Role(Role::Street) => street_office(world, grid),
         UnitRef::Role(Role::Chief) => match dispatcher(world, grid) {
-            Some(d) => Resolved {
-                unit: ResponsibleUnit { name: d.name, code: None, phone: Some(d.phone), role: "chief" },
-                area: grid,
-                note: None,
-            },
+            Some(d) => Resolved { unit: ResponsibleUnit { name: d.name, code: None, phone: Some(d.phone), role: "chief" }, area: grid, note: None },
             None => Resolved { note: Some("the grid has no chief; the street office takes it (属地兜底)".into()), ..street_office(world, grid) },
         },
         UnitRef::Role(Role::Zone) => match zone {
@@ -333,7 +318,10 @@ fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component:
                     ..street_office(world, grid)
                 },
             },
-            None => Resolved { note: Some("the rule names @zone but no zone holds the point; the street office takes it (属地兜底)".into()), ..street_office(world, grid) },
+            None => Resolved {
+                note: Some("the rule names @zone but no zone holds the point; the street office takes it (属地兜底)".into()),
+                ..street_office(world, grid)
+            },
         },
         UnitRef::Role(role @ (Role::Maintainer | Role::Owner | Role::Dept)) => component_units(world, *role, grid, component),
     }
@@ -342,7 +330,10 @@ fn resolve<'a>(world: &'a World, unit_ref: &'a UnitRef, grid: GridId, component:
 /// The component's unit for `role`, else maintainer → owner → dept → street office.
 fn component_units<'a>(world: &'a World, role: Role, grid: GridId, component: Option<&Component>) -> Resolved<'a> {
     let Some(c) = component else {
-        return Resolved { note: Some(format!("no component to take {} from; the street office takes it (属地兜底)", role.as_str())), ..street_office(world, grid) };
+        return Resolved {
+            note: Some(format!("no component to take {} from; the street office takes it (属地兜底)", role.as_str())),
+            ..street_office(world, grid)
+        };
     };
     let order = [(Role::Maintainer, c.maintainer, "maintainer"), (Role::Owner, c.owner, "owner"), (Role::Dept, c.dept, "dept")];
     let wanted = order.iter().find(|o| o.0 == role).expect("component role");
@@ -383,12 +374,9 @@ fn scope_level(world: &World, rule: &Rule) -> String {
     match &rule.scope {
         Scope::City => "city".into(),
         Scope::Zone { .. } => "zone".into(),
-        Scope::Grid(c) => world
-            .city
-            .hierarchy
-            .level_of_digits(c.digits())
-            .map(|l| world.city.hierarchy.levels[l].name_en.to_lowercase())
-            .unwrap_or_else(|| "grid".into()),
+        Scope::Grid(c) => {
+            world.city.hierarchy.level_of_digits(c.digits()).map(|l| world.city.hierarchy.levels[l].name_en.to_lowercase()).unwrap_or_else(|| "grid".into())
+        }
     }
 }
 
@@ -469,9 +457,8 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
                 .map(|&(j, d2)| NearComponent { code: world.city.components[j as usize].code, distance_m: d2 })
                 .collect();
             if !also.is_empty() {
-                let list: Vec<String> = std::iter::once(format!("{} ({d:.1} m)", c.code))
-                    .chain(also.iter().map(|n| format!("{} ({:.1} m)", n.code, n.distance_m)))
-                    .collect();
+                let list: Vec<String> =
+                    std::iter::once(format!("{} ({d:.1} m)", c.code)).chain(also.iter().map(|n| format!("{} ({:.1} m)", n.code, n.distance_m))).collect();
                 warnings.push(format!(
                     "ambiguous_component: {} components of class {class} are about equally near (within {} m): {}; routed by the nearest, {} — give component_code to choose",
                     list.len(),
@@ -551,7 +538,11 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
     if !chosen.tie.is_empty() {
         warnings.push(format!(
             "conflict: lines {} apply with equal specificity; line {} is used (the list should not pass validation)",
-            std::iter::once(chosen.rule.expect("tie implies a rule").line).chain(chosen.tie.iter().map(|r| r.line)).map(|l| l.to_string()).collect::<Vec<_>>().join(", "),
+            std::iter::once(chosen.rule.expect("tie implies a rule").line)
+                .chain(chosen.tie.iter().map(|r| r.line))
+                .map(|l| l.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             chosen.rule.expect("rule").line
         ));
     }
@@ -580,7 +571,8 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
     let place = format!("{} {}", g.code, g.name);
     let street = world.city.grid(street_of(world, grid));
     let rule_view = chosen.rule.map(|r| {
-        let mut why = format!("{} {class} ({case_name}, {urgency}) in {} ({place}): the {} rule on line {}", kind_zh, street.name, r.scope_words(&world.city), r.line);
+        let mut why =
+            format!("{} {class} ({case_name}, {urgency}) in {} ({place}): the {} rule on line {}", kind_zh, street.name, r.scope_words(&world.city), r.line);
         if let Some(w) = r.condition {
             why.push_str(&format!(" (reported at {}, inside its window {w})", reported_at.format("%H:%M")));
         }
@@ -622,7 +614,8 @@ pub fn route<'a>(world: &'a World, case: &CaseInput, now: DateTime<FixedOffset>)
     if outside {
         explanation.push(format!("Outside the city's grids: the street office of the nearest grid ({place}) takes it (属地兜底): {}.", resolved.unit.name));
     } else if chosen.rule.is_none() && kind == CaseKind::Event {
-        explanation.push(format!("{kind_zh} {class} {case_name} ({urgency}) has no rule for {place}: the street office takes it (属地兜底): {}.", resolved.unit.name));
+        explanation
+            .push(format!("{kind_zh} {class} {case_name} ({urgency}) has no rule for {place}: the street office takes it (属地兜底): {}.", resolved.unit.name));
     } else {
         explanation.push(format!("Responsible: {} — {who}.", resolved.unit.name));
     }

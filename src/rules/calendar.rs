@@ -243,9 +243,7 @@ impl WorkCalendar {
         let mut periods = Vec::new();
         for p in &file.working_hours {
             let (a, b) = p.split_once('-').ok_or_else(|| bad(format!("working period {p:?} must be HH:MM-HH:MM")))?;
-            let t = |s: &str| {
-                NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad(format!("working period {p:?} must be HH:MM-HH:MM")))
-            };
+            let t = |s: &str| NaiveTime::parse_from_str(s.trim(), "%H:%M").map_err(|_| bad(format!("working period {p:?} must be HH:MM-HH:MM")));
             let (a, b) = (t(a)?, t(b)?);
             if a >= b {
                 return Err(bad(format!("working period {p:?} ends before it starts")));
@@ -264,10 +262,7 @@ impl WorkCalendar {
             .iter()
             .map(|d| d.parse::<Weekday>().map_err(|_| bad(format!("weekend day {d:?} is not a weekday name"))))
             .collect::<Result<Vec<_>, _>>()?;
-        if [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun]
-            .iter()
-            .all(|d| weekend.contains(d))
-        {
+        if [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun].iter().all(|d| weekend.contains(d)) {
             return Err(bad("every day of the week is a weekend day".into()));
         }
         let holidays: BTreeSet<NaiveDate> = file.holidays.into_iter().collect();
@@ -538,9 +533,8 @@ mod tests {
             }
         );
         // A city adds 2027: the year and its dates.
-        let with_2027 = DEFAULT_CALENDAR_TOML
-            .replace("years = [2025, 2026]", "years = [2025, 2026, 2027]")
-            .replacen("holidays = [", "holidays = [\n  \"2027-01-01\",", 1);
+        let with_2027 =
+            DEFAULT_CALENDAR_TOML.replace("years = [2025, 2026]", "years = [2025, 2026, 2027]").replacen("holidays = [", "holidays = [\n  \"2027-01-01\",", 1);
         let c = WorkCalendar::from_toml(&with_2027).unwrap();
         let dd = c.deadline(t("2026-12-08T10:00:00+08:00"), lim("20wd"));
         assert_eq!((dd.due.to_rfc3339().as_str(), dd.unknown_years.len()), ("2027-01-06T17:30:00+08:00", 0));

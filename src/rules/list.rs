@@ -427,16 +427,16 @@ fn parse_row(line: usize, f: &Fields<'_>, city: &City) -> Result<Rule, LineError
     };
     let unit_text = get("unit");
     let unit = if unit_text.starts_with('@') {
-        UnitRef::Role(Role::parse(unit_text).ok_or_else(|| {
-            err("unit", format!("unknown role {unit_text:?}: use @maintainer, @owner, @dept, @street, @chief or @zone"))
-        })?)
+        UnitRef::Role(
+            Role::parse(unit_text)
+                .ok_or_else(|| err("unit", format!("unknown role {unit_text:?}: use @maintainer, @owner, @dept, @street, @chief or @zone")))?,
+        )
     } else if unit_text.is_empty() {
         return Err(err("unit", "no unit given".into()));
     } else {
         UnitRef::Named(unit_text.to_owned())
     };
-    let urgency = Urgency::parse(get("urgency"))
-        .ok_or_else(|| err("urgency", format!("{:?} is not 一般, 紧急 or 非常紧急", get("urgency"))))?;
+    let urgency = Urgency::parse(get("urgency")).ok_or_else(|| err("urgency", format!("{:?} is not 一般, 紧急 or 非常紧急", get("urgency"))))?;
     let limit = TimeLimit::parse(get("time_limit")).map_err(|m| err("time_limit", m))?;
     let condition = match get("condition") {
         "" => None,

@@ -42,12 +42,7 @@ pub struct RoutingConfig {
 
 impl Default for RoutingConfig {
     fn default() -> RoutingConfig {
-        RoutingConfig {
-            snap_distance_m: 30.0,
-            ambiguity_m: 2.0,
-            max_outside_m: 500.0,
-            fallback_limit: TimeLimit { amount: 3, unit: LimitUnit::WorkingDays },
-        }
+        RoutingConfig { snap_distance_m: 30.0, ambiguity_m: 2.0, max_outside_m: 500.0, fallback_limit: TimeLimit { amount: 3, unit: LimitUnit::WorkingDays } }
     }
 }
 

@@ -135,7 +135,10 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 let missing = if in_layer.peek().is_none() {
                     let mut layers: Vec<&str> = city.zones.iter().map(|z| z.layer.as_str()).collect();
                     layers.dedup();
-                    Some(format!("zone layer {layer:?} is not in the data directory (zone layers: {})", if layers.is_empty() { "none".to_owned() } else { layers.join(", ") }))
+                    Some(format!(
+                        "zone layer {layer:?} is not in the data directory (zone layers: {})",
+                        if layers.is_empty() { "none".to_owned() } else { layers.join(", ") }
+                    ))
                 } else {
                     id.as_ref().filter(|id| !in_layer.any(|z| &z.id == *id)).map(|id| format!("zone layer {layer:?} has no zone {id:?}"))
                 };
@@ -166,7 +169,13 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 issues.push(issue(
                     Severity::Error,
                     "role_not_applicable",
-                    format!("line {}: role {} does not apply to a{} {} rule", r.line, role.as_str(), if r.kind == CaseKind::Event { "n" } else { "" }, r.kind.as_str()),
+                    format!(
+                        "line {}: role {} does not apply to a{} {} rule",
+                        r.line,
+                        role.as_str(),
+                        if r.kind == CaseKind::Event { "n" } else { "" },
+                        r.kind.as_str()
+                    ),
                     Some(r),
                 ));
             }
@@ -206,11 +215,7 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 Some(best) => {
                     let top: Vec<usize> = plain.iter().filter(|r| r.specificity() == best).map(|r| r.line).collect();
                     if top.len() > 1 {
-                        push(
-                            "conflict",
-                            format!("{} {class} {name} ({urgency}) in {place}: lines {top:?} apply with equal specificity", kind.as_str()),
-                            top,
-                        );
+                        push("conflict", format!("{} {class} {name} ({urgency}) in {place}: lines {top:?} apply with equal specificity", kind.as_str()), top);
                     }
                 }
             }
@@ -220,7 +225,12 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                     if a.specificity() == b.specificity() && windows_overlap(a, b) {
                         push(
                             "conflict",
-                            format!("{} {class} {name} ({urgency}) in {place}: lines {} and {} have overlapping conditions at equal specificity", kind.as_str(), a.line, b.line),
+                            format!(
+                                "{} {class} {name} ({urgency}) in {place}: lines {} and {} have overlapping conditions at equal specificity",
+                                kind.as_str(),
+                                a.line,
+                                b.line
+                            ),
                             vec![a.line, b.line],
                         );
                     }
@@ -238,7 +248,12 @@ pub fn validate(set: &RuleSet, city: &City) -> ValidationReport {
                 issues.push(Issue {
                     severity: Severity::Warning,
                     code: "type_without_rules",
-                    message: format!("{} {} {} has no rule: it falls back to the street office (属地兜底) or, for a component, to its own units", kind.as_str(), e.code, e.name),
+                    message: format!(
+                        "{} {} {} has no rule: it falls back to the street office (属地兜底) or, for a component, to its own units",
+                        kind.as_str(),
+                        e.code,
+                        e.name
+                    ),
                     case_kind: Some(kind),
                     case_type: Some(e.code.to_string()),
                     urgency: None,
@@ -271,10 +286,7 @@ fn check_zone_ties(set: &RuleSet, city: &City, issues: &mut Vec<Issue>) {
     let boxes: Vec<_> = city.zones.iter().map(|z| z.geometry.bounding_rect()).collect();
     for (i, a) in city.zones.iter().enumerate() {
         for (j, b) in city.zones.iter().enumerate().skip(i + 1) {
-            if a.layer != b.layer
-                && matches!((boxes[i], boxes[j]), (Some(x), Some(y)) if x.intersects(&y))
-                && a.geometry.intersects(&b.geometry)
-            {
+            if a.layer != b.layer && matches!((boxes[i], boxes[j]), (Some(x), Some(y)) if x.intersects(&y)) && a.geometry.intersects(&b.geometry) {
                 places.push(vec![a, b]);
             }
         }

@@ -113,7 +113,8 @@ fn parse_crs(text: &str) -> Result<ItemCrs, ItemError> {
     if let Ok(d) = text.parse::<Datum>() {
         return Ok(ItemCrs::Datum(d));
     }
-    let unknown = |why: String| ItemError::new("unknown_crs", format!("crs {text:?}: {why}; give wgs84, cgcs2000, gcj02, bd09 or a projected EPSG:nnnn"), Some("crs"));
+    let unknown =
+        |why: String| ItemError::new("unknown_crs", format!("crs {text:?}: {why}; give wgs84, cgcs2000, gcj02, bd09 or a projected EPSG:nnnn"), Some("crs"));
     if text.trim().starts_with('+') || text.contains('[') {
         return Err(unknown("PROJ strings and WKT are for layer files".into()));
     }
@@ -177,24 +178,34 @@ fn parse_fields(map: &Map<String, Value>, batch_crs: Option<&ItemCrs>, now: Date
     };
     let time = match get("time") {
         None => return Err(missing("time")),
-        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ItemError::new("invalid_parameter", "time must be RFC 3339 with an offset (2026-12-07T09:30:00+08:00) or Unix milliseconds", Some("time")))?,
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s.trim()).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+            ItemError::new("invalid_parameter", "time must be RFC 3339 with an offset (2026-12-07T09:30:00+08:00) or Unix milliseconds", Some("time"))
+        })?,
         Some(v) => v
             .as_i64()
             .and_then(DateTime::from_timestamp_millis)
             .ok_or_else(|| ItemError::new("invalid_parameter", "time must be RFC 3339 with an offset or Unix milliseconds (an integer)", Some("time")))?,
     };
     if (time - now).num_seconds() > MAX_FUTURE_S {
-        return Err(ItemError::new("time_in_future", format!("time {} is more than {MAX_FUTURE_S} s ahead of the server's clock ({})", time.to_rfc3339(), now.to_rfc3339()), Some("time")));
+        return Err(ItemError::new(
+            "time_in_future",
+            format!("time {} is more than {MAX_FUTURE_S} s ahead of the server's clock ({})", time.to_rfc3339(), now.to_rfc3339()),
+            Some("time"),
+        ));
     }
     let accuracy_m = match get("accuracy") {
         None => None,
-        Some(v) => Some(v.as_f64().filter(|a| a.is_finite() && *a >= 0.0).ok_or_else(|| ItemError::new("invalid_parameter", "accuracy must be metres, a number ≥ 0", Some("accuracy")))?),
+        Some(v) => Some(
+            v.as_f64()
+                .filter(|a| a.is_finite() && *a >= 0.0)
+                .ok_or_else(|| ItemError::new("invalid_parameter", "accuracy must be metres, a number ≥ 0", Some("accuracy")))?,
+        ),
     };
     let status = match get("status") {
         None => Status::Available,
-        Some(Value::String(s)) => Status::parse(s).ok_or_else(|| ItemError::new("invalid_parameter", format!("status {s:?} is not available, busy or off_duty"), Some("status")))?,
+        Some(Value::String(s)) => {
+            Status::parse(s).ok_or_else(|| ItemError::new("invalid_parameter", format!("status {s:?} is not available, busy or off_duty"), Some("status")))?
+        }
         Some(_) => return Err(ItemError::new("invalid_parameter", "status must be available, busy or off_duty", Some("status"))),
     };
     Ok(Item { id, fix: Fix { lon: point.wgs84.lon, lat: point.wgs84.lat, time, accuracy_m, status } })
@@ -202,7 +213,8 @@ fn parse_fields(map: &Map<String, Value>, batch_crs: Option<&ItemCrs>, now: Date
 
 /// An item as JSON (what the simulator sends).
 pub fn item_json(id: &str, fix: &Fix) -> Value {
-    let mut v = json!({"id": id, "lon": fix.lon, "lat": fix.lat, "time": fix.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "status": fix.status.name()});
+    let mut v =
+        json!({"id": id, "lon": fix.lon, "lat": fix.lat, "time": fix.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true), "status": fix.status.name()});
     if let Some(a) = fix.accuracy_m {
         v["accuracy"] = json!(a);
     }

@@ -24,10 +24,10 @@
 //! short lock to mark who changed.
 
 pub mod input;
+pub mod patrol;
 pub mod positions;
 pub mod register;
 pub mod simulate;
-pub mod patrol;
 pub mod tracks;
 
 use std::collections::HashMap;

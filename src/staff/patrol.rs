@@ -128,12 +128,8 @@ pub fn coverage(polygon: &MultiPolygon<f64>, tree: &RTree<Segment>, distance_m: 
     if tree.locate_in_envelope_intersecting(&reach).next().is_none() {
         return (0.0, step);
     }
-    let edges: Vec<(Coord<f64>, Coord<f64>)> = polygon
-        .0
-        .iter()
-        .flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors()))
-        .flat_map(|ring| ring.lines().map(|l| (l.start, l.end)))
-        .collect();
+    let edges: Vec<(Coord<f64>, Coord<f64>)> =
+        polygon.0.iter().flat_map(|p| std::iter::once(p.exterior()).chain(p.interiors())).flat_map(|ring| ring.lines().map(|l| (l.start, l.end))).collect();
     let (mut inside, mut covered) = (0u64, 0u64);
     let mut crossings: Vec<f64> = Vec::new();
     let rows = (bbox.height() / step).ceil().max(1.0) as usize;
@@ -239,7 +235,16 @@ pub fn patrol_stats(world: &World, date: chrono::NaiveDate, tracks: &[(Arc<str>,
     }
     out.sort_by(|a, b| a.code.cmp(&b.code));
     unvisited.sort();
-    PatrolStats { date: date.to_string(), level, distance_m, max_gap_s: MAX_GAP_S, people: tracks.iter().filter(|(_, t)| !t.is_empty()).count(), points, grids: out, unvisited }
+    PatrolStats {
+        date: date.to_string(),
+        level,
+        distance_m,
+        max_gap_s: MAX_GAP_S,
+        people: tracks.iter().filter(|(_, t)| !t.is_empty()).count(),
+        points,
+        grids: out,
+        unvisited,
+    }
 }
 
 #[cfg(test)]
@@ -284,10 +289,12 @@ mod tests {
                     (r * a.cos(), r * a.sin())
                 })
                 .collect();
-            let hole: Vec<(f64, f64)> = (0..4).map(|i| {
-                let a = i as f64 / 4.0 * std::f64::consts::TAU;
-                (0.2 * r0 * a.cos(), 0.2 * r0 * a.sin())
-            }).collect();
+            let hole: Vec<(f64, f64)> = (0..4)
+                .map(|i| {
+                    let a = i as f64 / 4.0 * std::f64::consts::TAU;
+                    (0.2 * r0 * a.cos(), 0.2 * r0 * a.sin())
+                })
+                .collect();
             let poly = Polygon::new(LineString::from(ring), vec![LineString::from(hole)]);
             let mp = MultiPolygon(vec![poly.clone()]);
             let mut lines = Vec::new();
@@ -299,7 +306,8 @@ mod tests {
             }
             let d = rng.random_range(5.0..80.0);
             let (got, _) = coverage(&mp, &tree(&lines), d);
-            let segs: Vec<geo_types::Line<f64>> = lines.iter().map(|&(a, b)| geo_types::Line::new(Coord { x: a[0], y: a[1] }, Coord { x: b[0], y: b[1] })).collect();
+            let segs: Vec<geo_types::Line<f64>> =
+                lines.iter().map(|&(a, b)| geo_types::Line::new(Coord { x: a[0], y: a[1] }, Coord { x: b[0], y: b[1] })).collect();
             let (mut inside, mut near) = (0, 0);
             while inside < 40_000 {
                 let p = Point::new(rng.random_range(-r0..r0), rng.random_range(-r0..r0));

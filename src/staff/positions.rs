@@ -255,7 +255,8 @@ impl PositionStore {
         let stretch = self.extent.and_then(|e| self.plane.search_stretch(p, e));
         let [x0, y0, x1, y1] = self.cell_range.expect("slots imply a range");
         let (cx, cy) = self.cell_of(p);
-        let rings_needed = [(cx as i64 - x0 as i64), (x1 as i64 - cx as i64), (cy as i64 - y0 as i64), (y1 as i64 - cy as i64)].into_iter().max().unwrap_or(0).max(0);
+        let rings_needed =
+            [(cx as i64 - x0 as i64), (x1 as i64 - cx as i64), (cy as i64 - y0 as i64), (y1 as i64 - cy as i64)].into_iter().max().unwrap_or(0).max(0);
         // Ring search while the plane bounds distances and the rings stay few; else a scan.
         let searched = match stretch {
             Some(stretch) => {
@@ -310,7 +311,9 @@ impl PositionStore {
 
 /// The cells of the square ring at Chebyshev distance `r` around `(cx, cy)`.
 fn ring(cx: i64, cy: i64, r: i64) -> impl Iterator<Item = (i64, i64)> {
-    let side = if r == 0 { vec![(cx, cy)] } else {
+    let side = if r == 0 {
+        vec![(cx, cy)]
+    } else {
         let mut v = Vec::with_capacity((8 * r) as usize);
         for d in -r..=r {
             v.push((cx + d, cy - r));
@@ -345,7 +348,13 @@ mod tests {
             let m = member(&format!("P{n:04}"), if n % 3 == 0 { Role::Inspector } else { Role::GridWorker });
             // clustered and far-flung points
             let spread = if n % 10 == 0 { 0.5 } else { 0.05 };
-            let fix = Fix { lon: centre.x + rng.random_range(-spread..spread), lat: centre.y + rng.random_range(-spread..spread), time: t0, accuracy_m: None, status: if n % 4 == 0 { Status::Busy } else { Status::Available } };
+            let fix = Fix {
+                lon: centre.x + rng.random_range(-spread..spread),
+                lat: centre.y + rng.random_range(-spread..spread),
+                time: t0,
+                accuracy_m: None,
+                status: if n % 4 == 0 { Status::Busy } else { Status::Available },
+            };
             assert!(matches!(store.store(&m, fix, None), Stored::Updated { first: true, .. }));
             all.push((m, fix));
         }
@@ -353,8 +362,11 @@ mod tests {
         for _ in 0..200 {
             let p = Coord { x: centre.x + rng.random_range(-0.7..0.7), y: centre.y + rng.random_range(-0.7..0.7) };
             let got = store.nearest(p, 7, &filter, None);
-            let mut oracle: Vec<(f64, &str)> = all.iter().filter(|(m, f)| m.role == Role::Inspector && f.status == Status::Available)
-                .map(|(m, f)| (crate::crs::distance::haversine_m(p, f.coord()), m.id.as_str())).collect();
+            let mut oracle: Vec<(f64, &str)> = all
+                .iter()
+                .filter(|(m, f)| m.role == Role::Inspector && f.status == Status::Available)
+                .map(|(m, f)| (crate::crs::distance::haversine_m(p, f.coord()), m.id.as_str()))
+                .collect();
             oracle.sort_by(|a, b| a.partial_cmp(b).unwrap());
             oracle.truncate(7);
             assert_eq!(got.iter().map(|h| (h.distance_m, h.member.id.as_str())).collect::<Vec<_>>(), oracle);

@@ -85,7 +85,8 @@ impl StaffRegister {
                 return Err(format!("line {line}: id must be 1 to {MAX_ID_LEN} bytes without control characters, got {id:?}"));
             }
             let role_text = field(Some(role_col));
-            let role = Role::parse(&role_text).ok_or_else(|| format!("line {line}: role {role_text:?} is neither inspector (监督员) nor grid_worker (网格员)"))?;
+            let role =
+                Role::parse(&role_text).ok_or_else(|| format!("line {line}: role {role_text:?} is neither inspector (监督员) nor grid_worker (网格员)"))?;
             let home_grids = field(home_col).split(';').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect();
             let member = StaffMember { name: field(Some(name_col)), role, unit: field(unit_col), home_grids, id: id.clone() };
             if register.by_id.insert(id.clone(), register.members.len()).is_some() {

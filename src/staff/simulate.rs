@@ -21,7 +21,8 @@ use crate::crs::distance::{METRES_PER_DEGREE, haversine_m};
 use crate::model::{City, GridId};
 
 const SURNAMES: [&str; 20] = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林", "高", "沈"];
-const GIVEN: [&str; 24] = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "建国", "晓东", "海燕", "志强", "婷"];
+const GIVEN: [&str; 24] =
+    ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "建国", "晓东", "海燕", "志强", "婷"];
 
 /// The demo register of `city`: grid workers (`G…`) for every three unit grids of a community,
 /// two inspectors (`I…`) per street, each with their home grids.
@@ -60,14 +61,26 @@ pub fn demo_register(city: &City, seed: u64) -> StaffRegister {
             if home.is_empty() {
                 continue;
             }
-            members.push(StaffMember { id: format!("I{n_inspectors:04}"), name: name(&mut rng), role: Role::Inspector, unit: format!("{}监督中心", s.name), home_grids: home });
+            members.push(StaffMember {
+                id: format!("I{n_inspectors:04}"),
+                name: name(&mut rng),
+                role: Role::Inspector,
+                unit: format!("{}监督中心", s.name),
+                home_grids: home,
+            });
         }
         if unit_level > street_level + 1 {
             for (community, _) in city.grids_at(unit_level - 1).filter(|(_, c)| c.parent == Some(street)) {
                 for chunk in unit_grids_under(community).chunks(3) {
                     n_workers += 1;
                     let home = chunk.iter().map(|&g| city.grid(g).code.to_string()).collect();
-                    members.push(StaffMember { id: format!("G{n_workers:05}"), name: name(&mut rng), role: Role::GridWorker, unit: unit_name(community), home_grids: home });
+                    members.push(StaffMember {
+                        id: format!("G{n_workers:05}"),
+                        name: name(&mut rng),
+                        role: Role::GridWorker,
+                        unit: unit_name(community),
+                        home_grids: home,
+                    });
                 }
             }
         }
@@ -150,7 +163,8 @@ pub fn patrols(city: &City, register: &StaffRegister, day: NaiveDate, step_s: u3
         let start_m = rng.random_range(0.0..along.last().copied().unwrap_or(1.0).max(1.0));
         walkers.push(Walker { id: m.id.clone(), path, along, speed_mps, start_m, busy, rng });
     }
-    let midnight = day.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(crate::routing::china_tz()).single().expect("fixed offset").with_timezone(&Utc);
+    let midnight =
+        day.and_hms_opt(0, 0, 0).expect("midnight").and_local_timezone(crate::routing::china_tz()).single().expect("fixed offset").with_timezone(&Utc);
     Patrols { walkers, day_start: midnight, t: SHIFT.0, end: SHIFT.1, step: step_s.max(1), next: 0 }
 }
 
@@ -193,7 +207,13 @@ impl Iterator for Patrols {
         let noise = accuracy / 3.0 / METRES_PER_DEGREE;
         let lon = p.x + w.rng.random_range(-noise..noise) / p.y.to_radians().cos();
         let lat = p.y + w.rng.random_range(-noise..noise);
-        let status = if lunch { Status::OffDuty } else if busy { Status::Busy } else { Status::Available };
+        let status = if lunch {
+            Status::OffDuty
+        } else if busy {
+            Status::Busy
+        } else {
+            Status::Available
+        };
         let time = self.day_start + chrono::Duration::seconds(t as i64);
         Some(Item { id: w.id.clone(), fix: Fix { lon, lat, time, accuracy_m: Some((accuracy * 10.0).round() / 10.0), status } })
     }

@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(t.track("a,\"quoted\"", day(1)), vec![point(1, 1), odd], "read back exactly, in time order");
         // A late point of a closed day goes to its file.
         t.push("c", point(1, 4));
-        assert_eq!(t.day(day(1)).iter().map(|(id, p)| (id.to_string(), p.len())).collect::<Vec<_>>(), [("a,\"quoted\"".to_string(), 2), ("b".into(), 1), ("c".into(), 1)]);
+        assert_eq!(
+            t.day(day(1)).iter().map(|(id, p)| (id.to_string(), p.len())).collect::<Vec<_>>(),
+            [("a,\"quoted\"".to_string(), 2), ("b".into(), 1), ("c".into(), 1)]
+        );
         t.flush().unwrap();
         let before: Vec<_> = t.days().into_iter().map(|d| (d, t.day(d))).collect();
         drop(t);

@@ -22,10 +22,7 @@ pub(super) fn tmp_path(path: &Path) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_owned(), source }
 }
 
 /// A temp file written and synced, waiting for its rename.
@@ -37,34 +34,18 @@ pub(super) struct Staged {
 }
 
 /// Writes `<path>.tmp` through `body` and syncs it to disk. On failure the temp file is removed.
-pub(super) fn stage(
-    path: &Path,
-    body: impl FnOnce(&mut dyn Write) -> Result<(), String>,
-) -> Result<Staged, StoreError> {
+pub(super) fn stage(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<(), String>) -> Result<Staged, StoreError> {
     let tmp = tmp_path(path);
     let result = (|| {
         let file = File::create(&tmp).map_err(io(&tmp))?;
         let mut w = BufWriter::with_capacity(1 << 20, ChunkSynced::new(file));
-        body(&mut w).map_err(|message| StoreError::Write {
-            path: path.to_owned(),
-            message,
-        })?;
-        let file = w
-            .into_inner()
-            .map_err(|e| StoreError::Io {
-                path: tmp.clone(),
-                source: e.into_error(),
-            })?
-            .file;
+        body(&mut w).map_err(|message| StoreError::Write { path: path.to_owned(), message })?;
+        let file = w.into_inner().map_err(|e| StoreError::Io { path: tmp.clone(), source: e.into_error() })?.file;
         file.sync_all().map_err(io(&tmp))?;
         Ok(file.metadata().map_err(io(&tmp))?.len())
     })();
     match result {
-        Ok(bytes) => Ok(Staged {
-            tmp,
-            path: path.to_owned(),
-            bytes,
-        }),
+        Ok(bytes) => Ok(Staged { tmp, path: path.to_owned(), bytes }),
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             Err(e)
@@ -95,13 +76,7 @@ struct ChunkSynced {
 
 impl ChunkSynced {
     fn new(file: File) -> ChunkSynced {
-        ChunkSynced {
-            file,
-            written: 0,
-            started: 0,
-            waited: 0,
-            enabled: cfg!(target_os = "linux"),
-        }
+        ChunkSynced { file, written: 0, started: 0, waited: 0, enabled: cfg!(target_os = "linux") }
     }
 
     /// Starts the writeback of `[started, written)` and waits for `[waited, started)`.
@@ -116,11 +91,7 @@ impl ChunkSynced {
             };
             let mut ok = range(self.started, self.written, libc::SYNC_FILE_RANGE_WRITE);
             if ok && self.started > self.waited {
-                ok = range(
-                    self.waited,
-                    self.started,
-                    libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                );
+                ok = range(self.waited, self.started, libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER);
             }
             // An I/O error shows again at the final sync_all, which decides.
             self.enabled = ok;
@@ -157,9 +128,7 @@ impl Staged {
 /// Makes renames and removals in `dir` durable.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     #[cfg(unix)]
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())

@@ -440,8 +440,7 @@ impl AuditLog {
         let conn = match conn {
             Some(c) => c,
             None => {
-                let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                    .map_err(sql_error(path))?;
+                let c = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(sql_error(path))?;
                 c.busy_timeout(Duration::from_secs(30)).map_err(sql_error(path))?;
                 c
             }
@@ -484,18 +483,15 @@ impl AuditLog {
                  AND (at_ms > ?1 OR id > ?3) ORDER BY at_ms, id LIMIT ?5"
             );
             let mut stmt = c.prepare(&sql)?;
-            let mut records = stmt
-                .query_map(params![from, until, after_id, q.unit, (limit + 1) as i64], row_record)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut records = stmt.query_map(params![from, until, after_id, q.unit, (limit + 1) as i64], row_record)?.collect::<Result<Vec<_>, _>>()?;
             let next = if records.len() > limit {
                 records.truncate(limit);
                 records.last().map(|r| r.id)
             } else {
                 None
             };
-            let count_sql = format!(
-                "SELECT count(*) FROM (SELECT 1 FROM decisions INDEXED BY {index} WHERE at_ms >= ?1 AND at_ms < ?2 {unit_clause} LIMIT ?3)"
-            );
+            let count_sql =
+                format!("SELECT count(*) FROM (SELECT 1 FROM decisions INDEXED BY {index} WHERE at_ms >= ?1 AND at_ms < ?2 {unit_clause} LIMIT ?3)");
             let n: i64 = c.prepare(&count_sql)?.query_row(params![since, until, (COUNT_CAP + 1) as i64, q.unit], |r| r.get(0))?;
             let total = (n as u64 <= COUNT_CAP).then_some(n as u64);
             Ok(Ok(Page { records, next, total }))
@@ -650,9 +646,7 @@ impl AuditLog {
         if let Some(shared) = &self.shared {
             return super::pg_audit::PgAudit::start_retention(shared, days);
         }
-        spawn_retention(Arc::downgrade(self.sqlite()), days, "audit log", |inner, cutoff| {
-            AuditLog { inner: Some(inner), shared: None }.delete_before(cutoff)
-        });
+        spawn_retention(Arc::downgrade(self.sqlite()), days, "audit log", |inner, cutoff| AuditLog { inner: Some(inner), shared: None }.delete_before(cutoff));
     }
 }
 
@@ -826,14 +820,7 @@ fn type_key(kind: &str, ty: &str) -> String {
 /// `dict` (a string missing there, appended since, goes to `raw`). When the rows' ids are
 /// nearly contiguous (the usual case: decisions are appended in time order) they are read in
 /// rowid order from the table, one pass over its pages, instead of one seek per index entry.
-fn raw_counts(
-    c: &Connection,
-    from: i64,
-    to: i64,
-    dict: &Dict,
-    sums: &mut Sums,
-    raw: &mut HashMap<(String, String, String), u64>,
-) -> rusqlite::Result<()> {
+fn raw_counts(c: &Connection, from: i64, to: i64, dict: &Dict, sums: &mut Sums, raw: &mut HashMap<(String, String, String), u64>) -> rusqlite::Result<()> {
     if from >= to {
         return Ok(());
     }
@@ -916,9 +903,7 @@ fn row_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
     let at_ms: i64 = r.get(1)?;
     let offset = FixedOffset::east_opt(r.get(2)?).unwrap_or_else(crate::rules::china_tz);
     let at = offset.timestamp_millis_opt(at_ms).single().unwrap_or_else(|| Utc.timestamp_millis_opt(0).unwrap().fixed_offset());
-    let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
-        Ok(r.get::<_, Option<String>>(i)?.and_then(|s| serde_json::from_str(&s).ok()))
-    };
+    let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> { Ok(r.get::<_, Option<String>>(i)?.and_then(|s| serde_json::from_str(&s).ok())) };
     let rule_line: Option<i64> = r.get(11)?;
     Ok(AuditRecord {
         id: r.get(0)?,
@@ -990,8 +975,7 @@ fn insert_records(
             Some(&id) => id,
             None => {
                 tx.execute("INSERT OR IGNORE INTO case_types (case_kind, case_type) VALUES (?1, ?2)", [&tkey.0, &tkey.1])?;
-                let id: i64 =
-                    tx.query_row("SELECT id FROM case_types WHERE case_kind = ?1 AND case_type = ?2", [&tkey.0, &tkey.1], |row| row.get(0))?;
+                let id: i64 = tx.query_row("SELECT id FROM case_types WHERE case_kind = ?1 AND case_type = ?2", [&tkey.0, &tkey.1], |row| row.get(0))?;
                 types.insert(tkey, id);
                 id
             }
@@ -1040,8 +1024,7 @@ fn insert_records(
         day.execute(params![d, place, ty, n as i64])?;
         *months.entry((month_of_day(d), place, ty)).or_default() += n;
     }
-    let mut month =
-        tx.prepare("INSERT INTO counts_month (month, place, type, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
+    let mut month = tx.prepare("INSERT INTO counts_month (month, place, type, n) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO UPDATE SET n = n + excluded.n")?;
     for (&(m, place, ty), &n) in &months {
         month.execute(params![m, place, ty, n as i64])?;
     }
@@ -1066,8 +1049,7 @@ fn legacy_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
 fn import_legacy(dir: &Path, db: &Path, w: &mut Writer) -> Result<(), StoreError> {
     let err = sql_error(db);
     for (name, path) in legacy_files(dir)? {
-        let done: Option<i64> =
-            w.conn.query_row("SELECT records FROM imported WHERE file = ?1", [&name], |r| r.get(0)).optional().map_err(&err)?;
+        let done: Option<i64> = w.conn.query_row("SELECT records FROM imported WHERE file = ?1", [&name], |r| r.get(0)).optional().map_err(&err)?;
         if done.is_none() {
             let file = std::fs::File::open(&path).map_err(StoreError::io(&path))?;
             let tx = w.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(&err)?;
@@ -1090,8 +1072,7 @@ fn import_legacy(dir: &Path, db: &Path, w: &mut Writer) -> Result<(), StoreError
             }
             insert_records(&tx, &mut w.places, &mut w.types, &chunk, false).map_err(&err)?;
             records += chunk.len() as i64;
-            tx.execute("INSERT INTO imported (file, records, skipped_lines) VALUES (?1, ?2, ?3)", params![name, records, skipped])
-                .map_err(&err)?;
+            tx.execute("INSERT INTO imported (file, records, skipped_lines) VALUES (?1, ?2, ?3)", params![name, records, skipped]).map_err(&err)?;
             tx.commit().map_err(&err)?;
             tracing::info!(file = %path.display(), records, skipped_lines = skipped, "audit log: imported a legacy day file");
         }
@@ -1218,7 +1199,8 @@ mod tests {
                     let at = t(from) + chrono::TimeDelta::seconds(step_s * i);
                     let mut r = rec(&at.to_rfc3339(), "a");
                     let k = i * 7 + salt;
-                    r.chain = if k % 23 == 0 { Vec::new() } else { vec!["d".into(), format!("s{}", k % 3), format!("s{}c{}", k % 3, k % 5), format!("g{}", k % 11)] };
+                    r.chain =
+                        if k % 23 == 0 { Vec::new() } else { vec!["d".into(), format!("s{}", k % 3), format!("s{}c{}", k % 3, k % 5), format!("g{}", k % 11)] };
                     r.case_kind = if k % 4 == 0 { "component".into() } else { "event".into() };
                     r.case_type = format!("01{:02}", k % 6);
                     r
@@ -1288,7 +1270,11 @@ mod tests {
         let answer = json!({"case": {"kind": "event", "code": "0102"}, "grid": {"code": "g1"}, "chain": [{"code": "d"}, {"code": "s1"}, {"code": "c1"}, {"code": "g1"}],
             "responsible_unit": {"name": "环卫所", "phone": "0512"}, "rule": {"line": 9, "scope": "s1"}, "deadline": {"due": "2026-11-20T17:00:00+08:00"}, "versions": {"rules": 4}});
         let line = |at: &str| json!({"at": at, "case_kind": "event", "case_type": "0102", "unit": "环卫所", "input": {"lon": 1}, "answer": answer}).to_string();
-        std::fs::write(audit.join("routes-2026-11-19.jsonl"), format!("{}\n{}\nnot json\n", line("2026-11-19T10:00:00+08:00"), line("2026-11-19T11:00:00+08:00"))).unwrap();
+        std::fs::write(
+            audit.join("routes-2026-11-19.jsonl"),
+            format!("{}\n{}\nnot json\n", line("2026-11-19T10:00:00+08:00"), line("2026-11-19T11:00:00+08:00")),
+        )
+        .unwrap();
         // A torn last line, as a crash of an earlier release could leave.
         std::fs::write(audit.join("routes-2026-11-20.jsonl"), format!("{}\n{{\"at\":\"2026-11-20T1", line("2026-11-20T09:00:00+08:00"))).unwrap();
         let log = AuditLog::open(dir.path()).unwrap();
@@ -1296,7 +1282,8 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!((got[0].unit.as_str(), got[0].rule.as_ref().unwrap().line, got[0].versions["rules"]), ("环卫所", 9, 4));
         assert_eq!(got[2].due.as_deref(), Some("2026-11-20T17:00:00+08:00"));
-        let mut names: Vec<String> = std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("routes-")).collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&audit).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| n.starts_with("routes-")).collect();
         names.sort();
         assert_eq!(names, ["routes-2026-11-19.jsonl.imported", "routes-2026-11-20.jsonl.imported"]);
         assert_eq!(caselog::stats(&log.case_counts(None, None).unwrap(), caselog::StatsLevel::Grid).by_grid["g1"], 3);

@@ -21,10 +21,7 @@ use std::io::{BufReader, Write};
 use std::path::Path;
 
 use chrono::{Datelike, NaiveDate};
-use flatgeobuf::{
-    ColumnType, FallibleStreamingIterator, FgbCrs, FgbReader, FgbWriter, FgbWriterOptions,
-    GeometryType,
-};
+use flatgeobuf::{ColumnType, FallibleStreamingIterator, FgbCrs, FgbReader, FgbWriter, FgbWriterOptions, GeometryType};
 use geo_types::{Coord, LineString, MultiPolygon, Polygon};
 use geozero::{ColumnValue, PropertyProcessor};
 
@@ -39,97 +36,33 @@ struct Col {
 }
 
 const fn col(name: &'static str, kind: ColumnType, description: &'static str) -> Col {
-    Col {
-        name,
-        kind,
-        description,
-    }
+    Col { name, kind, description }
 }
 
 const GRID_COLUMNS: [Col; 9] = [
-    col(
-        "code",
-        ColumnType::String,
-        "grid code (网格编码), digits per the city's hierarchy",
-    ),
+    col("code", ColumnType::String, "grid code (网格编码), digits per the city's hierarchy"),
     col("name", ColumnType::String, "grid name"),
-    col(
-        "level",
-        ColumnType::Int,
-        "level in the hierarchy, 1 = top (district)",
-    ),
-    col(
-        "parent",
-        ColumnType::String,
-        "code of the enclosing grid one level up; null at the top",
-    ),
-    col(
-        "unit",
-        ColumnType::String,
-        "responsible unit (责任单位), by name",
-    ),
+    col("level", ColumnType::Int, "level in the hierarchy, 1 = top (district)"),
+    col("parent", ColumnType::String, "code of the enclosing grid one level up; null at the top"),
+    col("unit", ColumnType::String, "responsible unit (责任单位), by name"),
     col("chief_name", ColumnType::String, "grid chief (网格长)"),
     col("chief_phone", ColumnType::String, "grid chief's phone"),
-    col(
-        "valid_from",
-        ColumnType::DateTime,
-        "first day in force, YYYY-MM-DD",
-    ),
-    col(
-        "valid_to",
-        ColumnType::DateTime,
-        "last day in force, YYYY-MM-DD",
-    ),
+    col("valid_from", ColumnType::DateTime, "first day in force, YYYY-MM-DD"),
+    col("valid_to", ColumnType::DateTime, "last day in force, YYYY-MM-DD"),
 ];
 
 const COMPONENT_COLUMNS: [Col; 11] = [
-    col(
-        "code",
-        ColumnType::String,
-        "component code (部件标识码), 16 digits",
-    ),
-    col(
-        "class",
-        ColumnType::String,
-        "class code (部件分类), 4 digits",
-    ),
+    col("code", ColumnType::String, "component code (部件标识码), 16 digits"),
+    col("class", ColumnType::String, "class code (部件分类), 4 digits"),
     col("name", ColumnType::String, "name (名称)"),
-    col(
-        "dept",
-        ColumnType::String,
-        "competent department (主管部门), by name",
-    ),
+    col("dept", ColumnType::String, "competent department (主管部门), by name"),
     col("owner", ColumnType::String, "owner (权属单位), by name"),
-    col(
-        "maintainer",
-        ColumnType::String,
-        "maintainer (养护单位), by name",
-    ),
-    col(
-        "status",
-        ColumnType::String,
-        "status: 完好, 破损, 丢失 or 占用",
-    ),
-    col(
-        "grid",
-        ColumnType::String,
-        "unit grid code (所在单元网格) as recorded",
-    ),
-    col(
-        "created",
-        ColumnType::DateTime,
-        "initial date (初始日期), YYYY-MM-DD",
-    ),
-    col(
-        "updated",
-        ColumnType::DateTime,
-        "change date (变更日期), YYYY-MM-DD",
-    ),
-    col(
-        "accuracy",
-        ColumnType::String,
-        "positional accuracy class: A, B or C",
-    ),
+    col("maintainer", ColumnType::String, "maintainer (养护单位), by name"),
+    col("status", ColumnType::String, "status: 完好, 破损, 丢失 or 占用"),
+    col("grid", ColumnType::String, "unit grid code (所在单元网格) as recorded"),
+    col("created", ColumnType::DateTime, "initial date (初始日期), YYYY-MM-DD"),
+    col("updated", ColumnType::DateTime, "change date (变更日期), YYYY-MM-DD"),
+    col("accuracy", ColumnType::String, "positional accuracy class: A, B or C"),
 ];
 
 const ZONE_COLUMNS: [Col; 4] = [
@@ -145,28 +78,17 @@ pub(super) struct LayerText<'a> {
     pub description: &'a str,
 }
 
-fn writer<'a>(
-    name: &str,
-    geometry: GeometryType,
-    columns: &[Col],
-    text: &LayerText<'a>,
-) -> Result<FgbWriter<'a>, String> {
+fn writer<'a>(name: &str, geometry: GeometryType, columns: &[Col], text: &LayerText<'a>) -> Result<FgbWriter<'a>, String> {
     let options = FgbWriterOptions {
         write_index: true,
         detect_type: false,
         promote_to_multi: true,
-        crs: FgbCrs {
-            org: Some("EPSG"),
-            code: 4326,
-            name: Some("WGS 84"),
-            ..Default::default()
-        },
+        crs: FgbCrs { org: Some("EPSG"), code: 4326, name: Some("WGS 84"), ..Default::default() },
         title: Some(text.title),
         description: Some(text.description),
         ..Default::default()
     };
-    let mut fgb =
-        FgbWriter::create_with_options(name, geometry, options).map_err(|e| e.to_string())?;
+    let mut fgb = FgbWriter::create_with_options(name, geometry, options).map_err(|e| e.to_string())?;
     for c in columns {
         fgb.add_column(c.name, c.kind, |fbb, args| {
             args.nullable = true;
@@ -183,11 +105,7 @@ enum Value<'a> {
     Int(i32),
 }
 
-fn put(
-    feat: &mut impl PropertyProcessor,
-    columns: &[Col],
-    values: &[Value<'_>],
-) -> Result<(), String> {
+fn put(feat: &mut impl PropertyProcessor, columns: &[Col], values: &[Value<'_>]) -> Result<(), String> {
     for (i, (value, c)) in values.iter().zip(columns).enumerate() {
         let v = match *value {
             Value::Str("") | Value::Date("") => continue,
@@ -204,32 +122,18 @@ fn put(
 fn put_date(buf: &mut String, d: Option<NaiveDate>) {
     buf.clear();
     if let Some(d) = d {
-        write!(buf, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
-            .expect("writing to a String");
+        write!(buf, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day()).expect("writing to a String");
     }
 }
 
-pub(super) fn write_grids(
-    w: &mut dyn Write,
-    city: &City,
-    text: &LayerText<'_>,
-) -> Result<(), String> {
+pub(super) fn write_grids(w: &mut dyn Write, city: &City, text: &LayerText<'_>) -> Result<(), String> {
     let mut fgb = writer("grids", GeometryType::MultiPolygon, &GRID_COLUMNS, text)?;
     let (mut from, mut to) = (String::new(), String::new());
     for g in &city.grids {
         let code = g.code.to_string();
-        let parent = g
-            .parent
-            .map(|p| city.grid(p).code.to_string())
-            .unwrap_or_default();
-        let unit = g
-            .unit
-            .map(|u| city.units.get(u).name.as_str())
-            .unwrap_or("");
-        let (chief_name, chief_phone) = g
-            .chief
-            .as_ref()
-            .map_or(("", ""), |c| (c.name.as_str(), c.phone.as_str()));
+        let parent = g.parent.map(|p| city.grid(p).code.to_string()).unwrap_or_default();
+        let unit = g.unit.map(|u| city.units.get(u).name.as_str()).unwrap_or("");
+        let (chief_name, chief_phone) = g.chief.as_ref().map_or(("", ""), |c| (c.name.as_str(), c.phone.as_str()));
         put_date(&mut from, g.valid_from);
         put_date(&mut to, g.valid_to);
         let values = [
@@ -245,8 +149,7 @@ pub(super) fn write_grids(
         ];
         let geometry = geo_types::Geometry::MultiPolygon(g.geometry.clone());
         let mut result = Ok(());
-        fgb.add_feature_geom(geometry, |feat| result = put(feat, &GRID_COLUMNS, &values))
-            .map_err(|e| format!("grid {code}: {e}"))?;
+        fgb.add_feature_geom(geometry, |feat| result = put(feat, &GRID_COLUMNS, &values)).map_err(|e| format!("grid {code}: {e}"))?;
         result.map_err(|e| format!("grid {code}: {e}"))?;
     }
     fgb.write(w).map_err(|e| e.to_string())
@@ -264,8 +167,7 @@ pub(super) fn write_zones(w: &mut dyn Write, city: &City) -> Result<(), String> 
         let values = [Value::Str(&z.layer), Value::Str(&z.id), Value::Str(&z.name), Value::Str(unit)];
         let geometry = geo_types::Geometry::MultiPolygon(z.geometry.clone());
         let mut result = Ok(());
-        fgb.add_feature_geom(geometry, |feat| result = put(feat, &ZONE_COLUMNS, &values))
-            .map_err(|e| format!("zone {}:{}: {e}", z.layer, z.id))?;
+        fgb.add_feature_geom(geometry, |feat| result = put(feat, &ZONE_COLUMNS, &values)).map_err(|e| format!("zone {}:{}: {e}", z.layer, z.id))?;
         result.map_err(|e| format!("zone {}:{}: {e}", z.layer, z.id))?;
     }
     fgb.write(w).map_err(|e| e.to_string())
@@ -290,20 +192,13 @@ pub(super) fn read_zones(path: &Path, manifest_count: Option<u64>, builder: &mut
         }
         let geometry = fbs.geometry().ok_or_else(|| bad(format!("zone {}:{}: no geometry", s[0], s[1])))?;
         let geometry = multipolygon(&geometry).map_err(|e| bad(format!("zone {}:{}: {e}", s[0], s[1])))?;
-        builder
-            .add_zone(s[0], s[1], s[2], s[3], geometry)
-            .map_err(|source| StoreError::Feature { path: path.into(), feature: n, source })?;
+        builder.add_zone(s[0], s[1], s[2], s[3], geometry).map_err(|source| StoreError::Feature { path: path.into(), feature: n, source })?;
         n += 1;
     }
     check_count(path, n, layer.count, manifest_count)
 }
 
-pub(super) fn write_components(
-    w: &mut dyn Write,
-    city: &City,
-    text: &LayerText<'_>,
-    progress: &dyn Fn(u64),
-) -> Result<(), String> {
+pub(super) fn write_components(w: &mut dyn Write, city: &City, text: &LayerText<'_>, progress: &dyn Fn(u64)) -> Result<(), String> {
     let mut fgb = writer("components", GeometryType::Point, &COMPONENT_COLUMNS, text)?;
     let unit = |u: Option<UnitId>| u.map(|u| city.units.get(u).name.as_str()).unwrap_or("");
     // Reused buffers: no allocation per component.
@@ -335,10 +230,7 @@ pub(super) fn write_components(
         ];
         let point = geo_types::Geometry::Point(geo_types::Point(c.location));
         let mut result = Ok(());
-        fgb.add_feature_geom(point, |feat| {
-            result = put(feat, &COMPONENT_COLUMNS, &values)
-        })
-        .map_err(|e| format!("component {code}: {e}"))?;
+        fgb.add_feature_geom(point, |feat| result = put(feat, &COMPONENT_COLUMNS, &values)).map_err(|e| format!("component {code}: {e}"))?;
         result.map_err(|e| format!("component {code}: {e}"))?;
         if i % 65_536 == 0 {
             progress(i as u64);
@@ -515,12 +407,7 @@ fn take<'a>(bytes: &'a [u8], at: &mut usize, n: usize) -> Result<&'a [u8], Strin
     let end = at
         .checked_add(n)
         .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| {
-            format!(
-                "property data ends early (needs {n} bytes at offset {at} of {})",
-                bytes.len()
-            )
-        })?;
+        .ok_or_else(|| format!("property data ends early (needs {n} bytes at offset {at} of {})", bytes.len()))?;
     let s = &bytes[*at..end];
     *at = end;
     Ok(s)
@@ -533,26 +420,15 @@ fn take_array<const N: usize>(bytes: &[u8], at: &mut usize) -> Result<[u8; N], S
 /// Walks a feature's property bytes (`u16` column index, then the value) with bounds checks and
 /// hands each value of a wanted column to `put(slot, value)`, borrowed from `bytes`. Also the
 /// property decoder of any FlatGeobuf file imported (`crate::ingest::fgb`).
-pub(crate) fn decode_properties<'a>(
-    bytes: &'a [u8],
-    columns: &[FileColumn],
-    mut put: impl FnMut(usize, Prop<'a>),
-) -> Result<(), String> {
+pub(crate) fn decode_properties<'a>(bytes: &'a [u8], columns: &[FileColumn], mut put: impl FnMut(usize, Prop<'a>)) -> Result<(), String> {
     let mut at = 0;
     // Like flatgeobuf's reader, tolerate one trailing byte (some writers leave one after Binary).
     while at + 1 < bytes.len() {
         let idx = u16::from_le_bytes(take_array(bytes, &mut at)?) as usize;
-        let col = columns.get(idx).ok_or_else(|| {
-            format!(
-                "a property of column {idx}, but the header declares {} columns",
-                columns.len()
-            )
-        })?;
+        let col = columns.get(idx).ok_or_else(|| format!("a property of column {idx}, but the header declares {} columns", columns.len()))?;
         let value = match col.kind {
             ColumnType::Byte => Prop::Int(i8::from_le_bytes(take_array(bytes, &mut at)?).into()),
-            ColumnType::UByte | ColumnType::Bool => {
-                Prop::Int(u8::from_le_bytes(take_array(bytes, &mut at)?).into())
-            }
+            ColumnType::UByte | ColumnType::Bool => Prop::Int(u8::from_le_bytes(take_array(bytes, &mut at)?).into()),
             ColumnType::Short => Prop::Int(i16::from_le_bytes(take_array(bytes, &mut at)?).into()),
             ColumnType::UShort => Prop::Int(u16::from_le_bytes(take_array(bytes, &mut at)?).into()),
             ColumnType::Int => Prop::Int(i32::from_le_bytes(take_array(bytes, &mut at)?).into()),
@@ -570,10 +446,7 @@ pub(crate) fn decode_properties<'a>(
                 if col.slot.is_none() || col.kind == ColumnType::Binary {
                     Prop::Other
                 } else {
-                    Prop::Str(
-                        std::str::from_utf8(raw)
-                            .map_err(|_| format!("column {idx}: text is not UTF-8"))?,
-                    )
+                    Prop::Str(std::str::from_utf8(raw).map_err(|_| format!("column {idx}: text is not UTF-8"))?)
                 }
             }
             other => return Err(format!("column {idx} has an unknown type {other:?}")),
@@ -586,10 +459,7 @@ pub(crate) fn decode_properties<'a>(
 }
 
 fn is_text(kind: ColumnType) -> bool {
-    matches!(
-        kind,
-        ColumnType::String | ColumnType::DateTime | ColumnType::Json
-    )
+    matches!(kind, ColumnType::String | ColumnType::DateTime | ColumnType::Json)
 }
 
 fn is_integer(kind: ColumnType) -> bool {
@@ -614,138 +484,64 @@ struct Layer {
 }
 
 fn layer_error(path: &Path, message: impl Into<String>) -> StoreError {
-    StoreError::Layer {
-        path: path.to_owned(),
-        message: message.into(),
-    }
+    StoreError::Layer { path: path.to_owned(), message: message.into() }
 }
 
-fn open(
-    path: &Path,
-    what: &str,
-    geometry: &[GeometryType],
-    wanted: &[Col],
-) -> Result<Layer, StoreError> {
-    let file = File::open(path).map_err(|source| StoreError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let reader = FgbReader::open(BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| layer_error(path, e.to_string()))?;
+fn open(path: &Path, what: &str, geometry: &[GeometryType], wanted: &[Col]) -> Result<Layer, StoreError> {
+    let file = File::open(path).map_err(|source| StoreError::Io { path: path.to_owned(), source })?;
+    let reader = FgbReader::open(BufReader::with_capacity(1 << 20, file)).map_err(|e| layer_error(path, e.to_string()))?;
     let header = reader.header();
     if !geometry.contains(&header.geometry_type()) {
-        return Err(layer_error(
-            path,
-            format!(
-                "a {what} layer must hold {geometry:?}, not {:?}",
-                header.geometry_type()
-            ),
-        ));
+        return Err(layer_error(path, format!("a {what} layer must hold {geometry:?}, not {:?}", header.geometry_type())));
     }
     if header.has_z() || header.has_m() || header.has_t() || header.has_tm() {
-        return Err(layer_error(
-            path,
-            "only 2D coordinates (no Z/M) are supported",
-        ));
+        return Err(layer_error(path, "only 2D coordinates (no Z/M) are supported"));
     }
     if let Some(crs) = header.crs() {
         let epsg = crs.org().is_none_or(|o| o.eq_ignore_ascii_case("EPSG"));
         if crs.code() != 0 && !(epsg && crs.code() == 4326) {
-            return Err(layer_error(
-                path,
-                format!(
-                    "the layer is in {}:{}, not EPSG:4326",
-                    crs.org().unwrap_or("EPSG"),
-                    crs.code()
-                ),
-            ));
+            return Err(layer_error(path, format!("the layer is in {}:{}, not EPSG:4326", crs.org().unwrap_or("EPSG"), crs.code())));
         }
     }
     let mut columns = Vec::new();
     for c in header.columns().iter().flatten() {
         let slot = wanted.iter().position(|w| w.name == c.name());
         if let Some(slot) = slot {
-            let ok = if wanted[slot].kind == ColumnType::Int {
-                is_integer(c.type_())
-            } else {
-                is_text(c.type_())
-            };
+            let ok = if wanted[slot].kind == ColumnType::Int { is_integer(c.type_()) } else { is_text(c.type_()) };
             if !ok {
-                return Err(layer_error(
-                    path,
-                    format!(
-                        "column {} has type {:?}; expected {:?}",
-                        c.name(),
-                        c.type_(),
-                        wanted[slot].kind
-                    ),
-                ));
+                return Err(layer_error(path, format!("column {} has type {:?}; expected {:?}", c.name(), c.type_(), wanted[slot].kind)));
             }
         }
-        columns.push(FileColumn {
-            kind: c.type_(),
-            slot,
-        });
+        columns.push(FileColumn { kind: c.type_(), slot });
     }
     if !columns.iter().any(|c| c.slot == Some(0)) {
-        return Err(layer_error(
-            path,
-            format!("the {what} layer has no {} column", wanted[0].name),
-        ));
+        return Err(layer_error(path, format!("the {what} layer has no {} column", wanted[0].name)));
     }
     let count = header.features_count();
-    Ok(Layer {
-        reader,
-        columns,
-        count,
-    })
+    Ok(Layer { reader, columns, count })
 }
 
 /// A feature-count check at the end: a file cut at a feature boundary reads as a shorter layer.
-fn check_count(
-    path: &Path,
-    read: u64,
-    layer_count: u64,
-    manifest_count: Option<u64>,
-) -> Result<(), StoreError> {
+fn check_count(path: &Path, read: u64, layer_count: u64, manifest_count: Option<u64>) -> Result<(), StoreError> {
     if read != layer_count {
-        return Err(layer_error(
-            path,
-            format!(
-                "the header announces {layer_count} features but the file holds {read} (truncated?)"
-            ),
-        ));
+        return Err(layer_error(path, format!("the header announces {layer_count} features but the file holds {read} (truncated?)")));
     }
     if let Some(m) = manifest_count.filter(|&m| m != read) {
-        return Err(layer_error(
-            path,
-            format!("manifest.json records {m} features but the file holds {read}"),
-        ));
+        return Err(layer_error(path, format!("manifest.json records {m} features but the file holds {read}")));
     }
     Ok(())
 }
 
 fn ring(xy: &[f64]) -> Result<LineString<f64>, String> {
     if xy.len() < 8 {
-        return Err(format!(
-            "a polygon ring of {} points; at least 4 are needed",
-            xy.len() / 2
-        ));
+        return Err(format!("a polygon ring of {} points; at least 4 are needed", xy.len() / 2));
     }
-    Ok(LineString(
-        xy.chunks_exact(2)
-            .map(|p| Coord { x: p[0], y: p[1] })
-            .collect(),
-    ))
+    Ok(LineString(xy.chunks_exact(2).map(|p| Coord { x: p[0], y: p[1] }).collect()))
 }
 
 /// A polygon from its coordinate array and ring ends, checked.
 fn polygon(g: &flatgeobuf::Geometry<'_>) -> Result<Polygon<f64>, String> {
-    let xy: Vec<f64> = g
-        .xy()
-        .ok_or("a polygon without coordinates")?
-        .iter()
-        .collect();
+    let xy: Vec<f64> = g.xy().ok_or("a polygon without coordinates")?.iter().collect();
     if !xy.len().is_multiple_of(2) {
         return Err("an odd number of coordinate values".into());
     }
@@ -770,36 +566,17 @@ fn polygon(g: &flatgeobuf::Geometry<'_>) -> Result<Polygon<f64>, String> {
 
 fn multipolygon(g: &flatgeobuf::Geometry<'_>) -> Result<MultiPolygon<f64>, String> {
     match g.parts() {
-        Some(parts) => parts
-            .iter()
-            .map(|p| polygon(&p))
-            .collect::<Result<Vec<_>, _>>()
-            .map(MultiPolygon),
+        Some(parts) => parts.iter().map(|p| polygon(&p)).collect::<Result<Vec<_>, _>>().map(MultiPolygon),
         None => Ok(MultiPolygon(vec![polygon(g)?])),
     }
 }
 
-pub(super) fn read_grids(
-    path: &Path,
-    manifest_count: Option<u64>,
-    builder: &mut CityBuilder,
-) -> Result<(), StoreError> {
-    let layer = open(
-        path,
-        "grid",
-        &[GeometryType::MultiPolygon, GeometryType::Polygon],
-        &GRID_COLUMNS,
-    )?;
+pub(super) fn read_grids(path: &Path, manifest_count: Option<u64>, builder: &mut CityBuilder) -> Result<(), StoreError> {
+    let layer = open(path, "grid", &[GeometryType::MultiPolygon, GeometryType::Polygon], &GRID_COLUMNS)?;
     let columns = layer.columns;
-    let mut features = layer
-        .reader
-        .select_all_seq()
-        .map_err(|e| layer_error(path, e.to_string()))?;
+    let mut features = layer.reader.select_all_seq().map_err(|e| layer_error(path, e.to_string()))?;
     let mut n = 0u64;
-    while let Some(feature) = features
-        .next()
-        .map_err(|e| layer_error(path, format!("feature {n}: {e}")))?
-    {
+    while let Some(feature) = features.next().map_err(|e| layer_error(path, format!("feature {n}: {e}")))? {
         let bad = |message: String| layer_error(path, format!("feature {n}: {message}"));
         let fbs = feature.fbs_feature();
         let mut s = [""; GRID_COLUMNS.len()];
@@ -812,57 +589,24 @@ pub(super) fn read_grids(
             })
             .map_err(&bad)?;
         }
-        let geometry = fbs
-            .geometry()
-            .ok_or_else(|| bad(format!("grid {}: no geometry", s[0])))?;
+        let geometry = fbs.geometry().ok_or_else(|| bad(format!("grid {}: no geometry", s[0])))?;
         let geometry = multipolygon(&geometry).map_err(|e| bad(format!("grid {}: {e}", s[0])))?;
-        let fields = GridFields {
-            code: s[0],
-            name: s[1],
-            level,
-            parent: s[3],
-            unit: s[4],
-            chief_name: s[5],
-            chief_phone: s[6],
-            valid_from: s[7],
-            valid_to: s[8],
-        };
-        builder
-            .add_grid(&fields, geometry)
-            .map_err(|source| StoreError::Feature {
-                path: path.into(),
-                feature: n,
-                source,
-            })?;
+        let fields =
+            GridFields { code: s[0], name: s[1], level, parent: s[3], unit: s[4], chief_name: s[5], chief_phone: s[6], valid_from: s[7], valid_to: s[8] };
+        builder.add_grid(&fields, geometry).map_err(|source| StoreError::Feature { path: path.into(), feature: n, source })?;
         n += 1;
     }
     check_count(path, n, layer.count, manifest_count)
 }
 
-pub(super) fn read_components(
-    path: &Path,
-    manifest_count: Option<u64>,
-    builder: &mut CityBuilder,
-    progress: &dyn Fn(u64, u64),
-) -> Result<(), StoreError> {
-    let layer = open(
-        path,
-        "component",
-        &[GeometryType::Point],
-        &COMPONENT_COLUMNS,
-    )?;
+pub(super) fn read_components(path: &Path, manifest_count: Option<u64>, builder: &mut CityBuilder, progress: &dyn Fn(u64, u64)) -> Result<(), StoreError> {
+    let layer = open(path, "component", &[GeometryType::Point], &COMPONENT_COLUMNS)?;
     let (columns, total) = (layer.columns, layer.count);
     builder.reserve_components(usize::try_from(total).unwrap_or(0).min(1 << 28));
-    let mut features = layer
-        .reader
-        .select_all_seq()
-        .map_err(|e| layer_error(path, e.to_string()))?;
+    let mut features = layer.reader.select_all_seq().map_err(|e| layer_error(path, e.to_string()))?;
     let mut n = 0u64;
     progress(0, total);
-    while let Some(feature) = features
-        .next()
-        .map_err(|e| layer_error(path, format!("feature {n}: {e}")))?
-    {
+    while let Some(feature) = features.next().map_err(|e| layer_error(path, format!("feature {n}: {e}")))? {
         let bad = |message: String| layer_error(path, format!("feature {n}: {message}"));
         let fbs = feature.fbs_feature();
         let mut s = [""; COMPONENT_COLUMNS.len()];
@@ -874,15 +618,9 @@ pub(super) fn read_components(
             })
             .map_err(&bad)?;
         }
-        let xy = fbs
-            .geometry()
-            .and_then(|g| g.xy())
-            .ok_or_else(|| bad("no point geometry".into()))?;
+        let xy = fbs.geometry().and_then(|g| g.xy()).ok_or_else(|| bad("no point geometry".into()))?;
         if xy.len() != 2 {
-            return Err(bad(format!(
-                "a component must be one point, found {} coordinate values",
-                xy.len()
-            )));
+            return Err(bad(format!("a component must be one point, found {} coordinate values", xy.len())));
         }
         let fields = ComponentFields {
             code: s[0],
@@ -899,13 +637,7 @@ pub(super) fn read_components(
             lon: xy.get(0),
             lat: xy.get(1),
         };
-        builder
-            .add_component(&fields)
-            .map_err(|source| StoreError::Feature {
-                path: path.into(),
-                feature: n,
-                source,
-            })?;
+        builder.add_component(&fields).map_err(|source| StoreError::Feature { path: path.into(), feature: n, source })?;
         n += 1;
         if n.is_multiple_of(65_536) {
             progress(n, total);
@@ -921,14 +653,7 @@ mod tests {
     use super::*;
 
     fn cols(kinds: &[ColumnType]) -> Vec<FileColumn> {
-        kinds
-            .iter()
-            .enumerate()
-            .map(|(i, &kind)| FileColumn {
-                kind,
-                slot: Some(i),
-            })
-            .collect()
+        kinds.iter().enumerate().map(|(i, &kind)| FileColumn { kind, slot: Some(i) }).collect()
     }
 
     #[test]
@@ -951,10 +676,7 @@ mod tests {
         // Every cut inside a property and a huge string length are errors, never panics (9 is
         // the boundary after the first property; 10 leaves the one tolerated trailing byte).
         for cut in (2..9).chain(11..bytes.len()) {
-            assert!(
-                decode_properties(&bytes[..cut], &columns, |_, _| {}).is_err(),
-                "cut at {cut}"
-            );
+            assert!(decode_properties(&bytes[..cut], &columns, |_, _| {}).is_err(), "cut at {cut}");
         }
         let mut long = bytes.clone();
         long[2..6].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -18,12 +18,7 @@ pub(super) struct LayerTexts {
 
 impl LayerTexts {
     pub(super) fn of(meta: &CityMeta) -> LayerTexts {
-        let levels: Vec<String> = meta
-            .hierarchy
-            .levels
-            .iter()
-            .map(|l| format!("{} {} ({} digits)", l.name, l.name_en, l.code_digits))
-            .collect();
+        let levels: Vec<String> = meta.hierarchy.levels.iter().map(|l| format!("{} {} ({} digits)", l.name, l.name_en, l.code_digits)).collect();
         LayerTexts {
             grids_text: format!("{}: grids of all levels", meta.name),
             components_text: format!("{}: city components (部件)", meta.name),
@@ -49,14 +44,7 @@ impl Store {
     /// with `with_units`, `city`'s units as the next unit register — and makes them current
     /// together, or not at all. The other datasets keep their current versions. `progress`
     /// gets (components written, components) for a component layer.
-    pub fn save_layer(
-        &mut self,
-        layer: Dataset,
-        city: &City,
-        with_units: bool,
-        source: &str,
-        progress: &dyn Fn(u64, u64),
-    ) -> Result<Versions, StoreError> {
+    pub fn save_layer(&mut self, layer: Dataset, city: &City, with_units: bool, source: &str, progress: &dyn Fn(u64, u64)) -> Result<Versions, StoreError> {
         if !layer.is_layer() {
             return Err(StoreError::Invalid(format!("{layer} is not a layer (grids, components, zones)")));
         }

@@ -23,11 +23,7 @@ pub struct Manifest {
 
 impl Default for Manifest {
     fn default() -> Self {
-        Manifest {
-            format: FORMAT,
-            city: None,
-            datasets: BTreeMap::new(),
-        }
+        Manifest { format: FORMAT, city: None, datasets: BTreeMap::new() }
     }
 }
 
@@ -83,18 +79,12 @@ impl Manifest {
 
     /// Whether `file` (relative to the data directory) is a committed version of any dataset.
     pub fn lists_file(&self, file: &str) -> bool {
-        self.datasets
-            .values()
-            .any(|d| d.versions.iter().any(|v| v.file == file))
+        self.datasets.values().any(|d| d.versions.iter().any(|v| v.file == file))
     }
 
     /// Adds a version and makes it current.
     pub fn add_version(&mut self, name: &str, info: VersionInfo) {
-        let d = self.datasets.entry(name.to_owned()).or_insert(History {
-            current: 0,
-            versions: Vec::new(),
-            last: 0,
-        });
+        let d = self.datasets.entry(name.to_owned()).or_insert(History { current: 0, versions: Vec::new(), last: 0 });
         d.current = info.version;
         d.last = d.last.max(info.version);
         d.versions.push(info);

@@ -25,8 +25,8 @@
 //! whether a leftover `city.toml.tmp` belongs to a committed save (it finishes the rename) or
 //! not (it removes it).
 
-pub mod audit;
 mod atomic;
+pub mod audit;
 mod dataset;
 pub(crate) mod fgb;
 mod layers;
@@ -63,10 +63,7 @@ pub const UNVERSIONED_FILES: [&str; 3] = [CLASS_FILES[0], CLASS_FILES[1], LEGACY
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: writing failed: {message}")]
     Write { path: PathBuf, message: String },
     #[error("{path}: not a valid manifest: {message}")]
@@ -76,16 +73,14 @@ pub enum StoreError {
     #[error("{path}: not a readable FlatGeobuf layer: {message}")]
     Layer { path: PathBuf, message: String },
     #[error("{path}, feature {feature}: {source}")]
-    Feature {
-        path: PathBuf,
-        feature: u64,
-        source: ModelError,
-    },
+    Feature { path: PathBuf, feature: u64, source: ModelError },
     #[error("{path}: {source}")]
     Model { path: PathBuf, source: ModelError },
     #[error("{path}: not a valid unit register: {message}")]
     Units { path: PathBuf, message: String },
-    #[error("data directory {0} holds no city yet: create one with `citygrid init --data {0} --name NAME`, import a city package with `citygrid import PACKAGE --data {0}`, or generate the demo city with `citygrid demo --out {0}`")]
+    #[error(
+        "data directory {0} holds no city yet: create one with `citygrid init --data {0} --name NAME`, import a city package with `citygrid import PACKAGE --data {0}`, or generate the demo city with `citygrid demo --out {0}`"
+    )]
     Empty(PathBuf),
     #[error("data directory {} is being written by {holder}: stop it, or send the change to that server (PUT /v1/layers/…); one writer per data directory", dir.display())]
     Locked { dir: PathBuf, holder: String },
@@ -104,10 +99,7 @@ pub enum StoreError {
 
 impl StoreError {
     fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-        move |source| StoreError::Io {
-            path: path.to_owned(),
-            source,
-        }
+        move |source| StoreError::Io { path: path.to_owned(), source }
     }
 }
 
@@ -153,13 +145,15 @@ impl CityMeta {
         }
         self.hierarchy.validate().map_err(|e| e.to_string())?;
         if let Some(code) = &self.code
-            && (code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit())) {
-                return Err(format!("code {code:?} must be the 6-digit county code (GB/T 2260), e.g. \"320506\""));
-            }
+            && (code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!("code {code:?} must be the 6-digit county code (GB/T 2260), e.g. \"320506\""));
+        }
         if let Some([lon, lat]) = self.center
-            && !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)) {
-                return Err(format!("center [{lon}, {lat}] must be [lon, lat] in degrees"));
-            }
+            && !(lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat))
+        {
+            return Err(format!("center [{lon}, {lat}] must be [lon, lat] in degrees"));
+        }
         if let Some(crs) = &self.crs {
             crate::crs::Crs::parse(crs).map_err(|e| format!("crs {crs:?}: {e}"))?;
         }
@@ -258,9 +252,7 @@ impl<'a> NewVersion<'a> {
             Dataset::Grids => NewVersion {
                 dataset,
                 features: city.grids.len() as u64,
-                write: Box::new(move |w| {
-                    fgb::write_grids(w, city, &fgb::LayerText { title: &texts.grids_text, description: &texts.grids_description })
-                }),
+                write: Box::new(move |w| fgb::write_grids(w, city, &fgb::LayerText { title: &texts.grids_text, description: &texts.grids_description })),
             },
             Dataset::Components => NewVersion {
                 dataset,
@@ -328,17 +320,10 @@ impl Store {
         let path = dir.join(MANIFEST);
         let manifest = match std::fs::read(&path) {
             Ok(bytes) => {
-                let bad = |message: String| StoreError::Manifest {
-                    path: path.clone(),
-                    message,
-                };
-                let m =
-                    serde_json::from_slice::<Manifest>(&bytes).map_err(|e| bad(e.to_string()))?;
+                let bad = |message: String| StoreError::Manifest { path: path.clone(), message };
+                let m = serde_json::from_slice::<Manifest>(&bytes).map_err(|e| bad(e.to_string()))?;
                 if m.format > FORMAT {
-                    return Err(bad(format!(
-                        "format {} is newer than this citygrid's ({FORMAT})",
-                        m.format
-                    )));
+                    return Err(bad(format!("format {} is newer than this citygrid's ({FORMAT})", m.format)));
                 }
                 m
             }
@@ -377,9 +362,7 @@ impl Store {
         let city_toml = self.dir.join(CITY_TOML);
         let city_tmp = atomic::tmp_path(&city_toml);
         if city_tmp.is_file() {
-            let staged = std::fs::read_to_string(&city_tmp)
-                .ok()
-                .and_then(|s| toml::from_str::<CityMeta>(&s).ok());
+            let staged = std::fs::read_to_string(&city_tmp).ok().and_then(|s| toml::from_str::<CityMeta>(&s).ok());
             if staged.is_some() && staged == self.manifest.city {
                 tracing::warn!(file = %city_tmp.display(), "finishing the city.toml write of a committed save");
                 std::fs::rename(&city_tmp, &city_toml).map_err(StoreError::io(&city_toml))?;
@@ -468,16 +451,7 @@ impl Store {
 
     /// Current version of each dataset.
     pub fn versions(&self) -> Versions {
-        Versions(
-            Dataset::ALL
-                .iter()
-                .filter_map(|d| {
-                    self.manifest
-                        .current(d.name())
-                        .map(|v| (d.name().to_string(), v.version))
-                })
-                .collect(),
-        )
+        Versions(Dataset::ALL.iter().filter_map(|d| self.manifest.current(d.name()).map(|v| (d.name().to_string(), v.version))).collect())
     }
 
     /// Creates an empty city (no layers yet) with these settings. Refused if the directory
@@ -555,7 +529,13 @@ impl Store {
     /// [`Store::save_versions`] that also makes `clear`'s datasets current in no version (their
     /// versions stay kept, for rollback), in the same commit: another city's package replacing
     /// the city whole.
-    pub fn save_versions_clearing(&mut self, plan: Vec<NewVersion<'_>>, clear: &[Dataset], meta: Option<&CityMeta>, source: &str) -> Result<Versions, StoreError> {
+    pub fn save_versions_clearing(
+        &mut self,
+        plan: Vec<NewVersion<'_>>,
+        clear: &[Dataset],
+        meta: Option<&CityMeta>,
+        source: &str,
+    ) -> Result<Versions, StoreError> {
         self.save_inner_checked(plan, clear, meta, source, None)
     }
 
@@ -676,19 +656,13 @@ impl Store {
         let meta = self.read_city_toml()?;
         let mut component_classes = ClassTable::builtin_components();
         let mut event_classes = ClassTable::builtin_events();
-        for (table, file) in [
-            (&mut component_classes, CLASS_FILES[0]),
-            (&mut event_classes, CLASS_FILES[1]),
-        ] {
+        for (table, file) in [(&mut component_classes, CLASS_FILES[0]), (&mut event_classes, CLASS_FILES[1])] {
             let path = self.dir.join(file);
             if path.exists() {
-                table
-                    .extend_from_file(&path)
-                    .map_err(|source| StoreError::Model { path, source })?;
+                table.extend_from_file(&path).map_err(|source| StoreError::Model { path, source })?;
             }
         }
-        let mut builder =
-            CityBuilder::new(meta.hierarchy.clone(), component_classes, event_classes);
+        let mut builder = CityBuilder::new(meta.hierarchy.clone(), component_classes, event_classes);
         let current = |d: Dataset| self.manifest.current(d.name()).map(|v| self.dir.join(&v.file)).zip(self.manifest.current(d.name()).map(|v| v.features));
         if let Some((path, _)) = current(Dataset::Units) {
             read_units(&path, builder.units_mut())?;
@@ -709,18 +683,9 @@ impl Store {
         if let Some((path, features)) = current(Dataset::Zones) {
             fgb::read_zones(&path, Some(features), &mut builder)?;
         }
-        let city = builder.finish().map_err(|source| StoreError::Model {
-            path: grids_path,
-            source,
-        })?;
+        let city = builder.finish().map_err(|source| StoreError::Model { path: grids_path, source })?;
         let (rules_csv, calendar_toml) = self.routing_texts()?;
-        Ok(LoadedCity {
-            calendar_toml,
-            city,
-            meta,
-            versions: self.versions(),
-            rules_csv,
-        })
+        Ok(LoadedCity { calendar_toml, city, meta, versions: self.versions(), rules_csv })
     }
 
     /// The current responsibility list and working calendar (the calendar dataset's current
@@ -756,13 +721,8 @@ impl Store {
             return Ok(meta.clone());
         }
         let text = std::fs::read_to_string(&path).map_err(StoreError::io(&path))?;
-        let meta: CityMeta = toml::from_str(&text).map_err(|e| StoreError::CityToml {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        meta.hierarchy
-            .validate()
-            .map_err(|source| StoreError::Model { path, source })?;
+        let meta: CityMeta = toml::from_str(&text).map_err(|e| StoreError::CityToml { path: path.clone(), message: e.to_string() })?;
+        meta.hierarchy.validate().map_err(|source| StoreError::Model { path, source })?;
         Ok(meta)
     }
 }
@@ -789,10 +749,7 @@ pub fn rules_count(csv: &str) -> u64 {
 
 /// Stages `city.toml` (written and synced as `city.toml.tmp`, not yet renamed).
 fn write_city_toml(path: &Path, meta: &CityMeta) -> Result<atomic::Staged, StoreError> {
-    let text = toml::to_string(meta).map_err(|e| StoreError::Write {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
+    let text = toml::to_string(meta).map_err(|e| StoreError::Write { path: path.to_owned(), message: e.to_string() })?;
     atomic::stage(path, |w| {
         w.write_all(
             "# citygrid city settings, rewritten by every save. The name and centre may be edited;\n\
@@ -850,21 +807,14 @@ pub fn units_from_csv(text: &str) -> Result<Vec<Unit>, String> {
 fn write_units(w: &mut dyn std::io::Write, units: &UnitTable) -> Result<(), String> {
     let mut out = csv::Writer::from_writer(w);
     for (_, unit) in units.iter() {
-        out.serialize(UnitRow {
-            code: unit.code.clone().unwrap_or_default(),
-            name: unit.name.clone(),
-            phone: unit.phone.clone().unwrap_or_default(),
-        })
-        .map_err(|e| e.to_string())?;
+        out.serialize(UnitRow { code: unit.code.clone().unwrap_or_default(), name: unit.name.clone(), phone: unit.phone.clone().unwrap_or_default() })
+            .map_err(|e| e.to_string())?;
     }
     out.flush().map_err(|e| e.to_string())
 }
 
 fn read_units(path: &Path, units: &mut UnitTable) -> Result<(), StoreError> {
-    let bad = |message: String| StoreError::Units {
-        path: path.into(),
-        message,
-    };
+    let bad = |message: String| StoreError::Units { path: path.into(), message };
     let text = std::fs::read_to_string(path).map_err(StoreError::io(path))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut reader = csv::Reader::from_reader(text.as_bytes());
@@ -874,11 +824,7 @@ fn read_units(path: &Path, units: &mut UnitTable) -> Result<(), StoreError> {
             return Err(bad(format!("row {}: a unit without a name", i + 2)));
         }
         let some = |s: String| (!s.is_empty()).then_some(s);
-        units.insert(Unit {
-            code: some(row.code),
-            name: row.name.trim().to_owned(),
-            phone: some(row.phone),
-        });
+        units.insert(Unit { code: some(row.code), name: row.name.trim().to_owned(), phone: some(row.phone) });
     }
     Ok(())
 }

@@ -341,9 +341,13 @@ impl PgStore {
 }
 
 fn parse_manifest(shown: &str, text: &str) -> Result<Manifest, StoreError> {
-    let m: Manifest = serde_json::from_str(text).map_err(|e| StoreError::Postgres { store: shown.to_owned(), message: format!("citygrid_manifest is not a valid manifest: {e}") })?;
+    let m: Manifest = serde_json::from_str(text)
+        .map_err(|e| StoreError::Postgres { store: shown.to_owned(), message: format!("citygrid_manifest is not a valid manifest: {e}") })?;
     if m.format > super::FORMAT {
-        return Err(StoreError::Postgres { store: shown.to_owned(), message: format!("manifest format {} is newer than this citygrid's ({})", m.format, super::FORMAT) });
+        return Err(StoreError::Postgres {
+            store: shown.to_owned(),
+            message: format!("manifest format {} is newer than this citygrid's ({})", m.format, super::FORMAT),
+        });
     }
     Ok(m)
 }
@@ -611,7 +615,10 @@ impl PgWrite {
     pub fn copy_audit(&mut self, log: &super::audit::AuditLog) -> Result<u64, StoreError> {
         let e = pg_error(&self.shown);
         if !super::pg_audit::is_empty_in(&mut self.client).map_err(&e)? {
-            return Err(StoreError::Postgres { store: self.shown.clone(), message: "its audit log holds decisions already: copy into an empty database".into() });
+            return Err(StoreError::Postgres {
+                store: self.shown.clone(),
+                message: "its audit log holds decisions already: copy into an empty database".into(),
+            });
         }
         let client = &mut self.client;
         let copied = log.export(&mut |batch| super::pg_audit::copy_in(client, batch).map_err(&e))?;
@@ -859,7 +866,10 @@ pub fn copy_dir_to_store(dir: &Path, store: &PgStore) -> Result<Copied, StoreErr
     let loaded = local.load_city(&|_, _| {})?;
     let mut write = store.begin_write()?;
     if !write.is_empty() {
-        return Err(StoreError::Postgres { store: store.shown.clone(), message: format!("holds a city already (generation {}): copy into an empty database", write.generation()) });
+        return Err(StoreError::Postgres {
+            store: store.shown.clone(),
+            message: format!("holds a city already (generation {}): copy into an empty database", write.generation()),
+        });
     }
     write.put_unversioned(&local.unversioned_files()?)?;
     let decisions = if super::audit::AuditLog::exists_in(dir) { write.copy_audit(&super::audit::AuditLog::open(dir)?)? } else { 0 };
@@ -917,7 +927,8 @@ mod tests {
 
     #[test]
     fn multipolygons_as_ewkt() {
-        let mp = geo_types::MultiPolygon(vec![geo_types::Polygon::new(geo_types::LineString::from(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]), vec![])]);
+        let mp =
+            geo_types::MultiPolygon(vec![geo_types::Polygon::new(geo_types::LineString::from(vec![(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 0.0)]), vec![])]);
         assert_eq!(multipolygon_ewkt(&mp), "SRID=4326;MULTIPOLYGON(((0 0,1 0,1 1,0 0)))");
     }
 }

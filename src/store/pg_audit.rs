@@ -513,7 +513,8 @@ impl PgAudit {
         let until = q.until.map_or(i64::MAX, |t| t.timestamp_millis());
         self.with_client(|c| {
             let (from, after_id) = Self::cursor(c, q)?.unwrap_or((i64::MIN, i64::MIN));
-            let rows = c.query(&format!("EXPLAIN {}", Self::page_sql(q.unit.is_some())), &[&from, &until, &after_id, &q.unit, &((q.limit.max(1) + 1) as i64)])?;
+            let rows =
+                c.query(&format!("EXPLAIN {}", Self::page_sql(q.unit.is_some())), &[&from, &until, &after_id, &q.unit, &((q.limit.max(1) + 1) as i64)])?;
             Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
         })
     }
@@ -589,14 +590,7 @@ impl PgAudit {
                      UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $3 AND day < $4 \
                      UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $5 AND day < $6 \
                  ) s GROUP BY 1, 2",
-                &[
-                    &open_from,
-                    &m1,
-                    &to_i32(s.days[0].0),
-                    &to_i32(s.days[0].1),
-                    &to_i32(s.days[1].0),
-                    &to_i32(s.days[1].1),
-                ],
+                &[&open_from, &m1, &to_i32(s.days[0].0), &to_i32(s.days[0].1), &to_i32(s.days[1].0), &to_i32(s.days[1].1)],
             )?;
             let edges = tx.query(
                 "SELECT chain, case_kind, case_type, count(*) FROM citygrid_audit \
@@ -615,8 +609,7 @@ impl PgAudit {
             types.sort_unstable();
             types.dedup();
             dict.load_ids(&mut tx, &places, &types)?;
-            let edge: Vec<(String, (String, String), u64)> =
-                edges.iter().map(|r| (r.get(0), (r.get(1), r.get(2)), r.get::<_, i64>(3) as u64)).collect();
+            let edge: Vec<(String, (String, String), u64)> = edges.iter().map(|r| (r.get(0), (r.get(1), r.get(2)), r.get::<_, i64>(3) as u64)).collect();
             let missing_places: Vec<String> = edge.iter().filter(|e| !dict.place_id.contains_key(&e.0)).map(|e| e.0.clone()).collect();
             let missing_types: Vec<(String, String)> = edge.iter().filter(|e| !dict.type_id.contains_key(&e.1)).map(|e| e.1.clone()).collect();
             if !missing_places.is_empty() || !missing_types.is_empty() {

@@ -15,8 +15,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::manifest::{History, Manifest};
 use super::Versions;
+use super::manifest::{History, Manifest};
 
 /// How many old versions of each dataset are kept. Default: the newest 10, and any younger
 /// than 30 days (whichever keeps more).

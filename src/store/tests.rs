@@ -37,32 +37,14 @@ impl Mix {
 }
 
 fn square(x: f64, y: f64, side: f64) -> Polygon<f64> {
-    Polygon::new(
-        LineString::from(vec![
-            (x, y),
-            (x + side, y),
-            (x + side, y + side),
-            (x, y + side),
-            (x, y),
-        ]),
-        vec![],
-    )
+    Polygon::new(LineString::from(vec![(x, y), (x + side, y), (x + side, y + side), (x, y + side), (x, y)]), vec![])
 }
 
 /// A CJ/T 213 city: one district, `streets` × `communities` × `cells` unit grids, `components`
 /// components spread over the unit grids.
-fn build_city(
-    streets: usize,
-    communities: usize,
-    cells: usize,
-    components: usize,
-) -> (CityMeta, City) {
+fn build_city(streets: usize, communities: usize, cells: usize, components: usize) -> (CityMeta, City) {
     let hierarchy = Hierarchy::cjt213();
-    let mut b = CityBuilder::new(
-        hierarchy.clone(),
-        ClassTable::builtin_components(),
-        ClassTable::builtin_events(),
-    );
+    let mut b = CityBuilder::new(hierarchy.clone(), ClassTable::builtin_components(), ClassTable::builtin_events());
     for (i, name) in UNIT_NAMES.iter().enumerate().take(7) {
         b.units_mut().insert(Unit {
             code: Some(format!("{COUNTY}{:03}", i + 1)),
@@ -74,21 +56,10 @@ fn build_city(
     let side = cell * (cells * communities) as f64;
     // The district: two parts, the first with a hole, to check geometry round trips exactly.
     let mut outer = square(x0, y0, side * streets as f64);
-    outer.interiors_push(LineString::from(vec![
-        (x0 + 0.1, y0 + 0.1),
-        (x0 + 0.1, y0 + 0.11),
-        (x0 + 0.11, y0 + 0.1),
-        (x0 + 0.1, y0 + 0.1),
-    ]));
+    outer.interiors_push(LineString::from(vec![(x0 + 0.1, y0 + 0.1), (x0 + 0.1, y0 + 0.11), (x0 + 0.11, y0 + 0.1), (x0 + 0.1, y0 + 0.1)]));
     let island = square(x0 - 0.05, y0 - 0.05, 0.01);
     b.add_grid(
-        &GridFields {
-            code: COUNTY,
-            name: "吴中区",
-            unit: UNIT_NAMES[0],
-            valid_from: "2005-07-01",
-            ..Default::default()
-        },
+        &GridFields { code: COUNTY, name: "吴中区", unit: UNIT_NAMES[0], valid_from: "2005-07-01", ..Default::default() },
         MultiPolygon(vec![outer, island]),
     )
     .unwrap();
@@ -98,12 +69,7 @@ fn build_city(
         let sx = x0 + side * s as f64;
         b.add_grid(
             &GridFields {
-                code: &street,
-                name: &format!("第{}街道", s + 1),
-                level: Some(2),
-                parent: COUNTY,
-                unit: UNIT_NAMES[7 + s % 2],
-                ..Default::default()
+                code: &street, name: &format!("第{}街道", s + 1), level: Some(2), parent: COUNTY, unit: UNIT_NAMES[7 + s % 2], ..Default::default()
             },
             MultiPolygon(vec![square(sx, y0, side)]),
         )
@@ -133,11 +99,7 @@ fn build_city(
                         name: &format!("{}号网格", g + 1),
                         level: Some(4),
                         parent: &community,
-                        unit: if n % 3 == 0 {
-                            ""
-                        } else {
-                            UNIT_NAMES[n % UNIT_NAMES.len()]
-                        },
+                        unit: if n % 3 == 0 { "" } else { UNIT_NAMES[n % UNIT_NAMES.len()] },
                         chief_name: if n % 4 == 3 { "" } else { "张伟" },
                         chief_phone: if n % 5 == 4 { "" } else { "13800001234" },
                         valid_from: "2020-03-15",
@@ -170,11 +132,7 @@ fn build_city(
             dept: unit(r1),
             owner: if i % 11 == 0 { "" } else { unit(r2) },
             maintainer: unit(r3),
-            status: if i % 5 == 0 {
-                STATUSES[i % 4]
-            } else {
-                "完好"
-            },
+            status: if i % 5 == 0 { STATUSES[i % 4] } else { "完好" },
             grid: if i % 13 == 0 { "" } else { grid },
             created: if i % 7 == 0 { "" } else { &created },
             updated: if i % 3 == 0 { "" } else { &updated },
@@ -193,14 +151,10 @@ fn small() -> (CityMeta, City) {
     build_city(2, 2, 3, 48)
 }
 
-const RULES_CSV: &str =
-    "event,unit,hours\n0101,吴中区市政工程管理处,24\n0118,国网苏州供电公司吴中分公司,48\n";
+const RULES_CSV: &str = "event,unit,hours\n0101,吴中区市政工程管理处,24\n0118,国网苏州供电公司吴中分公司,48\n";
 
 fn save(dir: &Path, meta: &CityMeta, city: &City) -> Versions {
-    Store::open(dir)
-        .unwrap()
-        .save_city(meta, city, Some(RULES_CSV), "test", &|_, _| {})
-        .unwrap()
+    Store::open(dir).unwrap().save_city(meta, city, Some(RULES_CSV), "test", &|_, _| {}).unwrap()
 }
 
 fn load(dir: &Path) -> LoadedCity {
@@ -208,21 +162,13 @@ fn load(dir: &Path) -> LoadedCity {
 }
 
 fn load_error(dir: &Path) -> String {
-    Store::open(dir)
-        .unwrap()
-        .load_city(&|_, _| {})
-        .err()
-        .expect("loading must fail")
-        .to_string()
+    Store::open(dir).unwrap().load_city(&|_, _| {}).err().expect("loading must fail").to_string()
 }
 
 /// Every field of every grid and component as text, units by name and parents by code, in
 /// code order.
 fn fingerprint(city: &City) -> Vec<String> {
-    let unit = |u: Option<UnitId>| {
-        u.map(|u| city.units.get(u).name.clone())
-            .unwrap_or_default()
-    };
+    let unit = |u: Option<UnitId>| u.map(|u| city.units.get(u).name.clone()).unwrap_or_default();
     let mut rows: Vec<String> = city
         .grids
         .iter()
@@ -274,24 +220,11 @@ fn the_test_city_has_what_the_tests_need() {
     let (_, city) = small();
     assert_eq!(city.level_counts(), [1, 2, 4, 12]);
     assert_eq!(city.components.len(), 48);
-    let statuses: std::collections::BTreeSet<_> =
-        city.components.iter().map(|c| c.status).collect();
+    let statuses: std::collections::BTreeSet<_> = city.components.iter().map(|c| c.status).collect();
     assert_eq!(statuses.len(), 4, "all four statuses occur");
-    assert!(
-        city.components
-            .iter()
-            .any(|c| c.grid.is_none() && c.owner.is_none() && c.created.is_none())
-    );
-    assert!(
-        city.grids
-            .iter()
-            .any(|g| g.chief.as_ref().is_some_and(|c| c.name.is_empty()))
-    );
-    assert!(
-        city.units
-            .iter()
-            .any(|(_, u)| u.code.is_some() && u.phone.is_none())
-    );
+    assert!(city.components.iter().any(|c| c.grid.is_none() && c.owner.is_none() && c.created.is_none()));
+    assert!(city.grids.iter().any(|g| g.chief.as_ref().is_some_and(|c| c.name.is_empty())));
+    assert!(city.units.iter().any(|(_, u)| u.code.is_some() && u.phone.is_none()));
 }
 
 #[test]
@@ -299,18 +232,11 @@ fn round_trip_keeps_every_field_and_coordinate() {
     let (meta, city) = small();
     let dir = tempfile::tempdir().unwrap();
     let versions = save(dir.path(), &meta, &city);
-    assert_eq!(
-        versions.0.keys().collect::<Vec<_>>(),
-        ["city", "components", "grids", "rules", "units"]
-    );
+    assert_eq!(versions.0.keys().collect::<Vec<_>>(), ["city", "components", "grids", "rules", "units"]);
     assert!(versions.0.values().all(|&v| v == 1));
     let loaded = load(dir.path());
     assert_eq!(fingerprint(&loaded.city), fingerprint(&city));
-    assert_eq!(
-        units(&loaded.city),
-        units(&city),
-        "unit register keeps codes and phones"
-    );
+    assert_eq!(units(&loaded.city), units(&city), "unit register keeps codes and phones");
     assert_eq!(loaded.meta, meta);
     assert_eq!(loaded.versions, versions);
     assert_eq!(loaded.rules_csv.as_deref(), Some(RULES_CSV));
@@ -318,36 +244,17 @@ fn round_trip_keeps_every_field_and_coordinate() {
     let store = Store::open(dir.path()).unwrap();
     let m = store.manifest();
     let c = m.current("components").unwrap();
-    assert_eq!(
-        (c.version, c.file.as_str(), c.features),
-        (1, "layers/components/1.fgb", 48)
-    );
-    assert_eq!(
-        c.bytes,
-        std::fs::metadata(dir.path().join(&c.file)).unwrap().len()
-    );
+    assert_eq!((c.version, c.file.as_str(), c.features), (1, "layers/components/1.fgb", 48));
+    assert_eq!(c.bytes, std::fs::metadata(dir.path().join(&c.file)).unwrap().len());
     assert_eq!(c.source, "test");
-    assert!(
-        chrono::DateTime::parse_from_rfc3339(&c.created).is_ok() && c.created.ends_with('Z'),
-        "{}",
-        c.created
-    );
+    assert!(chrono::DateTime::parse_from_rfc3339(&c.created).is_ok() && c.created.ends_with('Z'), "{}", c.created);
     assert_eq!(m.current("grids").unwrap().features, 19);
-    assert_eq!(
-        m.current("units").unwrap().features,
-        city.units.len() as u64
-    );
+    assert_eq!(m.current("units").unwrap().features, city.units.len() as u64);
     assert_eq!(m.current("rules").unwrap().features, 2);
     let toml = std::fs::read_to_string(dir.path().join("city.toml")).unwrap();
-    assert!(
-        toml.contains("name = \"苏州市吴中区\"") && toml.contains("code_digits = 14"),
-        "{toml}"
-    );
+    assert!(toml.contains("name = \"苏州市吴中区\"") && toml.contains("code_digits = 14"), "{toml}");
     let csv = std::fs::read_to_string(dir.path().join("units/1.csv")).unwrap();
-    assert!(
-        csv.starts_with("code,name,phone\n320506001,吴中区城市管理局,0512-6"),
-        "{csv}"
-    );
+    assert!(csv.starts_with("code,name,phone\n320506001,吴中区城市管理局,0512-6"), "{csv}");
 }
 
 #[test]
@@ -356,16 +263,8 @@ fn layer_headers_name_the_crs_and_the_fields() {
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
     for (file, geometry, fields) in [
-        (
-            "layers/grids/1.fgb",
-            flatgeobuf::GeometryType::MultiPolygon,
-            &fgb_names(&city, true),
-        ),
-        (
-            "layers/components/1.fgb",
-            flatgeobuf::GeometryType::Point,
-            &fgb_names(&city, false),
-        ),
+        ("layers/grids/1.fgb", flatgeobuf::GeometryType::MultiPolygon, &fgb_names(&city, true)),
+        ("layers/components/1.fgb", flatgeobuf::GeometryType::Point, &fgb_names(&city, false)),
     ] {
         let f = std::io::BufReader::new(std::fs::File::open(dir.path().join(file)).unwrap());
         let reader = flatgeobuf::FgbReader::open(f).unwrap();
@@ -378,44 +277,16 @@ fn layer_headers_name_the_crs_and_the_fields() {
         assert!(h.index_node_size() > 0, "{file} has its packed R-tree");
         let names: Vec<&str> = h.columns().unwrap().iter().map(|c| c.name()).collect();
         assert_eq!(&names, fields);
-        let dates: Vec<&str> = h
-            .columns()
-            .unwrap()
-            .iter()
-            .filter(|c| c.type_() == flatgeobuf::ColumnType::DateTime)
-            .map(|c| c.name())
-            .collect();
+        let dates: Vec<&str> = h.columns().unwrap().iter().filter(|c| c.type_() == flatgeobuf::ColumnType::DateTime).map(|c| c.name()).collect();
         assert_eq!(dates.len(), 2, "{file}: {dates:?}");
     }
 }
 
 fn fgb_names(_: &City, grids: bool) -> Vec<&'static str> {
     if grids {
-        vec![
-            "code",
-            "name",
-            "level",
-            "parent",
-            "unit",
-            "chief_name",
-            "chief_phone",
-            "valid_from",
-            "valid_to",
-        ]
+        vec!["code", "name", "level", "parent", "unit", "chief_name", "chief_phone", "valid_from", "valid_to"]
     } else {
-        vec![
-            "code",
-            "class",
-            "name",
-            "dept",
-            "owner",
-            "maintainer",
-            "status",
-            "grid",
-            "created",
-            "updated",
-            "accuracy",
-        ]
+        vec!["code", "class", "name", "dept", "owner", "maintainer", "status", "grid", "created", "updated", "accuracy"]
     }
 }
 
@@ -426,17 +297,8 @@ fn an_identical_city_gives_identical_bytes() {
     save(a.path(), &meta, &city);
     let (meta, city) = small(); // built again, independently
     save(b.path(), &meta, &city);
-    for file in [
-        "layers/grids/1.fgb",
-        "layers/components/1.fgb",
-        "units/1.csv",
-        "rules/1.csv",
-        "city.toml",
-    ] {
-        let (x, y) = (
-            std::fs::read(a.path().join(file)).unwrap(),
-            std::fs::read(b.path().join(file)).unwrap(),
-        );
+    for file in ["layers/grids/1.fgb", "layers/components/1.fgb", "units/1.csv", "rules/1.csv", "city.toml"] {
+        let (x, y) = (std::fs::read(a.path().join(file)).unwrap(), std::fs::read(b.path().join(file)).unwrap());
         assert!(x == y, "{file} differs between two saves of the same city");
     }
 }
@@ -447,26 +309,10 @@ fn a_second_save_is_version_two_and_keeps_version_one() {
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
     let mut store = Store::open(dir.path()).unwrap();
-    let v = store
-        .save_city(&meta, &city, None, "second", &|_, _| {})
-        .unwrap();
-    assert_eq!(
-        (v.get("grids"), v.get("components"), v.get("units")),
-        (Some(2), Some(2), Some(2))
-    );
-    assert_eq!(
-        v.get("rules"),
-        Some(1),
-        "rules not given: version 1 stays current"
-    );
-    for file in [
-        "layers/grids/1.fgb",
-        "layers/grids/2.fgb",
-        "layers/components/1.fgb",
-        "layers/components/2.fgb",
-        "units/1.csv",
-        "units/2.csv",
-    ] {
+    let v = store.save_city(&meta, &city, None, "second", &|_, _| {}).unwrap();
+    assert_eq!((v.get("grids"), v.get("components"), v.get("units")), (Some(2), Some(2), Some(2)));
+    assert_eq!(v.get("rules"), Some(1), "rules not given: version 1 stays current");
+    for file in ["layers/grids/1.fgb", "layers/grids/2.fgb", "layers/components/1.fgb", "layers/components/2.fgb", "units/1.csv", "units/2.csv"] {
         assert!(dir.path().join(file).exists(), "{file}");
     }
     assert!(!dir.path().join("rules/2.csv").exists());
@@ -485,33 +331,15 @@ fn a_crash_before_a_rename_leaves_the_previous_version_current() {
     let (meta, city) = small();
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
-    let other = CityMeta {
-        name: "改名".into(),
-        ..meta.clone()
-    };
+    let other = CityMeta { name: "改名".into(), ..meta.clone() };
     let mut store = Store::open(dir.path()).unwrap();
-    let e = store
-        .save_city_with_crash(
-            &other,
-            &city,
-            None,
-            "t",
-            &|_, _| {},
-            Some(CrashPoint::BeforeLayerRename),
-        )
-        .unwrap_err();
+    let e = store.save_city_with_crash(&other, &city, None, "t", &|_, _| {}, Some(CrashPoint::BeforeLayerRename)).unwrap_err();
     assert!(matches!(e, StoreError::InjectedCrash(_)));
-    assert!(
-        dir.path().join("layers/grids/2.fgb.tmp").exists(),
-        "the crash left a synced temp file"
-    );
+    assert!(dir.path().join("layers/grids/2.fgb.tmp").exists(), "the crash left a synced temp file");
     assert!(!dir.path().join("layers/grids/2.fgb").exists());
     drop(store);
     let store = Store::open(dir.path()).unwrap();
-    assert!(
-        !dir.path().join("layers/grids/2.fgb.tmp").exists(),
-        "open removed the temp file"
-    );
+    assert!(!dir.path().join("layers/grids/2.fgb.tmp").exists(), "open removed the temp file");
     let loaded = store.load_city(&|_, _| {}).unwrap();
     assert_eq!(loaded.versions.get("grids"), Some(1));
     assert_eq!(loaded.meta, meta);
@@ -524,50 +352,17 @@ fn a_crash_before_the_manifest_rename_leaves_no_partial_version() {
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
     let (_, bigger) = build_city(2, 2, 3, 60);
-    let other = CityMeta {
-        name: "改名".into(),
-        ..meta.clone()
-    };
+    let other = CityMeta { name: "改名".into(), ..meta.clone() };
     let mut store = Store::open(dir.path()).unwrap();
-    store
-        .save_city_with_crash(
-            &other,
-            &bigger,
-            Some("x\n"),
-            "t",
-            &|_, _| {},
-            Some(CrashPoint::BeforeManifestRename),
-        )
-        .unwrap_err();
-    for file in [
-        "layers/grids/2.fgb",
-        "layers/components/2.fgb",
-        "units/2.csv",
-        "rules/2.csv",
-        "city.toml.tmp",
-    ] {
-        assert!(
-            dir.path().join(file).exists(),
-            "{file} was written before the crash"
-        );
+    store.save_city_with_crash(&other, &bigger, Some("x\n"), "t", &|_, _| {}, Some(CrashPoint::BeforeManifestRename)).unwrap_err();
+    for file in ["layers/grids/2.fgb", "layers/components/2.fgb", "units/2.csv", "rules/2.csv", "city.toml.tmp"] {
+        assert!(dir.path().join(file).exists(), "{file} was written before the crash");
     }
     drop(store);
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(
-        store.versions().0.values().collect::<Vec<_>>(),
-        [&1, &1, &1, &1, &1]
-    );
-    for orphan in [
-        "layers/grids/2.fgb",
-        "layers/components/2.fgb",
-        "units/2.csv",
-        "rules/2.csv",
-        "city.toml.tmp",
-    ] {
-        assert!(
-            !dir.path().join(orphan).exists(),
-            "{orphan} was not removed"
-        );
+    assert_eq!(store.versions().0.values().collect::<Vec<_>>(), [&1, &1, &1, &1, &1]);
+    for orphan in ["layers/grids/2.fgb", "layers/components/2.fgb", "units/2.csv", "rules/2.csv", "city.toml.tmp"] {
+        assert!(!dir.path().join(orphan).exists(), "{orphan} was not removed");
     }
     let loaded = store.load_city(&|_, _| {}).unwrap();
     assert_eq!(loaded.meta, meta, "city.toml is the committed one");
@@ -582,30 +377,13 @@ fn a_crash_after_the_manifest_rename_is_finished_at_open() {
     let (meta, city) = small();
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
-    let other = CityMeta {
-        name: "改名".into(),
-        center: Some([120.0, 31.0]),
-        ..meta.clone()
-    };
+    let other = CityMeta { name: "改名".into(), center: Some([120.0, 31.0]), ..meta.clone() };
     let mut store = Store::open(dir.path()).unwrap();
-    store
-        .save_city_with_crash(
-            &other,
-            &city,
-            None,
-            "t",
-            &|_, _| {},
-            Some(CrashPoint::BeforeCityTomlRename),
-        )
-        .unwrap_err();
+    store.save_city_with_crash(&other, &city, None, "t", &|_, _| {}, Some(CrashPoint::BeforeCityTomlRename)).unwrap_err();
     assert!(dir.path().join("city.toml.tmp").exists());
     drop(store);
     let loaded = load(dir.path());
-    assert_eq!(
-        loaded.versions.get("grids"),
-        Some(2),
-        "the save was committed"
-    );
+    assert_eq!(loaded.versions.get("grids"), Some(2), "the save was committed");
     assert_eq!(loaded.meta, other, "open finished the city.toml rename");
     assert!(!dir.path().join("city.toml.tmp").exists());
 }
@@ -628,29 +406,15 @@ fn a_failed_save_leaves_nothing_behind() {
     std::fs::rename(dir.path().join("rules"), dir.path().join("rules-away")).unwrap();
     std::fs::write(dir.path().join("rules"), b"in the way").unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    let e = store
-        .save_city(&meta, &city, Some(RULES_CSV), "t", &|_, _| {})
-        .unwrap_err();
+    let e = store.save_city(&meta, &city, Some(RULES_CSV), "t", &|_, _| {}).unwrap_err();
     assert!(e.to_string().contains("rules"), "{e}");
     assert_eq!(store.versions().get("grids"), Some(1));
-    for file in [
-        "layers/grids/2.fgb",
-        "layers/components/2.fgb",
-        "units/2.csv",
-        "city.toml.tmp",
-        "manifest.json.tmp",
-    ] {
+    for file in ["layers/grids/2.fgb", "layers/components/2.fgb", "units/2.csv", "city.toml.tmp", "manifest.json.tmp"] {
         assert!(!dir.path().join(file).exists(), "{file} was left behind");
     }
     // A hierarchy that does not match the city is refused before anything is written.
-    let wrong = CityMeta {
-        hierarchy: Hierarchy::beijing_db11(),
-        ..meta.clone()
-    };
-    assert!(matches!(
-        store.save_city(&wrong, &city, None, "t", &|_, _| {}),
-        Err(StoreError::Invalid(_))
-    ));
+    let wrong = CityMeta { hierarchy: Hierarchy::beijing_db11(), ..meta.clone() };
+    assert!(matches!(store.save_city(&wrong, &city, None, "t", &|_, _| {}), Err(StoreError::Invalid(_))));
 }
 
 #[test]
@@ -680,10 +444,7 @@ fn a_truncated_or_garbage_layer_is_a_clear_error_naming_the_file() {
     for cut in [good.len() / 2, good.len() - 1, 20, 0] {
         std::fs::write(&path, &good[..cut]).unwrap();
         let e = load_error(dir.path());
-        assert!(
-            e.contains("layers/components/1.fgb") && e.contains("not a readable FlatGeobuf layer"),
-            "cut {cut}: {e}"
-        );
+        assert!(e.contains("layers/components/1.fgb") && e.contains("not a readable FlatGeobuf layer"), "cut {cut}: {e}");
     }
     // Cut exactly after the first feature: flatgeobuf reads this as a short layer.
     let first_feature_end = {
@@ -694,11 +455,7 @@ fn a_truncated_or_garbage_layer_is_a_clear_error_naming_the_file() {
     };
     std::fs::write(&path, &good[..first_feature_end]).unwrap();
     let e = load_error(dir.path());
-    assert!(
-        e.contains("layers/components/1.fgb")
-            && e.contains("announces 48 features but the file holds 1"),
-        "{e}"
-    );
+    assert!(e.contains("layers/components/1.fgb") && e.contains("announces 48 features but the file holds 1"), "{e}");
     std::fs::write(&path, b"garbage").unwrap();
     let e = load_error(dir.path());
     assert!(e.contains("layers/components/1.fgb"), "{e}");
@@ -717,40 +474,21 @@ fn a_corrupt_property_length_is_an_error_not_a_panic() {
     // The status column (index 6) holding "完好": u16 6, u32 6, then 6 bytes of UTF-8.
     let mut needle = vec![6, 0, 6, 0, 0, 0];
     needle.extend("完好".as_bytes());
-    let at = bytes
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .expect("a status property");
+    let at = bytes.windows(needle.len()).position(|w| w == needle).expect("a status property");
     bytes[at + 2..at + 6].copy_from_slice(&0x00ff_ffffu32.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
     let e = load_error(dir.path());
-    assert!(
-        e.contains("layers/components/1.fgb") && e.contains("property data ends early"),
-        "{e}"
-    );
+    assert!(e.contains("layers/components/1.fgb") && e.contains("property data ends early"), "{e}");
 }
 
 #[test]
 fn a_garbage_manifest_or_city_toml_is_a_clear_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("manifest.json"), b"{not json").unwrap();
-    let e = Store::open(dir.path())
-        .err()
-        .expect("must fail")
-        .to_string();
-    assert!(
-        e.contains("manifest.json") && e.contains("not a valid manifest"),
-        "{e}"
-    );
-    std::fs::write(
-        dir.path().join("manifest.json"),
-        br#"{"format": 99, "city": null, "datasets": {}}"#,
-    )
-    .unwrap();
-    let e = Store::open(dir.path())
-        .err()
-        .expect("must fail")
-        .to_string();
+    let e = Store::open(dir.path()).err().expect("must fail").to_string();
+    assert!(e.contains("manifest.json") && e.contains("not a valid manifest"), "{e}");
+    std::fs::write(dir.path().join("manifest.json"), br#"{"format": 99, "city": null, "datasets": {}}"#).unwrap();
+    let e = Store::open(dir.path()).err().expect("must fail").to_string();
     assert!(e.contains("manifest.json") && e.contains("newer"), "{e}");
 
     let (meta, city) = small();
@@ -758,27 +496,17 @@ fn a_garbage_manifest_or_city_toml_is_a_clear_error_naming_it() {
     save(dir.path(), &meta, &city);
     std::fs::write(dir.path().join("city.toml"), b"name = [").unwrap();
     let e = load_error(dir.path());
-    assert!(
-        e.contains("city.toml") && e.contains("not valid city settings"),
-        "{e}"
-    );
+    assert!(e.contains("city.toml") && e.contains("not valid city settings"), "{e}");
 }
 
 #[test]
 fn an_empty_directory_is_empty_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("new")).unwrap();
-    assert!(
-        !dir.path().join("new").exists(),
-        "opening to read creates nothing; the first write creates the directory"
-    );
+    assert!(!dir.path().join("new").exists(), "opening to read creates nothing; the first write creates the directory");
     assert!(store.is_empty());
     assert_eq!(store.versions(), Versions::default());
-    let e = store
-        .load_city(&|_, _| {})
-        .err()
-        .expect("must fail")
-        .to_string();
+    let e = store.load_city(&|_, _| {}).err().expect("must fail").to_string();
     assert!(e.contains("holds no city yet") && e.contains("new"), "{e}");
 }
 
@@ -787,31 +515,14 @@ fn local_class_files_extend_the_tables_at_load() {
     let (meta, city) = small();
     let dir = tempfile::tempdir().unwrap();
     save(dir.path(), &meta, &city);
-    std::fs::write(
-        dir.path().join("component_classes.csv"),
-        "code,name,name_en\n21,城市家具,street furniture\n2101,共享单车停放点,bike-share parking\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("event_classes.csv"),
-        "code,name,name_en\n21,本地事件,local events\n2101,共享单车乱停放,misparked bikes\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("component_classes.csv"), "code,name,name_en\n21,城市家具,street furniture\n2101,共享单车停放点,bike-share parking\n")
+        .unwrap();
+    std::fs::write(dir.path().join("event_classes.csv"), "code,name,name_en\n21,本地事件,local events\n2101,共享单车乱停放,misparked bikes\n").unwrap();
     let city = load(dir.path()).city;
     let class = crate::model::ClassCode::parse("2101").unwrap();
-    assert_eq!(
-        city.component_classes.get(class).unwrap().name,
-        "共享单车停放点"
-    );
-    assert_eq!(
-        city.event_classes.get(class).unwrap().name,
-        "共享单车乱停放"
-    );
-    std::fs::write(
-        dir.path().join("component_classes.csv"),
-        "code,name\nabcd,坏的\n",
-    )
-    .unwrap();
+    assert_eq!(city.component_classes.get(class).unwrap().name, "共享单车停放点");
+    assert_eq!(city.event_classes.get(class).unwrap().name, "共享单车乱停放");
+    std::fs::write(dir.path().join("component_classes.csv"), "code,name\nabcd,坏的\n").unwrap();
     let e = load_error(dir.path());
     assert!(e.contains("component_classes.csv"), "{e}");
 }
@@ -834,37 +545,15 @@ fn bench_dir() -> (Option<tempfile::TempDir>, PathBuf) {
 #[test]
 #[ignore = "benchmark: 1M components; run in release"]
 fn bench_million_save() {
-    let n: usize = std::env::var("CITYGRID_BENCH_COMPONENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000_000);
+    let n: usize = std::env::var("CITYGRID_BENCH_COMPONENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let (_keep, dir) = bench_dir();
     let t = std::time::Instant::now();
     let (meta, city) = build_city(10, 10, 10, n);
-    eprintln!(
-        "built {} components, {} grids in {:.2?}",
-        city.components.len(),
-        city.grids.len(),
-        t.elapsed()
-    );
+    eprintln!("built {} components, {} grids in {:.2?}", city.components.len(), city.grids.len(), t.elapsed());
     let t = std::time::Instant::now();
-    Store::open(&dir)
-        .unwrap()
-        .save_city(&meta, &city, Some(RULES_CSV), "bench", &|_, _| {})
-        .unwrap();
-    let file = Store::open(&dir)
-        .unwrap()
-        .manifest()
-        .current("components")
-        .unwrap()
-        .clone();
-    eprintln!(
-        "saved in {:.2?}; {} = {} bytes ({:.0} B/component)",
-        t.elapsed(),
-        file.file,
-        file.bytes,
-        file.bytes as f64 / n as f64
-    );
+    Store::open(&dir).unwrap().save_city(&meta, &city, Some(RULES_CSV), "bench", &|_, _| {}).unwrap();
+    let file = Store::open(&dir).unwrap().manifest().current("components").unwrap().clone();
+    eprintln!("saved in {:.2?}; {} = {} bytes ({:.0} B/component)", t.elapsed(), file.file, file.bytes, file.bytes as f64 / n as f64);
 }
 
 #[test]
@@ -873,16 +562,9 @@ fn bench_million_load() {
     let (_keep, dir) = bench_dir();
     if Store::open(&dir).unwrap().is_empty() {
         let (meta, city) = build_city(10, 10, 10, 1_000_000);
-        Store::open(&dir)
-            .unwrap()
-            .save_city(&meta, &city, None, "bench", &|_, _| {})
-            .unwrap();
+        Store::open(&dir).unwrap().save_city(&meta, &city, None, "bench", &|_, _| {}).unwrap();
     }
     let t = std::time::Instant::now();
     let loaded = Store::open(&dir).unwrap().load_city(&|_, _| {}).unwrap();
-    eprintln!(
-        "loaded {} components in {:.2?}",
-        loaded.city.components.len(),
-        t.elapsed()
-    );
+    eprintln!("loaded {} components in {:.2?}", loaded.city.components.len(), t.elapsed());
 }

@@ -5,7 +5,6 @@
 //! like [`Store::save_city`]: a crash before the rename leaves the previous version current,
 //! and the next [`Store::open`] removes the orphan version file.
 
-
 use super::manifest::{History, Manifest, VersionInfo};
 use super::{CityMeta, Dataset, NewVersion, Store, StoreError, atomic};
 
@@ -81,10 +80,7 @@ impl Store {
     }
 
     fn version_info(&self, dataset: &str, version: u64) -> Result<&VersionInfo, StoreError> {
-        let d = self
-            .manifest
-            .dataset(dataset)
-            .ok_or_else(|| StoreError::UnknownVersion { dataset: dataset.to_owned(), version, known: Vec::new() })?;
+        let d = self.manifest.dataset(dataset).ok_or_else(|| StoreError::UnknownVersion { dataset: dataset.to_owned(), version, known: Vec::new() })?;
         d.versions.iter().find(|v| v.version == version).ok_or_else(|| StoreError::UnknownVersion {
             dataset: dataset.to_owned(),
             version,

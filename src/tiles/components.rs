@@ -31,10 +31,7 @@
 //! aggregate on the fly from the sorted run, which is one linear pass.
 
 use super::encoder::{LayerBuilder, str_value, uint_value};
-use super::mercator::{
-    TileFrame, dequantize, is_wgs84, morton, shifted, source_bbox, tile_key_range, tiles_covering, to_quantized, to_world,
-    unmorton,
-};
+use super::mercator::{TileFrame, dequantize, is_wgs84, morton, shifted, source_bbox, tile_key_range, tiles_covering, to_quantized, to_world, unmorton};
 use super::vector_tile::tile::GeomType;
 use crate::crs::Datum;
 use crate::model::{City, ClassCode, ComponentCode, Status};
@@ -113,12 +110,8 @@ impl ComponentLayer {
         for (i, &m) in majors.iter().enumerate() {
             major_index[m as usize] = i as u16;
         }
-        let mut order: Vec<(u64, u32)> = city
-            .components
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (morton(to_quantized(c.location.x, c.location.y)), i as u32))
-            .collect();
+        let mut order: Vec<(u64, u32)> =
+            city.components.iter().enumerate().map(|(i, c)| (morton(to_quantized(c.location.x, c.location.y)), i as u32)).collect();
         order.sort_unstable();
         let classes: Vec<ClassCode> = city.components.iter().map(|c| c.class).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         let mut keys = Vec::with_capacity(n);
@@ -520,9 +513,8 @@ fn cluster_cells(level: &ClusterLevel, a: usize, b: usize, z: u8, tx: u32, ty: u
             [((g.sx + c / 2) / c).saturating_sub(ox) as i64, ((g.sy + c / 2) / c).saturating_sub(oy) as i64]
         })
         .collect();
-    let bucket_of = |p: [i64; 2]| -> (usize, usize) {
-        (((p[0] as u64 / radius) as usize).min(buckets - 1), ((p[1] as u64 / radius) as usize).min(buckets - 1))
-    };
+    let bucket_of =
+        |p: [i64; 2]| -> (usize, usize) { (((p[0] as u64 / radius) as usize).min(buckets - 1), ((p[1] as u64 / radius) as usize).min(buckets - 1)) };
     // Counting sort of the cells into buckets.
     let mut start = vec![0u32; buckets * buckets + 1];
     for &p in &pos {

@@ -170,12 +170,16 @@ impl LayerBuilder {
     /// and the message.
     pub fn finish_into(self, tile: &mut Vec<u8>) {
         let keys_len: usize = self.keys.iter().map(|k| 1 + varint_len(k.len() as u64) + k.len()).sum();
-        let len = 1 + varint_len(self.name.len() as u64) + self.name.len()
+        let len = 1
+            + varint_len(self.name.len() as u64)
+            + self.name.len()
             + self.features.len()
             + keys_len
             + self.values.len()
-            + 1 + varint_len(self.extent as u64)
-            + 1 + varint_len(2);
+            + 1
+            + varint_len(self.extent as u64)
+            + 1
+            + varint_len(2);
         tile.reserve(len + 6);
         tile.push(TILE_LAYERS);
         put_varint(tile, len as u64);

@@ -72,8 +72,7 @@ impl GridLayer {
 
     /// Heap bytes held (approximate).
     pub fn heap_bytes(&self) -> usize {
-        self.shapes.heap_bytes()
-            + self.levels.iter().map(|l| l.features.capacity() * std::mem::size_of::<GridFeature>() + l.features.len() * 64).sum::<usize>()
+        self.shapes.heap_bytes() + self.levels.iter().map(|l| l.features.capacity() * std::mem::size_of::<GridFeature>() + l.features.len() * 64).sum::<usize>()
     }
 
     /// Number of arcs and arc vertices after deduplication.
@@ -132,4 +131,3 @@ impl GridLayer {
         tags.extend_from_slice(&[0, code, 1, name, 2, lvl, 3, lname]);
     }
 }
-

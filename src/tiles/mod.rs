@@ -248,8 +248,7 @@ pub struct TileSet {
 }
 
 /// `count_00` … `count_99`, the per-major-class cluster keys.
-static COUNT_KEYS: LazyLock<Vec<&'static str>> =
-    LazyLock::new(|| (0..100).map(|m| &*Box::leak(format!("count_{m:02}").into_boxed_str())).collect());
+static COUNT_KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| (0..100).map(|m| &*Box::leak(format!("count_{m:02}").into_boxed_str())).collect());
 
 impl TileSet {
     /// Prepares `city`'s tiles: projects, indexes and simplifies once. Encoding must then be

@@ -62,15 +62,7 @@ impl Shapes {
             }
             Datum::Wgs84 | Datum::Cgcs2000 => &[],
         };
-        Painter {
-            topo: &self.topo,
-            frame,
-            moved,
-            wgs: is_wgs84(datum),
-            lo: -(buffer as f64),
-            hi: extent as f64 + buffer as f64,
-            s: Scratch::default(),
-        }
+        Painter { topo: &self.topo, frame, moved, wgs: is_wgs84(datum), lo: -(buffer as f64), hi: extent as f64 + buffer as f64, s: Scratch::default() }
     }
 }
 
@@ -170,9 +162,7 @@ pub fn bbox(polys: &[PolygonIn]) -> Rectangle<[i64; 2]> {
 pub fn label_point(polys: &[PolygonIn]) -> [u32; 2] {
     let mut best: Option<(f64, geo_types::Polygon<f64>)> = None;
     for p in polys {
-        let ring = |r: &Vec<[u32; 2]>| -> geo_types::LineString<f64> {
-            r.iter().map(|p| geo_types::Coord { x: p[0] as f64, y: p[1] as f64 }).collect()
-        };
+        let ring = |r: &Vec<[u32; 2]>| -> geo_types::LineString<f64> { r.iter().map(|p| geo_types::Coord { x: p[0] as f64, y: p[1] as f64 }).collect() };
         let f = geo_types::Polygon::new(ring(&p.rings[0]), p.rings[1..].iter().map(ring).collect());
         let area = f.unsigned_area();
         if best.as_ref().is_none_or(|b| area > b.0) && p.rings[0].len() >= 3 {

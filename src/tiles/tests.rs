@@ -246,10 +246,12 @@ fn city_with_zones() -> City {
 
 /// The edge EW01 and EW02 share, south to north.
 fn seam() -> Vec<(f64, f64)> {
-    (0..=20).map(|k| {
-        let wiggle = if k == 0 || k == 20 { 0.0 } else { 0.00002 * (k as f64 * 1.7).sin() };
-        (120.62 + wiggle, 31.2795 + 0.001 * k as f64 / 20.0)
-    }).collect()
+    (0..=20)
+        .map(|k| {
+            let wiggle = if k == 0 || k == 20 { 0.0 } else { 0.00002 * (k as f64 * 1.7).sin() };
+            (120.62 + wiggle, 31.2795 + 0.001 * k as f64 / 20.0)
+        })
+        .collect()
 }
 
 #[test]
@@ -306,9 +308,7 @@ fn two_sections_of_a_road_draw_their_shared_edge_identically_at_every_zoom() {
     for z in 12u8..=18 {
         let (x, y) = tile_of(120.62, 31.28, z);
         let t = decode(&set.encode(&c, &[Layer::Zones], z, x, y, Datum::Wgs84).unwrap().unwrap());
-        let ring = |id: &str| {
-            t[0].1.iter().find(|f| f.1 == 3 && f.0.iter().any(|(k, v)| k == "id" && v == id)).map(|f| f.2[0].clone()).unwrap()
-        };
+        let ring = |id: &str| t[0].1.iter().find(|f| f.1 == 3 && f.0.iter().any(|(k, v)| k == "id" && v == id)).map(|f| f.2[0].clone()).unwrap();
         // The seam's vertices: those within 10 m (0.0001°) of x = 120.62; the other corners are 1.5 km away.
         let x_seam = (to_world(120.62, 31.28)[0] * (1u64 << z) as f64 - x as f64) * 4096.0;
         let near = 0.0001 / 360.0 * (1u64 << z) as f64 * 4096.0;

@@ -159,11 +159,7 @@ impl Topology {
                 let (key, reversed) = if rkey < fkey { (rkey, true) } else { (fkey, false) };
                 let candidates = arc_of.entry(key).or_default();
                 let same = |stored: &Vec<u32>| {
-                    if reversed {
-                        stored.iter().eq(piece.iter().rev())
-                    } else {
-                        *stored == piece
-                    }
+                    if reversed { stored.iter().eq(piece.iter().rev()) } else { *stored == piece }
                 };
                 let id = match candidates.iter().find(|(_, s)| same(s)) {
                     Some((id, _)) => *id,
@@ -282,9 +278,7 @@ fn significance(pts: &[[u32; 2]]) -> Vec<f64> {
     if pts[0] == pts[n - 1] {
         if n > 2 {
             let o = f(0);
-            let k = (1..n - 1)
-                .max_by(|&a, &b| dist2(f(a), o).total_cmp(&dist2(f(b), o)).then(b.cmp(&a)))
-                .expect("n > 2");
+            let k = (1..n - 1).max_by(|&a, &b| dist2(f(a), o).total_cmp(&dist2(f(b), o)).then(b.cmp(&a))).expect("n > 2");
             sig[k] = f64::INFINITY;
             stack.push((0, k, f64::INFINITY));
             stack.push((k, n - 1, f64::INFINITY));

@@ -25,10 +25,11 @@ pub fn server_with_limit(max_upload_mb: usize) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let handle = super::tiny_world(dir.path());
     let store = Store::open(dir.path()).unwrap();
-    let state = AppState::new(handle.clone())
-        .with_admin_tokens(vec![TOKEN.into()])
-        .with_max_upload_mb(max_upload_mb)
-        .with_datasets(Datasets::new(store, handle.clone(), TileConfig::default()));
+    let state = AppState::new(handle.clone()).with_admin_tokens(vec![TOKEN.into()]).with_max_upload_mb(max_upload_mb).with_datasets(Datasets::new(
+        store,
+        handle.clone(),
+        TileConfig::default(),
+    ));
     Server { app: router(state), handle, dir }
 }
 

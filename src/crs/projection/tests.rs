@@ -69,14 +69,8 @@ fn parse_accepts_the_epsg_spellings_and_the_datum_names() {
     assert_eq!(crs("EPSG:4512").name(), "CGCS2000 / Gauss-Kruger CM 135E");
     assert_eq!(crs("EPSG:32650").name(), "WGS 84 / UTM zone 50N");
     assert_eq!(crs("EPSG:32750").name(), "WGS 84 / UTM zone 50S");
-    assert_eq!(
-        crs("EPSG:4491").proj_definition(),
-        Some("+proj=tmerc +lat_0=0 +lon_0=75 +k=1 +x_0=13500000 +y_0=0 +ellps=GRS80 +units=m +no_defs")
-    );
-    assert_eq!(
-        crs("EPSG:4533").proj_definition(),
-        Some("+proj=tmerc +lat_0=0 +lon_0=135 +k=1 +x_0=45500000 +y_0=0 +ellps=GRS80 +units=m +no_defs")
-    );
+    assert_eq!(crs("EPSG:4491").proj_definition(), Some("+proj=tmerc +lat_0=0 +lon_0=75 +k=1 +x_0=13500000 +y_0=0 +ellps=GRS80 +units=m +no_defs"));
+    assert_eq!(crs("EPSG:4533").proj_definition(), Some("+proj=tmerc +lat_0=0 +lon_0=135 +k=1 +x_0=45500000 +y_0=0 +ellps=GRS80 +units=m +no_defs"));
 
     for (s, d) in [("wgs84", Datum::Wgs84), ("CGCS2000", Datum::Cgcs2000), ("gcj02", Datum::Gcj02), ("BD09", Datum::Bd09)] {
         let c = crs(s);
@@ -267,7 +261,8 @@ fn wkt_that_is_not_built_in_says_why() {
     let e = crs_err(&lcc);
     assert!(e.contains("lambert_conformal_conic"), "{e}");
     // With a TOWGS84 the Beijing 1954 one is fine (a custom TM with the shift).
-    let shifted = beijing.replace("SPHEROID[\"Krasovsky_1940\",6378245.0,298.3]", "SPHEROID[\"Krasovsky_1940\",6378245.0,298.3],TOWGS84[15.8,-154.4,-82.3,0,0,0,0]");
+    let shifted =
+        beijing.replace("SPHEROID[\"Krasovsky_1940\",6378245.0,298.3]", "SPHEROID[\"Krasovsky_1940\",6378245.0,298.3],TOWGS84[15.8,-154.4,-82.3,0,0,0,0]");
     let c = crs(&shifted);
     assert_eq!(c.epsg(), None);
     assert!(c.proj_definition().unwrap().contains("+towgs84=15.8,-154.4,-82.3,0,0,0,0"));

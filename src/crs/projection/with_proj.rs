@@ -52,16 +52,9 @@ fn describe(def: &str) -> Result<(String, AxisOrder, Area, bool), CrsError> {
             proj_context_destroy(ctx);
             return Err(CrsError::Proj(format!("PROJ does not know {def:?}")));
         }
-        let geographic = matches!(
-            proj_get_type(crs),
-            PJ_TYPE_PJ_TYPE_GEOGRAPHIC_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_2D_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_3D_CRS
-        );
+        let geographic = matches!(proj_get_type(crs), PJ_TYPE_PJ_TYPE_GEOGRAPHIC_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_2D_CRS | PJ_TYPE_PJ_TYPE_GEOGRAPHIC_3D_CRS);
         let name_ptr = proj_get_name(crs);
-        let name = if name_ptr.is_null() {
-            def.to_owned()
-        } else {
-            CStr::from_ptr(name_ptr).to_string_lossy().into_owned()
-        };
+        let name = if name_ptr.is_null() { def.to_owned() } else { CStr::from_ptr(name_ptr).to_string_lossy().into_owned() };
         let mut axis = AxisOrder::EastNorth;
         let cs = proj_crs_get_coordinate_system(ctx, crs);
         if !cs.is_null() {
@@ -92,14 +85,7 @@ fn describe(def: &str) -> Result<(String, AxisOrder, Area, bool), CrsError> {
         let mut semi_major = 6_378_137.0;
         let ellps = proj_get_ellipsoid(ctx, crs);
         if !ellps.is_null() {
-            proj_ellipsoid_get_parameters(
-                ctx,
-                ellps,
-                &mut semi_major,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            );
+            proj_ellipsoid_get_parameters(ctx, ellps, &mut semi_major, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut());
             proj_destroy(ellps);
         }
         // The best operation valid over the whole of the CRS's area (PROJ's default strict
@@ -110,11 +96,7 @@ fn describe(def: &str) -> Result<(String, AxisOrder, Area, bool), CrsError> {
             let wgs84_name = CString::new("EPSG:4326").expect("no NUL");
             let wgs84 = proj_create(ctx, wgs84_name.as_ptr());
             let fctx = proj_create_operation_factory_context(ctx, std::ptr::null());
-            let ops = if wgs84.is_null() || fctx.is_null() {
-                std::ptr::null_mut()
-            } else {
-                proj_create_operations(ctx, crs, wgs84, fctx)
-            };
+            let ops = if wgs84.is_null() || fctx.is_null() { std::ptr::null_mut() } else { proj_create_operations(ctx, crs, wgs84, fctx) };
             ballpark = true;
             if !ops.is_null() {
                 if proj_list_get_count(ops) > 0 {
@@ -134,15 +116,7 @@ fn describe(def: &str) -> Result<(String, AxisOrder, Area, bool), CrsError> {
             }
         }
         let (mut w, mut s, mut e, mut n) = (0.0, 0.0, 0.0, 0.0);
-        let has_area = proj_get_area_of_use(
-            ctx,
-            crs,
-            &mut w,
-            &mut s,
-            &mut e,
-            &mut n,
-            std::ptr::null_mut(),
-        ) != 0;
+        let has_area = proj_get_area_of_use(ctx, crs, &mut w, &mut s, &mut e, &mut n, std::ptr::null_mut()) != 0;
         proj_destroy(crs);
         proj_context_destroy(ctx);
         let area = if has_area && w > -1000.0 && w <= e {

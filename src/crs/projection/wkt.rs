@@ -169,9 +169,7 @@ impl Parser<'_> {
             }
             Some(c) if c.is_ascii_digit() || matches!(c, b'-' | b'+' | b'.') => {
                 let start = self.i;
-                while self.i < self.s.len()
-                    && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E'))
-                {
+                while self.i < self.s.len() && (self.s[self.i].is_ascii_digit() || matches!(self.s[self.i], b'-' | b'+' | b'.' | b'e' | b'E')) {
                     self.i += 1;
                 }
                 let t = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
@@ -261,9 +259,10 @@ fn datum_of(geog: &Node) -> Result<(DatumKind, Option<(f64, f64)>), CrsError> {
 
 pub fn interpret(root: &Node) -> Result<Crs, CrsError> {
     if let Some(code) = epsg_id(root)
-        && super::builtin(code).is_some() {
-            return Crs::from_epsg(code);
-        }
+        && super::builtin(code).is_some()
+    {
+        return Crs::from_epsg(code);
+    }
     if root.is(GEOGRAPHIC) {
         let (kind, _) = datum_of(root)?;
         return match kind {
@@ -285,23 +284,15 @@ pub fn interpret(root: &Node) -> Result<Crs, CrsError> {
         .ok_or_else(|| unsupported("no PROJECTION"))?;
     let conv = root.child(&["CONVERSION"]).unwrap_or(root);
     let param = |names: &[&str], default: f64| -> f64 {
-        conv.children(&["PARAMETER"])
-            .find(|p| names.contains(&norm(p.name()).as_str()))
-            .and_then(|p| p.num(1))
-            .unwrap_or(default)
+        conv.children(&["PARAMETER"]).find(|p| names.contains(&norm(p.name()).as_str())).and_then(|p| p.num(1)).unwrap_or(default)
     };
-    let unit = root
-        .child(&["UNIT", "LENGTHUNIT"])
-        .or_else(|| root.child(&["CS"]).and_then(|_| root.find(&["LENGTHUNIT"])))
-        .and_then(|u| u.num(1))
-        .unwrap_or(1.0);
+    let unit =
+        root.child(&["UNIT", "LENGTHUNIT"]).or_else(|| root.child(&["CS"]).and_then(|_| root.find(&["LENGTHUNIT"]))).and_then(|u| u.num(1)).unwrap_or(1.0);
     match method.as_str() {
         "mercator_auxiliary_sphere" | "popular_visualisation_pseudo_mercator" => return Crs::from_epsg(3857),
         "transverse_mercator" | "gauss_kruger" => {}
         other => {
-            return Err(unsupported(format!(
-                "projection {other:?} (only Transverse Mercator / Gauss-Kruger and Web Mercator are built in)"
-            )));
+            return Err(unsupported(format!("projection {other:?} (only Transverse Mercator / Gauss-Kruger and Web Mercator are built in)")));
         }
     }
     let lon0 = param(&["central_meridian", "longitude_of_natural_origin", "longitude_of_origin"], 0.0);
@@ -369,22 +360,13 @@ pub fn interpret(root: &Node) -> Result<Crs, CrsError> {
         _ => String::new(),
     };
     let units = if (unit - 1.0).abs() < 1e-12 { "+units=m".to_owned() } else { format!("+to_meter={unit}") };
-    let def = format!(
-        "+proj=tmerc +lat_0={lat0} +lon_0={lon0} +k={k} +x_0={} +y_0={} {ellps}{shift} {units} +no_defs",
-        x0 / unit,
-        y0 / unit
-    );
+    let def = format!("+proj=tmerc +lat_0={lat0} +lon_0={lon0} +k={k} +x_0={} +y_0={} {ellps}{shift} {units} +no_defs", x0 / unit, y0 / unit);
     let proj = builtin_proj(&def)?;
     Ok(Crs {
         name: if wkt_name.is_empty() { def.clone() } else { wkt_name },
         epsg: None,
         axis: AxisOrder::EastNorth,
-        area: Area {
-            west: lon0 - CUSTOM_TM_HALF_WIDTH_DEG,
-            south: -90.0,
-            east: lon0 + CUSTOM_TM_HALF_WIDTH_DEG,
-            north: 90.0,
-        },
+        area: Area { west: lon0 - CUSTOM_TM_HALF_WIDTH_DEG, south: -90.0, east: lon0 + CUSTOM_TM_HALF_WIDTH_DEG, north: 90.0 },
         definition: Some(def),
         engine: Engine::Builtin(proj),
     })

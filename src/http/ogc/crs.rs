@@ -283,10 +283,8 @@ impl BboxFilter {
     /// Reads `bbox` (four numbers in the axis order of `crs`) for the request. Errors are 400s
     /// naming the parameter.
     pub fn parse(raw: &str, crs: &OgcCrs) -> Result<BboxFilter, ApiError> {
-        let bad = |message: String| {
-            ApiError::bad_request("invalid_parameter", message)
-                .with_details(json!({"parameter": "bbox", "value": raw, "bbox-crs": crs.uri}))
-        };
+        let bad =
+            |message: String| ApiError::bad_request("invalid_parameter", message).with_details(json!({"parameter": "bbox", "value": raw, "bbox-crs": crs.uri}));
         let order = if !crs.is_geographic() {
             if crs.north_first() { "minNorthing,minEasting,maxNorthing,maxEasting" } else { "minEasting,minNorthing,maxEasting,maxNorthing" }
         } else if crs.north_first() {
@@ -343,9 +341,7 @@ impl BboxFilter {
             let t = i as f64 / STEPS as f64;
             let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
             for (e, n) in [(x, y0), (x, y1), (x0, y), (x1, y)] {
-                let (lon, lat) = crs
-                    .to_wgs84(e, n)
-                    .map_err(|err| bad(format!("bbox ({order}) reaches outside the area of {}: {err}", crs.uri)))?;
+                let (lon, lat) = crs.to_wgs84(e, n).map_err(|err| bad(format!("bbox ({order}) reaches outside the area of {}: {err}", crs.uri)))?;
                 min = [min[0].min(lon), min[1].min(lat)];
                 max = [max[0].max(lon), max[1].max(lat)];
             }
@@ -391,12 +387,10 @@ impl BboxFilter {
                 Rect::new(Coord { x: *west, y: lo }, Coord { x: 180.0, y: hi }).intersects(geometry)
                     || Rect::new(Coord { x: -180.0, y: lo }, Coord { x: *east, y: hi }).intersects(geometry)
             }
-            Shape::Other { crs, rect } => {
-                match geometry.try_map_coords(|c| crs.east_north(c.x, c.y).map(|(x, y)| Coord { x, y })) {
-                    Ok(projected) => rect.intersects(&projected),
-                    Err(_) => false,
-                }
-            }
+            Shape::Other { crs, rect } => match geometry.try_map_coords(|c| crs.east_north(c.x, c.y).map(|(x, y)| Coord { x, y })) {
+                Ok(projected) => rect.intersects(&projected),
+                Err(_) => false,
+            },
         }
     }
 

@@ -37,14 +37,7 @@ const FGB_BATCH: usize = 1024;
 
 /// The streamed answer. `head`: the members of the FeatureCollection before `features`
 /// (a JSON object; GeoJSON only).
-pub fn respond(
-    world: Arc<World>,
-    c: Collection,
-    download: Download,
-    crs: OgcCrs,
-    format: Format,
-    head: serde_json::Value,
-) -> Response {
+pub fn respond(world: Arc<World>, c: Collection, download: Download, crs: OgcCrs, format: Format, head: serde_json::Value) -> Response {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
     let out_crs = crs.clone();
     tokio::task::spawn_blocking(move || {
@@ -150,11 +143,7 @@ fn header_crs(crs: &OgcCrs) -> (Option<u32>, String) {
 /// The count announced first must be the count written (the snapshot does not change under a
 /// download, so this only catches a bug).
 fn check_count(written: u64, announced: u64) -> Result<(), String> {
-    if written == announced {
-        Ok(())
-    } else {
-        Err(format!("{written} features written where {announced} were announced"))
-    }
+    if written == announced { Ok(()) } else { Err(format!("{written} features written where {announced} were announced")) }
 }
 
 /// The writing end: bytes gathered into chunks and sent to the body.
@@ -170,9 +159,7 @@ impl Chunks {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, CLIENT_GONE))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, CLIENT_GONE))
     }
 }
 

@@ -12,10 +12,10 @@ use serde_json::json;
 
 use super::crs::{BboxFilter, OgcCrs};
 use super::query::{DateRange, Query, Start, invalid};
-use crate::store::fgb::{FeatureChunk, StreamValue};
 use crate::http::error::ApiError;
 use crate::lookup;
 use crate::model::{ClassCode, Component, ComponentCode, Grid, GridCode, GridId, Status, UnitId, Zone, is_layer_name};
+use crate::store::fgb::{FeatureChunk, StreamValue};
 use crate::world::World;
 
 /// The collections served.
@@ -178,13 +178,7 @@ fn non_empty(s: &str) -> Option<&str> {
 }
 
 /// Writes a grid as a GeoJSON Feature.
-pub fn write_grid(
-    out: &mut Vec<u8>,
-    world: &World,
-    id: GridId,
-    crs: &OgcCrs,
-    links: Option<&serde_json::Value>,
-) -> Result<(), ApiError> {
+pub fn write_grid(out: &mut Vec<u8>, world: &World, id: GridId, crs: &OgcCrs, links: Option<&serde_json::Value>) -> Result<(), ApiError> {
     let g: &Grid = world.city.grid(id);
     let geometry = polygons(crs, &g.geometry).map_err(|e| conversion_error(&format!("grid {}", g.code), e))?;
     let properties = GridProperties {
@@ -202,13 +196,7 @@ pub fn write_grid(
 }
 
 /// Writes a component as a GeoJSON Feature.
-pub fn write_component(
-    out: &mut Vec<u8>,
-    world: &World,
-    c: &Component,
-    crs: &OgcCrs,
-    links: Option<&serde_json::Value>,
-) -> Result<(), ApiError> {
+pub fn write_component(out: &mut Vec<u8>, world: &World, c: &Component, crs: &OgcCrs, links: Option<&serde_json::Value>) -> Result<(), ApiError> {
     let at = point(crs, c.location).map_err(|e| conversion_error(&format!("component {}", c.code), e))?;
     let properties = ComponentProperties {
         code: c.code,
@@ -227,13 +215,7 @@ pub fn write_component(
 }
 
 /// Writes a zone as a GeoJSON Feature; its id is `layer:id`.
-pub fn write_zone(
-    out: &mut Vec<u8>,
-    world: &World,
-    z: &Zone,
-    crs: &OgcCrs,
-    links: Option<&serde_json::Value>,
-) -> Result<(), ApiError> {
+pub fn write_zone(out: &mut Vec<u8>, world: &World, z: &Zone, crs: &OgcCrs, links: Option<&serde_json::Value>) -> Result<(), ApiError> {
     let geometry = polygons(crs, &z.geometry).map_err(|e| conversion_error(&format!("zone {}:{}", z.layer, z.id), e))?;
     let properties = ZoneProperties { layer: &z.layer, id: &z.id, name: &z.name, unit: unit_name(world, z.unit) };
     write(out, &Feature { kind: "Feature", id: zone_id(z), geometry, properties, links })
@@ -244,9 +226,8 @@ pub fn zone_id(z: &Zone) -> String {
 }
 
 fn write<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), ApiError> {
-    serde_json::to_writer(out, value).map_err(|e| {
-        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot encode a feature: {e}"))
-    })
+    serde_json::to_writer(out, value)
+        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot encode a feature: {e}")))
 }
 
 // ---------------------------------------------------------------- grids
@@ -269,13 +250,7 @@ impl GridFilter {
             },
         };
         let code = |name: &'static str| -> Result<Option<GridCode>, ApiError> {
-            q.get(name)
-                .map(|raw| {
-                    GridCode::parse(raw.trim(), &world.city.hierarchy)
-                        .map(|(c, _)| c)
-                        .map_err(|e| malformed(name, raw, e))
-                })
-                .transpose()
+            q.get(name).map(|raw| GridCode::parse(raw.trim(), &world.city.hierarchy).map(|(c, _)| c).map_err(|e| malformed(name, raw, e))).transpose()
         };
         Ok(GridFilter { level, parent: code("parent")?, code: code("code")? })
     }
@@ -336,9 +311,7 @@ fn select_zones(world: &World, q: &Query, bbox: Option<&BboxFilter>) -> Result<V
         .zones
         .iter()
         .enumerate()
-        .filter(|(_, z)| {
-            layer.is_none_or(|l| z.layer == l) && bbox.is_none_or(|b| b.intersects(&z.geometry, bounds(&z.geometry)))
-        })
+        .filter(|(_, z)| layer.is_none_or(|l| z.layer == l) && bbox.is_none_or(|b| b.intersects(&z.geometry, bounds(&z.geometry))))
         .map(|(i, _)| i as u32)
         .collect())
 }
@@ -349,11 +322,7 @@ fn bounds(mp: &MultiPolygon<f64>) -> Option<[f64; 4]> {
 }
 
 /// The page of `items` the selection's `offset` and `limit` ask for.
-fn offset_page<T>(
-    items: &[T],
-    s: &Selection<'_>,
-    mut write_one: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>,
-) -> Result<Page, ApiError> {
+fn offset_page<T>(items: &[T], s: &Selection<'_>, mut write_one: impl FnMut(&mut Vec<u8>, &T) -> Result<(), ApiError>) -> Result<Page, ApiError> {
     let offset = match s.start {
         Start::Offset(o) => o,
         _ => 0,
@@ -368,12 +337,7 @@ fn offset_page<T>(
         write_one(&mut out, item)?;
     }
     let end = offset.saturating_add(page.len());
-    Ok(Page {
-        features: out,
-        returned: page.len(),
-        matched: items.len() as u64,
-        next: (end < items.len()).then_some(Start::Offset(end)),
-    })
+    Ok(Page { features: out, returned: page.len(), matched: items.len() as u64, next: (end < items.len()).then_some(Start::Offset(end)) })
 }
 
 // ---------------------------------------------------------------- components
@@ -397,10 +361,8 @@ impl ComponentFilter {
             lookup::LookupError::MalformedCode(e) => malformed("class", raw_classes, e),
             e => ApiError::from(e),
         })?;
-        let grid = q
-            .get("grid")
-            .map(|raw| GridCode::parse(raw.trim(), &world.city.hierarchy).map(|(c, _)| c).map_err(|e| malformed("grid", raw, e)))
-            .transpose()?;
+        let grid =
+            q.get("grid").map(|raw| GridCode::parse(raw.trim(), &world.city.hierarchy).map(|(c, _)| c).map_err(|e| malformed("grid", raw, e))).transpose()?;
         let mut nothing = false;
         let mut unit = |name: &str| -> Option<UnitId> {
             let raw = q.get(name)?;
@@ -411,10 +373,7 @@ impl ComponentFilter {
         let (dept, owner, maintainer) = (unit("dept"), unit("owner"), unit("maintainer"));
         let status = q
             .get("status")
-            .map(|raw| {
-                raw.parse::<Status>()
-                    .map_err(|_| invalid("status", raw, "status must be 完好/破损/丢失/占用 or intact/damaged/missing/occupied"))
-            })
+            .map(|raw| raw.parse::<Status>().map_err(|_| invalid("status", raw, "status must be 完好/破损/丢失/占用 or intact/damaged/missing/occupied")))
             .transpose()?;
         Ok(ComponentFilter { classes, grid, dept, owner, maintainer, status, nothing })
     }
@@ -514,21 +473,15 @@ fn count_components(world: &World, filter: &ComponentFilter, bbox: Option<&BboxF
         let rect = bbox.map_or_else(whole_world, |b| b.envelope);
         return world.components.count_by_class(&world.city, rect, Some(&filter.classes)).values().map(|&n| n as u64).sum();
     }
-    let class_ok = |c: &Component| {
-        filter.classes.is_empty()
-            || filter.classes.iter().any(|&k| if k.is_major() { c.class.major_class() == k } else { c.class == k })
-    };
+    let class_ok =
+        |c: &Component| filter.classes.is_empty() || filter.classes.iter().any(|&k| if k.is_major() { c.class.major_class() == k } else { c.class == k });
     let selected = |c: &Component| class_ok(c) && filter.matches(world, c);
     match bbox {
         None => world.city.components.iter().filter(|c| selected(c)).count() as u64,
         Some(b) => {
             let all = world.city.components.len().max(1);
             let (candidates, _) = world.components.in_bbox(&world.city, b.envelope, Some(&filter.classes), None, all);
-            candidates
-                .into_iter()
-                .map(|i| &world.city.components[i as usize])
-                .filter(|c| b.contains(c.location) && selected(c))
-                .count() as u64
+            candidates.into_iter().map(|i| &world.city.components[i as usize]).filter(|c| b.contains(c.location) && selected(c)).count() as u64
         }
     }
 }
@@ -628,9 +581,8 @@ pub fn write_item(out: &mut Vec<u8>, world: &World, item: Item<'_>, crs: &OgcCrs
 /// files hold whatever the CRS definition's.
 pub fn fgb_item(chunk: &mut FeatureChunk, world: &World, item: Item<'_>, crs: &OgcCrs) -> Result<(), ApiError> {
     let date = |d: Option<NaiveDate>| d.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
-    let failed = |what: String, e: String| {
-        ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write {what} to FlatGeobuf: {e}"))
-    };
+    let failed =
+        |what: String, e: String| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("cannot write {what} to FlatGeobuf: {e}"));
     match item {
         Item::Grid(id) => {
             let g = world.city.grid(id);
@@ -651,9 +603,7 @@ pub fn fgb_item(chunk: &mut FeatureChunk, world: &World, item: Item<'_>, crs: &O
             chunk.add(geo_types::Geometry::MultiPolygon(geometry), &values).map_err(|e| failed(format!("grid {code}"), e))
         }
         Item::Component(c) => {
-            let (x, y) = crs
-                .east_north(c.location.x, c.location.y)
-                .map_err(|e| conversion_error(&format!("component {}", c.code), e))?;
+            let (x, y) = crs.east_north(c.location.x, c.location.y).map_err(|e| conversion_error(&format!("component {}", c.code), e))?;
             let (code, class) = (c.code.to_string(), c.class.to_string());
             let grid = c.grid.map(|g| world.city.grid(g).code.to_string()).unwrap_or_default();
             let (created, updated) = (date(c.created), date(c.updated));
@@ -674,14 +624,9 @@ pub fn fgb_item(chunk: &mut FeatureChunk, world: &World, item: Item<'_>, crs: &O
             chunk.add(point, &values).map_err(|e| failed(format!("component {code}"), e))
         }
         Item::Zone(z) => {
-            let geometry =
-                east_north_polygons(crs, &z.geometry).map_err(|e| conversion_error(&format!("zone {}", zone_id(z)), e))?;
-            let values = [
-                StreamValue::Str(&z.layer),
-                StreamValue::Str(&z.id),
-                StreamValue::Str(&z.name),
-                StreamValue::Str(unit_name(world, z.unit).unwrap_or("")),
-            ];
+            let geometry = east_north_polygons(crs, &z.geometry).map_err(|e| conversion_error(&format!("zone {}", zone_id(z)), e))?;
+            let values =
+                [StreamValue::Str(&z.layer), StreamValue::Str(&z.id), StreamValue::Str(&z.name), StreamValue::Str(unit_name(world, z.unit).unwrap_or(""))];
             chunk.add(geo_types::Geometry::MultiPolygon(geometry), &values).map_err(|e| failed(format!("zone {}", zone_id(z)), e))
         }
     }

@@ -111,12 +111,7 @@ pub async fn collections(State(state): State<AppState>, RawQuery(q): RawQuery, h
 }
 
 /// `GET /ogc/collections/{id}`.
-pub async fn collection(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn collection(State(state): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     let c = Collection::from_id(&id)?;
     Query::parse(q.as_deref(), &["f"])?;
     let world = state.world.load();
@@ -125,12 +120,7 @@ pub async fn collection(
 }
 
 /// `GET /ogc/collections/{id}/items`.
-pub async fn items(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    RawQuery(q): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn items(State(state): State<AppState>, Path(id): Path<String>, RawQuery(q): RawQuery, headers: HeaderMap) -> Result<Response, ApiError> {
     let c = Collection::from_id(&id)?;
     let query = Query::parse_any_format(q.as_deref(), &c.items_params())?;
     let format = match query.get("f") {
@@ -229,10 +219,8 @@ pub async fn item(
     };
     let base = base_url(&headers);
     let self_url = with_query(&format!("{base}/collections/{}/items/{feature_id}", c.id()), &query.pairs, None, None);
-    let links = json!([
-        link(&self_url, "self", GEOJSON, "this feature"),
-        link(&format!("{base}/collections/{}", c.id()), "collection", JSON, "the collection"),
-    ]);
+    let links =
+        json!([link(&self_url, "self", GEOJSON, "this feature"), link(&format!("{base}/collections/{}", c.id()), "collection", JSON, "the collection"),]);
     let not_found = || {
         ApiError::new(StatusCode::NOT_FOUND, "feature_not_found", format!("collection {} has no feature {feature_id:?}", c.id()))
             .with_details(json!({"collection": c.id(), "id": feature_id}))
@@ -302,19 +290,12 @@ fn compute_info(world: &Arc<World>) -> Info {
         union(acc, z.geometry.bounding_rect().map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]))
     });
     let all = union(union(grids, components), zones);
-    let grid_days = (!world.city.grids.is_empty()
-        && world.city.grids.iter().any(|g| g.valid_from.is_some() || g.valid_to.is_some()))
-    .then(|| {
+    let grid_days = (!world.city.grids.is_empty() && world.city.grids.iter().any(|g| g.valid_from.is_some() || g.valid_to.is_some())).then(|| {
         let from = world.city.grids.iter().map(|g| g.valid_from).try_fold(NaiveDate::MAX, |m, d| d.map(|d| m.min(d)));
         let to = world.city.grids.iter().map(|g| g.valid_to).try_fold(NaiveDate::MIN, |m, d| d.map(|d| m.max(d)));
         (from, to)
     });
-    Info {
-        world: Arc::downgrade(world),
-        crs: crs::offered(all, world.meta.crs.as_deref()),
-        extents: [grids, components, zones],
-        grid_days,
-    }
+    Info { world: Arc::downgrade(world), crs: crs::offered(all, world.meta.crs.as_deref()), extents: [grids, components, zones], grid_days }
 }
 
 fn collection_json(world: &World, info: &Info, base: &str, c: Collection) -> Value {
@@ -338,8 +319,7 @@ fn collection_json(world: &World, info: &Info, base: &str, c: Collection) -> Val
         ),
         Collection::Zones => (
             "责任区 zones",
-            "Responsibility polygons of every zone layer (road sections, river segments…); id = layer:id. Filter: layer."
-                .to_owned(),
+            "Responsibility polygons of every zone layer (road sections, river segments…); id = layer:id. Filter: layer.".to_owned(),
             world.city.zones.len(),
         ),
     };
@@ -353,10 +333,7 @@ fn collection_json(world: &World, info: &Info, base: &str, c: Collection) -> Val
     {
         let start = from.map(|d| format!("{d}T00:00:00+08:00"));
         let end = to.map(|d| format!("{d}T23:59:59+08:00"));
-        extent.insert(
-            "temporal".into(),
-            json!({"interval": [[start, end]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}),
-        );
+        extent.insert("temporal".into(), json!({"interval": [[start, end]], "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}));
     }
     let url = format!("{base}/collections/{}", c.id());
     let mut body = json!({
@@ -397,11 +374,8 @@ fn base_url(headers: &HeaderMap) -> String {
 /// `url` with the request's parameters (empty ones dropped); with `start`, the page position
 /// replaced by it and `limit` set.
 fn with_query(url: &str, pairs: &[(String, String)], start: Option<Start>, limit: Option<usize>) -> String {
-    let mut kept: Vec<(String, String)> = pairs
-        .iter()
-        .filter(|(k, v)| !v.trim().is_empty() && (start.is_none() || !matches!(k.as_str(), "offset" | "cursor" | "limit")))
-        .cloned()
-        .collect();
+    let mut kept: Vec<(String, String)> =
+        pairs.iter().filter(|(k, v)| !v.trim().is_empty() && (start.is_none() || !matches!(k.as_str(), "offset" | "cursor" | "limit"))).cloned().collect();
     if let Some(start) = start {
         if let Some(limit) = limit {
             kept.push(("limit".into(), limit.to_string()));
@@ -420,8 +394,7 @@ fn with_query(url: &str, pairs: &[(String, String)], start: Option<Start>, limit
 
 /// The whole selection of an items request in format `f`: its filters, without paging.
 fn download_url(items_url: &str, pairs: &[(String, String)], f: &str) -> String {
-    let mut kept: Vec<(String, String)> =
-        pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "f" | "limit" | "offset" | "cursor")).cloned().collect();
+    let mut kept: Vec<(String, String)> = pairs.iter().filter(|(k, _)| !matches!(k.as_str(), "f" | "limit" | "offset" | "cursor")).cloned().collect();
     kept.push(("f".into(), f.into()));
     with_query(items_url, &kept, None, None)
 }

@@ -36,10 +36,8 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
     paths.insert("/collections/{collectionId}".into(), collection);
 
     for c in Collection::ALL {
-        let mut parameters: Vec<Value> = ["limit", "offset", "bbox", "bbox-crs", "crs", "datetime"]
-            .iter()
-            .map(|p| json!({"$ref": format!("#/components/parameters/{p}")}))
-            .collect();
+        let mut parameters: Vec<Value> =
+            ["limit", "offset", "bbox", "bbox-crs", "crs", "datetime"].iter().map(|p| json!({"$ref": format!("#/components/parameters/{p}")})).collect();
         if c == Collection::Components {
             parameters.push(json!({
                 "name": "cursor", "in": "query", "required": false,
@@ -48,11 +46,7 @@ pub fn document(base: &str, city: &str, offered: &[OgcCrs]) -> Value {
             }));
         }
         parameters.extend(filters(c));
-        let mut items = doc(
-            &format!("the {} (GeoJSON FeatureCollection; every one with limit=all, or as FlatGeobuf with f=fgb)", c.id()),
-            GEOJSON,
-            parameters,
-        );
+        let mut items = doc(&format!("the {} (GeoJSON FeatureCollection; every one with limit=all, or as FlatGeobuf with f=fgb)", c.id()), GEOJSON, parameters);
         // `f` of the features: GeoJSON or FlatGeobuf.
         items["get"]["parameters"][0] = json!({"$ref": "#/components/parameters/f-items"});
         items["get"]["responses"]["200"]["content"]["application/flatgeobuf"] = json!({"schema": {"type": "string", "format": "binary"}});

@@ -58,11 +58,8 @@ impl Query {
         let params = Params::parse(raw)?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or("")).unwrap_or_default();
         if let Some((name, value)) = pairs.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::bad_request(
-                "unknown_parameter",
-                format!("this endpoint has no parameter {name:?}; it takes {}", allowed.join(", ")),
-            )
-            .with_details(json!({"parameter": name, "value": value, "accepted": allowed})));
+            return Err(ApiError::bad_request("unknown_parameter", format!("this endpoint has no parameter {name:?}; it takes {}", allowed.join(", ")))
+                .with_details(json!({"parameter": name, "value": value, "accepted": allowed})));
         }
         let query = Query { params, pairs };
         query.format()?;
@@ -79,11 +76,7 @@ impl Query {
             None => Ok(Format::Json),
             Some(f) if matches!(f.as_str(), "json" | "geojson" | "application/json" | "application/geo+json") => Ok(Format::Json),
             Some(f) if matches!(f.as_str(), "fgb" | "flatgeobuf" | "application/flatgeobuf") => Ok(Format::FlatGeobuf),
-            Some(_) => Err(invalid(
-                "f",
-                self.get("f").unwrap_or(""),
-                "f must be json (GeoJSON features) or, for the features of /items, fgb (FlatGeobuf)",
-            )),
+            Some(_) => Err(invalid("f", self.get("f").unwrap_or(""), "f must be json (GeoJSON features) or, for the features of /items, fgb (FlatGeobuf)")),
         }
     }
 
@@ -103,11 +96,7 @@ impl Query {
         if limit == Limit::All || format == Format::FlatGeobuf {
             for name in ["offset", "cursor"] {
                 if let Some(raw) = self.get(name) {
-                    return Err(invalid(
-                        name,
-                        raw,
-                        &format!("{name} pages GeoJSON; limit=all and f=fgb give every matching feature from the first"),
-                    ));
+                    return Err(invalid(name, raw, &format!("{name} pages GeoJSON; limit=all and f=fgb give every matching feature from the first")));
                 }
             }
         }
@@ -134,11 +123,8 @@ impl Query {
     /// which to go on, as the `next` links give it); not both.
     pub fn start(&self) -> Result<Start, ApiError> {
         match (self.get("offset"), self.get("cursor")) {
-            (Some(_), Some(_)) => Err(ApiError::bad_request(
-                "invalid_parameter",
-                "give offset or cursor, not both (a next link carries the one to use)",
-            )
-            .with_details(json!({"parameter": "cursor", "offset": self.get("offset"), "cursor": self.get("cursor")}))),
+            (Some(_), Some(_)) => Err(ApiError::bad_request("invalid_parameter", "give offset or cursor, not both (a next link carries the one to use)")
+                .with_details(json!({"parameter": "cursor", "offset": self.get("offset"), "cursor": self.get("cursor")}))),
             (Some(raw), None) => {
                 let t = raw.trim();
                 if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -146,9 +132,9 @@ impl Query {
                 }
                 Ok(Start::Offset(t.parse::<usize>().unwrap_or(usize::MAX)))
             }
-            (None, Some(raw)) => ComponentCode::parse(raw.trim()).map(Start::After).map_err(|_| {
-                invalid("cursor", raw, "cursor must be a component code, as a next link of this API gives it")
-            }),
+            (None, Some(raw)) => ComponentCode::parse(raw.trim())
+                .map(Start::After)
+                .map_err(|_| invalid("cursor", raw, "cursor must be a component code, as a next link of this API gives it")),
             (None, None) => Ok(Start::Begin),
         }
     }

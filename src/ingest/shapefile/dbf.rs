@@ -105,14 +105,16 @@ pub(super) enum TextEncoding {
 impl TextEncoding {
     /// The encoding the `.cpg` label names, else the one the language driver names, else UTF-8
     /// if `texts_are_utf8` (a pass over the `.dbf`, run only then) says so, else GBK.
-    pub(super) fn choose(cpg: Option<&str>, header: &DbfHeader, texts_are_utf8: impl FnOnce() -> Result<bool, IngestError>) -> Result<TextEncoding, IngestError> {
+    pub(super) fn choose(
+        cpg: Option<&str>,
+        header: &DbfHeader,
+        texts_are_utf8: impl FnOnce() -> Result<bool, IngestError>,
+    ) -> Result<TextEncoding, IngestError> {
         if let Some(label) = cpg {
             let upper = label.to_ascii_uppercase().replace(['-', '_', ' '], "");
             return match upper.as_str() {
                 "UTF8" | "65001" => Ok(TextEncoding::Utf8Declared),
-                "GBK" | "936" | "CP936" | "ANSI936" | "GB2312" | "GB18030" | "54936" | "EUCCN" => {
-                    Ok(TextEncoding::Other(encoding_rs::GB18030))
-                }
+                "GBK" | "936" | "CP936" | "ANSI936" | "GB2312" | "GB18030" | "54936" | "EUCCN" => Ok(TextEncoding::Other(encoding_rs::GB18030)),
                 "BIG5" | "950" | "CP950" => Ok(TextEncoding::Other(encoding_rs::BIG5)),
                 _ => encoding_rs::Encoding::for_label(label.as_bytes())
                     .map(TextEncoding::Other)
@@ -125,7 +127,6 @@ impl TextEncoding {
         // No .cpg: UTF-8 if all of the file's text is, else GBK (Chinese exports without a .cpg).
         Ok(TextEncoding::Other(if texts_are_utf8()? { encoding_rs::UTF_8 } else { encoding_rs::GB18030 }))
     }
-
 
     pub(super) fn decode(&self, bytes: &[u8], what: impl FnOnce() -> String) -> Result<String, IngestError> {
         match self {

@@ -189,11 +189,7 @@ fn layer_entries<R: Read + Seek>(archive: &zip::ZipArchive<R>) -> Result<(usize,
         }
         several => {
             let names: Vec<&str> = several.iter().map(|e| e.1.as_str()).collect();
-            return Err(unreadable(format!(
-                "the ZIP holds {} Shapefiles ({}): upload one layer per ZIP",
-                several.len(),
-                names.join(", ")
-            )));
+            return Err(unreadable(format!("the ZIP holds {} Shapefiles ({}): upload one layer per ZIP", several.len(), names.join(", "))));
         }
     };
     let sibling = |ext: &str| {
@@ -218,9 +214,7 @@ fn read_archive<R: Read + Seek + Clone>(reader: R, limits: ZipLimits, sink: &mut
         let (name, declared) = (entry.name(), entry.size());
         let cap = limits.max_entry_bytes.min(limits.max_total_bytes.saturating_sub(total));
         if declared > cap {
-            return Err(unreadable(format!(
-                "ZIP entry {name} expands to {declared} bytes, more than the limit of {cap} for this upload (a zip bomb?)"
-            )));
+            return Err(unreadable(format!("ZIP entry {name} expands to {declared} bytes, more than the limit of {cap} for this upload (a zip bomb?)")));
         }
         total += declared;
     }
@@ -343,10 +337,7 @@ fn read_records(
     let mut index = 0usize;
     while let Some(shape) = shapes.next()? {
         if index == header.count {
-            return Err(unreadable(format!(
-                "the .shp holds more shapes than the .dbf's {} records (the files do not belong together?)",
-                header.count
-            )));
+            return Err(unreadable(format!("the .shp holds more shapes than the .dbf's {} records (the files do not belong together?)", header.count)));
         }
         dbf.read_exact(&mut record).map_err(read_error(|| format!("the .dbf, record {index}")))?;
         let this = index;

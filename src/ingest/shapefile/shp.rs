@@ -67,10 +67,7 @@ impl<R: Read> ShpReader<R> {
         if let Some(needed) = counted_len(&self.content)
             && needed > bytes
         {
-            return Err(unreadable(format!(
-                "{}: its counts of parts and points need {needed} bytes but the record has {bytes} (corrupt?)",
-                what()
-            )));
+            return Err(unreadable(format!("{}: its counts of parts and points need {needed} bytes but the record has {bytes} (corrupt?)", what())));
         }
         <::shapefile::Shape as ::shapefile::ReadableShape>::read_from(&mut Cursor::new(&self.content[..]), bytes as i32)
             .map(Some)
@@ -104,20 +101,13 @@ pub(super) fn invalid(message: impl Into<String>) -> GeometryProblem {
 }
 
 pub(super) fn coord(x: f64, y: f64) -> Result<Coord<f64>, GeometryProblem> {
-    if x.is_finite() && y.is_finite() {
-        Ok(Coord { x, y })
-    } else {
-        Err(invalid(format!("a coordinate is not a finite number ({x}, {y})")))
-    }
+    if x.is_finite() && y.is_finite() { Ok(Coord { x, y }) } else { Err(invalid(format!("a coordinate is not a finite number ({x}, {y})"))) }
 }
 
 pub(super) fn geometry(shape: ::shapefile::Shape) -> Result<Geometry<f64>, GeometryProblem> {
     use ::shapefile::Shape as S;
     let xy_rings = |rings: Vec<Vec<(f64, f64)>>| -> Result<Geometry<f64>, GeometryProblem> {
-        let rings = rings
-            .into_iter()
-            .map(|r| r.into_iter().map(|(x, y)| coord(x, y)).collect::<Result<Vec<_>, _>>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let rings = rings.into_iter().map(|r| r.into_iter().map(|(x, y)| coord(x, y)).collect::<Result<Vec<_>, _>>()).collect::<Result<Vec<_>, _>>()?;
         Ok(Geometry::MultiPolygon(group_rings(rings)?))
     };
     let points = |ps: Vec<(f64, f64)>| -> Result<Geometry<f64>, GeometryProblem> {

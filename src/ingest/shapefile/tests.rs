@@ -24,7 +24,13 @@ pub(crate) fn dbf(names: &[&[u8]], rows: &[Vec<&[u8]>], ldid: u8) -> Vec<u8> {
     for (i, name) in names.iter().enumerate() {
         let mut d = [0u8; 32];
         d[..name.len()].copy_from_slice(name);
-        d[11] = if i == names.len() - 1 && *name == b"d" { b'D' } else if name.starts_with(b"num_") { b'N' } else { b'C' };
+        d[11] = if i == names.len() - 1 && *name == b"d" {
+            b'D'
+        } else if name.starts_with(b"num_") {
+            b'N'
+        } else {
+            b'C'
+        };
         d[16] = width as u8;
         out.extend_from_slice(&d);
     }
@@ -151,11 +157,8 @@ fn polygon_rings_group_by_orientation_and_containment() {
     // Counter-clockwise everything (a wrong export): containment decides.
     let ccw = |r: Vec<Coord<f64>>| r.into_iter().rev().collect::<Vec<_>>();
     let c = |pts: &[(f64, f64)]| pts.iter().map(|&(x, y)| Coord { x, y }).collect::<Vec<_>>();
-    let mp = group_rings(vec![
-        ccw(c(&[(0., 0.), (0., 10.), (10., 10.), (10., 0.), (0., 0.)])),
-        c(&[(2., 2.), (8., 2.), (8., 8.), (2., 8.), (2., 2.)]),
-    ])
-    .unwrap();
+    let mp =
+        group_rings(vec![ccw(c(&[(0., 0.), (0., 10.), (10., 10.), (10., 0.), (0., 0.)])), c(&[(2., 2.), (8., 2.), (8., 8.), (2., 8.), (2., 2.)])]).unwrap();
     assert_eq!((mp.0.len(), mp.0[0].interiors().len()), (1, 1));
     assert!(group_rings(vec![c(&[(0., 0.), (1., 1.), (0., 0.)])]).is_err());
 }

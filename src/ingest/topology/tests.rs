@@ -250,12 +250,7 @@ fn a_code_not_extending_its_parent_is_one_bad_code() {
     let mut records = GridRecord::from_city(city);
     let units = unit_indices(city, &records);
     let victim = units[0];
-    let other_community = records
-        .iter()
-        .find(|r| r.level == Some(3) && Some(&r.code) != records[victim].parent.as_ref())
-        .unwrap()
-        .code
-        .clone();
+    let other_community = records.iter().find(|r| r.level == Some(3) && Some(&r.code) != records[victim].parent.as_ref()).unwrap().code.clone();
     let new_code = format!("{other_community}99");
     assert!(records.iter().all(|r| r.code != new_code));
     records[victim].code = new_code.clone();
@@ -404,8 +399,7 @@ fn code_and_link_errors_are_all_listed() {
         ]
     );
     assert!(r.bad_codes[1].message.contains("declared level 3 (社区, codes of 12 digits)"), "{}", r.bad_codes[1].message);
-    let kinds: Vec<(Option<&str>, MissingLevelKind)> =
-        r.missing_levels.iter().map(|m| (m.code.as_deref(), m.kind)).collect();
+    let kinds: Vec<(Option<&str>, MissingLevelKind)> = r.missing_levels.iter().map(|m| (m.code.as_deref(), m.kind)).collect();
     assert_eq!(
         kinds,
         [
@@ -545,7 +539,10 @@ fn a_rounding_sliver_along_a_straight_shared_edge_is_not_a_gap() {
     let r = check_grids(&records, &h, &TopologyOptions { min_area_m2: 0.0, ..opts() });
     assert_eq!(r.gaps.len(), 1, "{r:#?}");
     assert!(r.gaps[0].area_m2 > 0.2 && r.gaps[0].area_m2 < 0.3, "{:?}", r.gaps[0]);
-    let sliver = Polygon::new(LineString(vec![Coord { x: 120.60, y: 31.30 }, Coord { x: 120.65, y: 31.30 }, Coord { x: 120.625, y: c }, Coord { x: 120.60, y: 31.30 }]), vec![]);
+    let sliver = Polygon::new(
+        LineString(vec![Coord { x: 120.60, y: 31.30 }, Coord { x: 120.65, y: 31.30 }, Coord { x: 120.625, y: c }, Coord { x: 120.60, y: 31.30 }]),
+        vec![],
+    );
     assert!(sliver.geodesic_area_unsigned() > 100.0);
 }
 
@@ -560,8 +557,13 @@ fn a_clean_layer_covers_its_districts() {
         assert_eq!(r.coverage.len(), districts.len(), "{name}");
         for (c, d) in r.coverage.iter().zip(&districts) {
             assert_eq!(c.code, d.code.to_string());
-            let units: Vec<&crate::model::Grid> =
-                city.grids.iter().filter(|g| g.level as usize == city.hierarchy.unit_level() && city.chain(city.grid_by_code(g.code).unwrap())[0] == city.grid_by_code(d.code).unwrap()).collect();
+            let units: Vec<&crate::model::Grid> = city
+                .grids
+                .iter()
+                .filter(|g| {
+                    g.level as usize == city.hierarchy.unit_level() && city.chain(city.grid_by_code(g.code).unwrap())[0] == city.grid_by_code(d.code).unwrap()
+                })
+                .collect();
             assert_eq!(c.unit_grids, units.len(), "{name}");
             assert_close(c.district_area_m2, exact_area_mp(&d.geometry), 1e-6);
             // The unit grids tile the district: their union is the sum of their areas.
