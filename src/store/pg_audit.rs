@@ -239,11 +239,14 @@ fn is_closed(month: i32, now_ms: i64) -> bool {
     month_end_ms(month) + 2 * DAY_MS < now_ms
 }
 
-/// Closed months' counts `(place, type, n)` as read under `epoch`.
+/// One month's counts: `(place, type, n)`.
+type MonthCounts = Arc<Vec<(i32, i32, u64)>>;
+
+/// Closed months' counts as read under `epoch`.
 #[derive(Default)]
 struct MonthCache {
     epoch: i64,
-    months: std::collections::BTreeMap<i32, Arc<Vec<(i32, i32, u64)>>>,
+    months: std::collections::BTreeMap<i32, MonthCounts>,
 }
 
 /// Adds `counts` (negative: removes) to `counts_day` and `counts_month`, keys in sorted order
@@ -548,7 +551,7 @@ impl PgAudit {
             let (m0, m1) = (to_i32(s.months.0), to_i32(s.months.1));
             let now = Utc::now().timestamp_millis();
             let open_from = (m0..m1).find(|&m| !is_closed(m, now)).unwrap_or(m1);
-            let mut closed: Vec<Arc<Vec<(i32, i32, u64)>>> = Vec::new();
+            let mut closed: Vec<MonthCounts> = Vec::new();
             if open_from > m0 {
                 let epoch: i64 = tx.query_opt("SELECT epoch FROM citygrid_audit_epoch WHERE id = 1", &[])?.map_or(-1, |r| r.get(0));
                 let mut missing = Vec::new();
