@@ -331,11 +331,18 @@ fn closed_months_held_by_one_replica_follow_another_replicas_writes() {
     rows.extend(today);
     assert_eq!(epoch(&db), before, "a decision of today leaves the closed months' epoch alone");
     assert_eq!(a.case_stats(None, None, StatsLevel::Grid, None).unwrap(), brute(&rows, StatsLevel::Grid));
+    // A decision written by b four days ago (a closed day, whatever the month): a counts it.
+    let days_ago = make(&(Utc::now() - TimeDelta::days(4)).with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap()).to_rfc3339(), 3, 60, 7);
+    let at_epoch = epoch(&db);
+    b.append(&days_ago).unwrap();
+    rows.extend(days_ago);
+    assert!(epoch(&db) > at_epoch, "a write into a closed day moves the epoch");
+    assert_eq!(a.case_stats(None, None, StatsLevel::Grid, None).unwrap(), brute(&rows, StatsLevel::Grid), "after b's decisions of four days ago");
     // A decision written by b with a July time: a's next statistics count it.
     let late = make("2026-07-15T12:00:00+08:00", 7, 60, 11);
     b.append(&late).unwrap();
     rows.extend(late);
-    assert!(epoch(&db) > before, "a write into a closed month moves the epoch");
+    assert!(epoch(&db) > at_epoch + 1, "a write into a closed month moves the epoch");
     for level in [StatsLevel::Street, StatsLevel::Grid] {
         assert_eq!(a.case_stats(None, None, level, None).unwrap(), brute(&rows, level), "{level:?} after b's July decisions");
     }

@@ -31,14 +31,15 @@
 //! log's. Unlike the SQLite log, retention also removes the counts of the decisions it deletes
 //! (the counts always equal the rows).
 //!
-//! Each replica keeps the counts of closed months in memory ([`CLOSED_MONTH_CACHE`] months):
-//! a month that ended more than two days ago by the replica's clock. Routing writes decisions
-//! at the time they are made, so such a month only changes through a write that touches it
-//! anyway — retention, a copied or bulk-loaded log, a decision written with an old time — and
-//! every such write, in its own transaction, bumps `citygrid_audit_epoch` (any write to a month
-//! that ended more than a day ago by the writer's clock: replicas' clocks may differ by up to a
-//! day). A reader reads the epoch in the snapshot of its statistics and drops its cached months
-//! when it changed; so a year's statistics read the open month and the edge days only.
+//! Each replica keeps the counts of closed months and days in memory ([`CLOSED_CACHE`] of
+//! each): a month or day that ended more than two days ago by the replica's clock. Routing
+//! writes decisions at the time they are made, so such a period only changes through a write
+//! that touches it anyway — retention, a copied or bulk-loaded log, a decision written with an
+//! old time — and every such write, in its own transaction, bumps `citygrid_audit_epoch` (any
+//! write to a day that ended more than a day ago by the writer's clock: replicas' clocks may
+//! differ by up to a day). A reader reads the epoch in the snapshot of its statistics and drops
+//! what it cached when it changed; so a year's statistics read the last two days' counts and
+//! the decisions of the edge days only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -128,8 +129,8 @@ pub struct PgAudit {
     idle: Mutex<Vec<Client>>,
     /// The dictionaries as far as this replica has seen them (only committed ids).
     dict: Mutex<Dict>,
-    /// Closed months' counts (module doc).
-    months: Mutex<MonthCache>,
+    /// Closed months' and days' counts (module doc).
+    closed: Mutex<ClosedCache>,
     /// Written into each row's `replica` column: which replica decided.
     replica: String,
 }
@@ -226,27 +227,57 @@ type DayCounts = HashMap<(i32, i32, i32), i64>;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// How many closed months a replica keeps in memory (the newest ones read).
-const CLOSED_MONTH_CACHE: usize = 60;
+/// How many closed months, and how many closed days, a replica keeps in memory (the newest
+/// ones read).
+const CLOSED_CACHE: usize = 800;
 
-/// The unix-ms instant the month after `month` starts (CST).
-fn month_end_ms(month: i32) -> i64 {
-    day_start_ms(month_first_day(i64::from(month) + 1))
+/// A count table's period: its table, key column, and when a period ends (unix ms).
+#[derive(Clone, Copy)]
+enum Period {
+    Month,
+    Day,
 }
 
-/// Whether a reader may cache `month`'s counts at `now_ms`: it ended more than two days ago.
-fn is_closed(month: i32, now_ms: i64) -> bool {
-    month_end_ms(month) + 2 * DAY_MS < now_ms
+impl Period {
+    fn table(self) -> &'static str {
+        match self {
+            Period::Month => "citygrid_audit_counts_month",
+            Period::Day => "citygrid_audit_counts_day",
+        }
+    }
+
+    fn end_ms(self, key: i32) -> i64 {
+        match self {
+            Period::Month => day_start_ms(month_first_day(i64::from(key) + 1)),
+            Period::Day => day_start_ms(i64::from(key) + 1),
+        }
+    }
+
+    /// Whether a reader may cache the period's counts at `now_ms`: it ended more than two
+    /// days ago.
+    fn is_closed(self, key: i32, now_ms: i64) -> bool {
+        self.end_ms(key) + 2 * DAY_MS < now_ms
+    }
 }
 
-/// One month's counts: `(place, type, n)`.
-type MonthCounts = Arc<Vec<(i32, i32, u64)>>;
+/// One month's or day's counts: `(place, type, n)`.
+type PeriodCounts = Arc<Vec<(i32, i32, u64)>>;
 
-/// Closed months' counts as read under `epoch`.
+/// Closed months' and days' counts as read under `epoch`.
 #[derive(Default)]
-struct MonthCache {
+struct ClosedCache {
     epoch: i64,
-    months: std::collections::BTreeMap<i32, MonthCounts>,
+    months: std::collections::BTreeMap<i32, PeriodCounts>,
+    days: std::collections::BTreeMap<i32, PeriodCounts>,
+}
+
+impl ClosedCache {
+    fn of(&mut self, period: Period) -> &mut std::collections::BTreeMap<i32, PeriodCounts> {
+        match period {
+            Period::Month => &mut self.months,
+            Period::Day => &mut self.days,
+        }
+    }
 }
 
 /// Adds `counts` (negative: removes) to `counts_day` and `counts_month`, keys in sorted order
@@ -260,8 +291,8 @@ fn add_counts(c: &mut impl GenericClient, counts: &DayCounts) -> Result<(), post
         *months.entry((month_of_day(i64::from(day)) as i32, place, ty)).or_default() += n;
     }
     let now = Utc::now().timestamp_millis();
-    if months.keys().any(|&(m, _, _)| month_end_ms(m) < now - DAY_MS) {
-        // A month some replica may hold in its cache of closed months: see the module doc.
+    if counts.keys().any(|&(day, _, _)| Period::Day.end_ms(day) < now - DAY_MS) {
+        // A day (and month) some replica may hold in its cache of closed ones: see the module doc.
         c.execute("UPDATE citygrid_audit_epoch SET epoch = epoch + 1", &[])?;
     }
     for (table, key, rows) in [("citygrid_audit_counts_day", "day", counts), ("citygrid_audit_counts_month", "month", &months)] {
@@ -350,7 +381,7 @@ impl PgAudit {
     /// `replica` as the decider.
     pub fn open(store: Arc<PgStore>, replica: &str) -> Result<PgAudit, StoreError> {
         let client = store.client()?;
-        Ok(PgAudit { store, idle: Mutex::new(vec![client]), dict: Mutex::new(Dict::default()), months: Mutex::default(), replica: replica.to_owned() })
+        Ok(PgAudit { store, idle: Mutex::new(vec![client]), dict: Mutex::new(Dict::default()), closed: Mutex::default(), replica: replica.to_owned() })
     }
 
     /// Runs `f` on a connection of the pool (connecting when none is idle), which goes back to
@@ -546,45 +577,20 @@ impl PgAudit {
             let until = until.map_or(day_start_ms(last_day + 1), |t| t.timestamp_millis().min(day_start_ms(last_day + 1)));
             let s = split(since, until);
             let to_i32 = |x: i64| x.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-            // Closed months (a prefix of the window's whole months) from the cache, or read
-            // once under this snapshot's epoch; the others are summed in the database below.
-            let (m0, m1) = (to_i32(s.months.0), to_i32(s.months.1));
+            // Closed months and days (a prefix of each range) from the cache, or read once
+            // under this snapshot's epoch; the others are summed in the database below.
             let now = Utc::now().timestamp_millis();
-            let open_from = (m0..m1).find(|&m| !is_closed(m, now)).unwrap_or(m1);
-            let mut closed: Vec<MonthCounts> = Vec::new();
-            if open_from > m0 {
+            let ranges = [
+                (Period::Month, to_i32(s.months.0), to_i32(s.months.1)),
+                (Period::Day, to_i32(s.days[0].0), to_i32(s.days[0].1)),
+                (Period::Day, to_i32(s.days[1].0), to_i32(s.days[1].1)),
+            ];
+            let open: Vec<(i32, i32)> = ranges.iter().map(|&(p, a, b)| ((a..b).find(|&k| !p.is_closed(k, now)).unwrap_or(b), b)).collect();
+            let mut closed: Vec<PeriodCounts> = Vec::new();
+            if ranges.iter().zip(&open).any(|(r, o)| o.0 > r.1) {
                 let epoch: i64 = tx.query_opt("SELECT epoch FROM citygrid_audit_epoch WHERE id = 1", &[])?.map_or(-1, |r| r.get(0));
-                let mut missing = Vec::new();
-                {
-                    let mut cache = self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if cache.epoch != epoch {
-                        *cache = MonthCache { epoch, months: Default::default() };
-                    }
-                    for m in m0..open_from {
-                        match cache.months.get(&m) {
-                            Some(v) => closed.push(v.clone()),
-                            None => missing.push(m),
-                        }
-                    }
-                }
-                if !missing.is_empty() {
-                    let mut read: std::collections::BTreeMap<i32, Vec<(i32, i32, u64)>> = missing.iter().map(|&m| (m, Vec::new())).collect();
-                    for r in tx.query("SELECT month, place, type, n FROM citygrid_audit_counts_month WHERE month = ANY($1)", &[&missing])? {
-                        if let Some(v) = read.get_mut(&r.get::<_, i32>(0)) {
-                            v.push((r.get(1), r.get(2), r.get::<_, i64>(3) as u64));
-                        }
-                    }
-                    let mut cache = self.months.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    for (m, v) in read {
-                        let v = Arc::new(v);
-                        closed.push(v.clone());
-                        if cache.epoch == epoch && epoch >= 0 {
-                            cache.months.insert(m, v);
-                        }
-                    }
-                    while cache.months.len() > CLOSED_MONTH_CACHE {
-                        cache.months.pop_first();
-                    }
+                for (&(period, a, _), &(open_from, _)) in ranges.iter().zip(&open) {
+                    closed.extend(self.closed_counts(&mut tx, period, a..open_from, epoch)?);
                 }
             }
             let summed = tx.query(
@@ -593,7 +599,7 @@ impl PgAudit {
                      UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $3 AND day < $4 \
                      UNION ALL SELECT place, type, n FROM citygrid_audit_counts_day WHERE day >= $5 AND day < $6 \
                  ) s GROUP BY 1, 2",
-                &[&open_from, &m1, &to_i32(s.days[0].0), &to_i32(s.days[0].1), &to_i32(s.days[1].0), &to_i32(s.days[1].1)],
+                &[&open[0].0, &open[0].1, &open[1].0, &open[1].1, &open[2].0, &open[2].1],
             )?;
             let edges = tx.query(
                 "SELECT chain, case_kind, case_type, count(*) FROM citygrid_audit \
@@ -601,8 +607,8 @@ impl PgAudit {
                 &[&s.raw[0].0, &s.raw[0].1, &s.raw[1].0, &s.raw[1].1],
             )?;
             let mut counts: Vec<(i32, i32, u64)> = summed.iter().map(|r| (r.get(0), r.get(1), r.get::<_, i64>(2) as u64)).collect();
-            for month in &closed {
-                counts.extend(month.iter().copied());
+            for period in &closed {
+                counts.extend(period.iter().copied());
             }
             // Entries this replica has not seen yet: read them in the same snapshot.
             let mut places: Vec<i32> = counts.iter().map(|x| x.0).filter(|&p| !dict.has_place(p)).collect();
@@ -660,6 +666,56 @@ impl PgAudit {
             Ok(out)
         })?;
         self.keep_dict(dict);
+        Ok(out)
+    }
+
+    /// The counts of the closed `period`s `keys`, from this replica's cache when it holds them
+    /// under `epoch` (read in `tx`'s snapshot), else read in `tx` and kept.
+    fn closed_counts(&self, tx: &mut impl GenericClient, period: Period, keys: std::ops::Range<i32>, epoch: i64) -> Result<Vec<PeriodCounts>, postgres::Error> {
+        let mut out = Vec::new();
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.closed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if cache.epoch != epoch {
+                *cache = ClosedCache { epoch, ..ClosedCache::default() };
+            }
+            let held = cache.of(period);
+            for k in keys {
+                match held.get(&k) {
+                    Some(v) => out.push(v.clone()),
+                    None => missing.push(k),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let (table, key) = (
+            period.table(),
+            match period {
+                Period::Month => "month",
+                Period::Day => "day",
+            },
+        );
+        let mut read: std::collections::BTreeMap<i32, Vec<(i32, i32, u64)>> = missing.iter().map(|&k| (k, Vec::new())).collect();
+        for r in tx.query(&format!("SELECT {key}, place, type, n FROM {table} WHERE {key} = ANY($1)"), &[&missing])? {
+            if let Some(v) = read.get_mut(&r.get::<_, i32>(0)) {
+                v.push((r.get(1), r.get(2), r.get::<_, i64>(3) as u64));
+            }
+        }
+        let mut cache = self.closed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keep = cache.epoch == epoch && epoch >= 0;
+        let held = cache.of(period);
+        for (k, v) in read {
+            let v = Arc::new(v);
+            out.push(v.clone());
+            if keep {
+                held.insert(k, v);
+            }
+        }
+        while held.len() > CLOSED_CACHE {
+            held.pop_first();
+        }
         Ok(out)
     }
 
