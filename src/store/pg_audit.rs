@@ -280,6 +280,27 @@ impl ClosedCache {
     }
 }
 
+/// `(place, type, n)` triples summed per (place, type) (a year's cached months and days repeat
+/// each pair hundreds of times): in a dense array when the ids are small, as dictionary ids
+/// are; in a map otherwise. Ids are non-negative.
+fn sum_by_pair(counts: Vec<(i32, i32, u64)>) -> Vec<(u32, u32, u64)> {
+    let places = counts.iter().map(|c| c.0 as usize + 1).max().unwrap_or(0);
+    let types = counts.iter().map(|c| c.1 as usize + 1).max().unwrap_or(0);
+    if places.saturating_mul(types) <= 1 << 22 {
+        let mut dense = vec![0u64; places * types];
+        for (p, t, n) in counts {
+            dense[p as usize * types + t as usize] += n;
+        }
+        dense.iter().enumerate().filter(|(_, n)| **n > 0).map(|(i, &n)| ((i / types) as u32, (i % types) as u32, n)).collect()
+    } else {
+        let mut map: HashMap<(u32, u32), u64> = HashMap::new();
+        for (p, t, n) in counts {
+            *map.entry((p as u32, t as u32)).or_default() += n;
+        }
+        map.into_iter().map(|((p, t), n)| (p, t, n)).collect()
+    }
+}
+
 /// Adds `counts` (negative: removes) to `counts_day` and `counts_month`, keys in sorted order
 /// (no deadlock between writers), and deletes the rows that fall to zero.
 fn add_counts(c: &mut impl GenericClient, counts: &DayCounts) -> Result<(), postgres::Error> {
@@ -638,11 +659,7 @@ impl PgAudit {
             // Every row of the snapshot has its dictionary entries (written in its transaction);
             // should one lack them all the same, it is counted under its text.
             counts.retain(|&(p, t, _)| dict.has_place(p) && dict.has_type(t));
-            let mut out = caselog::IdCounts {
-                chains: dict.chains.clone(),
-                types: dict.types.clone(),
-                counts: counts.into_iter().map(|(p, t, n)| (p as u32, t as u32, n)).collect(),
-            };
+            let mut out = caselog::IdCounts { chains: dict.chains.clone(), types: dict.types.clone(), counts: sum_by_pair(counts) };
             for (chain, ty, n) in edge {
                 let p = match dict.place_id.get(&chain) {
                     Some(&p) => p as u32,
