@@ -194,6 +194,27 @@ fn all_serve(replicas: &[&Replica], version: u64, within: Duration) -> Duration 
     }
 }
 
+/// Waits until a citygrid connection of `db` waits on a lock (a replica's commit queued behind
+/// the writer lock or a row lock), failing with `what` after `within`.
+fn wait_for_a_lock_waiter(db: &TestDb, within: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        let waiting: i64 = db
+            .client()
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        assert!(start.elapsed() < within, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn generation(db: &TestDb) -> i64 {
     db.client().query_one("SELECT generation FROM citygrid_manifest", &[]).unwrap().get(0)
 }
@@ -335,22 +356,7 @@ fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
         answer
     });
     // Wait until A's transaction has written the new version's bytes and waits on the lock.
-    let start = Instant::now();
-    loop {
-        let waiting: i64 = db
-            .client()
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(10), "replica A never reached its commit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_a_lock_waiter(&db, Duration::from_secs(10), "replica A never reached its commit");
     a.kill();
     let answer = pending.join().unwrap();
     assert!(!answer.contains("\"version\":2"), "a killed replica did not answer a commit: {answer}");
@@ -828,22 +834,7 @@ fn a_writer_killed_after_staging_leaves_nothing_served_and_the_next_import_clean
         .unwrap()
         .expect("a staged the switch");
     assert_eq!(staged.payload(), "2");
-    let start = Instant::now();
-    loop {
-        let waiting: i64 = db
-            .client()
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND application_name = 'citygrid'",
-                &[],
-            )
-            .unwrap()
-            .get(0);
-        if waiting > 0 {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "replica a never reached its commit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_a_lock_waiter(&db, Duration::from_secs(20), "replica a never reached its commit");
     // The staged version is in the database, listed by no manifest.
     let orphans = orphan_files(&db);
     assert_eq!(orphans.len(), 1, "{orphans:?}");
