@@ -7,8 +7,6 @@
 //! package's own oracle (fixtures/city-gk/expected.csv, computed by construction with pyproj).
 
 mod common;
-#[path = "tiles_decode.rs"]
-mod tiles_decode;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -135,7 +133,7 @@ fn a_gauss_kruger_city_package_from_zero_answers_like_its_oracle() {
     stream.read_to_end(&mut response).unwrap();
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     assert!(response.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&response[..split]));
-    let layers = tiles_decode::decode(&response[split..]);
+    let layers = common::mvt::decode(&response[split..]);
     assert!(layers.contains_key("grids") && layers.contains_key("components"), "{:?}", layers.keys());
     assert!(layers.values().all(|l| !l.features.is_empty()), "{:?}", layers.keys());
 }

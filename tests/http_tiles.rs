@@ -3,8 +3,6 @@
 //! import. (The tiles' contents are tested decoded in tests/tiles_*.rs.)
 
 mod common;
-#[path = "tiles_decode.rs"]
-mod decode;
 
 use std::io::Read;
 
@@ -260,7 +258,7 @@ fn zones_geojson(city: &citygrid::model::City, rename: impl Fn(&str) -> String, 
 
 /// The zone features of a tile answer, by zone id: (name, unit).
 fn zones_in(body: &[u8]) -> std::collections::BTreeMap<String, (String, Option<String>)> {
-    let tile = decode::decode(body);
+    let tile = common::mvt::decode(body);
     let layer = tile.get("zones").expect("a zones layer");
     layer.features.iter().map(|f| (f.get("id").str().to_owned(), (f.get("name").str().to_owned(), f.props.get("unit").map(|u| u.str().to_owned())))).collect()
 }

@@ -4,8 +4,7 @@
 //! number is bounded by the radius (not one per cell of a lattice); every tile's clusters count
 //! exactly its components; the same tile gives the same bytes.
 
-#[path = "tiles_decode.rs"]
-mod decode;
+mod common;
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -15,7 +14,7 @@ use citygrid::crs::Datum;
 use citygrid::demo::{DemoSpec, Preset, generate};
 use citygrid::model::City;
 use citygrid::tiles::{CLUSTER_RADIUS_PER_TILE, Layer, TileConfig, TileSet};
-use decode::decode;
+use common::mvt::decode;
 
 const EXTENT: f64 = 4096.0;
 

@@ -3,8 +3,7 @@
 //! they reach into, cluster counts against brute force, every component in exactly one tile,
 //! GCJ-02 shift, determinism.
 
-#[path = "tiles_decode.rs"]
-mod decode;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::f64::consts::PI;
@@ -14,7 +13,7 @@ use citygrid::crs::Datum;
 use citygrid::demo::{DemoSpec, Preset, generate};
 use citygrid::model::City;
 use citygrid::tiles::{Layer, TileConfig, TileError, TileSet};
-use decode::{DecodedLayer, Feature, Prop, area2, decode};
+use common::mvt::{DecodedLayer, Feature, Geom, Prop, area2, decode, decode_geometry};
 use geo::{Area, BooleanOps, Contains, Intersects};
 
 const EXTENT: i32 = 4096;
@@ -143,12 +142,12 @@ fn tiles_decode_within_bounds_with_their_properties_and_winding() {
                         assert_eq!(*ty, if matches!(v, Prop::Str(_)) { "String" } else { "Number" }, "{name}.{k}");
                     }
                     match &feat.geom {
-                        decode::Geom::Points(p) => {
+                        Geom::Points(p) => {
                             assert_eq!(p.len(), 1);
                             let p = p[0];
                             assert!((0..EXTENT).contains(&p[0]) && (0..EXTENT).contains(&p[1]), "point {p:?} outside its tile");
                         }
-                        decode::Geom::Polygon(rings) => {
+                        Geom::Polygon(rings) => {
                             assert!(name == "grids" || name == "zones", "polygons in {name}");
                             assert!(area2(&rings[0]) > 0, "first ring must be exterior (positive area)");
                             for r in rings {
@@ -731,14 +730,14 @@ fn zone_tiles_hold_the_zones_that_reach_into_them_with_their_properties() {
                 let unit = zone.unit.map(|u| city.units.get(u).name.as_str());
                 assert_eq!(feat.props.get("unit").map(Prop::str), unit, "{}", zone.id);
                 match &feat.geom {
-                    decode::Geom::Points(p) => {
+                    Geom::Points(p) => {
                         let p = p[0];
                         assert!((0..EXTENT).contains(&p[0]) && (0..EXTENT).contains(&p[1]), "label {p:?} outside its tile");
                         let (lon, lat) = tile_lonlat([p[0] as f64 + 0.5, p[1] as f64 + 0.5], z, x, y);
                         assert!(zone.geometry.contains(&geo::Point::new(lon, lat)), "z{z}: label of {} outside it", zone.id);
                         *labels.entry(i).or_default() += 1;
                     }
-                    decode::Geom::Polygon(rings) => {
+                    Geom::Polygon(rings) => {
                         assert!(area2(&rings[0]) > 0, "exterior first");
                         for p in rings.iter().flatten() {
                             assert!(p.iter().all(|v| (-BUFFER..=EXTENT + BUFFER).contains(v)), "z{z}: {} vertex {p:?} outside tile + buffer", zone.id);
@@ -770,4 +769,21 @@ fn zone_tiles_hold_the_zones_that_reach_into_them_with_their_properties() {
         }
     }
     assert!(present > 50 && absent > 1000 && tiles_without_zones > 10, "{present} drawn, {absent} left out, {tiles_without_zones} tiles without zones");
+}
+
+/// The test decoder itself, against the examples of the MVT 2.1 specification.
+#[test]
+fn decodes_the_spec_examples() {
+    // MVT 2.1, 4.3.5.
+    assert_eq!(decode_geometry(1, &[9, 50, 34]), Geom::Points(vec![[25, 17]]));
+    assert_eq!(decode_geometry(1, &[17, 10, 14, 3, 9]), Geom::Points(vec![[5, 7], [3, 2]]));
+    assert_eq!(decode_geometry(2, &[9, 4, 4, 18, 0, 16, 16, 0]), Geom::Lines(vec![vec![[2, 2], [2, 10], [10, 10]]]));
+    let Geom::Polygon(r) = decode_geometry(3, &[9, 6, 12, 18, 10, 12, 24, 44, 15]) else { panic!() };
+    assert_eq!(r, vec![vec![[3, 6], [8, 12], [20, 34]]]);
+    assert!(area2(&r[0]) > 0, "the spec's example exterior ring has positive area");
+    // The multipolygon example: exterior, exterior, interior (negative area).
+    let g = [9, 0, 0, 26, 20, 0, 0, 20, 19, 0, 15, 9, 22, 2, 26, 18, 0, 0, 18, 17, 0, 15, 9, 4, 13, 26, 0, 8, 8, 0, 0, 7, 15];
+    let Geom::Polygon(r) = decode_geometry(3, &g) else { panic!() };
+    let signs: Vec<bool> = r.iter().map(|r| area2(r) > 0).collect();
+    assert_eq!(signs, [true, true, false]);
 }

@@ -3,8 +3,7 @@
 //! and an even spread), each layer alone and both together, WGS84 and GCJ-02.
 //! Slow in debug: `cargo test --release --test tiles_xicheng -- --ignored --nocapture`.
 
-#[path = "tiles_decode.rs"]
-mod decode;
+mod common;
 
 use std::collections::HashMap;
 use std::f64::consts::PI;
@@ -54,7 +53,7 @@ fn every_zoom_stays_under_500_kb() {
         }
         // Decode the largest to be sure it is a valid tile.
         let (x, y) = tiles[0].0;
-        decode::decode(&set.encode(&city, &Layer::ALL, z, x, y, Datum::Wgs84).unwrap().unwrap());
+        common::mvt::decode(&set.encode(&city, &Layer::ALL, z, x, y, Datum::Wgs84).unwrap().unwrap());
         comp.sort_unstable();
         grid.sort_unstable();
         let (cn, gn) = (comp.len(), grid.len());

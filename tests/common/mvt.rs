@@ -1,7 +1,6 @@
 //! An MVT decoder for the tile tests: protobuf by prost (the spec's messages), geometry
-//! command streams decoded here, strictly (any malformed stream panics). Included by the
-//! other `tiles_*` tests with `#[path]`; its own tests check it against the spec's examples.
-#![allow(dead_code)]
+//! command streams decoded here, strictly (any malformed stream panics). Checked against the
+//! spec's examples in `tests/tiles_encode.rs`.
 
 use std::collections::BTreeMap;
 
@@ -188,20 +187,4 @@ fn value(v: &tile::Value) -> Prop {
                 .unwrap(),
         )
     }
-}
-
-#[test]
-fn decodes_the_spec_examples() {
-    // MVT 2.1, 4.3.5.
-    assert_eq!(decode_geometry(1, &[9, 50, 34]), Geom::Points(vec![[25, 17]]));
-    assert_eq!(decode_geometry(1, &[17, 10, 14, 3, 9]), Geom::Points(vec![[5, 7], [3, 2]]));
-    assert_eq!(decode_geometry(2, &[9, 4, 4, 18, 0, 16, 16, 0]), Geom::Lines(vec![vec![[2, 2], [2, 10], [10, 10]]]));
-    let Geom::Polygon(r) = decode_geometry(3, &[9, 6, 12, 18, 10, 12, 24, 44, 15]) else { panic!() };
-    assert_eq!(r, vec![vec![[3, 6], [8, 12], [20, 34]]]);
-    assert!(area2(&r[0]) > 0, "the spec's example exterior ring has positive area");
-    // The multipolygon example: exterior, exterior, interior (negative area).
-    let g = [9, 0, 0, 26, 20, 0, 0, 20, 19, 0, 15, 9, 22, 2, 26, 18, 0, 0, 18, 17, 0, 15, 9, 4, 13, 26, 0, 8, 8, 0, 0, 7, 15];
-    let Geom::Polygon(r) = decode_geometry(3, &g) else { panic!() };
-    let signs: Vec<bool> = r.iter().map(|r| area2(r) > 0).collect();
-    assert_eq!(signs, [true, true, false]);
 }
