@@ -89,6 +89,15 @@ enum Command {
     /// Validate a layer file against the city without storing anything; prints the report
     /// (readable text, or JSON with --json). Exit status 0 if it would be imported, else 2.
     Validate(ValidateArgs),
+    /// Measure the city's vector tiles against a size budget: at every zoom, the densest tiles
+    /// (by components) and an even spread of the others are encoded as the server would
+    /// (the [tiles] settings of --config apply). Prints a table per zoom (or JSON with
+    /// --json); exit status 0 if every tile measured is within --max-kb, 2 if one is over.
+    ///
+    /// Examples: citygrid tile-sizes --data /srv/citygrid
+    ///           citygrid tile-sizes --layers components --datum gcj02 --max-kb 300 --json
+    #[command(verbatim_doc_comment)]
+    TileSizes(TileSizesArgs),
     /// Move a city between a data directory and a PostgreSQL store, every version kept.
     ///
     /// Examples: citygrid store copy --from /srv/citygrid --to postgres://citygrid@db/citygrid
@@ -300,6 +309,28 @@ struct ImportArgs {
 }
 
 #[derive(Args)]
+struct TileSizesArgs {
+    /// Data directory. [env: CITYGRID_DATA] [default: ./citygrid-data]
+    #[arg(long, env = "CITYGRID_DATA", hide_env = true)]
+    data: Option<PathBuf>,
+    /// The server's configuration file, for its [tiles] zoom settings.
+    #[arg(long, env = "CITYGRID_CONFIG", hide_env = true)]
+    config: Option<PathBuf>,
+    /// The layers of each tile, comma-joined as in a tile URL.
+    #[arg(long, default_value = "grids,zones,components")]
+    layers: String,
+    /// The datums to encode each tile in: wgs84, gcj02, bd09, or both (wgs84 and gcj02).
+    #[arg(long, default_value = "both")]
+    datum: String,
+    /// The budget: the largest uncompressed tile allowed, in KB (1,024 bytes).
+    #[arg(long, default_value_t = 500)]
+    max_kb: usize,
+    /// Print the measurements as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct ValidateArgs {
     /// The layer file.
     file: PathBuf,
@@ -483,6 +514,7 @@ fn main() -> Result<()> {
         Command::Import(args) => import(args),
         Command::Init(args) => init(args),
         Command::Validate(args) => validate(args),
+        Command::TileSizes(args) => tile_sizes(args),
         Command::Store(command) => store_command(command),
         Command::SimulateStaff(args) => simulate_staff(args),
         Command::Demo(args) => {
@@ -983,6 +1015,63 @@ fn route(args: RouteArgs) -> Result<()> {
         }
         Err(e) => fail(ApiError::from(e)),
     }
+}
+
+/// `citygrid tile-sizes`: the largest and median tile of every zoom against the budget.
+fn tile_sizes(args: TileSizesArgs) -> Result<()> {
+    use citygrid::crs::Datum;
+    use citygrid::tiles::{Layer, budget};
+    let mut layers = Vec::new();
+    for name in args.layers.split(',') {
+        let layer = Layer::from_name(name.trim()).with_context(|| format!("no tile layer {name:?}: the layers are grids, zones, components"))?;
+        if !layers.contains(&layer) {
+            layers.push(layer);
+        }
+    }
+    layers.sort();
+    let datums = match args.datum.to_ascii_lowercase().as_str() {
+        "both" => vec![Datum::Wgs84, Datum::Gcj02],
+        other => vec![other.parse::<Datum>().map_err(|e| anyhow::anyhow!("--datum: {e}, or both"))?],
+    };
+    let file = args.config.as_deref().map(FileConfig::load).transpose()?;
+    let config = ServerConfig::resolve(Overrides { data: args.data, ..Overrides::default() }, file)?;
+    let loaded = open_city_store(&config.data)?.load_city(&|_, _| {}).with_context(|| format!("loading {}", config.data.display()))?;
+    let world = World::with_tiles(loaded, config.tiles);
+    let zooms = budget::measure(&world.tiles, &world.city, &layers, &datums)?;
+    let budget_bytes = args.max_kb * 1024;
+    let over: Vec<&budget::ZoomSizes> = zooms.iter().filter(|z| z.largest.bytes > budget_bytes).collect();
+    if args.json {
+        let report = serde_json::json!({"max_bytes": budget_bytes, "within_budget": over.is_empty(), "zooms": zooms});
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let names: Vec<&str> = layers.iter().map(|l| l.name()).collect();
+        println!("tiles of {} ({} components), layers {}, budget {} KB", world.meta.name, world.city.components.len(), names.join(","), args.max_kb);
+        println!("{:>4} {:>10} {:>9} {:>11} {:>11} {:>10}  largest tile", "zoom", "candidates", "measured", "largest KB", "median KB", "densest");
+        for z in &zooms {
+            let l = &z.largest;
+            let mark = if l.bytes > budget_bytes { "  OVER BUDGET" } else { "" };
+            println!(
+                "{:>4} {:>10} {:>9} {:>11.1} {:>11.1} {:>10}  {}/{}/{} {} ({} components){mark}",
+                z.zoom,
+                z.candidates,
+                z.measured,
+                l.bytes as f64 / 1024.0,
+                z.median_bytes as f64 / 1024.0,
+                z.densest_components,
+                l.z,
+                l.x,
+                l.y,
+                l.datum,
+                l.components
+            );
+        }
+    }
+    if !over.is_empty() {
+        let list: Vec<String> = over.iter().map(|z| format!("{}/{}/{} ({} bytes)", z.largest.z, z.largest.x, z.largest.y, z.largest.bytes)).collect();
+        eprintln!("over the budget of {} KB: {}", args.max_kb, list.join(", "));
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 /// `citygrid route --file`: one answer line per case on stdout, a summary on stderr.

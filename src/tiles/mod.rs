@@ -58,6 +58,7 @@
 //! count exactly the components in the tile, and all tiles of a zoom count each component
 //! once.
 
+pub mod budget;
 pub(crate) mod clip;
 mod components;
 pub(crate) mod encoder;
