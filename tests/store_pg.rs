@@ -12,66 +12,21 @@
 //! message, unless `CITYGRID_REQUIRE_PG=1` (CI: `.ci/postgres.sh`), which makes a skip a failure.
 //! `CITYGRID_TEST_PG_RESTART`, if set, is a shell command that restarts the database server.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use common::pg::TestDb;
 
 const ADMIN: &str = "0123456789abcdef-store-pg-admin";
 const WRITER_LOCK: i64 = 0x0063_6974_7967_7269;
 
 /// The test database's URL, or `None` (skipped, said on stderr) without one.
 fn database() -> Option<String> {
-    match std::env::var("CITYGRID_TEST_PG") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var("CITYGRID_REQUIRE_PG").is_ok_and(|v| v == "1") {
-                panic!("CITYGRID_REQUIRE_PG=1 but CITYGRID_TEST_PG is not set: the PostgreSQL store tests cannot be skipped here (run .ci/postgres.sh)");
-            }
-            // Straight to stderr: the test harness captures eprintln! of a passing test.
-            let _ =
-                writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL store tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)");
-            None
-        }
-    }
-}
-
-/// A fresh database with PostGIS for one test, dropped at the end.
-struct TestDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    fn new(admin_url: &str, test: &str) -> TestDb {
-        let name = format!("citygrid_t_{test}_{}", std::process::id());
-        let mut admin = Client::connect(admin_url, NoTls).unwrap();
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let mut config: postgres::Config = admin_url.parse().unwrap();
-        config.dbname(&name);
-        let mut c = config.connect(NoTls).unwrap();
-        c.batch_execute("CREATE EXTENSION IF NOT EXISTS postgis").unwrap();
-        // The same URL with the test's database in place of the last path segment.
-        let base = admin_url.split('?').next().unwrap();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        TestDb { admin_url: admin_url.to_owned(), name, url }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.url, NoTls).unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&self.admin_url, NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
-    }
+    common::pg::database("PostgreSQL store")
 }
 
 /// A replica process (or a server on a data directory), killed when dropped.
@@ -222,7 +177,7 @@ fn generation(db: &TestDb) -> i64 {
 #[test]
 fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_postgis_tables() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "switch");
+    let db = TestDb::new(&url, "t", "switch");
     let a = Replica::start(&db);
     let b = Replica::start(&db);
     let c = Replica::start(&db);
@@ -300,7 +255,7 @@ fn a_switch_through_one_replica_is_served_by_all_within_a_second_and_layers_are_
 #[test]
 fn concurrent_imports_through_two_replicas_are_serialized() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "concurrent");
+    let db = TestDb::new(&url, "t", "concurrent");
     let a = Replica::start(&db);
     let b = Replica::start(&db);
     let csv = current_rules(&db);
@@ -333,7 +288,7 @@ fn concurrent_imports_through_two_replicas_are_serialized() {
 #[test]
 fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "kill");
+    let db = TestDb::new(&url, "t", "kill");
     let mut a = Replica::start(&db);
     let b = Replica::start(&db);
     let csv = current_rules(&db);
@@ -383,7 +338,7 @@ fn a_replica_killed_in_the_middle_of_its_commit_leaves_no_partial_version() {
 #[test]
 fn a_replica_cut_off_from_the_database_catches_up_when_it_reconnects() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "reconnect");
+    let db = TestDb::new(&url, "t", "reconnect");
     let a = Replica::start(&db);
     let b = Replica::start(&db);
     let csv = current_rules(&db);
@@ -422,7 +377,7 @@ fn a_replica_cut_off_from_the_database_catches_up_when_it_reconnects() {
 #[test]
 fn store_copy_moves_every_version_from_a_data_directory_to_postgres_and_back() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "copy");
+    let db = TestDb::new(&url, "t", "copy");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let citygrid = |args: &[&str]| {
@@ -466,7 +421,7 @@ fn store_copy_moves_every_version_from_a_data_directory_to_postgres_and_back() {
 #[test]
 fn a_real_city_package_uploaded_through_one_replica_of_an_empty_store_is_served_by_the_other() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "realcity");
+    let db = TestDb::new(&url, "t", "realcity");
     let a = Replica::start_empty(&db);
     let b = Replica::start_empty(&db);
     assert_eq!(b.health()["has_grids"], false);
@@ -589,7 +544,7 @@ fn case_type_name(server: &Replica, kind: &str, code: &str) -> Option<String> {
 #[test]
 fn store_copy_keeps_class_files_and_the_audit_log_both_ways() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "copyextra");
+    let db = TestDb::new(&url, "t", "copyextra");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let citygrid = |args: &[&str]| {
@@ -657,7 +612,7 @@ fn store_copy_keeps_class_files_and_the_audit_log_both_ways() {
 #[test]
 fn a_replica_keeps_its_working_copy_in_its_own_data_directory() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "workdir");
+    let db = TestDb::new(&url, "t", "workdir");
     let dir = tempfile::tempdir().unwrap();
     let (dir_a, dir_b) = (dir.path().join("a"), dir.path().join("b"));
     let mut a = Replica::start_in(&db, &dir_a);
@@ -773,7 +728,7 @@ fn orphan_files(db: &TestDb) -> Vec<String> {
 #[test]
 fn a_components_import_through_one_replica_is_swapped_in_prebuilt_by_the_others() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "ahead");
+    let db = TestDb::new(&url, "t", "ahead");
     let a = Replica::start(&db);
     let b = Replica::start(&db);
     let c = Replica::start(&db);
@@ -816,7 +771,7 @@ fn a_components_import_through_one_replica_is_swapped_in_prebuilt_by_the_others(
 #[test]
 fn a_writer_killed_after_staging_leaves_nothing_served_and_the_next_import_cleans_its_rows() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "stagekill");
+    let db = TestDb::new(&url, "t", "stagekill");
     let mut a = Replica::start(&db);
     let b = Replica::start(&db);
     let (status, fgb) = request_bytes(&a.addr, "GET", "/v1/layers/components/versions/1", None);

@@ -24,4 +24,5 @@ pub fn tiny_world(dir: &Path) -> WorldHandle {
 pub mod http;
 pub mod ingest;
 pub mod mvt;
+pub mod pg;
 pub mod server;
