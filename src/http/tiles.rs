@@ -12,7 +12,10 @@
 //!
 //! A miss is kept cheap, as after a switch every screen's tiles are misses at once: the tile
 //! is encoded once however many requests ask for it meanwhile, and compressed with a fast gzip
-//! (level 1: 5–15% larger than level 6 at a fiftieth of its time on a dense tile). A client that
+//! (level 1: 5–15% larger than level 6 at a fiftieth of its time on a dense tile), layer by
+//! layer: the tile's gzip member is stitched from its layers' compressed parts, and the
+//! components part of a dense tile is made once per components snapshot
+//! ([`crate::tiles::TileSet::encode_parts`], src/tiles/parts.rs). A client that
 //! accepts gzip gets that; the brotli copy (quality 4) is made by a background thread at low
 //! CPU priority and served from then on. A cached tile whose copy was never asked for is
 //! compressed on the spot by the first request that accepts brotli (and gets it).
