@@ -162,3 +162,25 @@ async fn stitched_tiles_decode_to_the_directly_encoded_tile_for_every_client() {
     assert_eq!(compared, 2 * 3 * 3 * 3);
     assert!(world.tiles.component_parts_size().1 > 0, "the dense tiles' components parts are kept");
 }
+
+/// The components parts belong to the components layer of a snapshot: a rebuild that keeps the
+/// components (a grids or zones switch) keeps them, one that rebuilds the components starts
+/// with none.
+#[test]
+fn a_rebuild_keeping_the_components_keeps_their_parts() {
+    use citygrid::crs::Datum;
+    use citygrid::tiles::Layer;
+    let s = server();
+    let world = s.handle.load();
+    let c = world.city.components[world.city.components.len() / 2].location;
+    for z in 12..=18u8 {
+        let (x, y) = tile_of(c.x, c.y, z);
+        world.tiles.encode_parts(&world.city, &[Layer::Components], z, x, y, Datum::Wgs84).unwrap();
+    }
+    let held = world.tiles.component_parts_size();
+    assert!(held.1 > 0, "a dense tile's components part is kept");
+    let grids_switch = world.tiles.rebuild(&world.city, &[Layer::Grids, Layer::Zones]);
+    assert_eq!(grids_switch.component_parts_size(), held);
+    let components_switch = world.tiles.rebuild(&world.city, &[Layer::Components]);
+    assert_eq!(components_switch.component_parts_size(), (0, 0));
+}
