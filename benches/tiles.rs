@@ -154,6 +154,37 @@ fn miss_profile(city: &City, set: &TileSet) {
             med(11)
         );
     }
+    // The stitched path of the server (issue 17 d): the tile as per-layer parts, each compressed
+    // apart, the gzip member stitched. `cold` is each tile's first request (its components part
+    // made: one run per tile), `warm` a later one (a dense tile's components part reused: the
+    // median of 5), against encoding the whole tile and gzip-1 of it. Over a fresh tile set, so
+    // no part is made before.
+    let fresh = TileSet::build(city, TileConfig::default());
+    println!(
+        "stitched grids,zones,components tile (median over the sample): zoom | encode+gzip-1 ms | parts cold ms | parts warm ms | gzip KB whole / stitched"
+    );
+    for z in [12u8, 13, 14, 15, 16, 17, 18] {
+        let mut rows: Vec<[f64; 5]> = Vec::new();
+        for (x, y) in sample(city, z, Datum::Wgs84) {
+            let Some(raw) = set.encode(city, &layers, z, x, y, Datum::Wgs84).unwrap() else { continue };
+            let whole = time(&mut || gzip(&set.encode(city, &layers, z, x, y, Datum::Wgs84).unwrap().unwrap(), 1));
+            let stitched = || citygrid::tiles::parts::stitch(&fresh.encode_parts(city, &layers, z, x, y, Datum::Wgs84).unwrap().unwrap());
+            let t = Instant::now();
+            let first = stitched();
+            let cold = t.elapsed().as_secs_f64() * 1e3;
+            assert_eq!(&first.raw[..], &raw[..]);
+            let warm = time(&mut || stitched().gzip.len());
+            rows.push([whole.0, cold, warm.0, whole.1 as f64 / 1024.0, warm.1 as f64 / 1024.0]);
+        }
+        let med = |i: usize| {
+            let mut v: Vec<f64> = rows.iter().map(|r| r[i]).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!("  z{z:<2} | {:.3} | {:.3} | {:.3} | {:.1} / {:.1}", med(0), med(1), med(2), med(3), med(4));
+    }
+    let (bytes, parts) = fresh.component_parts_size();
+    println!("  components parts kept: {parts}, {:.1} MiB", bytes as f64 / 1048576.0);
 }
 
 fn bench(c: &mut Criterion) {

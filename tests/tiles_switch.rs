@@ -109,3 +109,78 @@ async fn a_missed_tile_goes_out_gzipped_to_a_browser_then_brotli() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A dense tile's layers are compressed apart and stitched into one gzip member, its components
+/// part reused by the other layer lists of that tile: every answer, to a browser, a gzip-only
+/// client and one that takes nothing, in both datums, decodes (single-member and multi-member
+/// gzip alike) to the tile the tile set encodes directly.
+#[tokio::test]
+async fn stitched_tiles_decode_to_the_directly_encoded_tile_for_every_client() {
+    use citygrid::crs::Datum;
+    use citygrid::tiles::Layer;
+    let s = server();
+    let world = s.handle.load();
+    let c = world.city.components[world.city.components.len() / 2].location;
+    let mut compared = 0;
+    for (datum, query) in [(Datum::Wgs84, ""), (Datum::Gcj02, "?datum=gcj02")] {
+        for z in [14u8, 16, 17] {
+            let (lon, lat) = datum.from_wgs84(c.x, c.y);
+            let (x, y) = tile_of(lon, lat, z);
+            // Components first: the later lists find its part made.
+            for (names, layers) in
+                [("components", &[Layer::Components][..]), ("grids,components", &[Layer::Grids, Layer::Components]), ("grids,zones,components", &Layer::ALL)]
+            {
+                let direct = world.tiles.encode(&world.city, layers, z, x, y, datum).unwrap().expect("a tile with components");
+                let uri = format!("/tiles/{names}/{z}/{x}/{y}.mvt{query}");
+                for accept in [Some("gzip, deflate, br"), Some("gzip"), None] {
+                    let (status, headers, body) = send(&s.app, &uri, accept).await;
+                    assert_eq!(status, StatusCode::OK, "{uri}");
+                    let encoding = headers.get("content-encoding").map(|v| v.to_str().unwrap().to_owned());
+                    match encoding.as_deref() {
+                        Some("gzip") => {
+                            let (mut single, mut multi) = (Vec::new(), Vec::new());
+                            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut single).unwrap();
+                            flate2::read::MultiGzDecoder::new(&body[..]).read_to_end(&mut multi).unwrap();
+                            assert_eq!(single, direct, "{uri} {accept:?}: one gzip member holds the whole tile");
+                            assert_eq!(multi, direct, "{uri} {accept:?}");
+                        }
+                        Some("br") => {
+                            let mut unbrotli = Vec::new();
+                            brotli::Decompressor::new(&body[..], 4096).read_to_end(&mut unbrotli).unwrap();
+                            assert_eq!(unbrotli, direct, "{uri} {accept:?}");
+                        }
+                        None => assert_eq!(body.to_vec(), direct, "{uri} {accept:?}"),
+                        Some(other) => panic!("{uri}: unexpected encoding {other}"),
+                    }
+                    let checksum = format!("-{:08x}\"", crc32fast::hash(&direct));
+                    assert!(headers["etag"].to_str().unwrap().ends_with(&checksum), "{uri}: the ETag's checksum is the tile's CRC-32");
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 3 * 3 * 3);
+    assert!(world.tiles.component_parts_size().1 > 0, "the dense tiles' components parts are kept");
+}
+
+/// The components parts belong to the components layer of a snapshot: a rebuild that keeps the
+/// components (a grids or zones switch) keeps them, one that rebuilds the components starts
+/// with none.
+#[test]
+fn a_rebuild_keeping_the_components_keeps_their_parts() {
+    use citygrid::crs::Datum;
+    use citygrid::tiles::Layer;
+    let s = server();
+    let world = s.handle.load();
+    let c = world.city.components[world.city.components.len() / 2].location;
+    for z in 12..=18u8 {
+        let (x, y) = tile_of(c.x, c.y, z);
+        world.tiles.encode_parts(&world.city, &[Layer::Components], z, x, y, Datum::Wgs84).unwrap();
+    }
+    let held = world.tiles.component_parts_size();
+    assert!(held.1 > 0, "a dense tile's components part is kept");
+    let grids_switch = world.tiles.rebuild(&world.city, &[Layer::Grids, Layer::Zones]);
+    assert_eq!(grids_switch.component_parts_size(), held);
+    let components_switch = world.tiles.rebuild(&world.city, &[Layer::Components]);
+    assert_eq!(components_switch.component_parts_size(), (0, 0));
+}

@@ -12,7 +12,10 @@
 //!
 //! A miss is kept cheap, as after a switch every screen's tiles are misses at once: the tile
 //! is encoded once however many requests ask for it meanwhile, and compressed with a fast gzip
-//! (level 1: 5–15% larger than level 6 at a fiftieth of its time on a dense tile). A client that
+//! (level 1: 5–15% larger than level 6 at a fiftieth of its time on a dense tile), layer by
+//! layer: the tile's gzip member is stitched from its layers' compressed parts, and the
+//! components part of a dense tile is made once per components snapshot
+//! ([`crate::tiles::TileSet::encode_parts`], src/tiles/parts.rs). A client that
 //! accepts gzip gets that; the brotli copy (quality 4) is made by a background thread at low
 //! CPU priority and served from then on. A cached tile whose copy was never asked for is
 //! compressed on the spot by the first request that accepts brotli (and gets it).
@@ -76,11 +79,6 @@ struct CachedTile {
     etag: HeaderValue,
 }
 
-/// The gzip level of cached tiles, paid on every miss (through zlib-rs; the times here are
-/// miniz_oxide's, before issue 17 c): level 1 takes 0.5 ms for a dense z16 tile
-/// (116 KB raw → 42.4 KB), level 6 24.5 ms (→ 36.5 KB); at z12–z15 0.07–0.09 ms against
-/// 0.3–0.5 ms, 5–10% larger (benches/tiles.rs).
-const GZIP_LEVEL: u32 = 1;
 /// Brotli quality and window of cached tiles (made in the background, or on the spot for a
 /// cached tile whose copy was never asked for). Quality 4: a dense z16 tile (116 KB raw) takes
 /// 5.8 ms and comes to 34.7 KB; quality 6 takes 24.7 ms for 32.2 KB (benches/tiles.rs).
@@ -375,22 +373,18 @@ async fn ensure_brotli(cache: &TileCache, tile: &Arc<CachedTile>, headers: &Head
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("tile compression failed: {e}")))
 }
 
+/// Encodes and compresses the tile of `key`: its layers as parts (the components part of a
+/// dense tile reused from the snapshot's part cache once made), stitched into the raw tile and
+/// one gzip member (src/tiles/parts.rs); the ETag's checksum is the CRC-32 of the raw tile.
 fn encode(world: &World, key: &TileKey) -> Result<CachedTile, TileError> {
-    let raw = world.tiles.encode(&world.city, &key.layers, key.z, key.x, key.y, key.datum)?;
-    let checksum = raw.as_deref().map_or(0, crc32fast::hash);
+    let stitched = world.tiles.encode_parts(&world.city, &key.layers, key.z, key.x, key.y, key.datum)?.map(|parts| crate::tiles::parts::stitch(&parts));
+    let checksum = stitched.as_ref().map_or(0, |s| s.crc);
     let etag = format!("\"g{}-c{}-z{}-{checksum:08x}\"", key.grids_version.unwrap_or(0), key.components_version.unwrap_or(0), key.zones_version.unwrap_or(0));
-    let gzip = raw.as_ref().map(|r| {
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(r.len() / 2 + 64), flate2::Compression::new(GZIP_LEVEL));
-        enc.write_all(r).expect("in-memory write");
-        Bytes::from(enc.finish().expect("in-memory write"))
-    });
-    Ok(CachedTile {
-        raw: raw.map(Bytes::from),
-        gzip,
-        brotli: OnceLock::new(),
-        brotli_queued: AtomicBool::new(false),
-        etag: HeaderValue::from_str(&etag).expect("ASCII etag"),
-    })
+    let (raw, gzip) = match stitched {
+        Some(s) => (Some(s.raw), Some(s.gzip)),
+        None => (None, None),
+    };
+    Ok(CachedTile { raw, gzip, brotli: OnceLock::new(), brotli_queued: AtomicBool::new(false), etag: HeaderValue::from_str(&etag).expect("ASCII etag") })
 }
 
 fn brotli(raw: &[u8]) -> Bytes {

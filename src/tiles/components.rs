@@ -245,18 +245,20 @@ impl ComponentLayer {
     /// in a shifted datum the area is the WGS84 tiles it draws from, so it may cluster a
     /// little earlier than the WGS84 tile).
     pub fn clustered(&self, frame: &TileFrame, datum: Datum, max_points: u32) -> bool {
-        if frame.z < self.full_zoom {
-            return true;
-        }
+        frame.z < self.full_zoom || self.load(frame, datum) > max_points as usize
+    }
+
+    /// The number of components tile `frame` draws from: those of its source area (the tile
+    /// itself in WGS84, the WGS84 tiles it draws from in a shifted datum).
+    pub fn load(&self, frame: &TileFrame, datum: Datum) -> usize {
         let (sources, _) = Self::sources(frame, datum);
-        let n: usize = sources
+        sources
             .iter()
             .map(|&(tx, ty)| {
                 let (a, b) = self.run(frame.z, tx, ty);
                 b - a
             })
-            .sum();
-        n > max_points as usize
+            .sum()
     }
 
     /// Encodes the tile's components, one point each or as clusters (see [`Self::clustered`]).

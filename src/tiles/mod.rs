@@ -64,6 +64,7 @@ mod components;
 pub(crate) mod encoder;
 mod grids;
 pub(crate) mod mercator;
+pub mod parts;
 mod shapes;
 mod topology;
 pub mod vector_tile;
@@ -80,6 +81,7 @@ use components::ComponentLayer;
 use encoder::LayerBuilder;
 use grids::GridLayer;
 use mercator::TileFrame;
+use parts::{Part, PartCache, PartKey};
 use zones::ZoneLayer;
 
 pub use components::{CELLS as CLUSTER_CELLS, RADIUS_PER_TILE as CLUSTER_RADIUS_PER_TILE};
@@ -242,6 +244,9 @@ pub struct TileSet {
     grids: std::sync::Arc<GridLayer>,
     zones: std::sync::Arc<ZoneLayer>,
     components: std::sync::Arc<ComponentLayer>,
+    /// The compressed components parts of dense tiles, made on request: shared, like the
+    /// components layer they come from, with the snapshots that share it.
+    component_parts: std::sync::Arc<PartCache>,
     levels: usize,
     grid_count: usize,
     zone_count: usize,
@@ -273,6 +278,7 @@ impl TileSet {
             grids: grids.into(),
             zones: zones.into(),
             components: components.into(),
+            component_parts: std::sync::Arc::new(PartCache::new(parts::PART_CACHE_BYTES)),
         }
     }
 
@@ -300,6 +306,7 @@ impl TileSet {
             config: self.config.clone(),
             grids: grids.map_or_else(|| self.grids.clone(), Into::into),
             zones: zones.map_or_else(|| self.zones.clone(), Into::into),
+            component_parts: if components.is_some() { std::sync::Arc::new(PartCache::new(parts::PART_CACHE_BYTES)) } else { self.component_parts.clone() },
             components: components.map_or_else(|| self.components.clone(), Into::into),
         }
     }
@@ -388,6 +395,53 @@ impl TileSet {
     /// `Ok(None)`: the tile is empty. The same inputs give the same bytes. `city` must be the
     /// city the set was built from.
     pub fn encode(&self, city: &City, layers: &[Layer], z: u8, x: u32, y: u32, datum: Datum) -> Result<Option<Vec<u8>>, TileError> {
+        let frame = self.frame(city, z, x, y)?;
+        let mut tile = Vec::new();
+        for layer in dedup(layers) {
+            if let Some(field) = self.layer_field(city, layer, &frame, datum) {
+                tile.extend_from_slice(&field);
+            }
+        }
+        Ok((!tile.is_empty()).then_some(tile))
+    }
+
+    /// The same tile as [`TileSet::encode`], as one [`Part`] per non-empty layer in tile order
+    /// (each that layer's field, compressed on its own; [`parts::stitch`] makes the tile and
+    /// its gzip member). The components part of a dense tile (at least
+    /// [`parts::PART_MIN_BYTES`] raw, or drawn from at least [`parts::PART_MIN_COMPONENTS`]
+    /// components) is kept in a size-bounded cache of the components snapshot and reused by
+    /// every later request of that tile, whatever other layers it asks for. `Ok(None)`: empty.
+    pub fn encode_parts(&self, city: &City, layers: &[Layer], z: u8, x: u32, y: u32, datum: Datum) -> Result<Option<Vec<std::sync::Arc<Part>>>, TileError> {
+        let frame = self.frame(city, z, x, y)?;
+        let mut parts = Vec::new();
+        for layer in dedup(layers) {
+            let part = if layer == Layer::Components {
+                let key = PartKey { z, x, y, datum, extent: self.config.extent.max(1), max_points: self.config.max_points_per_tile };
+                match self.component_parts.get(&key) {
+                    Some(p) => Some(p),
+                    None => self.layer_field(city, layer, &frame, datum).map(|field| {
+                        let heavy = field.len() >= parts::PART_MIN_BYTES || self.components.load(&frame, datum) >= parts::PART_MIN_COMPONENTS;
+                        let part = std::sync::Arc::new(Part::new(field));
+                        if heavy {
+                            self.component_parts.insert(key, part.clone());
+                        }
+                        part
+                    }),
+                }
+            } else {
+                self.layer_field(city, layer, &frame, datum).map(|field| std::sync::Arc::new(Part::new(field)))
+            };
+            parts.extend(part);
+        }
+        Ok((!parts.is_empty()).then_some(parts))
+    }
+
+    /// Bytes held by the cache of compressed components parts (as weighed) and their number.
+    pub fn component_parts_size(&self) -> (u64, u64) {
+        self.component_parts.size()
+    }
+
+    fn frame(&self, city: &City, z: u8, x: u32, y: u32) -> Result<TileFrame, TileError> {
         if z > self.config.max_zoom || z > 32 || (x as u64) >= (1u64 << z) || (y as u64) >= (1u64 << z) {
             return Err(TileError::OutOfRange { z, x, y, max_zoom: self.config.max_zoom });
         }
@@ -395,54 +449,53 @@ impl TileSet {
             city.grids.len() == self.grid_count && city.zones.len() == self.zone_count && city.components.len() == self.component_count,
             "TileSet::encode was given another city than the one it was built from"
         );
-        let extent = self.config.extent.max(1);
-        let frame = TileFrame::new(z, x, y, extent);
-        let mut out = Vec::new();
-        let mut done = [false; Layer::ALL.len()];
-        for &layer in layers {
-            if std::mem::replace(&mut done[layer as usize], true) {
-                continue;
-            }
-            let built = match layer {
-                Layer::Grids => {
-                    let mut b = LayerBuilder::new(layer.name(), extent, &grids::KEYS);
-                    self.grids.encode(city, &frame, datum, extent, self.config.buffer, |l| self.config.min_zoom_of_level(l), &mut b);
-                    b
-                }
-                Layer::Zones => {
-                    let mut b = LayerBuilder::new(layer.name(), extent, &zones::KEYS);
-                    if z >= self.config.zone_min_zoom {
-                        self.zones.encode(city, &frame, datum, extent, self.config.buffer, &mut b);
-                    }
-                    b
-                }
-                Layer::Components => {
-                    let clustered = self.components.clustered(&frame, datum, self.config.max_points_per_tile);
-                    let mut b = if clustered {
-                        let keys = self.components.cluster_keys();
-                        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                        LayerBuilder::new(layer.name(), extent, &keys)
-                    } else {
-                        LayerBuilder::new(layer.name(), extent, &components::KEYS)
-                    };
-                    self.components.encode(city, &frame, datum, clustered, &mut b);
-                    b
-                }
-            };
-            if !built.is_empty() {
-                out.push(built);
-            }
-        }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        // The `Tile` message: each layer as a length-delimited `layers` field.
-        let mut tile = Vec::new();
-        for layer in out {
-            layer.finish_into(&mut tile);
-        }
-        Ok(Some(tile))
+        Ok(TileFrame::new(z, x, y, self.config.extent.max(1)))
     }
+
+    /// One layer's `layers` field of the tile (key, length, message), or `None` when the layer
+    /// has no feature there.
+    fn layer_field(&self, city: &City, layer: Layer, frame: &TileFrame, datum: Datum) -> Option<Vec<u8>> {
+        let extent = self.config.extent.max(1);
+        let built = match layer {
+            Layer::Grids => {
+                let mut b = LayerBuilder::new(layer.name(), extent, &grids::KEYS);
+                self.grids.encode(city, frame, datum, extent, self.config.buffer, |l| self.config.min_zoom_of_level(l), &mut b);
+                b
+            }
+            Layer::Zones => {
+                let mut b = LayerBuilder::new(layer.name(), extent, &zones::KEYS);
+                if frame.z >= self.config.zone_min_zoom {
+                    self.zones.encode(city, frame, datum, extent, self.config.buffer, &mut b);
+                }
+                b
+            }
+            Layer::Components => {
+                let clustered = self.components.clustered(frame, datum, self.config.max_points_per_tile);
+                let mut b = if clustered {
+                    let keys = self.components.cluster_keys();
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    LayerBuilder::new(layer.name(), extent, &keys)
+                } else {
+                    LayerBuilder::new(layer.name(), extent, &components::KEYS)
+                };
+                self.components.encode(city, frame, datum, clustered, &mut b);
+                b
+            }
+        };
+        if built.is_empty() {
+            return None;
+        }
+        // The `Tile` message is its layers, each a length-delimited `layers` field.
+        let mut field = Vec::new();
+        built.finish_into(&mut field);
+        Some(field)
+    }
+}
+
+/// `layers` without repeats, in the order given.
+fn dedup(layers: &[Layer]) -> impl Iterator<Item = Layer> + '_ {
+    let mut done = [false; Layer::ALL.len()];
+    layers.iter().copied().filter(move |&l| !std::mem::replace(&mut done[l as usize], true))
 }
 
 #[cfg(test)]

@@ -400,3 +400,48 @@ fn component_tiles_are_byte_identical_to_the_per_feature_encoder_on_the_demo_cit
         }
     }
 }
+
+/// The tile stitched from parts (the first time, and again with the dense tiles' components
+/// parts taken from the cache) is [`TileSet::encode`]'s, and its gzip member decodes to it with
+/// a single-member decoder (a browser) and a multi-member one.
+#[test]
+fn stitched_tiles_decompress_to_the_directly_encoded_tile_on_the_demo_cities() {
+    use std::io::Read;
+
+    use crate::demo::{DemoSpec, Preset, generate};
+    let combos: [&[Layer]; 4] = [&[Layer::Components], &[Layer::Grids, Layer::Components], &Layer::ALL, &[Layer::Grids, Layer::Zones]];
+    for (preset, components, per_zoom) in [(Preset::Tiny, None, 60), (Preset::Wuzhong, Some(20_000), 40)] {
+        let city = generate(&DemoSpec { preset, components, seed: 1 }, &|_, _| {}).unwrap().city;
+        let set = TileSet::build(&city, TileConfig::default());
+        let mut compared = 0usize;
+        for datum in [Datum::Wgs84, Datum::Gcj02] {
+            for z in 0..=18u8 {
+                for (x, y) in component_tiles(&city, z, datum, per_zoom) {
+                    for layers in combos {
+                        let direct = set.encode(&city, layers, z, x, y, datum).unwrap();
+                        // Twice: made, then (for a dense tile) its components part reused.
+                        for _ in 0..2 {
+                            let parts = set.encode_parts(&city, layers, z, x, y, datum).unwrap();
+                            let Some(parts) = parts else {
+                                assert_eq!(direct, None, "{preset:?} {datum} {z}/{x}/{y} {layers:?}");
+                                continue;
+                            };
+                            let direct = direct.as_deref().expect("parts of a non-empty tile");
+                            let s = parts::stitch(&parts);
+                            assert_eq!(&s.raw[..], direct, "{preset:?} {datum} {z}/{x}/{y} {layers:?}");
+                            assert_eq!(s.crc, crc32fast::hash(direct));
+                            let (mut single, mut multi) = (Vec::new(), Vec::new());
+                            flate2::read::GzDecoder::new(&s.gzip[..]).read_to_end(&mut single).unwrap();
+                            flate2::read::MultiGzDecoder::new(&s.gzip[..]).read_to_end(&mut multi).unwrap();
+                            assert!(single == direct && multi == direct, "{preset:?} {datum} {z}/{x}/{y} {layers:?}: gzip decodes to the tile");
+                            compared += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let (bytes, kept) = set.component_parts_size();
+        assert!(compared > 1000, "{preset:?}: {compared} tiles compared");
+        assert!(kept > 0 && bytes <= parts::PART_CACHE_BYTES, "{preset:?}: dense tiles' components parts are reused ({kept} kept, {bytes} B)");
+    }
+}
