@@ -1,23 +1,50 @@
 #!/usr/bin/env python3
-"""Diagnosis of issue 17's routing p99 during a switch: the latency of small durable appends
-(what the audit log does per routed case: a 4 KiB overwrite + fdatasync, every ~4 ms) while
-another thread writes a 208 MB file (what an import does with the new layer), for each way of
-writing that file, repeated and interleaved; latencies aggregated per mode, quiet (before and
-after the write) against during the write.
+"""Diagnosis of issue 17's routing p99 during a switch (BENCHMARKS.md, "Routing during a
+switch: where a routed case waits"). Two experiments on the disk under test:
 
-  python3 benches/fsync_behind_writer.py DIR REPS MODE…
-  python3 benches/fsync_behind_writer.py /srv/citygrid 4 srf:2048 fds:512 fds:1024 none:0
+1. `DIR REPS MODE…`: the latency of small durable appends (what the audit log does per routed
+   case: a 4 KiB overwrite + fdatasync, every ~4 ms) while another thread writes a 208 MB file
+   (what an import does with the new layer), per way of writing that file, repeated and
+   interleaved; latencies aggregated per mode, quiet (before and after the write) against
+   during the write. MODE is KIND:KiB — `srf:2048`: sync_file_range every 2 MiB, starting this
+   chunk's writeback and waiting for the last one's, one fsync at the end (src/store/atomic.rs);
+   `fds:512`: fdatasync every 512 KiB; `none:0`: plain writes, one fsync at the end.
 
-MODE is KIND:KiB — `srf:2048`: sync_file_range every 2 MiB, start this chunk's writeback and
-wait for the last one's, one fsync at the end (citygrid before this change); `fds:512`:
-fdatasync every 512 KiB (src/store/atomic.rs now); `none:0`: plain writes, one fsync at the end.
+     python3 benches/fsync_behind_writer.py /srv/citygrid 5 srf:2048 fds:512 none:0
+
+2. `DIR carry`: whether a flush carries data handed to the disk before it — an fsync of 4 KiB
+   in one file right after 0, 2, 8 or 32 MiB of another were written and completed with
+   sync_file_range (handed over, not flushed), 12 times each. If the time grew with the MiB,
+   the layer would have to be flushed as it is written, not only handed over.
+
+     python3 benches/fsync_behind_writer.py /srv/citygrid carry
+
 DIR must be on the disk under test (the data directory's), not tmpfs.
 """
 import os, sys, time, threading, ctypes, random
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
 WRITE, WAIT_BEFORE, WAIT_AFTER = 2, 1, 4
-d = sys.argv[1]; reps = int(sys.argv[2]); modes = sys.argv[3:]
+d = sys.argv[1]
+if sys.argv[2] == "carry":
+    a = os.open(f"{d}/a", os.O_RDWR | os.O_CREAT); os.ftruncate(a, 1 << 20); os.fsync(a)
+    b = os.open(f"{d}/b", os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+    res = {}
+    for rep in range(12):
+        for mb in (0, 2, 8, 32):
+            if mb:
+                os.pwrite(b, os.urandom(mb << 20), 0)
+                libc.sync_file_range(b, 0, mb << 20, WAIT_BEFORE | WRITE | WAIT_AFTER)
+            time.sleep(0.05)
+            os.pwrite(a, os.urandom(4096), 0)
+            t = time.perf_counter(); os.fsync(a)
+            res.setdefault(mb, []).append((time.perf_counter() - t) * 1e3)
+    os.close(a); os.close(b); os.unlink(f"{d}/a"); os.unlink(f"{d}/b")
+    for mb, v in res.items():
+        v.sort()
+        print(f"{mb:3} MiB handed over before: fsync of 4 KiB elsewhere p50 {v[len(v) // 2]:.2f} ms, max {v[-1]:.2f} ms")
+    sys.exit(0)
+reps = int(sys.argv[2]); modes = sys.argv[3:]
 total = 208 << 20
 res = {}
 def run(mode):
