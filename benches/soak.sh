@@ -6,7 +6,11 @@
 # side by side — and the server's memory: at start and end, and per switch the RSS and the
 # snapshots alive (`citygrid_snapshots_alive`) just before it, the peak until the next switch,
 # and just before the next one (sampled every second; MEMORY_LOG=FILE keeps the samples:
-# unix time, RSS KiB, snapshots alive).
+# unix time, RSS KiB, snapshots alive). The same sampler reads the server's audit-append
+# histogram (`citygrid_audit_append_duration_seconds`: the durable write of each routed case)
+# and prints its appends in quiet and switch windows by latency bucket — the disk's share of
+# routing latency, less sensitive to CPU noise than the client's p99 (AUDIT_LOG=FILE keeps the
+# samples: unix time, then `le=count` per bucket).
 #
 #   benches/soak.sh                       # xicheng, 600 s, a switch every 60 s (the first at 30 s)
 #   DURATION=60 benches/soak.sh           # a short run: one switch
@@ -76,8 +80,11 @@ rss_start=$(kib "$spid" VmRSS)
 t0=$EPOCHREALTIME
 (
   while kill -0 "$spid" 2>/dev/null; do
-    alive=$(curl -s --max-time 2 "$url/metrics" | awk '$1 == "citygrid_snapshots_alive" {print $2}')
-    echo "$EPOCHREALTIME $(kib "$spid" VmRSS) ${alive:--}"
+    at=$EPOCHREALTIME
+    metrics=$(curl -s --max-time 2 "$url/metrics")
+    alive=$(awk '$1 == "citygrid_snapshots_alive" {print $2}' <<<"$metrics")
+    echo "$at $(kib "$spid" VmRSS) ${alive:--}"
+    echo "$at $(sed -n 's/^citygrid_audit_append_duration_seconds_bucket{le="\([^"]*\)"} \([0-9.e+]*\).*/\1=\2/p' <<<"$metrics" | tr '\n' ' ')" >>"$tmp/audit.txt"
     sleep 1
   done
 ) >"$tmp/memory.txt" 2>/dev/null &
@@ -87,6 +94,37 @@ status=0
   switch_every="${SWITCH_EVERY:-60}" settle="${SETTLE:-3}" token="$token" | tee "$tmp/client.out" || status=${PIPESTATUS[0]}
 kill "$sampler" 2>/dev/null || true
 [ -z "${MEMORY_LOG:-}" ] || cp "$tmp/memory.txt" "$MEMORY_LOG"
+[ -z "${AUDIT_LOG:-}" ] || cp "$tmp/audit.txt" "$AUDIT_LOG"
+# Audit appends per window kind, by latency bucket: each second's new appends go to the switch
+# windows if that second overlaps one (from the PUT until SETTLE s after its answer).
+python3 - "$tmp/client.out" "$tmp/audit.txt" "$t0" "${SETTLE:-3}" <<'PY'
+import re, sys
+t0, settle = float(sys.argv[3]), float(sys.argv[4])
+switches = [(float(a), float(b)) for a, b in re.findall(r"^  switch +([0-9.]+) s → +([0-9.]+) s", open(sys.argv[1]).read(), re.M)]
+rows = []
+for line in open(sys.argv[2]):
+    f = line.split()
+    if len(f) > 1:
+        rows.append((float(f[0]) - t0, {k: float(v) for k, v in (x.split("=") for x in f[1:])}))
+if len(rows) < 2 or not rows[0][1]:
+    sys.exit(0)
+les = sorted(rows[0][1], key=lambda k: float(k))
+sums = {False: dict.fromkeys(les, 0.0), True: dict.fromkeys(les, 0.0)}
+for (a, prev), (b, cur) in zip(rows, rows[1:]):
+    switch = any(b >= s and a <= e + settle for s, e in switches)
+    for k in les:
+        sums[switch][k] += cur.get(k, 0) - prev.get(k, 0)
+def pct(c, p):
+    n = c["+Inf"]
+    return next(("≤ %g ms" % (float(k) * 1000) if k != "+Inf" else "> 1 s") for k in les if c[k] >= p * n) if n else "-"
+print("audit appends (server histogram), cumulative share by latency:")
+shown = [k for k in les if k != "+Inf" and 0.0005 <= float(k) <= 0.1]
+print("  %-7s %7s | %s | %8s %8s" % ("window", "appends", " ".join("%8s" % ("≤%gms" % (float(k) * 1000)) for k in shown), "p50", "p99"))
+for name, c in (("quiet", sums[False]), ("switch", sums[True])):
+    n = c["+Inf"]
+    cells = " ".join("%7.2f%%" % (100 * c[k] / n) if n else "%8s" % "-" for k in shown)
+    print("  %-7s %7d | %s | %8s %8s" % (name, n, cells, pct(c, 0.5), pct(c, 0.99)))
+PY
 # Per switch: RSS and snapshots alive just before it, the peak while it ran (until the next
 # one), and at its end (just before the next switch, or at the end of the run).
 python3 - "$tmp/client.out" "$tmp/memory.txt" "$t0" <<'PY'

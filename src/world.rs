@@ -464,9 +464,9 @@ pub const BACKGROUND_NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`] and its disk priority to
 /// the lowest of the best-effort class (Linux: per thread, and inherited by the threads it
-/// starts; elsewhere nothing). The disk scheduler (mq-deadline, BFQ) then serves the writes
-/// this thread issues itself — a staged layer's chunks and its fsync — after the audit log's
-/// fsyncs of routed cases. (Not the idle class: under a steady stream of routed cases it could
+/// starts; elsewhere nothing). BFQ then serves the writes this thread issues itself — a staged
+/// layer's chunks and its fsync — after those of serving threads; mq-deadline orders only by
+/// class (real-time, best-effort, idle), not by level within one. (Not the idle class: under a steady stream of routed cases it could
 /// starve an import, and hold up a journal commit the audit log's fsync waits for.) Cannot be undone without
 /// privileges: call it only on threads started for background work, never on a pool's.
 pub fn lower_thread_priority() {
