@@ -75,15 +75,18 @@ kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 echo "preset $preset: $(wc -l <"$tmp/in/points.txt") traffic points, $(du -m "$tmp/in/upload.fgb" | cut -f1) MB components layer to re-import;" \
   "$(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 rss_start=$(kib "$spid" VmRSS)
-# Memory over time, every second: the time (EPOCHREALTIME), the server's RSS (KiB),
-# and the snapshots alive (citygrid_snapshots_alive of /metrics; "-" for a binary without it).
+# Memory over time, every second: the time (EPOCHREALTIME), the server's RSS (KiB), the
+# snapshots alive (citygrid_snapshots_alive of /metrics; "-" for a binary without it) and the
+# bytes held by the tile cache (citygrid_tile_cache_bytes: bounded by --tile-cache-mb, so RSS
+# less the cache is what must stay flat).
 t0=$EPOCHREALTIME
 (
   while kill -0 "$spid" 2>/dev/null; do
     at=$EPOCHREALTIME
     metrics=$(curl -s --max-time 2 "$url/metrics")
     alive=$(awk '$1 == "citygrid_snapshots_alive" {print $2}' <<<"$metrics")
-    echo "$at $(kib "$spid" VmRSS) ${alive:--}"
+    cache=$(awk '$1 == "citygrid_tile_cache_bytes" {print $2}' <<<"$metrics")
+    echo "$at $(kib "$spid" VmRSS) ${alive:--} ${cache:--}"
     echo "$at $(sed -n 's/^citygrid_audit_append_duration_seconds_bucket{le="\([^"]*\)"} \([0-9.e+]*\).*/\1=\2/p' <<<"$metrics" | tr '\n' ' ')" >>"$tmp/audit.txt"
     sleep 1
   done
@@ -134,10 +137,13 @@ switches = [(float(a), float(b)) for a, b in re.findall(r"^  switch +([0-9.]+) s
 rows = []
 for line in open(sys.argv[2]):
     f = line.split()
-    if len(f) == 3 and f[1].isdigit():
-        rows.append((float(f[0]) - t0, int(f[1]) / 1024, f[2]))
+    if len(f) >= 3 and f[1].isdigit():
+        cache = float(f[3]) / 2**20 if len(f) > 3 and f[3] != "-" else None
+        rows.append((float(f[0]) - t0, int(f[1]) / 1024, f[2], cache))
+def less_cache(r):
+    return "" if r[3] is None else f" [tile cache {r[3]:.0f}, RSS less cache {r[1] - r[3]:.0f}]"
 if switches and rows:
-    print("memory per switch: RSS MiB (snapshots alive) before → peak (max alive) until the next → at the next switch / the end")
+    print("memory per switch: RSS MiB (snapshots alive) before → peak (max alive) until the next → at the next switch / the end [its tile cache MiB]")
     for i, (a, b) in enumerate(switches):
         nxt = switches[i + 1][0] if i + 1 < len(switches) else float("inf")
         before = [r for r in rows if r[0] <= a]
@@ -147,7 +153,7 @@ if switches and rows:
         peak = max(during, key=lambda r: r[1])
         alive = max((r[2] for r in during), key=lambda v: -1 if v == "-" else int(v))
         end = during[-1]
-        print(f"  switch {i + 1:2} at {a:6.1f} s: {before[-1][1]:6.0f} ({before[-1][2]}) → {peak[1]:6.0f} ({alive}) → {end[1]:6.0f} ({end[2]})")
+        print(f"  switch {i + 1:2} at {a:6.1f} s: {before[-1][1]:6.0f} ({before[-1][2]}) → {peak[1]:6.0f} ({alive}) → {end[1]:6.0f} ({end[2]}){less_cache(end)}")
 PY
 rss_end=$(kib "$spid" VmRSS)
 hwm=$(kib "$spid" VmHWM)
