@@ -6,7 +6,7 @@
 # side by side — and the server's memory: at start and end, and per switch the RSS and the
 # snapshots alive (`citygrid_snapshots_alive`) just before it, the peak until the next switch,
 # and just before the next one (sampled every second; MEMORY_LOG=FILE keeps the samples:
-# unix time, RSS KiB, snapshots alive). The same sampler reads the server's audit-append
+# unix time, RSS KiB, snapshots alive, tile cache bytes). The same sampler reads the server's audit-append
 # histogram (`citygrid_audit_append_duration_seconds`: the durable write of each routed case)
 # and prints its appends in quiet and switch windows by latency bucket — the disk's share of
 # routing latency, less sensitive to CPU noise than the client's p99 (AUDIT_LOG=FILE keeps the
