@@ -398,6 +398,10 @@ impl WorldHandle {
         // from its top), and RSS grew by 60–90 MiB per switch without a plateau
         // (benches/soak.sh). With few arenas, the next import reuses what the last freed.
         // `MALLOC_ARENA_MAX` in the environment wins.
+        //
+        // The `citygrid` binary itself allocates with mimalloc (src/main.rs), which these
+        // tunables do not touch: they still hold for what C code allocates there (SQLite) and
+        // for a program that uses this library with the system allocator.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         // SAFETY: mallopt only sets tunables of glibc's allocator.
         unsafe {
