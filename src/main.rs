@@ -1045,6 +1045,9 @@ fn tile_sizes(args: TileSizesArgs) -> Result<()> {
     let loaded = open_city_store(&config.data)?.load_city(&|_, _| {}).with_context(|| format!("loading {}", config.data.display()))?;
     let world = World::with_tiles(loaded, config.tiles);
     let zooms = budget::measure(&world.tiles, &world.city, &layers, &datums)?;
+    if zooms.is_empty() {
+        bail!("{} has no grids, zones or components yet: no tile to measure (import a layer first)", config.data.display());
+    }
     let budget_bytes = args.max_kb * 1024;
     let over: Vec<&budget::ZoomSizes> = zooms.iter().filter(|z| z.largest.bytes > budget_bytes).collect();
     if args.json {

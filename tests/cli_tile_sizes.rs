@@ -46,8 +46,8 @@ fn every_zoom_reports_its_largest_tile_as_the_server_encodes_it() {
         for c in &world.city.components {
             *weight.entry(tile_of(c.location.x, c.location.y, z)).or_default() += 1;
         }
-        for g in &world.city.grids {
-            let c = g.geometry.bounding_rect().unwrap().center();
+        for outline in world.city.grids.iter().map(|g| &g.geometry).chain(world.city.zones.iter().map(|z| &z.geometry)) {
+            let c = outline.bounding_rect().unwrap().center();
             weight.entry(tile_of(c.x, c.y, z)).or_default();
         }
         assert_eq!(entry["candidates"], weight.len(), "z{z}");
@@ -100,6 +100,13 @@ fn unknown_layers_datums_and_empty_directories_are_refused() {
     let empty = run(&[], dir.path());
     assert_ne!(empty.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no city"), "{}", String::from_utf8_lossy(&empty.stderr));
+    // A new city before any layer: nothing to measure, said as such.
+    let init = Command::new(env!("CARGO_BIN_EXE_citygrid")).args(["init", "--name", "x", "--crs", "EPSG:4549", "--data"]).arg(dir.path()).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let new_city = run(&[], dir.path());
+    assert_eq!(new_city.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&new_city.stderr).contains("no grids, zones or components yet"), "{}", String::from_utf8_lossy(&new_city.stderr));
+    let dir = tempfile::tempdir().unwrap();
     common::write_tiny(dir.path());
     let layer = run(&["--layers", "grids,roads"], dir.path());
     assert_eq!(layer.status.code(), Some(1));

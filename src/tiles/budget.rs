@@ -4,8 +4,8 @@
 //! and most CDNs are comfortable up to ~500 KB of uncompressed MVT).
 //!
 //! Which tiles: a tile's weight is the number of components whose location (WGS84) falls in
-//! it; tiles that hold a grid's bounding-box centre but no component weigh 0 but are still
-//! candidates, so a city of grids only is measured too. At a zoom with at most
+//! it; tiles that hold a grid's or a zone's bounding-box centre but no component weigh 0 but
+//! are still candidates, so a city of grids (or zones) only is measured too. At a zoom with at most
 //! [`ALL_TILES_UP_TO`] candidates every one is encoded; above that the
 //! [`DENSEST`] heaviest (ties by x, then y) and an even spread of about as many of the rest.
 //! Sizes are of the uncompressed tile bytes, as encoded for the datums asked (a GCJ-02 tile
@@ -43,7 +43,7 @@ pub struct TileSize {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ZoomSizes {
     pub zoom: u8,
-    /// Candidate tiles at this zoom (holding a component or a grid's centre).
+    /// Candidate tiles at this zoom (holding a component, or a grid's or a zone's centre).
     pub candidates: usize,
     /// Tiles encoded.
     pub measured: usize,
@@ -57,11 +57,11 @@ pub struct ZoomSizes {
 
 /// Every zoom `0..=max_zoom` of `set`, measured for `layers` in each of `datums`.
 ///
-/// `set` must have been built from `city`. An empty city gives no zooms.
+/// `set` must have been built from `city`. A city with no grids, zones or components gives no zooms.
 pub fn measure(set: &TileSet, city: &City, layers: &[Layer], datums: &[Datum]) -> Result<Vec<ZoomSizes>, TileError> {
     let quantized: Vec<[u32; 2]> = city.components.iter().map(|c| mercator::to_quantized(c.location.x, c.location.y)).collect();
-    let centres: Vec<[u32; 2]> =
-        city.grids.iter().filter_map(|g| geo::BoundingRect::bounding_rect(&g.geometry)).map(|r| mercator::to_quantized(r.center().x, r.center().y)).collect();
+    let outlines = city.grids.iter().map(|g| &g.geometry).chain(city.zones.iter().map(|z| &z.geometry));
+    let centres: Vec<[u32; 2]> = outlines.filter_map(geo::BoundingRect::bounding_rect).map(|r| mercator::to_quantized(r.center().x, r.center().y)).collect();
     let mut zooms = Vec::new();
     for z in 0..=set.config().max_zoom {
         let tile = |p: &[u32; 2]| ((u64::from(p[0]) >> (32 - u32::from(z))) as u32, (u64::from(p[1]) >> (32 - u32::from(z))) as u32);
