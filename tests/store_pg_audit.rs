@@ -8,11 +8,12 @@
 //! (each test makes its own, with PostGIS). Without it every test is skipped with a message,
 //! unless `CITYGRID_REQUIRE_PG=1` (CI: `.ci/postgres.sh`), which makes a skip a failure.
 
-use std::io::Write;
+mod common;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, TimeDelta, Utc};
-use postgres::{Client, NoTls};
+use common::pg::TestDb;
 use serde_json::json;
 
 use citygrid::caselog::{self, AuditRecord, StatsLevel};
@@ -22,44 +23,16 @@ use citygrid::store::pg_audit::PgAudit;
 
 /// The test database's URL, or `None` (skipped, said on stderr) without one.
 fn database() -> Option<String> {
-    match std::env::var("CITYGRID_TEST_PG") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var("CITYGRID_REQUIRE_PG").is_ok_and(|v| v == "1") {
-                panic!("CITYGRID_REQUIRE_PG=1 but CITYGRID_TEST_PG is not set: the PostgreSQL audit tests cannot be skipped here (run .ci/postgres.sh)");
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: the PostgreSQL audit log tests need CITYGRID_TEST_PG=postgres://… (bash .ci/postgres.sh start prints one)"
-            );
-            None
-        }
-    }
+    common::pg::database("PostgreSQL audit log")
 }
 
-/// A fresh database with PostGIS for one test, dropped at the end.
-struct TestDb {
-    admin_url: String,
-    name: String,
-    url: String,
+/// The audit log's view of a test database.
+trait AuditDb {
+    fn log(&self) -> AuditLog;
+    fn count_sums(&self) -> (i64, i64, i64, i64);
 }
 
-impl TestDb {
-    fn new(admin_url: &str, test: &str) -> TestDb {
-        let name = format!("citygrid_a_{test}_{}", std::process::id());
-        let mut admin = Client::connect(admin_url, NoTls).unwrap();
-        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
-        admin.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        let base = admin_url.split('?').next().unwrap();
-        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        Client::connect(&url, NoTls).unwrap().batch_execute("CREATE EXTENSION IF NOT EXISTS postgis").unwrap();
-        TestDb { admin_url: admin_url.to_owned(), name, url }
-    }
-
-    fn client(&self) -> Client {
-        Client::connect(&self.url, NoTls).unwrap()
-    }
-
+impl AuditDb for TestDb {
     /// The shared log of this database, as `serve --store` opens it.
     fn log(&self) -> AuditLog {
         let store = Arc::new(PgStore::connect(&self.url).unwrap());
@@ -78,14 +51,6 @@ impl TestDb {
             )
             .unwrap();
         (r.get(0), r.get(1), r.get(2), r.get(3))
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = Client::connect(&self.admin_url, NoTls) {
-            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-        }
     }
 }
 
@@ -147,7 +112,7 @@ const WINDOWS: [(Option<&str>, Option<&str>); 10] = [
 #[test]
 fn statistics_and_pages_equal_the_sqlite_logs_byte_for_byte() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "same");
+    let db = TestDb::new(&url, "a", "same");
     let pg = db.log();
     let dir = tempfile::tempdir().unwrap();
     let lite = AuditLog::open(dir.path()).unwrap();
@@ -201,7 +166,7 @@ fn statistics_and_pages_equal_the_sqlite_logs_byte_for_byte() {
 #[test]
 fn retention_takes_the_counts_of_the_deleted_decisions() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "retention");
+    let db = TestDb::new(&url, "a", "retention");
     let log = db.log();
     // 4,500 old decisions (more than two retention batches) over three days, then recent ones.
     let old = make("2020-01-05T10:00:00+08:00", 4500, 50, 0);
@@ -235,7 +200,7 @@ fn retention_takes_the_counts_of_the_deleted_decisions() {
 #[test]
 fn a_log_without_count_tables_gets_them_built_when_opened() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "migrate");
+    let db = TestDb::new(&url, "a", "migrate");
     let all = decisions();
     {
         let log = db.log();
@@ -270,7 +235,7 @@ fn a_log_without_count_tables_gets_them_built_when_opened() {
 #[test]
 fn concurrent_appenders_all_land_with_their_counts() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "concurrent");
+    let db = TestDb::new(&url, "a", "concurrent");
     let log = Arc::new(db.log());
     let threads: Vec<_> = (0..8)
         .map(|th| {
@@ -310,7 +275,7 @@ fn concurrent_appenders_all_land_with_their_counts() {
 #[test]
 fn closed_months_held_by_one_replica_follow_another_replicas_writes() {
     let Some(url) = database() else { return };
-    let db = TestDb::new(&url, "closed_months");
+    let db = TestDb::new(&url, "a", "closed_months");
     let (a, b) = (db.log(), db.log());
     // Closed months (2026-06-03 to early September) and this month.
     let mut rows = make("2026-06-03T09:00:00+08:00", 900, 9000, 0);
